@@ -1,0 +1,5 @@
+"""The ``mqlog`` command line (typer + rich)."""
+
+from mqlog.cli._app import app, main
+
+__all__ = ["app", "main"]

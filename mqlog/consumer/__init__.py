@@ -1,0 +1,1 @@
+"""Reading side: consumers, consumer groups and queue semantics (to come)."""

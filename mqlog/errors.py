@@ -1,0 +1,92 @@
+"""The mqlog exception hierarchy.
+
+Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
+
+    MqlogError
+    ├── ConfigError                  bad configuration value or combination
+    ├── InvalidTopicError            topic name breaks the naming rules
+    ├── TopicExistsError             create_topic on a name already in use
+    ├── UnknownTopicError            the topic does not exist
+    ├── UnknownPartitionError        the topic has no such partition
+    ├── RecordTooLargeError          a record exceeds max_record_bytes
+    ├── OffsetOutOfRangeError        an offset outside [start_offset, end_offset]
+    ├── CorruptRecordError           a batch on disk fails its checksum or framing
+    └── LogClosedError               the Log (or one of its parts) is closed
+
+Errors caused by bad input are raised before anything is written: a rejected
+call leaves the log directory unchanged. Each error carries a message that says
+what was wrong and, where it helps, the valid alternative.
+"""
+
+from __future__ import annotations
+
+
+class MqlogError(Exception):
+    """Root of every error mqlog raises on purpose."""
+
+    #: True when retrying the same call later may succeed.
+    retriable: bool = False
+
+
+class ConfigError(MqlogError, ValueError):
+    """A configuration value is out of range or of the wrong kind."""
+
+
+class InvalidTopicError(MqlogError, ValueError):
+    """A topic name breaks the rules: ``[a-zA-Z0-9._-]``, 1..249 chars, not ``.``/``..``."""
+
+
+class TopicExistsError(MqlogError):
+    """``create_topic`` was asked for a name that already exists."""
+
+
+class UnknownTopicError(MqlogError, KeyError):
+    """The topic does not exist in this log directory."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownPartitionError(MqlogError, KeyError):
+    """The topic exists but has no partition with that number."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RecordTooLargeError(MqlogError, ValueError):
+    """A record's encoded size is over the topic's ``max_record_bytes``."""
+
+
+class OffsetOutOfRangeError(MqlogError, IndexError):
+    """An offset below the log start or beyond the log end.
+
+    ``start_offset`` and ``end_offset`` give the valid range: offsets from
+    ``start_offset`` up to and including ``end_offset`` may be read (reading
+    at ``end_offset`` returns no records).
+    """
+
+    def __init__(self, message: str, *, offset: int, start_offset: int, end_offset: int):
+        super().__init__(message)
+        self.offset = offset
+        self.start_offset = start_offset
+        self.end_offset = end_offset
+
+
+class CorruptRecordError(MqlogError):
+    """A batch on disk failed its checksum or framing checks.
+
+    Carries where: ``topic``, ``partition``, ``offset`` (the first offset that
+    could not be served) and ``file`` (the segment file's path).
+    """
+
+    def __init__(self, message: str, *, topic: str, partition: int, offset: int, file: str):
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.file = file
+
+
+class LogClosedError(MqlogError):
+    """An operation on a Log, partition or client that was already closed."""

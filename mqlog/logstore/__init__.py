@@ -1,0 +1,8 @@
+"""The log store: topics, partitions, segments and indexes on disk."""
+
+from mqlog.logstore._log import Log, TopicDescription, open
+from mqlog.logstore._partition import PartitionDescription
+from mqlog.logstore._record import Record
+from mqlog.logstore.config import TopicConfig
+
+__all__ = ["Log", "PartitionDescription", "Record", "TopicConfig", "TopicDescription", "open"]

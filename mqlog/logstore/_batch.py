@@ -1,0 +1,223 @@
+"""Encoding appended records into batches and decoding batches into Records.
+
+Encoding happens outside any lock (everything but the base offset and the
+checksum is known before the partition is locked); :meth:`EncodedBatch.frame`
+finishes the batch once the base offset is assigned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import repeat
+
+import msgpack
+import numpy as np
+
+from mqlog.errors import RecordTooLargeError
+from mqlog.logstore import _format as fmt
+from mqlog.logstore._record import NO_HEADERS, Record
+
+_TABLE_ROW = fmt.RECORD_DTYPE.itemsize
+
+
+class EncodedBatch:
+    """A batch ready to be written once it has a base offset."""
+
+    __slots__ = ("count", "attributes", "first_timestamp", "max_timestamp", "table", "payload",
+                 "length")
+
+    def __init__(self, table: np.ndarray, payload: bytes, attributes: int) -> None:
+        self.count = len(table)
+        self.attributes = attributes
+        timestamps = table["timestamp"]
+        self.first_timestamp = int(timestamps[0])
+        self.max_timestamp = int(timestamps.max())
+        self.table = table
+        self.payload = payload
+        self.length = fmt.BATCH_HEADER_SIZE + self.count * _TABLE_ROW + len(payload)
+
+    def frame(self, base_offset: int) -> tuple:
+        """The batch's buffers (header, table, payload) with base offset and checksum set."""
+        header = fmt.pack_header(
+            self.length, self.attributes, base_offset, self.count, self.first_timestamp,
+            self.max_timestamp,
+        )
+        table = self.table.data
+        fmt.seal(header, (table, self.payload))
+        return header, table, self.payload
+
+
+def _as_bytes(value, what: str, index: int) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"record {index}: {what} must be bytes or str, not {type(value).__name__}")
+
+
+def _encode_headers(headers, index: int) -> bytes:
+    if not headers:
+        return b""
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"record {index}: headers must be a mapping of str to bytes")
+    clean = {}
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            raise TypeError(f"record {index}: header names must be str, not {type(name).__name__}")
+        clean[name] = bytes(_as_bytes(value, f"header {name!r}", index))
+    return msgpack.packb(clean, use_bin_type=True)
+
+
+def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[EncodedBatch]:
+    """Encode ``records`` (bytes values or Record objects) into one or more batches.
+
+    Raises TypeError for an item of the wrong kind and RecordTooLargeError for a
+    record over ``max_record_bytes`` (key + headers + value); nothing is
+    written in either case. Inputs over ``BATCH_BYTES_MAX`` are split into
+    several batches, in order.
+    """
+    count = len(records)
+    if count == 0:
+        return []
+    try:
+        payload = b"".join(records)  # fast path: every item is a bytes-like value
+    except TypeError:
+        return _encode_general(records, now_ms, max_record_bytes)
+    table = np.empty(count, dtype=fmt.RECORD_DTYPE)
+    table["timestamp"] = now_ms
+    table["key_length"] = -1
+    table["headers_length"] = 0
+    lengths = table["value_length"]
+    lengths[:] = [len(v) if not isinstance(v, memoryview) else v.nbytes for v in records]
+    biggest = int(lengths.max())
+    if biggest > max_record_bytes:
+        index = int(lengths.argmax())
+        raise RecordTooLargeError(
+            f"record {index} is {biggest} bytes, over max_record_bytes={max_record_bytes}"
+        )
+    return _split(table, payload, 0)
+
+
+def _encode_general(records: Sequence, now_ms: int, max_record_bytes: int) -> list[EncodedBatch]:
+    count = len(records)
+    table = np.empty(count, dtype=fmt.RECORD_DTYPE)
+    rows = []
+    parts = []
+    attributes = 0
+    for index, item in enumerate(records):
+        if isinstance(item, Record):
+            value = _as_bytes(item.value, "value", index)
+            key = None if item.key is None else _as_bytes(item.key, "key", index)
+            headers = _encode_headers(item.headers, index)
+            timestamp = now_ms if item.timestamp is None else item.timestamp
+            if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+                raise TypeError(f"record {index}: timestamp must be an int (ms since the epoch)")
+            if not -(2**63) <= timestamp < 2**63:
+                raise ValueError(f"record {index}: timestamp {timestamp} out of range")
+        else:
+            value = _as_bytes(item, "value", index)
+            key, headers, timestamp = None, b"", now_ms
+        value_length = value.nbytes if isinstance(value, memoryview) else len(value)
+        key_length = -1 if key is None else len(key)
+        size = max(key_length, 0) + len(headers) + value_length
+        if size > max_record_bytes:
+            raise RecordTooLargeError(
+                f"record {index} is {size} bytes (key + headers + value), "
+                f"over max_record_bytes={max_record_bytes}"
+            )
+        if key is not None:
+            attributes |= fmt.ATTR_HAS_KEYS
+            parts.append(key)
+        if headers:
+            attributes |= fmt.ATTR_HAS_HEADERS
+            parts.append(headers)
+        parts.append(value)
+        rows.append((timestamp, key_length, value_length, len(headers)))
+    table[:] = rows
+    return _split(table, b"".join(parts), attributes)
+
+
+def _record_sizes(table: np.ndarray) -> np.ndarray:
+    sizes = table["value_length"].astype(np.int64)
+    sizes += np.maximum(table["key_length"], 0)
+    sizes += table["headers_length"]
+    return sizes
+
+
+def _split(table: np.ndarray, payload: bytes, attributes: int) -> list[EncodedBatch]:
+    total = fmt.BATCH_HEADER_SIZE + len(table) * _TABLE_ROW + len(payload)
+    if total <= fmt.BATCH_BYTES_MAX:
+        return [EncodedBatch(table, payload, attributes)]
+    sizes = _record_sizes(table) + _TABLE_ROW
+    ends = np.cumsum(sizes)
+    batches = []
+    start = 0
+    consumed = 0
+    room = fmt.BATCH_BYTES_MAX - fmt.BATCH_HEADER_SIZE
+    while start < len(table):
+        stop = int(np.searchsorted(ends, consumed + room, side="right"))
+        stop = max(stop, start + 1)
+        payload_start = int(ends[start - 1]) - start * _TABLE_ROW if start else 0
+        payload_stop = int(ends[stop - 1]) - stop * _TABLE_ROW
+        batches.append(
+            EncodedBatch(table[start:stop].copy(), payload[payload_start:payload_stop], attributes)
+        )
+        consumed = int(ends[stop - 1])
+        start = stop
+    return batches
+
+
+def decode(
+    buffer, position: int, header: fmt.BatchHeader, first: int = 0, stop: int | None = None,
+    max_bytes: int | None = None, at_least_one: bool = True,
+) -> tuple[list[Record], int]:
+    """Records ``first`` (inclusive) to ``stop`` (exclusive, default all) of the
+    verified batch at ``position`` in ``buffer``, as Record objects with offsets,
+    and their size in bytes (keys + headers + values).
+
+    With ``max_bytes``, stops before the records' size would pass it, but
+    returns at least one record when ``at_least_one``.
+    """
+    count = header.record_count
+    if stop is None or stop > count:
+        stop = count
+    table = fmt.record_table(buffer, position, count)
+    sizes = _record_sizes(table)
+    ends = np.cumsum(sizes)
+    low = int(ends[first - 1]) if first else 0
+    if max_bytes is not None:
+        fit = int(np.searchsorted(ends[first:stop], low + max_bytes, side="right"))
+        stop = first + max(fit, 1 if at_least_one else 0)
+        if stop == first:
+            return [], 0
+    payload_base = position + fmt.BATCH_HEADER_SIZE + count * _TABLE_ROW
+    high = int(ends[stop - 1])
+    data = buffer[payload_base + low : payload_base + high]
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    rows = table[first:stop]
+    ends_list = (ends[first:stop] - low).tolist()
+    offsets = range(header.base_offset + first, header.base_offset + stop)
+    timestamps = rows["timestamp"].tolist()
+    if header.attributes == 0:
+        starts = (ends[first:stop] - low - sizes[first:stop]).tolist()
+        values = [data[a:b] for a, b in zip(starts, ends_list)]
+        records = list(map(Record, values, repeat(None), repeat(NO_HEADERS), timestamps, offsets))
+        return records, high - low
+    key_lengths = rows["key_length"].tolist()
+    header_lengths = rows["headers_length"].tolist()
+    value_lengths = rows["value_length"].tolist()
+    records = []
+    for end, key_length, header_length, value_length, timestamp, offset in zip(
+        ends_list, key_lengths, header_lengths, value_lengths, timestamps, offsets
+    ):
+        value_start = end - value_length
+        headers_start = value_start - header_length
+        key = None if key_length < 0 else data[headers_start - key_length : headers_start]
+        headers = (
+            msgpack.unpackb(data[headers_start:value_start], raw=False)
+            if header_length
+            else NO_HEADERS
+        )
+        records.append(Record(data[value_start:end], key, headers, timestamp, offset))
+    return records, high - low

@@ -1,0 +1,159 @@
+"""The on-disk byte layout of record batches, offset indexes and time indexes.
+
+This module is the single definition of the layout that ``docs/format.md``
+describes; the two must agree (``tests/logstore/test_format.py`` holds golden
+bytes). All integers are little-endian.
+
+A batch::
+
+    0   u64  checksum         xxh3_64 of bytes [8, batch_length)
+    8   u32  batch_length     total bytes of the batch, header included
+    12  u8   magic            format version, MAGIC
+    13  u8   attributes       bit 0: some record has a key; bit 1: some record has headers
+    14  u16  reserved         0
+    16  i64  base_offset      offset of the first record
+    24  u32  record_count     >= 1
+    28  u32  reserved         0
+    32  i64  first_timestamp  timestamp (ms since epoch) of the first record
+    40  i64  max_timestamp    largest record timestamp in the batch
+    48  record table          record_count x RECORD_DTYPE (20 bytes each)
+    ..  payload               per record: key bytes, headers (msgpack map), value bytes
+
+A batch whose ``batch_length`` reads as 0 marks the end of the written data of
+a segment (segments are preallocated with zeros).
+
+Invariants checked by :func:`decode_header`/:func:`verify_batch`: magic matches,
+``record_count >= 1``, ``batch_length`` equals header + table + payload, and the
+checksum matches. Nothing that fails one of these is ever returned as a record.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+import numpy as np
+import xxhash
+
+MAGIC = 1
+
+BATCH_HEADER = struct.Struct("<QIBBHqIIqq")
+BATCH_HEADER_SIZE = BATCH_HEADER.size  # 48
+assert BATCH_HEADER_SIZE == 48
+
+ATTR_HAS_KEYS = 0x01
+ATTR_HAS_HEADERS = 0x02
+
+#: One row of a batch's record table.
+RECORD_DTYPE = np.dtype(
+    [
+        ("timestamp", "<i8"),
+        ("key_length", "<i4"),
+        ("value_length", "<u4"),
+        ("headers_length", "<u4"),
+    ]
+)
+assert RECORD_DTYPE.itemsize == 20
+
+#: A batch is at most this long (the length field is a u32); Log.append splits above it.
+BATCH_BYTES_MAX = 64 * 1024 * 1024
+
+#: Sparse offset index entry: offset relative to the segment base, byte position in the segment.
+OFFSET_INDEX_DTYPE = np.dtype([("relative_offset", "<u4"), ("position", "<u4")])
+#: Sparse time index entry: largest timestamp of all records before ``relative_offset``
+#: in the segment, and the relative offset of the batch that starts there.
+TIME_INDEX_DTYPE = np.dtype([("timestamp", "<i8"), ("relative_offset", "<u4")])
+
+_checksum = xxhash.xxh3_64_intdigest
+
+
+class BatchHeader(NamedTuple):
+    """Decoded fixed part of a batch."""
+
+    checksum: int
+    batch_length: int
+    magic: int
+    attributes: int
+    base_offset: int
+    record_count: int
+    first_timestamp: int
+    max_timestamp: int
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + self.record_count
+
+
+class BatchError(Exception):
+    """Internal: bytes at a position are not a valid batch (callers map this to
+    CorruptRecordError or truncate during recovery)."""
+
+
+def pack_header(
+    batch_length: int,
+    attributes: int,
+    base_offset: int,
+    record_count: int,
+    first_timestamp: int,
+    max_timestamp: int,
+) -> bytearray:
+    """Return a 48-byte header with the checksum field zeroed (see :func:`seal`)."""
+    header = bytearray(BATCH_HEADER_SIZE)
+    BATCH_HEADER.pack_into(
+        header, 0, 0, batch_length, MAGIC, attributes, 0, base_offset, record_count, 0,
+        first_timestamp, max_timestamp,
+    )
+    return header
+
+
+def seal(header: bytearray, body_parts: tuple) -> None:
+    """Write the checksum into ``header`` (covering header[8:] and every body part)."""
+    hasher = xxhash.xxh3_64(memoryview(header)[8:])
+    for part in body_parts:
+        hasher.update(part)
+    struct.pack_into("<Q", header, 0, hasher.intdigest())
+
+
+def decode_header(buffer, position: int, limit: int) -> BatchHeader:
+    """Decode and sanity-check the header at ``position``; raise BatchError if it
+    cannot start a valid batch ending at or before ``limit``.
+
+    A zero ``batch_length`` raises BatchError("end") -- the preallocated tail.
+    """
+    if position + BATCH_HEADER_SIZE > limit:
+        raise BatchError("end" if position >= limit else "truncated header")
+    (checksum, length, magic, attributes, _r1, base, count, _r2, first_ts, max_ts) = (
+        BATCH_HEADER.unpack_from(buffer, position)
+    )
+    if length == 0:
+        raise BatchError("end")
+    if magic != MAGIC:
+        raise BatchError(f"bad magic {magic}")
+    if count == 0 or length < BATCH_HEADER_SIZE + count * RECORD_DTYPE.itemsize:
+        raise BatchError(f"bad length {length} for {count} records")
+    if position + length > limit:
+        raise BatchError("truncated batch")
+    return BatchHeader(checksum, length, magic, attributes, base, count, first_ts, max_ts)
+
+
+def verify_batch(buffer, position: int, header: BatchHeader) -> None:
+    """Raise BatchError unless the checksum and the record table agree with the header."""
+    view = memoryview(buffer)[position + 8 : position + header.batch_length]
+    if _checksum(view) != header.checksum:
+        raise BatchError("checksum mismatch")
+    table = record_table(buffer, position, header.record_count)
+    key_bytes = np.maximum(table["key_length"], 0).sum(dtype=np.int64)
+    payload = key_bytes + table["value_length"].sum(dtype=np.int64)
+    payload += table["headers_length"].sum(dtype=np.int64)
+    expected = BATCH_HEADER_SIZE + header.record_count * RECORD_DTYPE.itemsize + int(payload)
+    if expected != header.batch_length:
+        raise BatchError(
+            f"record table sums to {expected} bytes, header says {header.batch_length}"
+        )
+
+
+def record_table(buffer, position: int, record_count: int) -> np.ndarray:
+    """The batch's record table as a structured array viewing ``buffer``."""
+    return np.frombuffer(
+        buffer, dtype=RECORD_DTYPE, count=record_count, offset=position + BATCH_HEADER_SIZE
+    )

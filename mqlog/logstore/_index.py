@@ -1,0 +1,117 @@
+"""Sparse, memory-mapped indexes of one segment: offset -> position and time -> offset.
+
+Owner: the segment; entries are appended by whoever holds the partition lock.
+
+An index file is a preallocated array of fixed-size entries (see
+``_format.OFFSET_INDEX_DTYPE`` / ``TIME_INDEX_DTYPE``). Entries are appended
+in increasing order of relative offset (asserted); the number of valid entries
+is published in the partition state for the active segment and is the file
+length for a closed (trimmed) segment. Indexes carry no checksum: they are
+validated against the log on open and rebuilt from it when they disagree.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from mqlog.logstore import _format as fmt
+
+
+class SparseIndex:
+    """One index file mapped as a numpy structured array of its whole length."""
+
+    def __init__(self, path: str, dtype: np.dtype) -> None:
+        self.path = path
+        self.dtype = dtype
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
+        self.capacity = 0
+        self.entries = np.zeros(0, dtype=dtype)
+        self.remap()
+
+    def remap(self) -> None:
+        """Map the file at its current length (another process may have changed it)."""
+        capacity = os.stat(self.path).st_size // self.dtype.itemsize
+        if capacity == self.capacity:
+            return
+        self.capacity = capacity
+        self.entries = (
+            np.memmap(self.path, dtype=self.dtype, mode="r+", shape=(capacity,))
+            if capacity
+            else np.zeros(0, dtype=self.dtype)
+        )
+
+    def ensure_capacity(self, capacity: int) -> None:
+        """Grow the (sparse, zero-filled) file to hold ``capacity`` entries."""
+        if os.stat(self.path).st_size < capacity * self.dtype.itemsize:
+            os.truncate(self.path, capacity * self.dtype.itemsize)
+        self.remap()
+
+    def write(self, slot: int, entry: tuple) -> bool:
+        """Store ``entry`` at ``slot``; False when the index is full (lookups
+        then scan further, they stay correct)."""
+        if slot >= self.capacity:
+            return False
+        self.entries[slot] = entry
+        return True
+
+    def trim(self, count: int) -> None:
+        """Cut the file to ``count`` entries (segment rolled or log closed cleanly)."""
+        self.entries = np.zeros(0, dtype=self.dtype)
+        self.capacity = 0
+        os.truncate(self.path, count * self.dtype.itemsize)
+        self.remap()
+
+    def close(self) -> None:
+        self.entries = np.zeros(0, dtype=self.dtype)
+        self.capacity = 0
+
+
+class OffsetIndex(SparseIndex):
+    """Entries (relative_offset, position): the batch holding relative_offset starts at position."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, fmt.OFFSET_INDEX_DTYPE)
+
+    def floor(self, relative_offset: int, count: int) -> tuple[int, int]:
+        """(slot, position) of the last entry at or below ``relative_offset`` among the
+        first ``count``; (-1, 0) when there is none (scan from the segment start)."""
+        if count <= 0:
+            return -1, 0
+        column = self.entries["relative_offset"][:count]
+        slot = int(np.searchsorted(column, relative_offset, side="right")) - 1
+        if slot < 0:
+            return -1, 0
+        return slot, int(self.entries["position"][slot])
+
+    def valid_prefix(self, limit_position: int) -> int:
+        """How many leading entries are well formed: strictly increasing offsets
+        and positions, positions > 0 and below ``limit_position``."""
+        entries = self.entries
+        if len(entries) == 0:
+            return 0
+        offsets = entries["relative_offset"].astype(np.int64)
+        positions = entries["position"].astype(np.int64)
+        good = (positions > 0) & (positions < limit_position)
+        good[1:] &= (np.diff(offsets) > 0) & (np.diff(positions) > 0)
+        bad = np.flatnonzero(~good)
+        return int(bad[0]) if len(bad) else len(entries)
+
+
+class TimeIndex(SparseIndex):
+    """Entries (timestamp, relative_offset): every record of the segment before
+    relative_offset has a timestamp <= timestamp, and the entries' timestamps never
+    decrease. The last entry of a closed segment covers the whole segment."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, fmt.TIME_INDEX_DTYPE)
+
+    def floor_below(self, timestamp: int, count: int) -> int:
+        """Relative offset to start scanning from for the first record with a
+        timestamp >= ``timestamp``: the last entry whose timestamp is below it."""
+        if count <= 0:
+            return 0
+        column = self.entries["timestamp"][:count]
+        slot = int(np.searchsorted(column, timestamp, side="left")) - 1
+        return int(self.entries["relative_offset"][slot]) if slot >= 0 else 0

@@ -1,0 +1,347 @@
+"""The Log: a directory of topics, open in this process.
+
+Directory layout::
+
+    <path>/mqlog.json              layout version
+    <path>/.lock                   every open Log holds a shared flock on it
+    <path>/.meta.lock              exclusive flock around topic create/alter/delete
+    <path>/topics/<name>/          one topic (see _topic), partitions inside
+
+Any number of processes may open the same directory. The last one to close
+(it can take ``.lock`` exclusively) trims the preallocated tails of the active
+segments so that a log at rest holds no slack.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import fcntl
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from mqlog.errors import (
+    ConfigError,
+    LogClosedError,
+    MqlogError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._flusher import IntervalFlusher
+from mqlog.logstore._partition import Partition, PartitionDescription
+from mqlog.logstore._record import Record
+from mqlog.logstore._topic import Topic, write_metadata
+from mqlog.logstore.config import TopicConfig, validate_topic_name
+
+LAYOUT_FILE = "mqlog.json"
+LAYOUT_VERSION = 1
+TOPICS_DIR = "topics"
+#: Records fetched per step by Log.iter.
+ITER_CHUNK_RECORDS = 4096
+#: Most partitions a topic may have (each is a directory with a few open files).
+PARTITIONS_MAX = 10_000
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicDescription:
+    name: str
+    config: TopicConfig
+    partitions: list[PartitionDescription]
+
+    @property
+    def record_count(self) -> int:
+        return sum(p.record_count for p in self.partitions)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.size_bytes for p in self.partitions)
+
+
+class Log:
+    """A log directory open in this process. Thread-safe; open one per process
+    (after any ``fork``) with :func:`mqlog.open`."""
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = True,
+                 clock: Callable[[], int] | None = None, **topic_defaults) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.topic_defaults = TopicConfig.from_options(**topic_defaults)
+        self._clock = clock or _wall_clock_ms
+        if not os.path.isdir(self.path):
+            if not create:
+                raise MqlogError(f"log directory {self.path} does not exist")
+            os.makedirs(self.path, exist_ok=True)
+        self._check_layout()
+        os.makedirs(os.path.join(self.path, TOPICS_DIR), exist_ok=True)
+        self._open_lock_fd = os.open(os.path.join(self.path, ".lock"), os.O_RDWR | os.O_CREAT,
+                                     0o644)
+        fcntl.flock(self._open_lock_fd, fcntl.LOCK_SH)
+        self._lock = threading.Lock()
+        self._topics: dict[str, Topic] = {}
+        self._closed = False
+        self._flusher = IntervalFlusher(self._interval_partitions)
+
+    def _check_layout(self) -> None:
+        path = os.path.join(self.path, LAYOUT_FILE)
+        try:
+            with builtins.open(path) as handle:
+                version = json.load(handle).get("layout_version")
+        except FileNotFoundError:
+            with builtins.open(path + ".tmp", "w") as handle:
+                json.dump({"layout_version": LAYOUT_VERSION}, handle)
+                handle.write("\n")
+            os.replace(path + ".tmp", path)
+            return
+        if version != LAYOUT_VERSION:
+            raise MqlogError(
+                f"{self.path} has layout version {version}; this mqlog reads {LAYOUT_VERSION}"
+            )
+
+    # -- topics ----------------------------------------------------------------------
+
+    def _topics_dir(self) -> str:
+        return os.path.join(self.path, TOPICS_DIR)
+
+    @contextmanager
+    def _metadata_lock(self) -> Iterator[None]:
+        fd = os.open(os.path.join(self.path, ".meta.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def create_topic(self, name: str, partitions: int = 1, **topic_config) -> TopicDescription:
+        """Create a topic; raises TopicExistsError if the name is taken."""
+        return self._create_topic(name, partitions, internal=False, **topic_config)
+
+    def _create_topic(self, name: str, partitions: int, internal: bool,
+                      **topic_config) -> TopicDescription:
+        self._check_open()
+        validate_topic_name(name, internal=internal)
+        if not isinstance(partitions, int) or isinstance(partitions, bool) or not (
+            1 <= partitions <= PARTITIONS_MAX
+        ):
+            raise ConfigError(f"partitions must be an int from 1 to {PARTITIONS_MAX}, "
+                              f"not {partitions!r}")
+        config = TopicConfig.from_options(self.topic_defaults, **topic_config)
+        final = os.path.join(self._topics_dir(), name)
+        with self._metadata_lock():
+            if os.path.exists(final):
+                raise TopicExistsError(f"topic {name!r} already exists")
+            staging = os.path.join(self._topics_dir(), f"~creating-{uuid.uuid4().hex}")
+            os.makedirs(staging)
+            try:
+                for number in range(partitions):
+                    os.makedirs(os.path.join(staging, str(number)))
+                write_metadata(staging, partitions, config)
+                os.rename(staging, final)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            fsync_directory(self._topics_dir())
+        return self.describe_topic(name)
+
+    def topics(self) -> list[str]:
+        """Names of the topics, sorted (internal ``__`` topics included)."""
+        names = []
+        for name in os.listdir(self._topics_dir()):
+            try:
+                validate_topic_name(name, internal=True)
+            except MqlogError:
+                continue  # staging or deleting directories
+            names.append(name)
+        return sorted(names)
+
+    def _topic(self, name: str) -> Topic:
+        topic = self._topics.get(name)
+        if topic is not None:
+            return topic
+        self._check_open()
+        validate_topic_name(name, internal=True)
+        with self._lock:
+            topic = self._topics.get(name)
+            if topic is None:
+                directory = os.path.join(self._topics_dir(), name)
+                try:
+                    topic = Topic(directory, name, self._clock)
+                except FileNotFoundError:
+                    raise UnknownTopicError(f"unknown topic {name!r}") from None
+                self._topics[name] = topic
+        return topic
+
+    def _partition(self, topic: str, partition: int) -> Partition:
+        return self._topic(topic).partition(partition)
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        """Config and per-partition offsets, sizes and segment counts."""
+        topic = self._topic(name)
+        topic.reload_if_changed()
+        partitions = [
+            topic.partition(number).describe() for number in range(topic.partition_count)
+        ]
+        return TopicDescription(name, topic.config(), partitions)
+
+    def alter_topic(self, name: str, **topic_config) -> TopicConfig:
+        """Change a topic's config (validated first; unknown options raise TypeError)."""
+        topic = self._topic(name)
+        with self._metadata_lock():
+            topic.reload_if_changed()
+            config = TopicConfig.from_options(topic.config(), **topic_config)
+            write_metadata(topic.directory, topic.partition_count, config)
+            topic.reload_if_changed()
+        return config
+
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic and all its data."""
+        self._check_open()
+        validate_topic_name(name, internal=True)
+        directory = os.path.join(self._topics_dir(), name)
+        with self._metadata_lock():
+            if not os.path.isdir(directory):
+                raise UnknownTopicError(f"unknown topic {name!r}")
+            doomed = os.path.join(self._topics_dir(), f"~deleting-{uuid.uuid4().hex}")
+            os.rename(directory, doomed)
+            fsync_directory(self._topics_dir())
+        with self._lock:
+            topic = self._topics.pop(name, None)
+        if topic is not None:
+            topic.close()
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    # -- records -----------------------------------------------------------------------
+
+    def append(self, topic: str, partition: int, records: Sequence[bytes | Record]) -> int:
+        """Append ``records`` (bytes values or Record objects) to one partition.
+
+        Returns the offset of the first record; the others follow densely.
+        Returns once the topic's durability is met (``always``: flushed).
+        Raises TypeError / RecordTooLargeError before writing anything.
+        """
+        target = self._partition(topic, partition)
+        if self._flusher.error is not None:
+            error, self._flusher.error = self._flusher.error, None
+            raise MqlogError(f"a background flush failed: {error}") from error
+        first = target.append(records)
+        if target._config().durability == "interval":
+            self._flusher.start()
+        return first
+
+    def read(self, topic: str, partition: int, offset: int, max_records: int = 500,
+             max_bytes: int | None = None) -> list[Record]:
+        """Records from ``offset`` on: at most ``max_records``, and stopping before
+        ``max_bytes`` (keys + headers + values) is passed but never returning
+        nothing when a record is there. Reading at the end offset returns [];
+        outside [start_offset, end_offset] raises OffsetOutOfRangeError."""
+        if not isinstance(max_records, int) or max_records < 1:
+            raise ValueError(f"max_records must be a positive int, not {max_records!r}")
+        return self._partition(topic, partition).read(offset, max_records, max_bytes)
+
+    def iter(self, topic: str, partition: int, start: int = 0,
+             end: int | None = None) -> Iterator[Record]:
+        """Iterate records from ``start`` up to ``end`` (exclusive); with ``end=None``,
+        up to the end offset as it is when the iterator reaches it."""
+        target = self._partition(topic, partition)
+        target.check_offset(start, target.state())
+        offset = start
+        while end is None or offset < end:
+            want = ITER_CHUNK_RECORDS if end is None else min(ITER_CHUNK_RECORDS, end - offset)
+            records = target.read(offset, want, None)
+            if not records:
+                return
+            yield from records
+            offset = records[-1].offset + 1
+
+    def offset_for_time(self, topic: str, partition: int, ts_ms: int) -> int:
+        """The first offset whose timestamp is >= ``ts_ms`` (the end offset if none)."""
+        return self._partition(topic, partition).offset_for_time(ts_ms)
+
+    def start_offset(self, topic: str, partition: int) -> int:
+        """The first offset still in the log (retention moves it forward)."""
+        return self._partition(topic, partition).state().log_start_offset
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next appended record will get."""
+        return self._partition(topic, partition).state().end_offset
+
+    def enforce_retention(self, topic: str | None = None) -> int:
+        """Apply retention now to one topic or all; return segments deleted."""
+        names = [topic] if topic is not None else self.topics()
+        deleted = 0
+        for name in names:
+            handle = self._topic(name)
+            for number in range(handle.partition_count):
+                deleted += handle.partition(number).enforce_retention()
+        return deleted
+
+    def flush(self) -> None:
+        """fdatasync everything this process appended."""
+        for topic in list(self._topics.values()):
+            for partition in topic.open_partitions():
+                partition.flush()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _interval_partitions(self):
+        for topic in list(self._topics.values()):
+            config = topic.config()
+            if config.durability == "interval":
+                for partition in topic.open_partitions():
+                    yield partition, config.flush_ms
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"log {self.path} is closed")
+
+    def close(self) -> None:
+        """Flush what interval durability still owes, release files; idempotent."""
+        if self._closed:
+            return
+        self._flusher.stop()
+        last = _try_exclusive(self._open_lock_fd)
+        with self._lock:
+            self._closed = True
+            topics, self._topics = list(self._topics.values()), {}
+        for topic in topics:
+            if last:
+                for partition in topic.open_partitions():
+                    partition.trim_active()
+            topic.close()
+        os.close(self._open_lock_fd)
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<mqlog.Log {self.path!r}{' closed' if self._closed else ''}>"
+
+
+def _try_exclusive(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def open(path: str | os.PathLike, **config) -> Log:  # noqa: A001 - mirrors builtins.open
+    """Open (creating if missing) the log directory at ``path``.
+
+    ``config``: defaults for topics created through this Log (any TopicConfig
+    field), ``create=False`` to refuse a missing directory, ``clock`` (a
+    callable returning ms since the epoch) to control time in tests.
+    """
+    return Log(path, **config)

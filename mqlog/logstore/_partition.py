@@ -1,0 +1,629 @@
+"""One partition: a sequence of segments, its end published in the state file.
+
+Owner: this object owns the partition's files as open in this process (segment
+maps, file descriptors) and a thread lock. Across processes:
+
+* Appends are serialized by the thread lock plus an exclusive ``flock`` on the
+  state file, held for one call (a few batches at most). Under the lock the
+  appender reads the published state, writes the batch at the published
+  position, adds index entries and publishes the new end. Offsets are thus
+  dense and unique and batches never interleave.
+* Readers take no lock: they read the published state and only ever look at
+  bytes below it, which were complete before it was published.
+* Recovery runs under the same lock when a process opens the partition: the
+  tail of the newest segment is re-verified from its last index entry and a
+  torn or corrupt tail is cut (see :meth:`Partition._recover`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+
+from mqlog.errors import CorruptRecordError, LogClosedError, OffsetOutOfRangeError
+from mqlog.logstore import _batch
+from mqlog.logstore import _format as fmt
+from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._record import Record
+from mqlog.logstore._retention import SegmentFacts, segments_to_delete
+from mqlog.logstore._segment import (
+    Segment,
+    index_capacity,
+    list_segment_bases,
+    remove_segment_files,
+)
+from mqlog.logstore._state import BOOT_ID, PartitionState, StateFile
+from mqlog.logstore.config import TopicConfig
+
+#: Smallest timestamp: "no record yet" in running maxima.
+NO_TIMESTAMP = -(2**63)
+STATE_FILE = "state"
+
+ConfigSource = Callable[[], TopicConfig]
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionDescription:
+    """Where a partition stands: offsets, bytes on disk and segment count."""
+
+    partition: int
+    start_offset: int
+    end_offset: int
+    size_bytes: int
+    segment_count: int
+
+    @property
+    def record_count(self) -> int:
+        return self.end_offset - self.start_offset
+Clock = Callable[[], int]
+
+
+class Partition:
+    """A partition directory open in this process. Thread-safe."""
+
+    def __init__(self, directory: str, topic: str, number: int, config: ConfigSource,
+                 clock: Clock) -> None:
+        self.directory = directory
+        self.topic = topic
+        self.number = number
+        self._config = config
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._view_lock = threading.Lock()
+        self._segments: dict[int, Segment] = {}
+        self._bases = np.zeros(0, dtype=np.int64)
+        self._epoch = -1
+        self._closed = False
+        #: Same-process wake-ups for readers waiting on new records.
+        self.appended = threading.Condition()
+        # Group commit (durability="always"): one thread flushes, the others wait.
+        self._commit = threading.Condition()
+        self._durable_offset = 0
+        self._flushing = False
+        #: Set when this process appended since the last interval flush.
+        self.dirty = False
+        self._state_file = StateFile(os.path.join(directory, STATE_FILE))
+        with self._locked() as state:
+            self._recover(state)
+
+    # -- locking and state ---------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[PartitionState | None]:
+        """Hold the partition's append lock; yields the published state."""
+        with self._lock:
+            if self._closed:
+                raise LogClosedError(f"partition {self.topic}/{self.number} is closed")
+            fcntl.flock(self._state_file.fd, fcntl.LOCK_EX)
+            try:
+                yield self._state_file.read()
+            finally:
+                fcntl.flock(self._state_file.fd, fcntl.LOCK_UN)
+
+    def state(self) -> PartitionState:
+        """The latest published state (lock-free)."""
+        state = self._state_file.read()
+        if state is None:  # only before the first publish, which __init__ does
+            raise LogClosedError(f"partition {self.topic}/{self.number} has no state")
+        return state
+
+    def _publish(self, state: PartitionState, previous: PartitionState | None) -> PartitionState:
+        return self._state_file.publish(state, previous)
+
+    # -- segments as seen by this process ------------------------------------------
+
+    def _refresh(self, state: PartitionState) -> None:
+        """Bring this process's view of the segment set up to ``state.epoch``."""
+        if state.epoch == self._epoch:
+            return
+        with self._view_lock:
+            if state.epoch != self._epoch:
+                self._load_view(state)
+
+    def _load_view(self, state: PartitionState) -> None:
+        bases = [b for b in list_segment_bases(self.directory) if b <= state.active_base_offset]
+        while len(bases) > 1 and bases[1] <= state.log_start_offset:
+            bases.pop(0)  # wholly below the log start: retention is deleting it
+        for base in list(self._segments):
+            if base not in bases:
+                del self._segments[base]  # closed when no reader holds it any more
+        live = []
+        for base in bases:
+            segment = self._segments.get(base)
+            if segment is None:
+                try:
+                    segment = Segment(self.directory, base)
+                except FileNotFoundError:  # deleted by retention meanwhile
+                    continue
+                self._segments[base] = segment
+            if base != state.active_base_offset and segment.closed_index_count < 0:
+                segment.load_closed()
+            live.append(base)
+        self._bases = np.array(live, dtype=np.int64)
+        self._epoch = state.epoch
+
+    def _segment_for(self, offset: int, state: PartitionState) -> tuple[Segment, int, int]:
+        """(segment, byte limit, index entry count) for the segment holding ``offset``."""
+        self._refresh(state)
+        slot = int(np.searchsorted(self._bases, offset, side="right")) - 1
+        segment = self._segments[int(self._bases[max(slot, 0)])]
+        if segment.base_offset == state.active_base_offset:
+            return segment, state.active_position, state.offset_index_count
+        return segment, segment.file_size(), segment.closed_index_count
+
+    def _next_base(self, segment: Segment, state: PartitionState) -> int:
+        """First offset after ``segment``: the next segment's base or the log end."""
+        slot = int(np.searchsorted(self._bases, segment.base_offset, side="right"))
+        return int(self._bases[slot]) if slot < len(self._bases) else state.end_offset
+
+    # -- reading -------------------------------------------------------------------
+
+    def check_offset(self, offset: int, state: PartitionState) -> None:
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+        if offset < state.log_start_offset or offset > state.end_offset:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is out of range for {self.topic}/{self.number}: "
+                f"valid offsets are {state.log_start_offset}..{state.end_offset}",
+                offset=offset, start_offset=state.log_start_offset, end_offset=state.end_offset,
+            )
+
+    def read(self, offset: int, max_records: int, max_bytes: int | None) -> list[Record]:
+        """Up to ``max_records`` records from ``offset`` (at least one if any is there,
+        then stopping before ``max_bytes`` of keys + headers + values is passed)."""
+        state = self.state()
+        self.check_offset(offset, state)
+        out: list[Record] = []
+        budget = max_bytes
+        while offset < state.end_offset and len(out) < max_records:
+            segment, limit, index_count = self._segment_for(offset, state)
+            segment_end = self._next_base(segment, state)
+            try:
+                position, header = segment.locate(offset, limit, index_count)
+                while True:
+                    want = max_records - len(out)
+                    first = offset - header.base_offset
+                    records, used = _batch.decode(
+                        segment.buffer(position + header.batch_length), position, header,
+                        first, first + want, max_bytes=budget, at_least_one=not out,
+                    )
+                    if not records:
+                        return out
+                    out.extend(records)
+                    offset = records[-1].offset + 1
+                    if budget is not None:
+                        budget -= used
+                    if len(out) >= max_records or (budget is not None and budget <= 0):
+                        return out
+                    if offset >= segment_end:
+                        break
+                    position += header.batch_length
+                    header = segment.header_at(position, limit)
+                    if header.base_offset != offset:
+                        raise fmt.BatchError(
+                            f"expected offset {offset}, found {header.base_offset}"
+                        )
+            except fmt.BatchError as error:
+                raise CorruptRecordError(
+                    f"corrupt batch in {segment.path} at offset {offset}: {error}",
+                    topic=self.topic, partition=self.number, offset=offset, file=segment.path,
+                ) from None
+        return out
+
+    def offset_for_time(self, timestamp: int) -> int:
+        """First offset whose record timestamp is >= ``timestamp``; the end offset if none."""
+        state = self.state()
+        self._refresh(state)
+        for base in self._bases.tolist():
+            segment = self._segments[base]
+            if base == state.active_base_offset:
+                segment_max = state.active_max_timestamp
+                time_count = state.time_index_count
+                limit, index_count = state.active_position, state.offset_index_count
+            else:
+                segment_max = self._closed_max_timestamp(segment, state)
+                time_count = segment.closed_time_count
+                limit, index_count = segment.file_size(), segment.closed_index_count
+            if segment_max < timestamp:
+                continue
+            start = max(base + segment.time_index.floor_below(timestamp, time_count),
+                        state.log_start_offset)
+            end = self._next_base(segment, state)
+            found = self._scan_for_time(segment, start, end, limit, index_count, timestamp)
+            if found is not None:
+                return found
+        return state.end_offset
+
+    def _scan_for_time(self, segment: Segment, offset: int, end: int, limit: int,
+                       index_count: int, timestamp: int) -> int | None:
+        try:
+            position, header = segment.locate(offset, limit, index_count)
+            while True:
+                if header.max_timestamp >= timestamp:
+                    table = fmt.record_table(segment.buffer(limit), position, header.record_count)
+                    hits = np.flatnonzero(table["timestamp"] >= timestamp)
+                    return header.base_offset + int(hits[0])
+                if header.next_offset >= end:
+                    return None
+                position += header.batch_length
+                header = segment.header_at(position, limit)
+        except fmt.BatchError as error:
+            raise CorruptRecordError(
+                f"corrupt batch in {segment.path} near offset {offset}: {error}",
+                topic=self.topic, partition=self.number, offset=offset, file=segment.path,
+            ) from None
+
+    def _closed_max_timestamp(self, segment: Segment, state: PartitionState) -> int:
+        """Largest timestamp of a closed segment: its final time-index entry, else a scan."""
+        if segment.max_timestamp is not None:
+            return segment.max_timestamp
+        count = segment.closed_time_count
+        length = self._next_base(segment, state) - segment.base_offset
+        entries = segment.time_index.entries
+        if count and int(entries["relative_offset"][count - 1]) == length:
+            value = int(entries["timestamp"][count - 1])
+        else:
+            value = NO_TIMESTAMP
+            position = 0
+            limit = segment.file_size()
+            while True:
+                try:
+                    header = segment.header_at(position, limit)
+                except fmt.BatchError:
+                    break
+                value = max(value, header.max_timestamp)
+                position += header.batch_length
+        segment.max_timestamp = value
+        return value
+
+    # -- appending ---------------------------------------------------------------------
+
+    def append(self, records: Sequence) -> int:
+        """Append ``records`` as one or more batches; return the first offset."""
+        config = self._config()
+        batches = _batch.encode(records, self._clock(), config.max_record_bytes)
+        with self._locked() as state:
+            if not batches:
+                return state.end_offset
+            first_offset = state.end_offset
+            for batch in batches:
+                state = self._append_batch(state, batch, config)
+        self.dirty = True
+        with self.appended:
+            self.appended.notify_all()
+        if config.durability == "always":
+            self._make_durable(state.end_offset)
+        return first_offset
+
+    def _append_batch(self, state: PartitionState, batch: _batch.EncodedBatch,
+                      config: TopicConfig) -> PartitionState:
+        self._refresh(state)
+        position = state.active_position
+        if position and (
+            position + batch.length > config.segment_bytes
+            or self._clock() - state.active_created_ms >= config.segment_ms
+        ):
+            state = self._roll(state, config)
+            position = 0
+        segment = self._segments[state.active_base_offset]
+        relative = state.end_offset - segment.base_offset
+        segment.write(position, batch.frame(state.end_offset))
+        index_count = state.offset_index_count
+        last_indexed = (
+            int(segment.index.entries["position"][index_count - 1]) if index_count else 0
+        )
+        if position - last_indexed >= config.index_interval_bytes and segment.index.write(
+            index_count, (relative, position)
+        ):
+            segment.time_index.write(index_count, (state.active_max_timestamp, relative))
+            index_count += 1
+        return self._publish(
+            state.replace(
+                end_offset=state.end_offset + batch.count,
+                active_position=position + batch.length,
+                active_max_timestamp=max(state.active_max_timestamp, batch.max_timestamp),
+                offset_index_count=index_count,
+                time_index_count=index_count,
+            ),
+            state,
+        )
+
+    def _roll(self, state: PartitionState, config: TopicConfig) -> PartitionState:
+        """Close the active segment and start a new one at the end offset (lock held)."""
+        old = self._segments[state.active_base_offset]
+        if config.durability != "none":
+            old.flush()
+        time_count = state.time_index_count
+        if old.time_index.write(time_count, (state.active_max_timestamp,
+                                             state.end_offset - old.base_offset)):
+            time_count += 1
+        new = self._create_segment(state.end_offset, config)
+        if config.durability != "none":
+            fsync_directory(self.directory)
+        previous = state
+        state = self._publish(
+            state.replace(
+                active_base_offset=new.base_offset, active_position=0,
+                active_max_timestamp=NO_TIMESTAMP, active_created_ms=self._clock(),
+                offset_index_count=0, time_index_count=0, epoch=state.epoch + 1,
+            ),
+            state,
+        )
+        old.trim(previous.active_position, previous.offset_index_count, time_count)
+        old.max_timestamp = previous.active_max_timestamp
+        self._refresh(state)
+        return self._enforce_retention_locked(state, config)
+
+    def _create_segment(self, base_offset: int, config: TopicConfig) -> Segment:
+        try:
+            segment = Segment(self.directory, base_offset, create=True)
+        except FileExistsError:  # left by a process that died while rolling
+            segment = Segment(self.directory, base_offset)
+            segment.zero_from(0)
+            segment.index.trim(0)
+            segment.time_index.trim(0)
+        segment.preallocate(
+            config.segment_bytes, index_capacity(config.segment_bytes, config.index_interval_bytes)
+        )
+        old = self._segments.pop(base_offset, None)
+        if old is not None:
+            old.close()
+        self._segments[base_offset] = segment
+        return segment
+
+    # -- durability ----------------------------------------------------------------------
+
+    def _make_durable(self, offset: int) -> None:
+        """Return once every offset below ``offset`` is on stable storage.
+
+        Group commit: one caller flushes for everyone who appended before the
+        flush began; the others wait for it, so concurrent appenders share one
+        fdatasync. A flush published by another process counts too.
+        """
+        with self._commit:
+            while self._durable_offset < offset:
+                if not self._flushing:
+                    self._flushing = True
+                    break
+                self._commit.wait()
+            else:
+                return
+        durable = self._durable_offset
+        try:
+            durable = self.flush()
+        finally:
+            with self._commit:
+                self._flushing = False
+                self._durable_offset = max(self._durable_offset, durable)
+                self._commit.notify_all()
+        if durable < offset:  # pragma: no cover - flush() covers every published offset
+            raise AssertionError(f"flush covered {durable}, needed {offset}")
+
+    def flush(self) -> int:
+        """fdatasync what has been published; return the offset it covers."""
+        self.dirty = False  # before reading the state: a later append sets it again
+        state = self.state()
+        if state.flushed_offset >= state.end_offset:
+            return state.flushed_offset
+        self._refresh(state)
+        self._segments[state.active_base_offset].flush()
+        with self._locked() as current:
+            if current is not None and current.flushed_offset < state.end_offset:
+                self._publish(current.replace(flushed_offset=state.end_offset), current)
+        return state.end_offset
+
+    # -- retention -------------------------------------------------------------------------
+
+    def enforce_retention(self) -> int:
+        """Apply the topic's retention now; return how many segments were deleted."""
+        with self._locked() as state:
+            before = len(self._bases)
+            self._enforce_retention_locked(state, self._config())
+            return before - len(self._bases)
+
+    def _enforce_retention_locked(self, state: PartitionState, config: TopicConfig
+                                  ) -> PartitionState:
+        if config.retention_ms is None and config.retention_bytes is None:
+            return state
+        self._refresh(state)
+        closed = []
+        for base in self._bases.tolist()[:-1]:
+            segment = self._segments[base]
+            closed.append(SegmentFacts(base, segment.file_size(),
+                                       self._closed_max_timestamp(segment, state)))
+        count = segments_to_delete(closed, state.active_position, self._clock(),
+                                   config.retention_ms, config.retention_bytes)
+        if count == 0:
+            return state
+        new_start = int(self._bases[count])
+        state = self._publish(
+            state.replace(log_start_offset=new_start, epoch=state.epoch + 1), state
+        )
+        for facts in closed[:count]:
+            self._segments.pop(facts.base_offset).close()
+            remove_segment_files(self.directory, facts.base_offset)
+        self._refresh(state)
+        return state
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    def _recover(self, state: PartitionState | None) -> PartitionState:
+        """Make the files and the published state agree (partition lock held).
+
+        Trusts the state's history when it was written in this boot of the
+        machine (page cache intact); still re-verifies the active segment from
+        its last index entry up to the published position. Otherwise (first
+        open, state damaged, machine rebooted) rebuilds the state from the
+        newest segment: every batch from its last valid index entry is verified
+        and the index rebuilt. A cut tail is zeroed so it can never resurface.
+        """
+        config = self._config()
+        bases = list_segment_bases(self.directory)
+        if state is not None and bases:
+            while len(bases) > 1 and bases[1] <= state.log_start_offset:
+                remove_segment_files(self.directory, bases.pop(0))  # retention left it
+        if not bases:
+            start = state.end_offset if state is not None else 0
+            self._create_segment(start, config)
+            fresh = PartitionState(
+                log_start_offset=start, end_offset=start, active_base_offset=start,
+                active_position=0, active_max_timestamp=NO_TIMESTAMP,
+                active_created_ms=self._clock(), flushed_offset=start, offset_index_count=0,
+                time_index_count=0, epoch=(state.epoch + 1) if state is not None else 1,
+            )
+            published = self._publish(fresh, state)
+            self._refresh(published)
+            return published
+        newest = bases[-1]
+        segment = self._segments.get(newest)
+        if segment is None:
+            segment = Segment(self.directory, newest)
+            self._segments[newest] = segment
+        trusted = (
+            state is not None and state.boot_id == BOOT_ID and state.active_base_offset == newest
+        )
+        scan = _TailScan(segment, config.index_interval_bytes)
+        if trusted:
+            scan.run(state.offset_index_count, state.active_position)
+        else:
+            segment.index.remap()
+            segment.time_index.remap()
+            scan.run(segment.index.valid_prefix(segment.file_size()), segment.file_size())
+        cut = not trusted or scan.position != state.active_position
+        if cut:
+            segment.zero_from(scan.position)
+        segment.preallocate(
+            config.segment_bytes, index_capacity(config.segment_bytes, config.index_interval_bytes)
+        )
+        start_offset = bases[0] if state is None else max(state.log_start_offset, bases[0])
+        recovered = PartitionState(
+            log_start_offset=start_offset,
+            end_offset=scan.offset,
+            active_base_offset=newest,
+            active_position=scan.position,
+            active_max_timestamp=scan.max_timestamp,
+            active_created_ms=state.active_created_ms if trusted else self._clock(),
+            flushed_offset=min(state.flushed_offset, scan.offset) if trusted else 0,
+            offset_index_count=scan.index_count,
+            time_index_count=scan.index_count,
+            epoch=(state.epoch + (1 if cut else 0)) if state is not None else 1,
+        )
+        if state is None or cut or recovered != state.replace(sequence=0):
+            recovered = self._publish(recovered, state)
+        else:
+            recovered = state
+        self._trim_previous_if_needed(bases, recovered)
+        self._refresh(recovered)
+        return recovered
+
+    def _trim_previous_if_needed(self, bases: list[int], state: PartitionState) -> None:
+        """A process that died while rolling may leave the previous segment untrimmed."""
+        if len(bases) < 2:
+            return
+        previous = Segment(self.directory, bases[-2])
+        try:
+            previous.load_closed()
+            scan = _TailScan(previous, self._config().index_interval_bytes, rebuild=False)
+            scan.run(previous.closed_index_count, previous.file_size())
+            if scan.position < previous.file_size() and scan.offset == bases[-1]:
+                previous.trim(scan.position, previous.closed_index_count,
+                              previous.closed_time_count)
+        finally:
+            previous.close()
+
+    def describe(self) -> PartitionDescription:
+        state = self.state()
+        self._refresh(state)
+        closed_bytes = sum(
+            self._segments[base].file_size() for base in self._bases.tolist()[:-1]
+        )
+        return PartitionDescription(
+            self.number, state.log_start_offset, state.end_offset,
+            closed_bytes + state.active_position, len(self._bases),
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def trim_active(self) -> None:
+        """Cut the active segment's preallocation (the last process is closing the log)."""
+        with self._locked() as state:
+            if state is None:
+                return
+            self._refresh(state)
+            segment = self._segments[state.active_base_offset]
+            segment.trim(state.active_position, state.offset_index_count, state.time_index_count)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for segment in self._segments.values():
+                segment.close()
+            self._segments.clear()
+            self._state_file.close()
+
+
+class _TailScan:
+    """Re-verify a segment from an index entry forward, rebuilding index entries.
+
+    After :meth:`run`: ``position``/``offset`` are the end of the valid batches,
+    ``max_timestamp`` the segment's largest timestamp, ``index_count`` the
+    valid index entries (paired offset and time entries).
+    """
+
+    def __init__(self, segment: Segment, index_interval_bytes: int, rebuild: bool = True) -> None:
+        self.segment = segment
+        self.interval = index_interval_bytes
+        self.rebuild = rebuild
+        self.position = 0
+        self.offset = segment.base_offset
+        self.max_timestamp = NO_TIMESTAMP
+        self.index_count = 0
+
+    def run(self, index_count: int, limit: int) -> None:
+        segment = self.segment
+        index_count = min(index_count, segment.index.capacity, max(segment.time_index.capacity, 0))
+        # Walk back from the last claimed entry to one that points at a good batch.
+        while index_count > 0:
+            relative, position = (int(v) for v in segment.index.entries[index_count - 1])
+            timestamp, time_relative = (int(v) for v in segment.time_index.entries[index_count - 1])
+            try:
+                header = segment.header_at(position, limit)
+                if header.base_offset == segment.base_offset + relative == (
+                    segment.base_offset + time_relative
+                ):
+                    self.position, self.offset = position, header.base_offset
+                    self.max_timestamp = timestamp
+                    break
+            except fmt.BatchError:
+                pass
+            index_count -= 1
+        self.index_count = index_count
+        last_indexed = self.position if index_count else 0
+        if index_count == 0:
+            self.position, self.offset, self.max_timestamp = 0, segment.base_offset, NO_TIMESTAMP
+        while self.position < limit:
+            try:
+                header = segment.header_at(self.position, limit)
+            except fmt.BatchError:
+                break
+            if header.base_offset != self.offset:
+                break
+            if (self.rebuild and self.position - last_indexed >= self.interval
+                    and segment.index.write(self.index_count,
+                                            (self.offset - segment.base_offset, self.position))):
+                segment.time_index.write(
+                    self.index_count, (self.max_timestamp, self.offset - segment.base_offset)
+                )
+                self.index_count += 1
+                last_indexed = self.position
+            self.max_timestamp = max(self.max_timestamp, header.max_timestamp)
+            self.offset = header.next_offset
+            self.position += header.batch_length

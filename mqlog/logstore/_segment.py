@@ -1,0 +1,220 @@
+"""One segment: a data file of batches plus its sparse offset and time indexes.
+
+Owner: the partition. The data file is preallocated (sparse) when created and
+trimmed to its valid length when the segment is rolled or the log is closed
+cleanly. Batches are written with ``pwritev`` (a full disk is an ``OSError``,
+not a ``SIGBUS``) and read through a shared read-only memory map, so readers in
+other processes see a batch as soon as its bytes are written; they only read
+below the published position (see ``_state``).
+
+File names follow Kafka: the base offset as 20 zero-padded digits plus
+``.log``, ``.index`` and ``.timeindex``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import mmap
+import os
+
+import numpy as np
+
+from mqlog.logstore import _format as fmt
+from mqlog.logstore._index import OffsetIndex, TimeIndex
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+
+#: Verified batch positions remembered per segment, so re-reading a batch
+#: (seeks, consumers re-polling) does not hash it again.
+_VERIFIED_CACHE_MAX = 4096
+
+
+def segment_name(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+def list_segment_bases(directory: str) -> list[int]:
+    """Base offsets of the segments in ``directory``, ascending."""
+    bases = []
+    for name in os.listdir(directory):
+        if name.endswith(LOG_SUFFIX) and len(name) == 20 + len(LOG_SUFFIX):
+            stem = name[:20]
+            if stem.isdigit():
+                bases.append(int(stem))
+    bases.sort()
+    return bases
+
+
+def remove_segment_files(directory: str, base_offset: int) -> None:
+    """Delete a segment's data and index files (missing ones are fine)."""
+    stem = os.path.join(directory, segment_name(base_offset))
+    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        try:
+            os.unlink(stem + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def index_capacity(segment_bytes: int, index_interval_bytes: int) -> int:
+    """Entries an index needs: one per ``index_interval_bytes`` of data, plus slack."""
+    return segment_bytes // max(index_interval_bytes, 1) + 2
+
+
+class Segment:
+    """Data file + indexes of one segment, open in this process."""
+
+    def __init__(self, directory: str, base_offset: int, create: bool = False) -> None:
+        self.base_offset = base_offset
+        stem = os.path.join(directory, segment_name(base_offset))
+        self.path = stem + LOG_SUFFIX
+        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+        self.fd = os.open(self.path, flags, 0o644)
+        self.index = OffsetIndex(stem + INDEX_SUFFIX)
+        self.time_index = TimeIndex(stem + TIME_INDEX_SUFFIX)
+        self._map: mmap.mmap | None = None
+        self.mapped_bytes = 0
+        self._verified: set[int] = set()
+        #: Largest timestamp of a closed segment, once known.
+        self.max_timestamp: int | None = None
+        #: For a closed segment: valid index entries and the data end, learnt on load.
+        self.closed_index_count = -1
+        self.closed_time_count = -1
+
+    # -- reading ---------------------------------------------------------------
+
+    def file_size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def buffer(self, needed_bytes: int) -> mmap.mmap:
+        """The read-only map of the data file covering at least ``needed_bytes``."""
+        if needed_bytes > self.mapped_bytes or self._map is None:
+            size = self.file_size()
+            if size == 0:
+                raise fmt.BatchError("segment file is empty")
+            # The old map (if any) is dropped, not closed: numpy views of it held by
+            # other threads stay valid until they are released.
+            self._map = mmap.mmap(self.fd, size, prot=mmap.PROT_READ)
+            self.mapped_bytes = size
+        return self._map
+
+    def header_at(self, position: int, limit: int, verify: bool = True) -> fmt.BatchHeader:
+        """The batch header at ``position`` (checksum verified once per process)."""
+        buffer = self.buffer(min(limit, position + fmt.BATCH_HEADER_SIZE))
+        limit = min(limit, self.mapped_bytes)
+        header = fmt.decode_header(buffer, position, limit)
+        if verify and position not in self._verified:
+            fmt.verify_batch(buffer, position, header)
+            if len(self._verified) >= _VERIFIED_CACHE_MAX:
+                self._verified.clear()
+            self._verified.add(position)
+        return header
+
+    def forget_verified_from(self, position: int) -> None:
+        self._verified = {p for p in self._verified if p < position}
+
+    def locate(self, offset: int, limit: int, index_count: int) -> tuple[int, fmt.BatchHeader]:
+        """(position, header) of the batch holding ``offset``, scanning from the
+        nearest index entry. Raises BatchError if the log breaks off first."""
+        _slot, position = self.index.floor(offset - self.base_offset, index_count)
+        while True:
+            header = self.header_at(position, limit)
+            if header.next_offset > offset:
+                return position, header
+            position += header.batch_length
+
+    # -- writing (partition lock held) -----------------------------------------
+
+    def write(self, position: int, buffers: tuple) -> None:
+        written = os.pwritev(self.fd, buffers, position)
+        expected = sum(len(memoryview(b).cast("B")) for b in buffers)
+        if written != expected:
+            raise OSError(f"short write to {self.path}: {written} of {expected} bytes")
+
+    def preallocate(self, data_bytes: int, index_capacity: int) -> None:
+        """Grow the data file (sparse) and the indexes so appends need no remap."""
+        if self.file_size() < data_bytes:
+            os.ftruncate(self.fd, data_bytes)
+        self.index.ensure_capacity(index_capacity)
+        self.time_index.ensure_capacity(index_capacity + 1)
+
+    def flush(self) -> None:
+        os.fdatasync(self.fd)
+
+    def trim(self, data_bytes: int, index_count: int, time_count: int) -> None:
+        """Cut data and indexes to their valid lengths."""
+        if self.mapped_bytes > data_bytes:
+            self._map = None
+            self.mapped_bytes = 0
+        os.ftruncate(self.fd, data_bytes)
+        self.index.trim(index_count)
+        self.time_index.trim(time_count)
+
+    def zero_from(self, position: int) -> None:
+        """Discard everything from ``position`` to the end of the file (recovery cut
+        a bad tail): the bytes read back as zeros, the length is unchanged."""
+        size = self.file_size()
+        if size <= position:
+            return
+        self.forget_verified_from(position)
+        if not _punch_hole(self.fd, position, size - position):
+            chunk = bytes(1 << 20)
+            while position < size:
+                step = min(len(chunk), size - position)
+                os.pwrite(self.fd, chunk[:step], position)
+                position += step
+
+    def close(self) -> None:
+        """Release this process's handles (idempotent; maps go when unreferenced)."""
+        self._map = None
+        self.mapped_bytes = 0
+        self.index.close()
+        self.time_index.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        if getattr(self, "fd", -1) >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    # -- closed segments ---------------------------------------------------------
+
+    def load_closed(self) -> None:
+        """Learn the valid index prefixes of a closed segment (index files are
+        not trusted: junk entries are ignored, lookups then scan further)."""
+        self.index.remap()
+        self.time_index.remap()
+        size = self.file_size()
+        self.closed_index_count = self.index.valid_prefix(size)
+        times = self.time_index.entries
+        if len(times):
+            offsets = times["relative_offset"].astype(np.int64)
+            good = np.ones(len(times), dtype=bool)
+            good[1:] = (np.diff(offsets) > 0) & (np.diff(times["timestamp"]) >= 0)
+            bad = np.flatnonzero(~good)
+            self.closed_time_count = int(bad[0]) if len(bad) else len(times)
+        else:
+            self.closed_time_count = 0
+
+
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_libc = None
+
+
+def _punch_hole(fd: int, position: int, length: int) -> bool:
+    """Deallocate a byte range (reads back as zeros); False where unsupported."""
+    global _libc
+    try:
+        if _libc is None:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64,
+                                        ctypes.c_int64]
+        mode = _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE
+        return _libc.fallocate(fd, mode, position, length) == 0
+    except (OSError, AttributeError):
+        return False

@@ -1,0 +1,137 @@
+"""The partition state file: where a partition's end is published.
+
+Owner: the appender holding the partition lock writes it; anyone reads it,
+lock-free. The file (``state``, 256 bytes, memory-mapped) holds two slots of
+128 bytes. Each publish writes the *older* slot with a higher sequence number
+and its own checksum, so a reader always finds at least one complete slot:
+it takes the valid slot with the highest sequence. A writer killed in the
+middle of a publish leaves the previous slot intact: no state is ever stuck.
+
+Slot layout (little-endian)::
+
+    0   u64  checksum            xxh3_64 of bytes [8, 128) of the slot
+    8   u64  sequence            incremented by every publish
+    16  i64  log_start_offset    first retained offset
+    24  i64  end_offset          next offset to be written (log end offset)
+    32  i64  active_base_offset  base offset of the newest segment
+    40  i64  active_position     bytes of valid batches in the newest segment
+    48  i64  active_max_timestamp largest timestamp in the newest segment (-1: none)
+    56  i64  active_created_ms   when the newest segment was created (for segment_ms)
+    64  i64  flushed_offset      every offset below is on stable storage
+    72  u32  offset_index_count  valid entries in the newest segment's .index
+    76  u32  time_index_count    valid entries in the newest segment's .timeindex
+    80  u64  epoch               bumped when the set of segments changes
+    88  16s  boot_id             the machine boot in which the slot was written
+    104 u32  version             STATE_VERSION
+    108 ..   zero
+
+Invariant: every batch below ``active_position`` of the active segment, and
+every batch of every older segment, was completely written before the slot
+that covers it was published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import mmap
+import os
+import struct
+import uuid
+
+import xxhash
+
+STATE_VERSION = 1
+SLOT_SIZE = 128
+FILE_SIZE = 2 * SLOT_SIZE
+_SLOT = struct.Struct("<QQqqqqqqqIIQ16sI")
+_checksum = xxhash.xxh3_64_intdigest
+
+
+def _read_boot_id() -> bytes:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            return uuid.UUID(handle.read().strip()).bytes
+    except (OSError, ValueError):
+        return b"\0" * 16
+
+
+#: Identifies this boot of the machine; a state written in another boot may
+#: describe page-cache contents that a power loss discarded.
+BOOT_ID = _read_boot_id()
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionState:
+    """One published snapshot of a partition's end."""
+
+    log_start_offset: int
+    end_offset: int
+    active_base_offset: int
+    active_position: int
+    active_max_timestamp: int
+    active_created_ms: int
+    flushed_offset: int
+    offset_index_count: int
+    time_index_count: int
+    epoch: int
+    boot_id: bytes = BOOT_ID
+    sequence: int = 0
+
+    def replace(self, **changes) -> PartitionState:
+        return dataclasses.replace(self, **changes)
+
+
+class StateFile:
+    """The memory-mapped two-slot state file of one partition."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if os.fstat(self.fd).st_size < FILE_SIZE:
+            os.ftruncate(self.fd, FILE_SIZE)
+        self._map = mmap.mmap(self.fd, FILE_SIZE)
+
+    def read(self) -> PartitionState | None:
+        """The newest complete slot, or None if neither slot is valid."""
+        best = None
+        data = self._map[:FILE_SIZE]
+        for start in (0, SLOT_SIZE):
+            fields = _SLOT.unpack_from(data, start)
+            if fields[-1] != STATE_VERSION:
+                continue
+            if _checksum(memoryview(data)[start + 8 : start + SLOT_SIZE]) != fields[0]:
+                continue
+            if best is None or fields[1] > best[1]:
+                best = fields
+        if best is None:
+            return None
+        (_, sequence, start_offset, end, base, position, max_ts, created, flushed,
+         index_count, time_count, epoch, boot_id, _version) = best
+        return PartitionState(start_offset, end, base, position, max_ts, created, flushed,
+                              index_count, time_count, epoch, boot_id, sequence)
+
+    def publish(self, state: PartitionState, previous: PartitionState | None) -> PartitionState:
+        """Write ``state`` as the newest slot; the caller holds the partition lock.
+
+        Returns the state as published (with its sequence number).
+        """
+        sequence = (previous.sequence + 1) if previous is not None else 1
+        state = state.replace(sequence=sequence, boot_id=BOOT_ID)
+        slot = bytearray(SLOT_SIZE)
+        _SLOT.pack_into(
+            slot, 0, 0, sequence, state.log_start_offset, state.end_offset,
+            state.active_base_offset, state.active_position, state.active_max_timestamp,
+            state.active_created_ms, state.flushed_offset, state.offset_index_count,
+            state.time_index_count, state.epoch, state.boot_id, STATE_VERSION,
+        )
+        struct.pack_into("<Q", slot, 0, _checksum(memoryview(slot)[8:]))
+        start = (sequence % 2) * SLOT_SIZE
+        self._map[start : start + SLOT_SIZE] = slot
+        return state
+
+    def sync(self) -> None:
+        self._map.flush()
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self.fd)

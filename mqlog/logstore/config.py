@@ -1,0 +1,131 @@
+"""Per-topic configuration and topic-name rules.
+
+Every limit is named here with its default and the reason for it; the same
+table is in ``docs/concepts.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any, Literal
+
+from mqlog.errors import ConfigError, InvalidTopicError
+
+Durability = Literal["none", "interval", "always"]
+DURABILITIES = ("none", "interval", "always")
+
+MiB = 1024 * 1024
+
+#: Longest topic name, as in Kafka (leaves room for suffixes in file names).
+TOPIC_NAME_MAX = 249
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+\Z")
+INTERNAL_PREFIX = "__"
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicConfig:
+    """Settings of one topic, persisted in ``topics/<name>/topic.json``.
+
+    Attributes:
+        segment_bytes: roll to a new segment past this size. 128 MiB: retention
+            works on whole segments, so smaller means finer retention; larger
+            means fewer files. Segments are sparse, so a new one costs no disk.
+        segment_ms: roll a segment older than this even if not full (7 days, as
+            Kafka), so time retention can delete it.
+        index_interval_bytes: add a sparse index entry after this many bytes
+            (4096, as Kafka): a lookup scans at most ~4 KiB past the entry.
+        retention_ms: delete closed segments whose newest record is older than
+            this; None keeps everything. Default None: an embedded log should
+            not delete data its user did not ask to delete.
+        retention_bytes: delete the oldest closed segments while the partition
+            is larger than this; None for no limit.
+        max_record_bytes: largest key + headers + value of one record (1 MiB,
+            as Kafka's default message size).
+        durability: ``none`` (page cache: survives a process crash, not a power
+            loss), ``interval`` (flushed every ``flush_ms``; a power loss loses
+            at most that window), ``always`` (flushed before append returns,
+            concurrent appenders share one flush). Default ``interval``: near
+            the speed of ``none`` with a bounded loss window.
+        flush_ms: the flush period of ``interval`` durability (100 ms).
+    """
+
+    segment_bytes: int = 128 * MiB
+    segment_ms: int = 7 * 24 * 3600 * 1000
+    index_interval_bytes: int = 4096
+    retention_ms: int | None = None
+    retention_bytes: int | None = None
+    max_record_bytes: int = 1 * MiB
+    durability: Durability = "interval"
+    flush_ms: int = 100
+
+    def __post_init__(self) -> None:
+        _positive_int("segment_bytes", self.segment_bytes, low=4096, high=2**31 - 1)
+        _positive_int("segment_ms", self.segment_ms, low=1)
+        _positive_int("index_interval_bytes", self.index_interval_bytes, low=1, high=2**30)
+        if self.retention_ms is not None:
+            _positive_int("retention_ms", self.retention_ms, low=0)
+        if self.retention_bytes is not None:
+            _positive_int("retention_bytes", self.retention_bytes, low=0)
+        _positive_int("max_record_bytes", self.max_record_bytes, low=1, high=64 * MiB)
+        if self.durability not in DURABILITIES:
+            raise ConfigError(
+                f"durability must be one of {', '.join(DURABILITIES)}, not {self.durability!r}"
+            )
+        _positive_int("flush_ms", self.flush_ms, low=1)
+
+    @classmethod
+    def from_options(cls, base: TopicConfig | None = None, **options: Any) -> TopicConfig:
+        """``base`` with ``options`` applied; an unknown option raises TypeError."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise TypeError(
+                f"unknown topic option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+            )
+        return dataclasses.replace(base or cls(), **options)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> TopicConfig:
+        data = json.loads(text)
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+
+def _positive_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ConfigError(f"{name} must be {bound}, not {value}")
+
+
+def validate_topic_name(name: Any, internal: bool = False) -> str:
+    """Return ``name`` if it is a valid topic name, else raise InvalidTopicError.
+
+    Rules (as Kafka's): 1..249 characters from ``[a-zA-Z0-9._-]``, not ``.`` or
+    ``..``; names starting ``__`` are reserved for mqlog's internal topics.
+    """
+    if not isinstance(name, str):
+        raise InvalidTopicError(f"topic name must be a str, not {type(name).__name__}")
+    if not name:
+        raise InvalidTopicError("topic name is empty")
+    if len(name) > TOPIC_NAME_MAX:
+        raise InvalidTopicError(
+            f"topic name is {len(name)} characters long, the maximum is {TOPIC_NAME_MAX}"
+        )
+    if name in (".", ".."):
+        raise InvalidTopicError(f"topic name cannot be {name!r}")
+    if not _TOPIC_NAME.match(name):
+        raise InvalidTopicError(
+            f"topic name {name!r} has characters outside [a-zA-Z0-9._-]"
+        )
+    if name.startswith(INTERNAL_PREFIX) and not internal:
+        raise InvalidTopicError(
+            f"topic name {name!r} starts with {INTERNAL_PREFIX!r}, reserved for internal topics"
+        )
+    return name
