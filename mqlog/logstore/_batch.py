@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import repeat
+from operator import getitem
 
 import msgpack
 import numpy as np
@@ -83,15 +84,17 @@ def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[Encode
         payload = b"".join(records)  # fast path: every item is a bytes-like value
     except TypeError:
         return _encode_general(records, now_ms, max_record_bytes)
+    lengths = list(map(len, records))
+    if sum(lengths) != len(payload):  # a memoryview whose len() is not its byte count
+        return _encode_general(records, now_ms, max_record_bytes)
     table = np.empty(count, dtype=fmt.RECORD_DTYPE)
     table["timestamp"] = now_ms
     table["key_length"] = -1
     table["headers_length"] = 0
-    lengths = table["value_length"]
-    lengths[:] = [len(v) if not isinstance(v, memoryview) else v.nbytes for v in records]
-    biggest = int(lengths.max())
+    table["value_length"] = lengths
+    biggest = max(lengths)
     if biggest > max_record_bytes:
-        index = int(lengths.argmax())
+        index = lengths.index(biggest)
         raise RecordTooLargeError(
             f"record {index} is {biggest} bytes, over max_record_bytes={max_record_bytes}"
         )
@@ -181,27 +184,29 @@ def decode(
     count = header.record_count
     if stop is None or stop > count:
         stop = count
-    table = fmt.record_table(buffer, position, count)
-    sizes = _record_sizes(table)
+    table = fmt.record_table(buffer, position, count)[:stop]
+    plain = header.attributes == 0  # no keys, no headers: payload is the values only
+    sizes = table["value_length"].astype(np.int64) if plain else _record_sizes(table)
     ends = np.cumsum(sizes)
     low = int(ends[first - 1]) if first else 0
     if max_bytes is not None:
-        fit = int(np.searchsorted(ends[first:stop], low + max_bytes, side="right"))
+        fit = int(np.searchsorted(ends[first:], low + max_bytes, side="right"))
         stop = first + max(fit, 1 if at_least_one else 0)
         if stop == first:
             return [], 0
-    payload_base = position + fmt.BATCH_HEADER_SIZE + count * _TABLE_ROW
     high = int(ends[stop - 1])
+    payload_base = position + fmt.BATCH_HEADER_SIZE + count * _TABLE_ROW
     data = buffer[payload_base + low : payload_base + high]
     if not isinstance(data, bytes):
         data = bytes(data)
-    rows = table[first:stop]
-    ends_list = (ends[first:stop] - low).tolist()
+    ends_relative = ends[first:stop] - low
+    ends_list = ends_relative.tolist()
     offsets = range(header.base_offset + first, header.base_offset + stop)
+    rows = table[first:stop]
     timestamps = rows["timestamp"].tolist()
-    if header.attributes == 0:
-        starts = (ends[first:stop] - low - sizes[first:stop]).tolist()
-        values = [data[a:b] for a, b in zip(starts, ends_list)]
+    if plain:
+        starts = (ends_relative - sizes[first:stop]).tolist()
+        values = list(map(getitem, repeat(data), map(slice, starts, ends_list)))
         records = list(map(Record, values, repeat(None), repeat(NO_HEADERS), timestamps, offsets))
         return records, high - low
     key_lengths = rows["key_length"].tolist()

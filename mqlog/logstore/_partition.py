@@ -496,8 +496,8 @@ class Partition:
             segment.time_index.remap()
             scan.run(segment.index.valid_prefix(segment.file_size()), segment.file_size())
         cut = not trusted or scan.position != state.active_position
-        if cut:
-            segment.zero_from(scan.position)
+        if cut or segment.has_bytes_at(scan.position):
+            segment.zero_from(scan.position)  # a torn write or a bad tail: never data again
         segment.preallocate(
             config.segment_bytes, index_capacity(config.segment_bytes, config.index_interval_bytes)
         )

@@ -152,6 +152,10 @@ class Segment:
         self.index.trim(index_count)
         self.time_index.trim(time_count)
 
+    def has_bytes_at(self, position: int) -> bool:
+        """True if anything but zeros lies in the header-sized window at ``position``."""
+        return any(os.pread(self.fd, fmt.BATCH_HEADER_SIZE, position))
+
     def zero_from(self, position: int) -> None:
         """Discard everything from ``position`` to the end of the file (recovery cut
         a bad tail): the bytes read back as zeros, the length is unchanged."""
