@@ -129,11 +129,7 @@ class Log:
                       **topic_config) -> TopicDescription:
         self._check_open()
         validate_topic_name(name, internal=internal)
-        if not isinstance(partitions, int) or isinstance(partitions, bool) or not (
-            1 <= partitions <= PARTITIONS_MAX
-        ):
-            raise ConfigError(f"partitions must be an int from 1 to {PARTITIONS_MAX}, "
-                              f"not {partitions!r}")
+        _check_partition_count(partitions)
         config = TopicConfig.from_options(self.topic_defaults, **topic_config)
         final = os.path.join(self._topics_dir(), name)
         with self._metadata_lock():
@@ -192,13 +188,26 @@ class Log:
         ]
         return TopicDescription(name, topic.config(), partitions)
 
-    def alter_topic(self, name: str, **topic_config) -> TopicConfig:
-        """Change a topic's config (validated first; unknown options raise TypeError)."""
+    def alter_topic(self, name: str, partitions: int | None = None,
+                    **topic_config) -> TopicConfig:
+        """Change a topic's config and/or raise its partition count (never lower:
+        keyed records would move). Validated before anything is written;
+        unknown options raise TypeError."""
         topic = self._topic(name)
         with self._metadata_lock():
             topic.reload_if_changed()
             config = TopicConfig.from_options(topic.config(), **topic_config)
-            write_metadata(topic.directory, topic.partition_count, config)
+            count = topic.partition_count
+            if partitions is not None:
+                _check_partition_count(partitions)
+                if partitions < count:
+                    raise ConfigError(
+                        f"topic {name!r} has {count} partitions; the count can only grow"
+                    )
+                for number in range(count, partitions):
+                    os.makedirs(os.path.join(topic.directory, str(number)), exist_ok=True)
+                count = partitions
+            write_metadata(topic.directory, count, config)
             topic.reload_if_changed()
         return config
 
@@ -233,7 +242,7 @@ class Log:
             error, self._flusher.error = self._flusher.error, None
             raise MqlogError(f"a background flush failed: {error}") from error
         first = target.append(records)
-        if target._config().durability == "interval":
+        if target.config().durability == "interval":
             self._flusher.start()
         return first
 
@@ -327,6 +336,14 @@ class Log:
 
     def __repr__(self) -> str:
         return f"<mqlog.Log {self.path!r}{' closed' if self._closed else ''}>"
+
+
+def _check_partition_count(partitions: object) -> None:
+    if not isinstance(partitions, int) or isinstance(partitions, bool) or not (
+        1 <= partitions <= PARTITIONS_MAX
+    ):
+        raise ConfigError(f"partitions must be an int from 1 to {PARTITIONS_MAX}, "
+                          f"not {partitions!r}")
 
 
 def _try_exclusive(fd: int) -> bool:

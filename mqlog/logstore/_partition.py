@@ -72,7 +72,7 @@ class Partition:
         self.directory = directory
         self.topic = topic
         self.number = number
-        self._config = config
+        self.config = config
         self._clock = clock
         self._lock = threading.Lock()
         self._view_lock = threading.Lock()
@@ -286,7 +286,7 @@ class Partition:
 
     def append(self, records: Sequence) -> int:
         """Append ``records`` as one or more batches; return the first offset."""
-        config = self._config()
+        config = self.config()
         batches = _batch.encode(records, self._clock(), config.max_record_bytes)
         with self._locked() as state:
             if not batches:
@@ -315,6 +315,9 @@ class Partition:
         relative = state.end_offset - segment.base_offset
         segment.write(position, batch.frame(state.end_offset))
         index_count = state.offset_index_count
+        if index_count > segment.index.capacity:  # another process grew the index files
+            segment.index.remap()
+            segment.time_index.remap()
         last_indexed = (
             int(segment.index.entries["position"][index_count - 1]) if index_count else 0
         )
@@ -424,7 +427,7 @@ class Partition:
         """Apply the topic's retention now; return how many segments were deleted."""
         with self._locked() as state:
             before = len(self._bases)
-            self._enforce_retention_locked(state, self._config())
+            self._enforce_retention_locked(state, self.config())
             return before - len(self._bases)
 
     def _enforce_retention_locked(self, state: PartitionState, config: TopicConfig
@@ -463,7 +466,7 @@ class Partition:
         newest segment: every batch from its last valid index entry is verified
         and the index rebuilt. A cut tail is zeroed so it can never resurface.
         """
-        config = self._config()
+        config = self.config()
         bases = list_segment_bases(self.directory)
         if state is not None and bases:
             while len(bases) > 1 and bases[1] <= state.log_start_offset:
@@ -492,9 +495,7 @@ class Partition:
         if trusted:
             scan.run(state.offset_index_count, state.active_position)
         else:
-            segment.index.remap()
-            segment.time_index.remap()
-            scan.run(segment.index.valid_prefix(segment.file_size()), segment.file_size())
+            scan.run(self._entries_known_durable(segment, state), segment.file_size())
         cut = not trusted or scan.position != state.active_position
         if cut or segment.has_bytes_at(scan.position):
             segment.zero_from(scan.position)  # a torn write or a bad tail: never data again
@@ -522,6 +523,20 @@ class Partition:
         self._refresh(recovered)
         return recovered
 
+    @staticmethod
+    def _entries_known_durable(segment: Segment, state: PartitionState | None) -> int:
+        """Index entries of ``segment`` a rebuild may start from without skipping data
+        that could be missing: only those below the last published flush point (a
+        power loss may drop any unflushed page, not only the last ones)."""
+        segment.index.remap()
+        segment.time_index.remap()
+        valid = segment.index.valid_prefix(segment.file_size())
+        if state is None or state.active_base_offset != segment.base_offset:
+            return 0
+        flushed = state.flushed_offset - segment.base_offset
+        offsets = segment.index.entries["relative_offset"][:valid]
+        return int(np.searchsorted(offsets, flushed, side="right"))
+
     def _trim_previous_if_needed(self, bases: list[int], state: PartitionState) -> None:
         """A process that died while rolling may leave the previous segment untrimmed."""
         if len(bases) < 2:
@@ -529,7 +544,7 @@ class Partition:
         previous = Segment(self.directory, bases[-2])
         try:
             previous.load_closed()
-            scan = _TailScan(previous, self._config().index_interval_bytes, rebuild=False)
+            scan = _TailScan(previous, self.config().index_interval_bytes, rebuild=False)
             scan.run(previous.closed_index_count, previous.file_size())
             if scan.position < previous.file_size() and scan.offset == bases[-1]:
                 previous.trim(scan.position, previous.closed_index_count,
