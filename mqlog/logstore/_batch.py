@@ -87,24 +87,24 @@ def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[Encode
     lengths = list(map(len, records))
     if sum(lengths) != len(payload):  # a memoryview whose len() is not its byte count
         return _encode_general(records, now_ms, max_record_bytes)
-    table = np.empty(count, dtype=fmt.RECORD_DTYPE)
-    table["timestamp"] = now_ms
-    table["key_length"] = -1
-    table["headers_length"] = 0
-    table["value_length"] = lengths
     biggest = max(lengths)
     if biggest > max_record_bytes:
         index = lengths.index(biggest)
         raise RecordTooLargeError(
             f"record {index} is {biggest} bytes, over max_record_bytes={max_record_bytes}"
         )
-    return _split(table, payload, 0)
+    table = np.empty(count, dtype=fmt.RECORD_DTYPE)
+    table["timestamp"] = now_ms
+    table["key_length"] = -1
+    table["headers_length"] = 0
+    return _split(table, np.array(lengths, dtype=np.int64), payload, 0)
 
 
 def _encode_general(records: Sequence, now_ms: int, max_record_bytes: int) -> list[EncodedBatch]:
     count = len(records)
     table = np.empty(count, dtype=fmt.RECORD_DTYPE)
     rows = []
+    sizes = []
     parts = []
     attributes = 0
     for index, item in enumerate(records):
@@ -135,37 +135,33 @@ def _encode_general(records: Sequence, now_ms: int, max_record_bytes: int) -> li
             attributes |= fmt.ATTR_HAS_HEADERS
             parts.append(headers)
         parts.append(value)
-        rows.append((timestamp, key_length, value_length, len(headers)))
+        rows.append((timestamp, key_length, len(headers), 0))
+        sizes.append(size)
     table[:] = rows
-    return _split(table, b"".join(parts), attributes)
+    return _split(table, np.array(sizes, dtype=np.int64), b"".join(parts), attributes)
 
 
-def _record_sizes(table: np.ndarray) -> np.ndarray:
-    sizes = table["value_length"].astype(np.int64)
-    sizes += np.maximum(table["key_length"], 0)
-    sizes += table["headers_length"]
-    return sizes
-
-
-def _split(table: np.ndarray, payload: bytes, attributes: int) -> list[EncodedBatch]:
+def _split(table: np.ndarray, sizes: np.ndarray, payload: bytes,
+           attributes: int) -> list[EncodedBatch]:
+    """Fill ``payload_end`` from the record ``sizes`` and cut batches of at most
+    BATCH_BYTES_MAX bytes (each batch's payload_end counts from its own payload)."""
+    ends = np.cumsum(sizes)
     total = fmt.BATCH_HEADER_SIZE + len(table) * _TABLE_ROW + len(payload)
     if total <= fmt.BATCH_BYTES_MAX:
+        table["payload_end"] = ends
         return [EncodedBatch(table, payload, attributes)]
-    sizes = _record_sizes(table) + _TABLE_ROW
-    ends = np.cumsum(sizes)
+    footprint = np.cumsum(sizes + _TABLE_ROW)  # table row + payload, per record
+    room = fmt.BATCH_BYTES_MAX - fmt.BATCH_HEADER_SIZE
     batches = []
     start = 0
-    consumed = 0
-    room = fmt.BATCH_BYTES_MAX - fmt.BATCH_HEADER_SIZE
     while start < len(table):
-        stop = int(np.searchsorted(ends, consumed + room, side="right"))
+        used_before = int(footprint[start - 1]) if start else 0
+        stop = int(np.searchsorted(footprint, used_before + room, side="right"))
         stop = max(stop, start + 1)
-        payload_start = int(ends[start - 1]) - start * _TABLE_ROW if start else 0
-        payload_stop = int(ends[stop - 1]) - stop * _TABLE_ROW
-        batches.append(
-            EncodedBatch(table[start:stop].copy(), payload[payload_start:payload_stop], attributes)
-        )
-        consumed = int(ends[stop - 1])
+        low = int(ends[start - 1]) if start else 0
+        chunk = table[start:stop].copy()
+        chunk["payload_end"] = ends[start:stop] - low
+        batches.append(EncodedBatch(chunk, payload[low : int(ends[stop - 1])], attributes))
         start = stop
     return batches
 
@@ -184,13 +180,11 @@ def decode(
     count = header.record_count
     if stop is None or stop > count:
         stop = count
-    table = fmt.record_table(buffer, position, count)[:stop]
-    plain = header.attributes == 0  # no keys, no headers: payload is the values only
-    sizes = table["value_length"].astype(np.int64) if plain else _record_sizes(table)
-    ends = np.cumsum(sizes)
+    table = fmt.record_table(buffer, position, count)
+    ends = table["payload_end"]
     low = int(ends[first - 1]) if first else 0
     if max_bytes is not None:
-        fit = int(np.searchsorted(ends[first:], low + max_bytes, side="right"))
+        fit = int(np.searchsorted(ends[first:stop], low + max_bytes, side="right"))
         stop = first + max(fit, 1 if at_least_one else 0)
         if stop == first:
             return [], 0
@@ -199,30 +193,31 @@ def decode(
     data = buffer[payload_base + low : payload_base + high]
     if not isinstance(data, bytes):
         data = bytes(data)
-    ends_relative = ends[first:stop] - low
-    ends_list = ends_relative.tolist()
+    ends_list = (ends[first:stop].astype(np.int64) - low).tolist()
+    starts = [0]
+    starts += ends_list[:-1]
     offsets = range(header.base_offset + first, header.base_offset + stop)
     rows = table[first:stop]
     timestamps = rows["timestamp"].tolist()
-    if plain:
-        starts = (ends_relative - sizes[first:stop]).tolist()
+    if header.attributes == 0:  # no keys, no headers: each payload is just the value
         values = list(map(getitem, repeat(data), map(slice, starts, ends_list)))
         records = list(map(Record, values, repeat(None), repeat(NO_HEADERS), timestamps, offsets))
         return records, high - low
     key_lengths = rows["key_length"].tolist()
     header_lengths = rows["headers_length"].tolist()
-    value_lengths = rows["value_length"].tolist()
     records = []
-    for end, key_length, header_length, value_length, timestamp, offset in zip(
-        ends_list, key_lengths, header_lengths, value_lengths, timestamps, offsets
+    for start, end, key_length, header_length, timestamp, offset in zip(
+        starts, ends_list, key_lengths, header_lengths, timestamps, offsets
     ):
-        value_start = end - value_length
-        headers_start = value_start - header_length
-        key = None if key_length < 0 else data[headers_start - key_length : headers_start]
-        headers = (
-            msgpack.unpackb(data[headers_start:value_start], raw=False)
-            if header_length
-            else NO_HEADERS
-        )
-        records.append(Record(data[value_start:end], key, headers, timestamp, offset))
+        if key_length < 0:
+            key = None
+        else:
+            key = data[start : start + key_length]
+            start += key_length
+        if header_length:
+            headers = msgpack.unpackb(data[start : start + header_length], raw=False)
+            start += header_length
+        else:
+            headers = NO_HEADERS
+        records.append(Record(data[start:end], key, headers, timestamp, offset))
     return records, high - low

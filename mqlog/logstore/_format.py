@@ -19,6 +19,12 @@ A batch::
     48  record table          record_count x RECORD_DTYPE (20 bytes each)
     ..  payload               per record: key bytes, headers (msgpack map), value bytes
 
+A record table row holds the record's timestamp, key length (-1: no key),
+headers length (0: none) and ``payload_end``: where the record's payload ends,
+counted from the start of the payload. Record i's payload is
+``[payload_end[i-1], payload_end[i])`` (from 0 for the first), so any record
+is found without summing the lengths before it.
+
 A batch whose ``batch_length`` reads as 0 marks the end of the written data of
 a segment (segments are preallocated with zeros).
 
@@ -49,8 +55,8 @@ RECORD_DTYPE = np.dtype(
     [
         ("timestamp", "<i8"),
         ("key_length", "<i4"),
-        ("value_length", "<u4"),
         ("headers_length", "<u4"),
+        ("payload_end", "<u4"),
     ]
 )
 assert RECORD_DTYPE.itemsize == 20
@@ -142,10 +148,14 @@ def verify_batch(buffer, position: int, header: BatchHeader) -> None:
     if _checksum(view) != header.checksum:
         raise BatchError("checksum mismatch")
     table = record_table(buffer, position, header.record_count)
-    key_bytes = np.maximum(table["key_length"], 0).sum(dtype=np.int64)
-    payload = key_bytes + table["value_length"].sum(dtype=np.int64)
-    payload += table["headers_length"].sum(dtype=np.int64)
-    expected = BATCH_HEADER_SIZE + header.record_count * RECORD_DTYPE.itemsize + int(payload)
+    ends = table["payload_end"].astype(np.int64)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1]
+    prefix = np.maximum(table["key_length"], 0) + table["headers_length"]
+    if np.any(ends - starts < prefix):
+        raise BatchError("record table: a record is shorter than its key and headers")
+    expected = BATCH_HEADER_SIZE + header.record_count * RECORD_DTYPE.itemsize + int(ends[-1])
     if expected != header.batch_length:
         raise BatchError(
             f"record table sums to {expected} bytes, header says {header.batch_length}"

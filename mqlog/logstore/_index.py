@@ -28,6 +28,7 @@ class SparseIndex:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
         self.capacity = 0
         self.entries = np.zeros(0, dtype=dtype)
+        self.columns = {name: self.entries[name] for name in dtype.names}
         self.remap()
 
     def remap(self) -> None:
@@ -36,11 +37,14 @@ class SparseIndex:
         if capacity == self.capacity:
             return
         self.capacity = capacity
+        # A plain ndarray view of the map (it keeps the map alive): numpy's memmap
+        # subclass adds microseconds to every slice, and lookups are hot.
         self.entries = (
-            np.memmap(self.path, dtype=self.dtype, mode="r+", shape=(capacity,))
+            np.memmap(self.path, dtype=self.dtype, mode="r+", shape=(capacity,)).view(np.ndarray)
             if capacity
             else np.zeros(0, dtype=self.dtype)
         )
+        self.columns = {name: self.entries[name] for name in self.dtype.names}
 
     def ensure_capacity(self, capacity: int) -> None:
         """Grow the (sparse, zero-filled) file to hold ``capacity`` entries."""
@@ -58,13 +62,13 @@ class SparseIndex:
 
     def trim(self, count: int) -> None:
         """Cut the file to ``count`` entries (segment rolled or log closed cleanly)."""
-        self.entries = np.zeros(0, dtype=self.dtype)
-        self.capacity = 0
+        self.close()
         os.truncate(self.path, count * self.dtype.itemsize)
         self.remap()
 
     def close(self) -> None:
         self.entries = np.zeros(0, dtype=self.dtype)
+        self.columns = {name: self.entries[name] for name in self.dtype.names}
         self.capacity = 0
 
 
@@ -79,11 +83,11 @@ class OffsetIndex(SparseIndex):
         first ``count``; (-1, 0) when there is none (scan from the segment start)."""
         if count <= 0:
             return -1, 0
-        column = self.entries["relative_offset"][:count]
-        slot = int(np.searchsorted(column, relative_offset, side="right")) - 1
+        column = self.columns["relative_offset"][:count]
+        slot = int(column.searchsorted(relative_offset, side="right")) - 1
         if slot < 0:
             return -1, 0
-        return slot, int(self.entries["position"][slot])
+        return slot, int(self.columns["position"][slot])
 
     def valid_prefix(self, limit_position: int) -> int:
         """How many leading entries are well formed: strictly increasing offsets
@@ -112,6 +116,6 @@ class TimeIndex(SparseIndex):
         timestamp >= ``timestamp``: the last entry whose timestamp is below it."""
         if count <= 0:
             return 0
-        column = self.entries["timestamp"][:count]
-        slot = int(np.searchsorted(column, timestamp, side="left")) - 1
-        return int(self.entries["relative_offset"][slot]) if slot >= 0 else 0
+        column = self.columns["timestamp"][:count]
+        slot = int(column.searchsorted(timestamp, side="left")) - 1
+        return int(self.columns["relative_offset"][slot]) if slot >= 0 else 0

@@ -197,10 +197,10 @@ class Partition:
                         return out
                     out.extend(records)
                     offset = records[-1].offset + 1
+                    if offset < header.next_offset or len(out) >= max_records:
+                        return out  # stopped inside the batch: max_records or max_bytes
                     if budget is not None:
                         budget -= used
-                    if len(out) >= max_records or (budget is not None and budget <= 0):
-                        return out
                     if offset >= segment_end:
                         break
                     position += header.batch_length
@@ -319,7 +319,7 @@ class Partition:
             segment.index.remap()
             segment.time_index.remap()
         last_indexed = (
-            int(segment.index.entries["position"][index_count - 1]) if index_count else 0
+            int(segment.index.columns["position"][index_count - 1]) if index_count else 0
         )
         if position - last_indexed >= config.index_interval_bytes and segment.index.write(
             index_count, (relative, position)

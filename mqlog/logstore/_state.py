@@ -32,11 +32,11 @@ that covers it was published.
 
 from __future__ import annotations
 
-import dataclasses
 import mmap
 import os
 import struct
 import uuid
+from typing import NamedTuple
 
 import xxhash
 
@@ -60,9 +60,8 @@ def _read_boot_id() -> bytes:
 BOOT_ID = _read_boot_id()
 
 
-@dataclasses.dataclass(frozen=True)
-class PartitionState:
-    """One published snapshot of a partition's end."""
+class PartitionState(NamedTuple):
+    """One published snapshot of a partition's end (a tuple: cheap to read often)."""
 
     log_start_offset: int
     end_offset: int
@@ -78,7 +77,7 @@ class PartitionState:
     sequence: int = 0
 
     def replace(self, **changes) -> PartitionState:
-        return dataclasses.replace(self, **changes)
+        return self._replace(**changes)
 
 
 class StateFile:
