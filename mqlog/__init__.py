@@ -29,10 +29,13 @@ from mqlog.logstore import (
     TopicDescription,
     open,
 )
+from mqlog.producer import BatchDelivery, Delivery, Producer, RecordMetadata
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchDelivery",
+    "Delivery",
     "ConfigError",
     "CorruptRecordError",
     "InvalidTopicError",
@@ -41,7 +44,9 @@ __all__ = [
     "MqlogError",
     "OffsetOutOfRangeError",
     "PartitionDescription",
+    "Producer",
     "Record",
+    "RecordMetadata",
     "RecordTooLargeError",
     "TopicConfig",
     "TopicDescription",

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from mqlog.errors import (
     ConfigError,
@@ -39,6 +40,9 @@ from mqlog.logstore._partition import Partition, PartitionDescription
 from mqlog.logstore._record import Record
 from mqlog.logstore._topic import Topic, write_metadata
 from mqlog.logstore.config import TopicConfig, validate_topic_name
+
+if TYPE_CHECKING:
+    from mqlog.producer import Producer
 
 LAYOUT_FILE = "mqlog.json"
 LAYOUT_VERSION = 1
@@ -237,14 +241,28 @@ class Log:
         Returns once the topic's durability is met (``always``: flushed).
         Raises TypeError / RecordTooLargeError before writing anything.
         """
-        target = self._partition(topic, partition)
+        return self._append(self._partition(topic, partition), records, None)
+
+    def _append(self, target: Partition, records: Sequence, now_ms: int | None) -> int:
         if self._flusher.error is not None:
             error, self._flusher.error = self._flusher.error, None
             raise MqlogError(f"a background flush failed: {error}") from error
-        first = target.append(records)
+        first = target.append(records, now_ms)
         if target.config().durability == "interval":
             self._flusher.start()
         return first
+
+    def producer(self, **config) -> Producer:
+        """A new :class:`~mqlog.producer.Producer` sending to this log (see
+        ``ProducerConfig`` for the settings)."""
+        from mqlog.producer import Producer
+
+        self._check_open()
+        return Producer(self, **config)
+
+    def now_ms(self) -> int:
+        """The log's clock: ms since the epoch (the ``clock`` given to open)."""
+        return self._clock()
 
     def read(self, topic: str, partition: int, offset: int, max_records: int = 500,
              max_bytes: int | None = None) -> list[Record]:

@@ -284,10 +284,14 @@ class Partition:
 
     # -- appending ---------------------------------------------------------------------
 
-    def append(self, records: Sequence) -> int:
-        """Append ``records`` as one or more batches; return the first offset."""
+    def append(self, records: Sequence, now_ms: int | None = None) -> int:
+        """Append ``records`` as one or more batches; return the first offset.
+
+        Records without a timestamp get ``now_ms`` (default: the clock now)."""
         config = self.config()
-        batches = _batch.encode(records, self._clock(), config.max_record_bytes)
+        if now_ms is None:
+            now_ms = self._clock()
+        batches = _batch.encode(records, now_ms, config.max_record_bytes)
         with self._locked() as state:
             if not batches:
                 return state.end_offset
