@@ -16,7 +16,7 @@ import numpy as np
 
 from mqlog.errors import RecordTooLargeError
 from mqlog.logstore import _format as fmt
-from mqlog.logstore._record import NO_HEADERS, Record
+from mqlog.logstore._record import NO_HEADERS, Message, Record
 
 _TABLE_ROW = fmt.RECORD_DTYPE.itemsize
 
@@ -169,13 +169,15 @@ def _split(table: np.ndarray, sizes: np.ndarray, payload: bytes,
 def decode(
     buffer, position: int, header: fmt.BatchHeader, first: int = 0, stop: int | None = None,
     max_bytes: int | None = None, at_least_one: bool = True,
+    topic_partition: tuple[str, int] | None = None,
 ) -> tuple[list[Record], int]:
     """Records ``first`` (inclusive) to ``stop`` (exclusive, default all) of the
     verified batch at ``position`` in ``buffer``, as Record objects with offsets,
     and their size in bytes (keys + headers + values).
 
     With ``max_bytes``, stops before the records' size would pass it, but
-    returns at least one record when ``at_least_one``.
+    returns at least one record when ``at_least_one``. With ``topic_partition``
+    the records are Messages carrying that topic and partition.
     """
     count = header.record_count
     if stop is None or stop > count:
@@ -200,8 +202,14 @@ def decode(
     rows = table[first:stop]
     timestamps = rows["timestamp"].tolist()
     if header.attributes == 0:  # no keys, no headers: each payload is just the value
-        values = list(map(getitem, repeat(data), map(slice, starts, ends_list)))
-        records = list(map(Record, values, repeat(None), repeat(NO_HEADERS), timestamps, offsets))
+        values = map(getitem, repeat(data), map(slice, starts, ends_list))
+        if topic_partition is None:
+            records = list(map(Record, values, repeat(None), repeat(NO_HEADERS), timestamps,
+                               offsets))
+        else:
+            topic, partition = topic_partition
+            records = list(map(Message, values, repeat(None), repeat(NO_HEADERS), timestamps,
+                               offsets, repeat(topic), repeat(partition)))
         return records, high - low
     key_lengths = rows["key_length"].tolist()
     header_lengths = rows["headers_length"].tolist()
@@ -220,4 +228,8 @@ def decode(
         else:
             headers = NO_HEADERS
         records.append(Record(data[start:end], key, headers, timestamp, offset))
+    if topic_partition is not None:
+        topic, partition = topic_partition
+        records = [Message(r.value, r.key, r.headers, r.timestamp, r.offset, topic, partition)
+                   for r in records]
     return records, high - low

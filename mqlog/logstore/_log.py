@@ -36,6 +36,7 @@ from mqlog.errors import (
 )
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._flusher import IntervalFlusher
+from mqlog.logstore._notify import Notifier
 from mqlog.logstore._partition import Partition, PartitionDescription
 from mqlog.logstore._record import Record
 from mqlog.logstore._topic import Topic, write_metadata
@@ -94,6 +95,7 @@ class Log:
         self._topics: dict[str, Topic] = {}
         self._closed = False
         self._flusher = IntervalFlusher(self._interval_partitions)
+        self._notifier = Notifier(self.path)
 
     def _check_layout(self) -> None:
         path = os.path.join(self.path, LAYOUT_FILE)
@@ -174,7 +176,7 @@ class Log:
             if topic is None:
                 directory = os.path.join(self._topics_dir(), name)
                 try:
-                    topic = Topic(directory, name, self._clock)
+                    topic = Topic(directory, name, self._clock, self._notifier.notify)
                 except FileNotFoundError:
                     raise UnknownTopicError(f"unknown topic {name!r}") from None
                 self._topics[name] = topic
@@ -260,6 +262,21 @@ class Log:
         self._check_open()
         return Producer(self, **config)
 
+    def append_counter(self) -> int:
+        """A number that changes whenever any process appends to this log; pass it
+        to :meth:`wait_for_append` after finding nothing new to read."""
+        return self._notifier.value()
+
+    def wait_for_append(self, seen: int, timeout_s: float) -> None:
+        """Sleep until an append (by any thread or process) moves the counter away
+        from ``seen``, or ``timeout_s`` passes; may return early, so re-check."""
+        deadline = time.monotonic() + timeout_s
+        while self._notifier.value() == seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._notifier.wait(seen, remaining)
+
     def now_ms(self) -> int:
         """The log's clock: ms since the epoch (the ``clock`` given to open)."""
         return self._clock()
@@ -344,6 +361,7 @@ class Log:
                 for partition in topic.open_partitions():
                     partition.trim_active()
             topic.close()
+        self._notifier.close()
         os.close(self._open_lock_fd)
 
     def __enter__(self) -> Log:

@@ -68,7 +68,7 @@ class Partition:
     """A partition directory open in this process. Thread-safe."""
 
     def __init__(self, directory: str, topic: str, number: int, config: ConfigSource,
-                 clock: Clock) -> None:
+                 clock: Clock, on_append: Callable[[], None] = lambda: None) -> None:
         self.directory = directory
         self.topic = topic
         self.number = number
@@ -80,8 +80,8 @@ class Partition:
         self._bases = np.zeros(0, dtype=np.int64)
         self._epoch = -1
         self._closed = False
-        #: Same-process wake-ups for readers waiting on new records.
-        self.appended = threading.Condition()
+        #: Called after every append (wakes readers waiting in any process).
+        self._on_append = on_append
         # Group commit (durability="always"): one thread flushes, the others wait.
         self._commit = threading.Condition()
         self._durable_offset = 0
@@ -174,9 +174,12 @@ class Partition:
                 offset=offset, start_offset=state.log_start_offset, end_offset=state.end_offset,
             )
 
-    def read(self, offset: int, max_records: int, max_bytes: int | None) -> list[Record]:
+    def read(self, offset: int, max_records: int, max_bytes: int | None,
+             messages: bool = False) -> list[Record]:
         """Up to ``max_records`` records from ``offset`` (at least one if any is there,
-        then stopping before ``max_bytes`` of keys + headers + values is passed)."""
+        then stopping before ``max_bytes`` of keys + headers + values is passed);
+        with ``messages``, Message objects carrying topic and partition."""
+        topic_partition = (self.topic, self.number) if messages else None
         state = self.state()
         self.check_offset(offset, state)
         out: list[Record] = []
@@ -192,6 +195,7 @@ class Partition:
                     records, used = _batch.decode(
                         segment.buffer(position + header.batch_length), position, header,
                         first, first + want, max_bytes=budget, at_least_one=not out,
+                        topic_partition=topic_partition,
                     )
                     if not records:
                         return out
@@ -299,8 +303,7 @@ class Partition:
             for batch in batches:
                 state = self._append_batch(state, batch, config)
         self.dirty = True
-        with self.appended:
-            self.appended.notify_all()
+        self._on_append()
         if config.durability == "always":
             self._make_durable(state.end_offset)
         return first_offset

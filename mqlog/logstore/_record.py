@@ -59,3 +59,42 @@ class Record:
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+
+class Message(Record):
+    """A record as a consumer receives it: a Record plus its ``topic`` and
+    ``partition``."""
+
+    __slots__ = ("topic", "partition")
+
+    def __init__(
+        self,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Mapping[str, bytes] | None = None,
+        timestamp: int | None = None,
+        offset: int | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+    ) -> None:
+        self.value = value
+        self.key = key
+        self.headers = headers
+        self.timestamp = timestamp
+        self.offset = offset
+        self.topic = topic
+        self.partition = partition
+
+    def __repr__(self) -> str:
+        return f"Message(topic={self.topic!r}, partition={self.partition}, " + (
+            super().__repr__()[len("Record(") :]
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self.topic, self.partition) == (other.topic, other.partition) and (
+            super().__eq__(other)
+        )
+
+    __hash__ = None  # type: ignore[assignment]

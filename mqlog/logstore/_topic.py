@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from mqlog.errors import UnknownPartitionError
 from mqlog.logstore._partition import Clock, Partition
@@ -45,10 +46,12 @@ def read_metadata(directory: str) -> tuple[int, TopicConfig]:
 class Topic:
     """A topic open in this process; partitions are opened (and recovered) on first use."""
 
-    def __init__(self, directory: str, name: str, clock: Clock) -> None:
+    def __init__(self, directory: str, name: str, clock: Clock,
+                 on_append: Callable[[], None]) -> None:
         self.directory = directory
         self.name = name
         self._clock = clock
+        self._on_append = on_append
         self._lock = threading.Lock()
         self._partitions: dict[int, Partition] = {}
         self._metadata_path = os.path.join(directory, METADATA_FILE)
@@ -91,7 +94,8 @@ class Topic:
             if partition is None:
                 path = os.path.join(self.directory, str(number))
                 os.makedirs(path, exist_ok=True)
-                partition = Partition(path, self.name, number, self.config, self._clock)
+                partition = Partition(path, self.name, number, self.config, self._clock,
+                                      self._on_append)
                 self._partitions[number] = partition
         return partition
 

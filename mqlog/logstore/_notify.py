@@ -1,0 +1,104 @@
+"""Append notifications across threads and processes: a futex in a shared file.
+
+Owner: the Log. ``<log>/notify`` is a 64-byte file every process maps. Its
+first u32 is a change counter that every append increments after publishing
+its batch; its second u32 is a "someone is waiting" flag. A reader that finds
+nothing new sets the flag, re-checks, and sleeps in ``FUTEX_WAIT`` on the
+counter; an appender that finds the flag set clears it and calls
+``FUTEX_WAKE``. Sleeping readers use no CPU and wake within microseconds of an
+append in any process.
+
+A lost wake-up is impossible in the common case (``FUTEX_WAIT`` returns at once
+if the counter moved since the reader looked) and bounded otherwise: every
+wait is cut into slices of at most ``WAIT_SLICE_S``. Where futexes are not
+available (not Linux), waiting falls back to sleeping in short slices.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import mmap
+import os
+import platform
+import struct
+import sys
+import time
+
+NOTIFY_FILE = "notify"
+FILE_SIZE = 64
+#: Longest single sleep: bounds the cost of a wake-up lost to a race.
+WAIT_SLICE_S = 0.05
+#: Sleep of the portable fallback (no futex): bounds its wake-up latency.
+FALLBACK_SLEEP_S = 0.0005
+
+_FUTEX_WAIT = 0
+_FUTEX_WAKE = 1
+_SYS_FUTEX = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine())
+_WORD = struct.Struct("<I")
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _load_syscall():
+    if _SYS_FUTEX is None or not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.syscall
+    except (OSError, AttributeError):
+        return None
+
+
+_syscall = _load_syscall()
+
+
+class Notifier:
+    """The shared change counter of one log directory."""
+
+    def __init__(self, directory: str) -> None:
+        path = os.path.join(directory, NOTIFY_FILE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < FILE_SIZE:
+                os.ftruncate(fd, FILE_SIZE)
+            self._map = mmap.mmap(fd, FILE_SIZE)
+        finally:
+            os.close(fd)
+        self._counter = ctypes.c_uint32.from_buffer(self._map, 0)
+        self._address = ctypes.addressof(self._counter)
+
+    def value(self) -> int:
+        """The counter now; pass it to :meth:`wait` after finding nothing new."""
+        return _WORD.unpack_from(self._map, 0)[0]
+
+    def notify(self) -> None:
+        """Called after every append: move the counter, wake sleepers if any."""
+        counter = self._map
+        _WORD.pack_into(counter, 0, (_WORD.unpack_from(counter, 0)[0] + 1) & 0xFFFFFFFF)
+        if counter[4]:
+            counter[4] = 0
+            if _syscall is not None:
+                _syscall(_SYS_FUTEX, ctypes.c_void_p(self._address), _FUTEX_WAKE, 0x7FFFFFFF,
+                         None, None, 0)
+
+    def wait(self, seen: int, timeout_s: float) -> None:
+        """Sleep until the counter moves away from ``seen`` or ``timeout_s`` passes
+        (spurious early returns are possible: callers re-check their condition)."""
+        self._map[4] = 1
+        if self.value() != seen:
+            return
+        timeout_s = min(max(timeout_s, 0.0), WAIT_SLICE_S)
+        if _syscall is None:
+            time.sleep(min(timeout_s, FALLBACK_SLEEP_S))
+            return
+        seconds = int(timeout_s)
+        spec = _Timespec(seconds, int((timeout_s - seconds) * 1e9))
+        _syscall(_SYS_FUTEX, ctypes.c_void_p(self._address), _FUTEX_WAIT, ctypes.c_uint32(seen),
+                 ctypes.byref(spec), None, 0)
+
+    def close(self) -> None:
+        del self._counter
+        self._map.close()
