@@ -11,7 +11,11 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── RecordTooLargeError          a record exceeds max_record_bytes
     ├── OffsetOutOfRangeError        an offset outside [start_offset, end_offset]
     ├── CorruptRecordError           a batch on disk fails its checksum or framing
-    └── LogClosedError               the Log (or one of its parts) is closed
+    ├── LogClosedError               the Log (or one of its parts) is closed
+    ├── NoOffsetForPartitionError    no committed offset and auto_offset_reset="error"
+    ├── CommitFailedError            a commit for a partition this member does not own
+    ├── GroupNotEmptyError           an admin change refused while the group has members
+    └── IllegalStateError            a call that does not fit the client's state
 
 Errors caused by bad input are raised before anything is written: a rejected
 call leaves the log directory unchanged. Each error carries a message that says
@@ -90,3 +94,25 @@ class CorruptRecordError(MqlogError):
 
 class LogClosedError(MqlogError):
     """An operation on a Log, partition or client that was already closed."""
+
+
+class NoOffsetForPartitionError(MqlogError):
+    """A partition has no committed offset and ``auto_offset_reset`` is ``error``."""
+
+
+class CommitFailedError(MqlogError):
+    """A commit named a partition this group member does not own (any more).
+
+    The committed offset did not move. Typical cause: the member did not poll
+    within ``max_poll_interval_ms``, or the group rebalanced and the partition
+    went to another member; the records since the last commit will be
+    processed again by the new owner.
+    """
+
+
+class GroupNotEmptyError(MqlogError):
+    """The group has live members; stop them first (as Kafka refuses too)."""
+
+
+class IllegalStateError(MqlogError):
+    """A call that does not fit the client's state, e.g. ``assign`` after ``subscribe``."""

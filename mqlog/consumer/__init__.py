@@ -1,1 +1,6 @@
-"""Reading side: consumers, consumer groups and queue semantics (to come)."""
+"""Reading side: consumers, consumer groups and committed offsets."""
+
+from mqlog.consumer._config import ConsumerConfig, TopicPartition
+from mqlog.consumer._consumer import Consumer
+
+__all__ = ["Consumer", "ConsumerConfig", "TopicPartition"]

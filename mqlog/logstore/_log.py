@@ -43,6 +43,8 @@ from mqlog.logstore._topic import Topic, write_metadata
 from mqlog.logstore.config import TopicConfig, validate_topic_name
 
 if TYPE_CHECKING:
+    from mqlog.consumer._consumer import Consumer
+    from mqlog.consumer._offsets import OffsetStore
     from mqlog.producer import Producer
 
 LAYOUT_FILE = "mqlog.json"
@@ -91,11 +93,12 @@ class Log:
         self._open_lock_fd = os.open(os.path.join(self.path, ".lock"), os.O_RDWR | os.O_CREAT,
                                      0o644)
         fcntl.flock(self._open_lock_fd, fcntl.LOCK_SH)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._topics: dict[str, Topic] = {}
         self._closed = False
         self._flusher = IntervalFlusher(self._interval_partitions)
         self._notifier = Notifier(self.path)
+        self._offsets: OffsetStore | None = None
 
     def _check_layout(self) -> None:
         path = os.path.join(self.path, LAYOUT_FILE)
@@ -261,6 +264,24 @@ class Log:
 
         self._check_open()
         return Producer(self, **config)
+
+    def consumer(self, group: str | None = None, topics=(), **config) -> Consumer:
+        """A new :class:`~mqlog.consumer.Consumer`; with ``group`` (and ``topics``,
+        or a later ``subscribe``) a member of that consumer group. Settings: see
+        ``ConsumerConfig``; an unknown one raises TypeError."""
+        from mqlog.consumer._consumer import Consumer
+
+        self._check_open()
+        return Consumer(self, group, topics, **config)
+
+    def _offset_store(self) -> OffsetStore:
+        """The committed-offsets store of this log (created on first use)."""
+        with self._lock:
+            if self._offsets is None:
+                from mqlog.consumer._offsets import OffsetStore
+
+                self._offsets = OffsetStore(self)
+            return self._offsets
 
     def append_counter(self) -> int:
         """A number that changes whenever any process appends to this log; pass it

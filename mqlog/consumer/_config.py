@@ -1,0 +1,86 @@
+"""Consumer settings and the names consumers use."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from typing import Literal, NamedTuple
+
+from mqlog.errors import ConfigError
+
+OffsetReset = Literal["earliest", "latest", "error"]
+AssignorName = Literal["range", "roundrobin", "sticky"]
+
+
+class TopicPartition(NamedTuple):
+    """Names one partition of one topic."""
+
+    topic: str
+    partition: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsumerConfig:
+    """Settings of a Consumer (keyword arguments of ``Log.consumer``).
+
+    Attributes:
+        client_id: shown in ``describe_group`` and ``mqlog lag``; default
+            ``<host>-<pid>``.
+        auto_offset_reset: where to start a partition with no committed offset,
+            or whose committed offset fell below the log start through
+            retention: ``earliest``, ``latest`` (as Kafka's default) or ``error``
+            (raise NoOffsetForPartitionError / OffsetOutOfRangeError).
+        enable_auto_commit: commit the positions of returned records every
+            ``auto_commit_interval_ms`` and on close. Default False:
+            at-least-once by committing after processing.
+        auto_commit_interval_ms: see above (5 s, as Kafka).
+        max_poll_records: most records one ``poll`` returns (500, as Kafka).
+        max_poll_interval_ms: a group member that does not poll for this long
+            gives up its partitions (5 min, as Kafka).
+        fetch_max_bytes: most bytes of keys + headers + values one ``poll``
+            returns (at least one record is always returned).
+        assignor: how a group divides partitions: ``range``, ``roundrobin`` or
+            ``sticky`` (default: moves as few partitions as possible).
+        consumer_timeout_ms: iteration (``for msg in consumer``) stops after this
+            long without a record; None iterates forever.
+        group_check_interval_ms: how often a group member looks for members
+            that joined, left or died (100 ms: a dead member's partitions move
+            well within a second).
+    """
+
+    client_id: str = ""
+    auto_offset_reset: OffsetReset = "latest"
+    enable_auto_commit: bool = False
+    auto_commit_interval_ms: int = 5000
+    max_poll_records: int = 500
+    max_poll_interval_ms: int = 300_000
+    fetch_max_bytes: int = 50 * 1024 * 1024
+    assignor: AssignorName = "sticky"
+    consumer_timeout_ms: int | None = None
+    group_check_interval_ms: int = 100
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.client_id, str):
+            raise ConfigError("client_id must be a str")
+        if not self.client_id:
+            object.__setattr__(self, "client_id", f"{socket.gethostname()}-{os.getpid()}")
+        _one_of("auto_offset_reset", self.auto_offset_reset, ("earliest", "latest", "error"))
+        _one_of("assignor", self.assignor, ("range", "roundrobin", "sticky"))
+        if not isinstance(self.enable_auto_commit, bool):
+            raise ConfigError("enable_auto_commit must be a bool")
+        for name in ("auto_commit_interval_ms", "max_poll_records", "max_poll_interval_ms",
+                     "fetch_max_bytes", "group_check_interval_ms"):
+            _positive(name, getattr(self, name))
+        if self.consumer_timeout_ms is not None:
+            _positive("consumer_timeout_ms", self.consumer_timeout_ms, allow_zero=True)
+
+
+def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def _positive(name: str, value: object, allow_zero: bool = False) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
+        raise ConfigError(f"{name} must be a positive int, not {value!r}")

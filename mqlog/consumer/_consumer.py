@@ -1,0 +1,330 @@
+"""The Consumer: positions, fetching, waiting, committing.
+
+Owner: a Consumer owns its assignment and one position per assigned partition
+(the offset of the next record it will return). It is meant for one thread
+(like Kafka's consumer); ``close`` may be called from another.
+
+Without a group it reads what it is told (``assign``) and cannot commit. With
+a group, ``subscribe`` makes it a member: the group's coordinator (see
+``_group``) decides which partitions it owns; it only fetches a partition
+while holding that partition's ownership lock, and commits only those.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from mqlog.consumer._config import ConsumerConfig, TopicPartition
+from mqlog.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    LogClosedError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+)
+from mqlog.logstore._record import Message
+
+if TYPE_CHECKING:
+    from mqlog.consumer._group import GroupMember
+    from mqlog.logstore._log import Log
+    from mqlog.logstore._partition import Partition
+
+Listener = Callable[[set[TopicPartition]], None]
+
+
+class _Assigned:
+    """A partition this consumer reads: where it is and whether it is paused."""
+
+    __slots__ = ("tp", "partition", "position", "paused")
+
+    def __init__(self, tp: TopicPartition, partition: Partition) -> None:
+        self.tp = tp
+        self.partition = partition
+        self.position: int | None = None  # unknown until committed offset / reset
+        self.paused = False
+
+
+class Consumer:
+    """Reads records from a Log; see ``Log.consumer``."""
+
+    def __init__(self, log: Log, group: str | None = None,
+                 topics: Iterable[str] | str = (), **config) -> None:
+        self.config = ConsumerConfig(**config)
+        self._log = log
+        self.group = group
+        self._assigned: dict[TopicPartition, _Assigned] = {}
+        self._order: list[_Assigned] = []
+        self._next = 0
+        self._manual = False
+        self._member: GroupMember | None = None
+        self._closed = False
+        self._last_auto_commit = time.monotonic()
+        if group is not None:
+            self._offsets = log._offset_store()
+        if topics:
+            self.subscribe(topics)
+
+    # -- what to read -----------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str] | str | re.Pattern,
+                  on_assigned: Listener | None = None,
+                  on_revoked: Listener | None = None) -> None:
+        """Join the group and consume ``topics`` (names, or a compiled regex whose
+        matches are picked up as topics appear). ``on_revoked`` runs before
+        partitions are given up, ``on_assigned`` after new ones are taken."""
+        self._check_open()
+        if self.group is None:
+            raise IllegalStateError("subscribe needs a group: Log.consumer(group=...)")
+        if self._manual:
+            raise IllegalStateError("this consumer uses assign(); it cannot also subscribe")
+        if isinstance(topics, str):
+            topics = [topics]
+        if not isinstance(topics, re.Pattern):
+            topics = sorted(set(topics))
+            for name in topics:
+                self._log._topic(name)  # UnknownTopicError now, not at poll
+        from mqlog.consumer._group import GroupMember
+
+        if self._member is None:
+            self._member = GroupMember(self._log, self.group, self.config, self)
+        self._member.subscribe(topics, on_assigned, on_revoked)
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Read exactly these partitions (no group membership)."""
+        self._check_open()
+        if self._member is not None:
+            raise IllegalStateError("this consumer subscribed; it cannot also assign()")
+        self._manual = True
+        self._set_assignment({TopicPartition(*tp) for tp in partitions})
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._assigned)
+
+    def _set_assignment(self, partitions: set[TopicPartition]) -> None:
+        """Replace the assignment, keeping positions of partitions that stay."""
+        kept = {tp: a for tp, a in self._assigned.items() if tp in partitions}
+        for tp in sorted(partitions - set(kept)):
+            kept[tp] = _Assigned(tp, self._log._partition(tp.topic, tp.partition))
+        self._assigned = kept
+        self._order = [kept[tp] for tp in sorted(kept)]
+        self._next = 0
+
+    # -- positions ------------------------------------------------------------------------
+
+    def position(self, tp: TopicPartition) -> int:
+        """The offset of the next record ``poll`` will return from ``tp``."""
+        assigned = self._get(tp)
+        self._ensure_position(assigned)
+        return assigned.position
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Make ``offset`` the next record returned from ``tp`` (checked on fetch:
+        out of range applies ``auto_offset_reset``)."""
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise ValueError(f"offset must be an int >= 0, not {offset!r}")
+        self._get(tp).position = offset
+
+    def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        for assigned in self._targets(partitions):
+            assigned.position = assigned.partition.state().log_start_offset
+
+    def seek_to_end(self, *partitions: TopicPartition) -> None:
+        for assigned in self._targets(partitions):
+            assigned.position = assigned.partition.state().end_offset
+
+    def seek_to_time(self, ts_ms: int, *partitions: TopicPartition) -> None:
+        """Next records: the first with a timestamp >= ``ts_ms`` (all partitions
+        when none are named)."""
+        for assigned in self._targets(partitions):
+            assigned.position = assigned.partition.offset_for_time(ts_ms)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        for assigned in self._targets(partitions):
+            assigned.paused = True
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        for assigned in self._targets(partitions):
+            assigned.paused = False
+
+    def paused(self) -> set[TopicPartition]:
+        return {tp for tp, assigned in self._assigned.items() if assigned.paused}
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records between each partition's position and its end offset."""
+        out = {}
+        for tp, assigned in self._assigned.items():
+            self._ensure_position(assigned)
+            out[tp] = assigned.partition.state().end_offset - assigned.position
+        return out
+
+    def _targets(self, partitions: tuple[TopicPartition, ...]) -> list[_Assigned]:
+        if not partitions:
+            return list(self._order)
+        return [self._get(tp) for tp in partitions]
+
+    def _get(self, tp: TopicPartition) -> _Assigned:
+        assigned = self._assigned.get(TopicPartition(*tp))
+        if assigned is None:
+            raise IllegalStateError(f"{tp} is not assigned to this consumer")
+        return assigned
+
+    def _ensure_position(self, assigned: _Assigned) -> None:
+        """Give a partition without a position its committed offset, else reset."""
+        if assigned.position is not None:
+            return
+        committed = self.committed(assigned.tp) if self.group is not None else None
+        if committed is not None:
+            assigned.position = committed
+            return
+        self._reset(assigned, NoOffsetForPartitionError(
+            f"no committed offset for {assigned.tp} in group {self.group!r} "
+            f"and auto_offset_reset='error'"
+        ))
+
+    def _reset(self, assigned: _Assigned, error: Exception) -> None:
+        policy = self.config.auto_offset_reset
+        if policy == "error":
+            raise error
+        state = assigned.partition.state()
+        assigned.position = (
+            state.log_start_offset if policy == "earliest" else state.end_offset
+        )
+
+    # -- fetching -------------------------------------------------------------------------
+
+    def poll(self, timeout: float | None = 0.0, max_records: int | None = None) -> list[Message]:
+        """Records from the assigned partitions: at once if any are there, else
+        after waiting up to ``timeout`` seconds (None: until some arrive).
+
+        Partitions are served in turn, so one busy partition does not starve the
+        others. Positions move past what is returned.
+        """
+        self._check_open()
+        limit = self.config.max_poll_records if max_records is None else max_records
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._member is not None:
+                self._member.on_poll()
+            seen = self._log.append_counter()
+            records = self._fetch(limit)
+            if self.config.enable_auto_commit:
+                self._maybe_auto_commit()
+            if records:
+                return records
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return records
+            wait = self.config.group_check_interval_ms / 1000 if self._member else 1.0
+            self._log.wait_for_append(seen, wait if remaining is None else min(remaining, wait))
+            self._check_open()
+
+    def _fetch(self, limit: int) -> list[Message]:
+        out: list[Message] = []
+        order = self._order
+        count = len(order)
+        budget = self.config.fetch_max_bytes
+        for step in range(count):
+            assigned = order[(self._next + step) % count]
+            if assigned.paused or (self._member is not None and not self._member.owns(
+                    assigned.tp)):
+                continue
+            self._ensure_position(assigned)
+            try:
+                records = assigned.partition.read(assigned.position, limit - len(out), budget,
+                                                  messages=True)
+            except OffsetOutOfRangeError as error:
+                self._reset(assigned, error)
+                continue
+            if records:
+                out.extend(records)
+                assigned.position = records[-1].offset + 1
+                budget -= sum(len(r.value) for r in records)
+                if len(out) >= limit or budget <= 0:
+                    self._next = (self._next + step + 1) % count
+                    break
+        return out
+
+    def __iter__(self) -> Iterator[Message]:
+        """Yield records forever (or until ``consumer_timeout_ms`` passes without one)."""
+        quiet_s = (None if self.config.consumer_timeout_ms is None
+                   else self.config.consumer_timeout_ms / 1000)
+        while not self._closed:
+            records = self.poll(timeout=quiet_s)
+            if not records and quiet_s is not None:
+                return
+            yield from records
+
+    # -- commits ----------------------------------------------------------------------------
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None,
+               metadata: str = "") -> dict[TopicPartition, int]:
+        """Commit ``offsets`` (the next offset to read, per partition), or by default
+        the positions of everything returned so far. Raises CommitFailedError,
+        committing nothing, if a partition is not owned by this member."""
+        self._check_open()
+        if self.group is None:
+            raise IllegalStateError("commit needs a group: Log.consumer(group=...)")
+        if offsets is None:
+            offsets = {tp: a.position for tp, a in self._assigned.items()
+                       if a.position is not None}
+        else:
+            offsets = {TopicPartition(*tp): offset for tp, offset in offsets.items()}
+            for offset in offsets.values():
+                if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+                    raise ValueError(f"offsets must be ints >= 0, not {offset!r}")
+        member_id = ""
+        if self._member is not None:
+            not_owned = sorted(tp for tp in offsets if not self._member.owns(tp))
+            if not_owned:
+                raise CommitFailedError(
+                    f"member {self._member.member_id} of group {self.group!r} does not own "
+                    f"{', '.join(f'{t}/{p}' for t, p in not_owned)} (any more)"
+                )
+            member_id = self._member.member_id
+        self._offsets.commit(self.group, offsets, member_id, metadata)
+        return dict(offsets)
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset for ``tp``, or None."""
+        if self.group is None:
+            return None
+        value = self._offsets.committed(self.group, TopicPartition(*tp))
+        return None if value is None else value.offset
+
+    def _maybe_auto_commit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_auto_commit >= self.config.auto_commit_interval_ms / 1000:
+            self._last_auto_commit = now
+            owned = {tp: a.position for tp, a in self._assigned.items()
+                     if a.position is not None
+                     and (self._member is None or self._member.owns(tp))}
+            if owned:
+                self._offsets.commit(self.group, owned,
+                                     self._member.member_id if self._member else "")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError("consumer is closed")
+
+    def close(self) -> None:
+        """Commit (with auto-commit), leave the group at once; idempotent."""
+        if self._closed:
+            return
+        try:
+            if self.group is not None and self.config.enable_auto_commit:
+                self._maybe_auto_commit(force=True)
+        finally:
+            self._closed = True
+            if self._member is not None:
+                self._member.leave()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,111 @@
+"""Committed offsets: records in the internal topic ``__consumer_offsets``.
+
+Owner: one OffsetStore per Log, shared by its consumers. A commit appends one
+record per partition to the offsets partition of its group (``xxh3_64(group)
+% OFFSETS_PARTITIONS``), all in one batch, so a commit of several partitions
+is atomic. The key is ``msgpack([group, topic, partition])``; the value is
+``msgpack([offset, metadata, commit_time_ms, member_id])``, or empty for a
+tombstone (the group's offset was deleted). The latest record per key wins.
+
+Each process keeps the latest value per key in memory, reading the offsets
+partition forward from where it last stopped; a lookup first catches up with
+what other processes committed since.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, NamedTuple
+
+import msgpack
+import xxhash
+
+from mqlog.consumer._config import TopicPartition
+from mqlog.errors import TopicExistsError
+from mqlog.logstore._record import Record
+
+if TYPE_CHECKING:
+    from mqlog.logstore._log import Log
+
+OFFSETS_TOPIC = "__consumer_offsets"
+#: Partitions of the offsets topic: groups spread over them, so commits of
+#: different groups rarely contend for one partition lock.
+OFFSETS_PARTITIONS = 8
+
+
+class CommittedOffset(NamedTuple):
+    offset: int
+    metadata: str
+    commit_time_ms: int
+    member_id: str
+
+
+def offsets_partition(group: str) -> int:
+    return xxhash.xxh3_64_intdigest(group.encode()) % OFFSETS_PARTITIONS
+
+
+class OffsetStore:
+    """Read and write committed offsets of every group in one log."""
+
+    def __init__(self, log: Log) -> None:
+        self._log = log
+        self._lock = threading.Lock()
+        self._latest: dict[tuple[str, str, int], CommittedOffset] = {}
+        self._read_upto = [0] * OFFSETS_PARTITIONS
+        try:
+            log._create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, internal=True,
+                              durability="always")
+        except TopicExistsError:
+            pass
+
+    def commit(self, group: str, offsets: Mapping[TopicPartition, int], member_id: str = "",
+               metadata: str = "") -> None:
+        """Record ``offsets`` for ``group`` (one atomic batch)."""
+        now = self._log.now_ms()
+        records = [
+            Record(msgpack.packb([offset, metadata, now, member_id]),
+                   key=msgpack.packb([group, tp.topic, tp.partition]))
+            for tp, offset in offsets.items()
+        ]
+        if records:
+            self._log.append(OFFSETS_TOPIC, offsets_partition(group), records)
+
+    def delete(self, group: str, partitions: Iterable[TopicPartition]) -> None:
+        """Write tombstones: the group has no committed offset for these any more."""
+        records = [Record(b"", key=msgpack.packb([group, tp.topic, tp.partition]))
+                   for tp in partitions]
+        if records:
+            self._log.append(OFFSETS_TOPIC, offsets_partition(group), records)
+
+    def committed(self, group: str, tp: TopicPartition) -> CommittedOffset | None:
+        """The latest committed offset of ``group`` for ``tp``, or None."""
+        self._catch_up(offsets_partition(group))
+        return self._latest.get((group, tp.topic, tp.partition))
+
+    def group_offsets(self, group: str) -> dict[TopicPartition, CommittedOffset]:
+        """Every committed offset of ``group``."""
+        self._catch_up(offsets_partition(group))
+        return {TopicPartition(topic, partition): value
+                for (name, topic, partition), value in self._latest.items() if name == group}
+
+    def groups(self) -> set[str]:
+        """Groups with at least one committed offset."""
+        for partition in range(OFFSETS_PARTITIONS):
+            self._catch_up(partition)
+        return {name for name, _topic, _partition in self._latest}
+
+    def _catch_up(self, partition: int) -> None:
+        with self._lock:
+            log = self._log
+            start = max(self._read_upto[partition], log.start_offset(OFFSETS_TOPIC, partition))
+            end = log.end_offset(OFFSETS_TOPIC, partition)
+            for record in log.iter(OFFSETS_TOPIC, partition, start, end):
+                group, topic, number = msgpack.unpackb(record.key)
+                key = (group, topic, number)
+                if record.value:
+                    offset, metadata, when, member = msgpack.unpackb(record.value)
+                    self._latest[key] = CommittedOffset(offset, metadata, when, member)
+                else:
+                    self._latest.pop(key, None)
+            self._read_upto[partition] = end
