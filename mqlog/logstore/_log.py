@@ -274,6 +274,37 @@ class Log:
         self._check_open()
         return Consumer(self, group, topics, **config)
 
+    # -- consumer groups (see mqlog.consumer._admin) -------------------------------------
+
+    def list_groups(self) -> list[str]:
+        """Consumer groups with members or committed offsets."""
+        from mqlog.consumer import _admin
+
+        return _admin.list_groups(self)
+
+    def describe_group(self, group: str):
+        """A group's state, generation, members and per-partition committed offset,
+        end offset, lag and age of the oldest unconsumed record."""
+        from mqlog.consumer import _admin
+
+        return _admin.describe_group(self, group)
+
+    def reset_offsets(self, group: str, topic: str, partitions=None, *, to=None,
+                      shift_by=None, by_duration=None, dry_run: bool = False):
+        """Move a group's committed offsets (refused while it has live members);
+        returns ``{TopicPartition: (current, new)}``. See
+        :func:`mqlog.consumer._admin.reset_offsets`."""
+        from mqlog.consumer import _admin
+
+        return _admin.reset_offsets(self, group, topic, partitions, to=to, shift_by=shift_by,
+                                    by_duration=by_duration, dry_run=dry_run)
+
+    def delete_group(self, group: str) -> None:
+        """Forget a group and its committed offsets (refused while it has members)."""
+        from mqlog.consumer import _admin
+
+        _admin.delete_group(self, group)
+
     def _offset_store(self) -> OffsetStore:
         """The committed-offsets store of this log (created on first use)."""
         with self._lock:
