@@ -32,6 +32,9 @@ OFFSETS_TOPIC = "__consumer_offsets"
 #: Partitions of the offsets topic: groups spread over them, so commits of
 #: different groups rarely contend for one partition lock.
 OFFSETS_PARTITIONS = 8
+#: Small segments, so compaction (which only rewrites closed segments) keeps the
+#: offsets topic near one record per (group, topic, partition).
+OFFSETS_SEGMENT_BYTES = 4 * 1024 * 1024
 
 
 class CommittedOffset(NamedTuple):
@@ -55,7 +58,9 @@ class OffsetStore:
         self._read_upto = [0] * OFFSETS_PARTITIONS
         try:
             log._create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, internal=True,
-                              durability="always")
+                              durability="always", cleanup_policy="compact",
+                              segment_bytes=OFFSETS_SEGMENT_BYTES, retention_ms=None,
+                              retention_bytes=None)
         except TopicExistsError:
             pass
 

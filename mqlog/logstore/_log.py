@@ -380,6 +380,19 @@ class Log:
                 deleted += handle.partition(number).enforce_retention()
         return deleted
 
+    def compact(self, topic: str | None = None) -> int:
+        """Compact now the ``compact`` topics (one, or all); return segments rewritten."""
+        names = [topic] if topic is not None else self.topics()
+        rewritten = 0
+        for name in names:
+            handle = self._topic(name)
+            if handle.config().cleanup_policy != "compact":
+                continue
+            for number in range(handle.partition_count):
+                result = handle.partition(number).compact(force=True)
+                rewritten += result.segments_rewritten if result is not None else 0
+        return rewritten
+
     def flush(self) -> None:
         """fdatasync everything this process appended."""
         for topic in list(self._topics.values()):

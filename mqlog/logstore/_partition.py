@@ -136,6 +136,8 @@ class Partition:
         live = []
         for base in bases:
             segment = self._segments.get(base)
+            if segment is not None and base != state.active_base_offset and segment.replaced():
+                segment = None  # compacted: open the cleaned copy
             if segment is None:
                 try:
                     segment = Segment(self.directory, base)
@@ -189,7 +191,9 @@ class Partition:
             segment_end = self._next_base(segment, state)
             try:
                 position, header = segment.locate(offset, limit, index_count)
-                while True:
+                while header is not None:
+                    if header.base_offset > offset:  # offsets removed by compaction
+                        offset = header.base_offset
                     want = max_records - len(out)
                     first = offset - header.base_offset
                     records, used = _batch.decode(
@@ -205,14 +209,15 @@ class Partition:
                         return out  # stopped inside the batch: max_records or max_bytes
                     if budget is not None:
                         budget -= used
-                    if offset >= segment_end:
-                        break
                     position += header.batch_length
+                    if offset >= segment_end or position >= limit:
+                        break
                     header = segment.header_at(position, limit)
-                    if header.base_offset != offset:
+                    if header.base_offset < offset:
                         raise fmt.BatchError(
-                            f"expected offset {offset}, found {header.base_offset}"
+                            f"expected offset {offset} or above, found {header.base_offset}"
                         )
+                offset = max(offset, segment_end)  # past the segment's last record
             except fmt.BatchError as error:
                 raise CorruptRecordError(
                     f"corrupt batch in {segment.path} at offset {offset}: {error}",
@@ -248,15 +253,16 @@ class Partition:
                        index_count: int, timestamp: int) -> int | None:
         try:
             position, header = segment.locate(offset, limit, index_count)
-            while True:
+            while header is not None:
                 if header.max_timestamp >= timestamp:
                     table = fmt.record_table(segment.buffer(limit), position, header.record_count)
                     hits = np.flatnonzero(table["timestamp"] >= timestamp)
                     return header.base_offset + int(hits[0])
-                if header.next_offset >= end:
-                    return None
                 position += header.batch_length
+                if header.next_offset >= end or position >= limit:
+                    return None
                 header = segment.header_at(position, limit)
+            return None
         except fmt.BatchError as error:
             raise CorruptRecordError(
                 f"corrupt batch in {segment.path} near offset {offset}: {error}",
@@ -300,10 +306,13 @@ class Partition:
             if not batches:
                 return state.end_offset
             first_offset = state.end_offset
+            epoch = state.epoch
             for batch in batches:
                 state = self._append_batch(state, batch, config)
         self.dirty = True
         self._on_append()
+        if state.epoch != epoch and config.cleanup_policy == "compact":
+            self.compact()  # a segment was rolled: maybe enough to clean
         if config.durability == "always":
             self._make_durable(state.end_offset)
         return first_offset
@@ -427,6 +436,12 @@ class Partition:
             if current is not None and current.flushed_offset < state.end_offset:
                 self._publish(current.replace(flushed_offset=state.end_offset), current)
         return state.end_offset
+
+    def compact(self, force: bool = False):
+        """Compact this partition if due (see ``_compaction``); returns what it did."""
+        from mqlog.logstore._compaction import compact
+
+        return compact(self, self._clock(), force)
 
     # -- retention -------------------------------------------------------------------------
 

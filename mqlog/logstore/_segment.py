@@ -85,6 +85,14 @@ class Segment:
 
     # -- reading ---------------------------------------------------------------
 
+    def replaced(self) -> bool:
+        """True if the file at this segment's path is no longer the one open here
+        (compaction swapped in a cleaned copy)."""
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
+        except FileNotFoundError:
+            return False
+
     def file_size(self) -> int:
         return os.fstat(self.fd).st_size
 
@@ -115,15 +123,18 @@ class Segment:
     def forget_verified_from(self, position: int) -> None:
         self._verified = {p for p in self._verified if p < position}
 
-    def locate(self, offset: int, limit: int, index_count: int) -> tuple[int, fmt.BatchHeader]:
-        """(position, header) of the batch holding ``offset``, scanning from the
-        nearest index entry. Raises BatchError if the log breaks off first."""
+    def locate(self, offset: int, limit: int,
+               index_count: int) -> tuple[int, fmt.BatchHeader | None]:
+        """(position, header) of the first batch holding ``offset`` or a later one,
+        scanning from the nearest index entry; (limit, None) if the segment's data
+        ends first. Raises BatchError if the data breaks off before ``limit``."""
         _slot, position = self.index.floor(offset - self.base_offset, index_count)
-        while True:
+        while position < limit:
             header = self.header_at(position, limit)
             if header.next_offset > offset:
                 return position, header
             position += header.batch_length
+        return limit, None
 
     # -- writing (partition lock held) -----------------------------------------
 

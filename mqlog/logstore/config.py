@@ -15,6 +15,8 @@ from mqlog.errors import ConfigError, InvalidTopicError
 
 Durability = Literal["none", "interval", "always"]
 DURABILITIES = ("none", "interval", "always")
+CleanupPolicy = Literal["delete", "compact"]
+CLEANUP_POLICIES = ("delete", "compact")
 
 MiB = 1024 * 1024
 
@@ -49,6 +51,15 @@ class TopicConfig:
             concurrent appenders share one flush). Default ``interval``: near
             the speed of ``none`` with a bounded loss window.
         flush_ms: the flush period of ``interval`` durability (100 ms).
+        cleanup_policy: ``delete`` (retention by time/size) or ``compact``
+            (closed segments are rewritten keeping only the latest record of
+            each key; a record with an empty value is a tombstone that deletes
+            its key). Retention settings apply to both.
+        min_cleanable_dirty_ratio: compact once this share of the closed
+            segments' bytes was written since the last compaction (0.5, as
+            Kafka).
+        delete_retention_ms: how long compaction keeps tombstones, so readers
+            that are behind still see the delete (1 day, as Kafka).
     """
 
     segment_bytes: int = 128 * MiB
@@ -59,6 +70,9 @@ class TopicConfig:
     max_record_bytes: int = 1 * MiB
     durability: Durability = "interval"
     flush_ms: int = 100
+    cleanup_policy: CleanupPolicy = "delete"
+    min_cleanable_dirty_ratio: float = 0.5
+    delete_retention_ms: int = 24 * 3600 * 1000
 
     def __post_init__(self) -> None:
         _positive_int("segment_bytes", self.segment_bytes, low=4096, high=2**31 - 1)
@@ -74,6 +88,15 @@ class TopicConfig:
                 f"durability must be one of {', '.join(DURABILITIES)}, not {self.durability!r}"
             )
         _positive_int("flush_ms", self.flush_ms, low=1)
+        if self.cleanup_policy not in CLEANUP_POLICIES:
+            raise ConfigError(
+                f"cleanup_policy must be one of {', '.join(CLEANUP_POLICIES)}, "
+                f"not {self.cleanup_policy!r}"
+            )
+        ratio = self.min_cleanable_dirty_ratio
+        if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 <= ratio <= 1:
+            raise ConfigError(f"min_cleanable_dirty_ratio must be between 0 and 1, not {ratio!r}")
+        _positive_int("delete_retention_ms", self.delete_retention_ms, low=0)
 
     @classmethod
     def from_options(cls, base: TopicConfig | None = None, **options: Any) -> TopicConfig:

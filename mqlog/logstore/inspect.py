@@ -51,6 +51,8 @@ TOPICS_DIR = "topics"
 STATE_FILE = "state"
 #: "No record yet" in running timestamp maxima (as the partition publishes it).
 NO_TIMESTAMP = -(2**63)
+#: Checks of one partition before giving up on seeing its segments hold still.
+CHECK_ATTEMPTS = 5
 
 Severity = Literal["error", "warning"]
 
@@ -364,8 +366,38 @@ def _verify_topic(directory: str, name: str, report: VerifyReport) -> None:
                 file=partition_dir,
             ))
             continue
-        checker = _PartitionCheck(partition_dir, name, number, report.problems)
-        report.partitions.append(checker.run())
+        partition, problems = _check_partition(partition_dir, name, number)
+        report.partitions.append(partition)
+        report.problems.extend(problems)
+
+
+def _segments_snapshot(directory: str) -> tuple[int | None, list[int]]:
+    """What changes when segments roll or are deleted: the state epoch and the files."""
+    try:
+        state = read_state(os.path.join(directory, STATE_FILE))
+    except FileNotFoundError:
+        state = None
+    return (None if state is None else state.epoch), list_segment_bases(directory)
+
+
+def _check_partition(directory: str, topic: str,
+                     number: int) -> tuple[PartitionReport, list[Problem]]:
+    """Check one partition; again when its segments changed meanwhile (a log in use
+    rolls and deletes segments: a check across such a change sees files and state
+    from different moments and would report damage that is not there)."""
+    for _attempt in range(CHECK_ATTEMPTS):
+        before = _segments_snapshot(directory)
+        check = _PartitionCheck(directory, topic, number)
+        try:
+            check.run()
+        except FileNotFoundError:  # a segment deleted by retention meanwhile
+            continue
+        if _segments_snapshot(directory) == before:
+            return check.report, check.problems
+    check.problem("warning", f"the partition's segments changed during each of "
+                  f"{CHECK_ATTEMPTS} attempts to check it (it is in use); what is reported "
+                  f"may come from files of different moments")
+    return check.report, check.problems
 
 
 @dataclasses.dataclass
@@ -380,19 +412,20 @@ class _Walk:
     end_offset: int = 0
     max_timestamp: int = NO_TIMESTAMP
     records: int = 0
+    #: Batches whose checksum failed (walked over: their framing was sound).
+    damaged_batches: int = 0
     #: False when a framing error stopped the walk before ``end_position``'s limit.
     complete: bool = True
 
 
 class _PartitionCheck:
-    """Verify one partition directory, appending what is wrong to ``problems``."""
+    """Verify one partition directory once: fills ``report`` and ``problems``."""
 
-    def __init__(self, directory: str, topic: str, number: int,
-                 problems: list[Problem]) -> None:
+    def __init__(self, directory: str, topic: str, number: int) -> None:
         self.directory = directory
         self.topic = topic
         self.number = number
-        self.problems = problems
+        self.problems: list[Problem] = []
         self.report = PartitionReport(topic, number)
 
     def problem(self, severity: Severity, description: str, file: str | None = None,
@@ -485,7 +518,7 @@ class _PartitionCheck:
             limit = len(buffer)
         walk = self._walk(base, buffer, limit)
         if walk.complete:
-            self._check_tail(base, buffer, walk, active, closed)
+            walk.complete = self._check_tail(base, buffer, walk, active, closed)
         if active and walk.complete:
             self._check_active_state(walk, state)
         self._check_offset_index(base, walk, state.offset_index_count if active else None)
@@ -506,11 +539,14 @@ class _PartitionCheck:
                     self.problem("error", f"broken batch framing: {error}", path,
                                  offset=walk.end_offset, position=position)
                 break
-            self._check_batch(path, buffer, position, header, walk)
+            intact = self._check_batch(path, buffer, position, header, walk)
             walk.positions.append(position)
             walk.offsets.append(header.base_offset)
             walk.max_before.append(walk.max_timestamp)
-            walk.max_timestamp = max(walk.max_timestamp, header.max_timestamp)
+            if intact:  # a damaged header's timestamps would only cause knock-on errors
+                walk.max_timestamp = max(walk.max_timestamp, header.max_timestamp)
+            else:
+                walk.damaged_batches += 1
             walk.end_offset = header.next_offset
             walk.records += header.record_count
             position += header.batch_length
@@ -521,7 +557,8 @@ class _PartitionCheck:
         return walk
 
     def _check_batch(self, path: str, buffer, position: int, header: fmt.BatchHeader,
-                     walk: _Walk) -> None:
+                     walk: _Walk) -> bool:
+        """Report what is wrong with one batch; False when its checksum fails."""
         if header.base_offset != walk.end_offset:
             self.problem("error", f"batch has base offset {header.base_offset}, expected "
                          f"{walk.end_offset}", path, offset=header.base_offset,
@@ -531,7 +568,7 @@ class _PartitionCheck:
         except fmt.BatchError as error:
             self.problem("error", f"bad batch: {error}", path, offset=header.base_offset,
                          position=position)
-            return
+            return False
         timestamps = fmt.record_table(buffer, position, header.record_count)["timestamp"]
         if int(timestamps[0]) != header.first_timestamp or (
             int(timestamps.max()) != header.max_timestamp
@@ -540,12 +577,14 @@ class _PartitionCheck:
                          f"{header.max_timestamp} disagree with its records' "
                          f"{int(timestamps[0])}/{int(timestamps.max())}", path,
                          offset=header.base_offset, position=position)
+        return True
 
-    def _check_tail(self, base: int, buffer, walk: _Walk, active: bool, closed: bool) -> None:
-        """What follows the data: nothing, zeroed preallocation, or leftover bytes."""
+    def _check_tail(self, base: int, buffer, walk: _Walk, active: bool, closed: bool) -> bool:
+        """What follows the data: nothing, zeroed preallocation, or leftover bytes.
+        False when the walk ended early: a zeroed length field hides data after it."""
         position = walk.end_position
         if position >= len(buffer):
-            return
+            return True
         path = self._path(base, LOG_SUFFIX)
         if active:  # only the next header: the preallocated rest may be 100s of MiB
             try:
@@ -558,16 +597,18 @@ class _PartitionCheck:
                              f"written but never published (a writer died, or is writing "
                              f"now); opening the log discards them", path,
                              offset=walk.end_offset, position=position)
-            return
+            return True
         rest = np.frombuffer(buffer, dtype=np.uint8, offset=position)
         if rest.any():
             first = position + int((rest != 0).argmax())
             self.problem("error", f"a zero length field ends the data but non-zero bytes "
                          f"follow at position {first}: the batches there "
                          f"are unreachable", path, offset=walk.end_offset, position=position)
-        elif closed:
+            return False
+        if closed:
             self.problem("warning", f"closed segment was not trimmed: {len(rest)} zero bytes "
                          f"follow its data (the next open trims it)", path, position=position)
+        return True
 
     def _check_unpublished_segment(self, base: int, buffer, state: PartitionState) -> _Walk:
         """A segment newer than the published active one: a roll the writer did not publish."""
@@ -591,7 +632,7 @@ class _PartitionCheck:
                          f"{state.active_position} but the active segment's batches end at "
                          f"offset {walk.end_offset}, position {walk.end_position}", path,
                          offset=walk.end_offset, position=walk.end_position)
-        if walk.max_timestamp != state.active_max_timestamp:
+        if not walk.damaged_batches and walk.max_timestamp != state.active_max_timestamp:
             self.problem("error", f"state publishes max timestamp {state.active_max_timestamp}"
                          f" but the active segment's largest is {walk.max_timestamp}", path)
 
