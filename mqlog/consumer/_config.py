@@ -47,6 +47,9 @@ class ConsumerConfig:
         group_check_interval_ms: how often a group member looks for members
             that joined, left or died (100 ms: a dead member's partitions move
             well within a second).
+        zero_copy: values and keys are memoryviews into the memory-mapped
+            segment instead of bytes copies (faster for large values; valid as
+            long as the message is referenced).
     """
 
     client_id: str = ""
@@ -59,6 +62,7 @@ class ConsumerConfig:
     assignor: AssignorName = "sticky"
     consumer_timeout_ms: int | None = None
     group_check_interval_ms: int = 100
+    zero_copy: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.client_id, str):
@@ -67,8 +71,9 @@ class ConsumerConfig:
             object.__setattr__(self, "client_id", f"{socket.gethostname()}-{os.getpid()}")
         _one_of("auto_offset_reset", self.auto_offset_reset, ("earliest", "latest", "error"))
         _one_of("assignor", self.assignor, ("range", "roundrobin", "sticky"))
-        if not isinstance(self.enable_auto_commit, bool):
-            raise ConfigError("enable_auto_commit must be a bool")
+        for name in ("enable_auto_commit", "zero_copy"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be a bool")
         for name in ("auto_commit_interval_ms", "max_poll_records", "max_poll_interval_ms",
                      "fetch_max_bytes", "group_check_interval_ms"):
             _positive(name, getattr(self, name))

@@ -233,15 +233,16 @@ class Consumer:
                 continue
             self._ensure_position(assigned)
             try:
-                records = assigned.partition.read(assigned.position, limit - len(out), budget,
-                                                  messages=True)
+                records, used = assigned.partition.read_sized(
+                    assigned.position, limit - len(out), budget, messages=True,
+                    zero_copy=self.config.zero_copy)
             except OffsetOutOfRangeError as error:
                 self._reset(assigned, error)
                 continue
             if records:
                 out.extend(records)
                 assigned.position = records[-1].offset + 1
-                budget -= sum(len(r.value) for r in records)
+                budget -= used
                 if len(out) >= limit or budget <= 0:
                     self._next = (self._next + step + 1) % count
                     break

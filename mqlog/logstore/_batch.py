@@ -169,7 +169,7 @@ def _split(table: np.ndarray, sizes: np.ndarray, payload: bytes,
 def decode(
     buffer, position: int, header: fmt.BatchHeader, first: int = 0, stop: int | None = None,
     max_bytes: int | None = None, at_least_one: bool = True,
-    topic_partition: tuple[str, int] | None = None,
+    topic_partition: tuple[str, int] | None = None, zero_copy: bool = False,
 ) -> tuple[list[Record], int]:
     """Records ``first`` (inclusive) to ``stop`` (exclusive, default all) of the
     verified batch at ``position`` in ``buffer``, as Record objects with offsets,
@@ -177,7 +177,9 @@ def decode(
 
     With ``max_bytes``, stops before the records' size would pass it, but
     returns at least one record when ``at_least_one``. With ``topic_partition``
-    the records are Messages carrying that topic and partition.
+    the records are Messages carrying that topic and partition. With
+    ``zero_copy``, keys and values are memoryviews of ``buffer`` (the segment's
+    map) instead of bytes copies.
     """
     count = header.record_count
     if stop is None or stop > count:
@@ -192,9 +194,12 @@ def decode(
             return [], 0
     high = int(ends[stop - 1])
     payload_base = position + fmt.BATCH_HEADER_SIZE + count * _TABLE_ROW
-    data = buffer[payload_base + low : payload_base + high]
-    if not isinstance(data, bytes):
-        data = bytes(data)
+    if zero_copy:
+        data = memoryview(buffer)[payload_base + low : payload_base + high]
+    else:
+        data = buffer[payload_base + low : payload_base + high]
+        if not isinstance(data, bytes):
+            data = bytes(data)
     ends_list = (ends[first:stop].astype(np.int64) - low).tolist()
     starts = [0]
     starts += ends_list[:-1]

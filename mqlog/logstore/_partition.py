@@ -177,15 +177,22 @@ class Partition:
             )
 
     def read(self, offset: int, max_records: int, max_bytes: int | None,
-             messages: bool = False) -> list[Record]:
+             messages: bool = False, zero_copy: bool = False) -> list[Record]:
+        """See :meth:`read_sized` (this returns only the records)."""
+        return self.read_sized(offset, max_records, max_bytes, messages, zero_copy)[0]
+
+    def read_sized(self, offset: int, max_records: int, max_bytes: int | None,
+                   messages: bool = False, zero_copy: bool = False
+                   ) -> tuple[list[Record], int]:
         """Up to ``max_records`` records from ``offset`` (at least one if any is there,
         then stopping before ``max_bytes`` of keys + headers + values is passed);
-        with ``messages``, Message objects carrying topic and partition."""
+        with ``messages``, Message objects carrying topic and partition; with
+        ``zero_copy``, values and keys are memoryviews of the segment's map."""
         topic_partition = (self.topic, self.number) if messages else None
         state = self.state()
         self.check_offset(offset, state)
         out: list[Record] = []
-        budget = max_bytes
+        used_total = 0
         while offset < state.end_offset and len(out) < max_records:
             segment, limit, index_count = self._segment_for(offset, state)
             segment_end = self._next_base(segment, state)
@@ -198,17 +205,20 @@ class Partition:
                     first = offset - header.base_offset
                     records, used = _batch.decode(
                         segment.buffer(position + header.batch_length), position, header,
-                        first, first + want, max_bytes=budget, at_least_one=not out,
-                        topic_partition=topic_partition,
+                        first, first + want,
+                        max_bytes=None if max_bytes is None else max_bytes - used_total,
+                        at_least_one=not out,
+                        topic_partition=topic_partition, zero_copy=zero_copy,
                     )
                     if not records:
-                        return out
+                        return out, used_total
                     out.extend(records)
+                    used_total += used
                     offset = records[-1].offset + 1
                     if offset < header.next_offset or len(out) >= max_records:
-                        return out  # stopped inside the batch: max_records or max_bytes
-                    if budget is not None:
-                        budget -= used
+                        return out, used_total  # stopped inside the batch: a limit
+                    if max_bytes is not None and used_total >= max_bytes:
+                        return out, used_total
                     position += header.batch_length
                     if offset >= segment_end or position >= limit:
                         break
@@ -223,7 +233,7 @@ class Partition:
                     f"corrupt batch in {segment.path} at offset {offset}: {error}",
                     topic=self.topic, partition=self.number, offset=offset, file=segment.path,
                 ) from None
-        return out
+        return out, used_total
 
     def offset_for_time(self, timestamp: int) -> int:
         """First offset whose record timestamp is >= ``timestamp``; the end offset if none."""
