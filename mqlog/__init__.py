@@ -9,12 +9,17 @@
             print(record.offset, record.value)
 """
 
+from mqlog.consumer import Consumer, ConsumerConfig, TopicPartition
 from mqlog.errors import (
+    CommitFailedError,
     ConfigError,
     CorruptRecordError,
+    GroupNotEmptyError,
+    IllegalStateError,
     InvalidTopicError,
     LogClosedError,
     MqlogError,
+    NoOffsetForPartitionError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
     TopicExistsError,
@@ -23,34 +28,44 @@ from mqlog.errors import (
 )
 from mqlog.logstore import (
     Log,
+    Message,
     PartitionDescription,
     Record,
     TopicConfig,
     TopicDescription,
     open,
 )
-from mqlog.producer import BatchDelivery, Delivery, Producer, RecordMetadata
+from mqlog.producer import BatchDelivery, Delivery, Producer, ProducerConfig, RecordMetadata
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BatchDelivery",
-    "Delivery",
+    "CommitFailedError",
     "ConfigError",
+    "Consumer",
+    "ConsumerConfig",
     "CorruptRecordError",
+    "Delivery",
+    "GroupNotEmptyError",
+    "IllegalStateError",
     "InvalidTopicError",
     "Log",
     "LogClosedError",
+    "Message",
     "MqlogError",
+    "NoOffsetForPartitionError",
     "OffsetOutOfRangeError",
     "PartitionDescription",
     "Producer",
+    "ProducerConfig",
     "Record",
     "RecordMetadata",
     "RecordTooLargeError",
     "TopicConfig",
     "TopicDescription",
     "TopicExistsError",
+    "TopicPartition",
     "UnknownPartitionError",
     "UnknownTopicError",
     "open",

@@ -2,7 +2,15 @@
 
 from mqlog.logstore._log import Log, TopicDescription, open
 from mqlog.logstore._partition import PartitionDescription
-from mqlog.logstore._record import Record
+from mqlog.logstore._record import Message, Record
 from mqlog.logstore.config import TopicConfig
 
-__all__ = ["Log", "PartitionDescription", "Record", "TopicConfig", "TopicDescription", "open"]
+__all__ = [
+    "Log",
+    "Message",
+    "PartitionDescription",
+    "Record",
+    "TopicConfig",
+    "TopicDescription",
+    "open",
+]
