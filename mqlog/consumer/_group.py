@@ -165,11 +165,15 @@ class GroupMember:
             self._watchdog.start()
 
     def _join(self) -> None:
+        """Appear as a member: the file is locked and filled under a temporary name,
+        then renamed, so no prober ever sees an unlocked member file."""
         self.member_id = f"{self.config.client_id}-{uuid.uuid4().hex[:12]}"
         path = self._member_path()
-        self._member_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        staging = path + ".joining"
+        self._member_fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         fcntl.flock(self._member_fd, fcntl.LOCK_EX)
         self._write_member_file()
+        os.rename(staging, path)
 
     def _member_path(self) -> str:
         return os.path.join(self.directory, "members", f"{self.member_id}.json")
