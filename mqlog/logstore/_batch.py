@@ -84,12 +84,13 @@ def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[Encode
         payload = b"".join(records)  # fast path: every item is a bytes-like value
     except TypeError:
         return _encode_general(records, now_ms, max_record_bytes)
-    lengths = list(map(len, records))
-    if sum(lengths) != len(payload):  # a memoryview whose len() is not its byte count
+    lengths = np.fromiter(map(len, records), dtype=np.int64, count=count)
+    ends = np.cumsum(lengths)
+    if int(ends[-1]) != len(payload):  # a memoryview whose len() is not its byte count
         return _encode_general(records, now_ms, max_record_bytes)
-    biggest = max(lengths)
+    biggest = int(lengths.max())
     if biggest > max_record_bytes:
-        index = lengths.index(biggest)
+        index = int(lengths.argmax())
         raise RecordTooLargeError(
             f"record {index} is {biggest} bytes, over max_record_bytes={max_record_bytes}"
         )
@@ -97,7 +98,7 @@ def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[Encode
     table["timestamp"] = now_ms
     table["key_length"] = -1
     table["headers_length"] = 0
-    return _split(table, np.array(lengths, dtype=np.int64), payload, 0)
+    return _split(table, lengths, payload, 0, ends)
 
 
 def _encode_general(records: Sequence, now_ms: int, max_record_bytes: int) -> list[EncodedBatch]:
@@ -141,11 +142,13 @@ def _encode_general(records: Sequence, now_ms: int, max_record_bytes: int) -> li
     return _split(table, np.array(sizes, dtype=np.int64), b"".join(parts), attributes)
 
 
-def _split(table: np.ndarray, sizes: np.ndarray, payload: bytes,
-           attributes: int) -> list[EncodedBatch]:
-    """Fill ``payload_end`` from the record ``sizes`` and cut batches of at most
-    BATCH_BYTES_MAX bytes (each batch's payload_end counts from its own payload)."""
-    ends = np.cumsum(sizes)
+def _split(table: np.ndarray, sizes: np.ndarray, payload: bytes, attributes: int,
+           ends: np.ndarray | None = None) -> list[EncodedBatch]:
+    """Fill ``payload_end`` from the record ``sizes`` (``ends``: their running sum,
+    if known) and cut batches of at most BATCH_BYTES_MAX bytes (each batch's
+    payload_end counts from its own payload)."""
+    if ends is None:
+        ends = np.cumsum(sizes)
     total = fmt.BATCH_HEADER_SIZE + len(table) * _TABLE_ROW + len(payload)
     if total <= fmt.BATCH_BYTES_MAX:
         table["payload_end"] = ends

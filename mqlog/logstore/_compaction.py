@@ -87,7 +87,7 @@ def _compact_locked(partition: Partition, now_ms: int, force: bool) -> Compactio
     closed = bases[:-1]
     if not closed:
         return None
-    sizes = {base: partition._segments[base].file_size() for base in closed}
+    sizes = {base: partition._segments[base].closed_size for base in closed}
     checkpoint = _read_checkpoint(partition.directory)
     total = sum(sizes.values())
     dirty = sum(size for base, size in sizes.items() if base >= checkpoint)

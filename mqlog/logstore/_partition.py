@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -41,9 +43,14 @@ from mqlog.logstore._segment import (
 from mqlog.logstore._state import BOOT_ID, PartitionState, StateFile
 from mqlog.logstore.config import TopicConfig
 
+_log = logging.getLogger("mqlog.logstore")
+
 #: Smallest timestamp: "no record yet" in running maxima.
 NO_TIMESTAMP = -(2**63)
 STATE_FILE = "state"
+#: Longest a flush waits for this process's appenders that are mid-write to join
+#: it (durability="always"): a fraction of one fdatasync (~250 us here).
+GATHER_S = 0.0002
 
 ConfigSource = Callable[[], TopicConfig]
 
@@ -86,6 +93,10 @@ class Partition:
         self._commit = threading.Condition()
         self._durable_offset = 0
         self._flushing = False
+        #: Appenders of this process between taking a durable append and waiting for it.
+        self._writers = 0
+        #: Highest offset this process flushed; carried into the next published state.
+        self._flushed_here = 0
         #: Set when this process appended since the last interval flush.
         self.dirty = False
         self._state_file = StateFile(os.path.join(directory, STATE_FILE))
@@ -157,7 +168,7 @@ class Partition:
         segment = self._segments[int(self._bases[max(slot, 0)])]
         if segment.base_offset == state.active_base_offset:
             return segment, state.active_position, state.offset_index_count
-        return segment, segment.file_size(), segment.closed_index_count
+        return segment, segment.closed_size, segment.closed_index_count
 
     def _next_base(self, segment: Segment, state: PartitionState) -> int:
         """First offset after ``segment``: the next segment's base or the log end."""
@@ -248,7 +259,7 @@ class Partition:
             else:
                 segment_max = self._closed_max_timestamp(segment, state)
                 time_count = segment.closed_time_count
-                limit, index_count = segment.file_size(), segment.closed_index_count
+                limit, index_count = segment.closed_size, segment.closed_index_count
             if segment_max < timestamp:
                 continue
             start = max(base + segment.time_index.floor_below(timestamp, time_count),
@@ -312,19 +323,33 @@ class Partition:
         if now_ms is None:
             now_ms = self._clock()
         batches = _batch.encode(records, now_ms, config.max_record_bytes)
-        with self._locked() as state:
-            if not batches:
-                return state.end_offset
-            first_offset = state.end_offset
-            epoch = state.epoch
-            for batch in batches:
-                state = self._append_batch(state, batch, config)
+        durable = config.durability == "always" and bool(batches)
+        if durable:
+            with self._commit:
+                self._writers += 1  # a flush about to start waits briefly for us
+        try:
+            with self._locked() as state:
+                if not batches:
+                    return state.end_offset
+                first_offset = state.end_offset
+                epoch = state.epoch
+                for batch in batches:
+                    state = self._append_batch(state, batch, config)
+        except BaseException:
+            if durable:
+                with self._commit:
+                    self._writers -= 1
+                    self._commit.notify_all()
+            raise
         self.dirty = True
         self._on_append()
-        if state.epoch != epoch and config.cleanup_policy == "compact":
-            self.compact()  # a segment was rolled: maybe enough to clean
-        if config.durability == "always":
+        if durable:
             self._make_durable(state.end_offset)
+        if state.epoch != epoch and config.cleanup_policy == "compact":
+            try:  # a segment was rolled: maybe enough to clean
+                self.compact()
+            except Exception:  # the append itself succeeded; the next roll retries
+                _log.exception("compaction of %s/%d failed", self.topic, self.number)
         return first_offset
 
     def _append_batch(self, state: PartitionState, batch: _batch.EncodedBatch,
@@ -359,6 +384,8 @@ class Partition:
                 active_max_timestamp=max(state.active_max_timestamp, batch.max_timestamp),
                 offset_index_count=index_count,
                 time_index_count=index_count,
+                flushed_offset=max(state.flushed_offset,
+                                   min(self._flushed_here, state.end_offset)),
             ),
             state,
         )
@@ -372,10 +399,13 @@ class Partition:
         if old.time_index.write(time_count, (state.active_max_timestamp,
                                              state.end_offset - old.base_offset)):
             time_count += 1
+        # Trimmed before the roll is published: whoever sees the segment closed sees
+        # it at its final length (readers of it as active stay below that length).
+        old.trim(state.active_position, state.offset_index_count, time_count)
+        old.max_timestamp = state.active_max_timestamp
         new = self._create_segment(state.end_offset, config)
         if config.durability != "none":
             fsync_directory(self.directory)
-        previous = state
         state = self._publish(
             state.replace(
                 active_base_offset=new.base_offset, active_position=0,
@@ -384,8 +414,6 @@ class Partition:
             ),
             state,
         )
-        old.trim(previous.active_position, previous.offset_index_count, time_count)
-        old.max_timestamp = previous.active_max_timestamp
         self._refresh(state)
         return self._enforce_retention_locked(state, config)
 
@@ -413,12 +441,22 @@ class Partition:
 
         Group commit: one caller flushes for everyone who appended before the
         flush began; the others wait for it, so concurrent appenders share one
-        fdatasync. A flush published by another process counts too.
+        fdatasync. A caller about to flush first waits (at most GATHER_S) for
+        the appenders of this process that are writing right now, so that one
+        flush covers them too.
         """
         with self._commit:
+            self._writers -= 1
+            self._commit.notify_all()
             while self._durable_offset < offset:
                 if not self._flushing:
                     self._flushing = True
+                    deadline = time.monotonic() + GATHER_S
+                    while self._writers > 0:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._commit.wait(remaining)
                     break
                 self._commit.wait()
             else:
@@ -442,9 +480,8 @@ class Partition:
             return state.flushed_offset
         self._refresh(state)
         self._segments[state.active_base_offset].flush()
-        with self._locked() as current:
-            if current is not None and current.flushed_offset < state.end_offset:
-                self._publish(current.replace(flushed_offset=state.end_offset), current)
+        # Published with this process's next append (no extra lock round trip here).
+        self._flushed_here = max(self._flushed_here, state.end_offset)
         return state.end_offset
 
     def compact(self, force: bool = False):
@@ -470,7 +507,7 @@ class Partition:
         closed = []
         for base in self._bases.tolist()[:-1]:
             segment = self._segments[base]
-            closed.append(SegmentFacts(base, segment.file_size(),
+            closed.append(SegmentFacts(base, segment.closed_size,
                                        self._closed_max_timestamp(segment, state)))
         count = segments_to_delete(closed, state.active_position, self._clock(),
                                    config.retention_ms, config.retention_bytes)
@@ -588,7 +625,7 @@ class Partition:
         state = self.state()
         self._refresh(state)
         closed_bytes = sum(
-            self._segments[base].file_size() for base in self._bases.tolist()[:-1]
+            self._segments[base].closed_size for base in self._bases.tolist()[:-1]
         )
         return PartitionDescription(
             self.number, state.log_start_offset, state.end_offset,

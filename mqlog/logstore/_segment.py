@@ -82,6 +82,8 @@ class Segment:
         #: For a closed segment: valid index entries and the data end, learnt on load.
         self.closed_index_count = -1
         self.closed_time_count = -1
+        #: Bytes of a closed segment (its file is immutable once closed).
+        self.closed_size = -1
 
     # -- reading ---------------------------------------------------------------
 
@@ -203,7 +205,7 @@ class Segment:
         not trusted: junk entries are ignored, lookups then scan further)."""
         self.index.remap()
         self.time_index.remap()
-        size = self.file_size()
+        size = self.closed_size = self.file_size()
         self.closed_index_count = self.index.valid_prefix(size)
         times = self.time_index.entries
         if len(times):

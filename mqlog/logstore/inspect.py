@@ -51,6 +51,8 @@ TOPICS_DIR = "topics"
 STATE_FILE = "state"
 #: "No record yet" in running timestamp maxima (as the partition publishes it).
 NO_TIMESTAMP = -(2**63)
+#: Written by compaction (mqlog.logstore._compaction) in a partition it cleaned.
+CLEANER_CHECKPOINT = "cleaner.json"
 #: Checks of one partition before giving up on seeing its segments hold still.
 CHECK_ATTEMPTS = 5
 
@@ -351,7 +353,7 @@ def _topic_names(topics_dir: str) -> list[str]:
 
 def _verify_topic(directory: str, name: str, report: VerifyReport) -> None:
     try:
-        partition_count, _config = read_metadata(directory)
+        partition_count, config = read_metadata(directory)
     except (OSError, ValueError, KeyError, TypeError) as error:
         report.problems.append(Problem(
             "error", f"cannot read the topic metadata: {error}", topic=name,
@@ -366,7 +368,9 @@ def _verify_topic(directory: str, name: str, report: VerifyReport) -> None:
                 file=partition_dir,
             ))
             continue
-        partition, problems = _check_partition(partition_dir, name, number)
+        compacted = config.cleanup_policy == "compact" or os.path.exists(
+            os.path.join(partition_dir, CLEANER_CHECKPOINT))
+        partition, problems = _check_partition(partition_dir, name, number, compacted)
         report.partitions.append(partition)
         report.problems.extend(problems)
 
@@ -380,14 +384,14 @@ def _segments_snapshot(directory: str) -> tuple[int | None, list[int]]:
     return (None if state is None else state.epoch), list_segment_bases(directory)
 
 
-def _check_partition(directory: str, topic: str,
-                     number: int) -> tuple[PartitionReport, list[Problem]]:
+def _check_partition(directory: str, topic: str, number: int,
+                     compacted: bool) -> tuple[PartitionReport, list[Problem]]:
     """Check one partition; again when its segments changed meanwhile (a log in use
     rolls and deletes segments: a check across such a change sees files and state
     from different moments and would report damage that is not there)."""
     for _attempt in range(CHECK_ATTEMPTS):
         before = _segments_snapshot(directory)
-        check = _PartitionCheck(directory, topic, number)
+        check = _PartitionCheck(directory, topic, number, compacted)
         try:
             check.run()
         except FileNotFoundError:  # a segment deleted by retention meanwhile
@@ -421,10 +425,12 @@ class _Walk:
 class _PartitionCheck:
     """Verify one partition directory once: fills ``report`` and ``problems``."""
 
-    def __init__(self, directory: str, topic: str, number: int) -> None:
+    def __init__(self, directory: str, topic: str, number: int, compacted: bool) -> None:
         self.directory = directory
         self.topic = topic
         self.number = number
+        #: Compaction removes records from closed segments: their offsets may skip ahead.
+        self.compacted = compacted
         self.problems: list[Problem] = []
         self.report = PartitionReport(topic, number)
 
@@ -444,7 +450,8 @@ class _PartitionCheck:
         expected: int | None = None
         for index, base in enumerate(bases):
             path = self._path(base, LOG_SUFFIX)
-            if expected is not None and base != expected:
+            if expected is not None and (base < expected or (
+                    base > expected and not self.compacted)):
                 self.problem("error", f"segment starts at offset {base} but the previous one "
                              f"ends at offset {expected}", path, offset=base)
             walk = self._check_segment(base, bases[index + 1:], state)
@@ -516,17 +523,20 @@ class _PartitionCheck:
             self.problem("error", f"state publishes {limit} bytes but the file holds "
                          f"{len(buffer)}", path)
             limit = len(buffer)
-        walk = self._walk(base, buffer, limit)
+        walk = self._walk(base, buffer, limit, gaps=self.compacted and closed)
         if walk.complete:
             walk.complete = self._check_tail(base, buffer, walk, active, closed)
         if active and walk.complete:
             self._check_active_state(walk, state)
         self._check_offset_index(base, walk, state.offset_index_count if active else None)
-        self._check_time_index(base, walk, state.time_index_count if active else None, closed)
+        end = later[0] if later else walk.end_offset
+        self._check_time_index(base, walk, state.time_index_count if active else None,
+                               end if closed else None)
         return walk
 
-    def _walk(self, base: int, buffer, limit: int) -> _Walk:
-        """Check every batch from the file start up to ``limit``."""
+    def _walk(self, base: int, buffer, limit: int, gaps: bool) -> _Walk:
+        """Check every batch from the file start up to ``limit``; with ``gaps``, a
+        batch may start past where the previous one ended (compaction removed records)."""
         path = self._path(base, LOG_SUFFIX)
         walk = _Walk(end_offset=base)
         position = 0
@@ -539,7 +549,7 @@ class _PartitionCheck:
                     self.problem("error", f"broken batch framing: {error}", path,
                                  offset=walk.end_offset, position=position)
                 break
-            intact = self._check_batch(path, buffer, position, header, walk)
+            intact = self._check_batch(path, buffer, position, header, walk, gaps)
             walk.positions.append(position)
             walk.offsets.append(header.base_offset)
             walk.max_before.append(walk.max_timestamp)
@@ -557,9 +567,10 @@ class _PartitionCheck:
         return walk
 
     def _check_batch(self, path: str, buffer, position: int, header: fmt.BatchHeader,
-                     walk: _Walk) -> bool:
+                     walk: _Walk, gaps: bool) -> bool:
         """Report what is wrong with one batch; False when its checksum fails."""
-        if header.base_offset != walk.end_offset:
+        if header.base_offset < walk.end_offset or (
+                header.base_offset > walk.end_offset and not gaps):
             self.problem("error", f"batch has base offset {header.base_offset}, expected "
                          f"{walk.end_offset}", path, offset=header.base_offset,
                          position=position)
@@ -687,7 +698,7 @@ class _PartitionCheck:
         ])
 
     def _check_time_index(self, base: int, walk: _Walk, published: int | None,
-                          closed: bool) -> None:
+                          closed_end: int | None) -> None:
         path = self._path(base, TIME_INDEX_SUFFIX)
         entries = self._index_entries(path, fmt.TIME_INDEX_DTYPE, published)
         if not walk.complete:
@@ -696,9 +707,12 @@ class _PartitionCheck:
         timestamps = entries["timestamp"]
         starts = np.frombuffer(walk.offsets, dtype=np.int64) - base
         max_before = np.frombuffer(walk.max_before, dtype=np.int64)
-        if closed:  # the last entry of a closed segment may cover all of it
-            starts = np.append(starts, walk.end_offset - base)
-            max_before = np.append(max_before, walk.max_timestamp)
+        if closed_end is not None:
+            # A closed segment's last entry may cover all of it: up to its data's end,
+            # or (after compaction removed the last records) up to the next segment.
+            ends = sorted({walk.end_offset - base, closed_end - base})
+            starts = np.append(starts, ends)
+            max_before = np.append(max_before, [walk.max_timestamp] * len(ends))
         slot, at_start = _find(starts, relative)
         self._report_bad_entries(path, base, relative, None, [
             (_increasing(relative, strict=True) & _increasing(timestamps, strict=False),
