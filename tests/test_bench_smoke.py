@@ -1,0 +1,104 @@
+"""Smoke tests of the benchmark suite: every script runs with ``--quick`` and
+prints well-formed figures, so ``make bench`` cannot rot unnoticed.
+
+The figures' values are not judged (the machine running the tests is not a
+benchmark machine), only their shape, plus one property the always-durability
+benchmark exists to show: group commit makes fewer flushes than appends.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
+REQUIRED_KEYS = {"bench", "metric", "value", "unit", "records", "python", "machine"}
+SEEK_METRICS = ["read_p50_us", "read_p99_us", "offset_for_time_p50_us",
+                "offset_for_time_p99_us", "read_first_touch_p50_us", "disk_bytes_per_record",
+                "overhead_bytes_per_record"]
+#: Script -> the metrics it prints, in order.
+EXPECTED_METRICS = {
+    "append_batch": ["append_records_per_s", "append_payload_mb_per_s",
+                     "raw_pwrite_records_per_s"],
+    "read_sequential": ["read_records_per_s", "iter_records_per_s"],
+    "append_always_threads": ["always_records_per_s", "always_appends_per_s",
+                              "always_fsyncs_per_s", "always_appends_per_fsync",
+                              "always_fsync_mean_us", "disk_fdatasync_p50_us"],
+    "recovery_open": ["recovery_open_seconds"],
+    "seek": SEEK_METRICS * 2,  # one set per size
+}
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH_DIR / script), *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def figures_of(done: subprocess.CompletedProcess) -> list[dict]:
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+@functools.cache
+def quick_figures(bench: str) -> tuple[dict, ...]:
+    """The figures of ``bench/<bench>.py --quick`` (each script runs once per session)."""
+    return tuple(figures_of(run(f"{bench}.py", "--quick")))
+
+
+def check_shape(figure: dict, bench: str) -> None:
+    assert figure.keys() >= REQUIRED_KEYS, figure
+    assert figure["bench"] == bench
+    assert type(figure["value"]) in (int, float)
+    assert figure["value"] >= 0
+    assert type(figure["records"]) is int and figure["records"] > 0
+    assert isinstance(figure["unit"], str) and figure["unit"]
+    assert figure["python"] == platform.python_version()
+    assert f"{os.cpu_count()} CPUs" in figure["machine"]
+
+
+@pytest.mark.parametrize("bench", sorted(EXPECTED_METRICS))
+def test_script_prints_one_json_figure_per_line(bench: str) -> None:
+    figures = quick_figures(bench)
+    assert [figure["metric"] for figure in figures] == EXPECTED_METRICS[bench]
+    for figure in figures:
+        check_shape(figure, bench)
+
+
+def test_seek_reports_both_sizes_with_targets() -> None:
+    figures = figures_of(run("seek.py", "--quick", "--records", "1500", "3000", "--lookups", "50"))
+    assert [figure["records"] for figure in figures] == [1500] * 7 + [3000] * 7
+    targeted = [figure for figure in figures if "target_max" in figure]
+    assert [figure["metric"] for figure in targeted] == SEEK_METRICS[:4] * 2
+    assert {figure["target_max"] for figure in targeted} == {50}
+    assert {figure["unit"] for figure in targeted} == {"µs"}
+    first_touch = [figure for figure in figures if figure["metric"] == "read_first_touch_p50_us"]
+    assert [figure["lookups"] for figure in first_touch] == [2, 3]  # one per 1,000-record batch
+    per_record = [figure for figure in figures if figure["metric"] == "disk_bytes_per_record"]
+    assert all(figure["value"] > 100 for figure in per_record)
+
+
+def test_always_durability_shares_flushes_between_appends() -> None:
+    first = quick_figures("append_always_threads")[0]
+    assert first["appends"] == 80
+    assert first["records"] == 8000
+    assert 0 < first["fsyncs"] < first["appends"]
+
+
+def test_run_all_writes_results_and_a_markdown_table(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    done = run("run_all.py", "--quick", "--only", "recovery_open", "--output", str(output))
+    assert done.returncode == 0, done.stderr
+    saved = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [figure["metric"] for figure in saved] == ["recovery_open_seconds"]
+    lines = done.stdout.splitlines()
+    assert "| bench | metric | records | value | unit | target | result |" in lines
+    row = next(line for line in lines if line.startswith("| recovery_open |"))
+    assert "| <= 0.5 |" in row
+    assert row.endswith(("| met |", "| missed |"))
