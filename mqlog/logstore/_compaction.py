@@ -82,12 +82,12 @@ def compact(partition: Partition, now_ms: int, force: bool = False) -> Compactio
 def _compact_locked(partition: Partition, now_ms: int, force: bool) -> CompactionResult | None:
     config = partition.config()
     state = partition.state()
-    partition._refresh(state)
-    bases = partition._bases.tolist()
+    view = partition._refresh(state)
+    bases = view.bases.tolist()
     closed = bases[:-1]
     if not closed:
         return None
-    sizes = {base: partition._segments[base].closed_size for base in closed}
+    sizes = {base: view.segments[base].closed_size for base in closed}
     checkpoint = _read_checkpoint(partition.directory)
     total = sum(sizes.values())
     dirty = sum(size for base, size in sizes.items() if base >= checkpoint)

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 
@@ -83,9 +84,9 @@ class Partition:
         self._clock = clock
         self._lock = threading.Lock()
         self._view_lock = threading.Lock()
-        self._segments: dict[int, Segment] = {}
-        self._bases = np.zeros(0, dtype=np.int64)
-        self._epoch = -1
+        self._view = _View(-1, np.zeros(0, dtype=np.int64), {})
+        #: Segments this process just created, handed to the next view.
+        self._fresh: dict[int, Segment] = {}
         self._closed = False
         #: Called after every append (wakes readers waiting in any process).
         self._on_append = on_append
@@ -129,24 +130,27 @@ class Partition:
 
     # -- segments as seen by this process ------------------------------------------
 
-    def _refresh(self, state: PartitionState) -> None:
-        """Bring this process's view of the segment set up to ``state.epoch``."""
-        if state.epoch == self._epoch:
-            return
-        with self._view_lock:
-            if state.epoch != self._epoch:
-                self._load_view(state)
+    def _refresh(self, state: PartitionState) -> _View:
+        """This process's view of the segment set, brought up to ``state.epoch``.
 
-    def _load_view(self, state: PartitionState) -> None:
+        Views only move forward and are replaced whole, so a reader holding one
+        always sees a consistent set; segments dropped from the view close once
+        no reader holds them."""
+        view = self._view
+        if state.epoch <= view.epoch:
+            return view
+        with self._view_lock:
+            if state.epoch > self._view.epoch:
+                self._view = self._load_view(state, self._view)
+            return self._view
+
+    def _load_view(self, state: PartitionState, current: _View) -> _View:
         bases = [b for b in list_segment_bases(self.directory) if b <= state.active_base_offset]
         while len(bases) > 1 and bases[1] <= state.log_start_offset:
             bases.pop(0)  # wholly below the log start: retention is deleting it
-        for base in list(self._segments):
-            if base not in bases:
-                del self._segments[base]  # closed when no reader holds it any more
-        live = []
+        segments: dict[int, Segment] = {}
         for base in bases:
-            segment = self._segments.get(base)
+            segment = self._fresh.pop(base, None) or current.segments.get(base)
             if segment is not None and base != state.active_base_offset and segment.replaced():
                 segment = None  # compacted: open the cleaned copy
             if segment is None:
@@ -154,26 +158,22 @@ class Partition:
                     segment = Segment(self.directory, base)
                 except FileNotFoundError:  # deleted by retention meanwhile
                     continue
-                self._segments[base] = segment
             if base != state.active_base_offset and segment.closed_index_count < 0:
                 segment.load_closed()
-            live.append(base)
-        self._bases = np.array(live, dtype=np.int64)
-        self._epoch = state.epoch
+            segments[base] = segment
+        return _View(state.epoch, np.array(list(segments), dtype=np.int64), segments)
 
-    def _segment_for(self, offset: int, state: PartitionState) -> tuple[Segment, int, int]:
-        """(segment, byte limit, index entry count) for the segment holding ``offset``."""
-        self._refresh(state)
-        slot = int(np.searchsorted(self._bases, offset, side="right")) - 1
-        segment = self._segments[int(self._bases[max(slot, 0)])]
+    def _segment_for(self, offset: int,
+                     state: PartitionState) -> tuple[Segment, int, int, int]:
+        """(segment, byte limit, index entry count, first offset after it) for the
+        segment holding ``offset``."""
+        view = self._refresh(state)
+        slot = max(int(np.searchsorted(view.bases, offset, side="right")) - 1, 0)
+        segment = view.segments[int(view.bases[slot])]
+        end = int(view.bases[slot + 1]) if slot + 1 < len(view.bases) else state.end_offset
         if segment.base_offset == state.active_base_offset:
-            return segment, state.active_position, state.offset_index_count
-        return segment, segment.closed_size, segment.closed_index_count
-
-    def _next_base(self, segment: Segment, state: PartitionState) -> int:
-        """First offset after ``segment``: the next segment's base or the log end."""
-        slot = int(np.searchsorted(self._bases, segment.base_offset, side="right"))
-        return int(self._bases[slot]) if slot < len(self._bases) else state.end_offset
+            return segment, state.active_position, state.offset_index_count, end
+        return segment, segment.closed_size, segment.closed_index_count, end
 
     # -- reading -------------------------------------------------------------------
 
@@ -205,8 +205,7 @@ class Partition:
         out: list[Record] = []
         used_total = 0
         while offset < state.end_offset and len(out) < max_records:
-            segment, limit, index_count = self._segment_for(offset, state)
-            segment_end = self._next_base(segment, state)
+            segment, limit, index_count, segment_end = self._segment_for(offset, state)
             try:
                 position, header = segment.locate(offset, limit, index_count)
                 while header is not None:
@@ -249,22 +248,23 @@ class Partition:
     def offset_for_time(self, timestamp: int) -> int:
         """First offset whose record timestamp is >= ``timestamp``; the end offset if none."""
         state = self.state()
-        self._refresh(state)
-        for base in self._bases.tolist():
-            segment = self._segments[base]
+        view = self._refresh(state)
+        bases = view.bases.tolist()
+        for slot, base in enumerate(bases):
+            segment = view.segments[base]
+            end = bases[slot + 1] if slot + 1 < len(bases) else state.end_offset
             if base == state.active_base_offset:
                 segment_max = state.active_max_timestamp
                 time_count = state.time_index_count
                 limit, index_count = state.active_position, state.offset_index_count
             else:
-                segment_max = self._closed_max_timestamp(segment, state)
+                segment_max = self._closed_max_timestamp(segment, end)
                 time_count = segment.closed_time_count
                 limit, index_count = segment.closed_size, segment.closed_index_count
             if segment_max < timestamp:
                 continue
             start = max(base + segment.time_index.floor_below(timestamp, time_count),
                         state.log_start_offset)
-            end = self._next_base(segment, state)
             found = self._scan_for_time(segment, start, end, limit, index_count, timestamp)
             if found is not None:
                 return found
@@ -290,12 +290,12 @@ class Partition:
                 topic=self.topic, partition=self.number, offset=offset, file=segment.path,
             ) from None
 
-    def _closed_max_timestamp(self, segment: Segment, state: PartitionState) -> int:
+    def _closed_max_timestamp(self, segment: Segment, end: int) -> int:
         """Largest timestamp of a closed segment: its final time-index entry, else a scan."""
         if segment.max_timestamp is not None:
             return segment.max_timestamp
         count = segment.closed_time_count
-        length = self._next_base(segment, state) - segment.base_offset
+        length = end - segment.base_offset
         entries = segment.time_index.entries
         if count and int(entries["relative_offset"][count - 1]) == length:
             value = int(entries["timestamp"][count - 1])
@@ -354,7 +354,6 @@ class Partition:
 
     def _append_batch(self, state: PartitionState, batch: _batch.EncodedBatch,
                       config: TopicConfig) -> PartitionState:
-        self._refresh(state)
         position = state.active_position
         if position and (
             position + batch.length > config.segment_bytes
@@ -362,7 +361,7 @@ class Partition:
         ):
             state = self._roll(state, config)
             position = 0
-        segment = self._segments[state.active_base_offset]
+        segment = self._refresh(state).segments[state.active_base_offset]
         relative = state.end_offset - segment.base_offset
         segment.write(position, batch.frame(state.end_offset))
         index_count = state.offset_index_count
@@ -392,7 +391,7 @@ class Partition:
 
     def _roll(self, state: PartitionState, config: TopicConfig) -> PartitionState:
         """Close the active segment and start a new one at the end offset (lock held)."""
-        old = self._segments[state.active_base_offset]
+        old = self._refresh(state).segments[state.active_base_offset]
         if config.durability != "none":
             old.flush()
         time_count = state.time_index_count
@@ -428,10 +427,7 @@ class Partition:
         segment.preallocate(
             config.segment_bytes, index_capacity(config.segment_bytes, config.index_interval_bytes)
         )
-        old = self._segments.pop(base_offset, None)
-        if old is not None:
-            old.close()
-        self._segments[base_offset] = segment
+        self._fresh[base_offset] = segment  # joins the view once its roll is published
         return segment
 
     # -- durability ----------------------------------------------------------------------
@@ -478,8 +474,7 @@ class Partition:
         state = self.state()
         if state.flushed_offset >= state.end_offset:
             return state.flushed_offset
-        self._refresh(state)
-        self._segments[state.active_base_offset].flush()
+        self._refresh(state).segments[state.active_base_offset].flush()
         # Published with this process's next append (no extra lock round trip here).
         self._flushed_here = max(self._flushed_here, state.end_offset)
         return state.end_offset
@@ -495,32 +490,31 @@ class Partition:
     def enforce_retention(self) -> int:
         """Apply the topic's retention now; return how many segments were deleted."""
         with self._locked() as state:
-            before = len(self._bases)
-            self._enforce_retention_locked(state, self.config())
-            return before - len(self._bases)
+            before = len(self._refresh(state).bases)
+            after = self._enforce_retention_locked(state, self.config())
+            return before - len(self._refresh(after).bases)
 
     def _enforce_retention_locked(self, state: PartitionState, config: TopicConfig
                                   ) -> PartitionState:
         if config.retention_ms is None and config.retention_bytes is None:
             return state
-        self._refresh(state)
-        closed = []
-        for base in self._bases.tolist()[:-1]:
-            segment = self._segments[base]
-            closed.append(SegmentFacts(base, segment.closed_size,
-                                       self._closed_max_timestamp(segment, state)))
+        view = self._refresh(state)
+        bases = view.bases.tolist()
+        closed = [
+            SegmentFacts(base, view.segments[base].closed_size,
+                         self._closed_max_timestamp(view.segments[base], bases[slot + 1]))
+            for slot, base in enumerate(bases[:-1])
+        ]
         count = segments_to_delete(closed, state.active_position, self._clock(),
                                    config.retention_ms, config.retention_bytes)
         if count == 0:
             return state
-        new_start = int(self._bases[count])
         state = self._publish(
-            state.replace(log_start_offset=new_start, epoch=state.epoch + 1), state
+            state.replace(log_start_offset=bases[count], epoch=state.epoch + 1), state
         )
+        self._refresh(state)  # the new view no longer holds them; readers may still
         for facts in closed[:count]:
-            self._segments.pop(facts.base_offset).close()
             remove_segment_files(self.directory, facts.base_offset)
-        self._refresh(state)
         return state
 
     # -- recovery ----------------------------------------------------------------------------
@@ -542,7 +536,7 @@ class Partition:
                 remove_segment_files(self.directory, bases.pop(0))  # retention left it
         if not bases:
             start = state.end_offset if state is not None else 0
-            self._create_segment(start, config)
+            self._create_segment(start, config)  # handed to the view by _refresh below
             fresh = PartitionState(
                 log_start_offset=start, end_offset=start, active_base_offset=start,
                 active_position=0, active_max_timestamp=NO_TIMESTAMP,
@@ -553,10 +547,7 @@ class Partition:
             self._refresh(published)
             return published
         newest = bases[-1]
-        segment = self._segments.get(newest)
-        if segment is None:
-            segment = Segment(self.directory, newest)
-            self._segments[newest] = segment
+        segment = self._fresh[newest] = Segment(self.directory, newest)
         trusted = (
             state is not None and state.boot_id == BOOT_ID and state.active_base_offset == newest
         )
@@ -623,13 +614,11 @@ class Partition:
 
     def describe(self) -> PartitionDescription:
         state = self.state()
-        self._refresh(state)
-        closed_bytes = sum(
-            self._segments[base].closed_size for base in self._bases.tolist()[:-1]
-        )
+        view = self._refresh(state)
+        closed_bytes = sum(view.segments[base].closed_size for base in view.bases.tolist()[:-1])
         return PartitionDescription(
             self.number, state.log_start_offset, state.end_offset,
-            closed_bytes + state.active_position, len(self._bases),
+            closed_bytes + state.active_position, len(view.bases),
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -639,8 +628,7 @@ class Partition:
         with self._locked() as state:
             if state is None:
                 return
-            self._refresh(state)
-            segment = self._segments[state.active_base_offset]
+            segment = self._refresh(state).segments[state.active_base_offset]
             segment.trim(state.active_position, state.offset_index_count, state.time_index_count)
 
     def close(self) -> None:
@@ -648,10 +636,19 @@ class Partition:
             if self._closed:
                 return
             self._closed = True
-            for segment in self._segments.values():
+            for segment in [*self._view.segments.values(), *self._fresh.values()]:
                 segment.close()
-            self._segments.clear()
+            self._view = _View(self._view.epoch, np.zeros(0, dtype=np.int64), {})
+            self._fresh.clear()
             self._state_file.close()
+
+
+class _View(NamedTuple):
+    """The segments of a partition as one process sees them at one epoch."""
+
+    epoch: int
+    bases: np.ndarray
+    segments: dict[int, Segment]
 
 
 class _TailScan:

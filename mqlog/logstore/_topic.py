@@ -78,10 +78,12 @@ class Topic:
 
     def partition(self, number: int) -> Partition:
         partition = self._partitions.get(number)
-        if partition is not None:
+        if partition is not None and type(number) is int:  # True == 1: check the type
             return partition
         if not isinstance(number, int) or isinstance(number, bool):
             raise TypeError(f"partition must be an int, not {type(number).__name__}")
+        if partition is not None:
+            return partition
         if not 0 <= number < self.partition_count:
             self.reload_if_changed()
             if not 0 <= number < self.partition_count:
