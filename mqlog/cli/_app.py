@@ -98,8 +98,10 @@ def _root(
 
 
 def settings(ctx: typer.Context) -> Settings:
-    """The global options of this invocation."""
-    return ctx.find_object(Settings) or Settings(Path(DEFAULT_DIR))
+    """The global options of this invocation (set by the app callback, which always runs)."""
+    found = ctx.find_object(Settings)
+    assert found is not None, "the app callback did not run"
+    return found
 
 
 @contextmanager
