@@ -33,6 +33,12 @@ EXPECTED_METRICS = {
                               "always_fsync_mean_us", "disk_fdatasync_p50_us"],
     "recovery_open": ["recovery_open_seconds"],
     "seek": SEEK_METRICS * 2,  # one set per size
+    "producer_send": ["send_records_per_s", "send_many_records_per_s"],
+    "consumer_poll": ["iter_records_per_s", "poll_records_per_s"],
+    "latency_e2e": [f"{placement}_{name}_ms" for placement in ("same_process", "other_process")
+                    for name in ("p50", "p99", "p999")],
+    "rebalance": ["takeover_seconds", "ownership_seconds"],
+    "describe_group": ["warm_ms", "cold_ms"],
 }
 
 
@@ -102,3 +108,47 @@ def test_run_all_writes_results_and_a_markdown_table(tmp_path: Path) -> None:
     row = next(line for line in lines if line.startswith("| recovery_open |"))
     assert "| <= 0.5 |" in row
     assert row.endswith(("| met |", "| missed |"))
+
+
+def test_producer_and_consumer_throughput_figures_carry_their_workload() -> None:
+    send, send_many = quick_figures("producer_send")
+    assert (send["per_call"], send_many["per_call"]) == (1, 10_000)
+    assert (send["target_min"], send_many["target_min"]) == (500_000, 2_000_000)
+    iterate, poll = quick_figures("consumer_poll")
+    assert (iterate["max_poll_records"], poll["max_records"]) == (500, 10_000)
+    assert (iterate["target_min"], poll["target_min"]) == (1_000_000, 3_000_000)
+    for figure in (send, send_many, iterate, poll):
+        assert (figure["records"], figure["repeat"], figure["unit"]) == (20_000, 1, "records/s")
+
+
+def test_latency_percentiles_are_ordered_and_only_p99_has_a_target() -> None:
+    figures = {figure["metric"]: figure for figure in quick_figures("latency_e2e")}
+    for placement, target in (("same_process", 0.2), ("other_process", 1.0)):
+        p50, p99, p999 = (figures[f"{placement}_{name}"] for name in ("p50_ms", "p99_ms",
+                                                                        "p999_ms"))
+        assert 0 < p50["value"] <= p99["value"] <= p999["value"]
+        assert p99["target_max"] == target
+        assert "target_max" not in p50 and "target_max" not in p999
+        assert {p50["records"], p99["records"], p999["records"]} == {10_000}
+        assert p50["rate"] == 10_000
+
+
+def test_rebalance_kills_one_of_four_members_owning_16_partitions() -> None:
+    takeover, ownership = quick_figures("rebalance")
+    for figure in (takeover, ownership):
+        assert (figure["partitions"], figure["members"], figure["lost_partitions"],
+                figure["kills"]) == (64, 4, 16, 1)
+        assert figure["feed_records_per_s"] > 0
+    assert takeover["target_max"] == 1.0 and "target_max" not in ownership
+    # A partition is fetched only after its new owner was assigned it.
+    assert takeover["value"] >= ownership["value"] > 0
+
+
+def test_describe_group_checks_a_group_with_half_its_partitions_lagging() -> None:
+    warm, cold = quick_figures("describe_group")
+    for figure in (warm, cold):
+        assert (figure["topics"], figure["partitions"], figure["records"]) == (2, 100, 10_000)
+        # Odd partitions trail by 1..50 records: 1 + 2 + ... + 50.
+        assert (figure["lagging_partitions"], figure["total_lag"]) == (50, 1275)
+    assert (warm["target_max"], warm["calls"], cold["calls"]) == (20, 5, 1)
+    assert "target_max" not in cold

@@ -57,10 +57,12 @@ def _as_bytes(value, what: str, index: int) -> bytes:
 
 
 def _encode_headers(headers, index: int) -> bytes:
-    if not headers:
+    if headers is None:
         return b""
     if not isinstance(headers, Mapping):
         raise TypeError(f"record {index}: headers must be a mapping of str to bytes")
+    if not headers:
+        return b""
     clean = {}
     for name, value in headers.items():
         if not isinstance(name, str):
@@ -77,6 +79,12 @@ def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[Encode
     written in either case. Inputs over ``BATCH_BYTES_MAX`` are split into
     several batches, in order.
     """
+    if isinstance(records, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(
+        records, Sequence
+    ):
+        raise TypeError(
+            f"records must be a list of bytes or Record, not {type(records).__name__}"
+        )
     count = len(records)
     if count == 0:
         return []

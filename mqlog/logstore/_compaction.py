@@ -87,7 +87,7 @@ def _compact_locked(partition: Partition, now_ms: int, force: bool) -> Compactio
     closed = bases[:-1]
     if not closed:
         return None
-    sizes = {base: view.segments[base].closed_size for base in closed}
+    sizes = {base: view.segments[base].file_size() for base in closed}
     checkpoint = _read_checkpoint(partition.directory)
     total = sum(sizes.values())
     dirty = sum(size for base, size in sizes.items() if base >= checkpoint)
@@ -99,8 +99,9 @@ def _compact_locked(partition: Partition, now_ms: int, force: bool) -> Compactio
     for index, base in enumerate(closed):
         end = bases[index + 1]
         records = list(_records(partition, max(base, state.log_start_offset), end))
-        keep = [r for r in records if r.key is None or (
+        keep = [r for r in records[:-1] if r.key is None or (
             latest.get(r.key) == r.offset and (len(r.value) or r.timestamp >= horizon))]
+        keep += records[-1:]  # the last record stays: no segment ends in a gap
         if len(keep) == len(records):
             after += sizes[base]
             continue
@@ -153,16 +154,17 @@ def _write_cleaned(directory: str, base: int, end: int, records: Sequence[Record
     last_indexed = 0
     max_timestamp = -(2**63)
     offset_entries: list[tuple[int, int]] = []
-    time_entries: list[tuple[int, int]] = []
+    time_entries: list[tuple[int, int, int]] = []
     with open(stem + LOG_SUFFIX + CLEANED_SUFFIX, "wb") as data:
         for run in _runs(records):
             copies = [Record(r.value, r.key, r.headers or None, r.timestamp) for r in run]
             next_offset = run[0].offset
             for batch in _batch.encode(copies, 0, _NO_LIMIT):
+                batch.attributes |= fmt.ATTR_COMPACTED  # gaps before it are legitimate
                 relative = next_offset - base
                 if position - last_indexed >= index_interval_bytes:
                     offset_entries.append((relative, position))
-                    time_entries.append((max_timestamp, relative))
+                    time_entries.append(fmt.time_entry(max_timestamp, relative))
                     last_indexed = position
                 for part in batch.frame(next_offset):
                     data.write(part)
@@ -171,7 +173,7 @@ def _write_cleaned(directory: str, base: int, end: int, records: Sequence[Record
                 max_timestamp = max(max_timestamp, batch.max_timestamp)
         data.flush()
         os.fsync(data.fileno())
-    time_entries.append((max_timestamp, end - base))  # the segment's newest timestamp
+    time_entries.append(fmt.time_entry(max_timestamp, end - base))  # its newest timestamp
     np.array(offset_entries, dtype=fmt.OFFSET_INDEX_DTYPE).tofile(
         stem + INDEX_SUFFIX + CLEANED_SUFFIX)
     np.array(time_entries, dtype=fmt.TIME_INDEX_DTYPE).tofile(

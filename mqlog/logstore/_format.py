@@ -49,6 +49,9 @@ assert BATCH_HEADER_SIZE == 48
 
 ATTR_HAS_KEYS = 0x01
 ATTR_HAS_HEADERS = 0x02
+#: Written by compaction: offsets before this batch may be missing (removed
+#: records); anywhere else a gap in offsets is damage.
+ATTR_COMPACTED = 0x04
 
 #: One row of a batch's record table.
 RECORD_DTYPE = np.dtype(
@@ -67,8 +70,36 @@ BATCH_BYTES_MAX = 64 * 1024 * 1024
 #: Sparse offset index entry: offset relative to the segment base, byte position in the segment.
 OFFSET_INDEX_DTYPE = np.dtype([("relative_offset", "<u4"), ("position", "<u4")])
 #: Sparse time index entry: largest timestamp of all records before ``relative_offset``
-#: in the segment, and the relative offset of the batch that starts there.
-TIME_INDEX_DTYPE = np.dtype([("timestamp", "<i8"), ("relative_offset", "<u4")])
+#: in the segment, the relative offset of the batch that starts there, and a check
+#: word (see :func:`time_entry`): a damaged entry is found without reading the log.
+TIME_INDEX_DTYPE = np.dtype(
+    [("timestamp", "<i8"), ("relative_offset", "<u4"), ("check", "<u4")]
+)
+
+_MASK32 = 0xFFFFFFFF
+
+
+def time_check(timestamp, relative_offset):
+    """The check word of a time-index entry (works on ints and on numpy arrays).
+
+    Each input is multiplied by an odd constant (a bijection modulo 2**32) and
+    the products are xored, so any single flipped bit changes the word."""
+    if isinstance(timestamp, np.ndarray):
+        stamp = timestamp.astype(np.int64).view(np.uint64)
+        low = (stamp & np.uint64(_MASK32)).astype(np.uint32)
+        high = (stamp >> np.uint64(32)).astype(np.uint32)
+        offsets = relative_offset.astype(np.uint32)
+        with np.errstate(over="ignore"):
+            return (low * np.uint32(0x9E3779B1)) ^ (high * np.uint32(0x85EBCA77)) ^ (
+                offsets * np.uint32(0xC2B2AE3D)) ^ np.uint32(0x27D4EB2F)
+    stamp = timestamp & 0xFFFFFFFFFFFFFFFF
+    return (((stamp & _MASK32) * 0x9E3779B1) ^ ((stamp >> 32) * 0x85EBCA77)
+            ^ (relative_offset * 0xC2B2AE3D) ^ 0x27D4EB2F) & _MASK32
+
+
+def time_entry(timestamp: int, relative_offset: int) -> tuple[int, int, int]:
+    """A time-index entry with its check word."""
+    return timestamp, relative_offset, time_check(timestamp, relative_offset)
 
 _checksum = xxhash.xxh3_64_intdigest
 

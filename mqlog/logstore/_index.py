@@ -78,16 +78,17 @@ class OffsetIndex(SparseIndex):
     def __init__(self, path: str) -> None:
         super().__init__(path, fmt.OFFSET_INDEX_DTYPE)
 
-    def floor(self, relative_offset: int, count: int) -> tuple[int, int]:
-        """(slot, position) of the last entry at or below ``relative_offset`` among the
-        first ``count``; (-1, 0) when there is none (scan from the segment start)."""
+    def floor(self, relative_offset: int, count: int) -> tuple[int, int, int]:
+        """(slot, relative offset, position) of the last entry at or below
+        ``relative_offset`` among the first ``count``; (-1, 0, 0) when there is
+        none (scan from the segment start). Callers check the batch found there."""
         if count <= 0:
-            return -1, 0
+            return -1, 0, 0
         column = self.columns["relative_offset"][:count]
         slot = int(column.searchsorted(relative_offset, side="right")) - 1
         if slot < 0:
-            return -1, 0
-        return slot, int(self.columns["position"][slot])
+            return -1, 0, 0
+        return slot, int(column[slot]), int(self.columns["position"][slot])
 
     def valid_prefix(self, limit_position: int) -> int:
         """How many leading entries are well formed: strictly increasing offsets
@@ -113,9 +114,28 @@ class TimeIndex(SparseIndex):
 
     def floor_below(self, timestamp: int, count: int) -> int:
         """Relative offset to start scanning from for the first record with a
-        timestamp >= ``timestamp``: the last entry whose timestamp is below it."""
+        timestamp >= ``timestamp``: the last entry whose timestamp is below it,
+        skipping back over damaged entries (0: scan the whole segment)."""
         if count <= 0:
             return 0
         column = self.columns["timestamp"][:count]
         slot = int(column.searchsorted(timestamp, side="left")) - 1
-        return int(self.columns["relative_offset"][slot]) if slot >= 0 else 0
+        while slot >= 0:
+            stamp, relative, check = (int(v) for v in self.entries[slot])
+            if stamp < timestamp and check == fmt.time_check(stamp, relative):
+                return relative
+            slot -= 1
+        return 0
+
+    def valid_prefix(self) -> int:
+        """How many leading entries have a good check word, strictly increasing
+        relative offsets and non-decreasing timestamps."""
+        entries = self.entries
+        if len(entries) == 0:
+            return 0
+        good = entries["check"] == fmt.time_check(entries["timestamp"],
+                                                   entries["relative_offset"])
+        good[1:] &= (np.diff(entries["relative_offset"].astype(np.int64)) > 0) & (
+            np.diff(entries["timestamp"]) >= 0)
+        bad = np.flatnonzero(~good)
+        return int(bad[0]) if len(bad) else len(entries)

@@ -37,7 +37,7 @@ from mqlog.errors import (
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._flusher import IntervalFlusher
 from mqlog.logstore._notify import Notifier
-from mqlog.logstore._partition import Partition, PartitionDescription
+from mqlog.logstore._partition import STATE_FILE, Partition, PartitionDescription
 from mqlog.logstore._record import Record
 from mqlog.logstore._topic import Topic, write_metadata
 from mqlog.logstore.config import TopicConfig, validate_topic_name
@@ -159,6 +159,7 @@ class Log:
 
     def topics(self) -> list[str]:
         """Names of the topics, sorted (internal ``__`` topics included)."""
+        self._check_open()
         names = []
         for name in os.listdir(self._topics_dir()):
             try:
@@ -339,7 +340,9 @@ class Log:
         ``max_bytes`` (keys + headers + values) is passed but never returning
         nothing when a record is there. Reading at the end offset returns [];
         outside [start_offset, end_offset] raises OffsetOutOfRangeError."""
-        if not isinstance(max_records, int) or max_records < 1:
+        if not isinstance(max_records, int) or isinstance(max_records, bool):
+            raise TypeError(f"max_records must be a positive int, not {max_records!r}")
+        if max_records < 1:
             raise ValueError(f"max_records must be a positive int, not {max_records!r}")
         return self._partition(topic, partition).read(offset, max_records, max_bytes)
 
@@ -395,6 +398,7 @@ class Log:
 
     def flush(self) -> None:
         """fdatasync everything this process appended."""
+        self._check_open()
         for topic in list(self._topics.values()):
             for partition in topic.open_partitions():
                 partition.flush()
@@ -418,6 +422,8 @@ class Log:
             return
         self._flusher.stop()
         last = _try_exclusive(self._open_lock_fd)
+        if last:  # no other Log is open: trim every partition's preallocation
+            self._open_every_partition()
         with self._lock:
             self._closed = True
             topics, self._topics = list(self._topics.values()), {}
@@ -428,6 +434,17 @@ class Log:
             topic.close()
         self._notifier.close()
         os.close(self._open_lock_fd)
+
+    def _open_every_partition(self) -> None:
+        """Open the partitions other Logs wrote and closed, so close can trim them."""
+        for name in self.topics():
+            try:
+                topic = self._topic(name)
+            except MqlogError:
+                continue  # deleted meanwhile
+            for number in range(topic.partition_count):
+                if os.path.exists(os.path.join(topic.directory, str(number), STATE_FILE)):
+                    topic.partition(number)
 
     def __enter__(self) -> Log:
         return self

@@ -120,6 +120,8 @@ class Partition:
 
     def state(self) -> PartitionState:
         """The latest published state (lock-free)."""
+        if self._closed:
+            raise LogClosedError(f"partition {self.topic}/{self.number} is closed")
         state = self._state_file.read()
         if state is None:  # only before the first publish, which __init__ does
             raise LogClosedError(f"partition {self.topic}/{self.number} has no state")
@@ -163,11 +165,10 @@ class Partition:
             segments[base] = segment
         return _View(state.epoch, np.array(list(segments), dtype=np.int64), segments)
 
-    def _segment_for(self, offset: int,
-                     state: PartitionState) -> tuple[Segment, int, int, int]:
+    def _segment_for(self, offset: int, state: PartitionState,
+                     view: _View) -> tuple[Segment, int, int, int]:
         """(segment, byte limit, index entry count, first offset after it) for the
         segment holding ``offset``."""
-        view = self._refresh(state)
         slot = max(int(np.searchsorted(view.bases, offset, side="right")) - 1, 0)
         segment = view.segments[int(view.bases[slot])]
         end = int(view.bases[slot + 1]) if slot + 1 < len(view.bases) else state.end_offset
@@ -196,21 +197,51 @@ class Partition:
                    messages: bool = False, zero_copy: bool = False
                    ) -> tuple[list[Record], int]:
         """Up to ``max_records`` records from ``offset`` (at least one if any is there,
-        then stopping before ``max_bytes`` of keys + headers + values is passed);
-        with ``messages``, Message objects carrying topic and partition; with
-        ``zero_copy``, values and keys are memoryviews of the segment's map."""
+        then stopping before ``max_bytes`` of keys + headers + values is passed),
+        and their size; with ``messages``, Message objects carrying topic and
+        partition; with ``zero_copy``, values and keys are memoryviews of the
+        segment's map.
+
+        A read that meets bytes it cannot decode while the partition changed
+        under it (retention or compaction) starts over with the new state; only
+        damage that is still there then raises CorruptRecordError.
+        """
         topic_partition = (self.topic, self.number) if messages else None
+        while True:
+            state, view = self._snapshot()
+            self.check_offset(offset, state)
+            try:
+                return self._read(view, state, offset, max_records, max_bytes,
+                                  topic_partition, zero_copy)
+            except CorruptRecordError:
+                if self.state().epoch == state.epoch:
+                    raise
+
+    def _snapshot(self) -> tuple[PartitionState, _View]:
+        """The published state with a segment view no newer than it."""
         state = self.state()
-        self.check_offset(offset, state)
+        view = self._refresh(state)
+        while view.epoch > state.epoch:  # another thread refreshed past this state
+            state = self.state()
+            view = self._refresh(state)
+        return state, view
+
+    def _read(self, view: _View, state: PartitionState, offset: int, max_records: int,
+              max_bytes: int | None, topic_partition: tuple[str, int] | None,
+              zero_copy: bool) -> tuple[list[Record], int]:
         out: list[Record] = []
         used_total = 0
         while offset < state.end_offset and len(out) < max_records:
-            segment, limit, index_count, segment_end = self._segment_for(offset, state)
+            segment, limit, index_count, segment_end = self._segment_for(offset, state, view)
             try:
                 position, header = segment.locate(offset, limit, index_count)
                 while header is not None:
-                    if header.base_offset > offset:  # offsets removed by compaction
-                        offset = header.base_offset
+                    if header.base_offset > offset:
+                        if not header.attributes & fmt.ATTR_COMPACTED:
+                            raise fmt.BatchError(
+                                f"offsets {offset}..{header.base_offset - 1} are missing"
+                            )
+                        offset = header.base_offset  # removed by compaction
                     want = max_records - len(out)
                     first = offset - header.base_offset
                     records, used = _batch.decode(
@@ -237,7 +268,10 @@ class Partition:
                         raise fmt.BatchError(
                             f"expected offset {offset} or above, found {header.base_offset}"
                         )
-                offset = max(offset, segment_end)  # past the segment's last record
+                if offset < segment_end:  # compaction keeps a segment's last record
+                    raise fmt.BatchError(
+                        f"the segment's data ends before offset {segment_end}"
+                    )
             except fmt.BatchError as error:
                 raise CorruptRecordError(
                     f"corrupt batch in {segment.path} at offset {offset}: {error}",
@@ -247,8 +281,7 @@ class Partition:
 
     def offset_for_time(self, timestamp: int) -> int:
         """First offset whose record timestamp is >= ``timestamp``; the end offset if none."""
-        state = self.state()
-        view = self._refresh(state)
+        state, view = self._snapshot()
         bases = view.bases.tolist()
         for slot, base in enumerate(bases):
             segment = view.segments[base]
@@ -374,7 +407,8 @@ class Partition:
         if position - last_indexed >= config.index_interval_bytes and segment.index.write(
             index_count, (relative, position)
         ):
-            segment.time_index.write(index_count, (state.active_max_timestamp, relative))
+            segment.time_index.write(index_count,
+                                     fmt.time_entry(state.active_max_timestamp, relative))
             index_count += 1
         return self._publish(
             state.replace(
@@ -395,16 +429,16 @@ class Partition:
         if config.durability != "none":
             old.flush()
         time_count = state.time_index_count
-        if old.time_index.write(time_count, (state.active_max_timestamp,
-                                             state.end_offset - old.base_offset)):
+        if old.time_index.write(time_count, fmt.time_entry(state.active_max_timestamp,
+                                                           state.end_offset - old.base_offset)):
             time_count += 1
-        # Trimmed before the roll is published: whoever sees the segment closed sees
-        # it at its final length (readers of it as active stay below that length).
-        old.trim(state.active_position, state.offset_index_count, time_count)
-        old.max_timestamp = state.active_max_timestamp
+        for base in list_segment_bases(self.directory):
+            if base > state.active_base_offset:  # left by a roll that died unpublished
+                remove_segment_files(self.directory, base)
         new = self._create_segment(state.end_offset, config)
         if config.durability != "none":
             fsync_directory(self.directory)
+        previous = state
         state = self._publish(
             state.replace(
                 active_base_offset=new.base_offset, active_position=0,
@@ -413,17 +447,16 @@ class Partition:
             ),
             state,
         )
+        # Trimmed only once the roll is published: an appender that still takes the
+        # old segment as active (this process died before publishing) never finds
+        # its files shorter than its maps.
+        old.trim(previous.active_position, previous.offset_index_count, time_count)
+        old.max_timestamp = previous.active_max_timestamp
         self._refresh(state)
         return self._enforce_retention_locked(state, config)
 
     def _create_segment(self, base_offset: int, config: TopicConfig) -> Segment:
-        try:
-            segment = Segment(self.directory, base_offset, create=True)
-        except FileExistsError:  # left by a process that died while rolling
-            segment = Segment(self.directory, base_offset)
-            segment.zero_from(0)
-            segment.index.trim(0)
-            segment.time_index.trim(0)
+        segment = Segment(self.directory, base_offset, create=True)
         segment.preallocate(
             config.segment_bytes, index_capacity(config.segment_bytes, config.index_interval_bytes)
         )
@@ -501,7 +534,7 @@ class Partition:
         view = self._refresh(state)
         bases = view.bases.tolist()
         closed = [
-            SegmentFacts(base, view.segments[base].closed_size,
+            SegmentFacts(base, view.segments[base].file_size(),
                          self._closed_max_timestamp(view.segments[base], bases[slot + 1]))
             for slot, base in enumerate(bases[:-1])
         ]
@@ -546,22 +579,33 @@ class Partition:
             published = self._publish(fresh, state)
             self._refresh(published)
             return published
-        newest = bases[-1]
-        segment = self._fresh[newest] = Segment(self.directory, newest)
-        trusted = (
-            state is not None and state.boot_id == BOOT_ID and state.active_base_offset == newest
-        )
-        scan = _TailScan(segment, config.index_interval_bytes)
-        if trusted:
-            scan.run(state.offset_index_count, state.active_position)
-        else:
-            scan.run(self._entries_known_durable(segment, state), segment.file_size())
+        trusted_history = state is not None and state.boot_id == BOOT_ID
+        while trusted_history and len(bases) > 1 and bases[-1] > state.active_base_offset:
+            remove_segment_files(self.directory, bases.pop())  # a roll died unpublished
+        while True:
+            newest = bases[-1]
+            segment = Segment(self.directory, newest)
+            trusted = trusted_history and state.active_base_offset == newest
+            segment.preallocate(  # first: rebuilt index entries need room
+                config.segment_bytes,
+                index_capacity(config.segment_bytes, config.index_interval_bytes),
+            )
+            scan = _TailScan(segment, config.index_interval_bytes)
+            if trusted:
+                limit = state.active_position
+                scan.run(min(state.offset_index_count, segment.index.valid_prefix(limit)), limit)
+            else:
+                scan.run(self._entries_known_durable(segment, state), segment.file_size())
+            if trusted or scan.position or len(bases) == 1:
+                break
+            # An empty newest segment is left by a roll that died before publishing
+            # (or holds nothing anyway): the one before it is the active segment.
+            segment.close()
+            remove_segment_files(self.directory, bases.pop())
+        self._fresh[newest] = segment
         cut = not trusted or scan.position != state.active_position
         if cut or segment.has_bytes_at(scan.position):
             segment.zero_from(scan.position)  # a torn write or a bad tail: never data again
-        segment.preallocate(
-            config.segment_bytes, index_capacity(config.segment_bytes, config.index_interval_bytes)
-        )
         start_offset = bases[0] if state is None else max(state.log_start_offset, bases[0])
         recovered = PartitionState(
             log_start_offset=start_offset,
@@ -581,7 +625,7 @@ class Partition:
             recovered = state
         self._trim_previous_if_needed(bases, recovered)
         self._refresh(recovered)
-        return recovered
+        return self._enforce_retention_locked(recovered, config)
 
     @staticmethod
     def _entries_known_durable(segment: Segment, state: PartitionState | None) -> int:
@@ -615,7 +659,7 @@ class Partition:
     def describe(self) -> PartitionDescription:
         state = self.state()
         view = self._refresh(state)
-        closed_bytes = sum(view.segments[base].closed_size for base in view.bases.tolist()[:-1])
+        closed_bytes = sum(view.segments[base].file_size() for base in view.bases.tolist()[:-1])
         return PartitionDescription(
             self.number, state.log_start_offset, state.end_offset,
             closed_bytes + state.active_position, len(view.bases),
@@ -674,12 +718,13 @@ class _TailScan:
         # Walk back from the last claimed entry to one that points at a good batch.
         while index_count > 0:
             relative, position = (int(v) for v in segment.index.entries[index_count - 1])
-            timestamp, time_relative = (int(v) for v in segment.time_index.entries[index_count - 1])
+            timestamp, time_relative, check = (
+                int(v) for v in segment.time_index.entries[index_count - 1])
             try:
                 header = segment.header_at(position, limit)
                 if header.base_offset == segment.base_offset + relative == (
                     segment.base_offset + time_relative
-                ):
+                ) and check == fmt.time_check(timestamp, time_relative):
                     self.position, self.offset = position, header.base_offset
                     self.max_timestamp = timestamp
                     break
@@ -695,13 +740,16 @@ class _TailScan:
                 header = segment.header_at(self.position, limit)
             except fmt.BatchError:
                 break
-            if header.base_offset != self.offset:
+            if header.base_offset != self.offset and not (
+                header.base_offset > self.offset and header.attributes & fmt.ATTR_COMPACTED
+            ):
                 break
             if (self.rebuild and self.position - last_indexed >= self.interval
                     and segment.index.write(self.index_count,
                                             (self.offset - segment.base_offset, self.position))):
                 segment.time_index.write(
-                    self.index_count, (self.max_timestamp, self.offset - segment.base_offset)
+                    self.index_count,
+                    fmt.time_entry(self.max_timestamp, self.offset - segment.base_offset),
                 )
                 self.index_count += 1
                 last_indexed = self.position

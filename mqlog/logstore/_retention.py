@@ -1,9 +1,10 @@
 """Which closed segments retention deletes: a pure function of their sizes and ages.
 
 Rules (as Kafka's): only whole closed segments go, oldest first, and never the
-active segment. By time: a segment goes when its newest record is older than
-``retention_ms``. By size: the oldest segments go while the partition would
-still hold at least ``retention_bytes`` without them.
+active segment. The oldest closed segment goes while either rule wants it gone
+(so one call reaches the same result as many): by time, when its newest record
+is older than ``retention_ms``; by size, when the partition would still hold at
+least ``retention_bytes`` without it.
 """
 
 from __future__ import annotations
@@ -26,15 +27,13 @@ def segments_to_delete(
     retention_bytes: int | None,
 ) -> int:
     """How many of the oldest ``closed`` segments (oldest first) to delete."""
+    total = active_size_bytes + sum(segment.size_bytes for segment in closed)
     count = 0
-    if retention_ms is not None:
-        horizon = now_ms - retention_ms
-        while count < len(closed) and closed[count].max_timestamp < horizon:
-            count += 1
-    if retention_bytes is not None:
-        total = active_size_bytes + sum(segment.size_bytes for segment in closed)
-        total -= sum(segment.size_bytes for segment in closed[:count])
-        while count < len(closed) and total - closed[count].size_bytes >= retention_bytes:
-            total -= closed[count].size_bytes
-            count += 1
+    for segment in closed:
+        expired = retention_ms is not None and segment.max_timestamp < now_ms - retention_ms
+        too_big = retention_bytes is not None and total - segment.size_bytes >= retention_bytes
+        if not (expired or too_big):
+            break
+        total -= segment.size_bytes
+        count += 1
     return count

@@ -18,8 +18,6 @@ import ctypes.util
 import mmap
 import os
 
-import numpy as np
-
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._index import OffsetIndex, TimeIndex
 
@@ -112,7 +110,7 @@ class Segment:
 
     def header_at(self, position: int, limit: int, verify: bool = True) -> fmt.BatchHeader:
         """The batch header at ``position`` (checksum verified once per process)."""
-        buffer = self.buffer(min(limit, position + fmt.BATCH_HEADER_SIZE))
+        buffer = self.buffer(limit)
         limit = min(limit, self.mapped_bytes)
         header = fmt.decode_header(buffer, position, limit)
         if verify and position not in self._verified:
@@ -130,7 +128,18 @@ class Segment:
         """(position, header) of the first batch holding ``offset`` or a later one,
         scanning from the nearest index entry; (limit, None) if the segment's data
         ends first. Raises BatchError if the data breaks off before ``limit``."""
-        _slot, position = self.index.floor(offset - self.base_offset, index_count)
+        slot, relative, position = self.index.floor(offset - self.base_offset, index_count)
+        if slot >= 0:  # the entry must point at the batch it names
+            try:
+                header = self.header_at(position, limit)
+            except fmt.BatchError:
+                header = None
+            if header is None or header.base_offset != self.base_offset + relative:
+                position = 0  # a damaged entry: scan from the segment start
+            elif header.next_offset > offset:
+                return position, header
+            else:
+                position += header.batch_length
         while position < limit:
             header = self.header_at(position, limit)
             if header.next_offset > offset:
@@ -207,15 +216,7 @@ class Segment:
         self.time_index.remap()
         size = self.closed_size = self.file_size()
         self.closed_index_count = self.index.valid_prefix(size)
-        times = self.time_index.entries
-        if len(times):
-            offsets = times["relative_offset"].astype(np.int64)
-            good = np.ones(len(times), dtype=bool)
-            good[1:] = (np.diff(offsets) > 0) & (np.diff(times["timestamp"]) >= 0)
-            bad = np.flatnonzero(~good)
-            self.closed_time_count = int(bad[0]) if len(bad) else len(times)
-        else:
-            self.closed_time_count = 0
+        self.closed_time_count = self.time_index.valid_prefix()
 
 
 _FALLOC_FL_KEEP_SIZE = 0x01

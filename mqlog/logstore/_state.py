@@ -15,7 +15,7 @@ Slot layout (little-endian)::
     24  i64  end_offset          next offset to be written (log end offset)
     32  i64  active_base_offset  base offset of the newest segment
     40  i64  active_position     bytes of valid batches in the newest segment
-    48  i64  active_max_timestamp largest timestamp in the newest segment (-1: none)
+    48  i64  active_max_timestamp largest timestamp in the newest segment (-2**63: none)
     56  i64  active_created_ms   when the newest segment was created (for segment_ms)
     64  i64  flushed_offset      every offset below is on stable storage
     72  u32  offset_index_count  valid entries in the newest segment's .index

@@ -715,6 +715,8 @@ class _PartitionCheck:
             max_before = np.append(max_before, [walk.max_timestamp] * len(ends))
         slot, at_start = _find(starts, relative)
         self._report_bad_entries(path, base, relative, None, [
+            (entries["check"] == fmt.time_check(timestamps, entries["relative_offset"]),
+             "has a bad check word"),
             (_increasing(relative, strict=True) & _increasing(timestamps, strict=False),
              "does not increase on the previous one"),
             (at_start, "does not point at a batch start"),

@@ -264,7 +264,8 @@ def test_index_entries_out_of_order(built: Path) -> None:
 
 def test_time_index_timestamp_below_earlier_records(built: Path) -> None:
     path = segment_file(built, 0, ".timeindex")
-    overwrite(path, 0, struct.pack("<q", 0))
+    relative = int(np.fromfile(path, dtype=fmt.TIME_INDEX_DTYPE)[0]["relative_offset"])
+    overwrite(path, 0, struct.pack("<qII", 0, relative, fmt.time_check(0, relative)))
     problem = only_problem(verify_log(built))
     assert (problem.file, problem.offset) == (str(path), 5)
     assert problem.description == ("1 of 11 index entries are bad; first: entry 0 has a "
@@ -273,10 +274,20 @@ def test_time_index_timestamp_below_earlier_records(built: Path) -> None:
 
 def test_time_index_decreasing(built: Path) -> None:
     path = segment_file(built, 0, ".timeindex")
-    overwrite(path, 12 * 4, struct.pack("<q", 1))
+    entry = fmt.TIME_INDEX_DTYPE.itemsize
+    overwrite(path, entry * 4, struct.pack("<qI", 1, 0) + struct.pack("<I", fmt.time_check(1, 0)))
     problem = only_problem(verify_log(built))
     assert problem.description == (
         "1 of 11 index entries are bad; first: entry 4 does not increase on the previous one")
+
+
+def test_time_index_bad_check_word(built: Path) -> None:
+    path = segment_file(built, 0, ".timeindex")
+    entry = fmt.TIME_INDEX_DTYPE.itemsize
+    overwrite(path, entry * 2 + 12, b"\xff")
+    problem = only_problem(verify_log(built))
+    assert problem.description == (
+        "1 of 11 index entries are bad; first: entry 2 has a bad check word")
 
 
 def test_closed_segment_time_index_may_end_at_the_segment_end(built: Path) -> None:
