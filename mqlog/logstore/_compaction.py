@@ -99,9 +99,10 @@ def _compact_locked(partition: Partition, now_ms: int, force: bool) -> Compactio
     for index, base in enumerate(closed):
         end = bases[index + 1]
         records = list(_records(partition, max(base, state.log_start_offset), end))
-        keep = [r for r in records[:-1] if r.key is None or (
+        keep = [r for r in records if r.key is None or (
             latest.get(r.key) == r.offset and (len(r.value) or r.timestamp >= horizon))]
-        keep += records[-1:]  # the last record stays: no segment ends in a gap
+        if not keep:  # a segment keeps one record: its batches say it was compacted
+            keep = records[-1:]
         if len(keep) == len(records):
             after += sizes[base]
             continue

@@ -356,6 +356,10 @@ class Log:
         while end is None or offset < end:
             want = ITER_CHUNK_RECORDS if end is None else min(ITER_CHUNK_RECORDS, end - offset)
             records = target.read(offset, want, None)
+            if end is not None and records and records[-1].offset >= end:
+                records = [r for r in records if r.offset < end]  # compaction gaps
+                yield from records
+                return
             if not records:
                 return
             yield from records

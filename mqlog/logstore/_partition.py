@@ -268,10 +268,11 @@ class Partition:
                         raise fmt.BatchError(
                             f"expected offset {offset} or above, found {header.base_offset}"
                         )
-                if offset < segment_end:  # compaction keeps a segment's last record
+                if offset < segment_end and not segment.compacted:
                     raise fmt.BatchError(
                         f"the segment's data ends before offset {segment_end}"
                     )
+                offset = segment_end  # past a compacted segment's trailing gap
             except fmt.BatchError as error:
                 raise CorruptRecordError(
                     f"corrupt batch in {segment.path} at offset {offset}: {error}",

@@ -82,6 +82,8 @@ class Segment:
         self.closed_time_count = -1
         #: Bytes of a closed segment (its file is immutable once closed).
         self.closed_size = -1
+        #: A closed segment rewritten by compaction: its offsets may have gaps.
+        self.compacted = False
 
     # -- reading ---------------------------------------------------------------
 
@@ -217,6 +219,11 @@ class Segment:
         size = self.closed_size = self.file_size()
         self.closed_index_count = self.index.valid_prefix(size)
         self.closed_time_count = self.time_index.valid_prefix()
+        try:  # compaction marks every batch it writes; the first one tells
+            first = fmt.decode_header(self.buffer(size), 0, size)
+            self.compacted = bool(first.attributes & fmt.ATTR_COMPACTED)
+        except fmt.BatchError:
+            self.compacted = False
 
 
 _FALLOC_FL_KEEP_SIZE = 0x01
