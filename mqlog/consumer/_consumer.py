@@ -253,7 +253,10 @@ class Consumer:
         quiet_s = (None if self.config.consumer_timeout_ms is None
                    else self.config.consumer_timeout_ms / 1000)
         while not self._closed:
-            records = self.poll(timeout=quiet_s)
+            try:
+                records = self.poll(timeout=quiet_s)
+            except LogClosedError:
+                return  # closed from another thread: the iteration ends
             if not records and quiet_s is not None:
                 return
             yield from records
