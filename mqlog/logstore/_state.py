@@ -80,6 +80,25 @@ class PartitionState(NamedTuple):
         return self._replace(**changes)
 
 
+def decode_state(data: bytes) -> PartitionState | None:
+    """The newest valid slot of a state file's ``FILE_SIZE`` bytes, or None."""
+    best = None
+    for start in (0, SLOT_SIZE):
+        fields = _SLOT.unpack_from(data, start)
+        if fields[-1] != STATE_VERSION:
+            continue
+        if _checksum(memoryview(data)[start + 8 : start + SLOT_SIZE]) != fields[0]:
+            continue
+        if best is None or fields[1] > best[1]:
+            best = fields
+    if best is None:
+        return None
+    (_, sequence, start_offset, end, base, position, max_ts, created, flushed,
+     index_count, time_count, epoch, boot_id, _version) = best
+    return PartitionState(start_offset, end, base, position, max_ts, created, flushed,
+                          index_count, time_count, epoch, boot_id, sequence)
+
+
 class StateFile:
     """The memory-mapped two-slot state file of one partition."""
 
@@ -92,22 +111,7 @@ class StateFile:
 
     def read(self) -> PartitionState | None:
         """The newest complete slot, or None if neither slot is valid."""
-        best = None
-        data = self._map[:FILE_SIZE]
-        for start in (0, SLOT_SIZE):
-            fields = _SLOT.unpack_from(data, start)
-            if fields[-1] != STATE_VERSION:
-                continue
-            if _checksum(memoryview(data)[start + 8 : start + SLOT_SIZE]) != fields[0]:
-                continue
-            if best is None or fields[1] > best[1]:
-                best = fields
-        if best is None:
-            return None
-        (_, sequence, start_offset, end, base, position, max_ts, created, flushed,
-         index_count, time_count, epoch, boot_id, _version) = best
-        return PartitionState(start_offset, end, base, position, max_ts, created, flushed,
-                              index_count, time_count, epoch, boot_id, sequence)
+        return decode_state(self._map[:FILE_SIZE])
 
     def publish(self, state: PartitionState, previous: PartitionState | None) -> PartitionState:
         """Write ``state`` as the newest slot; the caller holds the partition lock.

@@ -28,7 +28,6 @@ from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import numpy as np
-import xxhash
 
 from mqlog.errors import MqlogError
 from mqlog.logstore import _batch
@@ -40,7 +39,7 @@ from mqlog.logstore._segment import (
     list_segment_bases,
     segment_name,
 )
-from mqlog.logstore._state import _SLOT, FILE_SIZE, SLOT_SIZE, STATE_VERSION, PartitionState
+from mqlog.logstore._state import FILE_SIZE, PartitionState, decode_state
 from mqlog.logstore._topic import read_metadata
 from mqlog.logstore.config import validate_topic_name
 
@@ -216,22 +215,7 @@ def read_state(path: str) -> PartitionState | None:
     ``StateFile`` would see it. Raises FileNotFoundError when there is no file.
     """
     with open(path, "rb") as handle:
-        data = handle.read(FILE_SIZE).ljust(FILE_SIZE, b"\0")
-    best = None
-    for start in (0, SLOT_SIZE):
-        fields = _SLOT.unpack_from(data, start)
-        if fields[-1] != STATE_VERSION:
-            continue
-        if xxhash.xxh3_64_intdigest(data[start + 8 : start + SLOT_SIZE]) != fields[0]:
-            continue
-        if best is None or fields[1] > best[1]:
-            best = fields
-    if best is None:
-        return None
-    (_, sequence, start_offset, end, base, position, max_ts, created, flushed,
-     index_count, time_count, epoch, boot_id, _version) = best
-    return PartitionState(start_offset, end, base, position, max_ts, created, flushed,
-                          index_count, time_count, epoch, boot_id, sequence)
+        return decode_state(handle.read(FILE_SIZE).ljust(FILE_SIZE, b"\0"))
 
 
 # -- dump --------------------------------------------------------------------------------
