@@ -39,6 +39,7 @@ from mqlog.logstore._flusher import IntervalFlusher
 from mqlog.logstore._notify import Notifier
 from mqlog.logstore._partition import STATE_FILE, Partition, PartitionDescription
 from mqlog.logstore._record import Record
+from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._topic import Topic, write_metadata
 from mqlog.logstore.config import TopicConfig, validate_topic_name
 
@@ -384,7 +385,10 @@ class Log:
         for name in names:
             handle = self._topic(name)
             for number in range(handle.partition_count):
-                deleted += handle.partition(number).enforce_retention()
+                directory = os.path.join(handle.directory, str(number))
+                before = len(list_segment_bases(directory)) if os.path.isdir(directory) else 0
+                handle.partition(number).enforce_retention()  # opening it may apply it too
+                deleted += before - len(list_segment_bases(directory))
         return deleted
 
     def compact(self, topic: str | None = None) -> int:
