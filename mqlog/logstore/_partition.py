@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NamedTuple
 
 import numpy as np
 
@@ -284,7 +283,9 @@ class Partition:
         """First offset whose record timestamp is >= ``timestamp``; the end offset if none."""
         state, view = self._snapshot()
         bases = view.bases.tolist()
-        for slot, base in enumerate(bases):
+        closed = np.flatnonzero(view.closed_max_timestamps(self) >= timestamp).tolist()
+        for slot in [*closed, len(bases) - 1]:  # segments holding a late-enough record
+            base = bases[slot]
             segment = view.segments[base]
             end = bases[slot + 1] if slot + 1 < len(bases) else state.end_offset
             if base == state.active_base_offset:
@@ -688,12 +689,26 @@ class Partition:
             self._state_file.close()
 
 
-class _View(NamedTuple):
-    """The segments of a partition as one process sees them at one epoch."""
+class _View:
+    """The segments of a partition as one process sees them at one epoch
+    (immutable but for a cache of the closed segments' newest timestamps)."""
 
-    epoch: int
-    bases: np.ndarray
-    segments: dict[int, Segment]
+    __slots__ = ("epoch", "bases", "segments", "_closed_max")
+
+    def __init__(self, epoch: int, bases: np.ndarray, segments: dict[int, Segment]) -> None:
+        self.epoch = epoch
+        self.bases = bases
+        self.segments = segments
+        self._closed_max: np.ndarray | None = None
+
+    def closed_max_timestamps(self, partition: Partition) -> np.ndarray:
+        """The newest timestamp of each closed segment (all but the last), in order."""
+        if self._closed_max is None:
+            bases = self.bases.tolist()
+            self._closed_max = np.array(
+                [partition._closed_max_timestamp(self.segments[base], bases[slot + 1])
+                 for slot, base in enumerate(bases[:-1])], dtype=np.int64)
+        return self._closed_max
 
 
 class _TailScan:
