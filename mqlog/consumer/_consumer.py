@@ -204,6 +204,10 @@ class Consumer:
         """
         self._check_open()
         limit = self.config.max_poll_records if max_records is None else max_records
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise TypeError(f"max_records must be an int, not {type(limit).__name__}")
+        if limit < 1:
+            raise ValueError(f"max_records must be >= 1, not {limit}")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._member is not None:
@@ -233,12 +237,10 @@ class Consumer:
                 continue
             self._ensure_position(assigned)
             try:
-                records, used = assigned.partition.read_sized(
-                    assigned.position, limit - len(out), budget, messages=True,
-                    zero_copy=self.config.zero_copy)
+                records, used = self._read(assigned, limit - len(out), budget, not out)
             except OffsetOutOfRangeError as error:
-                self._reset(assigned, error)
-                continue
+                self._reset(assigned, error)  # then read from where the reset put us
+                records, used = self._read(assigned, limit - len(out), budget, not out)
             if records:
                 out.extend(records)
                 assigned.position = records[-1].offset + 1
@@ -247,6 +249,12 @@ class Consumer:
                     self._next = (self._next + step + 1) % count
                     break
         return out
+
+    def _read(self, assigned: _Assigned, count: int, budget: int,
+              at_least_one: bool) -> tuple[list[Message], int]:
+        return assigned.partition.read_sized(
+            assigned.position, count, budget, messages=True, zero_copy=self.config.zero_copy,
+            at_least_one=at_least_one)
 
     def __iter__(self) -> Iterator[Message]:
         """Yield records forever (or until ``consumer_timeout_ms`` passes without one)."""
@@ -271,7 +279,14 @@ class Consumer:
         self._check_open()
         if self.group is None:
             raise IllegalStateError("commit needs a group: Log.consumer(group=...)")
+        evicted = self._member is not None and self._member.evicted
         if offsets is None:
+            if evicted:
+                raise CommitFailedError(
+                    f"this member of group {self.group!r} gave up its partitions after not "
+                    f"polling for max_poll_interval_ms={self.config.max_poll_interval_ms}; "
+                    f"poll again to rejoin"
+                )
             offsets = {tp: a.position for tp, a in self._assigned.items()
                        if a.position is not None}
         else:

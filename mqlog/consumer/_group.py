@@ -144,6 +144,9 @@ class GroupMember:
         self._last_check = 0.0
         self.last_poll = time.monotonic()
         self._closed = False
+        #: Set when the watchdog gave the partitions up (no poll for max_poll_interval_ms);
+        #: commits fail until the next poll joins again.
+        self.evicted = False
         self._watchdog: threading.Thread | None = None
 
     # -- joining and leaving ---------------------------------------------------------
@@ -199,20 +202,24 @@ class GroupMember:
             if self._closed:
                 return
             self._closed = True
-            self._drop_membership(revoke_callback=True)
-            self.rebalance()
+            try:
+                self._drop_membership(revoke_callback=True)
+            finally:
+                self.rebalance()
 
     def _drop_membership(self, revoke_callback: bool) -> None:
-        self._release(set(self._owned), revoke_callback)
         self._wanted = set()
-        if self._member_fd >= 0:
-            try:
-                os.unlink(self._member_path())
-            except FileNotFoundError:
-                pass
-            os.close(self._member_fd)
-            self._member_fd = -1
-        self.member_id = ""
+        try:
+            self._release(set(self._owned), revoke_callback)
+        finally:
+            if self._member_fd >= 0:
+                try:
+                    os.unlink(self._member_path())
+                except FileNotFoundError:
+                    pass
+                os.close(self._member_fd)
+                self._member_fd = -1
+            self.member_id = ""
 
     # -- polling ------------------------------------------------------------------------
 
@@ -224,6 +231,7 @@ class GroupMember:
                 return
             if not self.member_id:  # gave up its partitions after a long pause
                 self._join()
+                self.evicted = False
                 self.rebalance()
             now = time.monotonic()
             if now - self._last_check >= self.config.group_check_interval_ms / 1000:
@@ -326,27 +334,29 @@ class GroupMember:
         plan = read_plan(self.directory)
         self._generation = plan["generation"]
         wanted = {TopicPartition(*tp) for tp in plan["assignment"].get(self.member_id, ())}
+        self._wanted = wanted  # first: a failing on_revoked must not make us take them back
         self._release(set(self._owned) - wanted, revoke_callback=True)
-        self._wanted = wanted
         self._take(wanted - set(self._owned))
 
     def _release(self, partitions: set[TopicPartition], revoke_callback: bool) -> None:
         if not partitions:
             return
         consumer = self._consumer
-        if revoke_callback:
-            if consumer.config.enable_auto_commit and consumer.group is not None:
-                positions = {tp: a.position for tp, a in consumer._assigned.items()
-                             if tp in partitions and a.position is not None}
-                if positions:
-                    consumer._offsets.commit(self.group, positions, self.member_id)
-            if self._on_revoked is not None:
-                self._on_revoked(set(partitions))
-        for tp in partitions:
-            fd = self._owned.pop(tp, None)
-            if fd is not None:
-                os.close(fd)  # closing releases the flock
-        consumer._set_assignment(set(self._owned))
+        try:
+            if revoke_callback:
+                if consumer.config.enable_auto_commit and consumer.group is not None:
+                    positions = {tp: a.position for tp, a in consumer._assigned.items()
+                                 if tp in partitions and a.position is not None}
+                    if positions:
+                        consumer._offsets.commit(self.group, positions, self.member_id)
+                if self._on_revoked is not None:
+                    self._on_revoked(set(partitions))
+        finally:  # the partitions go even if the callback or the commit failed
+            for tp in partitions:
+                fd = self._owned.pop(tp, None)
+                if fd is not None:
+                    os.close(fd)  # closing releases the flock
+            consumer._set_assignment(set(self._owned))
 
     def _take(self, partitions: set[TopicPartition]) -> None:
         taken = set()
@@ -378,4 +388,5 @@ class GroupMember:
                         time.monotonic() - self.last_poll > limit_s
                     ):
                         self._drop_membership(revoke_callback=False)
+                        self.evicted = True
                         self.rebalance()

@@ -18,11 +18,13 @@ import builtins
 import dataclasses
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
     from mqlog.consumer._consumer import Consumer
     from mqlog.consumer._offsets import OffsetStore
     from mqlog.producer import Producer
+
+_log = logging.getLogger("mqlog")
 
 LAYOUT_FILE = "mqlog.json"
 LAYOUT_VERSION = 1
@@ -100,6 +104,8 @@ class Log:
         self._flusher = IntervalFlusher(self._interval_partitions)
         self._notifier = Notifier(self.path)
         self._offsets: OffsetStore | None = None
+        #: Producers and consumers made by this Log: closed (flushed, groups left) with it.
+        self._clients: weakref.WeakSet = weakref.WeakSet()
 
     def _check_layout(self) -> None:
         path = os.path.join(self.path, LAYOUT_FILE)
@@ -265,7 +271,9 @@ class Log:
         from mqlog.producer import Producer
 
         self._check_open()
-        return Producer(self, **config)
+        producer = Producer(self, **config)
+        self._clients.add(producer)
+        return producer
 
     def consumer(self, group: str | None = None, topics=(), **config) -> Consumer:
         """A new :class:`~mqlog.consumer.Consumer`; with ``group`` (and ``topics``,
@@ -274,7 +282,9 @@ class Log:
         from mqlog.consumer._consumer import Consumer
 
         self._check_open()
-        return Consumer(self, group, topics, **config)
+        consumer = Consumer(self, group, topics, **config)
+        self._clients.add(consumer)
+        return consumer
 
     # -- consumer groups (see mqlog.consumer._admin) -------------------------------------
 
@@ -425,9 +435,16 @@ class Log:
             raise LogClosedError(f"log {self.path} is closed")
 
     def close(self) -> None:
-        """Flush what interval durability still owes, release files; idempotent."""
+        """Close the producers (flushing them) and consumers (leaving their groups)
+        made by this Log, flush what interval durability still owes, release
+        files; idempotent."""
         if self._closed:
             return
+        for client in list(self._clients):
+            try:
+                client.close()
+            except Exception:  # e.g. a consumer's on_revoked failed: keep closing
+                _log.exception("closing %r failed", client)
         self._flusher.stop()
         last = _try_exclusive(self._open_lock_fd)
         if last:  # no other Log is open: trim every partition's preallocation

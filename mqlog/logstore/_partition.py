@@ -193,13 +193,13 @@ class Partition:
         return self.read_sized(offset, max_records, max_bytes, messages, zero_copy)[0]
 
     def read_sized(self, offset: int, max_records: int, max_bytes: int | None,
-                   messages: bool = False, zero_copy: bool = False
-                   ) -> tuple[list[Record], int]:
+                   messages: bool = False, zero_copy: bool = False,
+                   at_least_one: bool = True) -> tuple[list[Record], int]:
         """Up to ``max_records`` records from ``offset`` (at least one if any is there,
         then stopping before ``max_bytes`` of keys + headers + values is passed),
         and their size; with ``messages``, Message objects carrying topic and
         partition; with ``zero_copy``, values and keys are memoryviews of the
-        segment's map.
+        segment's map; without ``at_least_one``, ``max_bytes`` is a hard bound.
 
         A read that meets bytes it cannot decode while the partition changed
         under it (retention or compaction) starts over with the new state; only
@@ -211,7 +211,7 @@ class Partition:
             self.check_offset(offset, state)
             try:
                 return self._read(view, state, offset, max_records, max_bytes,
-                                  topic_partition, zero_copy)
+                                  topic_partition, zero_copy, at_least_one)
             except CorruptRecordError:
                 if self.state().epoch == state.epoch:
                     raise
@@ -227,7 +227,7 @@ class Partition:
 
     def _read(self, view: _View, state: PartitionState, offset: int, max_records: int,
               max_bytes: int | None, topic_partition: tuple[str, int] | None,
-              zero_copy: bool) -> tuple[list[Record], int]:
+              zero_copy: bool, at_least_one: bool) -> tuple[list[Record], int]:
         out: list[Record] = []
         used_total = 0
         while offset < state.end_offset and len(out) < max_records:
@@ -247,7 +247,7 @@ class Partition:
                         segment.buffer(position + header.batch_length), position, header,
                         first, first + want,
                         max_bytes=None if max_bytes is None else max_bytes - used_total,
-                        at_least_one=not out,
+                        at_least_one=at_least_one and not out,
                         topic_partition=topic_partition, zero_copy=zero_copy,
                     )
                     if not records:

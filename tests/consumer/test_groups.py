@@ -188,6 +188,20 @@ def test_close_leaves_the_group_even_if_on_revoked_fails(log):
     poll_until([b], lambda: b.assignment() == ALL4, timeout_s=BUG_TIMEOUT_S)
 
 
+def test_a_waiting_member_wakes_when_another_thread_appends(log):
+    a = member(log, "a")
+    timer = threading.Timer(0.2, lambda: fill(log, "t", 2, 1))
+    timer.start()
+    try:
+        started = time.monotonic()
+        messages = a.poll(timeout=30.0)
+        waited = time.monotonic() - started
+    finally:
+        timer.join()
+    assert [(m.partition, m.offset) for m in messages] == [(2, 0)]
+    assert waited < 3.0, f"poll returned {waited:.2f} s after being woken"
+
+
 # -- commits ---------------------------------------------------------------------------------------
 
 
