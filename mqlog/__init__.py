@@ -9,11 +9,12 @@
             print(record.offset, record.value)
 """
 
-from mqlog.consumer import Consumer, ConsumerConfig, TopicPartition
+from mqlog.consumer import Consumer, ConsumerConfig, QueueConsumer, QueueMessage, TopicPartition
 from mqlog.errors import (
     CommitFailedError,
     ConfigError,
     CorruptRecordError,
+    DeliveryLostError,
     GroupNotEmptyError,
     IllegalStateError,
     InvalidTopicError,
@@ -47,6 +48,7 @@ __all__ = [
     "ConsumerConfig",
     "CorruptRecordError",
     "Delivery",
+    "DeliveryLostError",
     "GroupNotEmptyError",
     "IllegalStateError",
     "InvalidTopicError",
@@ -59,6 +61,8 @@ __all__ = [
     "PartitionDescription",
     "Producer",
     "ProducerConfig",
+    "QueueConsumer",
+    "QueueMessage",
     "Record",
     "RecordMetadata",
     "RecordTooLargeError",

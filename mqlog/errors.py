@@ -15,7 +15,8 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── NoOffsetForPartitionError    no committed offset and auto_offset_reset="error"
     ├── CommitFailedError            a commit for a partition this member does not own
     ├── GroupNotEmptyError           an admin change refused while the group has members
-    └── IllegalStateError            a call that does not fit the client's state
+    ├── IllegalStateError            a call that does not fit the client's state
+    └── DeliveryLostError            a queue ack/nack after another worker took the message
 
 Errors caused by bad input are raised before anything is written: a rejected
 call leaves the log directory unchanged. Each error carries a message that says
@@ -116,3 +117,8 @@ class GroupNotEmptyError(MqlogError):
 
 class IllegalStateError(MqlogError):
     """A call that does not fit the client's state, e.g. ``assign`` after ``subscribe``."""
+
+
+class DeliveryLostError(MqlogError):
+    """A queue message's ack, nack or extend came after its lock ran out and
+    another worker took it; that worker will process it (again)."""

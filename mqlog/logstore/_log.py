@@ -317,6 +317,30 @@ class Log:
 
         _admin.delete_group(self, group)
 
+    # -- queues (see mqlog.consumer._queue) ------------------------------------------------
+
+    def queue(self, group: str, topics, *, ack_timeout_s: float = 30.0, max_deliveries: int = 5,
+              dead_letter_topic: str | None = None, backoff=None):
+        """A worker of queue group ``group`` over ``topics``: per-message ack/nack,
+        redelivery after ``ack_timeout_s`` or a nack, dead letters after
+        ``max_deliveries`` (default topic ``<topic>.dlq``). Any number of workers,
+        threads or processes, share the same partitions."""
+        from mqlog.consumer._queue import QueueConsumer
+
+        self._check_open()
+        worker = QueueConsumer(self, group, topics, ack_timeout_s=ack_timeout_s,
+                               max_deliveries=max_deliveries,
+                               dead_letter_topic=dead_letter_topic, backoff=backoff)
+        self._clients.add(worker)
+        return worker
+
+    def redrive(self, dlq_topic: str, offsets=None, where=None) -> int:
+        """Move dead letters back to where they came from; returns how many moved.
+        See :func:`mqlog.consumer._queue.redrive`."""
+        from mqlog.consumer._queue import redrive
+
+        return redrive(self, dlq_topic, offsets, where)
+
     def _offset_store(self) -> OffsetStore:
         """The committed-offsets store of this log (created on first use)."""
         with self._lock:

@@ -1,0 +1,419 @@
+"""Queue semantics on the log: competing workers, per-message ack/nack, lock
+deadlines, durable delivery counts and dead letters (``Log.queue``).
+
+Owner: a QueueConsumer owns its member id (an ``flock`` on
+``<log>/queues/<group>/members/<id>``: a killed worker is known dead at once)
+and the messages it holds. The shared truth is each partition's ShareState
+(see ``_share_state``): a message is held by one worker at a time, until it
+is acked, nacked, its lock deadline passes, or its worker dies.
+
+Rules:
+1. ``receive`` hands out records in offset order per partition, each held for
+   ``ack_timeout_s``; an unacked record is handed out again after its deadline,
+   on ``nack`` (after the nack's delay, else the back-off), or at once when its
+   worker died.
+2. An acked record is never handed out again; the group's position per
+   partition (``start`` of the share state) is the first unfinished record.
+3. Each hand-out counts, durably (the count is in the shared state before
+   ``receive`` returns), so a record whose handler kills its process every
+   time is moved to the dead-letter topic after ``max_deliveries`` hand-outs,
+   and the other records keep flowing meanwhile.
+4. A dead-lettered record keeps its key, value and headers and gains
+   ``dlq.*`` headers: original topic, partition, offset, delivery count, last
+   nack reason, first and last delivery time. Moving it to the dead-letter
+   topic is at-least-once: a worker killed between the append and the state
+   change can leave a duplicate there.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from mqlog.consumer._config import TopicPartition
+from mqlog.consumer._share_state import ACKED, ARCHIVED, Acquired, ShareState
+from mqlog.errors import (
+    ConfigError,
+    DeliveryLostError,
+    LogClosedError,
+    MqlogError,
+    TopicExistsError,
+)
+from mqlog.logstore._record import Message, Record
+
+if TYPE_CHECKING:
+    from mqlog.logstore._log import Log
+
+QUEUES_DIR = "queues"
+#: Records one worker may hold per partition at once (the share window).
+WINDOW_RECORDS = 65_536
+#: How often a worker looks for dead workers whose records it can free.
+DEAD_CHECK_S = 0.1
+DLQ_SUFFIX = ".dlq"
+
+Backoff = Callable[[int], float]
+
+
+def default_backoff(deliveries: int) -> float:
+    """Seconds before a nacked record comes back: 0.5 s doubling per delivery, at
+    most 60 s, with +-20% jitter so that retries of many records spread out."""
+    return min(60.0, 0.5 * 2 ** max(deliveries - 1, 0)) * random.uniform(0.8, 1.2)
+
+
+class QueueMessage(Message):
+    """A message held by one worker until it is acked or nacked."""
+
+    __slots__ = ("delivery_count", "first_delivery_ms", "_queue", "_finished")
+
+    def ack(self) -> None:
+        """Done: the message is never delivered to the group again."""
+        self._queue._finish(self, ACKED)
+
+    def nack(self, delay_s: float | None = None, reason: str | None = None) -> None:
+        """Not done: deliver it again after ``delay_s`` (default: the back-off)."""
+        self._queue._nack(self, delay_s, reason)
+
+    def extend(self, seconds: float) -> None:
+        """Still working: hold the message ``seconds`` longer from now."""
+        self._queue._extend(self, seconds)
+
+
+class QueueConsumer:
+    """A worker of a queue group; see ``Log.queue``. Thread-safe."""
+
+    def __init__(self, log: Log, group: str, topics: Iterable[str] | str, *,
+                 ack_timeout_s: float = 30.0, max_deliveries: int = 5,
+                 dead_letter_topic: str | None = None, backoff: Backoff | None = None) -> None:
+        if not isinstance(group, str) or not re.fullmatch(r"[a-zA-Z0-9._-]{1,249}", group):
+            raise ConfigError(f"invalid queue group name {group!r}")
+        if not isinstance(ack_timeout_s, (int, float)) or ack_timeout_s <= 0:
+            raise ConfigError(f"ack_timeout_s must be > 0, not {ack_timeout_s!r}")
+        if not isinstance(max_deliveries, int) or not 1 <= max_deliveries < 255:
+            raise ConfigError(f"max_deliveries must be an int from 1 to 254, "
+                              f"not {max_deliveries!r}")
+        self._log = log
+        self.group = group
+        self.topics = [topics] if isinstance(topics, str) else sorted(set(topics))
+        self.ack_timeout_ms = int(ack_timeout_s * 1000)
+        self.max_deliveries = max_deliveries
+        self.dead_letter_topic = dead_letter_topic
+        self.backoff = backoff or default_backoff
+        self._partitions = []
+        for topic in self.topics:
+            handle = log._topic(topic)
+            self._partitions += [TopicPartition(topic, p) for p in range(handle.partition_count)]
+        self._next = 0
+        self._states: dict[TopicPartition, ShareState] = {}
+        self._closed = False
+        self._last_dead_check = 0.0
+        self.directory = os.path.join(log.path, QUEUES_DIR, group)
+        self.member_id, self._member_fd = self._register()
+
+    # -- membership -----------------------------------------------------------------------
+
+    def _register(self) -> tuple[int, int]:
+        members = os.path.join(self.directory, "members")
+        os.makedirs(members, exist_ok=True)
+        while True:
+            member = random.getrandbits(32) or 1
+            try:
+                fd = os.open(os.path.join(members, str(member)),
+                             os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, json.dumps({"pid": os.getpid()}).encode())
+            return member, fd
+
+    def _alive(self, member: int) -> bool:
+        if member == self.member_id:
+            return True
+        path = os.path.join(self.directory, "members", str(member))
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return True
+            raise
+        finally:
+            os.close(fd)
+        try:
+            os.unlink(path)  # a dead worker's file: clean it up
+        except FileNotFoundError:
+            pass
+        return False
+
+    def _free_dead_workers(self) -> None:
+        now = time.monotonic()
+        if now - self._last_dead_check < DEAD_CHECK_S:
+            return
+        self._last_dead_check = now
+        for state in list(self._states.values()):
+            dead = {owner for owner in state.owners() if not self._alive(owner)}
+            state.release_owners(dead)
+
+    def _state(self, tp: TopicPartition) -> ShareState:
+        state = self._states.get(tp)
+        if state is None:
+            path = os.path.join(self.directory, tp.topic, str(tp.partition))
+            start = self._log.start_offset(tp.topic, tp.partition)
+            state = self._states[tp] = ShareState(path, WINDOW_RECORDS, start)
+        return state
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def receive(self, max_messages: int = 100, timeout: float | None = 0.0
+                ) -> list[QueueMessage]:
+        """Up to ``max_messages`` messages held for this worker: at once if any are
+        ready, else after waiting up to ``timeout`` seconds (None: until some are)."""
+        if not isinstance(max_messages, int) or max_messages < 1:
+            raise ValueError(f"max_messages must be an int >= 1, not {max_messages!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._check_open()
+            self._free_dead_workers()
+            seen = self._log.append_counter()
+            out = self._take(max_messages)
+            if out:
+                return out
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return out
+            # Delayed and expiring records come due without an append: wake in slices.
+            wait = DEAD_CHECK_S if remaining is None else min(remaining, DEAD_CHECK_S)
+            self._log.wait_for_append(seen, wait)
+
+    def _take(self, limit: int) -> list[QueueMessage]:
+        out: list[QueueMessage] = []
+        count = len(self._partitions)
+        for step in range(count):
+            if len(out) >= limit:
+                break
+            tp = self._partitions[(self._next + step) % count]
+            out += self._take_from(tp, limit - len(out))
+        self._next = (self._next + 1) % max(count, 1)
+        return out
+
+    def _take_from(self, tp: TopicPartition, limit: int) -> list[QueueMessage]:
+        partition = self._log._partition(tp.topic, tp.partition)
+        published = partition.state()
+        state = self._state(tp)
+        if state.bounds()[0] >= published.end_offset:
+            return []  # everything there is finished
+        now = self._log.now_ms()
+        acquired, _expired = state.acquire(self.member_id, now, self.ack_timeout_ms, limit,
+                                           published.log_start_offset, published.end_offset)
+        if not acquired:
+            return []
+        records = self._read(partition, acquired)
+        out, dead, gone = [], [], []
+        for item in acquired:
+            record = records.get(item.offset)
+            if record is None:
+                gone.append(item.offset)  # deleted by retention before anyone finished it
+            elif item.deliveries > self.max_deliveries:
+                dead.append((item, record))
+            else:
+                out.append(self._message(tp, record, item))
+        if dead:
+            self._dead_letter(tp, state, dead, now)
+        if gone:
+            state.finish(self.member_id, gone, ARCHIVED)
+        return out
+
+    @staticmethod
+    def _read(partition, acquired: list[Acquired]) -> dict[int, Record]:
+        """The records at the acquired offsets, read in runs of consecutive offsets."""
+        records: dict[int, Record] = {}
+        offsets = [a.offset for a in acquired]
+        run_start = previous = offsets[0]
+        for offset in offsets[1:] + [None]:
+            if offset is not None and offset == previous + 1:
+                previous = offset
+                continue
+            want = previous - run_start + 1
+            try:
+                for record in partition.read(run_start, want, None, messages=True):
+                    records[record.offset] = record
+            except MqlogError:
+                pass  # below the log start now: reported as gone
+            if offset is not None:
+                run_start = previous = offset
+        return records
+
+    def _message(self, tp: TopicPartition, record: Message, item: Acquired) -> QueueMessage:
+        message = QueueMessage(record.value, record.key, record.headers, record.timestamp,
+                               record.offset, tp.topic, tp.partition)
+        message.delivery_count = item.deliveries
+        message.first_delivery_ms = item.first_ms
+        message._queue = self
+        message._finished = False
+        return message
+
+    # -- acknowledging ------------------------------------------------------------------------
+
+    def _finish(self, message: QueueMessage, outcome: int) -> None:
+        lost = self._state(TopicPartition(message.topic, message.partition)).finish(
+            self.member_id, [message.offset], outcome)
+        self._raise_if_lost(message, lost, "ack")
+        message._finished = True
+
+    def _nack(self, message: QueueMessage, delay_s: float | None, reason: str | None) -> None:
+        tp = TopicPartition(message.topic, message.partition)
+        delay = self.backoff(message.delivery_count) if delay_s is None else delay_s
+        if reason is not None:
+            self._remember_reason(tp, message.offset, reason)
+        lost = self._state(tp).release(self.member_id, [message.offset],
+                                       self._log.now_ms() + int(delay * 1000))
+        self._raise_if_lost(message, lost, "nack")
+        message._finished = True
+
+    def _extend(self, message: QueueMessage, seconds: float) -> None:
+        lost = self._state(TopicPartition(message.topic, message.partition)).extend(
+            self.member_id, [message.offset], self._log.now_ms() + int(seconds * 1000))
+        self._raise_if_lost(message, lost, "extend")
+
+    def _raise_if_lost(self, message: QueueMessage, lost: list[int], action: str) -> None:
+        if lost:
+            raise DeliveryLostError(
+                f"cannot {action} {message.topic}/{message.partition}@{message.offset}: its "
+                f"lock ran out (ack_timeout_s={self.ack_timeout_ms / 1000}) and another "
+                f"worker holds it now"
+            )
+
+    # -- dead letters ---------------------------------------------------------------------------
+
+    def _reasons_path(self, tp: TopicPartition) -> str:
+        return os.path.join(self.directory, tp.topic, f"{tp.partition}.reasons")
+
+    def _remember_reason(self, tp: TopicPartition, offset: int, reason: str) -> None:
+        state = self._state(tp)
+        with state.locked():
+            start = state.bounds()[0]
+            reasons = {k: v for k, v in self._load_reasons(tp).items() if k >= start}
+            reasons[offset] = str(reason)
+            path = self._reasons_path(tp)
+            with open(path + ".tmp", "w") as handle:
+                json.dump({str(k): v for k, v in reasons.items()}, handle)
+            os.replace(path + ".tmp", path)
+
+    def _load_reasons(self, tp: TopicPartition) -> dict[int, str]:
+        try:
+            with open(self._reasons_path(tp)) as handle:
+                return {int(k): v for k, v in json.load(handle).items()}
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def dead_letter_topic_for(self, topic: str) -> str:
+        return self.dead_letter_topic or topic + DLQ_SUFFIX
+
+    def _dead_letter(self, tp: TopicPartition, state: ShareState,
+                     items: list[tuple[Acquired, Message]], now: int) -> None:
+        target = self.dead_letter_topic_for(tp.topic)
+        try:
+            self._log.create_topic(target, self._log._topic(tp.topic).partition_count)
+        except TopicExistsError:
+            pass
+        reasons = self._load_reasons(tp)
+        records = []
+        for item, record in items:
+            headers = dict(record.headers)
+            headers.update({
+                "dlq.topic": tp.topic.encode(),
+                "dlq.partition": str(tp.partition).encode(),
+                "dlq.offset": str(record.offset).encode(),
+                "dlq.delivery_count": str(item.deliveries - 1).encode(),
+                "dlq.reason": reasons.get(record.offset, "").encode(),
+                "dlq.first_delivery_ms": str(item.first_ms).encode(),
+                "dlq.last_delivery_ms": str(now).encode(),
+            })
+            records.append(Record(record.value, record.key, headers, record.timestamp))
+        partitions = self._log._topic(target).partition_count
+        self._log.append(target, tp.partition % partitions, records)
+        state.finish(self.member_id, [item.offset for item, _ in items], ARCHIVED)
+
+    def _skip(self, messages: list[QueueMessage]) -> None:
+        """Give messages back without counting the delivery (they were not processed)."""
+        for message in messages:
+            self._state(TopicPartition(message.topic, message.partition)).release(
+                self.member_id, [message.offset], 0, undeliver=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[QueueMessage]:
+        while not self._closed:
+            try:
+                yield from self.receive(timeout=None)
+            except LogClosedError:
+                return
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError("queue consumer is closed")
+
+    def close(self) -> None:
+        """Leave: messages still held become available to the others at once."""
+        if self._closed:
+            return
+        self._closed = True
+        for state in self._states.values():
+            state.release_owners({self.member_id})
+            state.close()
+        self._states.clear()
+        try:
+            os.unlink(os.path.join(self.directory, "members", str(self.member_id)))
+        except FileNotFoundError:
+            pass
+        os.close(self._member_fd)
+
+    def __enter__(self) -> QueueConsumer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def redrive(log: Log, dlq_topic: str, offsets: Iterable[int] | None = None,
+            where: Callable[[QueueMessage], bool] | None = None) -> int:
+    """Move dead letters back to their original topic and partition (without the
+    ``dlq.*`` headers); all of them, or those at ``offsets`` and/or matching
+    ``where``. A message is redriven once: the redrive is itself a queue group
+    (``mqlog-redrive``) over the dead-letter topic. Returns how many moved."""
+    wanted = None if offsets is None else set(offsets)
+    worker = QueueConsumer(log, "mqlog-redrive", [dlq_topic], ack_timeout_s=300,
+                           max_deliveries=254)
+    moved = 0
+    skipped: list[QueueMessage] = []
+    try:
+        while True:
+            batch = worker.receive(max_messages=1000, timeout=0)
+            if not batch:
+                return moved
+            for message in batch:
+                if (wanted is not None and message.offset not in wanted) or (
+                    where is not None and not where(message)
+                ):
+                    skipped.append(message)
+                    continue
+                headers = dict(message.headers)
+                topic = headers["dlq.topic"].decode()
+                partition = int(headers["dlq.partition"])
+                clean = {k: v for k, v in headers.items() if not k.startswith("dlq.")}
+                log.append(topic, partition,
+                           [Record(message.value, message.key, clean, message.timestamp)])
+                message.ack()
+                moved += 1
+    finally:
+        worker._skip(skipped)
+        worker.close()

@@ -1,0 +1,269 @@
+"""The durable per-partition state of a queue (share) group.
+
+Owner: whoever holds the state file's lock (a thread lock plus an exclusive
+``flock``, held for one operation). Any number of workers -- threads or
+processes -- share one partition through this file, as Kafka share groups
+(KIP-932) share a partition through the share-partition state.
+
+The file (``<log>/queues/<group>/<topic>/<partition>``) is memory-mapped; every
+change is in the page cache once the operation returns, so it survives the
+crash of any process. Layout (little-endian)::
+
+    header, 64 bytes:
+      0   8s  magic "MQLSHARE"
+      8   u32 version (1)
+      12  u32 capacity: most records in flight at once (the window)
+      16  i64 start: every offset below it is finished (acknowledged or archived)
+      24  i64 window_end: offsets in [start, window_end) have entries
+    entries, capacity x 32 bytes; the entry of offset o is at o % capacity:
+      0   u8  state: AVAILABLE, ACQUIRED, ACKED or ARCHIVED
+      1   u8  deliveries: how many times the record was handed to a worker
+      2   u16 reserved
+      4   u32 owner: the member that holds an ACQUIRED record
+      8   i64 time: ACQUIRED -> lock deadline (ms); AVAILABLE -> not before (ms)
+      16  i64 first delivery (ms since the epoch; 0 before the first)
+      24  i64 last delivery (ms)
+
+Invariants: ``start <= window_end <= start + capacity``; ``start`` only moves
+forward, over entries that are ACKED or ARCHIVED; a record's ``deliveries``
+never decreases, so a record that crashes its worker every time reaches
+``max_deliveries`` and is archived.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import mmap
+import os
+import struct
+import threading
+from collections.abc import Iterable
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+
+AVAILABLE, ACQUIRED, ACKED, ARCHIVED = 0, 1, 2, 3
+MAGIC = b"MQLSHARE"
+VERSION = 1
+HEADER = struct.Struct("<8sIIqq")
+HEADER_SIZE = 64
+ENTRY_DTYPE = np.dtype([
+    ("state", "u1"), ("deliveries", "u1"), ("reserved", "<u2"), ("owner", "<u4"),
+    ("time", "<i8"), ("first_ms", "<i8"), ("last_ms", "<i8"),
+])
+assert ENTRY_DTYPE.itemsize == 32
+#: Deliveries are counted in a byte.
+DELIVERIES_MAX = 255
+
+
+class Acquired(NamedTuple):
+    """A record handed to a worker: its offset and its delivery number (1 = first)."""
+
+    offset: int
+    deliveries: int
+    first_ms: int
+
+
+class ShareState:
+    """The state file of one partition for one queue group."""
+
+    def __init__(self, path: str, capacity: int, initial_start: int) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.path = path
+        self._thread_lock = threading.Lock()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        with self._flock():
+            size = os.fstat(self._fd).st_size
+            if size == 0:
+                os.ftruncate(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize)
+                header = HEADER.pack(MAGIC, VERSION, capacity, initial_start, initial_start)
+                os.pwrite(self._fd, header, 0)
+            magic, version, capacity, _start, _end = HEADER.unpack(os.pread(self._fd,
+                                                                            HEADER.size, 0))
+            if magic != MAGIC or version != VERSION:
+                raise ValueError(f"{path} is not a version {VERSION} queue state file")
+        self.capacity = capacity
+        self._map = mmap.mmap(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize)
+        self.entries = np.frombuffer(self._map, dtype=ENTRY_DTYPE, count=capacity,
+                                     offset=HEADER_SIZE)
+
+    # -- locking and the header ----------------------------------------------------------
+
+    @contextmanager
+    def _flock(self):
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def locked(self):
+        """Hold the state for one operation (threads and processes)."""
+        with self._thread_lock, self._flock():
+            yield
+
+    def bounds(self) -> tuple[int, int]:
+        """(start, window_end); lock-free reads may be a moment old."""
+        return struct.unpack_from("<qq", self._map, 16)
+
+    def _set_bounds(self, start: int, window_end: int) -> None:
+        struct.pack_into("<qq", self._map, 16, start, window_end)
+
+    def _slots(self, first: int, last: int) -> np.ndarray:
+        """Ring slots of offsets ``first`` .. ``last - 1``."""
+        return np.arange(first, last, dtype=np.int64) % self.capacity
+
+    # -- operations (each under the lock) -------------------------------------------------------
+
+    def acquire(self, member: int, now_ms: int, lock_ms: int, limit: int, log_start: int,
+                log_end: int) -> tuple[list[Acquired], list[Acquired]]:
+        """Hand out up to ``limit`` records to ``member`` until ``now_ms + lock_ms``.
+
+        Takes, in offset order, records that are AVAILABLE and due, records whose
+        lock expired, and records not yet in the window (up to ``log_end`` and
+        the capacity). Returns (acquired, expired_locks): the second are those
+        of the first that were taken from a worker whose lock ran out.
+        """
+        with self.locked():
+            start, end = self.bounds()
+            if start < log_start:  # retention deleted records nobody finished
+                start, end = log_start, max(end, log_start)
+                self._advance(start, end)
+            new_end = max(end, min(log_end, start + self.capacity))
+            if new_end > end:  # records new to the window: available at once
+                slots = self._slots(end, new_end)
+                self.entries[slots] = np.zeros(len(slots), dtype=ENTRY_DTYPE)
+                end = new_end
+                self._set_bounds(start, end)
+            if end == start or limit <= 0:
+                return [], []
+            slots = self._slots(start, end)
+            window = self.entries[slots]
+            states, times = window["state"], window["time"]
+            ready = ((states == AVAILABLE) & (times <= now_ms)) | (
+                (states == ACQUIRED) & (times < now_ms))
+            picked = np.flatnonzero(ready)[:limit]
+            if not len(picked):
+                return [], []
+            chosen = slots[picked]
+            expired = self.entries["state"][chosen] == ACQUIRED
+            deliveries = np.minimum(self.entries["deliveries"][chosen].astype(np.int64) + 1,
+                                    DELIVERIES_MAX)
+            first = self.entries["first_ms"][chosen]
+            first = np.where(first == 0, now_ms, first)
+            self.entries["state"][chosen] = ACQUIRED
+            self.entries["deliveries"][chosen] = deliveries
+            self.entries["owner"][chosen] = member
+            self.entries["time"][chosen] = now_ms + lock_ms
+            self.entries["first_ms"][chosen] = first
+            self.entries["last_ms"][chosen] = now_ms
+            offsets = (picked + start).tolist()
+            out = [Acquired(o, d, f) for o, d, f in
+                   zip(offsets, deliveries.tolist(), first.tolist())]
+            return out, [a for a, was in zip(out, expired.tolist()) if was]
+
+    def finish(self, member: int, offsets: Iterable[int], state: int) -> list[int]:
+        """Mark records ACKED or ARCHIVED; returns the offsets that were not held by
+        ``member`` any more (another worker took them after their lock ran out)."""
+        with self.locked():
+            start, end = self.bounds()
+            lost = []
+            for offset in offsets:
+                if offset < start:
+                    continue  # already finished
+                slot = offset % self.capacity
+                entry = self.entries[slot]
+                if offset >= end or entry["state"] != ACQUIRED or entry["owner"] != member:
+                    if not (offset < end and entry["state"] in (ACKED, ARCHIVED)):
+                        lost.append(offset)
+                    continue
+                self.entries["state"][slot] = state
+            self._advance(start, end)
+            return lost
+
+    def release(self, member: int, offsets: Iterable[int], not_before_ms: int,
+                undeliver: bool = False) -> list[int]:
+        """Make records AVAILABLE again from ``not_before_ms`` (nack, or not due yet).
+        With ``undeliver`` the delivery that just happened does not count (the
+        record was never handed to user code). Returns offsets not held any more."""
+        with self.locked():
+            start, end = self.bounds()
+            lost = []
+            for offset in offsets:
+                slot = offset % self.capacity
+                if not start <= offset < end or self.entries["state"][slot] != ACQUIRED or (
+                    self.entries["owner"][slot] != member
+                ):
+                    lost.append(offset)
+                    continue
+                self.entries["state"][slot] = AVAILABLE
+                self.entries["time"][slot] = not_before_ms
+                if undeliver and self.entries["deliveries"][slot] > 0:
+                    self.entries["deliveries"][slot] -= 1
+            return lost
+
+    def extend(self, member: int, offsets: Iterable[int], deadline_ms: int) -> list[int]:
+        """Push the lock deadline of held records; returns offsets not held any more."""
+        with self.locked():
+            start, end = self.bounds()
+            lost = []
+            for offset in offsets:
+                slot = offset % self.capacity
+                if not start <= offset < end or self.entries["state"][slot] != ACQUIRED or (
+                    self.entries["owner"][slot] != member
+                ):
+                    lost.append(offset)
+                    continue
+                self.entries["time"][slot] = deadline_ms
+            return lost
+
+    def release_owners(self, dead: set[int]) -> int:
+        """Make the records held by dead members available at once; returns how many."""
+        if not dead:
+            return 0
+        with self.locked():
+            start, end = self.bounds()
+            slots = self._slots(start, end)
+            window = self.entries[slots]
+            held = slots[(window["state"] == ACQUIRED) & np.isin(window["owner"], list(dead))]
+            self.entries["state"][held] = AVAILABLE
+            self.entries["time"][held] = 0
+            return len(held)
+
+    def _advance(self, start: int, end: int) -> None:
+        """Move ``start`` over finished records (lock held)."""
+        if start < end:
+            window = self.entries["state"][self._slots(start, end)]
+            unfinished = np.flatnonzero((window != ACKED) & (window != ARCHIVED))
+            start += int(unfinished[0]) if len(unfinished) else end - start
+        self._set_bounds(start, end)
+
+    # -- read-only views (no lock: for metrics) -----------------------------------------------
+
+    def counts(self, now_ms: int) -> dict[str, int]:
+        """In the window: ready, in flight, delayed (not yet due) and finished records."""
+        start, end = self.bounds()
+        window = self.entries[self._slots(start, end)]
+        states, times = window["state"], window["time"]
+        return {
+            "start": start,
+            "window_end": end,
+            "in_flight": int(np.count_nonzero((states == ACQUIRED) & (times >= now_ms))),
+            "ready": int(np.count_nonzero(
+                ((states == AVAILABLE) & (times <= now_ms))
+                | ((states == ACQUIRED) & (times < now_ms)))),
+            "delayed": int(np.count_nonzero((states == AVAILABLE) & (times > now_ms))),
+            "finished": int(np.count_nonzero((states == ACKED) | (states == ARCHIVED))),
+        }
+
+    def owners(self) -> set[int]:
+        start, end = self.bounds()
+        window = self.entries[self._slots(start, end)]
+        return set(window["owner"][window["state"] == ACQUIRED].tolist())
+
+    def close(self) -> None:
+        del self.entries
+        self._map.close()
+        os.close(self._fd)
