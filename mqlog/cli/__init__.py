@@ -1,11 +1,24 @@
 """The ``mqlog`` command line (typer + rich).
 
 Importing this package registers every command on :data:`app`; the library
-work behind them is in :mod:`mqlog.logstore.inspect` and
+work behind them is in :mod:`mqlog`, :mod:`mqlog.logstore.inspect` and
 :mod:`mqlog.cli._demo_run`.
 """
 
-from mqlog.cli import _demo, _dump, _topics, _verify  # noqa: F401  (register commands)
+from mqlog.cli import (  # noqa: F401  (register commands)
+    _consume,
+    _demo,
+    _dump,
+    _groups,
+    _lag,
+    _produce,
+    _replay,
+    _seek,
+    _stats,
+    _tail,
+    _topics,
+    _verify,
+)
 from mqlog.cli._app import app, main
 
 __all__ = ["app", "main"]

@@ -1,10 +1,12 @@
 """The typer application; commands are registered by the modules beside this one.
 
 Errors are turned into exit codes in one place, :meth:`_Group.invoke`, which
-wraps every command: an expected failure (an ``MqlogError`` or an ``OSError``)
-becomes one line on stderr and a documented exit code, so scripts can tell
-"damage found" from "no such topic" from "bad option". ``--debug`` adds the
-traceback. Anything else is a bug and keeps Python's traceback.
+wraps every command: an expected failure (an ``MqlogError``, an ``OSError``, a
+:class:`CliError` or a usage error of a subcommand) becomes one line on
+stderr and a documented exit code, so scripts can tell "damage found" from
+"no such topic" from "bad option". ``--debug`` adds the traceback. Anything
+else is a bug and keeps Python's traceback. A closed stdout (``| head``) is
+left to typer, which stops quietly with exit code 1.
 """
 
 from __future__ import annotations
@@ -26,29 +28,48 @@ from mqlog.errors import (
     ConfigError,
     InvalidTopicError,
     MqlogError,
+    OffsetOutOfRangeError,
     UnknownPartitionError,
     UnknownTopicError,
 )
 
-#: A check failed (verify or dump found damage, the demo lost a record), or the
-#: user declined a confirmation.
+try:
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # typer before it vendored click
+    from click.exceptions import NoArgsIsHelpError, UsageError
+
+#: A check failed (verify or dump found damage, the demo lost a record, a lag is
+#: over --max-lag, a replay command failed), or the user declined a confirmation.
 EXIT_FAILED = 1
 #: Bad command line: unknown option, bad value, invalid topic name or config.
 EXIT_USAGE = 2
-#: The log directory, file, topic or partition does not exist.
+#: The log directory, file, topic, partition, group or offset does not exist.
 EXIT_NOT_FOUND = 3
 #: Any other mqlog or operating-system error.
 EXIT_ERROR = 4
+#: Interrupted with Ctrl-C before the end of a finite job (as shells report SIGINT).
+EXIT_INTERRUPTED = 130
 
 DEFAULT_DIR = "mqlog-data"
 
 
+class CliError(Exception):
+    """A failure the command line itself detects (bad input lines, an unknown
+    group), with the exit code it stands for."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def exit_code_for(error: BaseException) -> int:
     """The documented exit code of an expected failure."""
+    if isinstance(error, CliError):
+        return error.exit_code
     if isinstance(error, (ConfigError, InvalidTopicError)):
         return EXIT_USAGE
     if isinstance(error, (FileNotFoundError, NotADirectoryError, UnknownTopicError,
-                          UnknownPartitionError)):
+                          UnknownPartitionError, OffsetOutOfRangeError)):
         return EXIT_NOT_FOUND
     return EXIT_ERROR
 
@@ -67,17 +88,30 @@ class _Group(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (MqlogError, OSError) as error:
-            if isinstance(ctx.obj, Settings) and ctx.obj.debug:
-                err_console.print_exception()
-            err_console.print(f"mqlog: error: {one_line(error)}", markup=False, soft_wrap=True)
-            raise typer.Exit(exit_code_for(error)) from None
+        except BrokenPipeError:
+            raise  # typer stops quietly with exit code 1
+        except NoArgsIsHelpError:
+            raise  # a command group without a subcommand: typer prints its help
+        except UsageError as error:
+            where = error.ctx.command_path if error.ctx is not None else "mqlog"
+            _fail(ctx, error, f"{error.format_message()} (see '{where} --help')", EXIT_USAGE)
+        except (MqlogError, OSError, CliError) as error:
+            _fail(ctx, error, one_line(error), exit_code_for(error))
+
+
+def _fail(ctx: typer.Context, error: BaseException, message: str, code: int) -> None:
+    """Print ``mqlog: error: message`` (after the traceback with --debug) and exit."""
+    if isinstance(ctx.obj, Settings) and ctx.obj.debug:
+        err_console.print_exception()
+    err_console.print(f"mqlog: error: {' '.join(message.split())}", markup=False,
+                      soft_wrap=True)
+    raise typer.Exit(code) from None
 
 
 app = typer.Typer(
+    name="mqlog",
     cls=_Group,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_show_locals=False,
 )
 

@@ -1,40 +1,46 @@
-"""``mqlog demo``: bulk throughput, a SIGKILL crash test and a verify, measured."""
+"""``mqlog demo``: producers, a consumer group, a worker killed with SIGKILL, checked."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import Group as Renderables
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from mqlog.cli._app import EXIT_FAILED, app
-from mqlog.cli._demo_run import DemoResult, run_demo
-from mqlog.cli._demo_run import Progress as ProgressCallback
+from mqlog.cli._demo_run import PARTITIONS, PRODUCERS, WORKERS, DemoResult, Snapshot, run_demo
 from mqlog.cli._output import console, emit_json, err_console
+
+#: Orders of a default run, and the seconds over which the producers send them.
+DEFAULT_RECORDS = 30_000
+DEFAULT_SECONDS = 10.0
 
 
 @app.command()
 def demo(
     records: Annotated[int, typer.Option(
-        "--records", "-n", min=1, help="Records to append and read back in the bulk phase.",
-    )] = 1_000_000,
+        "--records", "-n", min=PRODUCERS, help="Orders to produce in all.",
+    )] = DEFAULT_RECORDS,
+    seconds: Annotated[float, typer.Option(
+        "--seconds", min=0.0, help="Spread the orders over this many seconds.",
+    )] = DEFAULT_SECONDS,
     json_output: Annotated[bool, typer.Option(
-        "--json", help="Print the measurements as one JSON object.",
+        "--json", help="Print the result as one JSON object.",
     )] = False,
 ) -> None:
-    """Append and read back records, crash a writer with SIGKILL, recover, verify.
+    """Run producers and a consumer group in separate processes, SIGKILL a worker
+    half-way, and check that every order was processed at least once.
 
     Runs in a temporary directory (removed afterwards; --dir is not used).
-    Exits 1 if any check fails: a record read back differs, an acknowledged
-    record is lost, the log refuses appends after recovery, or verify finds
-    damage.
+    Shows the group's lag live while it runs. Exits 1 if any check fails.
     """
-    with _progress_bars() as progress:
-        result = run_demo(records, progress)
+    with Live(console=err_console, auto_refresh=False, transient=False) as live:
+        result = run_demo(records, seconds,
+                          lambda snapshot: live.update(_view(snapshot), refresh=True))
     if json_output:
         emit_json(_as_json(result))
     else:
@@ -45,52 +51,65 @@ def demo(
         raise typer.Exit(EXIT_FAILED)
 
 
-@contextmanager
-def _progress_bars() -> Iterator[ProgressCallback]:
-    """A progress callback drawing one bar per phase on stderr."""
-    columns = (TextColumn("{task.description:<7}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=err_console) as bars:
-        tasks: dict[str, int] = {}
-
-        def advance(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bars.add_task(phase, total=total)
-            bars.update(tasks[phase], completed=done)
-
-        yield advance
+def _view(snapshot: Snapshot) -> Renderables:
+    """The live view: progress, the lag of each partition, the workers, recent events."""
+    header = Text(f"mqlog demo  {snapshot.elapsed:5.1f}s   produced "
+                  f"{snapshot.produced:,}/{snapshot.records:,}   committed "
+                  f"{snapshot.committed:,}   lag {snapshot.produced - snapshot.committed:,}   "
+                  f"generation {snapshot.generation}", style="bold")
+    lag = Table(title=f"group lag ({PARTITIONS} partitions)")
+    for column in ("PARTITION", "OWNER", "COMMITTED", "END", "LAG"):
+        lag.add_column(column, justify="left" if column == "OWNER" else "right")
+    for p in snapshot.partitions:
+        lag.add_row(str(p.partition), p.owner or "-",
+                    "-" if p.committed is None else f"{p.committed:,}", f"{p.end:,}",
+                    f"{p.lag:,}", style="bold red" if p.owner is None and p.lag else None)
+    workers = Table(title=f"workers ({WORKERS} processes)")
+    for column in ("WORKER", "PID", "STATE", "PARTITIONS"):
+        workers.add_column(column)
+    for w in snapshot.workers:
+        workers.add_row(w.name, str(w.pid), w.state,
+                        ",".join(map(str, w.partitions)) or "-",
+                        style="red" if w.state == "killed" else None)
+    events = Text("\n".join(snapshot.events))
+    return Renderables(header, lag, workers, events)
 
 
 def _as_json(result: DemoResult) -> dict:
-    bulk = result.bulk
     return {
         "type": "demo", "ok": result.ok, **dataclasses.asdict(result),
-        "append_records_per_s": round(bulk.append_records_per_s),
-        "append_mib_per_s": round(bulk.append_mib_per_s, 1),
-        "read_records_per_s": round(bulk.read_records_per_s),
+        "duplicates": result.duplicates,
+        "produce_records_per_s": round(result.produce_rate),
+        "consume_records_per_s": round(result.consume_rate),
     }
 
 
 def _table(result: DemoResult) -> Table:
-    bulk, crash = result.bulk, result.crash
     table = Table(title="mqlog demo")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
+    table.add_column("check")
+    table.add_column("result", justify="right")
+    takeover = ("not seen" if result.takeover_seconds is None
+                else f"{result.takeover_seconds:.2f} s")
     rows = [
-        ("records (bulk)", f"{bulk.records:,} x {bulk.value_bytes} B, "
-                           f"{bulk.partitions} partitions, {bulk.segments} segments"),
-        ("append", f"{bulk.append_records_per_s:,.0f} records/s "
-                   f"({bulk.append_mib_per_s:,.1f} MiB/s, {bulk.append_seconds:.2f} s)"),
-        ("read", f"{bulk.read_records_per_s:,.0f} records/s ({bulk.read_seconds:.2f} s)"),
-        ("writer acked (always)", f"{crash.acked_records:,} records in {crash.acked_appends:,} "
-                                  f"appends over {crash.writer_seconds:.2f} s"),
-        ("killed with", "SIGKILL, mid-stream"),
-        ("recovery", f"{crash.recovery_seconds * 1000:.1f} ms"),
-        ("survived", f"{crash.survived_records:,} records"),
-        ("acked records lost", f"{crash.lost_records:,}"),
-        ("append after recovery", "ok" if crash.appended_after_recovery else "FAILED"),
+        ("orders produced", f"{result.acknowledged:,} of {result.records:,} acknowledged by "
+                            f"{PRODUCERS} producers"),
+        ("orders in the log", f"{result.in_log:,} in {PARTITIONS} partitions"),
+        ("customers", f"{result.customers:,} ({result.customers_split} split over "
+                      f"partitions)"),
+        ("processed by the group", f"{result.processed:,} by {WORKERS} workers "
+                                   f"({result.unique_processed:,} distinct)"),
+        ("processed twice", f"{result.duplicates:,} (uncommitted when the worker died)"),
+        ("lost", f"{result.lost:,}"),
+        ("killed with SIGKILL", f"{result.killed_worker}, owning partitions "
+                                f"{','.join(map(str, result.killed_partitions)) or 'none'}"),
+        ("its partitions taken over in", takeover),
+        ("produce throughput", f"{result.produce_rate:,.0f} orders/s "
+                               f"({result.produce_seconds:.1f} s)"),
+        ("consume throughput", f"{result.consume_rate:,.0f} orders/s "
+                               f"({result.consume_seconds:.1f} s)"),
         ("verify errors", f"{result.verify_errors:,}"),
-        ("result", "ok" if result.ok else "FAILED"),
+        ("total time", f"{result.total_seconds:.1f} s"),
+        ("result", "ok: none lost" if result.ok else "FAILED"),
     ]
     for name, value in rows:
         table.add_row(name, value)

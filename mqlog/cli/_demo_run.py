@@ -1,12 +1,19 @@
-"""What ``mqlog demo`` does and measures, in a temporary directory removed afterwards.
+"""What ``mqlog demo`` does and checks, in a temporary directory removed afterwards.
 
-1. Bulk: append ``records`` values of VALUE_BYTES bytes to a PARTITIONS-partition
-   topic, read them all back and compare every value; time both.
-2. Crash: start a writer process (``mqlog.cli._demo_writer``) on a
-   ``durability="always"`` topic, SIGKILL it mid-stream, reopen the log
-   (timing recovery), check that every acknowledged record is there with its
-   value, and that the partition accepts appends again.
-3. Verify the whole directory with :func:`mqlog.logstore.inspect.verify_log`.
+1. Create the topic ``orders`` with PARTITIONS partitions; start WORKERS worker
+   processes in one consumer group (:mod:`mqlog.cli._demo_proc`) and wait until
+   the group has shared the partitions among them.
+2. Start PRODUCERS producer processes sending ``records`` orders in all, keyed by
+   customer, spread over ``seconds``.
+3. Watch the group every SAMPLE_S (the live view gets a :class:`Snapshot`).
+   Once half the orders are committed, SIGKILL one worker and time how long
+   until the group hands its partitions to the others.
+4. When every order is written and committed, stop the workers and check:
+   every producer's orders were acknowledged and are in the log exactly once;
+   every customer's orders are in one partition; every offset was processed at
+   least once (workers' ledgers) and none was lost; the group's committed
+   offsets reached the end; the dead worker's partitions were taken over;
+   ``verify`` finds no damage.
 
 Every check that fails adds a line to ``DemoResult.failures``; the command
 exits 1 when there is any.
@@ -14,86 +21,92 @@ exits 1 when there is any.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import json
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import mqlog
+from mqlog.cli._demo_proc import GROUP, TOPIC
+from mqlog.consumer._admin import GroupDescription
 from mqlog.logstore.inspect import verify_log
 
-PARTITIONS = 4
-TOPIC = "demo"
-CRASH_TOPIC = "demo-crash"
-#: Size of every demo value.
-VALUE_BYTES = 100
-#: Records per append and per read call in the bulk phase.
-CHUNK = 10_000
-#: Small enough that 1,000,000 records roll a few segments per partition.
-SEGMENT_BYTES = 16 * 1024 * 1024
-#: Records per append of the crash-test writer.
-WRITER_BATCH = 10
-#: How long the writer appends (after its first ack) before it is killed.
-CRASH_SECONDS = 0.5
-#: The writer is killed after this long whatever happens (it should not hang).
-WRITER_TIMEOUT_S = 60.0
-
-#: progress(phase, done, total): called as the bulk phases ("append", "read") advance.
-Progress = Callable[[str, int, int], None]
-
-
-def demo_value(partition: int, offset: int) -> bytes:
-    """The value the demo stores at ``offset`` of ``partition``: VALUE_BYTES bytes."""
-    return (b"%d:%012d:" % (partition, offset)).ljust(VALUE_BYTES, b"~")
+PARTITIONS = 6
+PRODUCERS = 3
+WORKERS = 3
+#: Simulated processing time of one order in a worker.
+WORK_US = 200
+#: Time between two looks at the group (and two updates of the live view).
+SAMPLE_S = 0.2
+#: Longest wait for the workers to join, and for everything after the producers.
+JOIN_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 30.0
+#: The worker killed half-way.
+VICTIM = "worker-2"
+#: Lines of the event log the live view keeps.
+EVENTS_SHOWN = 8
 
 
 @dataclasses.dataclass(frozen=True)
-class BulkResult:
+class PartitionView:
+    partition: int
+    owner: str | None
+    committed: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return self.end - (self.committed or 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerView:
+    name: str
+    pid: int
+    state: str
+    partitions: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What the live view shows at one moment of the run."""
+
+    elapsed: float
     records: int
-    partitions: int
-    value_bytes: int
-    segments: int
-    append_seconds: float
-    read_seconds: float
-
-    @property
-    def append_records_per_s(self) -> float:
-        return self.records / max(self.append_seconds, 1e-9)
-
-    @property
-    def read_records_per_s(self) -> float:
-        return self.records / max(self.read_seconds, 1e-9)
-
-    @property
-    def append_mib_per_s(self) -> float:
-        return self.records * self.value_bytes / 2**20 / max(self.append_seconds, 1e-9)
-
-
-@dataclasses.dataclass(frozen=True)
-class CrashResult:
-    #: Appends the writer acknowledged, and the records in them.
-    acked_appends: int
-    acked_records: int
-    #: How long the writer ran between its first ack and the SIGKILL.
-    writer_seconds: float
-    #: Opening the log and the partition (which runs recovery) after the kill.
-    recovery_seconds: float
-    #: Records in the partition after recovery (acked ones plus any in flight).
-    survived_records: int
-    #: Acknowledged records missing or wrong after recovery (must be 0).
-    lost_records: int
-    #: Whether an append after recovery got the next offset and reads back.
-    appended_after_recovery: bool
+    produced: int
+    committed: int
+    generation: int
+    partitions: list[PartitionView]
+    workers: list[WorkerView]
+    events: list[str]
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoResult:
-    bulk: BulkResult
-    crash: CrashResult
+    records: int
+    #: Orders the producers' deliveries confirmed, and the records in the topic.
+    acknowledged: int
+    in_log: int
+    #: Ledger lines of all workers, distinct offsets among them, and the offsets
+    #: of the topic that no worker processed (must be 0).
+    processed: int
+    unique_processed: int
+    lost: int
+    #: Customers, and customers whose orders are in more than one partition (must be 0).
+    customers: int
+    customers_split: int
+    killed_worker: str
+    killed_partitions: tuple[int, ...]
+    takeover_seconds: float | None
+    produce_seconds: float
+    consume_seconds: float
+    total_seconds: float
     verify_errors: int
     failures: tuple[str, ...]
 
@@ -101,144 +114,318 @@ class DemoResult:
     def ok(self) -> bool:
         return not self.failures
 
+    @property
+    def duplicates(self) -> int:
+        """Orders processed more than once (those the killed worker had not committed)."""
+        return self.processed - self.unique_processed
 
-def run_demo(records: int, progress: Progress | None = None,
-             crash_seconds: float = CRASH_SECONDS) -> DemoResult:
-    """Run the three phases on ``records`` bulk records; see the module docstring."""
-    failures: list[str] = []
+    @property
+    def produce_rate(self) -> float:
+        return self.acknowledged / max(self.produce_seconds, 1e-9)
+
+    @property
+    def consume_rate(self) -> float:
+        return self.processed / max(self.consume_seconds, 1e-9)
+
+
+OnSnapshot = Callable[[Snapshot], None]
+
+
+def run_demo(records: int, seconds: float, on_snapshot: OnSnapshot | None = None) -> DemoResult:
+    """Run the scenario of the module docstring with ``records`` orders produced over
+    ``seconds``."""
     with tempfile.TemporaryDirectory(prefix="mqlog-demo-") as root:
-        bulk = _bulk(root, records, progress or _no_progress, failures)
-        crash = _crash(root, crash_seconds, failures)
-        report = verify_log(root)
-    failures.extend(f"verify: {p.location()}: {p.description}" for p in report.errors)
-    return DemoResult(bulk, crash, len(report.errors), tuple(failures))
+        demo = _Demo(Path(root), records, seconds, on_snapshot or (lambda snapshot: None))
+        try:
+            return demo.run()
+        finally:
+            demo.stop_everything()
 
 
-def _no_progress(phase: str, done: int, total: int) -> None:
-    """The default progress callback: report nothing."""
+class _Demo:
+    """One run: the processes, what was seen of the group, the checks."""
+
+    def __init__(self, root: Path, records: int, seconds: float, on_snapshot: OnSnapshot) -> None:
+        self.root = root
+        self.log_path = root / "log"
+        self.records = records
+        self.seconds = seconds
+        self.on_snapshot = on_snapshot
+        self.began = time.monotonic()
+        self.workers: dict[str, subprocess.Popen] = {}
+        self.producers: list[subprocess.Popen] = []
+        self.events: list[str] = []
+        self.failures: list[str] = []
+        self.generation = -1
+        self.killed_at: float | None = None
+        self.killed_partitions: tuple[int, ...] = ()
+        self.takeover_seconds: float | None = None
+        self.produce_started = self.began
+        self.produce_done: float | None = None
+        #: From the first order sent to the last one written (the producers' clocks).
+        self.produce_seconds = 0.0
+        self.consume_started: float | None = None
+        self.consume_done: float | None = None
+        self.acknowledged = 0
+        #: Processes already reported as failed.
+        self.crashed: set[str] = set()
+
+    # -- the scenario -----------------------------------------------------------------------
+
+    def run(self) -> DemoResult:
+        try:
+            with mqlog.open(self.log_path) as log:
+                log.create_topic(TOPIC, partitions=PARTITIONS)
+                for number in range(1, WORKERS + 1):
+                    self._start_worker(f"worker-{number}")
+                self._wait_for_workers(log)
+                self.produce_started = time.monotonic()
+                for index in range(PRODUCERS):
+                    self._start_producer(index, self.records // PRODUCERS
+                                         + (index < self.records % PRODUCERS))
+                self.event(f"{PRODUCERS} producers started: {self.records:,} orders over "
+                           f"{self.seconds:g} s")
+                self._watch(log)
+        except _Failed as failure:
+            self.failures.append(str(failure))
+        self._stop_workers()
+        return self._check()
+
+    def event(self, text: str) -> None:
+        self.events.append(f"{time.monotonic() - self.began:6.1f}s  {text}")
+
+    def _spawn(self, *arguments: str, name: str) -> subprocess.Popen:
+        command = [sys.executable, "-m", "mqlog.cli._demo_proc", *arguments]
+        # cwd: ``-m`` puts the working directory first on sys.path; the caller's may
+        # hold files that shadow modules.
+        with open(self.root / f"{name}.err", "wb") as errors:
+            return subprocess.Popen(command, cwd=self.root, stdout=subprocess.PIPE,
+                                    stderr=errors)
+
+    def _start_worker(self, name: str) -> None:
+        self.workers[name] = self._spawn(
+            "worker", str(self.log_path), name, str(self.root / f"{name}.ledger"),
+            str(self.root / "stop"), str(WORK_US), name=name)
+
+    def _start_producer(self, index: int, count: int) -> None:
+        self.producers.append(self._spawn(
+            "producer", str(self.log_path), str(index), str(count), str(self.seconds),
+            name=f"producer-{index}"))
+
+    def _wait_for_workers(self, log: mqlog.Log) -> None:
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            description = self._describe(log)
+            if description is not None and description.state == "Stable" and len(
+                    description.members) == WORKERS:
+                self._sample(log)
+                return
+            self._check_processes()
+            self._sample(log)
+            time.sleep(SAMPLE_S)
+        raise _Failed(f"the {WORKERS} workers did not form a stable group within "
+                      f"{JOIN_TIMEOUT_S:g} s")
+
+    def _watch(self, log: mqlog.Log) -> None:
+        """Sample until every order is written and committed (or time runs out)."""
+        deadline = None
+        while True:
+            snapshot = self._sample(log)
+            self._check_processes()
+            if self.consume_started is None and snapshot.committed:
+                self.consume_started = time.monotonic()
+            if self.killed_at is None and snapshot.committed >= self.records / 2:
+                self._kill_victim(snapshot)
+            if self.produce_done is None and all(p.poll() is not None for p in self.producers):
+                self._producers_finished()
+                deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            if (self.produce_done is not None and self.takeover_seconds is not None
+                    and snapshot.committed >= snapshot.produced >= self.acknowledged):
+                self.consume_done = time.monotonic()
+                self.event("every order is committed: stopping the workers")
+                self._sample(log)
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise _Failed(f"orders still not all committed {DRAIN_TIMEOUT_S:g} s after "
+                              f"the producers finished")
+            time.sleep(SAMPLE_S)
+
+    def _kill_victim(self, snapshot: Snapshot) -> None:
+        victim = self.workers[VICTIM]
+        owned = next(w.partitions for w in snapshot.workers if w.name == VICTIM)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        self.killed_at = time.monotonic()
+        self.killed_partitions = owned
+        self.event(f"SIGKILL {VICTIM} (pid {victim.pid}) owning partitions "
+                   f"{_numbers(owned)} at {snapshot.committed:,} orders committed")
+
+    def _producers_finished(self) -> None:
+        """Read the producers' reports: orders written, and when they sent them."""
+        self.produce_done = time.monotonic()
+        windows = []
+        for producer in self.producers:
+            report = producer.stdout.read().decode().split()
+            if producer.returncode != 0 or len(report) != 8:
+                raise _Failed(f"a producer failed with exit code {producer.returncode}: "
+                              f"{self._errors(producer)}")
+            self.acknowledged += int(report[1])
+            if int(report[3]):
+                self.failures.append(f"{report[3]} orders of a producer were not written")
+            windows.append((float(report[5]), float(report[7])))
+        self.produce_seconds = max(end for _s, end in windows) - min(s for s, _e in windows)
+        self.event(f"producers done: {self.acknowledged:,} orders acknowledged, sent in "
+                   f"{self.produce_seconds:.1f} s")
+
+    def _check_processes(self) -> None:
+        """A worker that died without being killed fails the demo at once."""
+        for name, worker in self.workers.items():
+            if worker.poll() is not None and not (name == VICTIM and self.killed_at):
+                self.crashed.add(name)
+                raise _Failed(f"{name} exited with code {worker.returncode}: "
+                              f"{self._errors(worker)}")
+
+    def _errors(self, process: subprocess.Popen) -> str:
+        name = next((n for n, p in self.workers.items() if p is process), None) or (
+            f"producer-{self.producers.index(process)}")
+        text = (self.root / f"{name}.err").read_text(errors="replace").strip()
+        return text.splitlines()[-1] if text else "no message"
+
+    def _stop_workers(self) -> None:
+        (self.root / "stop").touch()
+        for name, worker in self.workers.items():
+            try:
+                code = worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                code = worker.wait()
+                self.failures.append(f"{name} did not stop within 10 s")
+            if code != 0 and name != VICTIM and name not in self.crashed:
+                self.failures.append(f"{name} exited with code {code}: {self._errors(worker)}")
+
+    def stop_everything(self) -> None:
+        """Leave no process behind, whatever happened."""
+        for process in [*self.producers, *self.workers.values()]:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+
+    # -- watching the group ----------------------------------------------------------------
+
+    @staticmethod
+    def _describe(log: mqlog.Log) -> GroupDescription | None:
+        return log.describe_group(GROUP) if GROUP in log.list_groups() else None
+
+    def _sample(self, log: mqlog.Log) -> Snapshot:
+        description = self._describe(log)
+        ends = [log.end_offset(TOPIC, number) for number in range(PARTITIONS)]
+        names = {m.member_id: m.client_id for m in description.members} if description else {}
+        rows = {p.partition: p for p in description.partitions} if description else {}
+        partitions = [PartitionView(number, names.get(rows[number].member_id) if number in rows
+                                    else None,
+                                    rows[number].committed_offset if number in rows else None,
+                                    end) for number, end in enumerate(ends)]
+        if description is not None:
+            self._follow_generation(description, partitions)
+        snapshot = Snapshot(time.monotonic() - self.began, self.records, sum(ends),
+                            sum(p.committed or 0 for p in partitions),
+                            description.generation if description else 0, partitions,
+                            self._worker_views(partitions), self.events[-EVENTS_SHOWN:])
+        self.on_snapshot(snapshot)
+        return snapshot
+
+    def _follow_generation(self, description: GroupDescription,
+                           partitions: list[PartitionView]) -> None:
+        """Log each new plan; note when the killed worker's partitions have new owners."""
+        if description.generation != self.generation:
+            self.generation = description.generation
+            plan = " | ".join(f"{m.client_id}: {_numbers(tuple(p for _t, p in m.assignment))}"
+                              for m in description.members)
+            self.event(f"generation {description.generation}: {plan or 'no members'}")
+        if self.killed_at is not None and self.takeover_seconds is None and all(
+                partitions[n].owner not in (None, VICTIM) for n in self.killed_partitions):
+            self.takeover_seconds = time.monotonic() - self.killed_at
+            self.event(f"partitions {_numbers(self.killed_partitions)} of {VICTIM} taken "
+                       f"over in {self.takeover_seconds:.2f} s")
+
+    def _worker_views(self, partitions: list[PartitionView]) -> list[WorkerView]:
+        views = []
+        for name, process in self.workers.items():
+            if process.poll() is None:
+                state = "running"
+            else:
+                state = "killed" if name == VICTIM and self.killed_at else "stopped"
+            owned = tuple(p.partition for p in partitions if p.owner == name)
+            views.append(WorkerView(name, process.pid, state, owned))
+        return views
+
+    # -- the checks ---------------------------------------------------------------------------
+
+    def _check(self) -> DemoResult:
+        with mqlog.open(self.log_path) as log:
+            offsets, customers, split = self._read_topic(log)
+            description = self._describe(log)
+        processed = self._read_ledgers()
+        unique = set(processed)
+        lost = len(offsets - unique)
+        if self.produce_done is not None and len(offsets) != self.acknowledged:
+            self.failures.append(f"the topic holds {len(offsets):,} orders, the producers "
+                                 f"acknowledged {self.acknowledged:,}")
+        if self.produce_done is not None and self.acknowledged != self.records:
+            self.failures.append(f"{self.records - self.acknowledged:,} orders were not "
+                                 f"acknowledged")
+        if lost:
+            self.failures.append(f"{lost:,} orders were never processed (lost)")
+        if split:
+            self.failures.append(f"{split} customers have orders in several partitions")
+        if description is not None and description.total_lag:
+            self.failures.append(f"the group's committed offsets are {description.total_lag:,} "
+                                 f"behind the end")
+        report = verify_log(self.log_path)
+        self.failures.extend(f"verify: {p.location()}: {p.description}" for p in report.errors)
+        return DemoResult(
+            self.records, self.acknowledged, len(offsets), len(processed), len(unique), lost,
+            customers, split, VICTIM, self.killed_partitions, self.takeover_seconds,
+            self.produce_seconds,
+            (self.consume_done or time.monotonic()) - (self.consume_started
+                                                       or self.produce_started),
+            time.monotonic() - self.began, len(report.errors), tuple(self.failures))
+
+    @staticmethod
+    def _read_topic(log: mqlog.Log) -> tuple[set[tuple[int, int]], int, int]:
+        """(every (partition, offset) holding a distinct order, customers, customers
+        found in more than one partition)."""
+        offsets = set()
+        orders = set()
+        homes: dict[bytes, set[int]] = collections.defaultdict(set)
+        for number in range(PARTITIONS):
+            for record in log.iter(TOPIC, number):
+                order = json.loads(record.value)["order"]
+                if order not in orders:
+                    orders.add(order)
+                    offsets.add((number, record.offset))
+                homes[bytes(record.key)].add(number)
+        return offsets, len(homes), sum(len(found) > 1 for found in homes.values())
+
+    def _read_ledgers(self) -> list[tuple[int, int]]:
+        """Every complete ``PARTITION OFFSET`` line of the workers' ledgers."""
+        processed = []
+        for name in self.workers:
+            path = self.root / f"{name}.ledger"
+            if not path.exists():
+                continue
+            for line in path.read_text().splitlines(keepends=True):
+                fields = line.split()
+                if line.endswith("\n") and len(fields) == 2:
+                    processed.append((int(fields[0]), int(fields[1])))
+        return processed
 
 
-# -- bulk ------------------------------------------------------------------------------
+class _Failed(Exception):
+    """The scenario cannot go on; the message says why."""
 
 
-def _bulk(root: str, records: int, progress: Progress, failures: list[str]) -> BulkResult:
-    counts = [records // PARTITIONS + (p < records % PARTITIONS) for p in range(PARTITIONS)]
-    with mqlog.open(root) as log:
-        log.create_topic(TOPIC, partitions=PARTITIONS, segment_bytes=SEGMENT_BYTES)
-        append_seconds = _append_all(log, counts, progress)
-        read_seconds = _read_all(log, counts, progress, failures)
-        segments = sum(p.segment_count for p in log.describe_topic(TOPIC).partitions)
-    return BulkResult(records, PARTITIONS, VALUE_BYTES, segments, append_seconds, read_seconds)
-
-
-def _append_all(log: mqlog.Log, counts: list[int], progress: Progress) -> float:
-    """Append every partition's values in CHUNK-record calls; seconds spent in append."""
-    total, done, spent = sum(counts), 0, 0.0
-    for partition, count in enumerate(counts):
-        for start in range(0, count, CHUNK):
-            values = [demo_value(partition, n) for n in range(start, min(start + CHUNK, count))]
-            began = time.perf_counter()
-            log.append(TOPIC, partition, values)
-            spent += time.perf_counter() - began
-            done += len(values)
-            progress("append", done, total)
-    return spent
-
-
-def _read_all(log: mqlog.Log, counts: list[int], progress: Progress,
-              failures: list[str]) -> float:
-    """Read every record back, comparing offsets and values; seconds spent in read."""
-    total, done, spent = sum(counts), 0, 0.0
-    for partition, count in enumerate(counts):
-        offset = 0
-        while offset < count:
-            began = time.perf_counter()
-            batch = log.read(TOPIC, partition, offset, max_records=CHUNK)
-            spent += time.perf_counter() - began
-            expected = [demo_value(partition, n) for n in range(offset, offset + len(batch))]
-            if not batch or batch[0].offset != offset or [r.value for r in batch] != expected:
-                failures.append(f"read {TOPIC}/{partition} at offset {offset}: the records "
-                                f"differ from what was appended")
-                break
-            offset += len(batch)
-            done += len(batch)
-            progress("read", done, total)
-        if log.end_offset(TOPIC, partition) != count:
-            failures.append(f"{TOPIC}/{partition} ends at offset "
-                            f"{log.end_offset(TOPIC, partition)}, expected {count}")
-    return spent
-
-
-# -- crash -----------------------------------------------------------------------------
-
-
-def _crash(root: str, seconds: float, failures: list[str]) -> CrashResult:
-    with mqlog.open(root) as log:
-        log.create_topic(CRASH_TOPIC, durability="always")
-    acked_end, appends, writer_seconds = _run_and_kill_writer(root, seconds, failures)
-    began = time.perf_counter()
-    with mqlog.open(root) as log:
-        end = log.end_offset(CRASH_TOPIC, 0)  # opens the partition: recovery runs
-        recovery_seconds = time.perf_counter() - began
-        lost = _count_lost(log, acked_end, end)
-        appended = _append_again(log, end)
-    if lost:
-        failures.append(f"{lost} of {acked_end} acknowledged records were lost in the crash")
-    if not appended:
-        failures.append("the partition did not accept an append after recovery")
-    return CrashResult(appends, acked_end, writer_seconds, recovery_seconds, end, lost,
-                       appended)
-
-
-def _run_and_kill_writer(root: str, seconds: float,
-                         failures: list[str]) -> tuple[int, int, float]:
-    """Run the writer ``seconds`` past its first ack, SIGKILL it; return (acknowledged
-    end offset, acknowledged appends, seconds it ran). Only complete ack lines count."""
-    command = [sys.executable, "-m", "mqlog.cli._demo_writer", root, CRASH_TOPIC]
-    # cwd: ``-m`` puts the working directory first on sys.path; the caller's may
-    # hold files that shadow modules.
-    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
-    watchdog = threading.Timer(WRITER_TIMEOUT_S, writer.kill)
-    watchdog.start()
-    acks: list[bytes] = []
-    started = time.monotonic()
-    try:
-        for line in writer.stdout:
-            acks.append(line)
-            if len(acks) == 1:
-                started = time.monotonic()
-            elif time.monotonic() - started >= seconds:
-                break
-        writer.send_signal(signal.SIGKILL)  # mid-stream: it is appending again already
-        ran = time.monotonic() - started
-        acks.extend(writer.stdout.read().splitlines(keepends=True))
-        errors = writer.stderr.read().decode(errors="replace").strip()
-        writer.wait()
-    finally:
-        watchdog.cancel()
-    complete = [line.split() for line in acks if line.endswith(b"\n")]
-    if not complete:
-        failures.append(f"the writer acknowledged nothing: {errors or 'no output'}")
-        return 0, 0, ran
-    first, count = (int(field) for field in complete[-1])
-    return first + count, len(complete), ran
-
-
-def _count_lost(log: mqlog.Log, acked_end: int, end: int) -> int:
-    """Acknowledged offsets (0..acked_end) that are missing or hold another value."""
-    lost = max(acked_end - end, 0)
-    offset, stop = 0, min(acked_end, end)
-    while offset < stop:
-        batch = log.read(CRASH_TOPIC, 0, offset, max_records=CHUNK)[: stop - offset]
-        if not batch:
-            return lost + stop - offset
-        lost += sum(record.value != demo_value(0, record.offset) for record in batch)
-        offset += len(batch)
-    return lost
-
-
-def _append_again(log: mqlog.Log, end: int) -> bool:
-    """Whether the recovered partition takes a new record at ``end`` and reads it back."""
-    value = demo_value(0, end)
-    first = log.append(CRASH_TOPIC, 0, [value])
-    return first == end and [r.value for r in log.read(CRASH_TOPIC, 0, first)] == [value]
+def _numbers(partitions: tuple[int, ...]) -> str:
+    return ",".join(map(str, partitions)) or "none"

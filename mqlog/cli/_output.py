@@ -54,3 +54,28 @@ def format_ms(timestamp_ms: int) -> str:
     except OverflowError:
         return str(timestamp_ms)
     return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def format_age(ms: int | float | None) -> str:
+    """A duration in ms, short and readable: ``850ms``, ``12.3s``, ``5m03s``, ``2h05m``,
+    ``3d04h``; ``-`` for None."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def format_rate(per_second: float | None) -> str:
+    """Records per second with a thousands separator; ``-`` when not measured."""
+    return "-" if per_second is None else f"{per_second:,.0f}/s"

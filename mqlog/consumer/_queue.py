@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from mqlog.consumer._config import TopicPartition
-from mqlog.consumer._share_state import ACKED, ARCHIVED, Acquired, ShareState
+from mqlog.consumer._share_state import ACKED, ARCHIVED, ShareState
 from mqlog.errors import (
     ConfigError,
     DeliveryLostError,
@@ -70,11 +70,14 @@ def default_backoff(deliveries: int) -> float:
 class QueueMessage(Message):
     """A message held by one worker until it is acked or nacked."""
 
-    __slots__ = ("delivery_count", "first_delivery_ms", "_queue", "_finished")
+    __slots__ = ("delivery_count", "first_delivery_ms", "_state", "_queue")
 
     def ack(self) -> None:
         """Done: the message is never delivered to the group again."""
-        self._queue._finish(self, ACKED)
+        queue = self._queue
+        if not self._state.ack_fast(queue.member_id, self.offset, queue.now_ms(),
+                                    queue.safe_margin_ms):
+            queue._finish(self, ACKED)
 
     def nack(self, delay_s: float | None = None, reason: str | None = None) -> None:
         """Not done: deliver it again after ``delay_s`` (default: the back-off)."""
@@ -102,6 +105,10 @@ class QueueConsumer:
         self.group = group
         self.topics = [topics] if isinstance(topics, str) else sorted(set(topics))
         self.ack_timeout_ms = int(ack_timeout_s * 1000)
+        #: An ack this long before its lock deadline needs no lock (see ack_fast).
+        self.safe_margin_ms = min(1000, self.ack_timeout_ms // 4)
+        #: The log's clock (ms since the epoch).
+        self.now_ms = log._clock
         self.max_deliveries = max_deliveries
         self.dead_letter_topic = dead_letter_topic
         self.backoff = backoff or default_backoff
@@ -212,20 +219,29 @@ class QueueConsumer:
         if state.bounds()[0] >= published.end_offset:
             return []  # everything there is finished
         now = self._log.now_ms()
-        acquired, _expired = state.acquire(self.member_id, now, self.ack_timeout_ms, limit,
-                                           published.log_start_offset, published.end_offset)
-        if not acquired:
+        acquired = state.acquire(self.member_id, now, self.ack_timeout_ms, limit,
+                                 published.log_start_offset, published.end_offset)
+        if not acquired.offsets:
             return []
-        records = self._read(partition, acquired)
+        records = iter(self._read(partition, acquired.offsets))
         out, dead, gone = [], [], []
-        for item in acquired:
-            record = records.get(item.offset)
-            if record is None:
-                gone.append(item.offset)  # deleted by retention before anyone finished it
-            elif item.deliveries > self.max_deliveries:
-                dead.append((item, record))
+        record = next(records, None)
+        for offset, deliveries, first in zip(acquired.offsets, acquired.deliveries,
+                                             acquired.first_ms):
+            while record is not None and record.offset < offset:
+                record = next(records, None)  # read past an offset not acquired
+            if record is None or record.offset != offset:
+                gone.append(offset)  # deleted by retention before anyone finished it
+                continue
+            if deliveries > self.max_deliveries:
+                dead.append((record, deliveries, first))
             else:
-                out.append(self._message(tp, record, item))
+                record.delivery_count = deliveries
+                record.first_delivery_ms = first
+                record._state = state
+                record._queue = self
+                out.append(record)
+            record = next(records, None)
         if dead:
             self._dead_letter(tp, state, dead, now)
         if gone:
@@ -233,41 +249,29 @@ class QueueConsumer:
         return out
 
     @staticmethod
-    def _read(partition, acquired: list[Acquired]) -> dict[int, Record]:
-        """The records at the acquired offsets, read in runs of consecutive offsets."""
-        records: dict[int, Record] = {}
-        offsets = [a.offset for a in acquired]
+    def _read(partition, offsets: list[int]) -> list[QueueMessage]:
+        """The records at ``offsets`` (ascending), read in runs of consecutive
+        offsets; records deleted meanwhile are missing from the result."""
+        records: list[QueueMessage] = []
         run_start = previous = offsets[0]
         for offset in offsets[1:] + [None]:
             if offset is not None and offset == previous + 1:
                 previous = offset
                 continue
-            want = previous - run_start + 1
             try:
-                for record in partition.read(run_start, want, None, messages=True):
-                    records[record.offset] = record
+                records += partition.read(run_start, previous - run_start + 1, None,
+                                          messages=QueueMessage)
             except MqlogError:
                 pass  # below the log start now: reported as gone
             if offset is not None:
                 run_start = previous = offset
         return records
 
-    def _message(self, tp: TopicPartition, record: Message, item: Acquired) -> QueueMessage:
-        message = QueueMessage(record.value, record.key, record.headers, record.timestamp,
-                               record.offset, tp.topic, tp.partition)
-        message.delivery_count = item.deliveries
-        message.first_delivery_ms = item.first_ms
-        message._queue = self
-        message._finished = False
-        return message
-
     # -- acknowledging ------------------------------------------------------------------------
 
     def _finish(self, message: QueueMessage, outcome: int) -> None:
-        lost = self._state(TopicPartition(message.topic, message.partition)).finish(
-            self.member_id, [message.offset], outcome)
+        lost = message._state.finish(self.member_id, [message.offset], outcome)
         self._raise_if_lost(message, lost, "ack")
-        message._finished = True
 
     def _nack(self, message: QueueMessage, delay_s: float | None, reason: str | None) -> None:
         tp = TopicPartition(message.topic, message.partition)
@@ -277,10 +281,9 @@ class QueueConsumer:
         lost = self._state(tp).release(self.member_id, [message.offset],
                                        self._log.now_ms() + int(delay * 1000))
         self._raise_if_lost(message, lost, "nack")
-        message._finished = True
 
     def _extend(self, message: QueueMessage, seconds: float) -> None:
-        lost = self._state(TopicPartition(message.topic, message.partition)).extend(
+        lost = message._state.extend(
             self.member_id, [message.offset], self._log.now_ms() + int(seconds * 1000))
         self._raise_if_lost(message, lost, "extend")
 
@@ -319,7 +322,7 @@ class QueueConsumer:
         return self.dead_letter_topic or topic + DLQ_SUFFIX
 
     def _dead_letter(self, tp: TopicPartition, state: ShareState,
-                     items: list[tuple[Acquired, Message]], now: int) -> None:
+                     items: list[tuple[QueueMessage, int, int]], now: int) -> None:
         target = self.dead_letter_topic_for(tp.topic)
         try:
             self._log.create_topic(target, self._log._topic(tp.topic).partition_count)
@@ -327,26 +330,26 @@ class QueueConsumer:
             pass
         reasons = self._load_reasons(tp)
         records = []
-        for item, record in items:
+        for record, deliveries, first in items:
             headers = dict(record.headers)
             headers.update({
                 "dlq.topic": tp.topic.encode(),
                 "dlq.partition": str(tp.partition).encode(),
                 "dlq.offset": str(record.offset).encode(),
-                "dlq.delivery_count": str(item.deliveries - 1).encode(),
+                "dlq.delivery_count": str(deliveries - 1).encode(),
                 "dlq.reason": reasons.get(record.offset, "").encode(),
-                "dlq.first_delivery_ms": str(item.first_ms).encode(),
+                "dlq.first_delivery_ms": str(first).encode(),
                 "dlq.last_delivery_ms": str(now).encode(),
             })
             records.append(Record(record.value, record.key, headers, record.timestamp))
         partitions = self._log._topic(target).partition_count
         self._log.append(target, tp.partition % partitions, records)
-        state.finish(self.member_id, [item.offset for item, _ in items], ARCHIVED)
+        state.finish(self.member_id, [record.offset for record, _, _ in items], ARCHIVED)
 
     def _skip(self, messages: list[QueueMessage]) -> None:
         """Give messages back without counting the delivery (they were not processed)."""
         for message in messages:
-            self._state(TopicPartition(message.topic, message.partition)).release(
+            message._state.release(
                 self.member_id, [message.offset], 0, undeliver=True)
 
     # -- lifecycle ----------------------------------------------------------------------------

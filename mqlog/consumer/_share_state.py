@@ -55,14 +55,19 @@ ENTRY_DTYPE = np.dtype([
 assert ENTRY_DTYPE.itemsize == 32
 #: Deliveries are counted in a byte.
 DELIVERIES_MAX = 255
+#: The first fields of an entry, for single-record reads without numpy.
+_ENTRY_HEAD = struct.Struct("<BBHIq")
 
 
 class Acquired(NamedTuple):
-    """A record handed to a worker: its offset and its delivery number (1 = first)."""
+    """Records handed to a worker, in offset order: per record its offset, its
+    delivery number (1 = first) and when it was first delivered; and how many
+    of them were taken from a worker whose lock ran out."""
 
-    offset: int
-    deliveries: int
-    first_ms: int
+    offsets: list[int]
+    deliveries: list[int]
+    first_ms: list[int]
+    expired: int
 
 
 class ShareState:
@@ -118,51 +123,64 @@ class ShareState:
     # -- operations (each under the lock) -------------------------------------------------------
 
     def acquire(self, member: int, now_ms: int, lock_ms: int, limit: int, log_start: int,
-                log_end: int) -> tuple[list[Acquired], list[Acquired]]:
+                log_end: int) -> Acquired:
         """Hand out up to ``limit`` records to ``member`` until ``now_ms + lock_ms``.
 
-        Takes, in offset order, records that are AVAILABLE and due, records whose
-        lock expired, and records not yet in the window (up to ``log_end`` and
-        the capacity). Returns (acquired, expired_locks): the second are those
-        of the first that were taken from a worker whose lock ran out.
+        Takes, in offset order, records that are AVAILABLE and due and records
+        whose lock expired, then records new to the window (up to ``log_end``
+        and the capacity).
         """
         with self.locked():
             start, end = self.bounds()
             if start < log_start:  # retention deleted records nobody finished
                 start, end = log_start, max(end, log_start)
-                self._advance(start, end)
-            new_end = max(end, min(log_end, start + self.capacity))
-            if new_end > end:  # records new to the window: available at once
-                slots = self._slots(end, new_end)
-                self.entries[slots] = np.zeros(len(slots), dtype=ENTRY_DTYPE)
+            start = self._advance(start, end)
+            picked = np.zeros(0, dtype=np.int64)
+            if end > start:
+                slots = self._slots(start, end)
+                window = self.entries[slots]
+                states, times = window["state"], window["time"]
+                ready = ((states == AVAILABLE) & (times <= now_ms)) | (
+                    (states == ACQUIRED) & (times < now_ms))
+                picked = slots[np.flatnonzero(ready)[:limit]]
+            new_end = min(log_end, start + self.capacity, end + limit - len(picked))
+            if new_end > end:  # records new to the window: take them at once
+                fresh = self._slots(end, new_end)
+                self.entries[fresh] = np.zeros(len(fresh), dtype=ENTRY_DTYPE)
+                picked = np.concatenate([picked, fresh])
                 end = new_end
-                self._set_bounds(start, end)
-            if end == start or limit <= 0:
-                return [], []
-            slots = self._slots(start, end)
-            window = self.entries[slots]
-            states, times = window["state"], window["time"]
-            ready = ((states == AVAILABLE) & (times <= now_ms)) | (
-                (states == ACQUIRED) & (times < now_ms))
-            picked = np.flatnonzero(ready)[:limit]
+            self._set_bounds(start, end)
             if not len(picked):
-                return [], []
-            chosen = slots[picked]
-            expired = self.entries["state"][chosen] == ACQUIRED
-            deliveries = np.minimum(self.entries["deliveries"][chosen].astype(np.int64) + 1,
+                return Acquired([], [], [], 0)
+            expired = int(np.count_nonzero(self.entries["state"][picked] == ACQUIRED))
+            deliveries = np.minimum(self.entries["deliveries"][picked].astype(np.int64) + 1,
                                     DELIVERIES_MAX)
-            first = self.entries["first_ms"][chosen]
+            first = self.entries["first_ms"][picked]
             first = np.where(first == 0, now_ms, first)
-            self.entries["state"][chosen] = ACQUIRED
-            self.entries["deliveries"][chosen] = deliveries
-            self.entries["owner"][chosen] = member
-            self.entries["time"][chosen] = now_ms + lock_ms
-            self.entries["first_ms"][chosen] = first
-            self.entries["last_ms"][chosen] = now_ms
-            offsets = (picked + start).tolist()
-            out = [Acquired(o, d, f) for o, d, f in
-                   zip(offsets, deliveries.tolist(), first.tolist())]
-            return out, [a for a, was in zip(out, expired.tolist()) if was]
+            self.entries["state"][picked] = ACQUIRED
+            self.entries["deliveries"][picked] = deliveries
+            self.entries["owner"][picked] = member
+            self.entries["time"][picked] = now_ms + lock_ms
+            self.entries["first_ms"][picked] = first
+            self.entries["last_ms"][picked] = now_ms
+            offsets = (start + (picked - start) % self.capacity).tolist()
+            return Acquired(offsets, deliveries.tolist(), first.tolist(), expired)
+
+    def ack_fast(self, member: int, offset: int, now_ms: int, margin_ms: int) -> bool:
+        """Mark a held record ACKED without the lock, when that is safe: no other
+        worker may take a record before its lock deadline, and this one is at
+        least ``margin_ms`` away from it. One byte is written, so the change is
+        atomic. Returns False when the caller must use :meth:`finish`."""
+        position = HEADER_SIZE + (offset % self.capacity) * ENTRY_DTYPE.itemsize
+        state, _deliveries, _reserved, owner, deadline = _ENTRY_HEAD.unpack_from(
+            self._map, position)
+        if state != ACQUIRED or owner != member or now_ms >= deadline - margin_ms:
+            return False
+        start, end = self.bounds()
+        if not start <= offset < end:
+            return False
+        self._map[position] = ACKED
+        return True
 
     def finish(self, member: int, offsets: Iterable[int], state: int) -> list[int]:
         """Mark records ACKED or ARCHIVED; returns the offsets that were not held by
@@ -173,14 +191,15 @@ class ShareState:
             for offset in offsets:
                 if offset < start:
                     continue  # already finished
-                slot = offset % self.capacity
-                entry = self.entries[slot]
-                if offset >= end or entry["state"] != ACQUIRED or entry["owner"] != member:
-                    if not (offset < end and entry["state"] in (ACKED, ARCHIVED)):
-                        lost.append(offset)
+                position = HEADER_SIZE + (offset % self.capacity) * ENTRY_DTYPE.itemsize
+                current, _d, _r, owner, _t = _ENTRY_HEAD.unpack_from(self._map, position)
+                if offset < end and current in (ACKED, ARCHIVED):
                     continue
-                self.entries["state"][slot] = state
-            self._advance(start, end)
+                if offset >= end or current != ACQUIRED or owner != member:
+                    lost.append(offset)
+                    continue
+                self._map[position] = state
+            self._set_bounds(self._advance(start, end), end)
             return lost
 
     def release(self, member: int, offsets: Iterable[int], not_before_ms: int,
@@ -228,17 +247,20 @@ class ShareState:
             slots = self._slots(start, end)
             window = self.entries[slots]
             held = slots[(window["state"] == ACQUIRED) & np.isin(window["owner"], list(dead))]
-            self.entries["state"][held] = AVAILABLE
             self.entries["time"][held] = 0
+            self.entries["state"][held] = AVAILABLE
             return len(held)
 
-    def _advance(self, start: int, end: int) -> None:
-        """Move ``start`` over finished records (lock held)."""
-        if start < end:
-            window = self.entries["state"][self._slots(start, end)]
+    def _advance(self, start: int, end: int) -> int:
+        """The first unfinished offset at or after ``start`` (lock held)."""
+        step = 256
+        while start < end:
+            window = self.entries["state"][self._slots(start, min(end, start + step))]
             unfinished = np.flatnonzero((window != ACKED) & (window != ARCHIVED))
-            start += int(unfinished[0]) if len(unfinished) else end - start
-        self._set_bounds(start, end)
+            if len(unfinished):
+                return start + int(unfinished[0])
+            start += len(window)
+        return start
 
     # -- read-only views (no lock: for metrics) -----------------------------------------------
 

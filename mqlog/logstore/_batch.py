@@ -180,7 +180,7 @@ def _split(table: np.ndarray, sizes: np.ndarray, payload: bytes, attributes: int
 def decode(
     buffer, position: int, header: fmt.BatchHeader, first: int = 0, stop: int | None = None,
     max_bytes: int | None = None, at_least_one: bool = True,
-    topic_partition: tuple[str, int] | None = None, zero_copy: bool = False,
+    topic_partition: tuple[type[Message], str, int] | None = None, zero_copy: bool = False,
 ) -> tuple[list[Record], int]:
     """Records ``first`` (inclusive) to ``stop`` (exclusive, default all) of the
     verified batch at ``position`` in ``buffer``, as Record objects with offsets,
@@ -188,7 +188,8 @@ def decode(
 
     With ``max_bytes``, stops before the records' size would pass it, but
     returns at least one record when ``at_least_one``. With ``topic_partition``
-    the records are Messages carrying that topic and partition. With
+    = (a Message class, topic, partition) the records are of that class and
+    carry that topic and partition. With
     ``zero_copy``, keys and values are memoryviews of ``buffer`` (the segment's
     map) instead of bytes copies.
     """
@@ -223,8 +224,8 @@ def decode(
             records = list(map(Record, values, repeat(None), repeat(NO_HEADERS), timestamps,
                                offsets))
         else:
-            topic, partition = topic_partition
-            records = list(map(Message, values, repeat(None), repeat(NO_HEADERS), timestamps,
+            kind, topic, partition = topic_partition
+            records = list(map(kind, values, repeat(None), repeat(NO_HEADERS), timestamps,
                                offsets, repeat(topic), repeat(partition)))
         return records, high - low
     key_lengths = rows["key_length"].tolist()
@@ -245,7 +246,7 @@ def decode(
             headers = NO_HEADERS
         records.append(Record(data[start:end], key, headers, timestamp, offset))
     if topic_partition is not None:
-        topic, partition = topic_partition
-        records = [Message(r.value, r.key, r.headers, r.timestamp, r.offset, topic, partition)
+        kind, topic, partition = topic_partition
+        records = [kind(r.value, r.key, r.headers, r.timestamp, r.offset, topic, partition)
                    for r in records]
     return records, high - low

@@ -32,7 +32,7 @@ from mqlog.errors import CorruptRecordError, LogClosedError, OffsetOutOfRangeErr
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import fsync_directory
-from mqlog.logstore._record import Record
+from mqlog.logstore._record import Message, Record
 from mqlog.logstore._retention import SegmentFacts, segments_to_delete
 from mqlog.logstore._segment import (
     Segment,
@@ -188,24 +188,29 @@ class Partition:
             )
 
     def read(self, offset: int, max_records: int, max_bytes: int | None,
-             messages: bool = False, zero_copy: bool = False) -> list[Record]:
+             messages: bool | type[Message] = False, zero_copy: bool = False) -> list[Record]:
         """See :meth:`read_sized` (this returns only the records)."""
         return self.read_sized(offset, max_records, max_bytes, messages, zero_copy)[0]
 
     def read_sized(self, offset: int, max_records: int, max_bytes: int | None,
-                   messages: bool = False, zero_copy: bool = False,
+                   messages: bool | type[Message] = False, zero_copy: bool = False,
                    at_least_one: bool = True) -> tuple[list[Record], int]:
         """Up to ``max_records`` records from ``offset`` (at least one if any is there,
         then stopping before ``max_bytes`` of keys + headers + values is passed),
-        and their size; with ``messages``, Message objects carrying topic and
-        partition; with ``zero_copy``, values and keys are memoryviews of the
-        segment's map; without ``at_least_one``, ``max_bytes`` is a hard bound.
+        and their size; with ``messages`` (True, or a Message subclass), Message
+        objects carrying topic and partition; with ``zero_copy``, values and keys
+        are memoryviews of the segment's map; without ``at_least_one``,
+        ``max_bytes`` is a hard bound.
 
         A read that meets bytes it cannot decode while the partition changed
         under it (retention or compaction) starts over with the new state; only
         damage that is still there then raises CorruptRecordError.
         """
-        topic_partition = (self.topic, self.number) if messages else None
+        if messages:
+            kind = Message if messages is True else messages
+            topic_partition = (kind, self.topic, self.number)
+        else:
+            topic_partition = None
         while True:
             state, view = self._snapshot()
             self.check_offset(offset, state)
@@ -226,7 +231,7 @@ class Partition:
         return state, view
 
     def _read(self, view: _View, state: PartitionState, offset: int, max_records: int,
-              max_bytes: int | None, topic_partition: tuple[str, int] | None,
+              max_bytes: int | None, topic_partition: tuple[type[Message], str, int] | None,
               zero_copy: bool, at_least_one: bool) -> tuple[list[Record], int]:
         out: list[Record] = []
         used_total = 0

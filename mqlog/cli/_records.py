@@ -1,0 +1,220 @@
+"""Printing records (tail, consume, replay --exec) and reading a topic from chosen
+positions (tail, replay).
+
+Records are written as bytes straight to stdout, flushed after every chunk so
+that a reader at the other end of a pipe sees each record as it arrives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import heapq
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO, Annotated
+
+import typer
+
+import mqlog
+from mqlog import Record
+from mqlog.cli._output import b64, format_ms
+from mqlog.errors import OffsetOutOfRangeError
+
+#: Records fetched per partition and per step when following.
+FOLLOW_CHUNK = 500
+#: Longest sleep between two looks for new records when nothing wakes the reader.
+FOLLOW_WAIT_S = 1.0
+
+
+class RecordFormat(str, enum.Enum):
+    """How ``tail`` and ``consume`` print a record."""
+
+    text = "text"
+    json = "json"
+    raw = "raw"
+
+
+def record_json(topic: str, partition: int, record: Record) -> dict:
+    """A record as the JSON object of ``--format json`` (bytes in base64)."""
+    return {
+        "topic": topic, "partition": partition, "offset": record.offset,
+        "timestamp": record.timestamp, "key": b64(record.key), "value": b64(record.value),
+        "headers": {name: b64(value) for name, value in (record.headers or {}).items()},
+    }
+
+
+def _text(data: bytes | None) -> str:
+    """Bytes as one line of text: UTF-8 (undecodable bytes escaped), line breaks escaped."""
+    if data is None:
+        return "-"
+    text = bytes(data).decode("utf-8", "backslashreplace")
+    return text.replace("\n", "\\n").replace("\r", "\\r")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordPrinter:
+    """Writes records to ``out`` (stdout's bytes by default) in one format.
+
+    ``grep`` keeps only records whose value or key matches (searched in their
+    UTF-8 text).
+    """
+
+    format: RecordFormat = RecordFormat.text
+    show_key: bool = False
+    show_headers: bool = False
+    grep: re.Pattern | None = None
+
+    def matches(self, record: Record) -> bool:
+        if self.grep is None:
+            return True
+        return any(part is not None and self.grep.search(
+            bytes(part).decode("utf-8", "replace")) for part in (record.value, record.key))
+
+    def line(self, topic: str, partition: int, record: Record) -> bytes:
+        """The bytes printed for one record, newline included."""
+        if self.format is RecordFormat.json:
+            document = record_json(topic, partition, record)
+            return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+        if self.format is RecordFormat.raw:
+            key = bytes(record.key or b"") + b"\t" if self.show_key else b""
+            return key + bytes(record.value) + b"\n"
+        parts = [f"{partition}:{record.offset}", format_ms(record.timestamp)]
+        if self.show_key:
+            parts.append(_text(record.key))
+        parts.append(_text(record.value))
+        if self.show_headers:
+            parts.append(",".join(f"{name}={_text(value)}" for name, value in
+                                  (record.headers or {}).items()) or "-")
+        return "  ".join(parts).encode("utf-8", "backslashreplace") + b"\n"
+
+    def write(self, topic: str, items: Iterable[tuple[int, Record]],
+              out: IO[bytes] | None = None) -> int:
+        """Print the matching ``(partition, record)`` items, flush; return how many."""
+        stream = out if out is not None else _stdout_bytes()
+        chunk = [self.line(topic, partition, record) for partition, record in items
+                 if self.matches(record)]
+        if chunk:
+            stream.write(b"".join(chunk))
+            stream.flush()
+        return len(chunk)
+
+
+def _stdout_bytes() -> IO[bytes]:
+    sys.stdout.flush()  # text written before stays before
+    return sys.stdout.buffer
+
+
+def compile_grep(pattern: str | None) -> re.Pattern | None:
+    """``--grep``'s regular expression; a bad one is a usage error."""
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise typer.BadParameter(f"bad regular expression {pattern!r}: {error}",
+                                 param_hint="'--grep'") from None
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def partitions_of(log: mqlog.Log, topic: str, partition: int | None) -> list[int]:
+    """The partition numbers to read: ``[partition]`` (checked) or all of the topic."""
+    if partition is not None:
+        log.end_offset(topic, partition)  # UnknownTopicError / UnknownPartitionError
+        return [partition]
+    return [p.partition for p in log.describe_topic(topic).partitions]
+
+
+def offset_positions(log: mqlog.Log, topic: str, partitions: list[int], offset: int,
+                     strict: bool) -> dict[int, int]:
+    """Start every partition at ``offset``. ``strict`` (one partition named): an
+    offset outside its range raises OffsetOutOfRangeError; otherwise a partition
+    starts at its start offset if that is later, and one that ends before
+    ``offset`` gives nothing."""
+    positions = {}
+    for number in partitions:
+        start, end = log.start_offset(topic, number), log.end_offset(topic, number)
+        if strict and not start <= offset <= end:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is out of range for {topic}/{number}: valid offsets are "
+                f"{start}..{end}", offset=offset, start_offset=start, end_offset=end)
+        positions[number] = min(max(offset, start), end)
+    return positions
+
+
+def merged(log: mqlog.Log, topic: str, starts: dict[int, int],
+           ends: dict[int, int]) -> Iterator[tuple[int, Record]]:
+    """``(partition, record)`` of every partition from its start up to its end
+    (exclusive), merged in timestamp order (ties: partition, then offset)."""
+    streams = [_keyed(log, topic, number, start, ends[number])
+               for number, start in starts.items() if start < ends[number]]
+    for _timestamp, number, _offset, record in heapq.merge(*streams):
+        yield number, record
+
+
+def _keyed(log: mqlog.Log, topic: str, number: int, start: int,
+           end: int) -> Iterator[tuple[int, int, int, Record]]:
+    """One partition's records with their merge key in front."""
+    for record in log.iter(topic, number, start, end):
+        yield record.timestamp, number, record.offset, record
+
+
+def last_records(log: mqlog.Log, topic: str, ends: dict[int, int],
+                 count: int) -> list[tuple[int, Record]]:
+    """The last ``count`` records of the partitions (up to ``ends``), in timestamp order."""
+    if count <= 0:
+        return []
+    starts = {number: max(end - count, log.start_offset(topic, number))
+              for number, end in ends.items()}
+    return list(merged(log, topic, starts, ends))[-count:]
+
+
+class Follower:
+    """Reads what is appended to some partitions after given positions, waking on
+    appends (``Log.wait_for_append``: a futex, no polling)."""
+
+    def __init__(self, log: mqlog.Log, topic: str, positions: dict[int, int]) -> None:
+        self.log = log
+        self.topic = topic
+        self.positions = dict(positions)
+
+    def fetch(self) -> list[tuple[int, Record]]:
+        """What is there now past the positions (at most FOLLOW_CHUNK per partition),
+        in timestamp order; moves the positions past it."""
+        found = []
+        for number, position in self.positions.items():
+            try:
+                records = self.log.read(self.topic, number, position, max_records=FOLLOW_CHUNK)
+            except OffsetOutOfRangeError as error:  # retention deleted what was next
+                self.positions[number] = error.start_offset
+                continue
+            if records:
+                self.positions[number] = records[-1].offset + 1
+                found.extend((number, record) for record in records)
+        found.sort(key=lambda item: (item[1].timestamp, item[0], item[1].offset))
+        return found
+
+    def next_chunk(self) -> list[tuple[int, Record]]:
+        """Wait until something is appended, then return it (as :meth:`fetch`)."""
+        while True:
+            seen = self.log.append_counter()
+            found = self.fetch()
+            if found:
+                return found
+            self.log.wait_for_append(seen, FOLLOW_WAIT_S)
+
+
+# -- the options of the commands that print records ----------------------------------------
+
+FormatOption = Annotated[RecordFormat, typer.Option(
+    "--format", help="text: partition:offset, time, value; json: one object per record "
+                     "(bytes in base64); raw: the value bytes only.")]
+KeyOption = Annotated[bool, typer.Option("--key", help="Show each record's key too.")]
+HeadersOption = Annotated[bool, typer.Option("--headers", help="Show each record's headers too.")]
+GrepOption = Annotated[str | None, typer.Option(
+    "--grep", metavar="PATTERN",
+    help="Only records whose value or key matches this regular expression.")]

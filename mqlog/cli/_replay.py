@@ -1,0 +1,321 @@
+"""``mqlog replay TOPIC``: re-publish a range of a topic, or pipe it to a command.
+
+The range is fixed when the command starts (records appended later are not
+part of it), so a replay always ends. Partitions are merged in timestamp
+order. A copy keeps each record's key and headers and adds two headers:
+``mqlog.timestamp`` (the original timestamp, ms since the epoch, as decimal
+text; the copy gets the time of its append) and ``mqlog.origin``
+(``topic/partition/offset`` of the original).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+import mqlog
+from mqlog import Record
+from mqlog.cli._app import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError, app, open_log
+from mqlog.cli._options import (
+    JSON_OPTION,
+    Moment,
+    epoch_ms,
+    parse_datetime,
+    parse_duration,
+    parse_moment,
+    parse_rate,
+)
+from mqlog.cli._output import console, emit_json, err_console
+from mqlog.cli._records import merged, offset_positions, partitions_of, record_json
+from mqlog.errors import UnknownTopicError
+from mqlog.producer import key_partition
+
+TIMESTAMP_HEADER = "mqlog.timestamp"
+ORIGIN_HEADER = "mqlog.origin"
+#: Records a copy buffers per destination partition before appending them.
+COPY_BATCH = 500
+#: Records between two progress bar updates.
+PROGRESS_STEP = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """What to replay: per partition, offsets from ``starts`` up to ``ends`` (exclusive)."""
+
+    topic: str
+    starts: dict[int, int]
+    ends: dict[int, int]
+
+    @property
+    def size(self) -> int:
+        """Offsets in the range (records, unless compaction removed some)."""
+        return sum(self.ends[number] - start for number, start in self.starts.items())
+
+
+class _Copy:
+    """Appends replayed records to a topic, in batches per partition."""
+
+    def __init__(self, log: mqlog.Log, topic: str, source_partitions: int) -> None:
+        self.log = log
+        self.topic = topic
+        self.partitions = len(log.describe_topic(topic).partitions)
+        self.keep_partitions = self.partitions == source_partitions
+        self.buffers: dict[int, list[Record]] = {}
+        self.keyless = 0
+
+    def send(self, source: str, partition: int, record: Record) -> None:
+        headers = {**(record.headers or {}), TIMESTAMP_HEADER: b"%d" % record.timestamp,
+                   ORIGIN_HEADER: f"{source}/{partition}/{record.offset}".encode()}
+        target = self._partition(partition, record.key)
+        buffer = self.buffers.setdefault(target, [])
+        buffer.append(Record(bytes(record.value), key=None if record.key is None
+                             else bytes(record.key), headers=headers))
+        if len(buffer) >= COPY_BATCH:
+            self._append(target)
+
+    def _partition(self, source_partition: int, key: bytes | None) -> int:
+        """The source partition when the counts match (keeps the order), else by key;
+        keyless records in turn."""
+        if self.keep_partitions:
+            return source_partition
+        if key is not None:
+            return key_partition(bytes(key), self.partitions)
+        self.keyless += 1
+        return self.keyless % self.partitions
+
+    def _append(self, target: int) -> None:
+        records = self.buffers.pop(target, [])
+        if records:
+            self.log.append(self.topic, target, records)
+
+    def flush(self) -> None:
+        for target in list(self.buffers):
+            self._append(target)
+
+    def close(self) -> None:
+        self.flush()
+
+
+class _Exec:
+    """Pipes replayed records as JSON lines to a shell command's stdin."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.process = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE)
+        self.sent = 0
+
+    def send(self, source: str, partition: int, record: Record) -> None:
+        line = json.dumps(record_json(source, partition, record), separators=(",", ":"))
+        try:
+            self.process.stdin.write(line.encode() + b"\n")
+        except BrokenPipeError:
+            self._failed()
+        self.sent += 1
+
+    def flush(self) -> None:
+        try:
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            self._failed()
+
+    def close(self) -> None:
+        """Close the command's stdin and wait for it; fail unless it exits with 0."""
+        try:
+            self.process.stdin.close()
+        except BrokenPipeError:
+            pass  # its exit code tells how it ended
+        if self.process.wait() != 0:
+            self._failed()
+
+    def _failed(self) -> None:
+        """The command exited or closed its stdin before the end: say how."""
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        what = f"exited with code {code}" if code else "stopped reading"
+        raise CliError(f"command {self.command!r} {what} after {self.sent} records",
+                       EXIT_FAILED)
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    topic: Annotated[str, typer.Argument(help="Topic to replay.", show_default=False)],
+    partition: Annotated[int | None, typer.Option(
+        "--partition", "-p", help="Only this partition (default: all, merged by time).",
+        show_default=False)] = None,
+    from_offset: Annotated[int | None, typer.Option(
+        "--from-offset", min=0, metavar="N", help="Start at offset N (of each partition).",
+        show_default=False)] = None,
+    since: Annotated[datetime.timedelta | None, typer.Option(
+        "--since", parser=parse_duration, metavar="DURATION",
+        help="Start DURATION ago: 15m, 2h, 1d.", show_default=False)] = None,
+    at: Annotated[datetime.datetime | None, typer.Option(
+        "--at", parser=parse_datetime, metavar="ISO-8601",
+        help="Start at the first record at or after this time.", show_default=False)] = None,
+    until: Annotated[Moment | None, typer.Option(
+        "--until", parser=parse_moment, metavar="TIME",
+        help="Stop before the first record at or after TIME: an ISO 8601 time or a "
+             "duration ago (5m).", show_default=False)] = None,
+    until_offset: Annotated[int | None, typer.Option(
+        "--until-offset", min=0, metavar="N", help="Stop before offset N (of each partition).",
+        show_default=False)] = None,
+    to_topic: Annotated[str | None, typer.Option(
+        "--to-topic", metavar="TOPIC", help="Append the records to TOPIC (created like the "
+                                            "source if missing).", show_default=False)]
+    = None,
+    to_dir: Annotated[Path | None, typer.Option(
+        "--to-dir", metavar="DIR", help="With --to-topic: the log directory of TOPIC "
+                                        "(default: --dir; created if missing).",
+        show_default=False)] = None,
+    exec_command: Annotated[str | None, typer.Option(
+        "--exec", metavar="CMD", help="Pipe the records to the shell command CMD, one JSON "
+                                      "object per line (as tail --format json).",
+        show_default=False)] = None,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", parser=parse_rate, metavar="N/s", help="At most N records per second.",
+        show_default=False)] = None,
+    json_output: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Re-publish a range of TOPIC to another topic (here or in another log directory),
+    or pipe it as JSON lines to a command; a progress bar shows how far it got."""
+    _check_choices(from_offset, since, at, to_topic, to_dir, exec_command)
+    began = time.monotonic()
+    with open_log(ctx) as log, ExitStack() as stack:
+        numbers = partitions_of(log, topic, partition)
+        chosen = _range(log, topic, numbers, from_offset, since, at, until, until_offset,
+                        strict=partition is not None)
+        sink = (_Exec(exec_command) if exec_command is not None else
+                _copy(stack, log, topic, to_topic, to_dir, len(numbers)))
+        sent, interrupted = _run(log, chosen, sink, rate)
+    summary = {"type": "replay", "topic": topic, "partitions": sorted(chosen.starts),
+               "records": sent, "offsets": chosen.size, "interrupted": interrupted,
+               "seconds": round(time.monotonic() - began, 3),
+               "destination": exec_command if exec_command is not None else to_topic}
+    _print_summary(summary, json_output)
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _check_choices(from_offset: int | None, since: object, at: object, to_topic: str | None,
+                   to_dir: Path | None, exec_command: str | None) -> None:
+    starts = [given for given in (from_offset, since, at) if given is not None]
+    if len(starts) != 1:
+        raise CliError("give exactly one of --from-offset, --since, --at", EXIT_USAGE)
+    if (to_topic is None) == (exec_command is None):
+        raise CliError("give exactly one of --to-topic, --exec", EXIT_USAGE)
+    if to_dir is not None and to_topic is None:
+        raise CliError("--to-dir needs --to-topic", EXIT_USAGE)
+
+
+def _range(log: mqlog.Log, topic: str, numbers: list[int], from_offset: int | None,
+           since: datetime.timedelta | None, at: datetime.datetime | None,
+           until: Moment | None, until_offset: int | None, strict: bool) -> Range:
+    now = log.now_ms()
+    if from_offset is not None:
+        starts = offset_positions(log, topic, numbers, from_offset, strict)
+    else:
+        moment = epoch_ms(at) if at is not None else now - int(since.total_seconds() * 1000)
+        starts = {n: log.offset_for_time(topic, n, moment) for n in numbers}
+    ends = {n: log.end_offset(topic, n) for n in numbers}
+    if until is not None:
+        stop = until.epoch_ms(now)
+        ends = {n: min(end, log.offset_for_time(topic, n, stop)) for n, end in ends.items()}
+    if until_offset is not None:
+        ends = {n: min(end, until_offset) for n, end in ends.items()}
+    return Range(topic, starts, {n: max(end, starts[n]) for n, end in ends.items()})
+
+
+def _copy(stack: ExitStack, log: mqlog.Log, topic: str, to_topic: str, to_dir: Path | None,
+          source_partitions: int) -> _Copy:
+    """The copy sink: the destination log (opened on ``stack``) and topic, created
+    with the source's partition count and config if missing."""
+    target = log
+    if to_dir is not None and os.path.abspath(to_dir) != log.path:
+        target = stack.enter_context(mqlog.open(to_dir))
+    if target.path == log.path and to_topic == topic:
+        raise CliError(f"cannot replay {topic!r} into itself", EXIT_USAGE)
+    try:
+        target.describe_topic(to_topic)
+    except UnknownTopicError:
+        source = log.describe_topic(topic)
+        target.create_topic(to_topic, len(source.partitions),
+                            **dataclasses.asdict(source.config))
+        err_console.print(f"created topic {to_topic!r} in {target.path} with "
+                          f"{len(source.partitions)} partitions", markup=False)
+    return _Copy(target, to_topic, source_partitions)
+
+
+def _run(log: mqlog.Log, chosen: Range, sink: _Copy | _Exec,
+         rate: float | None) -> tuple[int, bool]:
+    """Send the range to ``sink`` at most ``rate`` records/s; return (records sent,
+    whether Ctrl-C stopped it)."""
+    sent = 0
+    began = time.monotonic()
+    with _progress(chosen.size) as advance:
+        try:
+            for number, record in merged(log, chosen.topic, chosen.starts, chosen.ends):
+                if rate is not None:
+                    _throttle(sink, began, sent, rate)
+                sink.send(chosen.topic, number, record)
+                sent += 1
+                if sent % PROGRESS_STEP == 0:
+                    advance(sent)
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = True
+        try:
+            sink.close()
+        except CliError:
+            if not interrupted:
+                raise  # after Ctrl-C the command was interrupted too: not its failure
+        advance(sent)
+    return sent, interrupted
+
+
+def _throttle(sink: _Copy | _Exec, began: float, sent: int, rate: float) -> None:
+    """Sleep until record number ``sent`` is due (after handing over what is buffered)."""
+    ahead = began + sent / rate - time.monotonic()
+    if ahead > 0:
+        sink.flush()
+        time.sleep(ahead)
+
+
+@contextmanager
+def _progress(total: int) -> Iterator:
+    """A progress bar with ETA on stderr; yields ``advance(records_done)``."""
+    columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"),
+               TimeRemainingColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console) as bar:
+        task = bar.add_task("replay", total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _print_summary(summary: dict, json_output: bool) -> None:
+    if json_output:
+        emit_json(summary)
+        return
+    state = "interrupted after" if summary["interrupted"] else "replayed"
+    console.print(f"{state} {summary['records']:,} records of {summary['topic']!r} "
+                  f"(partitions {', '.join(map(str, summary['partitions']))}) to "
+                  f"{summary['destination']!r} in {summary['seconds']:.2f} s", markup=False)
