@@ -100,8 +100,8 @@ def describe_group(log: Log, group: str) -> GroupDescription:
         lag = max(state.end_offset - position, 0)
         age = None
         if lag:
-            record = log.read(tp.topic, tp.partition, position, max_records=1)
-            age = max(now - record[0].timestamp, 0) if record else None
+            oldest = log._partition(tp.topic, tp.partition).timestamp_at(position)
+            age = None if oldest is None else max(now - oldest, 0)
         partitions.append(GroupPartitionDescription(
             tp.topic, tp.partition, offset, state.end_offset, lag, age, owners.get(tp)))
     if not members:

@@ -7,6 +7,8 @@ finishes the batch once the base offset is assigned.
 
 from __future__ import annotations
 
+import struct
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from itertools import repeat
 from operator import getitem
@@ -19,6 +21,9 @@ from mqlog.logstore import _format as fmt
 from mqlog.logstore._record import NO_HEADERS, Message, Record
 
 _TABLE_ROW = fmt.RECORD_DTYPE.itemsize
+_ROW = struct.Struct("<qiII")  # one record table row: timestamp, key, headers, payload end
+#: Batches of up to this many records are decoded without numpy.
+_SMALL_BATCH = 16
 
 
 class EncodedBatch:
@@ -196,28 +201,44 @@ def decode(
     count = header.record_count
     if stop is None or stop > count:
         stop = count
-    table = fmt.record_table(buffer, position, count)
-    ends = table["payload_end"]
-    low = int(ends[first - 1]) if first else 0
-    if max_bytes is not None:
-        fit = int(np.searchsorted(ends[first:stop], low + max_bytes, side="right"))
-        stop = first + max(fit, 1 if at_least_one else 0)
-        if stop == first:
-            return [], 0
-    high = int(ends[stop - 1])
-    payload_base = position + fmt.BATCH_HEADER_SIZE + count * _TABLE_ROW
+    table_base = position + fmt.BATCH_HEADER_SIZE
+    if count <= _SMALL_BATCH:  # a few rows: struct reads beat numpy's per-call cost
+        rows = [_ROW.unpack_from(buffer, table_base + row * _TABLE_ROW) for row in range(stop)]
+        low = rows[first - 1][3] if first else 0
+        rows = rows[first:]
+        if max_bytes is not None:
+            fit = bisect_right([row[3] for row in rows], low + max_bytes)
+            rows = rows[: max(fit, 1 if at_least_one else 0)]
+            if not rows:
+                return [], 0
+            stop = first + len(rows)
+        timestamps, key_lengths, header_lengths, ends_list = (list(c) for c in zip(*rows))
+        high = ends_list[-1]
+        ends_list = [end - low for end in ends_list]
+    else:
+        table = fmt.record_table(buffer, position, count)
+        ends = table["payload_end"]
+        low = int(ends[first - 1]) if first else 0
+        if max_bytes is not None:
+            fit = int(np.searchsorted(ends[first:stop], low + max_bytes, side="right"))
+            stop = first + max(fit, 1 if at_least_one else 0)
+            if stop == first:
+                return [], 0
+        high = int(ends[stop - 1])
+        ends_list = (ends[first:stop].astype(np.int64) - low).tolist()
+        rows = table[first:stop]
+        timestamps = rows["timestamp"].tolist()
+        key_lengths = header_lengths = None  # read below only when the batch needs them
+    payload_base = table_base + count * _TABLE_ROW
     if zero_copy:
         data = memoryview(buffer)[payload_base + low : payload_base + high]
     else:
         data = buffer[payload_base + low : payload_base + high]
         if not isinstance(data, bytes):
             data = bytes(data)
-    ends_list = (ends[first:stop].astype(np.int64) - low).tolist()
     starts = [0]
     starts += ends_list[:-1]
     offsets = range(header.base_offset + first, header.base_offset + stop)
-    rows = table[first:stop]
-    timestamps = rows["timestamp"].tolist()
     if header.attributes == 0:  # no keys, no headers: each payload is just the value
         values = map(getitem, repeat(data), map(slice, starts, ends_list))
         if topic_partition is None:
@@ -228,8 +249,9 @@ def decode(
             records = list(map(kind, values, repeat(None), repeat(NO_HEADERS), timestamps,
                                offsets, repeat(topic), repeat(partition)))
         return records, high - low
-    key_lengths = rows["key_length"].tolist()
-    header_lengths = rows["headers_length"].tolist()
+    if key_lengths is None:
+        key_lengths = rows["key_length"].tolist()
+        header_lengths = rows["headers_length"].tolist()
     records = []
     for start, end, key_length, header_length, timestamp, offset in zip(
         starts, ends_list, key_lengths, header_lengths, timestamps, offsets

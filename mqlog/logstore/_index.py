@@ -90,10 +90,11 @@ class OffsetIndex(SparseIndex):
             return -1, 0, 0
         return slot, int(column[slot]), int(self.columns["position"][slot])
 
-    def valid_prefix(self, limit_position: int) -> int:
-        """How many leading entries are well formed: strictly increasing offsets
-        and positions, positions > 0 and below ``limit_position``."""
-        entries = self.entries
+    def valid_prefix(self, limit_position: int, count: int | None = None) -> int:
+        """How many leading entries (of the first ``count``, default all) are well
+        formed: strictly increasing offsets and positions, positions > 0 and below
+        ``limit_position``."""
+        entries = self.entries if count is None else self.entries[:count]
         if len(entries) == 0:
             return 0
         offsets = entries["relative_offset"].astype(np.int64)

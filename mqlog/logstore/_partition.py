@@ -21,6 +21,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +49,7 @@ _log = logging.getLogger("mqlog.logstore")
 #: Smallest timestamp: "no record yet" in running maxima.
 NO_TIMESTAMP = -(2**63)
 STATE_FILE = "state"
+_TIMESTAMP = struct.Struct("<q")
 #: Longest a flush waits for this process's appenders that are mid-write to join
 #: it (durability="always"): a fraction of one fdatasync (~250 us here).
 GATHER_S = 0.0002
@@ -84,6 +86,9 @@ class Partition:
         self._lock = threading.Lock()
         self._view_lock = threading.Lock()
         self._view = _View(-1, np.zeros(0, dtype=np.int64), {})
+        #: (segment base, batch position) of the last batch read: where the next
+        #: read of a reader that goes on usually starts (a hint, always checked).
+        self._cursor = (-1, -1)
         #: Segments this process just created, handed to the next view.
         self._fresh: dict[int, Segment] = {}
         self._closed = False
@@ -238,7 +243,10 @@ class Partition:
         while offset < state.end_offset and len(out) < max_records:
             segment, limit, index_count, segment_end = self._segment_for(offset, state, view)
             try:
-                position, header = segment.locate(offset, limit, index_count)
+                cursor_base, cursor_position = self._cursor
+                position, header = segment.locate(
+                    offset, limit, index_count,
+                    cursor_position if cursor_base == segment.base_offset else -1)
                 while header is not None:
                     if header.base_offset > offset:
                         if not header.attributes & fmt.ATTR_COMPACTED:
@@ -260,6 +268,7 @@ class Partition:
                     out.extend(records)
                     used_total += used
                     offset = records[-1].offset + 1
+                    self._cursor = (segment.base_offset, position)
                     if offset < header.next_offset or len(out) >= max_records:
                         return out, used_total  # stopped inside the batch: a limit
                     if max_bytes is not None and used_total >= max_bytes:
@@ -283,6 +292,25 @@ class Partition:
                     topic=self.topic, partition=self.number, offset=offset, file=segment.path,
                 ) from None
         return out, used_total
+
+    def timestamp_at(self, offset: int) -> int | None:
+        """The timestamp of the record at ``offset`` (or the next one there is),
+        without decoding its value; None at the end offset."""
+        state, view = self._snapshot()
+        self.check_offset(offset, state)
+        if offset == state.end_offset:
+            return None
+        segment, limit, index_count, _end = self._segment_for(offset, state, view)
+        try:
+            position, header = segment.locate(offset, limit, index_count)
+        except fmt.BatchError:
+            return None  # damaged: the age is unknown, reads will report it
+        if header is None:
+            return None
+        row = max(offset - header.base_offset, 0)
+        table = segment.buffer(limit)
+        return _TIMESTAMP.unpack_from(
+            table, position + fmt.BATCH_HEADER_SIZE + row * fmt.RECORD_DTYPE.itemsize)[0]
 
     def offset_for_time(self, timestamp: int) -> int:
         """First offset whose record timestamp is >= ``timestamp``; the end offset if none."""
@@ -600,7 +628,7 @@ class Partition:
             scan = _TailScan(segment, config.index_interval_bytes)
             if trusted:
                 limit = state.active_position
-                scan.run(min(state.offset_index_count, segment.index.valid_prefix(limit)), limit)
+                scan.run(segment.index.valid_prefix(limit, state.offset_index_count), limit)
             else:
                 scan.run(self._entries_known_durable(segment, state), segment.file_size())
             if trusted or scan.position or len(bases) == 1:

@@ -125,11 +125,26 @@ class Segment:
     def forget_verified_from(self, position: int) -> None:
         self._verified = {p for p in self._verified if p < position}
 
-    def locate(self, offset: int, limit: int,
-               index_count: int) -> tuple[int, fmt.BatchHeader | None]:
+    def locate(self, offset: int, limit: int, index_count: int,
+               hint: int = -1) -> tuple[int, fmt.BatchHeader | None]:
         """(position, header) of the first batch holding ``offset`` or a later one,
         scanning from the nearest index entry; (limit, None) if the segment's data
-        ends first. Raises BatchError if the data breaks off before ``limit``."""
+        ends first. Raises BatchError if the data breaks off before ``limit``.
+
+        ``hint``: the position of a batch the caller read last; a reader going on
+        where it stopped then needs no index lookup and no scan."""
+        if 0 <= hint < limit:
+            try:
+                header = self.header_at(hint, limit)
+                if header.base_offset <= offset < header.next_offset:
+                    return hint, header
+                following = hint + header.batch_length
+                if header.next_offset == offset and following < limit:
+                    header = self.header_at(following, limit)
+                    if header.base_offset == offset:
+                        return following, header
+            except fmt.BatchError:
+                pass  # not a batch start any more (recovery cut): look it up
         slot, relative, position = self.index.floor(offset - self.base_offset, index_count)
         if slot >= 0:  # the entry must point at the batch it names
             try:
