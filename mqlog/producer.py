@@ -184,6 +184,10 @@ class Producer:
     def __init__(self, log: Log, **config) -> None:
         self._log = log
         self.config = ProducerConfig(**config)
+        # Read on every send: plain attributes rather than the config's.
+        self._linger_ms = self.config.linger_ms
+        self._batch_bytes = self.config.batch_bytes
+        self._buffer_bytes = self.config.buffer_bytes
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._open: dict[tuple[str, int], _Batch] = {}
@@ -211,7 +215,8 @@ class Producer:
         RecordTooLargeError, UnknownTopicError or UnknownPartitionError before
         anything is queued.
         """
-        value = _as_bytes(value, "value")
+        if type(value) is not bytes:
+            value = _as_bytes(value, "value")
         size = len(value)
         if key is not None:
             key = _as_bytes(key, "key")
@@ -227,7 +232,10 @@ class Producer:
             item = Record(value, key)
         else:
             item = value
-        limit, count = self._topic_limits(topic)
+        cached = self._topic_cache.get(topic)
+        if cached is None or time.monotonic() >= cached[2]:
+            cached = self._refresh_topic(topic)
+        limit, count = cached[0], cached[1]
         if size > limit:
             raise RecordTooLargeError(
                 f"record is {size} bytes, over max_record_bytes={limit} of topic {topic!r}"
@@ -237,13 +245,13 @@ class Producer:
         with self._lock:
             if self._closed:
                 raise LogClosedError("producer is closed")
-            if self._queued_bytes + size > self.config.buffer_bytes:
+            if self._queued_bytes + size > self._buffer_bytes:
                 self._wait_for_room(size)
             if partition is not None:
                 batch = self._batch_for(topic, partition)
             elif key is None and self.config.partitioner is None:
                 batch = self._sticky.get(topic)
-                if batch is None or batch.taken or batch.size >= self.config.batch_bytes:
+                if batch is None or batch.taken or batch.size >= self._batch_bytes:
                     batch = self._next_sticky(topic, batch, count)
             else:
                 batch = self._batch_for(topic, self._partition_of(key, count))
@@ -257,9 +265,7 @@ class Producer:
             self._queued_bytes += size
             # With linger, the sender only needs to hear of a new batch (to learn its
             # deadline) or a full one; without, of anything.
-            wake = not self.config.linger_ms or index == 0 or (
-                batch.size >= self.config.batch_bytes
-            )
+            wake = not self._linger_ms or index == 0 or batch.size >= self._batch_bytes
         if wake and not self._wake.is_set():  # the sender clears it before taking batches
             self._wake.set()
         return Delivery(batch, index)
@@ -318,12 +324,16 @@ class Producer:
     def _topic_limits(self, topic: str) -> tuple[int, int]:
         """(max_record_bytes, partition count) of a topic, re-read once a second."""
         cached = self._topic_cache.get(topic)
-        now = time.monotonic()
-        if cached is None or now - cached[2] >= TOPIC_RECHECK_S:
-            handle = self._log._topic(topic)
-            cached = (handle.config().max_record_bytes, handle.partition_count, now)
-            self._topic_cache[topic] = cached
+        if cached is None or time.monotonic() >= cached[2]:
+            cached = self._refresh_topic(topic)
         return cached[0], cached[1]
+
+    def _refresh_topic(self, topic: str) -> tuple[int, int, float]:
+        handle = self._log._topic(topic)
+        cached = (handle.config().max_record_bytes, handle.partition_count,
+                  time.monotonic() + TOPIC_RECHECK_S)
+        self._topic_cache[topic] = cached
+        return cached
 
     def _partition_of(self, key: bytes | None, count: int) -> int:
         if self.config.partitioner is not None:
