@@ -208,13 +208,21 @@ class Producer:
              headers: Mapping[str, bytes] | None = None, partition: int | None = None,
              timestamp: int | None = None,
              on_delivery: Callable[[RecordMetadata | None, BaseException | None], None]
-             | None = None) -> Delivery:
+             | None = None, delay_s: float | None = None, deliver_at: int | None = None,
+             ttl_s: float | None = None) -> Delivery:
         """Queue one record; returns at once with its :class:`Delivery`.
+
+        For queue groups (``Log.queue``): ``delay_s`` or ``deliver_at`` (ms since
+        the epoch) hold the record back until then; ``ttl_s`` drops it if it is
+        not delivered in time. They travel as the ``mqlog.deliver_at`` and
+        ``mqlog.expires_at`` headers. Plain consumers see every record at once.
 
         Raises TypeError (wrong value, key, headers or timestamp type),
         RecordTooLargeError, UnknownTopicError or UnknownPartitionError before
         anything is queued.
         """
+        if delay_s is not None or deliver_at is not None or ttl_s is not None:
+            headers = _timing_headers(headers, self._log.now_ms(), delay_s, deliver_at, ttl_s)
         if type(value) is not bytes:
             value = _as_bytes(value, "value")
         size = len(value)
@@ -473,6 +481,31 @@ class Producer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+DELIVER_AT_HEADER = "mqlog.deliver_at"
+EXPIRES_AT_HEADER = "mqlog.expires_at"
+
+
+def _timing_headers(headers, now_ms: int, delay_s: float | None, deliver_at: int | None,
+                    ttl_s: float | None) -> dict:
+    """``headers`` plus the delivery-time and expiry headers queue groups obey."""
+    if delay_s is not None and deliver_at is not None:
+        raise ValueError("give delay_s or deliver_at, not both")
+    merged = dict(headers or {})
+    if delay_s is not None:
+        if not isinstance(delay_s, (int, float)) or delay_s < 0:
+            raise ValueError(f"delay_s must be a number >= 0, not {delay_s!r}")
+        deliver_at = now_ms + int(delay_s * 1000)
+    if deliver_at is not None:
+        if not isinstance(deliver_at, int) or isinstance(deliver_at, bool):
+            raise TypeError("deliver_at must be an int (ms since the epoch)")
+        merged[DELIVER_AT_HEADER] = str(deliver_at).encode()
+    if ttl_s is not None:
+        if not isinstance(ttl_s, (int, float)) or ttl_s <= 0:
+            raise ValueError(f"ttl_s must be a number > 0, not {ttl_s!r}")
+        merged[EXPIRES_AT_HEADER] = str(now_ms + int(ttl_s * 1000)).encode()
+    return merged
 
 
 def _encoded_headers(headers) -> bytes:

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from mqlog.logstore._log import Log
 
 QUEUES_DIR = "queues"
+_DELIVER_AT = "mqlog.deliver_at"
+_EXPIRES_AT = "mqlog.expires_at"
 #: Records one worker may hold per partition at once (the share window).
 WINDOW_RECORDS = 65_536
 #: How often a worker looks for dead workers whose records it can free.
@@ -59,6 +61,18 @@ DEAD_CHECK_S = 0.1
 DLQ_SUFFIX = ".dlq"
 
 Backoff = Callable[[int], float]
+
+
+def _timing(record: Message, ttl_ms: int | None) -> tuple[int | None, int | None]:
+    """(deliver at, expires at) of a record, in ms; None where it has none."""
+    headers = record.headers
+    due = headers.get(_DELIVER_AT)
+    expires = headers.get(_EXPIRES_AT)
+    expires_ms = int(expires) if expires is not None else None
+    if ttl_ms is not None:
+        by_topic = record.timestamp + ttl_ms
+        expires_ms = by_topic if expires_ms is None else min(expires_ms, by_topic)
+    return (int(due) if due is not None else None), expires_ms
 
 
 def default_backoff(deliveries: int) -> float:
@@ -170,6 +184,11 @@ class QueueConsumer:
             dead = {owner for owner in state.owners() if not self._alive(owner)}
             state.release_owners(dead)
 
+    def _next_due(self) -> int | None:
+        now = self._log.now_ms()
+        times = [t for t in (s.next_due(now) for s in self._states.values()) if t is not None]
+        return min(times) if times else None
+
     def _state(self, tp: TopicPartition) -> ShareState:
         state = self._states.get(tp)
         if state is None:
@@ -197,8 +216,11 @@ class QueueConsumer:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return out
-            # Delayed and expiring records come due without an append: wake in slices.
+            # Delayed records and running-out locks come due without an append.
             wait = DEAD_CHECK_S if remaining is None else min(remaining, DEAD_CHECK_S)
+            due = self._next_due()
+            if due is not None:
+                wait = min(wait, max(due - self._log.now_ms(), 0) / 1000)
             self._log.wait_for_append(seen, wait)
 
     def _take(self, limit: int) -> list[QueueMessage]:
@@ -224,7 +246,8 @@ class QueueConsumer:
         if not acquired.offsets:
             return []
         records = iter(self._read(partition, acquired.offsets))
-        out, dead, gone = [], [], []
+        ttl_ms = partition.config().message_ttl_ms
+        out, dead, gone, later, expired = [], [], [], [], []
         record = next(records, None)
         for offset, deliveries, first in zip(acquired.offsets, acquired.deliveries,
                                              acquired.first_ms):
@@ -233,6 +256,16 @@ class QueueConsumer:
             if record is None or record.offset != offset:
                 gone.append(offset)  # deleted by retention before anyone finished it
                 continue
+            if record.headers or ttl_ms is not None:
+                due, expires = _timing(record, ttl_ms)
+                if expires is not None and expires <= now:
+                    expired.append((record, deliveries, first))
+                    record = next(records, None)
+                    continue
+                if due is not None and due > now:
+                    later.append((offset, due))  # held back: not a delivery
+                    record = next(records, None)
+                    continue
             if deliveries > self.max_deliveries:
                 dead.append((record, deliveries, first))
             else:
@@ -246,7 +279,21 @@ class QueueConsumer:
             self._dead_letter(tp, state, dead, now)
         if gone:
             state.finish(self.member_id, gone, ARCHIVED)
+        for offset, due in later:
+            state.release(self.member_id, [offset], due, undeliver=True)
+        if expired:
+            self._expire(tp, state, partition, expired, now)
         return out
+
+    def _expire(self, tp: TopicPartition, state: ShareState, partition,
+                items: list[tuple[QueueMessage, int, int]], now: int) -> None:
+        """Drop records whose time to live ran out: counted, and dead-lettered if the
+        topic says so."""
+        if partition.config().dead_letter_expired:
+            self._dead_letter(tp, state, items, now, reason="expired")
+        else:
+            state.finish(self.member_id, [record.offset for record, _, _ in items], ARCHIVED)
+        state.count("expired", len(items))
 
     @staticmethod
     def _read(partition, offsets: list[int]) -> list[QueueMessage]:
@@ -322,7 +369,8 @@ class QueueConsumer:
         return self.dead_letter_topic or topic + DLQ_SUFFIX
 
     def _dead_letter(self, tp: TopicPartition, state: ShareState,
-                     items: list[tuple[QueueMessage, int, int]], now: int) -> None:
+                     items: list[tuple[QueueMessage, int, int]], now: int,
+                     reason: str | None = None) -> None:
         target = self.dead_letter_topic_for(tp.topic)
         try:
             self._log.create_topic(target, self._log._topic(tp.topic).partition_count)
@@ -337,7 +385,7 @@ class QueueConsumer:
                 "dlq.partition": str(tp.partition).encode(),
                 "dlq.offset": str(record.offset).encode(),
                 "dlq.delivery_count": str(deliveries - 1).encode(),
-                "dlq.reason": reasons.get(record.offset, "").encode(),
+                "dlq.reason": (reason or reasons.get(record.offset, "")).encode(),
                 "dlq.first_delivery_ms": str(first).encode(),
                 "dlq.last_delivery_ms": str(now).encode(),
             })
@@ -345,6 +393,8 @@ class QueueConsumer:
         partitions = self._log._topic(target).partition_count
         self._log.append(target, tp.partition % partitions, records)
         state.finish(self.member_id, [record.offset for record, _, _ in items], ARCHIVED)
+        if reason is None:
+            state.count("dead_lettered", len(items))
 
     def _skip(self, messages: list[QueueMessage]) -> None:
         """Give messages back without counting the delivery (they were not processed)."""

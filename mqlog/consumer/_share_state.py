@@ -15,6 +15,8 @@ crash of any process. Layout (little-endian)::
       12  u32 capacity: most records in flight at once (the window)
       16  i64 start: every offset below it is finished (acknowledged or archived)
       24  i64 window_end: offsets in [start, window_end) have entries
+      32  u64 expired: records dropped because their time to live ran out
+      40  u64 dead_lettered: records moved to the dead-letter topic
     entries, capacity x 32 bytes; the entry of offset o is at o % capacity:
       0   u8  state: AVAILABLE, ACQUIRED, ACKED or ARCHIVED
       1   u8  deliveries: how many times the record was handed to a worker
@@ -55,6 +57,7 @@ ENTRY_DTYPE = np.dtype([
 assert ENTRY_DTYPE.itemsize == 32
 #: Deliveries are counted in a byte.
 DELIVERIES_MAX = 255
+_COUNTERS = {"expired": 32, "dead_lettered": 40}
 #: The first fields of an entry, for single-record reads without numpy.
 _ENTRY_HEAD = struct.Struct("<BBHIq")
 
@@ -115,6 +118,28 @@ class ShareState:
 
     def _set_bounds(self, start: int, window_end: int) -> None:
         struct.pack_into("<qq", self._map, 16, start, window_end)
+
+    def count(self, name: str, amount: int) -> None:
+        """Add to one of the header's counters (``expired``, ``dead_lettered``)."""
+        position = _COUNTERS[name]
+        with self.locked():
+            value = struct.unpack_from("<Q", self._map, position)[0]
+            struct.pack_into("<Q", self._map, position, value + amount)
+
+    def counters(self) -> dict[str, int]:
+        return {name: struct.unpack_from("<Q", self._map, position)[0]
+                for name, position in _COUNTERS.items()}
+
+    def next_due(self, now_ms: int) -> int | None:
+        """When the next record becomes ready without an append (a delay or a lock
+        running out), in ms since the epoch; None if none will."""
+        start, end = self.bounds()
+        if start >= end:
+            return None
+        window = self.entries[self._slots(start, end)]
+        waiting = (window["state"] == AVAILABLE) | (window["state"] == ACQUIRED)
+        times = window["time"][waiting & (window["time"] > now_ms)]
+        return int(times.min()) + 1 if len(times) else None
 
     def _slots(self, first: int, last: int) -> np.ndarray:
         """Ring slots of offsets ``first`` .. ``last - 1``."""

@@ -60,6 +60,11 @@ class TopicConfig:
             Kafka).
         delete_retention_ms: how long compaction keeps tombstones, so readers
             that are behind still see the delete (1 day, as Kafka).
+        message_ttl_ms: queue groups do not deliver a record older than this
+            (counted as expired); None: records do not expire unless sent with
+            ``ttl_s``.
+        dead_letter_expired: queue groups move expired records to the dead-letter
+            topic instead of only counting them.
     """
 
     segment_bytes: int = 128 * MiB
@@ -73,6 +78,8 @@ class TopicConfig:
     cleanup_policy: CleanupPolicy = "delete"
     min_cleanable_dirty_ratio: float = 0.5
     delete_retention_ms: int = 24 * 3600 * 1000
+    message_ttl_ms: int | None = None
+    dead_letter_expired: bool = False
 
     def __post_init__(self) -> None:
         _positive_int("segment_bytes", self.segment_bytes, low=4096, high=2**31 - 1)
@@ -97,6 +104,10 @@ class TopicConfig:
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 <= ratio <= 1:
             raise ConfigError(f"min_cleanable_dirty_ratio must be between 0 and 1, not {ratio!r}")
         _positive_int("delete_retention_ms", self.delete_retention_ms, low=0)
+        if self.message_ttl_ms is not None:
+            _positive_int("message_ttl_ms", self.message_ttl_ms, low=1)
+        if not isinstance(self.dead_letter_expired, bool):
+            raise ConfigError("dead_letter_expired must be a bool")
 
     @classmethod
     def from_options(cls, base: TopicConfig | None = None, **options: Any) -> TopicConfig:
