@@ -209,18 +209,23 @@ class Producer:
              timestamp: int | None = None,
              on_delivery: Callable[[RecordMetadata | None, BaseException | None], None]
              | None = None, delay_s: float | None = None, deliver_at: int | None = None,
-             ttl_s: float | None = None) -> Delivery:
+             ttl_s: float | None = None, priority: int = 0) -> Delivery:
         """Queue one record; returns at once with its :class:`Delivery`.
 
         For queue groups (``Log.queue``): ``delay_s`` or ``deliver_at`` (ms since
         the epoch) hold the record back until then; ``ttl_s`` drops it if it is
         not delivered in time. They travel as the ``mqlog.deliver_at`` and
         ``mqlog.expires_at`` headers. Plain consumers see every record at once.
+        ``priority`` (0..9): queue groups hand out higher priorities first; a
+        record of priority p > 0 goes to the lane topic ``<topic>.p<p>``
+        (created like the topic on first use).
 
         Raises TypeError (wrong value, key, headers or timestamp type),
         RecordTooLargeError, UnknownTopicError or UnknownPartitionError before
         anything is queued.
         """
+        if priority:
+            topic = self._lane(topic, priority)
         if delay_s is not None or deliver_at is not None or ttl_s is not None:
             headers = _timing_headers(headers, self._log.now_ms(), delay_s, deliver_at, ttl_s)
         if type(value) is not bytes:
@@ -342,6 +347,26 @@ class Producer:
                   time.monotonic() + TOPIC_RECHECK_S)
         self._topic_cache[topic] = cached
         return cached
+
+    def _lane(self, topic: str, priority: object) -> str:
+        """The lane topic of ``priority`` for ``topic``, created on first use."""
+        from mqlog.consumer._queue import PRIORITY_MAX, lane_topic
+        from mqlog.errors import TopicExistsError
+
+        if not isinstance(priority, int) or isinstance(priority, bool) or not (
+            0 <= priority <= PRIORITY_MAX
+        ):
+            raise ValueError(f"priority must be an int from 0 to {PRIORITY_MAX}, "
+                             f"not {priority!r}")
+        lane = lane_topic(topic, priority)
+        if lane not in self._topic_cache:
+            base = self._log.describe_topic(topic)
+            try:
+                self._log.create_topic(lane, len(base.partitions),
+                                       **dataclasses.asdict(base.config))
+            except TopicExistsError:
+                pass
+        return lane
 
     def _partition_of(self, key: bytes | None, count: int) -> int:
         if self.config.partitioner is not None:

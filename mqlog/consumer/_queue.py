@@ -52,6 +52,9 @@ if TYPE_CHECKING:
     from mqlog.logstore._log import Log
 
 QUEUES_DIR = "queues"
+#: Priorities run from 0 (the topic itself) to PRIORITY_MAX (lane topics).
+PRIORITY_MAX = 9
+LANES_RECHECK_S = 1.0
 _DELIVER_AT = "mqlog.deliver_at"
 _EXPIRES_AT = "mqlog.expires_at"
 #: Records one worker may hold per partition at once (the share window).
@@ -61,6 +64,12 @@ DEAD_CHECK_S = 0.1
 DLQ_SUFFIX = ".dlq"
 
 Backoff = Callable[[int], float]
+
+
+def lane_topic(topic: str, priority: int) -> str:
+    """The topic that holds ``topic``'s messages of ``priority``: the topic itself
+    for 0, ``<topic>.p<priority>`` (a lane) above."""
+    return topic if priority == 0 else f"{topic}.p{priority}"
 
 
 def _timing(record: Message, ttl_ms: int | None) -> tuple[int | None, int | None]:
@@ -126,10 +135,11 @@ class QueueConsumer:
         self.max_deliveries = max_deliveries
         self.dead_letter_topic = dead_letter_topic
         self.backoff = backoff or default_backoff
-        self._partitions = []
         for topic in self.topics:
-            handle = log._topic(topic)
-            self._partitions += [TopicPartition(topic, p) for p in range(handle.partition_count)]
+            log._topic(topic)  # UnknownTopicError now, not at receive
+        #: Per priority, highest first: the partitions of the topics' lanes.
+        self._lanes: list[list[TopicPartition]] = []
+        self._lanes_checked = 0.0
         self._next = 0
         self._states: dict[TopicPartition, ShareState] = {}
         self._closed = False
@@ -224,15 +234,42 @@ class QueueConsumer:
             self._log.wait_for_append(seen, wait)
 
     def _take(self, limit: int) -> list[QueueMessage]:
+        """Messages from the highest priority lane that has any, then lower ones;
+        within a lane, partitions take turns."""
         out: list[QueueMessage] = []
-        count = len(self._partitions)
-        for step in range(count):
+        for lane in self._current_lanes():
+            count = len(lane)
+            for step in range(count):
+                if len(out) >= limit:
+                    break
+                tp = lane[(self._next + step) % count]
+                out += self._take_from(tp, limit - len(out))
             if len(out) >= limit:
                 break
-            tp = self._partitions[(self._next + step) % count]
-            out += self._take_from(tp, limit - len(out))
-        self._next = (self._next + 1) % max(count, 1)
+        self._next += 1
         return out
+
+    def _current_lanes(self) -> list[list[TopicPartition]]:
+        """The partitions to serve, grouped by priority (re-read once a second, so
+        lanes and partitions created meanwhile are picked up)."""
+        now = time.monotonic()
+        if now - self._lanes_checked < LANES_RECHECK_S:
+            return self._lanes
+        self._lanes_checked = now
+        existing = set(self._log.topics())
+        lanes = []
+        for priority in range(PRIORITY_MAX, -1, -1):
+            lane = []
+            for topic in self.topics:
+                name = lane_topic(topic, priority)
+                if name in existing:
+                    handle = self._log._topic(name)
+                    handle.reload_if_changed()
+                    lane += [TopicPartition(name, p) for p in range(handle.partition_count)]
+            if lane:
+                lanes.append(lane)
+        self._lanes = lanes
+        return lanes
 
     def _take_from(self, tp: TopicPartition, limit: int) -> list[QueueMessage]:
         partition = self._log._partition(tp.topic, tp.partition)
