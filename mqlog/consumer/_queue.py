@@ -507,3 +507,37 @@ def redrive(log: Log, dlq_topic: str, offsets: Iterable[int] | None = None,
     finally:
         worker._skip(skipped)
         worker.close()
+
+
+def describe_queue(log: Log, group: str) -> list[dict]:
+    """Per partition of a queue group: its position (first unfinished offset), the
+    log's end offset, and how many records are ready, in flight, delayed, expired
+    and dead-lettered (read without taking any lock)."""
+    root = os.path.join(log.path, QUEUES_DIR, group)
+    if not os.path.isdir(root):
+        raise MqlogError(f"unknown queue group {group!r}")
+    now = log.now_ms()
+    rows = []
+    for topic in sorted(os.listdir(root)):
+        if topic == "members" or not os.path.isdir(os.path.join(root, topic)):
+            continue
+        for name in sorted(os.listdir(os.path.join(root, topic))):
+            if not name.isdigit():
+                continue
+            partition = int(name)
+            state = ShareState(os.path.join(root, topic, name), WINDOW_RECORDS, 0)
+            try:
+                counts = state.counts(now)
+                counters = state.counters()
+            finally:
+                state.close()
+            end = log.end_offset(topic, partition)
+            rows.append({
+                "topic": topic, "partition": partition, "position": counts["start"],
+                "end_offset": end,
+                "lag": max(end - counts["start"], 0) - counts["finished"],
+                "ready": counts["ready"] + max(end - counts["window_end"], 0),
+                "in_flight": counts["in_flight"], "delayed": counts["delayed"],
+                "expired": counters["expired"], "dead_lettered": counters["dead_lettered"],
+            })
+    return rows

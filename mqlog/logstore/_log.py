@@ -334,6 +334,13 @@ class Log:
         self._clients.add(worker)
         return worker
 
+    def describe_queue(self, group: str) -> list[dict]:
+        """Depth of a queue group per partition: position, end offset, lag, and
+        ready / in flight / delayed / expired / dead-lettered counts."""
+        from mqlog.consumer._queue import describe_queue
+
+        return describe_queue(self, group)
+
     def redrive(self, dlq_topic: str, offsets=None, where=None) -> int:
         """Move dead letters back to where they came from; returns how many moved.
         See :func:`mqlog.consumer._queue.redrive`."""
