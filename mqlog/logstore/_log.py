@@ -334,6 +334,22 @@ class Log:
         self._clients.add(worker)
         return worker
 
+    def request(self, topic: str, value, timeout: float, **options):
+        """Send a request to ``topic`` and wait for the reply of a
+        :class:`~mqlog.request.Responder` (see ``mqlog.request``)."""
+        from mqlog.request import request
+
+        return request(self, topic, value, timeout, **options)
+
+    def responder(self, topic: str, handler, group: str = "responders", **queue_options):
+        """A :class:`~mqlog.request.Responder` answering requests on ``topic``."""
+        from mqlog.request import Responder
+
+        self._check_open()
+        responder = Responder(self, topic, handler, group, **queue_options)
+        self._clients.add(responder)
+        return responder
+
     def describe_queue(self, group: str) -> list[dict]:
         """Depth of a queue group per partition: position, end offset, lag, and
         ready / in flight / delayed / expired / dead-lettered counts."""

@@ -1,0 +1,132 @@
+"""Request/reply over topics: ``Log.request`` and :class:`Responder`.
+
+A request is a record on the request topic with two headers: ``reply-to``
+(``<topic>/<partition>`` where the answer goes) and ``correlation-id`` (a
+random id the answer repeats). Replies go to the internal topic
+``__replies`` (8 partitions; a requester uses the partition of its process id),
+which requesters read from the offset that was its end when they sent.
+Responders are a queue group over the request topic, so any number of them
+share the load and a request whose responder dies is answered by another one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mqlog.errors import TopicExistsError
+from mqlog.logstore._record import Message, Record
+
+if TYPE_CHECKING:
+    from mqlog.consumer._queue import QueueMessage
+    from mqlog.logstore._log import Log
+
+REPLIES_TOPIC = "__replies"
+REPLIES_PARTITIONS = 8
+REPLY_TO = "reply-to"
+CORRELATION_ID = "correlation-id"
+
+Handler = Callable[["QueueMessage"], "bytes | str | Record"]
+
+
+def _ensure_replies(log: Log) -> None:
+    try:
+        log._create_topic(REPLIES_TOPIC, REPLIES_PARTITIONS, internal=True, durability="none",
+                          retention_ms=3600 * 1000)
+    except TopicExistsError:
+        pass
+
+
+def request(log: Log, topic: str, value: bytes | str, timeout: float, *,
+            key: bytes | None = None, headers: dict | None = None) -> Message:
+    """Send ``value`` to ``topic`` and wait up to ``timeout`` seconds for the reply
+    (a Message on ``__replies``); raises TimeoutError if none comes."""
+    _ensure_replies(log)
+    partition = os.getpid() % REPLIES_PARTITIONS
+    start = log.end_offset(REPLIES_TOPIC, partition)
+    correlation = uuid.uuid4().hex.encode()
+    merged = dict(headers or {})
+    merged[REPLY_TO] = f"{REPLIES_TOPIC}/{partition}".encode()
+    merged[CORRELATION_ID] = correlation
+    payload = value.encode() if isinstance(value, str) else value
+    log.append(topic, _request_partition(log, topic, correlation),
+               [Record(payload, key, merged)])
+    deadline = time.monotonic() + timeout
+    offset = start
+    while True:
+        seen = log.append_counter()
+        for message in log._partition(REPLIES_TOPIC, partition).read(offset, 500, None,
+                                                                      messages=True):
+            offset = message.offset + 1
+            if message.headers.get(CORRELATION_ID) == correlation:
+                return message
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no reply on {topic!r} within {timeout} s")
+        log.wait_for_append(seen, remaining)
+
+
+def _request_partition(log: Log, topic: str, correlation: bytes) -> int:
+    return int(correlation[:8], 16) % log._topic(topic).partition_count
+
+
+class Responder:
+    """Answers requests on ``topic`` with ``handler(message)`` (bytes, str or a
+    Record to send back). A queue group (``group``) over the request topic: run
+    as many responders as you like, in threads or processes."""
+
+    def __init__(self, log: Log, topic: str, handler: Handler, group: str = "responders",
+                 **queue_options) -> None:
+        _ensure_replies(log)
+        self._log = log
+        self._handler = handler
+        self._queue = log.queue(group, [topic], **queue_options)
+        self._stop = threading.Event()
+
+    def handle(self, timeout: float | None = 0.0) -> int:
+        """Answer the requests that are there (waiting up to ``timeout`` for some);
+        returns how many were answered. A handler that raises nacks its request."""
+        answered = 0
+        for message in self._queue.receive(timeout=timeout):
+            reply_to = message.headers.get(REPLY_TO)
+            correlation = message.headers.get(CORRELATION_ID)
+            if reply_to is None or correlation is None:
+                message.ack()  # not a request: nothing to answer
+                continue
+            try:
+                result = self._handler(message)
+            except Exception as error:
+                message.nack(reason=f"{type(error).__name__}: {error}")
+                continue
+            if not isinstance(result, Record):
+                result = Record(result.encode() if isinstance(result, str) else result)
+            headers = dict(result.headers or {})
+            headers[CORRELATION_ID] = correlation
+            topic, _, partition = reply_to.decode().rpartition("/")
+            self._log.append(topic, int(partition),
+                             [Record(result.value, result.key, headers)])
+            message.ack()
+            answered += 1
+        return answered
+
+    def serve(self) -> None:
+        """Answer requests until :meth:`stop` is called (from another thread)."""
+        while not self._stop.is_set():
+            self.handle(timeout=0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._queue.close()
+
+    def __enter__(self) -> Responder:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
