@@ -16,7 +16,8 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── CommitFailedError            a commit for a partition this member does not own
     ├── GroupNotEmptyError           an admin change refused while the group has members
     ├── IllegalStateError            a call that does not fit the client's state
-    └── DeliveryLostError            a queue ack/nack after another worker took the message
+    ├── DeliveryLostError            a queue ack/nack after another worker took the message
+    └── ProducerSequenceError        an idempotent producer's batch out of sequence
 
 Errors caused by bad input are raised before anything is written: a rejected
 call leaves the log directory unchanged. Each error carries a message that says
@@ -122,3 +123,9 @@ class IllegalStateError(MqlogError):
 class DeliveryLostError(MqlogError):
     """A queue message's ack, nack or extend came after its lock ran out and
     another worker took it; that worker will process it (again)."""
+
+
+class ProducerSequenceError(MqlogError):
+    """An idempotent producer's batch came with a sequence number that is neither
+    the next one nor a retry of the last one (two producers share an id, or
+    batches were lost)."""

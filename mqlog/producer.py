@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -75,17 +76,27 @@ class ProducerConfig:
         partitioner: ``f(key, partition_count) -> partition``; default: keyed
             records by :func:`key_partition`, keyless ones sticky (a batch fills
             one partition, the next batch goes to the next partition).
+        idempotent: number each batch per partition under a producer id, so that
+            a batch retried after an error whose outcome was unknown (it may
+            have been written) is written once.
+        retries: how often an idempotent producer retries a batch whose append
+            raised an OSError (5; without idempotence batches are not retried,
+            since a retry could write them twice).
     """
 
     linger_ms: int = 0
     batch_bytes: int = 1024 * 1024
     buffer_bytes: int = 32 * 1024 * 1024
     partitioner: Partitioner | None = None
+    idempotent: bool = False
+    retries: int = 5
 
     def __post_init__(self) -> None:
         from mqlog.errors import ConfigError
 
-        for name in ("linger_ms", "batch_bytes", "buffer_bytes"):
+        if not isinstance(self.idempotent, bool):
+            raise ConfigError("idempotent must be a bool")
+        for name in ("linger_ms", "batch_bytes", "buffer_bytes", "retries"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be an int >= 0, not {value!r}")
@@ -199,6 +210,9 @@ class Producer:
         self._appending: list[_Batch] = []
         self._wake = threading.Event()
         self._closed = False
+        #: Idempotence: this producer's id and the next sequence per partition.
+        self.producer_id = random.getrandbits(63) if self.config.idempotent else None
+        self._sequences: dict[tuple[str, int], int] = {}
         self._sender = threading.Thread(target=self._run, name="mqlog-producer", daemon=True)
         self._sender.start()
 
@@ -460,7 +474,7 @@ class Producer:
         try:
             batch.append_ms = log_.now_ms()
             target = log_._topic(batch.topic).partition(batch.partition)
-            batch.base_offset = log_._append(target, batch.items, batch.append_ms)
+            batch.base_offset = self._append_to(target, batch)
         except BaseException as error:  # delivered to whoever waits on the batch
             batch.error = error
         batch.done.set()
@@ -472,6 +486,30 @@ class Producer:
                     callback(None, batch.error)
             except Exception:
                 log.exception("on_delivery callback failed")
+
+    def _append_to(self, target, batch: _Batch) -> int:
+        """Append a batch; an idempotent producer retries an OSError with the same
+        sequence, so a first try that was written is not written again."""
+        if self.producer_id is None:
+            return self._log._append(target, batch.items, batch.append_ms)
+        key = (batch.topic, batch.partition)
+        sequence = self._sequences.get(key, 0)
+        for attempt in range(self.config.retries + 1):
+            try:
+                first = self._log._append(target, batch.items, batch.append_ms,
+                                          (self.producer_id, sequence))
+            except OSError:
+                if attempt == self.config.retries:
+                    # Whether the batch was written is unknown: continue under a new
+                    # id, so no later batch can be taken for a retry of this one.
+                    self.producer_id = random.getrandbits(63)
+                    self._sequences.clear()
+                    raise
+                time.sleep(min(0.01 * 2 ** attempt, 1.0))
+                continue
+            self._sequences[key] = sequence + 1
+            return first
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     # -- lifecycle ----------------------------------------------------------------------------
 

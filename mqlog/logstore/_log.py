@@ -256,11 +256,12 @@ class Log:
         """
         return self._append(self._partition(topic, partition), records, None)
 
-    def _append(self, target: Partition, records: Sequence, now_ms: int | None) -> int:
+    def _append(self, target: Partition, records: Sequence, now_ms: int | None,
+                producer: tuple[int, int] | None = None) -> int:
         if self._flusher.error is not None:
             error, self._flusher.error = self._flusher.error, None
             raise MqlogError(f"a background flush failed: {error}") from error
-        first = target.append(records, now_ms)
+        first = target.append(records, now_ms, producer)
         if target.config().durability == "interval":
             self._flusher.start()
         return first

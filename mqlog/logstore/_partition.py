@@ -29,10 +29,16 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from mqlog.errors import CorruptRecordError, LogClosedError, OffsetOutOfRangeError
+from mqlog.errors import (
+    CorruptRecordError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    ProducerSequenceError,
+)
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._producers import ProducerTable
 from mqlog.logstore._record import Message, Record
 from mqlog.logstore._retention import SegmentFacts, segments_to_delete
 from mqlog.logstore._segment import (
@@ -92,6 +98,8 @@ class Partition:
         #: Segments this process just created, handed to the next view.
         self._fresh: dict[int, Segment] = {}
         self._closed = False
+        #: The idempotent producers' last batches (opened on first use).
+        self._producer_table: ProducerTable | None = None
         #: Called after every append (wakes readers waiting in any process).
         self._on_append = on_append
         # Group commit (durability="always"): one thread flushes, the others wait.
@@ -383,10 +391,15 @@ class Partition:
 
     # -- appending ---------------------------------------------------------------------
 
-    def append(self, records: Sequence, now_ms: int | None = None) -> int:
+    def append(self, records: Sequence, now_ms: int | None = None,
+               producer: tuple[int, int] | None = None) -> int:
         """Append ``records`` as one or more batches; return the first offset.
 
-        Records without a timestamp get ``now_ms`` (default: the clock now)."""
+        Records without a timestamp get ``now_ms`` (default: the clock now).
+        ``producer`` = (producer id, sequence) makes the append idempotent: the
+        same pair again returns the first append's offset and writes nothing
+        (see ``_producers``); a sequence that skips ahead or goes back further
+        raises ProducerSequenceError."""
         config = self.config()
         if now_ms is None:
             now_ms = self._clock()
@@ -399,10 +412,11 @@ class Partition:
             with self._locked() as state:
                 if not batches:
                     return state.end_offset
-                first_offset = state.end_offset
+                written = None if producer is None else self._already_written(producer, state)
+                first_offset = state.end_offset if written is None else written
                 epoch = state.epoch
-                for batch in batches:
-                    state = self._append_batch(state, batch, config)
+                for batch in batches if written is None else ():
+                    state = self._append_batch(state, batch, config, producer, first_offset)
         except BaseException:
             if durable:
                 with self._commit:
@@ -420,8 +434,30 @@ class Partition:
                 _log.exception("compaction of %s/%d failed", self.topic, self.number)
         return first_offset
 
+    def _already_written(self, producer: tuple[int, int], state: PartitionState) -> int | None:
+        """The first offset of this producer's batch if it is written already."""
+        producer_id, sequence = producer
+        if self._producer_table is None:
+            self._producer_table = ProducerTable(self.directory)
+        last = self._producer_table.get(producer_id)
+        if last is None or last.end_offset > state.end_offset:
+            expected = 0 if last is None else last.sequence
+            if sequence != expected:
+                raise ProducerSequenceError(
+                    f"producer {producer_id:x} sent sequence {sequence} to "
+                    f"{self.topic}/{self.number}; expected {expected}")
+            return None
+        if sequence == last.sequence:
+            return last.first_offset  # a retry of a batch that was written
+        if sequence != last.sequence + 1:
+            raise ProducerSequenceError(
+                f"producer {producer_id:x} sent sequence {sequence} to "
+                f"{self.topic}/{self.number} after {last.sequence}")
+        return None
+
     def _append_batch(self, state: PartitionState, batch: _batch.EncodedBatch,
-                      config: TopicConfig) -> PartitionState:
+                      config: TopicConfig, producer: tuple[int, int] | None = None,
+                      first_offset: int = 0) -> PartitionState:
         position = state.active_position
         if position and (
             position + batch.length > config.segment_bytes
@@ -445,6 +481,9 @@ class Partition:
             segment.time_index.write(index_count,
                                      fmt.time_entry(state.active_max_timestamp, relative))
             index_count += 1
+        if producer is not None:  # before the publish: see _producers
+            self._producer_table.put(producer[0], producer[1], first_offset,
+                                     state.end_offset + batch.count)
         return self._publish(
             state.replace(
                 end_offset=state.end_offset + batch.count,
@@ -719,6 +758,8 @@ class Partition:
                 segment.close()
             self._view = _View(self._view.epoch, np.zeros(0, dtype=np.int64), {})
             self._fresh.clear()
+            if self._producer_table is not None:
+                self._producer_table.close()
             self._state_file.close()
 
 
