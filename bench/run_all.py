@@ -19,7 +19,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: The scripts, in the order the figures are numbered.
 SCRIPTS = ("append_batch", "read_sequential", "append_always_threads", "recovery_open", "seek",
-           "producer_send", "consumer_poll", "latency_e2e", "rebalance", "describe_group")
+           "producer_send", "consumer_poll", "latency_e2e", "rebalance", "describe_group",
+           "queue_throughput")
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "latest.jsonl")
 
 

@@ -42,6 +42,8 @@ EXPECTED_METRICS = {
                     for name in ("p50", "p99", "p999")],
     "rebalance": ["takeover_seconds", "ownership_seconds"],
     "describe_group": ["warm_ms", "cold_ms"],
+    "queue_throughput": ["one_worker_messages_per_s", "four_processes_messages_per_s",
+                         "redelivery_p50_ms", "redelivery_p99_ms"],
 }
 
 
