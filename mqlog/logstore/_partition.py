@@ -106,7 +106,7 @@ class Partition:
         self._commit = threading.Condition()
         self._durable_offset = 0
         self._flushing = False
-        #: Appenders of this process between taking a durable append and waiting for it.
+        #: Appenders of this process writing a durable append right now.
         self._writers = 0
         #: Highest offset this process flushed; carried into the next published state.
         self._flushed_here = 0
@@ -417,12 +417,11 @@ class Partition:
                 epoch = state.epoch
                 for batch in batches if written is None else ():
                     state = self._append_batch(state, batch, config, producer, first_offset)
-        except BaseException:
-            if durable:
+        finally:
+            if durable:  # written (or failed): a waiting flush may start now
                 with self._commit:
                     self._writers -= 1
                     self._commit.notify_all()
-            raise
         self.dirty = True
         self._on_append()
         if durable:
@@ -549,8 +548,6 @@ class Partition:
         flush covers them too.
         """
         with self._commit:
-            self._writers -= 1
-            self._commit.notify_all()
             while self._durable_offset < offset:
                 if not self._flushing:
                     self._flushing = True
