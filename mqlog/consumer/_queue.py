@@ -191,8 +191,10 @@ class QueueConsumer:
             return
         self._last_dead_check = now
         for state in list(self._states.values()):
-            dead = {owner for owner in state.owners() if not self._alive(owner)}
-            state.release_owners(dead)
+            self._release_dead(state)
+
+    def _release_dead(self, state: ShareState) -> None:
+        state.release_owners({owner for owner in state.owners() if not self._alive(owner)})
 
     def _next_due(self) -> int | None:
         now = self._log.now_ms()
@@ -205,6 +207,7 @@ class QueueConsumer:
             path = os.path.join(self.directory, tp.topic, str(tp.partition))
             start = self._log.start_offset(tp.topic, tp.partition)
             state = self._states[tp] = ShareState(path, WINDOW_RECORDS, start)
+            self._release_dead(state)  # a newcomer frees what dead workers held at once
         return state
 
     # -- receiving --------------------------------------------------------------------------
