@@ -20,6 +20,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
+# Side by side with Redis Streams, NATS JetStream, persist-queue and litequeue (docs/benchmarks.md#peers).
+# Installs the two servers with apt-get when missing and the clients into $(VENV); about 6-8 minutes.
+.PHONY: bench-peers
+bench-peers: $(STAMP)
+	sh bench/peers/install.sh $(PY)
+	cd bench && $(abspath $(PY)) -m peers --strict
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 

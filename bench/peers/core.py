@@ -63,6 +63,9 @@ class Adapter:
     setting: Setting
     #: The calls the latency run makes, as shown in its row.
     latency_calls: str = ""
+    #: The consume form whose measured rate bounds the latency run's rate (the
+    #: latency consumer receives in batches, "stream", or one by one, "queue").
+    latency_consume_form: str = "stream"
 
     def cases(self, values: list[bytes]) -> list[Case]:
         raise NotImplementedError

@@ -15,6 +15,7 @@ import itertools
 import os
 import shutil
 import time
+from collections.abc import Callable
 
 import mqlog
 from mqlog.consumer import TopicPartition
@@ -153,7 +154,7 @@ class MqlogAdapter(core.Adapter):
                 "commit_each_poll": self.durability == "always"}
 
 
-def receive(spec: dict, count: int, max_s: float, ready) -> list[int]:
+def receive(spec: dict, count: int, max_s: float, ready: Callable[[], object]) -> list[int]:
     """The latency consumer (in its own process): the only member of a new group,
     ``poll(timeout=0.1)`` in a loop; commits after each poll for the fsync class,
     else auto-commits every second."""

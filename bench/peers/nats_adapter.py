@@ -19,6 +19,7 @@ message, so neither measures delivery latency.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 
@@ -69,6 +70,8 @@ class NatsAdapter(core.Adapter):
         return len(futures)
 
     def close(self) -> None:
+        """Delete the stream and disconnect; after an interrupted run the server may
+        not answer any more, so that is given 5 s and then the loop is torn down."""
         async def shut() -> None:
             try:
                 await self.js.delete_stream(STREAM)
@@ -76,8 +79,20 @@ class NatsAdapter(core.Adapter):
                 pass
             await self.nc.close()
 
-        self._run(shut())
-        self.loop.close()
+        try:
+            self._run(asyncio.wait_for(shut(), 5.0))
+        except Exception as error:  # the server is stopped next anyway
+            print(f"closing the NATS connection: {error!r}", file=sys.stderr)
+        finally:
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+
+            async def drain() -> None:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+            self._run(drain())
+            self.loop.close()
 
     def cases(self, values: list[bytes]) -> list[core.Case]:
         count = len(values)

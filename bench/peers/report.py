@@ -8,7 +8,7 @@ class) of the same workload, message size and durability class:
 * produce, one record per call: mqlog ``Log.append`` of one record;
 * produce, batch/pipeline/async: mqlog ``Log.append`` of 1,000 records;
 * consume, stream or queue form: mqlog's group consumer, poll 1,000 + commit
-  (mqlog has no per-message-ack queue form yet);
+  (the harness has no mqlog case with per-message acknowledgement);
 * latency: mqlog at the same rate; the ratio of each percentile.
 
 For throughput a ratio above 1 means mqlog is faster; for latency a ratio

@@ -17,9 +17,11 @@ its durability settings:
    queue form (one message per call, each acked), where the system has it;
 3. end-to-end latency (p50, p99, p99.9) at a fixed rate with producer and
    consumer in separate processes: ``--rate`` (5,000/s), or the highest of
-   2,000, 1,000, 500, ... /s that is at most half the system's single-call
-   produce rate measured in step 1 (a run whose consumer falls behind is
-   repeated one step lower); mqlog runs at every rate a peer of its class ran.
+   2,000, 1,000, 500, ... /s that is at most half of both the system's
+   single-call produce rate (step 1) and the rate of the consume form its
+   latency consumer uses (step 2); a run whose consumer falls behind (see
+   peers.latency) is repeated one step lower, three times at most. mqlog runs
+   at every rate a peer of its durability class ran at.
 
 Every timed loop stops after ``--max-seconds`` (the row then shows how many
 records it did); a loop that took under MIN_TOTAL_S is repeated (fresh state)
@@ -62,14 +64,15 @@ LATENCY_SECONDS = 3.0
 RATE = 5000
 #: Lower latency rates tried, highest first, for a system that cannot sustain RATE.
 RATE_LADDER = (5000, 2000, 1000, 500, 200, 100, 50, 20, 10)
-#: A rate is used only if the single-call produce rate is at least this many times it.
+#: A rate is used only if the single-call produce rate and the latency consumer's consume
+#: rate are both at least this many times it.
 RATE_HEADROOM = 2.0
 MIN_TOTAL_S = 1.0
 MAX_RUNS = 3
 #: Python modules and server binaries each system needs.
 NEEDS = {
     "mqlog": ((), ()),
-    "redis": (("redis",), ("redis-server",)),
+    "redis": (("redis", "hiredis"), ("redis-server",)),
     "nats": (("nats",), ("nats-server",)),
     "persist-queue": (("persistqueue",), ()),
     "litequeue": (("litequeue",), ()),
@@ -92,17 +95,18 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=float, default=LATENCY_SECONDS,
                         help=f"measured part of each latency run (default {LATENCY_SECONDS})")
     parser.add_argument("--tiny", action="store_true",
-                        help="a smoke run: 300 records, 0.3 s caps, 0.3 s latency runs at "
-                             "500/s, no repeats")
+                        help="a smoke run: 200 records, 0.2 s caps, latency runs of 0.1 s "
+                             "warm-up + 0.2 s at 500/s, no repeats")
     parser.add_argument("--strict", action="store_true",
                         help="fail when a system's server or client is missing")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="JSON lines file")
     parser.add_argument("--plots-dir", default=DEFAULT_PLOTS, help="where the PNGs go")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     args = parser.parse_args(argv)
+    args.warmup_seconds = latency.WARMUP_S
     if args.tiny:
-        args.records, args.max_seconds, args.latency_seconds = 300, 0.3, 0.3
-        args.rate = min(args.rate, 500)
+        args.records, args.max_seconds, args.latency_seconds = 200, 0.2, 0.2
+        args.rate, args.warmup_seconds = min(args.rate, 500), 0.1
     return args
 
 
@@ -138,7 +142,8 @@ def _adapters_of(system: str, root: str, stack: ExitStack,
         from peers.redis_adapter import RedisAdapter
         server = stack.enter_context(servers.redis_server(
             servers.find_binary("redis-server"), os.path.join(root, "redis")))
-        versions["Redis Streams"] = f"{server.version}; redis-py {_package_version('redis')}"
+        versions["Redis Streams"] = (f"{server.version}; redis-py {_package_version('redis')}"
+                                     f" with hiredis {_package_version('hiredis')}")
         return [RedisAdapter(server.port, fsync) for fsync in ("everysec", "always")]
     if system == "nats":
         from peers.nats_adapter import NatsAdapter
@@ -154,8 +159,12 @@ def _adapters_of(system: str, root: str, stack: ExitStack,
 
 
 def _package_version(name: str) -> str:
-    from importlib.metadata import version
-    return version(name)
+    """The installed distribution's version ("?" when run from a source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
 
 
 def _sqlite_version() -> str:
@@ -169,7 +178,8 @@ def _sqlite_version() -> str:
 def base_figure(adapter: core.Adapter, size: int) -> dict:
     setting = adapter.setting
     figure = {"bench": "peers", "system": setting.system, "durability": setting.durability,
-              "sync_class": setting.sync_class, "value_bytes": size}
+              "sync_class": setting.sync_class, "value_bytes": size,
+              "load_1m": round(os.getloadavg()[0], 2)}
     if setting.reference:
         figure["reference"] = True
     return figure
@@ -214,26 +224,30 @@ def latency_figures(adapter: core.Adapter, run: latency.LatencyRun, size: int) -
 
 
 def latency_rate(adapter: core.Adapter, size: int, figures: list[dict], rate: int) -> int:
-    """``rate``, or the highest ladder rate the system's single-call produce can
-    sustain with RATE_HEADROOM (measured earlier in this run)."""
-    single = [f["value"] for f in figures if f["workload"] == "produce" and f["form"] == "single"
-              and f["system"] == adapter.setting.system and f["value_bytes"] == size
-              and f["durability"] == adapter.setting.durability]
-    if not single:
-        return rate
+    """``rate``, or the highest ladder rate that both the system's single-call
+    produce and its consume form of the latency consumer (measured earlier in
+    this run, at any backlog) sustain with RATE_HEADROOM."""
+    setting = adapter.setting
+    mine = [f for f in figures if f["system"] == setting.system and f["value_bytes"] == size
+            and f["durability"] == setting.durability]
+    single = [f["value"] for f in mine if f["workload"] == "produce" and f["form"] == "single"]
+    consume = [f["value"] for f in mine if f["workload"] == "consume"
+               and f["form"] == adapter.latency_consume_form]
+    limit = min(single[:1] + [max(consume, default=float("inf"))])
     for step in RATE_LADDER:
-        if step <= rate and single[0] >= RATE_HEADROOM * step:
+        if step <= rate and limit >= RATE_HEADROOM * step:
             return step
     return RATE_LADDER[-1]
 
 
-def run_latency(adapter: core.Adapter, size: int, rate: int, seconds: float,
+def run_latency(adapter: core.Adapter, size: int, rate: int, args: argparse.Namespace,
                 root: str) -> list[dict]:
-    """A latency run at ``rate``; one ladder step lower (twice at most) while the
-    consumer falls behind."""
+    """A latency run at ``rate``; one ladder step lower (three times at most) while
+    the consumer falls behind."""
     output = os.path.join(root, "latencies.npy")
-    for _attempt in range(3):
-        run = latency.measure(adapter, rate, seconds, size, output)
+    for _attempt in range(4):
+        run = latency.measure(adapter, rate, args.latency_seconds, size, output,
+                              args.warmup_seconds)
         lower = [step for step in RATE_LADDER if step < rate]
         if run.kept_up or not lower:
             break
@@ -265,7 +279,7 @@ def run_all(args: argparse.Namespace, adapters: list[core.Adapter], root: str) -
             else:
                 chosen = [latency_rate(adapter, size, figures, args.rate)]
             for rate in chosen:
-                found = run_latency(adapter, size, rate, args.latency_seconds, root)
+                found = run_latency(adapter, size, rate, args, root)
                 rates[setting.sync_class].add(found[0]["rate"])
                 _common.progress(f"{size:>5} B  {setting.system:<15} latency at "
                                  f"{found[0]['rate']}/s: p50 {found[0]['value']} ms, p99 "
@@ -317,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         with terminated_as_exit(), ExitStack() as stack:
             adapters = start_adapters(systems, root, stack, versions)
             figures = run_all(args, adapters, root)
+    except KeyboardInterrupt:
+        _common.progress("interrupted: servers stopped, temporary data removed")
+        return 130
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report.add_ratios(figures)

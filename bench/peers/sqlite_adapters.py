@@ -78,6 +78,8 @@ class _SqliteAdapter(core.Adapter):
 
     name = ""
 
+    latency_consume_form = "queue"
+
     def __init__(self, synchronous: str, root: str) -> None:
         self.synchronous = synchronous
         self.setting = core.Setting(self.name, SYNC_TEXT[synchronous],
