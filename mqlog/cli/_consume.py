@@ -3,8 +3,6 @@ committing what was printed."""
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from typing import Annotated
 
@@ -20,10 +18,14 @@ from mqlog.cli._records import (
     KeyOption,
     RecordFormat,
     RecordPrinter,
+    check_stdout_open,
     compile_grep,
 )
 from mqlog.consumer import Consumer
 from mqlog.errors import CommitFailedError
+
+#: The client id of ``mqlog consume`` members (``lag`` shows their host and pid).
+CLIENT_ID = "mqlog-consume"
 
 
 @app.command()
@@ -47,14 +49,16 @@ def consume(
     headers: HeadersOption = False,
     grep: GrepOption = None,
 ) -> None:
-    """Join GROUP, print the records of the partitions it is given, commit after each
-    printed batch (at-least-once). Ctrl-C leaves the group; its partitions go to the
-    other members."""
+    """Print records as a member of consumer group GROUP, committing what was printed.
+
+    Prints the records of the partitions the group gives this member and commits
+    after each printed batch (at-least-once). Ctrl-C leaves the group; its
+    partitions go to the other members.
+    """
     printer = RecordPrinter(output_format, key, headers, compile_grep(grep))
-    client_id = f"mqlog-consume-{socket.gethostname()}-{os.getpid()}"
     try:
         with open_log(ctx) as log, log.consumer(
-            group, [topic], client_id=client_id,
+            group, [topic], client_id=CLIENT_ID,
             auto_offset_reset="earliest" if from_beginning else "latest",
         ) as consumer:
             _run(consumer, printer, topic, max_records, timeout)
@@ -74,6 +78,7 @@ def _run(consumer: Consumer, printer: RecordPrinter, topic: str, max_records: in
         if not messages:
             if timeout is not None and time.monotonic() - idle_since >= timeout:
                 return
+            check_stdout_open()
             continue
         idle_since = time.monotonic()
         printed += printer.write(topic, ((m.partition, m) for m in messages))

@@ -365,9 +365,9 @@ class _Demo:
 
     def _check(self) -> DemoResult:
         with mqlog.open(self.log_path) as log:
-            offsets, customers, split = self._read_topic(log)
+            offsets, customers, split = read_topic(log)
             description = self._describe(log)
-        processed = self._read_ledgers()
+        processed = read_ledgers([self.root / f"{name}.ledger" for name in self.workers])
         unique = set(processed)
         lost = len(offsets - unique)
         if self.produce_done is not None and len(offsets) != self.acknowledged:
@@ -393,34 +393,34 @@ class _Demo:
                                                        or self.produce_started),
             time.monotonic() - self.began, len(report.errors), tuple(self.failures))
 
-    @staticmethod
-    def _read_topic(log: mqlog.Log) -> tuple[set[tuple[int, int]], int, int]:
-        """(every (partition, offset) holding a distinct order, customers, customers
-        found in more than one partition)."""
-        offsets = set()
-        orders = set()
-        homes: dict[bytes, set[int]] = collections.defaultdict(set)
-        for number in range(PARTITIONS):
-            for record in log.iter(TOPIC, number):
-                order = json.loads(record.value)["order"]
-                if order not in orders:
-                    orders.add(order)
-                    offsets.add((number, record.offset))
-                homes[bytes(record.key)].add(number)
-        return offsets, len(homes), sum(len(found) > 1 for found in homes.values())
+def read_topic(log: mqlog.Log) -> tuple[set[tuple[int, int]], int, int]:
+    """(every (partition, offset) holding a distinct order, customers, customers
+    found in more than one partition)."""
+    offsets = set()
+    orders = set()
+    homes: dict[bytes, set[int]] = collections.defaultdict(set)
+    for number in range(PARTITIONS):
+        for record in log.iter(TOPIC, number):
+            order = json.loads(record.value)["order"]
+            if order not in orders:
+                orders.add(order)
+                offsets.add((number, record.offset))
+            homes[bytes(record.key)].add(number)
+    return offsets, len(homes), sum(len(found) > 1 for found in homes.values())
 
-    def _read_ledgers(self) -> list[tuple[int, int]]:
-        """Every complete ``PARTITION OFFSET`` line of the workers' ledgers."""
-        processed = []
-        for name in self.workers:
-            path = self.root / f"{name}.ledger"
-            if not path.exists():
-                continue
-            for line in path.read_text().splitlines(keepends=True):
-                fields = line.split()
-                if line.endswith("\n") and len(fields) == 2:
-                    processed.append((int(fields[0]), int(fields[1])))
-        return processed
+
+def read_ledgers(paths: list[Path]) -> list[tuple[int, int]]:
+    """Every complete ``PARTITION OFFSET`` line of the workers' ledgers (a killed
+    worker may leave a cut last line)."""
+    processed = []
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines(keepends=True):
+            fields = line.split()
+            if line.endswith("\n") and len(fields) == 2:
+                processed.append((int(fields[0]), int(fields[1])))
+    return processed
 
 
 class _Failed(Exception):

@@ -35,7 +35,7 @@ def list_groups(ctx: typer.Context, json_output: Annotated[bool, JSON_OPTION] = 
         if json_output:
             emit_json({"name": name})
         else:
-            console.print(name, markup=False)
+            console.print(name, markup=False, soft_wrap=True)
 
 
 @groups_app.command("describe")
@@ -50,8 +50,11 @@ def describe(ctx: typer.Context, group: GroupArgument,
         return
     console.print(f"group {group}: {description.state}, generation {description.generation}, "
                   f"{len(description.members)} members, lag {description.total_lag:,}",
-                  markup=False)
-    console.print(_members_table(description))
+                  markup=False, soft_wrap=True)
+    if description.members:
+        console.print(_members_table(description))
+    else:
+        console.print("no live members", markup=False)
     console.print(_partitions_table(description))
 
 
@@ -66,10 +69,10 @@ def delete(
     with open_log(ctx) as log:
         require_group(log, group)
         if not yes and not typer.confirm(f"Delete group {group!r} and its committed offsets?"):
-            console.print("not deleted", markup=False)
+            console.print("not deleted", markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_FAILED)
         log.delete_group(group)
-    console.print(f"deleted group {group!r}", markup=False)
+    console.print(f"deleted group {group!r}", markup=False, soft_wrap=True)
 
 
 def group_json(description: GroupDescription) -> dict:

@@ -105,8 +105,11 @@ def lag(
         show_default=False)] = None,
     json_output: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Per group, topic and partition: committed offset, end offset, lag, age of the
-    oldest unconsumed record and the owning member; totals per group."""
+    """Show how far consumer groups are behind, once or live (--watch).
+
+    Per group, topic and partition: committed offset, end offset, lag, age of
+    the oldest unconsumed record and the owning member; totals per group.
+    """
     with open_log(ctx) as log:
         if group is not None:
             require_group(log, group)
@@ -148,7 +151,7 @@ def _print_once(sample: Sample, json_output: bool) -> None:
     if json_output:
         _emit_json(sample, None)
     elif not sample.groups:
-        err_console.print("no consumer groups", markup=False)
+        err_console.print("no consumer groups", markup=False, soft_wrap=True)
     else:
         console.print(_tables(sample, None, None, watching=False))
 
@@ -258,5 +261,10 @@ def _rates_caption(description: GroupDescription, rates: Rates | None, rows: lis
         return "measuring rates..."
     appended, committed = rates.totals(rows)
     drain = _drain_s(description.total_lag, rates, rows)
-    return (f"in {format_rate(appended)}   out {format_rate(committed)}   drain "
-            f"{'never' if drain is None else format_age(drain * 1000)}")
+    if not description.total_lag:
+        drained = "caught up"
+    elif drain is None:
+        drained = "drain never"
+    else:
+        drained = f"drain {format_age(drain * 1000)}"
+    return f"in {format_rate(appended)}   out {format_rate(committed)}   {drained}"

@@ -90,7 +90,7 @@ def produce(
         producer.flush()
         _report_done(pending, json_output, wait=True)
     if not json_output:
-        console.print(f"produced {count} records to {topic!r}", markup=False)
+        console.print(f"produced {count} records to {topic!r}", markup=False, soft_wrap=True)
 
 
 def _report_done(pending: collections.deque[Delivery], json_output: bool, wait: bool) -> None:

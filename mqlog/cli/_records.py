@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 import heapq
 import json
 import re
+import select
 import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Annotated
@@ -25,6 +27,8 @@ from mqlog.errors import OffsetOutOfRangeError
 
 #: Records fetched per partition and per step when following.
 FOLLOW_CHUNK = 500
+#: Lines printed per write (and flush) of a long output.
+WRITE_CHUNK = 1000
 #: Longest sleep between two looks for new records when nothing wakes the reader.
 FOLLOW_WAIT_S = 1.0
 
@@ -92,19 +96,46 @@ class RecordPrinter:
 
     def write(self, topic: str, items: Iterable[tuple[int, Record]],
               out: IO[bytes] | None = None) -> int:
-        """Print the matching ``(partition, record)`` items, flush; return how many."""
+        """Print the matching ``(partition, record)`` items, flushing every WRITE_CHUNK
+        lines and at the end; return how many were printed."""
         stream = out if out is not None else _stdout_bytes()
-        chunk = [self.line(topic, partition, record) for partition, record in items
-                 if self.matches(record)]
-        if chunk:
-            stream.write(b"".join(chunk))
-            stream.flush()
-        return len(chunk)
+        printed = 0
+        chunk: list[bytes] = []
+        for partition, record in items:
+            if self.matches(record):
+                chunk.append(self.line(topic, partition, record))
+                if len(chunk) >= WRITE_CHUNK:
+                    printed += _flush(stream, chunk)
+        return printed + _flush(stream, chunk)
+
+
+def _flush(stream: IO[bytes], chunk: list[bytes]) -> int:
+    """Write and flush the lines of ``chunk`` (emptying it); return how many."""
+    count = len(chunk)
+    if count:
+        stream.write(b"".join(chunk))
+        stream.flush()
+        chunk.clear()
+    return count
 
 
 def _stdout_bytes() -> IO[bytes]:
     sys.stdout.flush()  # text written before stays before
     return sys.stdout.buffer
+
+
+def check_stdout_open() -> None:
+    """Raise BrokenPipeError if stdout is a pipe whose reader went away, so that a
+    command waiting for records (``tail -f | head``) ends as soon as it is not read,
+    as GNU tail does, instead of at its next write."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (tests)
+    poller = select.poll()
+    poller.register(fd, 0)  # errors and hang-ups are always reported
+    if any(events & select.POLLERR for _fd, events in poller.poll(0)):
+        raise BrokenPipeError(errno.EPIPE, "the reader of stdout went away")
 
 
 def compile_grep(pattern: str | None) -> re.Pattern | None:
@@ -198,14 +229,15 @@ class Follower:
         found.sort(key=lambda item: (item[1].timestamp, item[0], item[1].offset))
         return found
 
-    def next_chunk(self) -> list[tuple[int, Record]]:
-        """Wait until something is appended, then return it (as :meth:`fetch`)."""
-        while True:
-            seen = self.log.append_counter()
+    def next_chunk(self, timeout_s: float) -> list[tuple[int, Record]]:
+        """What :meth:`fetch` finds, waiting up to ``timeout_s`` for an append if
+        there is nothing yet; [] if still nothing."""
+        seen = self.log.append_counter()
+        found = self.fetch()
+        if not found:
+            self.log.wait_for_append(seen, timeout_s)
             found = self.fetch()
-            if found:
-                return found
-            self.log.wait_for_append(seen, FOLLOW_WAIT_S)
+        return found
 
 
 # -- the options of the commands that print records ----------------------------------------

@@ -197,8 +197,11 @@ def replay(
         show_default=False)] = None,
     json_output: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Re-publish a range of TOPIC to another topic (here or in another log directory),
-    or pipe it as JSON lines to a command; a progress bar shows how far it got."""
+    """Re-publish a range of a topic, or pipe it to a command as JSON lines.
+
+    The copy goes to another topic, here or in another log directory. A
+    progress bar on stderr shows how far it got.
+    """
     _check_choices(from_offset, since, at, to_topic, to_dir, exec_command)
     began = time.monotonic()
     with open_log(ctx) as log, ExitStack() as stack:
@@ -262,7 +265,7 @@ def _copy(stack: ExitStack, log: mqlog.Log, topic: str, to_topic: str, to_dir: P
         target.create_topic(to_topic, len(source.partitions),
                             **dataclasses.asdict(source.config))
         err_console.print(f"created topic {to_topic!r} in {target.path} with "
-                          f"{len(source.partitions)} partitions", markup=False)
+                          f"{len(source.partitions)} partitions", markup=False, soft_wrap=True)
     return _Copy(target, to_topic, source_partitions)
 
 
@@ -318,4 +321,5 @@ def _print_summary(summary: dict, json_output: bool) -> None:
     state = "interrupted after" if summary["interrupted"] else "replayed"
     console.print(f"{state} {summary['records']:,} records of {summary['topic']!r} "
                   f"(partitions {', '.join(map(str, summary['partitions']))}) to "
-                  f"{summary['destination']!r} in {summary['seconds']:.2f} s", markup=False)
+                  f"{summary['destination']!r} in {summary['seconds']:.2f} s",
+                  markup=False, soft_wrap=True)

@@ -64,7 +64,7 @@ def seek(
     else:
         console.print(_table(group, plan, execute))
         if not execute:
-            console.print("nothing changed: add --execute to apply", markup=False)
+            console.print("nothing changed: add --execute to apply", markup=False, soft_wrap=True)
     if members:
         err_console.print(
             f"warning: group {group!r} has live members ("

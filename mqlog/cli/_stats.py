@@ -49,8 +49,11 @@ def stats(
         "--internal", help="Include internal topics (__consumer_offsets).")] = False,
     json_output: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Per topic: partitions, records, bytes, segments, records/s appended (in) and
-    committed by consumer groups (out), and the age of the oldest record."""
+    """Show per topic records, bytes, segments, in/out rates and the oldest record.
+
+    In: records/s appended; out: records/s committed by consumer groups,
+    measured over --interval.
+    """
     with open_log(ctx) as log:
         names = topics or [name for name in log.topics()
                            if internal or not name.startswith("__")]

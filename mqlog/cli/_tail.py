@@ -11,6 +11,7 @@ import mqlog
 from mqlog.cli._app import EXIT_USAGE, CliError, app, open_log
 from mqlog.cli._options import epoch_ms, parse_datetime, parse_duration
 from mqlog.cli._records import (
+    FOLLOW_WAIT_S,
     Follower,
     FormatOption,
     GrepOption,
@@ -18,6 +19,7 @@ from mqlog.cli._records import (
     KeyOption,
     RecordFormat,
     RecordPrinter,
+    check_stdout_open,
     compile_grep,
     last_records,
     merged,
@@ -60,7 +62,7 @@ def tail(
     headers: HeadersOption = False,
     grep: GrepOption = None,
 ) -> None:
-    """Print the last records of a topic (like tail), or from a chosen point; -f follows.
+    """Print the last records of a topic, or from a chosen point; -f follows it.
 
     Partitions are merged in timestamp order. Works while producers and
     consumers run in other processes; -f wakes as soon as any process appends.
@@ -86,7 +88,8 @@ def tail(
             if follow:
                 follower = Follower(log, topic, ends)
                 while True:
-                    printer.write(topic, follower.next_chunk())
+                    if not printer.write(topic, follower.next_chunk(FOLLOW_WAIT_S)):
+                        check_stdout_open()
     except KeyboardInterrupt:
         return  # Ctrl-C ends following: a normal way to stop
 

@@ -46,7 +46,7 @@ def list_topics(ctx: typer.Context, json_output: Annotated[bool, _JSON] = False)
         if json_output:
             emit_json({"name": name})
         else:
-            console.print(name, markup=False)
+            console.print(name, markup=False, soft_wrap=True)
 
 
 SegmentBytes = Annotated[int | None, typer.Option(help="Roll segments past this size.",
@@ -160,7 +160,7 @@ def alter(
         emit_json(_description_json(description))
         return
     console.print(f"altered topic {name!r}: {len(description.partitions)} partitions",
-                  markup=False)
+                  markup=False, soft_wrap=True)
     for key, value in dataclasses.asdict(description.config).items():
         console.print(Text(f"{key} = {value}"))
 
@@ -201,10 +201,10 @@ def delete(
         if name not in log.topics():  # say so before asking
             raise UnknownTopicError(f"unknown topic {name!r}")
         if not yes and not typer.confirm(f"Delete topic {name!r} and all its records?"):
-            console.print("not deleted", markup=False)
+            console.print("not deleted", markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_FAILED)
         log.delete_topic(name)
-    console.print(f"deleted topic {name!r}", markup=False)
+    console.print(f"deleted topic {name!r}", markup=False, soft_wrap=True)
 
 
 def _description_json(description: TopicDescription) -> dict:

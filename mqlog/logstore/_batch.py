@@ -32,15 +32,23 @@ class EncodedBatch:
     __slots__ = ("count", "attributes", "first_timestamp", "max_timestamp", "table", "payload",
                  "length")
 
-    def __init__(self, table: np.ndarray, payload: bytes, attributes: int) -> None:
-        self.count = len(table)
+    def __init__(self, table: np.ndarray | bytes, payload: bytes, attributes: int,
+                 count: int = 0, timestamp: int = 0) -> None:
+        """``table``: the record table as an array, or as bytes for a batch of
+        ``count`` records that all carry ``timestamp``."""
+        if isinstance(table, np.ndarray):
+            count = len(table)
+            timestamps = table["timestamp"]
+            self.first_timestamp = int(timestamps[0])
+            self.max_timestamp = int(timestamps.max())
+            table = table.data
+        else:
+            self.first_timestamp = self.max_timestamp = timestamp
+        self.count = count
         self.attributes = attributes
-        timestamps = table["timestamp"]
-        self.first_timestamp = int(timestamps[0])
-        self.max_timestamp = int(timestamps.max())
         self.table = table
         self.payload = payload
-        self.length = fmt.BATCH_HEADER_SIZE + self.count * _TABLE_ROW + len(payload)
+        self.length = fmt.BATCH_HEADER_SIZE + count * _TABLE_ROW + len(payload)
 
     def frame(self, base_offset: int) -> tuple:
         """The batch's buffers (header, table, payload) with base offset and checksum set."""
@@ -48,9 +56,8 @@ class EncodedBatch:
             self.length, self.attributes, base_offset, self.count, self.first_timestamp,
             self.max_timestamp,
         )
-        table = self.table.data
-        fmt.seal(header, (table, self.payload))
-        return header, table, self.payload
+        fmt.seal(header, (self.table, self.payload))
+        return header, self.table, self.payload
 
 
 def _as_bytes(value, what: str, index: int) -> bytes:
@@ -97,6 +104,10 @@ def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[Encode
         payload = b"".join(records)  # fast path: every item is a bytes-like value
     except TypeError:
         return _encode_general(records, now_ms, max_record_bytes)
+    if count <= _SMALL_BATCH and (
+        fmt.BATCH_HEADER_SIZE + count * _TABLE_ROW + len(payload) <= fmt.BATCH_BYTES_MAX
+    ):
+        return _encode_small(records, payload, now_ms, max_record_bytes)
     lengths = np.fromiter(map(len, records), dtype=np.int64, count=count)
     ends = np.cumsum(lengths)
     if int(ends[-1]) != len(payload):  # a memoryview whose len() is not its byte count
@@ -112,6 +123,25 @@ def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[Encode
     table["key_length"] = -1
     table["headers_length"] = 0
     return _split(table, lengths, payload, 0, ends)
+
+
+def _encode_small(records: Sequence, payload: bytes, now_ms: int,
+                  max_record_bytes: int) -> list[EncodedBatch]:
+    """A few plain values: the record table packed with struct (numpy's per-call
+    cost would dominate a one-record append)."""
+    rows = []
+    end = 0
+    for index, value in enumerate(records):
+        length = len(value)
+        if length > max_record_bytes:
+            raise RecordTooLargeError(
+                f"record {index} is {length} bytes, over max_record_bytes={max_record_bytes}"
+            )
+        end += length
+        rows.append(_ROW.pack(now_ms, -1, 0, end))
+    if end != len(payload):  # a memoryview whose len() is not its byte count
+        return _encode_general(records, now_ms, max_record_bytes)
+    return [EncodedBatch(b"".join(rows), payload, 0, len(records), now_ms)]
 
 
 def _encode_general(records: Sequence, now_ms: int, max_record_bytes: int) -> list[EncodedBatch]:

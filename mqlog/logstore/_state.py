@@ -119,18 +119,17 @@ class StateFile:
         Returns the state as published (with its sequence number).
         """
         sequence = (previous.sequence + 1) if previous is not None else 1
-        state = state.replace(sequence=sequence, boot_id=BOOT_ID)
         slot = bytearray(SLOT_SIZE)
         _SLOT.pack_into(
             slot, 0, 0, sequence, state.log_start_offset, state.end_offset,
             state.active_base_offset, state.active_position, state.active_max_timestamp,
             state.active_created_ms, state.flushed_offset, state.offset_index_count,
-            state.time_index_count, state.epoch, state.boot_id, STATE_VERSION,
+            state.time_index_count, state.epoch, BOOT_ID, STATE_VERSION,
         )
         struct.pack_into("<Q", slot, 0, _checksum(memoryview(slot)[8:]))
         start = (sequence % 2) * SLOT_SIZE
         self._map[start : start + SLOT_SIZE] = slot
-        return state
+        return PartitionState(*state[:10], BOOT_ID, sequence)
 
     def sync(self) -> None:
         self._map.flush()
