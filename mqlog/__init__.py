@@ -25,6 +25,7 @@ from mqlog.errors import (
     ProducerSequenceError,
     RecordTooLargeError,
     TopicExistsError,
+    UnknownGroupError,
     UnknownPartitionError,
     UnknownTopicError,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "TopicDescription",
     "TopicExistsError",
     "TopicPartition",
+    "UnknownGroupError",
     "UnknownPartitionError",
     "UnknownTopicError",
     "open",

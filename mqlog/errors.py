@@ -16,6 +16,7 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── CommitFailedError            a commit for a partition this member does not own
     ├── GroupNotEmptyError           an admin change refused while the group has members
     ├── IllegalStateError            a call that does not fit the client's state
+    ├── UnknownGroupError            no consumer or queue group of that name
     ├── DeliveryLostError            a queue ack/nack after another worker took the message
     └── ProducerSequenceError        an idempotent producer's batch out of sequence
 
@@ -129,3 +130,10 @@ class ProducerSequenceError(MqlogError):
     """An idempotent producer's batch came with a sequence number that is neither
     the next one nor a retry of the last one (two producers share an id, or
     batches were lost)."""
+
+
+class UnknownGroupError(MqlogError, KeyError):
+    """No consumer group (or queue group) of that name has members or offsets."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

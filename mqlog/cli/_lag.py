@@ -9,6 +9,7 @@ time to drain its lag at the current rates.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Annotated
 
@@ -166,6 +167,7 @@ def _watch(log: mqlog.Log, group: str | None, every_s: float, max_lag: int | Non
                 previous = _sleep_until(previous, every_s)
                 current = take_sample(log, group)
                 _emit_json(current, Rates.between(previous, current))
+                sys.stdout.flush()  # each refresh reaches a pipe at once
                 previous = current
         with Live(console=console, auto_refresh=False) as live:
             while True:
@@ -187,8 +189,10 @@ def _sleep_until(previous: Sample | None, every_s: float) -> Sample | None:
 
 def _drain_s(lag: int, rates: Rates | None, rows: list[Row]) -> float | None:
     """Seconds to reach lag 0 at the current rates; None if not measured or never."""
-    if rates is None or lag == 0:
-        return 0.0 if lag == 0 else None
+    if lag == 0:
+        return 0.0
+    if rates is None:
+        return None
     appended, committed = rates.totals(rows)
     return lag / (committed - appended) if committed > appended else None
 

@@ -81,9 +81,10 @@ def produce(
             except ValueError as error:
                 raise CliError(f"line {number}: {error} ({count} records sent before it)",
                                EXIT_USAGE) from None
+            headers = {**(line.headers or {}), **extra}
             pending.append(producer.send(
-                topic, line.value, key=line.key, headers={**(line.headers or {}), **extra}
-                or None, partition=line.partition if partition is None else partition,
+                topic, line.value, key=line.key, headers=headers or None,
+                partition=line.partition if partition is None else partition,
                 timestamp=line.timestamp))
             count += 1
             _report_done(pending, json_output, wait=False)
@@ -100,6 +101,7 @@ def _report_done(pending: collections.deque[Delivery], json_output: bool, wait: 
         metadata = pending.popleft().result()
         if json_output:
             emit_json(metadata._asdict())
+            sys.stdout.flush()  # a reader of a pipe sees each record as it is written
 
 
 def _headers(pairs: list[str]) -> dict[str, bytes]:

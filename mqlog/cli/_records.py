@@ -60,7 +60,7 @@ def _text(data: bytes | None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class RecordPrinter:
-    """Writes records to ``out`` (stdout's bytes by default) in one format.
+    """Writes records to stdout (as bytes) in one format.
 
     ``grep`` keeps only records whose value or key matches (searched in their
     UTF-8 text).
@@ -94,11 +94,10 @@ class RecordPrinter:
                                   (record.headers or {}).items()) or "-")
         return "  ".join(parts).encode("utf-8", "backslashreplace") + b"\n"
 
-    def write(self, topic: str, items: Iterable[tuple[int, Record]],
-              out: IO[bytes] | None = None) -> int:
-        """Print the matching ``(partition, record)`` items, flushing every WRITE_CHUNK
-        lines and at the end; return how many were printed."""
-        stream = out if out is not None else _stdout_bytes()
+    def write(self, topic: str, items: Iterable[tuple[int, Record]]) -> int:
+        """Print the matching ``(partition, record)`` items on stdout, flushing every
+        WRITE_CHUNK lines and at the end; return how many were printed."""
+        stream = _stdout_bytes()
         printed = 0
         chunk: list[bytes] = []
         for partition, record in items:

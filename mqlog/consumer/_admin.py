@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._group import GROUPS_DIR, group_directory, live_members, read_plan
-from mqlog.errors import GroupNotEmptyError, MqlogError
+from mqlog.errors import GroupNotEmptyError, MqlogError, UnknownGroupError
 
 if TYPE_CHECKING:
     from mqlog.logstore._log import Log
@@ -79,7 +79,7 @@ def _members(log: Log, group: str) -> dict[str, dict]:
 def describe_group(log: Log, group: str) -> GroupDescription:
     """State, generation, live members and per-partition offsets and lag."""
     if group not in list_groups(log):
-        raise MqlogError(f"unknown group {group!r}")
+        raise UnknownGroupError(f"unknown group {group!r}")
     directory = group_directory(log, group)
     plan = read_plan(directory) if os.path.isdir(directory) else {
         "generation": 0, "assignment": {}, "members": {}}
@@ -174,7 +174,7 @@ def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | 
 def delete_group(log: Log, group: str) -> None:
     """Forget a group: its committed offsets and its files."""
     if group not in list_groups(log):
-        raise MqlogError(f"unknown group {group!r}")
+        raise UnknownGroupError(f"unknown group {group!r}")
     _refuse_if_active(log, group, "delete")
     store = log._offset_store()
     store.delete(group, store.group_offsets(group))

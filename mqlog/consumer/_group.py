@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 from mqlog.consumer._assignors import ASSIGNORS
 from mqlog.consumer._config import ConsumerConfig, TopicPartition
-from mqlog.errors import MqlogError
+from mqlog.errors import ConfigError, MqlogError
 
 if TYPE_CHECKING:
     from mqlog.consumer._consumer import Consumer
@@ -123,7 +123,7 @@ class GroupMember:
         if not isinstance(group, str) or not re.fullmatch(r"[a-zA-Z0-9._-]{1,249}", group) or (
             group in (".", "..")
         ):
-            raise MqlogError(f"invalid group name {group!r}: use 1..249 of [a-zA-Z0-9._-]")
+            raise ConfigError(f"invalid group name {group!r}: use 1..249 of [a-zA-Z0-9._-]")
         self._log = log
         self.group = group
         self.config = config

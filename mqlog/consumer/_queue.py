@@ -33,6 +33,7 @@ import json
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -43,8 +44,9 @@ from mqlog.errors import (
     ConfigError,
     DeliveryLostError,
     LogClosedError,
-    MqlogError,
+    OffsetOutOfRangeError,
     TopicExistsError,
+    UnknownGroupError,
 )
 from mqlog.logstore._record import Message, Record
 
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
     from mqlog.logstore._log import Log
 
 QUEUES_DIR = "queues"
+#: Takes from one partition in one receive when records had to be set aside.
+TAKE_ATTEMPTS = 8
 #: Priorities run from 0 (the topic itself) to PRIORITY_MAX (lane topics).
 PRIORITY_MAX = 9
 LANES_RECHECK_S = 1.0
@@ -98,6 +102,7 @@ class QueueMessage(Message):
     def ack(self) -> None:
         """Done: the message is never delivered to the group again."""
         queue = self._queue
+        queue._check_open()
         if not self._state.ack_fast(queue.member_id, self.offset, queue.now_ms(),
                                     queue.safe_margin_ms):
             queue._finish(self, ACKED)
@@ -119,9 +124,13 @@ class QueueConsumer:
                  dead_letter_topic: str | None = None, backoff: Backoff | None = None) -> None:
         if not isinstance(group, str) or not re.fullmatch(r"[a-zA-Z0-9._-]{1,249}", group):
             raise ConfigError(f"invalid queue group name {group!r}")
-        if not isinstance(ack_timeout_s, (int, float)) or ack_timeout_s <= 0:
+        if not isinstance(ack_timeout_s, (int, float)) or isinstance(ack_timeout_s, bool) or (
+            ack_timeout_s <= 0
+        ):
             raise ConfigError(f"ack_timeout_s must be > 0, not {ack_timeout_s!r}")
-        if not isinstance(max_deliveries, int) or not 1 <= max_deliveries < 255:
+        if not isinstance(max_deliveries, int) or isinstance(max_deliveries, bool) or not (
+            1 <= max_deliveries < 255
+        ):
             raise ConfigError(f"max_deliveries must be an int from 1 to 254, "
                               f"not {max_deliveries!r}")
         self._log = log
@@ -142,6 +151,8 @@ class QueueConsumer:
         self._lanes_checked = 0.0
         self._next = 0
         self._states: dict[TopicPartition, ShareState] = {}
+        #: Held while taking messages and while closing (threads may share a worker).
+        self._lock = threading.RLock()
         self._closed = False
         self._last_dead_check = 0.0
         self.directory = os.path.join(log.path, QUEUES_DIR, group)
@@ -190,7 +201,9 @@ class QueueConsumer:
         if now - self._last_dead_check < DEAD_CHECK_S:
             return
         self._last_dead_check = now
-        for state in list(self._states.values()):
+        with self._lock:
+            states = list(self._states.values())
+        for state in states:
             self._release_dead(state)
 
     def _release_dead(self, state: ShareState) -> None:
@@ -202,6 +215,13 @@ class QueueConsumer:
         return min(times) if times else None
 
     def _state(self, tp: TopicPartition) -> ShareState:
+        state = self._states.get(tp)
+        if state is not None:
+            return state
+        with self._lock:
+            return self._open_state(tp)
+
+    def _open_state(self, tp: TopicPartition) -> ShareState:
         state = self._states.get(tp)
         if state is None:
             path = os.path.join(self.directory, tp.topic, str(tp.partition))
@@ -223,7 +243,9 @@ class QueueConsumer:
             self._check_open()
             self._free_dead_workers()
             seen = self._log.append_counter()
-            out = self._take(max_messages)
+            with self._lock:  # close() waits for a take in progress
+                self._check_open()
+                out = self._take(max_messages)
             if out:
                 return out
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -246,7 +268,11 @@ class QueueConsumer:
                 if len(out) >= limit:
                     break
                 tp = lane[(self._next + step) % count]
-                out += self._take_from(tp, limit - len(out))
+                for _attempt in range(TAKE_ATTEMPTS):
+                    taken, removed = self._take_from(tp, limit - len(out))
+                    out += taken
+                    if not removed or len(out) >= limit:
+                        break  # records that were dead-lettered or dropped made room
             if len(out) >= limit:
                 break
         self._next += 1
@@ -274,23 +300,25 @@ class QueueConsumer:
         self._lanes = lanes
         return lanes
 
-    def _take_from(self, tp: TopicPartition, limit: int) -> list[QueueMessage]:
+    def _take_from(self, tp: TopicPartition, limit: int) -> tuple[list[QueueMessage], int]:
+        """(messages handed out, records acquired but not handed out: dead-lettered,
+        expired, not due yet or deleted)."""
         partition = self._log._partition(tp.topic, tp.partition)
         published = partition.state()
         state = self._state(tp)
         if state.bounds()[0] >= published.end_offset:
-            return []  # everything there is finished
+            return [], 0  # everything there is finished
         now = self._log.now_ms()
         acquired = state.acquire(self.member_id, now, self.ack_timeout_ms, limit,
                                  published.log_start_offset, published.end_offset)
         if not acquired.offsets:
-            return []
+            return [], 0
         records = iter(self._read(partition, acquired.offsets))
         ttl_ms = partition.config().message_ttl_ms
         out, dead, gone, later, expired = [], [], [], [], []
         record = next(records, None)
-        for offset, deliveries, first in zip(acquired.offsets, acquired.deliveries,
-                                             acquired.first_ms):
+        for offset, deliveries, first, last in zip(acquired.offsets, acquired.deliveries,
+                                                   acquired.first_ms, acquired.last_ms):
             while record is not None and record.offset < offset:
                 record = next(records, None)  # read past an offset not acquired
             if record is None or record.offset != offset:
@@ -299,7 +327,7 @@ class QueueConsumer:
             if record.headers or ttl_ms is not None:
                 due, expires = _timing(record, ttl_ms)
                 if expires is not None and expires <= now:
-                    expired.append((record, deliveries, first))
+                    expired.append((record, deliveries, first, last))
                     record = next(records, None)
                     continue
                 if due is not None and due > now:
@@ -307,7 +335,7 @@ class QueueConsumer:
                     record = next(records, None)
                     continue
             if deliveries > self.max_deliveries:
-                dead.append((record, deliveries, first))
+                dead.append((record, deliveries, first, last))
             else:
                 record.delivery_count = deliveries
                 record.first_delivery_ms = first
@@ -323,16 +351,16 @@ class QueueConsumer:
             state.release(self.member_id, [offset], due, undeliver=True)
         if expired:
             self._expire(tp, state, partition, expired, now)
-        return out
+        return out, len(dead) + len(gone) + len(later) + len(expired)
 
     def _expire(self, tp: TopicPartition, state: ShareState, partition,
-                items: list[tuple[QueueMessage, int, int]], now: int) -> None:
+                items: list[tuple[QueueMessage, int, int, int]], now: int) -> None:
         """Drop records whose time to live ran out: counted, and dead-lettered if the
         topic says so."""
         if partition.config().dead_letter_expired:
             self._dead_letter(tp, state, items, now, reason="expired")
         else:
-            state.finish(self.member_id, [record.offset for record, _, _ in items], ARCHIVED)
+            state.finish(self.member_id, [item[0].offset for item in items], ARCHIVED)
         state.count("expired", len(items))
 
     @staticmethod
@@ -345,11 +373,16 @@ class QueueConsumer:
             if offset is not None and offset == previous + 1:
                 previous = offset
                 continue
-            try:
-                records += partition.read(run_start, previous - run_start + 1, None,
-                                          messages=QueueMessage)
-            except MqlogError:
-                pass  # below the log start now: reported as gone
+            first = run_start
+            while first <= previous:
+                try:
+                    records += partition.read(first, previous - first + 1, None,
+                                              messages=QueueMessage)
+                    break
+                except OffsetOutOfRangeError as error:  # retention moved the start
+                    if error.start_offset <= first:
+                        break
+                    first = error.start_offset  # read what is still there
             if offset is not None:
                 run_start = previous = offset
         return records
@@ -361,15 +394,17 @@ class QueueConsumer:
         self._raise_if_lost(message, lost, "ack")
 
     def _nack(self, message: QueueMessage, delay_s: float | None, reason: str | None) -> None:
+        self._check_open()
         tp = TopicPartition(message.topic, message.partition)
         delay = self.backoff(message.delivery_count) if delay_s is None else delay_s
         if reason is not None:
             self._remember_reason(tp, message.offset, reason)
-        lost = self._state(tp).release(self.member_id, [message.offset],
+        lost = message._state.release(self.member_id, [message.offset],
                                        self._log.now_ms() + int(delay * 1000))
         self._raise_if_lost(message, lost, "nack")
 
     def _extend(self, message: QueueMessage, seconds: float) -> None:
+        self._check_open()
         lost = message._state.extend(
             self.member_id, [message.offset], self._log.now_ms() + int(seconds * 1000))
         self._raise_if_lost(message, lost, "extend")
@@ -409,7 +444,7 @@ class QueueConsumer:
         return self.dead_letter_topic or topic + DLQ_SUFFIX
 
     def _dead_letter(self, tp: TopicPartition, state: ShareState,
-                     items: list[tuple[QueueMessage, int, int]], now: int,
+                     items: list[tuple[QueueMessage, int, int, int]], now: int,
                      reason: str | None = None) -> None:
         target = self.dead_letter_topic_for(tp.topic)
         try:
@@ -418,7 +453,7 @@ class QueueConsumer:
             pass
         reasons = self._load_reasons(tp)
         records = []
-        for record, deliveries, first in items:
+        for record, deliveries, first, last in items:
             headers = dict(record.headers)
             headers.update({
                 "dlq.topic": tp.topic.encode(),
@@ -427,12 +462,12 @@ class QueueConsumer:
                 "dlq.delivery_count": str(deliveries - 1).encode(),
                 "dlq.reason": (reason or reasons.get(record.offset, "")).encode(),
                 "dlq.first_delivery_ms": str(first).encode(),
-                "dlq.last_delivery_ms": str(now).encode(),
+                "dlq.last_delivery_ms": str(last).encode(),
             })
             records.append(Record(record.value, record.key, headers, record.timestamp))
         partitions = self._log._topic(target).partition_count
         self._log.append(target, tp.partition % partitions, records)
-        state.finish(self.member_id, [record.offset for record, _, _ in items], ARCHIVED)
+        state.finish(self.member_id, [item[0].offset for item in items], ARCHIVED)
         if reason is None:
             state.count("dead_lettered", len(items))
 
@@ -457,13 +492,14 @@ class QueueConsumer:
 
     def close(self) -> None:
         """Leave: messages still held become available to the others at once."""
-        if self._closed:
-            return
-        self._closed = True
-        for state in self._states.values():
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            states, self._states = list(self._states.values()), {}
+        for state in states:
             state.release_owners({self.member_id})
             state.close()
-        self._states.clear()
         try:
             os.unlink(os.path.join(self.directory, "members", str(self.member_id)))
         except FileNotFoundError:
@@ -518,7 +554,7 @@ def describe_queue(log: Log, group: str) -> list[dict]:
     and dead-lettered (read without taking any lock)."""
     root = os.path.join(log.path, QUEUES_DIR, group)
     if not os.path.isdir(root):
-        raise MqlogError(f"unknown queue group {group!r}")
+        raise UnknownGroupError(f"unknown queue group {group!r}")
     now = log.now_ms()
     rows = []
     for topic in sorted(os.listdir(root)):

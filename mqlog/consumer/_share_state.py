@@ -70,6 +70,8 @@ class Acquired(NamedTuple):
     offsets: list[int]
     deliveries: list[int]
     first_ms: list[int]
+    #: When each was handed out before this time (0 for a first delivery).
+    last_ms: list[int]
     expired: int
 
 
@@ -176,12 +178,13 @@ class ShareState:
                 end = new_end
             self._set_bounds(start, end)
             if not len(picked):
-                return Acquired([], [], [], 0)
+                return Acquired([], [], [], [], 0)
             expired = int(np.count_nonzero(self.entries["state"][picked] == ACQUIRED))
             deliveries = np.minimum(self.entries["deliveries"][picked].astype(np.int64) + 1,
                                     DELIVERIES_MAX)
             first = self.entries["first_ms"][picked]
             first = np.where(first == 0, now_ms, first)
+            previous_last = self.entries["last_ms"][picked].tolist()
             self.entries["state"][picked] = ACQUIRED
             self.entries["deliveries"][picked] = deliveries
             self.entries["owner"][picked] = member
@@ -189,7 +192,7 @@ class ShareState:
             self.entries["first_ms"][picked] = first
             self.entries["last_ms"][picked] = now_ms
             offsets = (start + (picked - start) % self.capacity).tolist()
-            return Acquired(offsets, deliveries.tolist(), first.tolist(), expired)
+            return Acquired(offsets, deliveries.tolist(), first.tolist(), previous_last, expired)
 
     def ack_fast(self, member: int, offset: int, now_ms: int, margin_ms: int) -> bool:
         """Mark a held record ACKED without the lock, when that is safe: no other

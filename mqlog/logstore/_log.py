@@ -380,14 +380,13 @@ class Log:
         return self._notifier.value()
 
     def wait_for_append(self, seen: int, timeout_s: float) -> None:
-        """Sleep until an append (by any thread or process) moves the counter away
-        from ``seen``, or ``timeout_s`` passes; may return early, so re-check."""
-        deadline = time.monotonic() + timeout_s
-        while self._notifier.value() == seen:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._notifier.wait(seen, remaining)
+        """Sleep until an append (by any thread or process) wakes this thread, or
+        ``timeout_s`` passes (at most one wait slice); may return early, so callers
+        re-check what they wait for. The counter only says "something changed":
+        appends of several processes can race on it, so a wake-up, not the
+        value, ends the wait."""
+        if self._notifier.value() == seen:
+            self._notifier.wait(seen, timeout_s)
 
     def now_ms(self) -> int:
         """The log's clock: ms since the epoch (the ``clock`` given to open)."""

@@ -1,69 +1,100 @@
-"""mqlog demo: small runs through the CLI and the library; the full size under MQLOG_SOAK."""
+"""mqlog demo: one small run with real processes; the checks, the views and the failure
+exit without processes; the default size under MQLOG_SOAK."""
 
 from __future__ import annotations
 
 import json
 import os
-import time
+from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
-from mqlog.cli import _demo_run, app
-from mqlog.cli._demo_run import WRITER_BATCH, run_demo
+import mqlog
+from mqlog import Record
+from mqlog.cli import _demo, app
+from mqlog.cli._demo_run import (
+    PARTITIONS,
+    TOPIC,
+    DemoResult,
+    PartitionView,
+    Snapshot,
+    WorkerView,
+    read_ledgers,
+    read_topic,
+    run_demo,
+)
 
 
-def test_run_demo_checks_everything_and_reports_progress() -> None:
-    calls: list[tuple[str, int, int]] = []
-    result = run_demo(1003, lambda *call: calls.append(call), crash_seconds=0.1)
-    assert result.failures == ()
-    assert result.ok is True
-    bulk, crash = result.bulk, result.crash
-    assert (bulk.records, bulk.partitions, bulk.value_bytes, bulk.segments) == (1003, 4, 100, 4)
-    assert bulk.append_seconds > 0 and bulk.read_seconds > 0
-    assert [call for call in calls if call[0] == "append"][-1] == ("append", 1003, 1003)
-    assert [call for call in calls if call[0] == "read"][-1] == ("read", 1003, 1003)
-    assert crash.acked_appends >= 1
-    assert crash.acked_records == crash.acked_appends * WRITER_BATCH
-    assert crash.survived_records >= crash.acked_records
-    assert crash.survived_records % WRITER_BATCH == 0  # whole batches only: no torn append
-    assert crash.lost_records == 0
-    assert crash.appended_after_recovery is True
-    assert result.verify_errors == 0
-
-
-def test_demo_command_json() -> None:
-    result = CliRunner().invoke(app, ["demo", "--records", "2000", "--json"])
+def test_small_demo_processes_every_order_despite_a_killed_worker() -> None:
+    result = CliRunner().invoke(app, ["demo", "--records", "600", "--seconds", "1", "--json"])
     assert result.exit_code == 0, result.stderr
     (document,) = [json.loads(line) for line in result.stdout.splitlines()]
-    assert document["type"] == "demo" and document["ok"] is True
-    assert document["bulk"]["records"] == 2000
-    assert document["crash"]["lost_records"] == 0
-    assert document["crash"]["survived_records"] >= document["crash"]["acked_records"] > 0
-    assert document["verify_errors"] == 0 and document["failures"] == []
-    assert document["append_records_per_s"] > 0 and document["read_records_per_s"] > 0
+    assert (document["type"], document["ok"], document["failures"]) == ("demo", True, [])
+    assert (document["records"], document["acknowledged"], document["in_log"]) == (600, 600, 600)
+    assert document["unique_processed"] == 600 and document["lost"] == 0
+    assert document["processed"] == 600 + document["duplicates"]
+    assert document["customers_split"] == 0 and 0 < document["customers"] <= 500
+    assert document["killed_worker"] == "worker-2" and len(document["killed_partitions"]) == 2
+    assert 0 < document["takeover_seconds"] < 5
+    assert document["verify_errors"] == 0
+    assert document["produce_records_per_s"] > 0 and document["consume_records_per_s"] > 0
+    assert "SIGKILL worker-2" in result.stderr and "taken over in" in result.stderr
 
 
-def test_demo_command_table_and_failure_exit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A lost acknowledged record must fail the demo (exit 1, named on stderr)."""
-    monkeypatch.setattr(_demo_run, "_count_lost", lambda log, acked_end, end: 3)
-    result = CliRunner().invoke(app, ["demo", "-n", "500"])
+def test_read_topic_and_ledgers_find_lost_and_split_orders(tmp_path: Path) -> None:
+    with mqlog.open(tmp_path / "log") as log:
+        log.create_topic(TOPIC, partitions=PARTITIONS)
+        for partition, number, customer in ((0, 1, b"c1"), (0, 2, b"c1"), (3, 3, b"c1"),
+                                            (3, 4, b"c2"), (3, 4, b"c2")):
+            log.append(TOPIC, partition, [Record(json.dumps({"order": f"p0-{number}"}).encode(),
+                                                 key=customer)])
+        offsets, customers, split = read_topic(log)
+    assert offsets == {(0, 0), (0, 1), (3, 0), (3, 1)}  # (3, 2) repeats order p0-4
+    assert (customers, split) == (2, 1)
+    (tmp_path / "a.ledger").write_text("0 0\n0 1\n3 0\n")
+    (tmp_path / "b.ledger").write_text("3 0\n3 1")  # killed while writing its last line
+    assert read_ledgers([tmp_path / "a.ledger", tmp_path / "b.ledger", tmp_path / "c"]) == [
+        (0, 0), (0, 1), (3, 0), (3, 0)]
+
+
+def failed_result() -> DemoResult:
+    return DemoResult(600, 600, 600, 599, 599, 1, 100, 0, "worker-2", (1, 4), 0.3, 1.0, 1.2,
+                      5.0, 0, ("1 orders were never processed (lost)",))
+
+
+def test_demo_failure_exits_1_and_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_demo, "run_demo", lambda records, seconds, on_snapshot: failed_result())
+    result = CliRunner().invoke(app, ["demo", "-n", "600"])
     assert result.exit_code == 1
-    assert "acked records lost" in result.stdout and "FAILED" in result.stdout
-    assert "FAILED: 3 of " in result.stderr
-    assert "acknowledged records were lost in the crash" in result.stderr
+    assert "FAILED" in result.stdout and "worker-2, owning partitions 1,4" in result.stdout
+    assert result.stderr.splitlines()[-1] == "FAILED: 1 orders were never processed (lost)"
 
 
-def test_demo_rejects_zero_records() -> None:
-    result = CliRunner().invoke(app, ["demo", "--records", "0"])
+def test_live_view_shows_lag_owners_and_events() -> None:
+    snapshot = Snapshot(3.5, 600, 400, 350, 4, [
+        PartitionView(0, "worker-1", 100, 120), PartitionView(1, None, None, 80)],
+        [WorkerView("worker-1", 11, "running", (0,)), WorkerView("worker-2", 12, "killed", ())],
+        ["   2.0s  SIGKILL worker-2 (pid 12) owning partitions 1 at 300 orders committed"])
+    console = Console(record=True, width=100)
+    console.print(_demo._view(snapshot))
+    text = console.export_text()
+    assert "produced 400/600   committed 350   lag 50   generation 4" in text
+    assert "worker-1 │       100 │ 120 │  20" in text
+    assert "│ -        │         - │  80 │  80" in text
+    assert "killed" in text and "SIGKILL worker-2 (pid 12)" in text
+
+
+def test_demo_rejects_too_few_records() -> None:
+    result = CliRunner().invoke(app, ["demo", "--records", "2"])
     assert result.exit_code == 2
 
 
 @pytest.mark.soak
 @pytest.mark.skipif(not os.environ.get("MQLOG_SOAK"), reason="set MQLOG_SOAK=1 to run")
-def test_full_size_demo_is_well_under_a_minute() -> None:
-    began = time.monotonic()
-    result = run_demo(1_000_000)
+def test_default_demo_is_under_a_minute() -> None:
+    result = run_demo(_demo.DEFAULT_RECORDS, _demo.DEFAULT_SECONDS)
     assert result.ok, result.failures
-    assert result.bulk.records == 1_000_000
-    assert time.monotonic() - began < 30
+    assert result.unique_processed == result.acknowledged == _demo.DEFAULT_RECORDS
+    assert result.total_seconds < 60

@@ -33,8 +33,10 @@ def sections(text: str) -> dict[str, str]:
 def test_every_command_has_a_section_naming_each_option() -> None:
     documented = sections(DOC.read_text())
     registered = commands(typer.main.get_command(app))
-    assert sorted(registered) == ["demo", "dump", "topics create", "topics delete",
-                                  "topics describe", "topics list", "verify"]
+    assert sorted(registered) == [
+        "consume", "demo", "dump", "groups delete", "groups describe", "groups list", "lag",
+        "produce", "replay", "seek", "stats", "tail", "topics alter", "topics create",
+        "topics delete", "topics describe", "topics list", "verify"]
     for name, command in registered.items():
         assert name in documented, f"docs/cli.md has no section for `mqlog {name}`"
         for parameter in command.params:
@@ -45,7 +47,8 @@ def test_every_command_has_a_section_naming_each_option() -> None:
 
 def test_global_options_and_exit_codes_are_documented() -> None:
     text = DOC.read_text()
-    for option in ("--dir", "-d", "MQLOG_DIR", "--debug", "--help"):
+    for option in ("--dir", "-d", "MQLOG_DIR", "--debug", "--help", "--install-completion",
+                   "--show-completion"):
         assert option in text
-    for code in range(5):
+    for code in (*range(5), 130):
         assert re.search(rf"^\| {code} \|", text, flags=re.M), f"exit code {code}"
