@@ -8,6 +8,7 @@ work behind them is in :mod:`mqlog`, :mod:`mqlog.logstore.inspect` and
 from mqlog.cli import (  # noqa: F401  (register commands)
     _consume,
     _demo,
+    _dlq,
     _dump,
     _groups,
     _lag,

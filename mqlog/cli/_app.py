@@ -29,6 +29,7 @@ from mqlog.errors import (
     InvalidTopicError,
     MqlogError,
     OffsetOutOfRangeError,
+    UnknownGroupError,
     UnknownPartitionError,
     UnknownTopicError,
 )
@@ -69,6 +70,7 @@ def exit_code_for(error: BaseException) -> int:
     if isinstance(error, (ConfigError, InvalidTopicError)):
         return EXIT_USAGE
     if isinstance(error, (FileNotFoundError, NotADirectoryError, UnknownTopicError,
+                          UnknownGroupError,
                           UnknownPartitionError, OffsetOutOfRangeError)):
         return EXIT_NOT_FOUND
     return EXIT_ERROR
