@@ -236,35 +236,34 @@ class ShareState:
         With ``undeliver`` the delivery that just happened does not count (the
         record was never handed to user code). Returns offsets not held any more."""
         with self.locked():
-            start, end = self.bounds()
-            lost = []
-            for offset in offsets:
-                slot = offset % self.capacity
-                if not start <= offset < end or self.entries["state"][slot] != ACQUIRED or (
-                    self.entries["owner"][slot] != member
-                ):
-                    lost.append(offset)
-                    continue
-                self.entries["state"][slot] = AVAILABLE
-                self.entries["time"][slot] = not_before_ms
-                if undeliver and self.entries["deliveries"][slot] > 0:
-                    self.entries["deliveries"][slot] -= 1
+            slots, lost = self._held(member, offsets)
+            self.entries["state"][slots] = AVAILABLE
+            self.entries["time"][slots] = not_before_ms
+            if undeliver:
+                counts = self.entries["deliveries"][slots]
+                self.entries["deliveries"][slots] = np.where(counts > 0, counts - 1, 0)
             return lost
 
     def extend(self, member: int, offsets: Iterable[int], deadline_ms: int) -> list[int]:
         """Push the lock deadline of held records; returns offsets not held any more."""
         with self.locked():
-            start, end = self.bounds()
-            lost = []
-            for offset in offsets:
-                slot = offset % self.capacity
-                if not start <= offset < end or self.entries["state"][slot] != ACQUIRED or (
-                    self.entries["owner"][slot] != member
-                ):
-                    lost.append(offset)
-                    continue
-                self.entries["time"][slot] = deadline_ms
+            slots, lost = self._held(member, offsets)
+            self.entries["time"][slots] = deadline_ms
             return lost
+
+    def _held(self, member: int, offsets: Iterable[int]) -> tuple[list[int], list[int]]:
+        """(slots of the ``offsets`` that ``member`` holds, the other offsets); lock held."""
+        start, end = self.bounds()
+        slots, lost = [], []
+        for offset in offsets:
+            slot = offset % self.capacity
+            if start <= offset < end and self.entries["state"][slot] == ACQUIRED and (
+                self.entries["owner"][slot] == member
+            ):
+                slots.append(slot)
+            else:
+                lost.append(offset)
+        return slots, lost
 
     def release_owners(self, dead: set[int]) -> int:
         """Make the records held by dead members available at once; returns how many."""
