@@ -9,6 +9,7 @@ modification time at most once per second.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -26,7 +27,7 @@ CONFIG_RECHECK_S = 1.0
 
 def write_metadata(directory: str, partitions: int, config: TopicConfig) -> None:
     """Atomically replace ``topic.json`` in ``directory``."""
-    document = {"partitions": partitions, "config": json.loads(config.to_json())}
+    document = {"partitions": partitions, "config": dataclasses.asdict(config)}
     path = os.path.join(directory, METADATA_FILE)
     temporary = path + ".tmp"
     with open(temporary, "w") as handle:
@@ -40,7 +41,7 @@ def write_metadata(directory: str, partitions: int, config: TopicConfig) -> None
 def read_metadata(directory: str) -> tuple[int, TopicConfig]:
     with open(os.path.join(directory, METADATA_FILE)) as handle:
         document = json.load(handle)
-    return int(document["partitions"]), TopicConfig(**document["config"])
+    return int(document["partitions"]), TopicConfig.from_stored(document["config"])
 
 
 class Topic:

@@ -7,7 +7,6 @@ table is in ``docs/concepts.md``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from typing import Any, Literal
 
@@ -120,12 +119,10 @@ class TopicConfig:
             )
         return dataclasses.replace(base or cls(), **options)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
-
     @classmethod
-    def from_json(cls, text: str) -> TopicConfig:
-        data = json.loads(text)
+    def from_stored(cls, data: dict) -> TopicConfig:
+        """The config stored in ``topic.json``; settings this version does not know
+        (written by a newer mqlog) are ignored, missing ones take their defaults."""
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
 
