@@ -27,7 +27,7 @@ from peers.run import SYSTEMS, missing_parts  # noqa: E402
 PRESENT = [system for system in SYSTEMS if not missing_parts(system)]
 #: The rows of each mqlog setting: (workload, form) in the order they run.
 MQLOG_CASES = [("produce", "single"), ("produce", "batch"), ("produce", "async"),
-               ("consume", "stream")]
+               ("consume", "stream"), ("consume", "queue")]
 MQLOG_DURABILITY = {"none": 'durability="none"',
                     "interval": 'durability="interval", flush_ms=1000',
                     "always": 'durability="always"'}
@@ -72,7 +72,7 @@ def test_mqlog_rows_cover_every_workload_at_each_durability(run: TinyRun) -> Non
         assert figure.get("reference", False) is ("none" not in figure["durability"])
         assert figure["runs"] == 1
     consume = [f for f in mqlog if f["workload"] == "consume"]
-    assert [f["backlog"] for f in consume] == [200, 200, 200]
+    assert [f["backlog"] for f in consume] == [200] * 6  # stream and queue, 3 durabilities
 
 
 def test_mqlog_latency_runs_at_the_tiny_rate_for_both_classes(run: TinyRun) -> None:
@@ -126,6 +126,7 @@ def test_ratios_pair_each_peer_with_mqlog_of_its_class_and_form() -> None:
         figure("mqlog", "produce", "batch", "relaxed", 9_000_000),  # "none": never paired
         figure("mqlog", "produce", "batch", "fsync", 500_000, reference=True),
         figure("mqlog", "consume", "stream", "relaxed", 400_000, reference=True),
+        figure("mqlog", "consume", "queue", "relaxed", 300_000, reference=True),
         figure("Redis Streams", "produce", "batch", "relaxed", 50_000),
         figure("Redis Streams", "produce", "batch", "fsync", 25_000),
         figure("Redis Streams", "consume", "queue", "relaxed", 1_000),
@@ -138,8 +139,8 @@ def test_ratios_pair_each_peer_with_mqlog_of_its_class_and_form() -> None:
     ]
     report.add_ratios(figures)
     assert [f.get("mqlog_ratio") for f in figures] == [
-        None, None, None, None, 20, 20, 400, None, None, 0.25, None]
-    assert figures[4]["mqlog_reference"] == "mqlog batch (d)"
+        None, None, None, None, None, 20, 20, 300, None, None, 0.25, None]
+    assert figures[5]["mqlog_reference"] == "mqlog batch (d)"
 
 
 def test_targets_compare_fastest_forms_and_report_misses() -> None:

@@ -119,6 +119,21 @@ class MqlogAdapter(core.Adapter):
                 raise RuntimeError(f"{unwritten} records not written")
             return done
 
+        def prepare_queue_backlog(records: int) -> None:
+            log = self._fresh_log()
+            for start in range(0, records, core.BATCH):
+                log.append(TOPIC, 0, values[: min(core.BATCH, records - start)])
+            self._consumer = log.queue(GROUP, [TOPIC], ack_timeout_s=60)
+
+        def receive_ack(records: int, deadline: float) -> int:
+            queue, done = self._consumer, 0
+            while done < records and time.perf_counter() <= deadline:
+                messages = queue.receive(core.BATCH, timeout=1.0)
+                for message in messages:
+                    message.ack()
+                done += len(messages)
+            return done
+
         def poll_commit(records: int, deadline: float) -> int:
             consumer, done = self._consumer, 0
             while done < records and time.perf_counter() <= deadline:
@@ -137,6 +152,9 @@ class MqlogAdapter(core.Adapter):
             core.Case("consume", "stream",
                       f"group Consumer.poll(max_records={core.BATCH:,}) + commit() per poll",
                       poll_commit, prepare_backlog),
+            core.Case("consume", "queue",
+                      f"QueueConsumer.receive({core.BATCH:,}) + ack() per message",
+                      receive_ack, prepare_queue_backlog),
         ]
 
     # -- latency -----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from peers import core
 
 SYSTEM_ORDER = ("mqlog", "Redis Streams", "NATS JetStream", "persist-queue", "litequeue")
-PAIR_FORM = {"single": "single", "batch": "batch", "stream": "stream", "queue": "stream"}
+PAIR_FORM = {"single": "single", "batch": "batch", "stream": "stream", "queue": "queue"}
 CLASS_TITLE = {core.RELAXED: "relaxed durability (page cache, flushed on a timer)",
                core.FSYNC: "fsync durability (flushed before the call returns)"}
 
