@@ -85,7 +85,7 @@ def live_members(directory: str, own: set[str] = frozenset()) -> dict[str, dict]
             continue
         member_id = name[: -len(".json")]
         path = os.path.join(members_dir, name)
-        if member_id not in own and not _lock_is_held(path):
+        if member_id not in own and not lock_is_held(path):
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -99,7 +99,7 @@ def live_members(directory: str, own: set[str] = frozenset()) -> dict[str, dict]
     return alive
 
 
-def _lock_is_held(path: str) -> bool:
+def lock_is_held(path: str) -> bool:
     """True if another open file description holds a flock on ``path``."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -254,7 +254,7 @@ class GroupMember:
         if names != planned:
             return True
         for member_id in planned:
-            if member_id != self.member_id and not _lock_is_held(
+            if member_id != self.member_id and not lock_is_held(
                 os.path.join(self.directory, "members", f"{member_id}.json")
             ):
                 return True

@@ -27,7 +27,6 @@ Rules:
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -39,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from mqlog.consumer._config import TopicPartition
+from mqlog.consumer._group import lock_is_held
 from mqlog.consumer._share_state import ACKED, ARCHIVED, ShareState
 from mqlog.errors import (
     ConfigError,
@@ -178,18 +178,8 @@ class QueueConsumer:
         if member == self.member_id:
             return True
         path = os.path.join(self.directory, "members", str(member))
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return True
-            raise
-        finally:
-            os.close(fd)
+        if lock_is_held(path):
+            return True
         try:
             os.unlink(path)  # a dead worker's file: clean it up
         except FileNotFoundError:
