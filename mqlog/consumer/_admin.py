@@ -1,9 +1,15 @@
 """Group administration: list, describe, reset offsets, delete (``Log`` methods).
 
-These read the group's files and the committed offsets; they never join the
-group. Changes (``reset_offsets``, ``delete_group``) are refused with
-GroupNotEmptyError while the group has live members, as Kafka refuses them:
-a running member would overwrite the change with its next commit.
+Both kinds of group are covered: consumer groups (``Log.consumer``: committed
+offsets in ``__consumer_offsets``) and queue groups (``Log.queue``: a share
+state per partition, whose ``start`` plays the committed offset's part). The
+two kinds share one namespace of names.
+
+These read the group's files, the committed offsets and the share states;
+they never join the group. Changes (``reset_offsets``, ``delete_group``) are
+refused with GroupNotEmptyError while the group has live members, as Kafka
+refuses them: a running member would overwrite the change with its next
+commit.
 """
 
 from __future__ import annotations
@@ -16,7 +22,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mqlog.consumer._config import TopicPartition
-from mqlog.consumer._group import GROUPS_DIR, group_directory, live_members, read_plan
+from mqlog.consumer._group import (
+    GROUPS_DIR,
+    QUEUES_DIR,
+    group_directory,
+    is_queue_group,
+    live_members,
+    queue_directory,
+    read_plan,
+)
+from mqlog.consumer._share_state import ShareState
 from mqlog.errors import GroupNotEmptyError, MqlogError, UnknownGroupError
 
 if TYPE_CHECKING:
@@ -36,13 +51,26 @@ class MemberDescription:
 class GroupPartitionDescription:
     topic: str
     partition: int
+    #: Consumer group: the committed offset. Queue group: the first unfinished
+    #: record (everything below it is acknowledged or dead-lettered).
     committed_offset: int | None
     end_offset: int
+    #: Consumer group: records after the committed offset. Queue group: records
+    #: not finished yet (ready + in flight + delayed).
     lag: int
-    #: Age (ms) of the oldest record not yet committed; None when lag is 0.
+    #: Age (ms) of the oldest record not yet committed (finished); None when lag is 0.
     oldest_unconsumed_age_ms: int | None
-    #: Member that owns the partition in the current plan, if any.
+    #: Member that owns the partition in the current plan, if any (queue groups:
+    #: None, every worker shares every partition).
     member_id: str | None
+    #: Queue groups only (None for consumer groups): records that may be handed out
+    #: now, held by a worker, waiting for their time (a delay or a nack's back-off),
+    #: and the counts so far of records expired and dead-lettered.
+    ready: int | None = None
+    in_flight: int | None = None
+    delayed: int | None = None
+    expired: int | None = None
+    dead_lettered: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +82,8 @@ class GroupDescription:
     generation: int
     members: list[MemberDescription]
     partitions: list[GroupPartitionDescription]
+    #: "consumer" (``Log.consumer``) or "queue" (``Log.queue``).
+    kind: str = "consumer"
 
     @property
     def total_lag(self) -> int:
@@ -61,23 +91,31 @@ class GroupDescription:
 
 
 def list_groups(log: Log) -> list[str]:
-    """Groups that have members' files or committed offsets."""
+    """Consumer groups that have members' files or committed offsets, and queue
+    groups."""
     names = set(log._offset_store().groups())
-    root = os.path.join(log.path, GROUPS_DIR)
-    if os.path.isdir(root):
-        names.update(os.listdir(root))
+    for kind_dir in (GROUPS_DIR, QUEUES_DIR):
+        root = os.path.join(log.path, kind_dir)
+        if os.path.isdir(root):
+            names.update(os.listdir(root))
     return sorted(names)
 
 
 def _members(log: Log, group: str) -> dict[str, dict]:
-    directory = group_directory(log, group)
+    """Live members of either kind of group, by member id."""
+    directory = queue_directory(log, group) if is_queue_group(log, group) else (
+        group_directory(log, group))
     if not os.path.isdir(os.path.join(directory, "members")):
         return {}
     return live_members(directory)
 
 
 def describe_group(log: Log, group: str) -> GroupDescription:
-    """State, generation, live members and per-partition offsets and lag."""
+    """State, generation, live members and per-partition offsets and lag; for a
+    queue group also its depth: ready, in flight, delayed, expired and
+    dead-lettered records per partition."""
+    if is_queue_group(log, group):
+        return _describe_queue_group(log, group)
     if group not in list_groups(log):
         raise UnknownGroupError(f"unknown group {group!r}")
     directory = group_directory(log, group)
@@ -119,6 +157,31 @@ def describe_group(log: Log, group: str) -> GroupDescription:
     return GroupDescription(group, status, int(plan["generation"]), described, partitions)
 
 
+def _describe_queue_group(log: Log, group: str) -> GroupDescription:
+    """A queue group: "Empty" or "Stable" (workers come and go without a plan),
+    generation 0, every worker sharing every partition."""
+    from mqlog.consumer._queue import describe_queue
+
+    now = log.now_ms()
+    partitions = []
+    for row in describe_queue(log, group):
+        age = None
+        if row["lag"]:
+            oldest = log._partition(row["topic"], row["partition"]).timestamp_at(
+                row["position"])
+            age = None if oldest is None else max(now - oldest, 0)
+        partitions.append(GroupPartitionDescription(
+            row["topic"], row["partition"], row["position"], row["end_offset"], row["lag"],
+            age, None, ready=row["ready"], in_flight=row["in_flight"], delayed=row["delayed"],
+            expired=row["expired"], dead_lettered=row["dead_lettered"]))
+    shared = [TopicPartition(p.topic, p.partition) for p in partitions]
+    members = [MemberDescription(member_id, "", info.get("host", ""), int(info.get("pid", 0)),
+                                 shared)
+               for member_id, info in sorted(_members(log, group).items())]
+    return GroupDescription(group, "Stable" if members else "Empty", 0, members, partitions,
+                            kind="queue")
+
+
 def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | None = None, *,
                   to: str | int | datetime.datetime | None = None, shift_by: int | None = None,
                   by_duration: datetime.timedelta | None = None,
@@ -131,6 +194,11 @@ def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | 
     ``timedelta`` (first record at or after now minus it). Targets are clamped
     to each partition's valid range. Returns ``{TopicPartition: (current,
     new)}``; with ``dry_run`` nothing is written.
+
+    For a queue group the position (first unfinished record) moves, as
+    ``kafka-share-groups --reset-offsets`` moves a share group's start offset:
+    every record from the new position on is new to the group again, with no
+    deliveries counted; records below it count as finished.
     """
     chosen = [name for name, value in (("to", to), ("shift_by", shift_by),
                                        ("by_duration", by_duration)) if value is not None]
@@ -138,14 +206,18 @@ def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | 
         raise ValueError("give exactly one of to=, shift_by=, by_duration=")
     handle = log._topic(topic)
     numbers = range(handle.partition_count) if partitions is None else list(partitions)
+    queue = is_queue_group(log, group)
     store = log._offset_store()
     plan: dict[TopicPartition, tuple[int | None, int]] = {}
     for number in numbers:
         partition = handle.partition(number)
         state = partition.state()
         tp = TopicPartition(topic, number)
-        current_value = store.committed(group, tp)
-        current = None if current_value is None else current_value.offset
+        if queue:
+            current = _queue_position(log, group, tp)
+        else:
+            current_value = store.committed(group, tp)
+            current = None if current_value is None else current_value.offset
         if isinstance(to, str):
             if to not in ("earliest", "latest"):
                 raise ValueError(f"to must be 'earliest', 'latest', an offset or a datetime, "
@@ -167,15 +239,56 @@ def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | 
         plan[tp] = (current, min(max(target, state.log_start_offset), state.end_offset))
     if not dry_run:
         _refuse_if_active(log, group, "reset offsets of")
-        store.commit(group, {tp: new for tp, (_current, new) in plan.items()}, "reset-offsets")
+        if queue:
+            for tp, (_current, new) in plan.items():
+                _reset_queue_partition(log, group, tp, new)
+        else:
+            store.commit(group, {tp: new for tp, (_current, new) in plan.items()},
+                         "reset-offsets")
     return plan
 
 
+def _queue_position(log: Log, group: str, tp: TopicPartition) -> int | None:
+    """A queue group's first unfinished offset in ``tp``; None before any worker
+    served the partition."""
+    from mqlog.consumer._queue import WINDOW_RECORDS, share_state_path
+
+    path = share_state_path(queue_directory(log, group), tp)
+    if not os.path.exists(path):
+        return None
+    state = ShareState(path, WINDOW_RECORDS, 0)
+    try:
+        return state.bounds()[0]
+    finally:
+        state.close()
+
+
+def _reset_queue_partition(log: Log, group: str, tp: TopicPartition, offset: int) -> None:
+    """Move a queue group's position in ``tp`` to ``offset``: every record from there
+    on is new to the group again (delivery counts and nack reasons are dropped)."""
+    from mqlog.consumer._queue import WINDOW_RECORDS, reasons_path, share_state_path
+
+    directory = queue_directory(log, group)
+    state = ShareState(share_state_path(directory, tp), WINDOW_RECORDS, offset)
+    try:
+        state.reset(offset)
+    finally:
+        state.close()
+    try:
+        os.unlink(reasons_path(directory, tp))
+    except FileNotFoundError:
+        pass
+
+
 def delete_group(log: Log, group: str) -> None:
-    """Forget a group: its committed offsets and its files."""
+    """Forget a group: its committed offsets (or share states) and its files. A
+    queue group's dead-letter topic is a topic of its own and stays."""
     if group not in list_groups(log):
         raise UnknownGroupError(f"unknown group {group!r}")
     _refuse_if_active(log, group, "delete")
+    if is_queue_group(log, group):
+        shutil.rmtree(queue_directory(log, group), ignore_errors=True)
+        return
     store = log._offset_store()
     store.delete(group, store.group_offsets(group))
     shutil.rmtree(group_directory(log, group), ignore_errors=True)
@@ -184,13 +297,16 @@ def delete_group(log: Log, group: str) -> None:
 def _refuse_if_active(log: Log, group: str, action: str) -> None:
     members = _members(log, group)
     if members:
-        names = ", ".join(
-            f"{m} (client {i.get('client_id')}, pid {i.get('pid')} on {i.get('host')})"
-            for m, i in sorted(members.items())
-        )
+        names = ", ".join(f"{m} ({_who(info)})" for m, info in sorted(members.items()))
         raise GroupNotEmptyError(
             f"cannot {action} group {group!r} while it has live members: {names}"
         )
+
+
+def _who(info: dict) -> str:
+    """``client C, pid P on H`` of a member's file (queue workers have no client id)."""
+    where = f"pid {info.get('pid')} on {info.get('host')}"
+    return f"client {info['client_id']}, {where}" if info.get("client_id") else where
 
 
 def _epoch_ms(moment: datetime.datetime) -> int:

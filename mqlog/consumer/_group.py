@@ -51,11 +51,38 @@ if TYPE_CHECKING:
     from mqlog.logstore._log import Log
 
 GROUPS_DIR = "groups"
+QUEUES_DIR = "queues"
 Listener = Callable[[set[TopicPartition]], None]
 
 
 def group_directory(log: Log, group: str) -> str:
+    """Where a consumer group keeps its members' files and its plan."""
     return os.path.join(log.path, GROUPS_DIR, group)
+
+
+def queue_directory(log: Log, group: str) -> str:
+    """Where a queue group keeps its members' files and its share states."""
+    return os.path.join(log.path, QUEUES_DIR, group)
+
+
+def is_consumer_group(log: Log, group: str) -> bool:
+    """True if ``group`` has a consumer group's files or committed offsets."""
+    return os.path.isdir(group_directory(log, group)) or bool(
+        log._offset_store().group_offsets(group))
+
+
+def is_queue_group(log: Log, group: str) -> bool:
+    return os.path.isdir(queue_directory(log, group))
+
+
+def refuse_other_kind(log: Log, group: str, kind: str) -> None:
+    """Consumer groups and queue groups share one namespace, as Kafka's group ids
+    do: raise ConfigError when ``group`` already is a group of the other kind
+    (``kind`` is the one wanted: "consumer" or "queue")."""
+    taken = is_queue_group(log, group) if kind == "consumer" else is_consumer_group(log, group)
+    if taken:
+        other = "queue" if kind == "consumer" else "consumer"
+        raise ConfigError(f"{group!r} is a {other} group; a {kind} group needs another name")
 
 
 def _write_json_atomically(path: str, document: dict) -> None:
@@ -128,6 +155,7 @@ class GroupMember:
         self.group = group
         self.config = config
         self._consumer = consumer
+        refuse_other_kind(log, group, "consumer")
         self.directory = group_directory(log, group)
         for sub in ("members", "owners"):
             os.makedirs(os.path.join(self.directory, sub), exist_ok=True)

@@ -32,13 +32,14 @@ import json
 import os
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from mqlog.consumer._config import TopicPartition
-from mqlog.consumer._group import lock_is_held
+from mqlog.consumer._group import lock_is_held, queue_directory, refuse_other_kind
 from mqlog.consumer._share_state import ACKED, ARCHIVED, ShareState
 from mqlog.errors import (
     ConfigError,
@@ -47,13 +48,14 @@ from mqlog.errors import (
     OffsetOutOfRangeError,
     TopicExistsError,
     UnknownGroupError,
+    UnknownPartitionError,
+    UnknownTopicError,
 )
 from mqlog.logstore._record import Message, Record
 
 if TYPE_CHECKING:
     from mqlog.logstore._log import Log
 
-QUEUES_DIR = "queues"
 #: Takes from one partition in one receive when records had to be set aside.
 TAKE_ATTEMPTS = 8
 #: Priorities run from 0 (the topic itself) to PRIORITY_MAX (lane topics).
@@ -68,6 +70,21 @@ DEAD_CHECK_S = 0.1
 DLQ_SUFFIX = ".dlq"
 
 Backoff = Callable[[int], float]
+
+
+def member_path(directory: str, member: int) -> str:
+    """The file a worker holds an ``flock`` on while it lives (JSON: pid, host)."""
+    return os.path.join(directory, "members", f"{member}.json")
+
+
+def share_state_path(directory: str, tp: TopicPartition) -> str:
+    """The share-state file of one partition of the queue group at ``directory``."""
+    return os.path.join(directory, tp.topic, str(tp.partition))
+
+
+def reasons_path(directory: str, tp: TopicPartition) -> str:
+    """The last nack reasons of one partition's unfinished records (JSON)."""
+    return share_state_path(directory, tp) + ".reasons"
 
 
 def lane_topic(topic: str, priority: int) -> str:
@@ -146,6 +163,7 @@ class QueueConsumer:
         self.backoff = backoff or default_backoff
         for topic in self.topics:
             log._topic(topic)  # UnknownTopicError now, not at receive
+        refuse_other_kind(log, group, "queue")
         #: Per priority, highest first: the partitions of the topics' lanes.
         self._lanes: list[list[TopicPartition]] = []
         self._lanes_checked = 0.0
@@ -155,7 +173,7 @@ class QueueConsumer:
         self._lock = threading.RLock()
         self._closed = False
         self._last_dead_check = 0.0
-        self.directory = os.path.join(log.path, QUEUES_DIR, group)
+        self.directory = queue_directory(log, group)
         self.member_id, self._member_fd = self._register()
 
     # -- membership -----------------------------------------------------------------------
@@ -166,18 +184,18 @@ class QueueConsumer:
         while True:
             member = random.getrandbits(32) or 1
             try:
-                fd = os.open(os.path.join(members, str(member)),
+                fd = os.open(member_path(self.directory, member),
                              os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 continue
             fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, json.dumps({"pid": os.getpid()}).encode())
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
             return member, fd
 
     def _alive(self, member: int) -> bool:
         if member == self.member_id:
             return True
-        path = os.path.join(self.directory, "members", str(member))
+        path = member_path(self.directory, member)
         if lock_is_held(path):
             return True
         try:
@@ -214,7 +232,7 @@ class QueueConsumer:
     def _open_state(self, tp: TopicPartition) -> ShareState:
         state = self._states.get(tp)
         if state is None:
-            path = os.path.join(self.directory, tp.topic, str(tp.partition))
+            path = share_state_path(self.directory, tp)
             start = self._log.start_offset(tp.topic, tp.partition)
             state = self._states[tp] = ShareState(path, WINDOW_RECORDS, start)
             self._release_dead(state)  # a newcomer frees what dead workers held at once
@@ -259,8 +277,11 @@ class QueueConsumer:
                     break
                 tp = lane[(self._next + step) % count]
                 for _attempt in range(TAKE_ATTEMPTS):
-                    taken, removed = self._take_from(tp, limit - len(out))
+                    taken, removed, stopped = self._take_from(tp, limit - len(out), not out)
                     out += taken
+                    if stopped and (out or not removed):
+                        self._next += 1
+                        return out  # a last attempt is handed out alone
                     if not removed or len(out) >= limit:
                         break  # records that were dead-lettered or dropped made room
             if len(out) >= limit:
@@ -290,19 +311,22 @@ class QueueConsumer:
         self._lanes = lanes
         return lanes
 
-    def _take_from(self, tp: TopicPartition, limit: int) -> tuple[list[QueueMessage], int]:
+    def _take_from(self, tp: TopicPartition, limit: int, alone_ok: bool
+                   ) -> tuple[list[QueueMessage], int, bool]:
         """(messages handed out, records acquired but not handed out: dead-lettered,
-        expired, not due yet or deleted)."""
+        expired, not due yet or deleted, whether a last attempt ends the receive).
+        ``alone_ok``: nothing was taken yet, so a last attempt may be taken."""
         partition = self._log._partition(tp.topic, tp.partition)
         published = partition.state()
         state = self._state(tp)
         if state.bounds()[0] >= published.end_offset:
-            return [], 0  # everything there is finished
+            return [], 0, False  # everything there is finished
         now = self._log.now_ms()
         acquired = state.acquire(self.member_id, now, self.ack_timeout_ms, limit,
-                                 published.log_start_offset, published.end_offset)
+                                 published.log_start_offset, published.end_offset,
+                                 self.max_deliveries, alone_ok)
         if not acquired.offsets:
-            return [], 0
+            return [], 0, acquired.stopped
         records = iter(self._read(partition, acquired.offsets))
         ttl_ms = partition.config().message_ttl_ms
         out, dead, gone, later, expired = [], [], [], [], []
@@ -341,7 +365,7 @@ class QueueConsumer:
             state.release(self.member_id, [offset], due, undeliver=True)
         if expired:
             self._expire(tp, state, partition, expired, now)
-        return out, len(dead) + len(gone) + len(later) + len(expired)
+        return out, len(dead) + len(gone) + len(later) + len(expired), acquired.stopped
 
     def _expire(self, tp: TopicPartition, state: ShareState, partition,
                 items: list[tuple[QueueMessage, int, int, int]], now: int) -> None:
@@ -409,23 +433,20 @@ class QueueConsumer:
 
     # -- dead letters ---------------------------------------------------------------------------
 
-    def _reasons_path(self, tp: TopicPartition) -> str:
-        return os.path.join(self.directory, tp.topic, f"{tp.partition}.reasons")
-
     def _remember_reason(self, tp: TopicPartition, offset: int, reason: str) -> None:
         state = self._state(tp)
         with state.locked():
             start = state.bounds()[0]
             reasons = {k: v for k, v in self._load_reasons(tp).items() if k >= start}
             reasons[offset] = str(reason)
-            path = self._reasons_path(tp)
+            path = reasons_path(self.directory, tp)
             with open(path + ".tmp", "w") as handle:
                 json.dump({str(k): v for k, v in reasons.items()}, handle)
             os.replace(path + ".tmp", path)
 
     def _load_reasons(self, tp: TopicPartition) -> dict[int, str]:
         try:
-            with open(self._reasons_path(tp)) as handle:
+            with open(reasons_path(self.directory, tp)) as handle:
                 return {int(k): v for k, v in json.load(handle).items()}
         except (FileNotFoundError, ValueError):
             return {}
@@ -491,7 +512,7 @@ class QueueConsumer:
             state.release_owners({self.member_id})
             state.close()
         try:
-            os.unlink(os.path.join(self.directory, "members", str(self.member_id)))
+            os.unlink(member_path(self.directory, self.member_id))
         except FileNotFoundError:
             pass
         os.close(self._member_fd)
@@ -541,8 +562,9 @@ def redrive(log: Log, dlq_topic: str, offsets: Iterable[int] | None = None,
 def describe_queue(log: Log, group: str) -> list[dict]:
     """Per partition of a queue group: its position (first unfinished offset), the
     log's end offset, and how many records are ready, in flight, delayed, expired
-    and dead-lettered (read without taking any lock)."""
-    root = os.path.join(log.path, QUEUES_DIR, group)
+    and dead-lettered (read without taking any lock). Partitions of deleted topics
+    are left out."""
+    root = queue_directory(log, group)
     if not os.path.isdir(root):
         raise UnknownGroupError(f"unknown queue group {group!r}")
     now = log.now_ms()
@@ -550,23 +572,31 @@ def describe_queue(log: Log, group: str) -> list[dict]:
     for topic in sorted(os.listdir(root)):
         if topic == "members" or not os.path.isdir(os.path.join(root, topic)):
             continue
-        for name in sorted(os.listdir(os.path.join(root, topic))):
+        for name in sorted(os.listdir(os.path.join(root, topic)), key=_numeric_first):
             if not name.isdigit():
                 continue
             partition = int(name)
+            try:
+                end = log.end_offset(topic, partition)
+            except (UnknownTopicError, UnknownPartitionError):
+                continue  # deleted since
             state = ShareState(os.path.join(root, topic, name), WINDOW_RECORDS, 0)
             try:
                 counts = state.counts(now)
                 counters = state.counters()
             finally:
                 state.close()
-            end = log.end_offset(topic, partition)
             rows.append({
-                "topic": topic, "partition": partition, "position": counts["start"],
+                "topic": topic, "partition": partition, "position": counts["position"],
                 "end_offset": end,
-                "lag": max(end - counts["start"], 0) - counts["finished"],
+                "lag": max(end - counts["position"], 0) - counts["finished"],
                 "ready": counts["ready"] + max(end - counts["window_end"], 0),
                 "in_flight": counts["in_flight"], "delayed": counts["delayed"],
                 "expired": counters["expired"], "dead_lettered": counters["dead_lettered"],
             })
     return rows
+
+
+def _numeric_first(name: str) -> tuple[int, str]:
+    """Sort key putting partition numbers in numeric order (2 before 10)."""
+    return (int(name), "") if name.isdigit() else (-1, name)

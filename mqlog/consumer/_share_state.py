@@ -73,6 +73,8 @@ class Acquired(NamedTuple):
     #: When each was handed out before this time (0 for a first delivery).
     last_ms: list[int]
     expired: int
+    #: A record on its last attempt was met: the receive ends with these records.
+    stopped: bool = False
 
 
 class ShareState:
@@ -150,12 +152,20 @@ class ShareState:
     # -- operations (each under the lock) -------------------------------------------------------
 
     def acquire(self, member: int, now_ms: int, lock_ms: int, limit: int, log_start: int,
-                log_end: int) -> Acquired:
+                log_end: int, last_delivery: int | None = None,
+                alone_ok: bool = True) -> Acquired:
         """Hand out up to ``limit`` records to ``member`` until ``now_ms + lock_ms``.
 
         Takes, in offset order, records that are AVAILABLE and due and records
         whose lock expired, then records new to the window (up to ``log_end``
         and the capacity).
+
+        A redelivery that would be a record's last attempt (delivery number
+        ``last_delivery``) is handed out alone, so that a record that kills its
+        worker every time cannot take the records received with it down too:
+        if it comes first and ``alone_ok`` (the caller holds nothing from this
+        receive yet) it is the only record taken, else taking stops before it.
+        Either way ``Acquired.stopped`` tells the caller to end its receive.
         """
         with self.locked():
             start, end = self.bounds()
@@ -163,6 +173,7 @@ class ShareState:
                 start, end = log_start, max(end, log_start)
             start = self._advance(start, end)
             picked = np.zeros(0, dtype=np.int64)
+            stopped = False
             if end > start:
                 slots = self._slots(start, end)
                 window = self.entries[slots]
@@ -170,15 +181,21 @@ class ShareState:
                 ready = ((states == AVAILABLE) & (times <= now_ms)) | (
                     (states == ACQUIRED) & (times < now_ms))
                 picked = slots[np.flatnonzero(ready)[:limit]]
+                if last_delivery is not None and last_delivery > 1 and len(picked):
+                    prior = self.entries["deliveries"][picked]
+                    last = np.flatnonzero(prior == last_delivery - 1)
+                    if len(last):
+                        stopped = True
+                        picked = picked[:1] if last[0] == 0 and alone_ok else picked[:last[0]]
             new_end = min(log_end, start + self.capacity, end + limit - len(picked))
-            if new_end > end:  # records new to the window: take them at once
+            if new_end > end and not stopped:  # records new to the window: take them
                 fresh = self._slots(end, new_end)
                 self.entries[fresh] = np.zeros(len(fresh), dtype=ENTRY_DTYPE)
                 picked = np.concatenate([picked, fresh])
                 end = new_end
             self._set_bounds(start, end)
             if not len(picked):
-                return Acquired([], [], [], [], 0)
+                return Acquired([], [], [], [], 0, stopped)
             expired = int(np.count_nonzero(self.entries["state"][picked] == ACQUIRED))
             deliveries = np.minimum(self.entries["deliveries"][picked].astype(np.int64) + 1,
                                     DELIVERIES_MAX)
@@ -192,7 +209,8 @@ class ShareState:
             self.entries["first_ms"][picked] = first
             self.entries["last_ms"][picked] = now_ms
             offsets = (start + (picked - start) % self.capacity).tolist()
-            return Acquired(offsets, deliveries.tolist(), first.tolist(), previous_last, expired)
+            return Acquired(offsets, deliveries.tolist(), first.tolist(), previous_last,
+                            expired, stopped)
 
     def ack_fast(self, member: int, offset: int, now_ms: int, margin_ms: int) -> bool:
         """Mark a held record ACKED without the lock, when that is safe: no other
@@ -278,6 +296,14 @@ class ShareState:
             self.entries["state"][held] = AVAILABLE
             return len(held)
 
+    def reset(self, start: int) -> None:
+        """Forget every record's state and begin again at ``start`` (an administrative
+        move of the group's position, made while no worker is live). The counters
+        are kept."""
+        with self.locked():
+            self.entries[:] = np.zeros(self.capacity, dtype=ENTRY_DTYPE)
+            self._set_bounds(start, start)
+
     def _advance(self, start: int, end: int) -> int:
         """The first unfinished offset at or after ``start`` (lock held)."""
         step = 256
@@ -292,12 +318,15 @@ class ShareState:
     # -- read-only views (no lock: for metrics) -----------------------------------------------
 
     def counts(self, now_ms: int) -> dict[str, int]:
-        """In the window: ready, in flight, delayed (not yet due) and finished records."""
+        """The position (first unfinished offset: ``start`` may lag behind lock-free
+        acks) and, from there to the window's end, how many records are ready, in
+        flight, delayed (not yet due) and finished."""
         start, end = self.bounds()
+        start = self._advance(start, end)
         window = self.entries[self._slots(start, end)]
         states, times = window["state"], window["time"]
         return {
-            "start": start,
+            "position": start,
             "window_end": end,
             "in_flight": int(np.count_nonzero((states == ACQUIRED) & (times >= now_ms))),
             "ready": int(np.count_nonzero(

@@ -290,22 +290,23 @@ class Log:
     # -- consumer groups (see mqlog.consumer._admin) -------------------------------------
 
     def list_groups(self) -> list[str]:
-        """Consumer groups with members or committed offsets."""
+        """Consumer groups with members or committed offsets, and queue groups."""
         from mqlog.consumer import _admin
 
         return _admin.list_groups(self)
 
     def describe_group(self, group: str):
-        """A group's state, generation, members and per-partition committed offset,
-        end offset, lag and age of the oldest unconsumed record."""
+        """A group's kind, state, generation, members and per-partition committed
+        offset, end offset, lag and age of the oldest unconsumed record; for a queue
+        group also ready, in flight, delayed, expired and dead-lettered counts."""
         from mqlog.consumer import _admin
 
         return _admin.describe_group(self, group)
 
     def reset_offsets(self, group: str, topic: str, partitions=None, *, to=None,
                       shift_by=None, by_duration=None, dry_run: bool = False):
-        """Move a group's committed offsets (refused while it has live members);
-        returns ``{TopicPartition: (current, new)}``. See
+        """Move a group's committed offsets, or a queue group's position (refused
+        while it has live members); returns ``{TopicPartition: (current, new)}``. See
         :func:`mqlog.consumer._admin.reset_offsets`."""
         from mqlog.consumer import _admin
 
@@ -313,7 +314,8 @@ class Log:
                                     by_duration=by_duration, dry_run=dry_run)
 
     def delete_group(self, group: str) -> None:
-        """Forget a group and its committed offsets (refused while it has members)."""
+        """Forget a group and its committed offsets or queue state (refused while it
+        has members)."""
         from mqlog.consumer import _admin
 
         _admin.delete_group(self, group)

@@ -439,7 +439,7 @@ def test_close_returns_held_records_to_the_others_at_once(log, log_dir):
     leaving.close()
     assert where(staying.receive()) == [(0, 0, 2), (0, 1, 2), (0, 2, 2)]
     members = os.listdir(log_dir / "queues" / "g" / "members")
-    assert members == [str(staying.member_id)]
+    assert members == [f"{staying.member_id}.json"]
 
 
 def test_context_manager_closes_the_worker(log):
@@ -470,7 +470,7 @@ def test_records_of_a_killed_worker_come_back_at_once(log, log_dir):
     assert time.monotonic() - began < 1.0  # the lock is 10 s on a clock that stands still
     assert where(got) == [(0, 0, 2), (0, 1, 2), (0, 2, 2), (0, 3, 1), (0, 4, 1)]
     members = os.listdir(log_dir / "queues" / "g" / "members")
-    assert members == [str(survivor.member_id)]  # the dead worker's file is cleaned up
+    assert members == [f"{survivor.member_id}.json"]  # the dead worker's file is cleaned up
 
 
 def test_a_new_worker_takes_a_killed_workers_records_at_once(log, log_dir):

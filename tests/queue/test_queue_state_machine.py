@@ -18,8 +18,9 @@ delivery count and first delivery time. Checked after every step:
 - delivery counts grow by one per hand-out and never decrease; a record is
   dead-lettered when handed out after ``max_deliveries`` deliveries;
 - receive is complete: when it returns fewer records than asked, nothing else
-  was ready (records of a dead worker are ready at once), and per partition it
-  hands out the lowest offsets;
+  was ready (records of a dead worker are ready at once) or it stopped before a
+  record on its last attempt, and per partition it hands out the lowest offsets;
+- a redelivery that is a record's last attempt is handed out alone;
 - the share-state file matches the model entry by entry, every offset below
   ``start`` is finished, and after a receive that looked at every partition
   ``start`` is exactly the first unfinished offset;
@@ -142,6 +143,11 @@ class QueueMachine(RuleBasedStateMachine):
         held by a dead worker (freed by the next receive that looks at it)."""
         return self.due(rec) or rec.state == "orphan"
 
+    @staticmethod
+    def is_last_attempt(delivery: int) -> bool:
+        """A redelivery that is the record's last attempt: it is handed out alone."""
+        return 1 < delivery == MAX_DELIVERIES
+
     def first_unfinished(self, partition: int) -> int:
         return next((o for o in range(self.ends[partition])
                      if not self.recs[partition, o].finished), self.ends[partition])
@@ -194,10 +200,15 @@ class QueueMachine(RuleBasedStateMachine):
             skipped = [o for o in range(max(mine, default=-1))
                        if o not in done and self.must_hand_out(self.recs[partition, o])]
             assert skipped == [], (partition, mine, skipped)
-        if len(messages) < asked:
+        lone_last = [m for m in messages if self.is_last_attempt(m.delivery_count)]
+        assert lone_last == [] or len(messages) == 1, taken  # a last attempt comes alone
+        missed = [key for key, rec in self.recs.items()
+                  if key not in taken and self.must_hand_out(rec)]
+        # A receive ends before a last attempt it cannot hand out alone.
+        stopped = bool(lone_last) or any(
+            self.is_last_attempt(self.recs[key].deliveries + 1) for key in missed)
+        if len(messages) < asked and not stopped:
             if not dead:
-                missed = [key for key, rec in self.recs.items()
-                          if key not in taken and self.must_hand_out(rec)]
                 assert missed == [], missed
             for partition in range(PARTITIONS):
                 path = share_state_path(self.log.path, GROUP, TOPIC, partition)
@@ -338,9 +349,12 @@ class QueueMachine(RuleBasedStateMachine):
         state = ShareState(str(path), _queue.WINDOW_RECORDS, 0)
         try:
             got = state.acquire(ghost, now, LOCK_MS, limit,
-                                self.log.start_offset(TOPIC, partition), self.ends[partition])
+                                self.log.start_offset(TOPIC, partition), self.ends[partition],
+                                MAX_DELIVERIES)
         finally:
             state.close()
+        lone_last = [d for d in got.deliveries if self.is_last_attempt(d)]
+        assert lone_last == [] or len(got.offsets) == 1, got
         for offset, deliveries, first in zip(got.offsets, got.deliveries, got.first_ms):
             rec = self.recs[partition, offset]
             assert self.may_hand_out(rec), (offset, rec)
@@ -348,7 +362,11 @@ class QueueMachine(RuleBasedStateMachine):
             assert first == (rec.first_ms or now)
             rec.state, rec.owner, rec.ghost, rec.time = "orphan", "", ghost, now + LOCK_MS
             rec.deliveries, rec.first_ms = deliveries, first
-        if len(got.offsets) < limit:
+        if got.stopped:  # only for a last attempt, ready and not taken, or taken alone
+            assert lone_last or any(
+                self.may_hand_out(rec) and self.is_last_attempt(rec.deliveries + 1)
+                for (p, o), rec in self.recs.items() if p == partition), got
+        if len(got.offsets) < limit and not got.stopped:
             missed = [o for (p, o), rec in self.recs.items() if p == partition
                       and o not in got.offsets and self.due(rec)]
             assert missed == [], missed

@@ -138,6 +138,31 @@ def test_deliveries_saturate_at_the_byte_limit(state):
     assert got.deliveries == [DELIVERIES_MAX]
 
 
+def test_a_last_attempt_is_handed_out_alone(state):
+    take(state, A, 4)  # offsets 5-8, first delivery
+    state.release(A, [5], NOW, undeliver=True)  # as if never delivered: not a last attempt
+    state.release(A, [6, 8], NOW)  # delivered once: with last_delivery=2 the next is the last
+    got = state.acquire(B, NOW, LOCK_MS, 10, 0, 100, last_delivery=2)
+    assert (got.offsets, got.deliveries, got.stopped) == ([5], [1], True)  # stops before 6
+    got = state.acquire(B, NOW, LOCK_MS, 10, 0, 100, last_delivery=2, alone_ok=False)
+    assert (got.offsets, got.stopped) == ([], True)  # the caller already holds records
+    got = state.acquire(B, NOW, LOCK_MS, 10, 0, 100, last_delivery=2)
+    assert (got.offsets, got.deliveries, got.stopped) == ([6], [2], True)
+    got = state.acquire(B, NOW, LOCK_MS, 10, 0, 100, last_delivery=2)
+    assert (got.offsets, got.deliveries, got.stopped) == ([8], [2], True)
+    got = state.acquire(B, NOW, LOCK_MS, 3, 0, 100, last_delivery=2)
+    assert (got.offsets, got.deliveries, got.stopped) == ([9, 10, 11], [1, 1, 1], False)
+
+
+def test_first_deliveries_and_later_attempts_are_not_held_back(state):
+    take(state, A, 2)
+    state.release(A, [5, 6], NOW)
+    got = state.acquire(B, NOW, LOCK_MS, 4, 0, 100, last_delivery=3)  # second of three
+    assert (got.offsets, got.deliveries, got.stopped) == ([5, 6, 7, 8], [2, 2, 1, 1], False)
+    got = state.acquire(B, NOW, LOCK_MS, 1, 0, 100, last_delivery=1)  # no redelivery at all
+    assert (got.offsets, got.deliveries, got.stopped) == ([9], [1], False)
+
+
 # -- finish ----------------------------------------------------------------------------------------
 
 
@@ -258,5 +283,14 @@ def test_counts_summarise_the_window(state):
     state.finish(A, [5], ACKED)
     state.release(A, [6], NOW + 100)
     state.release(A, [7], NOW)
-    assert state.counts(NOW) == {"start": 6, "window_end": 9, "in_flight": 1, "ready": 1,
+    assert state.counts(NOW) == {"position": 6, "window_end": 9, "in_flight": 1, "ready": 1,
                                  "delayed": 1, "finished": 0}
+
+
+def test_counts_start_at_the_first_unfinished_record_after_lock_free_acks(state):
+    take(state, A, 4)  # 5-8
+    for offset in (5, 6, 8):
+        assert state.ack_fast(A, offset, NOW, 0)
+    assert state.bounds() == (5, 9)  # lock-free acks do not move start
+    assert state.counts(NOW) == {"position": 7, "window_end": 9, "in_flight": 1, "ready": 0,
+                                 "delayed": 0, "finished": 1}
