@@ -1,6 +1,8 @@
-"""``mqlog lag [GROUP]``: how far each consumer group is behind, once or live.
+"""``mqlog lag [GROUP]``: how far each group is behind, once or live.
 
-One sample is ``describe_group`` of every group asked for. ``--watch`` takes a
+One sample is ``describe_group`` of every group asked for: consumer groups
+(committed offset, lag, owner) and queue groups (position, lag, and the
+queue's depth: ready, in flight, delayed, dead-lettered). ``--watch`` takes a
 sample every SECS and derives rates from the difference with the previous one:
 records/s appended (in) and committed (out) per partition, and per group the
 time to drain its lag at the current rates.
@@ -49,6 +51,12 @@ class Row:
     consumer_id: str | None
     host: str | None
     pid: int | None
+    #: Queue groups only (None for consumer groups), see GroupPartitionDescription.
+    ready: int | None = None
+    in_flight: int | None = None
+    delayed: int | None = None
+    expired: int | None = None
+    dead_lettered: int | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -106,10 +114,12 @@ def lag(
         show_default=False)] = None,
     json_output: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Show how far consumer groups are behind, once or live (--watch).
+    """Show how far groups are behind, once or live (--watch).
 
-    Per group, topic and partition: committed offset, end offset, lag, age of
-    the oldest unconsumed record and the owning member; totals per group.
+    Consumer groups, per topic and partition: committed offset, end offset,
+    lag, age of the oldest unconsumed record and the owning member. Queue
+    groups: position (first unfinished record), end offset, lag, and records
+    ready, in flight, delayed and dead-lettered. Totals per group.
     """
     with open_log(ctx) as log:
         if group is not None:
@@ -139,7 +149,8 @@ def take_sample(log: mqlog.Log, group: str | None) -> Sample:
             member = members.get(p.member_id) if p.member_id else None
             row = Row(description.group, p.topic, p.partition, p.committed_offset,
                       p.end_offset, p.lag, p.oldest_unconsumed_age_ms, p.member_id,
-                      member.host if member else None, member.pid if member else None)
+                      member.host if member else None, member.pid if member else None,
+                      p.ready, p.in_flight, p.delayed, p.expired, p.dead_lettered)
             rows[row.key] = row
     return Sample(time.monotonic(), descriptions, rows)
 
@@ -152,7 +163,7 @@ def _print_once(sample: Sample, json_output: bool) -> None:
     if json_output:
         _emit_json(sample, None)
     elif not sample.groups:
-        err_console.print("no consumer groups", markup=False, soft_wrap=True)
+        err_console.print("no groups", markup=False, soft_wrap=True)
     else:
         console.print(_tables(sample, None, None, watching=False))
 
@@ -202,11 +213,15 @@ def _emit_json(sample: Sample, rates: Rates | None) -> None:
         rows = _group_rows(sample, description.group)
         for row in rows:
             document = {"type": "partition", **dataclasses.asdict(row)}
+            if description.kind != "queue":
+                for field in _QUEUE_FIELDS:
+                    del document[field]
             if rates is not None:
                 document["in_per_s"] = round(rates.appended.get(row.key, 0.0), 1)
                 document["out_per_s"] = round(rates.committed.get(row.key, 0.0), 1)
             emit_json(document)
-        total = {"type": "group", "group": description.group, "state": description.state,
+        total = {"type": "group", "group": description.group, "kind": description.kind,
+                 "state": description.state,
                  "generation": description.generation, "members": len(description.members),
                  "total_lag": description.total_lag}
         if rates is not None:
@@ -217,9 +232,14 @@ def _emit_json(sample: Sample, rates: Rates | None) -> None:
         emit_json(total)
 
 
+#: Row fields that only queue groups have.
+_QUEUE_FIELDS = ("ready", "in_flight", "delayed", "expired", "dead_lettered")
 #: Column headings; the offsets' are on two lines to fit an 80-column terminal.
 _COLUMNS = ("TOPIC", "PARTITION", "CURRENT-\nOFFSET", "LOG-END-\nOFFSET", "LAG", "AGE",
             "CONSUMER-ID", "HOST", "PID")
+#: A queue group's headings: its position and depth instead of an owner.
+_QUEUE_COLUMNS = ("TOPIC", "PARTITION", "POSITION", "LOG-END-\nOFFSET", "LAG", "READY",
+                  "IN-\nFLIGHT", "DELAYED", "DEAD-\nLETTERED", "AGE")
 #: Columns whose cells wrap when the terminal is narrow, with their narrowest width;
 #: the others keep the width of their content.
 _FOLDING = {"CONSUMER-ID": 10, "HOST": 4}
@@ -230,7 +250,7 @@ def _tables(sample: Sample, rates: Rates | None, max_lag: int | None,
     """One table per group; the footer holds the totals, the caption (``watching``) the
     rates."""
     if not sample.groups:
-        return Renderables(Text("no consumer groups"))
+        return Renderables(Text("no groups"))
     return Renderables(*(_table(sample, description, rates, max_lag, watching)
                          for description in sample.groups))
 
@@ -238,25 +258,51 @@ def _tables(sample: Sample, rates: Rates | None, max_lag: int | None,
 def _table(sample: Sample, description: GroupDescription, rates: Rates | None,
            max_lag: int | None, watching: bool) -> Table:
     rows = _group_rows(sample, description.group)
-    table = Table(title=f"group {description.group}: {description.state}, generation "
-                        f"{description.generation}, {len(description.members)} members",
+    queue = description.kind == "queue"
+    if queue:
+        title = (f"queue group {description.group}: {description.state}, "
+                 f"{len(description.members)} workers")
+    else:
+        title = (f"group {description.group}: {description.state}, generation "
+                 f"{description.generation}, {len(description.members)} members")
+    table = Table(title=title,
                   caption=_rates_caption(description, rates, rows) if watching else None,
-                  show_footer=True, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+                  show_footer=True, box=box.SIMPLE_HEAD,
+                  padding=0 if queue else (0, 1, 0, 0))  # ten queue columns fit 80
     footers = {"TOPIC": "total", "LAG": f"{description.total_lag:,}"}
-    for column in _COLUMNS:
+    if queue:
+        footers.update({
+            column: f"{sum(getattr(row, field) or 0 for row in rows):,}"
+            for column, field in (("READY", "ready"), ("IN-\nFLIGHT", "in_flight"),
+                                  ("DELAYED", "delayed"), ("DEAD-\nLETTERED", "dead_lettered"))
+        })
+    for column in _QUEUE_COLUMNS if queue else _COLUMNS:
         folding = column in _FOLDING
         table.add_column(column, footer=footers.get(column, ""),
                          justify="left" if folding or column == "TOPIC" else "right",
                          overflow="fold", no_wrap=not folding, min_width=_FOLDING.get(column))
     for row in rows:
         over = max_lag is not None and row.lag > max_lag
-        table.add_row(row.topic, str(row.partition),
-                      "-" if row.current_offset is None else f"{row.current_offset:,}",
-                      f"{row.log_end_offset:,}", f"{row.lag:,}",
-                      format_age(row.oldest_unconsumed_age_ms), row.consumer_id or "-",
-                      row.host or "-", "-" if row.pid is None else str(row.pid),
+        table.add_row(*(_queue_cells(row) if queue else _consumer_cells(row)),
                       style="bold red" if over else None)
     return table
+
+
+def _offset(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _consumer_cells(row: Row) -> list[str]:
+    return [row.topic, str(row.partition), _offset(row.current_offset),
+            f"{row.log_end_offset:,}", f"{row.lag:,}", format_age(row.oldest_unconsumed_age_ms),
+            row.consumer_id or "-", row.host or "-", "-" if row.pid is None else str(row.pid)]
+
+
+def _queue_cells(row: Row) -> list[str]:
+    return [row.topic, str(row.partition), _offset(row.current_offset),
+            f"{row.log_end_offset:,}", f"{row.lag:,}", _offset(row.ready),
+            _offset(row.in_flight), _offset(row.delayed), _offset(row.dead_lettered),
+            format_age(row.oldest_unconsumed_age_ms)]
 
 
 def _rates_caption(description: GroupDescription, rates: Rates | None, rows: list[Row]) -> str:

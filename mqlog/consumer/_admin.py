@@ -258,7 +258,7 @@ def _queue_position(log: Log, group: str, tp: TopicPartition) -> int | None:
         return None
     state = ShareState(path, WINDOW_RECORDS, 0)
     try:
-        return state.bounds()[0]
+        return state.position()
     finally:
         state.close()
 

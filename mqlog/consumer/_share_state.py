@@ -321,8 +321,7 @@ class ShareState:
         """The position (first unfinished offset: ``start`` may lag behind lock-free
         acks) and, from there to the window's end, how many records are ready, in
         flight, delayed (not yet due) and finished."""
-        start, end = self.bounds()
-        start = self._advance(start, end)
+        start, end = self.position(), self.bounds()[1]
         window = self.entries[self._slots(start, end)]
         states, times = window["state"], window["time"]
         return {
@@ -335,6 +334,10 @@ class ShareState:
             "delayed": int(np.count_nonzero((states == AVAILABLE) & (times > now_ms))),
             "finished": int(np.count_nonzero((states == ACKED) | (states == ARCHIVED))),
         }
+
+    def position(self) -> int:
+        """The first unfinished offset (``start`` may lag behind lock-free acks)."""
+        return self._advance(*self.bounds())
 
     def owners(self) -> set[int]:
         start, end = self.bounds()

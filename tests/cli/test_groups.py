@@ -43,13 +43,14 @@ def committed(path: Path) -> dict[int, int | None]:
 def test_groups_list_describe_delete(runner: CliRunner, grouped: Path) -> None:
     assert run(runner, "-d", grouped, "groups", "list").stdout == "billing\n"
     assert json_lines(run(runner, "-d", grouped, "groups", "list", "--json").stdout) == [
-        {"name": "billing"}]
+        {"name": "billing", "kind": "consumer"}]
     (described,) = json_lines(run(runner, "-d", grouped, "groups", "describe", GROUP,
                                   "--json").stdout)
     age = described["partitions"][0].pop("oldest_unconsumed_age_ms")
     assert abs(age - (time.time() * 1000 - (START_MS + 20))) < 60_000
     assert described == {
-        "group": GROUP, "state": "Empty", "generation": 0, "total_lag": 50, "members": [],
+        "group": GROUP, "kind": "consumer", "state": "Empty", "generation": 0, "total_lag": 50,
+        "members": [],
         "partitions": [
             {"topic": TOPIC, "partition": 0, "committed_offset": 100, "end_offset": 150,
              "lag": 50, "member_id": None},
@@ -103,7 +104,8 @@ def test_lag_json_and_table(runner: CliRunner, grouped: Path) -> None:
         {"type": "partition", "group": GROUP, "topic": TOPIC, "partition": 1,
          "current_offset": 1, "log_end_offset": 1, "lag": 0, "oldest_unconsumed_age_ms": None,
          "consumer_id": None, "host": None, "pid": None},
-        {"type": "group", "group": GROUP, "state": "Empty", "generation": 0, "members": 0,
+        {"type": "group", "group": GROUP, "kind": "consumer", "state": "Empty", "generation": 0,
+         "members": 0,
          "total_lag": 50},
     ]
     table = run(runner, "-d", grouped, "lag", GROUP).stdout
@@ -121,7 +123,7 @@ def test_lag_max_lag_exit_code(runner: CliRunner, grouped: Path) -> None:
 
 def test_lag_without_groups(runner: CliRunner, built: Path) -> None:
     result = run(runner, "-d", built, "lag")
-    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "no consumer groups\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "no groups\n")
 
 
 def test_lag_watch_redraws_with_rates_until_ctrl_c(runner: CliRunner, grouped: Path) -> None:
@@ -287,7 +289,8 @@ def test_lag_watch_process_shows_appends_of_another_process(grouped: Path) -> No
     watch = start("-d", grouped, "lag", GROUP, "--watch", "0.2", "--json")
     try:
         first = [json_lines(watch.stdout.readline())[0] for _ in range(3)]
-        assert first[2] == {"type": "group", "group": GROUP, "state": "Empty", "generation": 0,
+        assert first[2] == {"type": "group", "group": GROUP, "kind": "consumer",
+                            "state": "Empty", "generation": 0,
                             "members": 0, "total_lag": 50}
         for number in range(20):
             appender.stdin.write(f"0 more-{number}\n")
