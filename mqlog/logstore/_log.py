@@ -39,7 +39,12 @@ from mqlog.errors import (
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._flusher import IntervalFlusher
 from mqlog.logstore._notify import Notifier
-from mqlog.logstore._partition import STATE_FILE, Partition, PartitionDescription
+from mqlog.logstore._partition import (
+    STATE_FILE,
+    Partition,
+    PartitionDescription,
+    retire_partition,
+)
 from mqlog.logstore._record import Record
 from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._topic import Topic, write_metadata
@@ -193,6 +198,17 @@ class Log:
                 self._topics[name] = topic
         return topic
 
+    def _forget_topic(self, name: str, deleted: Partition) -> None:
+        """Close and drop this process's handle of a topic that another process
+        deleted (``deleted`` is one of its partitions), so that the next call opens
+        the topic anew: a topic of that name created since, or UnknownTopicError."""
+        with self._lock:
+            topic = self._topics.get(name)
+            if topic is None or deleted not in topic.open_partitions():
+                return  # already forgotten
+            del self._topics[name]
+        topic.close()
+
     def _partition(self, topic: str, partition: int) -> Partition:
         return self._topic(topic).partition(partition)
 
@@ -239,6 +255,9 @@ class Log:
             doomed = os.path.join(self._topics_dir(), f"~deleting-{uuid.uuid4().hex}")
             os.rename(directory, doomed)
             fsync_directory(self._topics_dir())
+        for entry in os.listdir(doomed):
+            if entry.isdigit():
+                retire_partition(os.path.join(doomed, entry))
         with self._lock:
             topic = self._topics.pop(name, None)
         if topic is not None:
@@ -261,7 +280,11 @@ class Log:
         if self._flusher.error is not None:
             error, self._flusher.error = self._flusher.error, None
             raise MqlogError(f"a background flush failed: {error}") from error
-        first = target.append(records, now_ms, producer)
+        try:
+            first = target.append(records, now_ms, producer)
+        except UnknownTopicError:  # deleted by another process: forget our copy
+            self._forget_topic(target.topic, target)
+            raise
         if target.config().durability == "interval":
             self._flusher.start()
         return first

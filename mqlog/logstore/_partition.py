@@ -13,6 +13,10 @@ maps, file descriptors) and a thread lock. Across processes:
 * Recovery runs under the same lock when a process opens the partition: the
   tail of the newest segment is re-verified from its last index entry and a
   torn or corrupt tail is cut (see :meth:`Partition._recover`).
+* Deleting the topic unlinks each state file under its lock
+  (:func:`retire_partition`); an appender that gets the lock afterwards finds
+  its state file unlinked and raises UnknownTopicError, so no append can
+  succeed into a deleted partition, in any process.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from mqlog.errors import (
     LogClosedError,
     OffsetOutOfRangeError,
     ProducerSequenceError,
+    UnknownTopicError,
 )
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
@@ -410,6 +415,9 @@ class Partition:
                 self._writers += 1  # a flush about to start waits briefly for us
         try:
             with self._locked() as state:
+                if os.fstat(self._state_file.fd).st_nlink == 0:
+                    raise UnknownTopicError(
+                        f"topic {self.topic!r} was deleted (partition {self.number})")
                 if not batches:
                     return state.end_offset
                 written = None if producer is None else self._already_written(producer, state)
@@ -843,3 +851,19 @@ class _TailScan:
             self.max_timestamp = max(self.max_timestamp, header.max_timestamp)
             self.offset = header.next_offset
             self.position += header.batch_length
+
+
+def retire_partition(directory: str) -> None:
+    """Unlink a partition's state file under its append lock (the topic is being
+    deleted): appends in flight finish first, later ones see the unlinked file
+    and raise UnknownTopicError."""
+    path = os.path.join(directory, STATE_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.unlink(path)
+    finally:
+        os.close(fd)

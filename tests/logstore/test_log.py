@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 
 import mqlog
 from mqlog import PartitionDescription, Record, RecordTooLargeError, TopicConfig, TopicDescription
+from mqlog.errors import UnknownTopicError
 from mqlog.logstore import _format as fmt
 from mqlog.logstore import _log, _topic
 from mqlog.logstore._segment import index_capacity
@@ -485,3 +488,47 @@ def test_the_last_close_trims_partitions_it_never_opened(log_dir: Path, clock) -
         "00000000000000000000.log": batch_bytes(5),
         "00000000000000000000.timeindex": 0,
     }
+
+
+def test_appends_to_a_topic_deleted_elsewhere_fail_then_reach_its_successor(
+        log_dir: Path) -> None:
+    # Two handles stand for two processes: each caches its own open topic.
+    with mqlog.open(log_dir) as writer, mqlog.open(log_dir) as admin:
+        writer.create_topic(T)
+        assert writer.append(T, 0, [b"a", b"b"]) == 0
+        admin.delete_topic(T)
+        with pytest.raises(UnknownTopicError, match=f"topic '{T}' was deleted"):
+            writer.append(T, 0, [b"lost?"])
+        with pytest.raises(UnknownTopicError, match=f"unknown topic '{T}'"):
+            writer.append(T, 0, [b"c"])
+        admin.create_topic(T)
+        assert writer.append(T, 0, [b"d"]) == 0  # the new topic, from offset 0
+        assert [r.value for r in admin.read(T, 0, 0)] == [b"d"]
+
+
+def test_no_append_succeeds_after_delete_topic_returned(log_dir: Path) -> None:
+    with mqlog.open(log_dir) as writer, mqlog.open(log_dir) as admin:
+        writer.create_topic(T, partitions=2)
+        acknowledged: list[float] = []
+        errors: list[Exception] = []
+        stop = threading.Event()
+
+        def append_until_refused() -> None:
+            while not stop.is_set():
+                try:
+                    writer.append(T, 1, [b"x"])
+                except UnknownTopicError as error:
+                    errors.append(error)
+                    return
+                acknowledged.append(time.monotonic())
+
+        thread = threading.Thread(target=append_until_refused)
+        thread.start()
+        while len(acknowledged) < 100:
+            time.sleep(0.001)
+        admin.delete_topic(T)
+        deleted = time.monotonic()
+        thread.join(timeout=10)
+        stop.set()
+        assert [type(e) for e in errors] == [UnknownTopicError]
+        assert max(acknowledged) < deleted
