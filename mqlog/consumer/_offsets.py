@@ -10,6 +10,11 @@ tombstone (the group's offset was deleted). The latest record per key wins.
 Each process keeps the latest value per key in memory, reading the offsets
 partition forward from where it last stopped; a lookup first catches up with
 what other processes committed since.
+
+A commit is flushed to disk before it returns unless every topic it commits
+offsets of has ``durability="none"``: the records of such a topic do not
+survive a power loss either, and an unflushed commit, like them, survives the
+crash of any process.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import msgpack
 import xxhash
 
 from mqlog.consumer._config import TopicPartition
-from mqlog.errors import TopicExistsError
+from mqlog.errors import MqlogError, TopicExistsError
 from mqlog.logstore._record import Record
 
 if TYPE_CHECKING:
@@ -74,7 +79,19 @@ class OffsetStore:
             for tp, offset in offsets.items()
         ]
         if records:
-            self._log.append(OFFSETS_TOPIC, offsets_partition(group), records)
+            log = self._log
+            log._append(log._partition(OFFSETS_TOPIC, offsets_partition(group)), records,
+                        None, flush=self._needs_flush(offsets))
+
+    def _needs_flush(self, offsets: Mapping[TopicPartition, int]) -> bool:
+        """False when every committed topic has durability "none" (see the module)."""
+        for topic in {tp.topic for tp in offsets}:
+            try:
+                if self._log._topic(topic).config().durability != "none":
+                    return True
+            except MqlogError:  # deleted meanwhile: keep the safe default
+                return True
+        return False
 
     def delete(self, group: str, partitions: Iterable[TopicPartition]) -> None:
         """Write tombstones: the group has no committed offset for these any more."""

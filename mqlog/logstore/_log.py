@@ -276,12 +276,12 @@ class Log:
         return self._append(self._partition(topic, partition), records, None)
 
     def _append(self, target: Partition, records: Sequence, now_ms: int | None,
-                producer: tuple[int, int] | None = None) -> int:
+                producer: tuple[int, int] | None = None, flush: bool | None = None) -> int:
         if self._flusher.error is not None:
             error, self._flusher.error = self._flusher.error, None
             raise MqlogError(f"a background flush failed: {error}") from error
         try:
-            first = target.append(records, now_ms, producer)
+            first = target.append(records, now_ms, producer, flush)
         except UnknownTopicError:  # deleted by another process: forget our copy
             self._forget_topic(target.topic, target)
             raise

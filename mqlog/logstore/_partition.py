@@ -397,19 +397,23 @@ class Partition:
     # -- appending ---------------------------------------------------------------------
 
     def append(self, records: Sequence, now_ms: int | None = None,
-               producer: tuple[int, int] | None = None) -> int:
+               producer: tuple[int, int] | None = None, flush: bool | None = None) -> int:
         """Append ``records`` as one or more batches; return the first offset.
 
         Records without a timestamp get ``now_ms`` (default: the clock now).
         ``producer`` = (producer id, sequence) makes the append idempotent: the
         same pair again returns the first append's offset and writes nothing
         (see ``_producers``); a sequence that skips ahead or goes back further
-        raises ProducerSequenceError."""
+        raises ProducerSequenceError. ``flush`` overrides whether this append
+        returns only once flushed (default: the topic's durability is
+        ``always``)."""
         config = self.config()
         if now_ms is None:
             now_ms = self._clock()
         batches = _batch.encode(records, now_ms, config.max_record_bytes)
-        durable = config.durability == "always" and bool(batches)
+        if flush is None:
+            flush = config.durability == "always"
+        durable = flush and bool(batches)
         if durable:
             with self._commit:
                 self._writers += 1  # a flush about to start waits briefly for us

@@ -157,3 +157,23 @@ def test_offsets_stay_right_after_the_offsets_topic_is_compacted(log_dir, clock)
     with mqlog.open(log_dir, clock=clock) as log:
         store = log._offset_store()
         assert {tp: v.offset for tp, v in store.group_offsets("g").items()} == {A0: 59, B0: 56}
+
+
+@pytest.mark.parametrize(("durabilities", "flushes"), [
+    ({"a": "none", "b": "none"}, 0),
+    ({"a": "none", "b": "always"}, 1),
+    ({"a": "interval", "b": "none"}, 1),
+])
+def test_a_commit_is_flushed_unless_every_committed_topic_is_never_flushed(
+        log, monkeypatch, durabilities, flushes):
+    for topic, durability in durabilities.items():
+        log.create_topic(topic, partitions=2, durability=durability)
+    store = log._offset_store()
+    target = log._partition(OFFSETS_TOPIC, offsets_partition("g"))
+    calls = []
+    monkeypatch.setattr(target, "flush", lambda: calls.append(1) or target.state().end_offset)
+    store.commit("g", {A0: 1, B0: 2})
+    assert len(calls) == flushes
+    assert store.committed("g", B0).offset == 2
+    store.commit("g", {A1: 3})  # topic a alone
+    assert len(calls) == flushes + (durabilities["a"] != "none")
