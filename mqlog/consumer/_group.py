@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 
 from mqlog.consumer._assignors import ASSIGNORS
 from mqlog.consumer._config import ConsumerConfig, TopicPartition
+from mqlog.consumer._offsets import OFFSETS_TOPIC
 from mqlog.errors import ConfigError, MqlogError
 
 if TYPE_CHECKING:
@@ -66,9 +67,14 @@ def queue_directory(log: Log, group: str) -> str:
 
 
 def is_consumer_group(log: Log, group: str) -> bool:
-    """True if ``group`` has a consumer group's files or committed offsets."""
-    return os.path.isdir(group_directory(log, group)) or bool(
-        log._offset_store().group_offsets(group))
+    """True if ``group`` has a consumer group's files or committed offsets (looked
+    up only when some offsets were ever committed: asking does not create the
+    offsets topic)."""
+    if os.path.isdir(group_directory(log, group)):
+        return True
+    if not os.path.isdir(os.path.join(log._topics_dir(), OFFSETS_TOPIC)):
+        return False
+    return bool(log._offset_store().group_offsets(group))
 
 
 def is_queue_group(log: Log, group: str) -> bool:

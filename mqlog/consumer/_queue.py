@@ -17,7 +17,10 @@ Rules:
 3. Each hand-out counts, durably (the count is in the shared state before
    ``receive`` returns), so a record whose handler kills its process every
    time is moved to the dead-letter topic after ``max_deliveries`` hand-outs,
-   and the other records keep flowing meanwhile.
+   and the other records keep flowing meanwhile. A redelivery that is a
+   record's last attempt is handed out alone (a receive returns it by itself
+   or ends before it), so the records received with one that kills its worker
+   are not dead-lettered with it.
 4. A dead-lettered record keeps its key, value and headers and gains
    ``dlq.*`` headers: original topic, partition, offset, delivery count, last
    nack reason, first and last delivery time. Moving it to the dead-letter

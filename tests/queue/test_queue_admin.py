@@ -175,3 +175,8 @@ def test_partitions_of_a_deleted_topic_are_left_out(log):
         ("t", 0), ("t", 1)]
     assert [(r["topic"], r["partition"]) for r in log.describe_queue("w")] == [
         ("t", 0), ("t", 1)]
+
+
+def test_a_queue_alone_does_not_create_the_offsets_topic(log):
+    log.queue("w", "t").close()
+    assert not os.path.exists(os.path.join(log.path, "topics", "__consumer_offsets"))
