@@ -31,6 +31,7 @@ from mqlog.consumer._group import (
     queue_directory,
     read_plan,
 )
+from mqlog.consumer._offsets import OFFSETS_TOPIC
 from mqlog.consumer._share_state import ShareState
 from mqlog.errors import GroupNotEmptyError, MqlogError, UnknownGroupError
 
@@ -93,7 +94,9 @@ class GroupDescription:
 def list_groups(log: Log) -> list[str]:
     """Consumer groups that have members' files or committed offsets, and queue
     groups."""
-    names = set(log._offset_store().groups())
+    names = set()
+    if os.path.isdir(os.path.join(log._topics_dir(), OFFSETS_TOPIC)):  # never create it here
+        names.update(log._offset_store().groups())
     for kind_dir in (GROUPS_DIR, QUEUES_DIR):
         root = os.path.join(log.path, kind_dir)
         if os.path.isdir(root):

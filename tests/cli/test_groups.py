@@ -124,6 +124,8 @@ def test_lag_max_lag_exit_code(runner: CliRunner, grouped: Path) -> None:
 def test_lag_without_groups(runner: CliRunner, built: Path) -> None:
     result = run(runner, "-d", built, "lag")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "no groups\n")
+    assert run(runner, "-d", built, "groups", "list").stdout == ""
+    assert not (built / "topics" / "__consumer_offsets").exists()  # looking creates nothing
 
 
 def test_lag_watch_redraws_with_rates_until_ctrl_c(runner: CliRunner, grouped: Path) -> None:
