@@ -108,10 +108,18 @@ class StateFile:
         if os.fstat(self.fd).st_size < FILE_SIZE:
             os.ftruncate(self.fd, FILE_SIZE)
         self._map = mmap.mmap(self.fd, FILE_SIZE)
+        #: The bytes last decoded and what they decoded to: the state is read far
+        #: more often than it changes, and equal bytes decode to an equal state.
+        self._decoded: tuple[bytes, PartitionState | None] = (b"", None)
 
     def read(self) -> PartitionState | None:
         """The newest complete slot, or None if neither slot is valid."""
-        return decode_state(self._map[:FILE_SIZE])
+        data = self._map[:FILE_SIZE]
+        raw, state = self._decoded
+        if data != raw:
+            state = decode_state(data)
+            self._decoded = (data, state)
+        return state
 
     def publish(self, state: PartitionState, previous: PartitionState | None) -> PartitionState:
         """Write ``state`` as the newest slot; the caller holds the partition lock.
