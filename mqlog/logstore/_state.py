@@ -137,7 +137,10 @@ class StateFile:
         struct.pack_into("<Q", slot, 0, _checksum(memoryview(slot)[8:]))
         start = (sequence % 2) * SLOT_SIZE
         self._map[start : start + SLOT_SIZE] = slot
-        return PartitionState(*state[:10], BOOT_ID, sequence)
+        published = PartitionState(*state[:10], BOOT_ID, sequence)
+        # What decoding the file's bytes now gives (nobody else writes under the lock).
+        self._decoded = (self._map[:FILE_SIZE], published)
+        return published
 
     def sync(self) -> None:
         self._map.flush()
