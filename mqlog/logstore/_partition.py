@@ -478,7 +478,7 @@ class Partition:
             position = 0
         segment = self._refresh(state).segments[state.active_base_offset]
         relative = state.end_offset - segment.base_offset
-        segment.write(position, batch.frame(state.end_offset))
+        segment.write(position, batch.frame(state.end_offset), batch.length)
         index_count = state.offset_index_count
         if index_count > segment.index.capacity:  # another process grew the index files
             segment.index.remap()

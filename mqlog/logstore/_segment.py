@@ -166,9 +166,9 @@ class Segment:
 
     # -- writing (partition lock held) -----------------------------------------
 
-    def write(self, position: int, buffers: tuple) -> None:
+    def write(self, position: int, buffers: tuple, expected: int) -> None:
+        """Write ``buffers`` (``expected`` bytes in all) at ``position``."""
         written = os.pwritev(self.fd, buffers, position)
-        expected = sum(len(memoryview(b).cast("B")) for b in buffers)
         if written != expected:
             raise OSError(f"short write to {self.path}: {written} of {expected} bytes")
 

@@ -46,7 +46,7 @@ def write_batches(segment: Segment, batches: list[list[bytes]]) -> list[int]:
     position = 0
     offset = segment.base_offset
     for values in batches:
-        segment.write(position, framed(offset, values))
+        segment.write(position, framed(offset, values), batch_length(values))
         positions.append(position)
         position += batch_length(values)
         offset += len(values)
@@ -136,7 +136,7 @@ def test_write_then_read_headers(segment: Segment) -> None:
 def test_write_past_the_preallocation_extends_the_file(segment: Segment) -> None:
     segment.preallocate(4096, 3)
     value = b"v" * 5000
-    segment.write(0, framed(100, [value]))
+    segment.write(0, framed(100, [value]), batch_length([value]))
     assert segment.file_size() == batch_length([value])
     header = segment.header_at(0, segment.file_size())
     assert header.batch_length == batch_length([value])
