@@ -272,7 +272,8 @@ def _reset_queue_partition(log: Log, group: str, tp: TopicPartition, offset: int
     from mqlog.consumer._queue import WINDOW_RECORDS, reasons_path, share_state_path
 
     directory = queue_directory(log, group)
-    state = ShareState(share_state_path(directory, tp), WINDOW_RECORDS, offset)
+    durable = log._partition(tp.topic, tp.partition).config().durability == "always"
+    state = ShareState(share_state_path(directory, tp), WINDOW_RECORDS, offset, durable)
     try:
         state.reset(offset)
     finally:

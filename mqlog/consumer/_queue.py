@@ -236,8 +236,10 @@ class QueueConsumer:
         state = self._states.get(tp)
         if state is None:
             path = share_state_path(self.directory, tp)
-            start = self._log.start_offset(tp.topic, tp.partition)
-            state = self._states[tp] = ShareState(path, WINDOW_RECORDS, start)
+            partition = self._log._partition(tp.topic, tp.partition)
+            durable = partition.config().durability == "always"
+            start = partition.state().log_start_offset
+            state = self._states[tp] = ShareState(path, WINDOW_RECORDS, start, durable)
             self._release_dead(state)  # a newcomer frees what dead workers held at once
         return state
 
@@ -325,6 +327,7 @@ class QueueConsumer:
         if state.bounds()[0] >= published.end_offset:
             return [], 0, False  # everything there is finished
         now = self._log.now_ms()
+        state.durable = partition.config().durability == "always"  # alter_topic may change it
         acquired = state.acquire(self.member_id, now, self.ack_timeout_ms, limit,
                                  published.log_start_offset, published.end_offset,
                                  self.max_deliveries, alone_ok)
@@ -461,8 +464,11 @@ class QueueConsumer:
                      items: list[tuple[QueueMessage, int, int, int]], now: int,
                      reason: str | None = None) -> None:
         target = self.dead_letter_topic_for(tp.topic)
-        try:
-            self._log.create_topic(target, self._log._topic(tp.topic).partition_count)
+        source = self._log._topic(tp.topic)
+        config = source.config()
+        try:  # as durable as the topic the records come from
+            self._log.create_topic(target, source.partition_count,
+                                   durability=config.durability, flush_ms=config.flush_ms)
         except TopicExistsError:
             pass
         reasons = self._load_reasons(tp)

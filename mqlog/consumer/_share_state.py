@@ -7,7 +7,9 @@ processes -- share one partition through this file, as Kafka share groups
 
 The file (``<log>/queues/<group>/<topic>/<partition>``) is memory-mapped; every
 change is in the page cache once the operation returns, so it survives the
-crash of any process. Layout (little-endian)::
+crash of any process. A ``durable`` state (the topic's durability is
+``always``) also flushes the file (``msync``) before an operation returns, so
+acks and delivery counts survive a power loss too. Layout (little-endian)::
 
     header, 64 bytes:
       0   8s  magic "MQLSHARE"
@@ -45,6 +47,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mqlog.logstore._files import fsync_directory
+
 AVAILABLE, ACQUIRED, ACKED, ARCHIVED = 0, 1, 2, 3
 MAGIC = b"MQLSHARE"
 VERSION = 1
@@ -80,9 +84,12 @@ class Acquired(NamedTuple):
 class ShareState:
     """The state file of one partition for one queue group."""
 
-    def __init__(self, path: str, capacity: int, initial_start: int) -> None:
+    def __init__(self, path: str, capacity: int, initial_start: int,
+                 durable: bool = False) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
+        #: Flush every change before the operation returns (see the module).
+        self.durable = durable
         self._thread_lock = threading.Lock()
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         with self._flock():
@@ -91,6 +98,12 @@ class ShareState:
                 os.ftruncate(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize)
                 header = HEADER.pack(MAGIC, VERSION, capacity, initial_start, initial_start)
                 os.pwrite(self._fd, header, 0)
+                if durable:  # the file and the directories makedirs may have created
+                    os.fsync(self._fd)
+                    directory = os.path.dirname(path)
+                    for _level in range(3):  # <topic>, <group> and queues/
+                        fsync_directory(directory)
+                        directory = os.path.dirname(directory)
             magic, version, capacity, _start, _end = HEADER.unpack(os.pread(self._fd,
                                                                             HEADER.size, 0))
             if magic != MAGIC or version != VERSION:
@@ -112,9 +125,16 @@ class ShareState:
 
     @contextmanager
     def locked(self):
-        """Hold the state for one operation (threads and processes)."""
+        """Hold the state for one operation (threads and processes); a durable state
+        is flushed once the operation is done."""
         with self._thread_lock, self._flock():
             yield
+        if self.durable:
+            self._sync()
+
+    def _sync(self) -> None:
+        """Flush the file's changed pages to disk (msync)."""
+        self._map.flush()
 
     def bounds(self) -> tuple[int, int]:
         """(start, window_end); lock-free reads may be a moment old."""
@@ -226,6 +246,8 @@ class ShareState:
         if not start <= offset < end:
             return False
         self._map[position] = ACKED
+        if self.durable:
+            self._sync()
         return True
 
     def finish(self, member: int, offsets: Iterable[int], state: int) -> list[int]:

@@ -774,3 +774,22 @@ def test_acting_on_a_message_of_a_closed_worker_raises_log_closed(log, action):
     with pytest.raises(LogClosedError):
         call[action]()
     assert worker._states == {}  # nothing reopened by the closed worker
+
+
+# -- durability ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("durability", "flushed"), [("always", True), ("none", False)])
+def test_queue_state_is_flushed_for_always_topics(log, monkeypatch, durability, flushed):
+    synced = []
+    monkeypatch.setattr(_share_state.ShareState, "_sync", lambda self: synced.append(self.path))
+    log.create_topic("d", durability=durability)
+    fill(log, "d", 0, 2)
+    worker = log.queue("g", "d", ack_timeout_s=LOCK_S, max_deliveries=1)
+    first, second = worker.receive()  # 1 flush: the delivery counts
+    first.ack()  # 2: lock-free, then flushed
+    second.nack(delay_s=0)  # 3
+    assert worker.receive() == []  # 4-6: taken, archived, counted as dead-lettered
+    assert len(synced) == (6 if flushed else 0)
+    assert log.describe_topic("d.dlq").config.durability == durability
+    worker.close()

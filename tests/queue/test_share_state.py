@@ -294,3 +294,25 @@ def test_counts_start_at_the_first_unfinished_record_after_lock_free_acks(state)
     assert state.bounds() == (5, 9)  # lock-free acks do not move start
     assert state.counts(NOW) == {"position": 7, "window_end": 9, "in_flight": 1, "ready": 0,
                                  "delayed": 0, "finished": 1}
+
+
+# -- durability --------------------------------------------------------------------------------
+
+
+def test_a_durable_state_flushes_every_change_before_returning(tmp_path, monkeypatch):
+    synced: list[str] = []
+    durable = ShareState(str(tmp_path / "q" / "t" / "1"), CAPACITY, 0, durable=True)
+    plain = ShareState(str(tmp_path / "q" / "t" / "2"), CAPACITY, 0)
+    try:
+        for state, name in ((durable, "durable"), (plain, "plain")):
+            monkeypatch.setattr(state, "_sync", lambda name=name: synced.append(name))
+            state.acquire(A, NOW, LOCK_MS, 3, 0, 10)
+            assert state.ack_fast(A, 0, NOW, 0)
+            state.finish(A, [1], ACKED)
+            state.release(A, [2], NOW)
+            state.count("expired", 1)
+        assert synced == ["durable"] * 5
+        assert durable.bounds() == plain.bounds() == (2, 3)
+    finally:
+        durable.close()
+        plain.close()
