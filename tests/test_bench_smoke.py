@@ -29,7 +29,7 @@ SEEK_METRICS = ["read_p50_us", "read_p99_us", "offset_for_time_p50_us",
 EXPECTED_METRICS = {
     "append_batch": ["append_records_per_s", "append_payload_mb_per_s",
                      "raw_pwrite_records_per_s"],
-    "read_sequential": ["read_records_per_s", "iter_records_per_s"],
+    "read_sequential": ["read_records_per_s", "iter_records_per_s", "read_columns_records_per_s"],
     "append_always_threads": ["always_records_per_s", "always_appends_per_s",
                               "always_fsyncs_per_s", "always_appends_per_fsync",
                               "always_fsync_mean_us", "disk_fdatasync_p50_us"],

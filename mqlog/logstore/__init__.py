@@ -1,5 +1,6 @@
 """The log store: topics, partitions, segments and indexes on disk."""
 
+from mqlog.logstore._columns import RecordColumns
 from mqlog.logstore._log import Log, TopicDescription, open
 from mqlog.logstore._partition import PartitionDescription
 from mqlog.logstore._record import Message, Record
@@ -10,6 +11,7 @@ __all__ = [
     "Message",
     "PartitionDescription",
     "Record",
+    "RecordColumns",
     "TopicConfig",
     "TopicDescription",
     "open",

@@ -36,6 +36,7 @@ from mqlog.errors import (
     TopicExistsError,
     UnknownTopicError,
 )
+from mqlog.logstore._columns import RecordColumns
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._flusher import IntervalFlusher
 from mqlog.logstore._notify import Notifier
@@ -428,6 +429,18 @@ class Log:
         if max_records < 1:
             raise ValueError(f"max_records must be a positive int, not {max_records!r}")
         return self._partition(topic, partition).read(offset, max_records, max_bytes)
+
+    def read_columns(self, topic: str, partition: int, offset: int,
+                     max_records: int = 10_000, max_bytes: int | None = None) -> RecordColumns:
+        """The records :meth:`read` would return, as columns: numpy arrays of
+        offsets, timestamps and payload positions over one bytes object, with no
+        Python object per record (see :class:`~mqlog.RecordColumns`). For bulk
+        work -- replays, exports, numpy -- several times faster than ``read``."""
+        if not isinstance(max_records, int) or isinstance(max_records, bool):
+            raise TypeError(f"max_records must be a positive int, not {max_records!r}")
+        if max_records < 1:
+            raise ValueError(f"max_records must be a positive int, not {max_records!r}")
+        return self._partition(topic, partition).read_columns(offset, max_records, max_bytes)
 
     def iter(self, topic: str, partition: int, start: int = 0,
              end: int | None = None) -> Iterator[Record]:

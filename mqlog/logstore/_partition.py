@@ -42,6 +42,7 @@ from mqlog.errors import (
 )
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
+from mqlog.logstore._columns import RecordColumns, decode_columns
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._producers import ProducerTable
 from mqlog.logstore._record import Message, Record
@@ -229,12 +230,35 @@ class Partition:
             topic_partition = (kind, self.topic, self.number)
         else:
             topic_partition = None
+
+        def decode(buffer, position, header, first, stop, max_bytes, at_least_one):
+            records, used = _batch.decode(buffer, position, header, first, stop, max_bytes,
+                                          at_least_one, topic_partition, zero_copy)
+            return records, len(records), used
+
+        pieces, _count, used = self._read_pieces(offset, max_records, max_bytes, decode,
+                                                 at_least_one)
+        if len(pieces) == 1:
+            return pieces[0], used
+        return [record for piece in pieces for record in piece], used
+
+    def read_columns(self, offset: int, max_records: int,
+                     max_bytes: int | None) -> RecordColumns:
+        """The records :meth:`read` would return, as columns (``_columns``)."""
+        chunks, _count, _used = self._read_pieces(offset, max_records, max_bytes,
+                                                  decode_columns, True)
+        return RecordColumns(self.topic, self.number, chunks)
+
+    def _read_pieces(self, offset: int, max_records: int, max_bytes: int | None,
+                     decode: Callable, at_least_one: bool) -> tuple[list, int, int]:
+        """Run :meth:`_read` on a consistent snapshot, starting over when the
+        partition changed under a read that met bytes it could not decode."""
         while True:
             state, view = self._snapshot()
             self.check_offset(offset, state)
             try:
-                return self._read(view, state, offset, max_records, max_bytes,
-                                  topic_partition, zero_copy, at_least_one)
+                return self._read(view, state, offset, max_records, max_bytes, decode,
+                                  at_least_one)
             except CorruptRecordError:
                 if self.state().epoch == state.epoch:
                     raise
@@ -249,11 +273,16 @@ class Partition:
         return state, view
 
     def _read(self, view: _View, state: PartitionState, offset: int, max_records: int,
-              max_bytes: int | None, topic_partition: tuple[type[Message], str, int] | None,
-              zero_copy: bool, at_least_one: bool) -> tuple[list[Record], int]:
-        out: list[Record] = []
+              max_bytes: int | None, decode: Callable,
+              at_least_one: bool) -> tuple[list, int, int]:
+        """Decode batches from ``offset`` on: (one piece per batch as ``decode``
+        returns it, records in all, payload bytes in all). ``decode(buffer,
+        position, header, first, stop, max_bytes, at_least_one)`` returns (piece,
+        records taken, bytes) for records ``first`` .. ``stop - 1`` of a batch."""
+        pieces: list = []
+        count = 0
         used_total = 0
-        while offset < state.end_offset and len(out) < max_records:
+        while offset < state.end_offset and count < max_records:
             segment, limit, index_count, segment_end = self._segment_for(offset, state, view)
             try:
                 cursor_base, cursor_position = self._cursor
@@ -267,25 +296,24 @@ class Partition:
                                 f"offsets {offset}..{header.base_offset - 1} are missing"
                             )
                         offset = header.base_offset  # removed by compaction
-                    want = max_records - len(out)
                     first = offset - header.base_offset
-                    records, used = _batch.decode(
+                    piece, taken, used = decode(
                         segment.buffer(position + header.batch_length), position, header,
-                        first, first + want,
-                        max_bytes=None if max_bytes is None else max_bytes - used_total,
-                        at_least_one=at_least_one and not out,
-                        topic_partition=topic_partition, zero_copy=zero_copy,
+                        first, first + max_records - count,
+                        None if max_bytes is None else max_bytes - used_total,
+                        at_least_one and not count,
                     )
-                    if not records:
-                        return out, used_total
-                    out.extend(records)
+                    if not taken:
+                        return pieces, count, used_total
+                    pieces.append(piece)
+                    count += taken
                     used_total += used
-                    offset = records[-1].offset + 1
+                    offset += taken
                     self._cursor = (segment.base_offset, position)
-                    if offset < header.next_offset or len(out) >= max_records:
-                        return out, used_total  # stopped inside the batch: a limit
+                    if offset < header.next_offset or count >= max_records:
+                        return pieces, count, used_total  # stopped inside the batch: a limit
                     if max_bytes is not None and used_total >= max_bytes:
-                        return out, used_total
+                        return pieces, count, used_total
                     position += header.batch_length
                     if offset >= segment_end or position >= limit:
                         break
@@ -304,7 +332,7 @@ class Partition:
                     f"corrupt batch in {segment.path} at offset {offset}: {error}",
                     topic=self.topic, partition=self.number, offset=offset, file=segment.path,
                 ) from None
-        return out, used_total
+        return pieces, count, used_total
 
     def timestamp_at(self, offset: int) -> int | None:
         """The timestamp of the record at ``offset`` (or the next one there is),
