@@ -212,6 +212,23 @@ def _split(table: np.ndarray, sizes: np.ndarray, payload: bytes, attributes: int
     return batches
 
 
+def table_span(buffer, position: int, count: int, first: int, stop: int,
+               max_bytes: int | None, at_least_one: bool) -> tuple[np.ndarray, int, int, int]:
+    """The record table of the batch at ``position`` (``count`` records) and which of
+    records ``first`` .. ``stop - 1`` to take: those whose payload fits
+    ``max_bytes`` (at least one when ``at_least_one``). Returns (table, the new
+    stop, where their payload begins, where it ends); stop == first: none fit."""
+    table = fmt.record_table(buffer, position, count)
+    ends = table["payload_end"]
+    low = int(ends[first - 1]) if first else 0
+    if max_bytes is not None:
+        fit = int(np.searchsorted(ends[first:stop], low + max_bytes, side="right"))
+        stop = first + max(fit, 1 if at_least_one else 0)
+        if stop == first:
+            return table, stop, low, low
+    return table, stop, low, int(ends[stop - 1])
+
+
 def decode(
     buffer, position: int, header: fmt.BatchHeader, first: int = 0, stop: int | None = None,
     max_bytes: int | None = None, at_least_one: bool = True,
@@ -246,16 +263,11 @@ def decode(
         high = ends_list[-1]
         ends_list = [end - low for end in ends_list]
     else:
-        table = fmt.record_table(buffer, position, count)
-        ends = table["payload_end"]
-        low = int(ends[first - 1]) if first else 0
-        if max_bytes is not None:
-            fit = int(np.searchsorted(ends[first:stop], low + max_bytes, side="right"))
-            stop = first + max(fit, 1 if at_least_one else 0)
-            if stop == first:
-                return [], 0
-        high = int(ends[stop - 1])
-        ends_list = (ends[first:stop].astype(np.int64) - low).tolist()
+        table, stop, low, high = table_span(buffer, position, count, first, stop, max_bytes,
+                                            at_least_one)
+        if stop == first:
+            return [], 0
+        ends_list = (table["payload_end"][first:stop].astype(np.int64) - low).tolist()
         rows = table[first:stop]
         timestamps = rows["timestamp"].tolist()
         key_lengths = header_lengths = None  # read below only when the batch needs them

@@ -25,6 +25,7 @@ import msgpack
 import numpy as np
 
 from mqlog.logstore import _format as fmt
+from mqlog.logstore._batch import table_span
 from mqlog.logstore._record import NO_HEADERS, Record
 
 
@@ -47,17 +48,11 @@ def decode_columns(buffer, position: int, header: fmt.BatchHeader, first: int, s
     ``position``, stopping before their payload passes ``max_bytes`` (but taking
     one when ``at_least_one``): (the chunk or None, records taken, payload bytes)."""
     count = header.record_count
-    stop = min(stop, count)
-    table = fmt.record_table(buffer, position, count)
-    ends = table["payload_end"]
-    low = int(ends[first - 1]) if first else 0
-    if max_bytes is not None:
-        fit = int(np.searchsorted(ends[first:stop], low + max_bytes, side="right"))
-        stop = first + max(fit, 1 if at_least_one else 0)
-        if stop == first:
-            return None, 0, 0
+    table, stop, low, high = table_span(buffer, position, count, first, min(stop, count),
+                                        max_bytes, at_least_one)
+    if stop == first:
+        return None, 0, 0
     rows = table[first:stop]
-    high = int(ends[stop - 1])
     payload_base = position + fmt.BATCH_HEADER_SIZE + count * fmt.RECORD_DTYPE.itemsize
     payload = bytes(buffer[payload_base + low : payload_base + high])
     chunk = ColumnChunk(
