@@ -10,6 +10,8 @@ per run, in a freshly opened log:
   ``max_poll_records=500``, no auto-commit) and counts ``for msg in consumer``
   until it has seen every record;
 * poll: the same with ``poll(max_records=10_000)`` in a loop.
+* poll_columns: the same with ``poll_columns(max_records=10_000)`` (numpy
+  columns, no object per record), summing the value lengths of each poll.
 
 Timed: the consuming loop only (joining the group and opening the partition
 happen before, leaving the group after). Each pass verifies each batch's
@@ -17,7 +19,7 @@ checksum once (a new process-level Log); the data is in the page cache. The
 median of ``--repeat`` runs (default 3) is reported.
 
 Figures: iteration records/s (target >= 1,000,000), poll records/s (target >=
-3,000,000).
+3,000,000), poll_columns records/s (the columnar form: no target of its own).
 """
 
 from __future__ import annotations
@@ -64,6 +66,18 @@ def poll(consumer: Consumer, records: int) -> int:
     return seen
 
 
+def poll_columns(consumer: Consumer, records: int) -> int:
+    """``poll_columns(max_records=POLL_MAX_RECORDS)`` until ``records`` were seen,
+    summing the value lengths from the columns."""
+    seen = value_bytes = 0
+    while seen < records:
+        for columns in consumer.poll_columns(max_records=POLL_MAX_RECORDS):
+            seen += len(columns)
+            value_bytes += int((columns.value_ends - columns.value_starts).sum())
+    assert value_bytes == seen * _common.VALUE_BYTES
+    return seen
+
+
 def timed_pass(path: str, records: int, consume: Callable[[Consumer, int], int]) -> float:
     """Seconds ``consume`` takes for a new group's only member (joining not timed)."""
     with mqlog.open(path) as log:
@@ -81,13 +95,14 @@ def timed_pass(path: str, records: int, consume: Callable[[Consumer, int], int])
 
 def main() -> None:
     args = _common.arguments(__doc__, records=[1_000_000], quick=[20_000], repeat=3)
-    iter_s, poll_s = [], []
+    iter_s, poll_s, columns_s = [], [], []
     with _common.temporary_log_dir(BENCH) as path:
         write_log(path, args.records)
         _common.sync_files(path)
         for _ in range(args.repeat):
             iter_s.append(timed_pass(path, args.records, iterate))
             poll_s.append(timed_pass(path, args.records, poll))
+            columns_s.append(timed_pass(path, args.records, poll_columns))
     shared = {"records": args.records, "durability": "none",
               "value_bytes": _common.VALUE_BYTES, "repeat": args.repeat}
     _common.emit(BENCH, "iter_records_per_s", args.records / _common.median(iter_s),
@@ -95,6 +110,8 @@ def main() -> None:
     _common.emit(BENCH, "poll_records_per_s", args.records / _common.median(poll_s),
                  "records/s", target_min=TARGET_POLL_PER_S, max_records=POLL_MAX_RECORDS,
                  **shared)
+    _common.emit(BENCH, "poll_columns_records_per_s", args.records / _common.median(columns_s),
+                 "records/s", max_records=POLL_MAX_RECORDS, **shared)
 
 
 if __name__ == "__main__":

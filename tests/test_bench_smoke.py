@@ -36,7 +36,7 @@ EXPECTED_METRICS = {
     "recovery_open": ["recovery_open_seconds"],
     "seek": SEEK_METRICS * 2,  # one set per size
     "producer_send": ["send_records_per_s", "send_many_records_per_s"],
-    "consumer_poll": ["iter_records_per_s", "poll_records_per_s"],
+    "consumer_poll": ["iter_records_per_s", "poll_records_per_s", "poll_columns_records_per_s"],
     "latency_e2e": [f"{placement}{pipe}_{name}_ms"
                     for placement in ("same_process", "other_process") for pipe in ("", "_pipe")
                     for name in ("p50", "p99", "p999")],
@@ -119,10 +119,11 @@ def test_producer_and_consumer_throughput_figures_carry_their_workload() -> None
     send, send_many = quick_figures("producer_send")
     assert (send["per_call"], send_many["per_call"]) == (1, 10_000)
     assert (send["target_min"], send_many["target_min"]) == (500_000, 2_000_000)
-    iterate, poll = quick_figures("consumer_poll")
+    iterate, poll, columns = quick_figures("consumer_poll")
     assert (iterate["max_poll_records"], poll["max_records"]) == (500, 10_000)
     assert (iterate["target_min"], poll["target_min"]) == (1_000_000, 3_000_000)
-    for figure in (send, send_many, iterate, poll):
+    assert columns["max_records"] == 10_000 and "target_min" not in columns
+    for figure in (send, send_many, iterate, poll, columns):
         assert (figure["records"], figure["repeat"], figure["unit"]) == (20_000, 1, "records/s")
 
 

@@ -245,9 +245,14 @@ class Partition:
     def read_columns(self, offset: int, max_records: int,
                      max_bytes: int | None) -> RecordColumns:
         """The records :meth:`read` would return, as columns (``_columns``)."""
-        chunks, _count, _used = self._read_pieces(offset, max_records, max_bytes,
-                                                  decode_columns, True)
-        return RecordColumns(self.topic, self.number, chunks)
+        return self.read_columns_sized(offset, max_records, max_bytes)[0]
+
+    def read_columns_sized(self, offset: int, max_records: int, max_bytes: int | None,
+                           at_least_one: bool = True) -> tuple[RecordColumns, int]:
+        """The records :meth:`read_sized` would return, as columns, and their size."""
+        chunks, _count, used = self._read_pieces(offset, max_records, max_bytes,
+                                                 decode_columns, at_least_one)
+        return RecordColumns(self.topic, self.number, chunks), used
 
     def _read_pieces(self, offset: int, max_records: int, max_bytes: int | None,
                      decode: Callable, at_least_one: bool) -> tuple[list, int, int]:

@@ -567,3 +567,34 @@ def test_group_consumer_with_manual_assignment_commits(log):
     consumer.close()
     again = reader(log, TP0, group="manual", auto_offset_reset="latest")
     assert [m.offset for m in again.poll()] == [3, 4]
+
+
+# -- columnar polls -------------------------------------------------------------------------------
+
+
+def test_poll_columns_gives_one_columns_object_per_partition_and_moves_positions(log):
+    for partition in range(3):
+        fill(log, "t", partition, 4)
+    consumer = reader(log, TP0, TP1, TP2, group="columns")
+    pieces = consumer.poll_columns(max_records=10)
+    assert all(type(piece) is mqlog.RecordColumns for piece in pieces)
+    assert [(c.partition, c.offsets.tolist()) for c in pieces] == [
+        (0, [0, 1, 2, 3]), (1, [0, 1, 2, 3]), (2, [0, 1])]  # 10 records in all
+    assert [v for c in pieces for v in c.values()] == [
+        value_of(p, o) for p, last in ((0, 4), (1, 4), (2, 2)) for o in range(last)]
+    assert consumer.commit() == {TP0: 4, TP1: 4, TP2: 2}
+    assert described(consumer.poll()) == [(2, 2, value_of(2, 2)), (2, 3, value_of(2, 3))]
+    assert consumer.poll_columns() == []
+    consumer.close()
+
+
+def test_poll_columns_keeps_the_fetch_byte_budget_and_waits(log):
+    log.append("t", 0, [bytes(100)] * 5)
+    consumer = reader(log, TP0, fetch_max_bytes=250)
+    assert [[len(c) for c in consumer.poll_columns()] for _ in range(3)] == [[2], [2], [1]]
+    began = time.monotonic()
+    assert consumer.poll_columns(timeout=0.05) == []
+    assert time.monotonic() - began >= 0.05
+    threading.Timer(0.05, lambda: log.append("t", 0, [b"late"])).start()
+    [late] = consumer.poll_columns(timeout=PROMPT_S * 2)
+    assert (late.offsets.tolist(), late.values()) == ([5], [b"late"])
