@@ -409,6 +409,26 @@ class QueueConsumer:
 
     # -- acknowledging ------------------------------------------------------------------------
 
+    def ack_many(self, messages: Iterable[QueueMessage]) -> None:
+        """Ack messages of this worker at once: one lock, and on a
+        ``durability="always"`` topic one flush, per partition rather than per
+        message. A message whose lock ran out and that another worker holds now
+        is not acked: DeliveryLostError names those once the others are acked."""
+        self._check_open()
+        by_state: dict[int, tuple[ShareState, list[QueueMessage]]] = {}
+        for message in messages:
+            if getattr(message, "_queue", None) is not self:
+                raise ValueError(f"{message!r} was not received by this worker")
+            by_state.setdefault(id(message._state), (message._state, []))[1].append(message)
+        lost = []
+        for state, held in by_state.values():
+            gone = set(state.finish(self.member_id, [m.offset for m in held], ACKED))
+            lost += [f"{m.topic}/{m.partition}@{m.offset}" for m in held if m.offset in gone]
+        if lost:
+            raise DeliveryLostError(
+                f"cannot ack {', '.join(lost)}: their locks ran out (ack_timeout_s="
+                f"{self.ack_timeout_ms / 1000}) and another worker holds them now")
+
     def _finish(self, message: QueueMessage, outcome: int) -> None:
         lost = message._state.finish(self.member_id, [message.offset], outcome)
         self._raise_if_lost(message, lost, "ack")

@@ -793,3 +793,29 @@ def test_queue_state_is_flushed_for_always_topics(log, monkeypatch, durability, 
     assert len(synced) == (6 if flushed else 0)
     assert log.describe_topic("d.dlq").config.durability == durability
     worker.close()
+
+
+def test_ack_many_acks_per_partition_with_one_flush_each(log, clock, monkeypatch):
+    synced = []
+    monkeypatch.setattr(_share_state.ShareState, "_sync", lambda self: synced.append(self.path))
+    log.create_topic("d", partitions=2, durability="always")
+    fill(log, "d", 0, 3)
+    fill(log, "d", 1, 3)
+    worker = log.queue("g", "d", ack_timeout_s=LOCK_S)
+    other = log.queue("g", "d", ack_timeout_s=LOCK_S)
+    received = worker.receive(max_messages=10)
+    assert len(received) == 6
+    clock.advance(LOCK_MS + 1)
+    [taken] = other.receive(max_messages=1)  # the lock of (0, 0) ran out: now other's
+    assert (taken.partition, taken.offset) == (0, 0)
+    synced.clear()
+    with pytest.raises(DeliveryLostError, match=r"cannot ack d/0@0: their locks ran out"):
+        worker.ack_many(received)
+    assert len(synced) == 2  # one flush per partition
+    assert [row["position"] for row in log.describe_queue("g")] == [0, 3]
+    taken.ack()
+    assert [row["position"] for row in log.describe_queue("g")] == [3, 3]
+    with pytest.raises(ValueError, match="was not received by this worker"):
+        other.ack_many(received[1:2])
+    worker.close()
+    other.close()
