@@ -26,6 +26,7 @@ from mqlog.errors import (
     OffsetOutOfRangeError,
 )
 from mqlog.logstore._columns import RecordColumns
+from mqlog.logstore._partition import joined
 from mqlog.logstore._record import Message
 
 if TYPE_CHECKING:
@@ -204,7 +205,7 @@ class Consumer:
         others. Positions move past what is returned.
         """
         pieces = self._poll(timeout, max_records, self._read_messages)
-        return pieces[0] if len(pieces) == 1 else [m for piece in pieces for m in piece]
+        return joined(pieces)
 
     def poll_columns(self, timeout: float | None = 0.0,
                      max_records: int | None = None) -> list[RecordColumns]:

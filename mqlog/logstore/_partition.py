@@ -238,9 +238,7 @@ class Partition:
 
         pieces, _count, used = self._read_pieces(offset, max_records, max_bytes, decode,
                                                  at_least_one)
-        if len(pieces) == 1:
-            return pieces[0], used
-        return [record for piece in pieces for record in piece], used
+        return joined(pieces), used
 
     def read_columns(self, offset: int, max_records: int,
                      max_bytes: int | None) -> RecordColumns:
@@ -904,3 +902,13 @@ def retire_partition(directory: str) -> None:
         os.unlink(path)
     finally:
         os.close(fd)
+
+
+def joined(pieces: list[list]) -> list:
+    """The lists of ``pieces`` (fresh lists, the first of which is reused) as one."""
+    if not pieces:
+        return []
+    out = pieces[0]
+    for piece in pieces[1:]:
+        out.extend(piece)
+    return out
