@@ -269,11 +269,16 @@ def _queue_position(log: Log, group: str, tp: TopicPartition) -> int | None:
 def _reset_queue_partition(log: Log, group: str, tp: TopicPartition, offset: int) -> None:
     """Move a queue group's position in ``tp`` to ``offset``: every record from there
     on is new to the group again (delivery counts and nack reasons are dropped)."""
-    from mqlog.consumer._queue import WINDOW_RECORDS, reasons_path, share_state_path
+    from mqlog.consumer._queue import (
+        WINDOW_RECORDS,
+        reasons_path,
+        share_state_path,
+        state_is_durable,
+    )
 
     directory = queue_directory(log, group)
-    durable = log._partition(tp.topic, tp.partition).config().durability == "always"
-    state = ShareState(share_state_path(directory, tp), WINDOW_RECORDS, offset, durable)
+    state = ShareState(share_state_path(directory, tp), WINDOW_RECORDS, offset,
+                       state_is_durable(log._partition(tp.topic, tp.partition)))
     try:
         state.reset(offset)
     finally:

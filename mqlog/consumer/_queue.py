@@ -90,6 +90,12 @@ def reasons_path(directory: str, tp: TopicPartition) -> str:
     return share_state_path(directory, tp) + ".reasons"
 
 
+def state_is_durable(partition) -> bool:
+    """Whether a queue's share state of ``partition`` is flushed on every change:
+    when the topic's records are (durability "always")."""
+    return partition.config().durability == "always"
+
+
 def lane_topic(topic: str, priority: int) -> str:
     """The topic that holds ``topic``'s messages of ``priority``: the topic itself
     for 0, ``<topic>.p<priority>`` (a lane) above."""
@@ -237,9 +243,9 @@ class QueueConsumer:
         if state is None:
             path = share_state_path(self.directory, tp)
             partition = self._log._partition(tp.topic, tp.partition)
-            durable = partition.config().durability == "always"
             start = partition.state().log_start_offset
-            state = self._states[tp] = ShareState(path, WINDOW_RECORDS, start, durable)
+            state = self._states[tp] = ShareState(path, WINDOW_RECORDS, start,
+                                                  state_is_durable(partition))
             self._release_dead(state)  # a newcomer frees what dead workers held at once
         return state
 
@@ -327,7 +333,7 @@ class QueueConsumer:
         if state.bounds()[0] >= published.end_offset:
             return [], 0, False  # everything there is finished
         now = self._log.now_ms()
-        state.durable = partition.config().durability == "always"  # alter_topic may change it
+        state.durable = state_is_durable(partition)  # alter_topic may change it
         acquired = state.acquire(self.member_id, now, self.ack_timeout_ms, limit,
                                  published.log_start_offset, published.end_offset,
                                  self.max_deliveries, alone_ok)
