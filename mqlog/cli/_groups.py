@@ -154,9 +154,10 @@ def _queue_partitions_table(description: GroupDescription) -> Table:
                "IN-\nFLIGHT", "DELAYED", "DEAD-\nLETTERED", "AGE"]
     if with_expired:
         columns.insert(-2, "EXPIRED")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "TOPIC" else "right",
-                         overflow="fold")
+    for column in columns:  # numbers keep their width; a long topic name folds
+        topic = column == "TOPIC"
+        table.add_column(column, justify="left" if topic else "right", overflow="fold",
+                         no_wrap=not topic, min_width=5 if topic else None)
     for p in description.partitions:
         cells = [p.topic, str(p.partition), f"{p.committed_offset:,}", f"{p.end_offset:,}",
                  f"{p.lag:,}", f"{p.ready:,}", f"{p.in_flight:,}", f"{p.delayed:,}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +130,19 @@ def test_seek_and_delete_a_queue_group(runner: CliRunner, built: Path) -> None:
     deleted = run(runner, "-d", built, "groups", "delete", GROUP, "--yes")
     assert (deleted.exit_code, deleted.stdout) == (0, "deleted group 'work'\n")
     assert run(runner, "-d", built, "groups", "list").stdout == ""
+
+
+def test_describe_shows_expired_records_when_there_are_any(runner: CliRunner,
+                                                           built: Path) -> None:
+    with mqlog.open(built) as log:
+        log.create_topic("quotes", message_ttl_ms=1)
+        log.append("quotes", 0, [b"stale-1", b"stale-2", b"stale-3"])
+        time.sleep(0.01)  # ten times their time to live
+        with log.queue("prices", "quotes") as worker:
+            assert [m.value for m in worker.receive(max_messages=10)] == []
+    human = run(runner, "-d", built, "groups", "describe", "prices").stdout
+    [heading] = [line.split() for line in human.splitlines() if "READY" in line]
+    assert heading == ["TOPIC", "PARTITION", "POSITION", "OFFSET", "LAG", "READY", "FLIGHT",
+                       "DELAYED", "EXPIRED", "LETTERED", "AGE"]
+    [row] = [line.split() for line in human.splitlines() if line.startswith(" quote")]
+    assert row[1:10] == ["0", "3", "3", "0", "0", "0", "0", "3", "0"]  # the topic may fold
