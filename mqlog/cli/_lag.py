@@ -243,6 +243,7 @@ _QUEUE_COLUMNS = ("TOPIC", "PARTITION", "POSITION", "LOG-END-\nOFFSET", "LAG", "
 #: Columns whose cells wrap when the terminal is narrow, with their narrowest width;
 #: the others keep the width of their content.
 _FOLDING = {"CONSUMER-ID": 10, "HOST": 4}
+_QUEUE_FOLDING = {"TOPIC": 5}
 
 
 def _tables(sample: Sample, rates: Rates | None, max_lag: int | None,
@@ -276,11 +277,12 @@ def _table(sample: Sample, description: GroupDescription, rates: Rates | None,
             for column, field in (("READY", "ready"), ("IN-\nFLIGHT", "in_flight"),
                                   ("DELAYED", "delayed"), ("DEAD-\nLETTERED", "dead_lettered"))
         })
+    folds = _QUEUE_FOLDING if queue else _FOLDING
     for column in _QUEUE_COLUMNS if queue else _COLUMNS:
-        folding = column in _FOLDING
+        folding = column in folds
         table.add_column(column, footer=footers.get(column, ""),
                          justify="left" if folding or column == "TOPIC" else "right",
-                         overflow="fold", no_wrap=not folding, min_width=_FOLDING.get(column))
+                         overflow="fold", no_wrap=not folding, min_width=folds.get(column))
     for row in rows:
         over = max_lag is not None and row.lag > max_lag
         table.add_row(*(_queue_cells(row) if queue else _consumer_cells(row)),
