@@ -12,6 +12,7 @@ validated against the log on open and rebuilt from it when they disagree.
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import numpy as np
@@ -36,14 +37,26 @@ class SparseIndex:
         capacity = os.stat(self.path).st_size // self.dtype.itemsize
         if capacity == self.capacity:
             return
+        # A plain ndarray over an mmap (the array keeps the map alive): numpy's
+        # memmap subclass costs about 70 us to create and adds microseconds to
+        # every slice, and opening many partitions and lookups are both hot.
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            while True:
+                capacity = os.fstat(fd).st_size // self.dtype.itemsize
+                if not capacity:
+                    entries = np.zeros(0, dtype=self.dtype)
+                    break
+                try:
+                    mapped = mmap.mmap(fd, capacity * self.dtype.itemsize)
+                except ValueError:  # trimmed since the fstat (a roll): look again
+                    continue
+                entries = np.frombuffer(mapped, dtype=self.dtype, count=capacity)
+                break
+        finally:
+            os.close(fd)
         self.capacity = capacity
-        # A plain ndarray view of the map (it keeps the map alive): numpy's memmap
-        # subclass adds microseconds to every slice, and lookups are hot.
-        self.entries = (
-            np.memmap(self.path, dtype=self.dtype, mode="r+", shape=(capacity,)).view(np.ndarray)
-            if capacity
-            else np.zeros(0, dtype=self.dtype)
-        )
+        self.entries = entries
         self.columns = {name: self.entries[name] for name in self.dtype.names}
 
     def ensure_capacity(self, capacity: int) -> None:
