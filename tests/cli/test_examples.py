@@ -64,3 +64,19 @@ def test_copy_range_into_another_directory(built: Path, tmp_path: Path) -> None:
         assert [(r.offset, r.value, r.timestamp) for r in copied] == [
             (n - 100, value(n), START_MS + n // 5) for n in range(100, 120)]
         assert log.end_offset(TOPIC, 1) == 0
+
+
+def test_value_stats_from_columnar_reads(built: Path) -> None:
+    result = example("value_stats.py", built, TOPIC)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    minute = START_MS // 60_000 * 60_000
+    assert stats["partitions"]["0"] == {
+        "records": 150, "offsets": [0, 149], "timestamps_ms": [START_MS, START_MS + 29],
+        "value_bytes": 150 * 40, "value_mean": 40.0, "value_p50": 40.0, "value_p99": 40.0,
+        "value_max": 40, "busiest_minute_ms": minute, "busiest_minute_records": 150}
+    assert stats["partitions"]["1"]["value_bytes"] == len(b"hello")
+    assert (stats["topic"]["records"], stats["topic"]["value_bytes"]) == (151, 6005)
+    later = json.loads(example("value_stats.py", built, TOPIC, "--since-offset", 140).stdout)
+    assert later["partitions"]["0"]["offsets"] == [140, 149]
+    assert later["partitions"]["1"] == {"records": 0}
