@@ -497,6 +497,7 @@ def test_appends_to_a_topic_deleted_elsewhere_fail_then_reach_its_successor(
         writer.create_topic(T)
         assert writer.append(T, 0, [b"a", b"b"]) == 0
         admin.delete_topic(T)
+        assert [r.value for r in writer.read(T, 0, 0)] == [b"a", b"b"]  # what it had
         with pytest.raises(UnknownTopicError, match=f"topic '{T}' was deleted"):
             writer.append(T, 0, [b"lost?"])
         with pytest.raises(UnknownTopicError, match=f"unknown topic '{T}'"):
