@@ -18,7 +18,9 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── IllegalStateError            a call that does not fit the client's state
     ├── UnknownGroupError            no consumer or queue group of that name
     ├── DeliveryLostError            a queue ack/nack after another worker took the message
-    └── ProducerSequenceError        an idempotent producer's batch out of sequence
+    ├── ProducerSequenceError        an idempotent producer's batch out of sequence
+    ├── DiskFullError (OSError)      no space for a write (errno ENOSPC); retriable
+    └── StorageFailedError           a flush failed: the partition refuses writes until reopened
 
 Errors caused by bad input are raised before anything is written: a rejected
 call leaves the log directory unchanged. Each error carries a message that says
@@ -26,6 +28,8 @@ what was wrong and, where it helps, the valid alternative.
 """
 
 from __future__ import annotations
+
+import errno as _errno
 
 
 class MqlogError(Exception):
@@ -137,3 +141,54 @@ class UnknownGroupError(MqlogError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class DiskFullError(MqlogError, OSError):
+    """The file system had no room for a write (``errno`` is ``ENOSPC``).
+
+    Nothing was published: the call that raised it wrote no record, commit or
+    ack, and what was acknowledged before is intact. The same call succeeds
+    again once space is freed, in the same process, without reopening.
+    Carries ``filename`` (the file that could not grow) and ``bytes_needed``.
+    """
+
+    retriable = True
+
+    def __init__(self, message: str, *, filename: str, bytes_needed: int,
+                 code: int = _errno.ENOSPC) -> None:
+        OSError.__init__(self, code, message, filename)
+        self.bytes_needed = bytes_needed
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self):
+        return _rebuild_disk_full, (self.strerror, self.filename, self.bytes_needed, self.errno)
+
+
+def _rebuild_disk_full(message: str, filename: str, bytes_needed: int,
+                       code: int) -> DiskFullError:
+    return DiskFullError(message, filename=filename, bytes_needed=bytes_needed, code=code)
+
+
+class StorageFailedError(MqlogError):
+    """Storage failed under a partition (or a queue's state): an fsync or a write
+    reported an I/O error, so data this process wrote may not be on disk.
+
+    The failure is latched: every later write to it in this process raises this
+    error again, naming the first failure (``original``, also the
+    ``__cause__``); a failed flush is never retried silently. Close the log and
+    open it again (opening runs recovery) once the storage is sound.
+    """
+
+    def __init__(self, message: str, *, original: BaseException) -> None:
+        super().__init__(message)
+        self.original = original
+        self.__cause__ = original
+
+    def __reduce__(self):
+        return _rebuild_storage_failed, (self.args[0], self.original)
+
+
+def _rebuild_storage_failed(message: str, original: BaseException) -> StorageFailedError:
+    return StorageFailedError(message, original=original)

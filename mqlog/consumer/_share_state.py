@@ -5,8 +5,10 @@ Owner: whoever holds the state file's lock (a thread lock plus an exclusive
 processes -- share one partition through this file, as Kafka share groups
 (KIP-932) share a partition through the share-partition state.
 
-The file (``<log>/queues/<group>/<topic>/<partition>``) is memory-mapped; every
-change is in the page cache once the operation returns, so it survives the
+The file (``<log>/queues/<group>/<topic>/<partition>``) is memory-mapped, its
+blocks reserved when it is opened (a store into a page without blocks would be
+a SIGBUS on a full disk; a full disk raises DiskFullError at open instead);
+every change is in the page cache once the operation returns, so it survives the
 crash of any process. A ``durable`` state (the topic's durability is
 ``always``) also flushes the file (``msync``) before an operation returns, so
 acks and delivery counts survive a power loss too. Layout (little-endian)::
@@ -47,7 +49,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mqlog.errors import DiskFullError, StorageFailedError
 from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._space import reserve, storage_failed
 
 AVAILABLE, ACQUIRED, ACKED, ARCHIVED = 0, 1, 2, 3
 MAGIC = b"MQLSHARE"
@@ -84,6 +88,9 @@ class Acquired(NamedTuple):
 class ShareState:
     """The state file of one partition for one queue group."""
 
+    #: The first failed flush, once there is one (see :meth:`_sync`).
+    _failure: StorageFailedError | None = None
+
     def __init__(self, path: str, capacity: int, initial_start: int,
                  durable: bool = False) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -92,10 +99,22 @@ class ShareState:
         self.durable = durable
         self._thread_lock = threading.Lock()
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._open(path, capacity, initial_start, durable)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _open(self, path: str, capacity: int, initial_start: int, durable: bool) -> None:
+        """Create the file if it is new, check it, reserve its blocks and map it."""
         with self._flock():
             size = os.fstat(self._fd).st_size
             if size == 0:
-                os.ftruncate(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize)
+                try:
+                    reserve(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize, path)
+                except DiskFullError:
+                    os.ftruncate(self._fd, 0)  # still new: the next open creates it
+                    raise
                 header = HEADER.pack(MAGIC, VERSION, capacity, initial_start, initial_start)
                 os.pwrite(self._fd, header, 0)
                 if durable:  # the file and the directories makedirs may have created
@@ -108,6 +127,9 @@ class ShareState:
                                                                             HEADER.size, 0))
             if magic != MAGIC or version != VERSION:
                 raise ValueError(f"{path} is not a version {VERSION} queue state file")
+            # Every write goes through the map: a page without blocks would fault
+            # (SIGBUS) on a full disk. A no-op for files created as above.
+            reserve(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize, path)
         self.capacity = capacity
         self._map = mmap.mmap(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize)
         self.entries = np.frombuffer(self._map, dtype=ENTRY_DTYPE, count=capacity,
@@ -126,15 +148,31 @@ class ShareState:
     @contextmanager
     def locked(self):
         """Hold the state for one operation (threads and processes); a durable state
-        is flushed once the operation is done."""
+        is flushed once the operation is done. Raises StorageFailedError once a
+        flush has failed (see :meth:`_sync`)."""
+        self._check_failure()
         with self._thread_lock, self._flock():
             yield
         if self.durable:
             self._sync()
 
     def _sync(self) -> None:
-        """Flush the file's changed pages to disk (msync)."""
-        self._map.flush()
+        """Flush the file's changed pages to disk (msync). A failure latches: the
+        pages may be marked clean without being on disk, so this and every later
+        operation on this object raises StorageFailedError naming it (a new
+        object, e.g. of a new queue consumer, opens the file afresh)."""
+        try:
+            self._map.flush()
+        except OSError as error:
+            if self._failure is None:
+                self._failure = storage_failed("msync", self.path, error)
+            raise self._failure from error
+
+    def _check_failure(self) -> None:
+        if self._failure is not None:
+            raise StorageFailedError(f"queue state {self.path} refuses writes since a "
+                                     f"flush failed: {self._failure}",
+                                     original=self._failure.original)
 
     def bounds(self) -> tuple[int, int]:
         """(start, window_end); lock-free reads may be a moment old."""
@@ -242,6 +280,7 @@ class ShareState:
             self._map, position)
         if state != ACQUIRED or owner != member or now_ms >= deadline - margin_ms:
             return False
+        self._check_failure()
         start, end = self.bounds()
         if not start <= offset < end:
             return False

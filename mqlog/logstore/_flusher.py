@@ -2,8 +2,11 @@
 
 Owner: one daemon thread per open Log, started on the first interval append.
 Every ``flush_ms`` of each topic it fdatasyncs the partitions this process
-appended to. A flush error (the disk failed) is kept and raised by the next
-append to that log, so it cannot go unnoticed.
+appended to. A failed fdatasync latches its partition failed (see
+``Partition.flush``): every later append, flush and commit to it raises
+StorageFailedError until the log is reopened, so it cannot go unnoticed and is
+never retried silently. Any other flush error is kept and raised by the next
+append to that log.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from mqlog.errors import StorageFailedError
 from mqlog.logstore._partition import Partition
 
 
@@ -45,6 +49,8 @@ class IntervalFlusher:
             if partition.dirty and (everything or now >= due):
                 try:
                     partition.flush()
+                except StorageFailedError:
+                    pass  # latched in the partition: its every later write raises it
                 except Exception as error:  # surfaced by the next append
                     self.error = error
                 self._due[id(partition)] = now + period

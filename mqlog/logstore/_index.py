@@ -3,11 +3,13 @@
 Owner: the segment; entries are appended by whoever holds the partition lock.
 
 An index file is a preallocated array of fixed-size entries (see
-``_format.OFFSET_INDEX_DTYPE`` / ``TIME_INDEX_DTYPE``). Entries are appended
-in increasing order of relative offset (asserted); the number of valid entries
-is published in the partition state for the active segment and is the file
-length for a closed (trimmed) segment. Indexes carry no checksum: they are
-validated against the log on open and rebuilt from it when they disagree.
+``_format.OFFSET_INDEX_DTYPE`` / ``TIME_INDEX_DTYPE``) whose blocks are
+reserved when it is grown, so storing an entry through the map never faults.
+Entries are appended in increasing order of relative offset (asserted); the
+number of valid entries is published in the partition state for the active
+segment and is the file length for a closed (trimmed) segment. Indexes carry
+no checksum: they are validated against the log on open and rebuilt from it
+when they disagree.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import numpy as np
 
 from mqlog.logstore import _format as fmt
+from mqlog.logstore._space import reserve
 
 
 class SparseIndex:
@@ -60,9 +63,15 @@ class SparseIndex:
         self.columns = {name: self.entries[name] for name in self.dtype.names}
 
     def ensure_capacity(self, capacity: int) -> None:
-        """Grow the (sparse, zero-filled) file to hold ``capacity`` entries."""
-        if os.stat(self.path).st_size < capacity * self.dtype.itemsize:
-            os.truncate(self.path, capacity * self.dtype.itemsize)
+        """Grow the zero-filled file to hold ``capacity`` entries, with its blocks
+        reserved (``_space.reserve``): entries are stored through the map, and a
+        store into an unallocated page on a full disk would be a SIGBUS. A full
+        disk raises DiskFullError here instead, before any entry is written."""
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            reserve(fd, max(capacity * self.dtype.itemsize, os.fstat(fd).st_size), self.path)
+        finally:
+            os.close(fd)
         self.remap()
 
     def write(self, slot: int, entry: tuple) -> bool:

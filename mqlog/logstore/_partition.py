@@ -38,6 +38,7 @@ from mqlog.errors import (
     LogClosedError,
     OffsetOutOfRangeError,
     ProducerSequenceError,
+    StorageFailedError,
     UnknownTopicError,
 )
 from mqlog.logstore import _batch
@@ -86,7 +87,15 @@ Clock = Callable[[], int]
 
 
 class Partition:
-    """A partition directory open in this process. Thread-safe."""
+    """A partition directory open in this process. Thread-safe.
+
+    Storage failures latch: the first StorageFailedError (a failed fdatasync
+    or write) is kept in ``_failure``, and every later append, flush, commit
+    or other write through this object raises StorageFailedError naming it,
+    until the log is closed and opened again (which runs recovery)."""
+
+    #: The first storage failure, once there is one (see the class docstring).
+    _failure: StorageFailedError | None = None
 
     def __init__(self, directory: str, topic: str, number: int, config: ConfigSource,
                  clock: Clock, on_append: Callable[[], None] = lambda: None) -> None:
@@ -130,11 +139,30 @@ class Partition:
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"partition {self.topic}/{self.number} is closed")
+            self._check_failure()
             fcntl.flock(self._state_file.fd, fcntl.LOCK_EX)
             try:
                 yield self._state_file.read()
+            except StorageFailedError as error:
+                self._fail(error)
+                raise
             finally:
                 fcntl.flock(self._state_file.fd, fcntl.LOCK_UN)
+
+    def _check_failure(self) -> None:
+        """Raise StorageFailedError if storage failed under this partition before."""
+        failure = self._failure
+        if failure is not None:
+            raise StorageFailedError(
+                f"partition {self.topic}/{self.number} refuses writes since storage "
+                f"failed under it: {failure}", original=failure.original)
+
+    def _fail(self, error: StorageFailedError) -> None:
+        """Latch the first storage failure (see the class docstring)."""
+        if self._failure is None:
+            self._failure = error
+            _log.error("partition %s/%d failed, writes refused until reopened: %s",
+                       self.topic, self.number, error)
 
     def state(self) -> PartitionState:
         """The latest published state (lock-free)."""
@@ -572,10 +600,16 @@ class Partition:
         return self._enforce_retention_locked(state, config)
 
     def _create_segment(self, base_offset: int, config: TopicConfig) -> Segment:
+        """A new, preallocated segment; on a full disk (DiskFullError) its files are
+        removed again, so a retry once space is freed starts clean."""
         segment = Segment(self.directory, base_offset, create=True)
-        segment.preallocate(
-            config.segment_bytes, index_capacity(config.segment_bytes, config.index_interval_bytes)
-        )
+        try:
+            segment.preallocate(config.segment_bytes,
+                                index_capacity(config.segment_bytes, config.index_interval_bytes))
+        except BaseException:
+            segment.close()
+            remove_segment_files(self.directory, base_offset)
+            raise
         self._fresh[base_offset] = segment  # joins the view once its roll is published
         return segment
 
@@ -592,6 +626,7 @@ class Partition:
         """
         with self._commit:
             while self._durable_offset < offset:
+                self._check_failure()  # every waiter learns of a failed flush
                 if not self._flushing:
                     self._flushing = True
                     deadline = time.monotonic() + GATHER_S
@@ -616,12 +651,23 @@ class Partition:
             raise AssertionError(f"flush covered {durable}, needed {offset}")
 
     def flush(self) -> int:
-        """fdatasync what has been published; return the offset it covers."""
+        """fdatasync what has been published; return the offset it covers.
+
+        A failed fdatasync latches the partition failed (StorageFailedError, now
+        and for every later write): the kernel may have marked the pages clean
+        without writing them, so a later fdatasync that succeeds proves nothing
+        about them and is never taken as covering them."""
+        self._check_failure()
         self.dirty = False  # before reading the state: a later append sets it again
         state = self.state()
         if state.flushed_offset >= state.end_offset:
             return state.flushed_offset
-        self._refresh(state).segments[state.active_base_offset].flush()
+        try:
+            self._refresh(state).segments[state.active_base_offset].flush()
+        except StorageFailedError as error:
+            self.dirty = True  # still not on disk
+            self._fail(error)
+            raise
         # Published with this process's next append (no extra lock round trip here).
         self._flushed_here = max(self._flushed_here, state.end_offset)
         return state.end_offset
@@ -783,6 +829,8 @@ class Partition:
 
     def trim_active(self) -> None:
         """Cut the active segment's preallocation (the last process is closing the log)."""
+        if self._failure is not None:
+            return  # no writes after a storage failure: recovery cuts it on the next open
         with self._locked() as state:
             if state is None:
                 return

@@ -2,10 +2,10 @@
 
 Owner: the partition. The data file is preallocated (sparse) when created and
 trimmed to its valid length when the segment is rolled or the log is closed
-cleanly. Batches are written with ``pwritev`` (a full disk is an ``OSError``,
-not a ``SIGBUS``) and read through a shared read-only memory map, so readers in
-other processes see a batch as soon as its bytes are written; they only read
-below the published position (see ``_state``).
+cleanly. Batches are written with ``pwritev`` (a full disk is a
+``DiskFullError``, not a ``SIGBUS``) and read through a shared read-only memory
+map, so readers in other processes see a batch as soon as its bytes are
+written; they only read below the published position (see ``_state``).
 
 File names follow Kafka: the base offset as 20 zero-padded digits plus
 ``.log``, ``.index`` and ``.timeindex``.
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import mmap
 import os
 
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._index import OffsetIndex, TimeIndex
+from mqlog.logstore._space import NO_SPACE, disk_full, storage_failed
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
@@ -56,9 +58,16 @@ def remove_segment_files(directory: str, base_offset: int) -> None:
             pass
 
 
+#: The smallest batch on disk (a header and one record row): an index gets at
+#: most one entry per batch, so this bounds the entries a segment can need.
+MIN_BATCH_BYTES = fmt.BATCH_HEADER_SIZE + fmt.RECORD_DTYPE.itemsize
+
+
 def index_capacity(segment_bytes: int, index_interval_bytes: int) -> int:
-    """Entries an index needs: one per ``index_interval_bytes`` of data, plus slack."""
-    return segment_bytes // max(index_interval_bytes, 1) + 2
+    """Entries an index needs: one per ``index_interval_bytes`` of data (at most
+    one per batch), plus slack. The index files' blocks are reserved, so this
+    bounds the disk space they take."""
+    return segment_bytes // max(index_interval_bytes, MIN_BATCH_BYTES) + 2
 
 
 class Segment:
@@ -167,20 +176,62 @@ class Segment:
     # -- writing (partition lock held) -----------------------------------------
 
     def write(self, position: int, buffers: tuple, expected: int) -> None:
-        """Write ``buffers`` (``expected`` bytes in all) at ``position``."""
-        written = os.pwritev(self.fd, buffers, position)
-        if written != expected:
-            raise OSError(f"short write to {self.path}: {written} of {expected} bytes")
+        """Write ``buffers`` (``expected`` bytes in all) at ``position``, beyond the
+        published end.
+
+        A full disk raises DiskFullError, any other failure StorageFailedError;
+        either way the bytes of this write that did land are zeroed first, so
+        that no part of a batch that was never published lies past the
+        published end, where a later, shorter batch would leave it for
+        recovery to find."""
+        written = 0
+        try:
+            written = os.pwritev(self.fd, buffers, position)
+            if written < expected:  # the disk filled up mid-write: learn why
+                rest = memoryview(b"".join(buffers))
+                while written < expected:
+                    step = os.pwrite(self.fd, rest[written:], position + written)
+                    if step <= 0:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    written += step
+        except OSError as error:
+            self._discard(position, written, error)
+            if error.errno in NO_SPACE:
+                raise disk_full(self.path, expected, error) from error
+            raise storage_failed("writing", self.path, error) from error
+
+    def _discard(self, position: int, length: int, cause: OSError) -> None:
+        """Zero ``length`` bytes written at ``position`` by a write that failed;
+        if even that fails, raise StorageFailedError (the partition is then
+        latched and recovery zeroes the tail on the next open)."""
+        if length <= 0:
+            return
+        self.forget_verified_from(position)
+        if _punch_hole(self.fd, position, length):
+            return
+        try:
+            os.pwrite(self.fd, bytes(length), position)
+        except OSError as error:
+            raise storage_failed(f"writing (then zeroing after {cause})", self.path,
+                                 error) from error
 
     def preallocate(self, data_bytes: int, index_capacity: int) -> None:
-        """Grow the data file (sparse) and the indexes so appends need no remap."""
+        """Grow the data file (sparse: written with ``pwritev``) and the indexes
+        (blocks reserved: written through maps) so appends need no remap.
+        Raises DiskFullError when the indexes cannot be reserved."""
         if self.file_size() < data_bytes:
             os.ftruncate(self.fd, data_bytes)
         self.index.ensure_capacity(index_capacity)
         self.time_index.ensure_capacity(index_capacity + 1)
 
     def flush(self) -> None:
-        os.fdatasync(self.fd)
+        """fdatasync the data file. A failure raises StorageFailedError: the pages
+        it covered may have been marked clean without reaching the disk, so the
+        caller must not retry as if nothing happened (see ``Partition.flush``)."""
+        try:
+            os.fdatasync(self.fd)
+        except OSError as error:
+            raise storage_failed("fdatasync", self.path, error) from error
 
     def trim(self, data_bytes: int, index_count: int, time_count: int) -> None:
         """Cut data and indexes to their valid lengths."""

@@ -1,8 +1,9 @@
 """The partition state file: where a partition's end is published.
 
 Owner: the appender holding the partition lock writes it; anyone reads it,
-lock-free. The file (``state``, 256 bytes, memory-mapped) holds two slots of
-128 bytes. Each publish writes the *older* slot with a higher sequence number
+lock-free. The file (``state``, 256 bytes, memory-mapped, its blocks reserved
+on open so that a publish never faults on a full disk) holds two slots of 128
+bytes. Each publish writes the *older* slot with a higher sequence number
 and its own checksum, so a reader always finds at least one complete slot:
 it takes the valid slot with the highest sequence. A writer killed in the
 middle of a publish leaves the previous slot intact: no state is ever stuck.
@@ -39,6 +40,8 @@ import uuid
 from typing import NamedTuple
 
 import xxhash
+
+from mqlog.logstore._space import reserve, storage_failed
 
 STATE_VERSION = 1
 SLOT_SIZE = 128
@@ -105,8 +108,11 @@ class StateFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        if os.fstat(self.fd).st_size < FILE_SIZE:
-            os.ftruncate(self.fd, FILE_SIZE)
+        try:  # blocks reserved: a publish through the map can never fault (SIGBUS)
+            reserve(self.fd, FILE_SIZE, path)
+        except BaseException:
+            os.close(self.fd)
+            raise
         self._map = mmap.mmap(self.fd, FILE_SIZE)
         #: The bytes last decoded and what they decoded to: the state is read far
         #: more often than it changes, and equal bytes decode to an equal state.
@@ -143,7 +149,12 @@ class StateFile:
         return published
 
     def sync(self) -> None:
-        self._map.flush()
+        """msync the file; a failure raises StorageFailedError (never retry it as
+        if nothing happened: the pages may be marked clean without being on disk)."""
+        try:
+            self._map.flush()
+        except OSError as error:
+            raise storage_failed("msync", self.path, error) from error
 
     def close(self) -> None:
         self._map.close()
