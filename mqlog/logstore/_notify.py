@@ -25,6 +25,8 @@ import struct
 import sys
 import time
 
+from mqlog.logstore._space import reserve
+
 NOTIFY_FILE = "notify"
 FILE_SIZE = 64
 #: Longest single sleep: bounds the cost of a wake-up lost to a race.
@@ -62,8 +64,7 @@ class Notifier:
         path = os.path.join(directory, NOTIFY_FILE)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if os.fstat(fd).st_size < FILE_SIZE:
-                os.ftruncate(fd, FILE_SIZE)
+            reserve(fd, FILE_SIZE, path)  # written through the map: never a SIGBUS
             self._map = mmap.mmap(fd, FILE_SIZE)
         finally:
             os.close(fd)
