@@ -139,7 +139,8 @@ class Partition:
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"partition {self.topic}/{self.number} is closed")
-            self._check_failure()
+            if self._failure is not None:
+                self._check_failure()
             fcntl.flock(self._state_file.fd, fcntl.LOCK_EX)
             try:
                 yield self._state_file.read()
