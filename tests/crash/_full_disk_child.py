@@ -1,6 +1,6 @@
-"""The child process of the real full-disk test (``tests/crash/test_full_disk.py``).
+"""The child processes of the real full-disk test (``tests/crash/test_full_disk.py``).
 
-``python -m tests.crash._full_disk_child LOG FILLER ROUNDS SEED``
+``python -m tests.crash._full_disk_child rounds LOG FILLER ROUNDS SEED``
 
 Opens the log (on a small file system of its own), then ROUNDS times: fills the
 disk with FILLER (leaving a few bytes to a few pages free), appends, commits a
@@ -10,6 +10,19 @@ works again in this same process, without reopening anything. Prints one JSON
 line: what was acknowledged (appended offsets, committed offsets, acked jobs)
 and how many DiskFullErrors each kind of call met. Any other exception ends the
 child with a traceback (exit status 1); a SIGBUS would end it with -7.
+
+``python -m tests.crash._full_disk_child index-page LOG FILLER``
+
+Appends one-record batches (each indexed) until the next one's time-index entry
+is the first of a new page while its data still fits in an allocated page of
+the segment, fills the disk, and appends it: with sparse index files that store
+was a SIGBUS. Then appends until DiskFullError. Prints a JSON line.
+
+``python -m tests.crash._full_disk_child queue-page LOG FILLER``
+
+Receives and acks queue jobs whose share-state entries fill the file's first
+page, fills the disk, and receives the next ones, whose entries are on the
+second page: with a sparse share-state file that store was a SIGBUS.
 """
 
 from __future__ import annotations
@@ -119,5 +132,51 @@ def main(log_path: str, filler: str, rounds: int, seed: int) -> None:
           flush=True)
 
 
+def index_page(log_path: str, filler: str) -> None:
+    """See the module docstring (``index-page``)."""
+    page_entries = 4096 // 16  # time-index entries per page
+    with mqlog.open(log_path) as log:
+        log.create_topic(TOPIC, segment_bytes=65536, index_interval_bytes=1,
+                         durability="none")
+        # Batch k >= 1 gets index entry k - 1 (position 0 is never indexed): batch
+        # page_entries + 1 stores the first entry of the time index's second page.
+        for _ in range(page_entries + 1):
+            log.append(TOPIC, 0, [b""])
+        fill(filler, 0)
+        events = Counter()
+        offsets = [log.append(TOPIC, 0, [b""])]  # data fits the page; index entry is new
+        until_full(lambda: offsets.append(log.append(TOPIC, 0, [b""])), events, "append")
+        os.unlink(filler)
+        offsets.append(log.append(TOPIC, 0, [b"after"]))
+        print(json.dumps({"offsets": offsets, "events": dict(events),
+                          "end": log.end_offset(TOPIC, 0)}), flush=True)
+
+
+def queue_page(log_path: str, filler: str) -> None:
+    """See the module docstring (``queue-page``)."""
+    page_entries = (4096 - 64) // 32  # share-state entries on the file's first page
+    with mqlog.open(log_path) as log:
+        log.create_topic(JOBS, durability="none")
+        log.append(JOBS, 0, [b"job"] * (3 * page_entries))
+        worker = log.queue(QUEUE, JOBS)
+        acked = []
+        while len(acked) < page_entries - 10:
+            for message in worker.receive(max_messages=page_entries - 10 - len(acked)):
+                message.ack()
+                acked.append(message.offset)
+        fill(filler, 0)
+        for message in worker.receive(max_messages=page_entries):  # onto the second page
+            message.ack()
+            acked.append(message.offset)
+        os.unlink(filler)
+        worker.close()
+        print(json.dumps({"acked": acked}), flush=True)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    if sys.argv[1] == "rounds":
+        main(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif sys.argv[1] == "index-page":
+        index_page(sys.argv[2], sys.argv[3])
+    else:
+        queue_page(sys.argv[2], sys.argv[3])

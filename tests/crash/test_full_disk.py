@@ -47,16 +47,16 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def run_child(log_path: Path, filler: Path, rounds: int, seed: int) -> dict:
+def run_child(*arguments: object) -> dict:
+    """Run ``_full_disk_child`` with ``arguments``; its JSON summary line."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     done = subprocess.run(
-        [sys.executable, "-m", "tests.crash._full_disk_child", str(log_path), str(filler),
-         str(rounds), str(seed)],
+        [sys.executable, "-m", "tests.crash._full_disk_child", *map(str, arguments)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, (
-        f"child (seed {seed}) ended with status {done.returncode} "
+        f"child {arguments} ended with status {done.returncode} "
         f"(-7 is SIGBUS):\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -65,7 +65,7 @@ def run_child(log_path: Path, filler: Path, rounds: int, seed: int) -> dict:
 def test_a_full_disk_raises_disk_full_error_and_loses_nothing(small_disk: Path,
                                                               seed: int) -> None:
     log_path = small_disk / "log"
-    summary = run_child(log_path, small_disk / "filler", ROUNDS, seed)
+    summary = run_child("rounds", log_path, small_disk / "filler", ROUNDS, seed)
     assert summary["lost"] == [], f"seed {seed}: acknowledged records lost"
     events = summary["events"]
     for kind in ("append", "commit", "send"):
@@ -83,3 +83,16 @@ def test_a_full_disk_raises_disk_full_error_and_loses_nothing(small_disk: Path,
         acked = summary["acked"]
         assert acked == list(range(len(acked)))  # one worker acks in order
         assert queue[0]["position"] >= len(acked)
+
+
+def test_an_index_entry_on_a_new_page_of_a_full_disk_is_no_sigbus(small_disk: Path) -> None:
+    summary = run_child("index-page", small_disk / "log", small_disk / "filler")
+    offsets = summary["offsets"]
+    assert offsets == list(range(257, 257 + len(offsets)))
+    assert summary["events"] == {"append": 1} and summary["end"] == offsets[-1] + 1
+
+
+def test_a_queue_entry_on_a_new_page_of_a_full_disk_is_no_sigbus(small_disk: Path) -> None:
+    summary = run_child("queue-page", small_disk / "log", small_disk / "filler")
+    page_entries = (4096 - 64) // 32
+    assert summary["acked"] == list(range(page_entries - 10 + page_entries))
