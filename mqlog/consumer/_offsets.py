@@ -111,6 +111,13 @@ class OffsetStore:
         return {TopicPartition(topic, partition): value
                 for (name, topic, partition), value in self._latest.items() if name == group}
 
+    def highest_committed(self, topic: str, partition: int) -> int | None:
+        """The highest offset any group committed for ``topic``/``partition``, or None."""
+        for number in range(OFFSETS_PARTITIONS):
+            self._catch_up(number)
+        return max((value.offset for (_group, name, number), value in self._latest.items()
+                    if name == topic and number == partition), default=None)
+
     def groups(self) -> set[str]:
         """Groups with at least one committed offset."""
         for partition in range(OFFSETS_PARTITIONS):
