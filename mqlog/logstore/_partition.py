@@ -745,9 +745,10 @@ class Partition:
         if leftover or published > scan.position:
             self._journal("cut", scan.offset, max(scan.offset, floor),
                           max(published - scan.position, 0), segment.path,
-                          "bytes after the last valid batch: a torn or damaged tail, or a "
-                          "batch written but never published" if leftover else
-                          "the published end lies past the data (the file was truncated)")
+                          "the published end lies past the valid data (the file was "
+                          "truncated, lost unflushed writes, or is damaged)"
+                          if published > scan.position else "bytes after the last valid "
+                          "batch: a torn write, or a batch written but never published")
         end_offset, position = scan.offset, scan.position
         if floor > end_offset and self._write_gap(segment, position, end_offset, floor,
                                                   "recovery cut offsets a valid state slot "
