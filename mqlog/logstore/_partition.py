@@ -45,6 +45,7 @@ from mqlog.logstore import _format as fmt
 from mqlog.logstore._closed_index import index_disagreement, rebuild_indexes
 from mqlog.logstore._columns import RecordColumns, decode_columns
 from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._producers import FILE_NAME as PRODUCERS_FILE
 from mqlog.logstore._producers import ProducerTable
 from mqlog.logstore._record import Message, Record
 from mqlog.logstore._retention import SegmentFacts, segments_to_delete
@@ -793,6 +794,10 @@ class Partition:
         gap = fmt.gap_batch(first, end - first, self._clock())
         segment.write(position, (gap,), len(gap))
         segment.flush()
+        if os.path.exists(os.path.join(self.directory, PRODUCERS_FILE)):
+            if self._producer_table is None:
+                self._producer_table = ProducerTable(self.directory)
+            self._producer_table.discard_from(first)  # their batches must be written again
         self._journal("gap", first, end, 0, segment.path, reason)
         return True
 

@@ -101,16 +101,20 @@ class StateSlots(NamedTuple):
         return self.valid[-1] if self.valid else None
 
 
+def _state_of(fields: tuple) -> PartitionState:
+    (_, sequence, start_offset, end, base, position, max_ts, created, flushed,
+     index_count, time_count, epoch, boot_id, _version) = fields
+    return PartitionState(start_offset, end, base, position, max_ts, created, flushed,
+                          index_count, time_count, epoch, boot_id, sequence)
+
+
 def _decode_slot(data: bytes, start: int) -> PartitionState | None:
     fields = _SLOT.unpack_from(data, start)
     if fields[-1] != STATE_VERSION:
         return None
     if _checksum(memoryview(data)[start + 8 : start + SLOT_SIZE]) != fields[0]:
         return None
-    (_, sequence, start_offset, end, base, position, max_ts, created, flushed,
-     index_count, time_count, epoch, boot_id, _version) = fields
-    return PartitionState(start_offset, end, base, position, max_ts, created, flushed,
-                          index_count, time_count, epoch, boot_id, sequence)
+    return _state_of(fields)
 
 
 def decode_slots(data: bytes) -> StateSlots:
@@ -133,10 +137,14 @@ def decode_state(data: bytes) -> PartitionState | None:
     reader's fast path: it does not judge whether the file is damaged)."""
     best = None
     for start in (0, SLOT_SIZE):
-        state = _decode_slot(data, start)
-        if state is not None and (best is None or state.sequence > best.sequence):
-            best = state
-    return best
+        fields = _SLOT.unpack_from(data, start)
+        if fields[-1] != STATE_VERSION:
+            continue
+        if _checksum(memoryview(data)[start + 8 : start + SLOT_SIZE]) != fields[0]:
+            continue
+        if best is None or fields[1] > best[1]:
+            best = fields
+    return None if best is None else _state_of(best)
 
 
 class StateFile:

@@ -361,3 +361,24 @@ def _junk(kind: str, data: bytes, rng: np.random.Generator) -> bytes:
     size = len(data)
     return {"random": rng.bytes(size), "random-longer": rng.bytes(size * 3 + 40),
             "zeros": bytes(size), "empty": b""}[kind]
+
+
+def test_an_idempotent_retry_of_a_batch_in_a_gap_is_written_again(tmp_path: Path) -> None:
+    """The producer table says the batch ended at or below the end, but its records
+    are in a recorded gap: a retry (the producer never got the acknowledgement)
+    must write them, not return the lost batch's offset."""
+    producer = 0x5EED
+    with mqlog.open(tmp_path / "log") as log:
+        log.create_topic(TOPIC)
+        partition = log._partition(TOPIC, 0)
+        assert partition.append([b"a", b"b"], producer=(producer, 0)) == 0
+        assert partition.append([b"c", b"d"], producer=(producer, 1)) == 2
+    segment = tmp_path / "log" / "topics" / TOPIC / "0" / (segment_name(0) + ".log")
+    os.truncate(segment, segment.stat().st_size - 5)  # inside the second batch
+    with mqlog.open(tmp_path / "log") as log:
+        partition = log._partition(TOPIC, 0)
+        assert log.end_offset(TOPIC, 0) == 4
+        assert partition.append([b"c", b"d"], producer=(producer, 1)) == 4
+        assert partition.append([b"c", b"d"], producer=(producer, 1)) == 4  # now written
+        assert [(r.offset, r.value) for r in log.iter(TOPIC, 0)] == [
+            (0, b"a"), (1, b"b"), (4, b"c"), (5, b"d")]
