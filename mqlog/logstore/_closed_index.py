@@ -114,6 +114,17 @@ def rebuild_indexes(segment: Segment, interval_bytes: int, end_offset: int) -> N
     segment.load_closed()
 
 
+def remove_leftovers(directory: str) -> None:
+    """Delete the temporary files of rebuilds that a crash interrupted (the
+    partition lock is held: no rebuild is under way)."""
+    for name in os.listdir(directory):
+        if name.endswith(REBUILD_SUFFIX):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+
+
 def _replace(path: str, entries: np.ndarray) -> None:
     temporary = f"{path}.{uuid.uuid4().hex}{REBUILD_SUFFIX}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -42,7 +42,7 @@ from mqlog.errors import (
 )
 from mqlog.logstore import _batch, _journal
 from mqlog.logstore import _format as fmt
-from mqlog.logstore._closed_index import index_disagreement, rebuild_indexes
+from mqlog.logstore._closed_index import index_disagreement, rebuild_indexes, remove_leftovers
 from mqlog.logstore._columns import RecordColumns, decode_columns
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._producers import FILE_NAME as PRODUCERS_FILE
@@ -842,6 +842,7 @@ class Partition:
         truncated) is cut at its last valid batch and the missing offsets recorded
         as a gap; indexes that disagree with the data are rebuilt. The segments,
         loaded, are handed to the next view."""
+        remove_leftovers(self.directory)
         for slot, base in enumerate(bases[:-1]):
             following = bases[slot + 1]
             if following <= state.log_start_offset or base in self._fresh:

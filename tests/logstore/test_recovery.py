@@ -328,6 +328,7 @@ def test_junk_indexes_of_closed_segments_are_rebuilt(segments: Pristine, junk: s
     the files come back as they were, verify passes, the journal says so."""
     lab = segments
     lab.restore()
+    (lab.directory / f"{segment_name(0)}.index.0123abcd.rebuild").write_bytes(b"left by a crash")
     rng = np.random.default_rng(7)
     closed = lab.bases[:-1]
     for base in closed:
