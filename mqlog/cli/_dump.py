@@ -42,7 +42,7 @@ def dump(
     count = record_count = bad = 0
     for batch in batches:
         count += 1
-        record_count += batch.record_count if batch.valid else 0
+        record_count += batch.record_count if batch.valid and not batch.gap else 0
         bad += not batch.valid
         if json_output:
             _print_json(batch)
@@ -76,6 +76,8 @@ def _print_json(batch: DumpedBatch) -> None:
 
 def _print_human(batch: DumpedBatch, width: int) -> None:
     status = "ok" if batch.valid else f"BAD: {batch.error}"
+    if batch.valid and batch.gap:
+        status = f"gap: offsets {batch.base_offset}..{batch.next_offset - 1} recorded as missing"
     console.print(
         f"{batch.position:>10}  {batch.base_offset:>12}  {batch.record_count:>6}  "
         f"{format_ms(batch.first_timestamp):<24}  {format_ms(batch.max_timestamp):<24}  "

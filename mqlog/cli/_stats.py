@@ -1,4 +1,6 @@
-"""``mqlog stats``: per topic records, bytes, segments, in/out rates and oldest record.
+"""``mqlog stats``: per topic records, bytes, segments, in/out rates and oldest record,
+and how many recoveries cut, skipped or rebuilt something in the topic (the
+recovery journal, whose entries for the topics shown follow the table).
 
 Rates need two looks: the command samples end offsets (records in) and the
 committed offsets of every group (records out, summed over groups) twice,
@@ -18,7 +20,9 @@ import mqlog
 from mqlog.cli._app import app, open_log
 from mqlog.cli._options import JSON_OPTION
 from mqlog.cli._output import console, emit_json, format_age, format_rate
+from mqlog.cli._verify import print_recoveries
 from mqlog.logstore import TopicDescription
+from mqlog.logstore.inspect import read_journal
 
 #: Default time between the two samples of the rates.
 DEFAULT_INTERVAL_S = 1.0
@@ -34,6 +38,8 @@ class TopicStats:
     in_per_s: float | None
     out_per_s: float | None
     oldest_record_age_ms: int | None
+    #: Entries of the recovery journal for this topic.
+    recoveries: int
 
 
 @app.command()
@@ -49,10 +55,12 @@ def stats(
         "--internal", help="Include internal topics (__consumer_offsets).")] = False,
     json_output: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """Show per topic records, bytes, segments, in/out rates and the oldest record.
+    """Show per topic records, bytes, segments, in/out rates, the oldest record
+    and recoveries.
 
     In: records/s appended; out: records/s committed by consumer groups,
-    measured over --interval.
+    measured over --interval. Recoveries: entries of the recovery journal (what
+    opening the log cut, skipped or rebuilt), listed below the table.
     """
     with open_log(ctx) as log:
         names = topics or [name for name in log.topics()
@@ -62,13 +70,16 @@ def stats(
         if interval > 0:
             time.sleep(interval)
             second = _sample(log, names)
-        results = [_stats(log, first[name], second[name] if second else None)
+        events = [e for e in read_journal(log.path) if e.topic in set(names)]
+        results = [_stats(log, first[name], second[name] if second else None,
+                          sum(e.topic == name for e in events))
                    for name in names]
     if json_output:
         for result in results:
             emit_json(dataclasses.asdict(result))
     else:
         console.print(_table(results))
+        print_recoveries(events)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +101,8 @@ def _sample(log: mqlog.Log, names: list[str]) -> dict[str, _Sample]:
     return {name: _Sample(taken, descriptions[name], committed[name]) for name in names}
 
 
-def _stats(log: mqlog.Log, before: _Sample, after: _Sample | None) -> TopicStats:
+def _stats(log: mqlog.Log, before: _Sample, after: _Sample | None,
+           recoveries: int) -> TopicStats:
     """The stats of one topic; rates only with a second sample."""
     latest = before.description if after is None else after.description
     in_rate = out_rate = None
@@ -103,7 +115,7 @@ def _stats(log: mqlog.Log, before: _Sample, after: _Sample | None) -> TopicStats
         in_rate, out_rate = max(appended, 0) / seconds, consumed / seconds
     return TopicStats(latest.name, len(latest.partitions), latest.record_count,
                       latest.size_bytes, sum(p.segment_count for p in latest.partitions),
-                      in_rate, out_rate, _oldest_age(log, latest))
+                      in_rate, out_rate, _oldest_age(log, latest), recoveries)
 
 
 def _oldest_age(log: mqlog.Log, description: TopicDescription) -> int | None:
@@ -120,10 +132,10 @@ def _oldest_age(log: mqlog.Log, description: TopicDescription) -> int | None:
 def _table(results: list[TopicStats]) -> Table:
     table = Table(title="mqlog stats")
     for column in ("TOPIC", "PARTITIONS", "RECORDS", "BYTES", "SEGMENTS", "IN", "OUT",
-                   "OLDEST"):
+                   "OLDEST", "RECOVERIES"):
         table.add_column(column, justify="left" if column == "TOPIC" else "right")
     for s in results:
         table.add_row(s.topic, f"{s.partitions:,}", f"{s.records:,}", f"{s.bytes:,}",
                       f"{s.segments:,}", format_rate(s.in_per_s), format_rate(s.out_per_s),
-                      format_age(s.oldest_record_age_ms))
+                      format_age(s.oldest_record_age_ms), f"{s.recoveries:,}")
     return table

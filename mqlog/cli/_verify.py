@@ -10,8 +10,17 @@ from rich.table import Table
 from rich.text import Text
 
 from mqlog.cli._app import EXIT_FAILED, app, settings
-from mqlog.cli._output import console, emit_json
-from mqlog.logstore.inspect import PartitionReport, Problem, VerifyReport, verify_log
+from mqlog.cli._output import console, emit_json, format_ms
+from mqlog.logstore.inspect import (
+    PartitionReport,
+    Problem,
+    RecoveryEvent,
+    VerifyReport,
+    verify_log,
+)
+
+#: Journal lines printed by verify and stats (the JSON output has them all).
+RECOVERIES_SHOWN = 20
 
 
 @app.command()
@@ -24,7 +33,8 @@ def verify(
     """Check every batch checksum, offset, index entry and state file under --dir.
 
     Only reads (never repairs). Exits 1 when damage is found; warnings (states
-    a crash leaves behind, which the next open tidies up) do not fail.
+    a crash leaves behind, which the next open tidies up) do not fail. Also
+    lists the recovery journal: what earlier opens cut, skipped or rebuilt.
     """
     report = verify_log(settings(ctx).directory)
     if json_output:
@@ -41,6 +51,7 @@ def _summary(report: VerifyReport) -> dict:
         "topics": len(report.topics), "partitions": len(report.partitions),
         "segments": report.segments, "batches": report.batches, "records": report.records,
         "bytes": report.bytes, "errors": len(report.errors), "warnings": len(report.warnings),
+        "recoveries": len(report.recoveries),
     }
 
 
@@ -49,6 +60,8 @@ def _print_json(report: VerifyReport) -> None:
         emit_json({"type": "partition", **dataclasses.asdict(partition)})
     for problem in report.problems:
         emit_json({"type": "problem", **dataclasses.asdict(problem)})
+    for event in report.recoveries:
+        emit_json({"type": "recovery", **dataclasses.asdict(event)})
     emit_json(_summary(report))
 
 
@@ -74,11 +87,25 @@ def _print_human(report: VerifyReport) -> None:
     console.print(table)
     for problem in report.problems:
         console.print(_problem_line(problem), soft_wrap=True)
+    print_recoveries(report.recoveries)
     errors, warnings = len(report.errors), len(report.warnings)
     if report.ok:
         console.print(f"OK: no damage found ({warnings} warnings)", soft_wrap=True)
     else:
         console.print(f"DAMAGED: {errors} errors, {warnings} warnings", soft_wrap=True)
+
+
+def print_recoveries(events: list[RecoveryEvent]) -> None:
+    """The recovery journal, newest last (at most RECOVERIES_SHOWN lines)."""
+    if not events:
+        return
+    console.print(f"Recovery journal: {len(events)} entries"
+                  + (f" (the last {RECOVERIES_SHOWN} shown)"
+                     if len(events) > RECOVERIES_SHOWN else ""), soft_wrap=True)
+    for event in events[-RECOVERIES_SHOWN:]:
+        console.print(Text.assemble(("RECOVERY", "yellow"),
+                                    f" {format_ms(event.time_ms)} {event.describe()}"),
+                      soft_wrap=True)
 
 
 def _problem_line(problem: Problem) -> Text:

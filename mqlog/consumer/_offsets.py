@@ -61,6 +61,9 @@ class OffsetStore:
         self._lock = threading.Lock()
         self._latest: dict[tuple[str, str, int], CommittedOffset] = {}
         self._read_upto = [0] * OFFSETS_PARTITIONS
+        #: highest_committed's table, and the read positions it was built at.
+        self._highest: dict[tuple[str, int], int] = {}
+        self._highest_read_upto: list[int] | None = None
         try:
             log._create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, internal=True,
                               durability="always", cleanup_policy="compact",
@@ -110,6 +113,19 @@ class OffsetStore:
         self._catch_up(offsets_partition(group))
         return {TopicPartition(topic, partition): value
                 for (name, topic, partition), value in self._latest.items() if name == group}
+
+    def highest_committed(self, topic: str, partition: int) -> int | None:
+        """The highest offset any group committed for ``topic``/``partition``, or None
+        (a table of all of them is rebuilt only when commits were read since)."""
+        for number in range(OFFSETS_PARTITIONS):
+            self._catch_up(number)
+        with self._lock:
+            if self._highest_read_upto != self._read_upto:
+                highest: dict[tuple[str, int], int] = {}
+                for (_group, name, number), value in self._latest.items():
+                    highest[name, number] = max(highest.get((name, number), -1), value.offset)
+                self._highest, self._highest_read_upto = highest, list(self._read_upto)
+            return self._highest.get((topic, partition))
 
     def groups(self) -> set[str]:
         """Groups with at least one committed offset."""

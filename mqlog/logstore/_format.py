@@ -9,7 +9,8 @@ A batch::
     0   u64  checksum         xxh3_64 of bytes [8, batch_length)
     8   u32  batch_length     total bytes of the batch, header included
     12  u8   magic            format version, MAGIC
-    13  u8   attributes       bit 0: some record has a key; bit 1: some record has headers
+    13  u8   attributes       bit 0: some record has a key; bit 1: some record has headers;
+                              bit 2: written by compaction; bit 3: a recorded gap (below)
     14  u16  reserved         0
     16  i64  base_offset      offset of the first record
     24  u32  record_count     >= 1
@@ -28,9 +29,16 @@ is found without summing the lengths before it.
 A batch whose ``batch_length`` reads as 0 marks the end of the written data of
 a segment (segments are preallocated with zeros).
 
+A *gap batch* (attribute ATTR_GAP) holds no records: it is the 48-byte header
+alone, and its ``record_count`` offsets from ``base_offset`` on are recorded as
+missing -- recovery cut them, or lifted the end past them, so that offsets a
+reader may have seen are never handed out again. ``first_timestamp`` is when
+the gap was recorded, ``max_timestamp`` is -2**63 (no record). Reads skip it.
+
 Invariants checked by :func:`decode_header`/:func:`verify_batch`: magic matches,
-``record_count >= 1``, ``batch_length`` equals header + table + payload, and the
-checksum matches. Nothing that fails one of these is ever returned as a record.
+``record_count >= 1``, ``batch_length`` equals header + table + payload (48
+exactly for a gap batch), and the checksum matches. Nothing that fails one of
+these is ever returned as a record.
 """
 
 from __future__ import annotations
@@ -52,6 +60,11 @@ ATTR_HAS_HEADERS = 0x02
 #: Written by compaction: offsets before this batch may be missing (removed
 #: records); anywhere else a gap in offsets is damage.
 ATTR_COMPACTED = 0x04
+#: A gap batch: no records, its offsets are recorded as missing (see the module).
+ATTR_GAP = 0x08
+#: Most offsets one gap batch covers (its record count is a u32; relative offsets
+#: in a segment's index are u32 too, so a gap never comes near either limit).
+GAP_OFFSETS_MAX = 2**31 - 1
 
 #: One row of a batch's record table.
 RECORD_DTYPE = np.dtype(
@@ -169,7 +182,10 @@ def decode_header(buffer, position: int, limit: int) -> BatchHeader:
         raise BatchError("end")
     if magic != MAGIC:
         raise BatchError(f"bad magic {magic}")
-    if count == 0 or length < BATCH_HEADER_SIZE + count * RECORD_DTYPE.itemsize:
+    if attributes & ATTR_GAP:
+        if count == 0 or length != BATCH_HEADER_SIZE:
+            raise BatchError(f"bad gap batch: length {length}, {count} offsets")
+    elif count == 0 or length < BATCH_HEADER_SIZE + count * RECORD_DTYPE.itemsize:
         raise BatchError(f"bad length {length} for {count} records")
     if position + length > limit:
         raise BatchError("truncated batch")
@@ -181,6 +197,8 @@ def verify_batch(buffer, position: int, header: BatchHeader) -> None:
     view = memoryview(buffer)[position + 8 : position + header.batch_length]
     if _checksum(view) != header.checksum:
         raise BatchError("checksum mismatch")
+    if header.attributes & ATTR_GAP:
+        return  # no record table
     count = header.record_count
     if count <= _SMALL_BATCH:  # a few rows: plain struct reads beat numpy's call overhead
         last = 0
@@ -205,6 +223,22 @@ def verify_batch(buffer, position: int, header: BatchHeader) -> None:
         raise BatchError(
             f"record table sums to {expected} bytes, header says {header.batch_length}"
         )
+
+
+def gap_batch(base_offset: int, count: int, recorded_ms: int) -> bytes:
+    """A sealed gap batch recording offsets ``base_offset`` .. ``base_offset + count - 1``
+    as missing."""
+    if not 1 <= count <= GAP_OFFSETS_MAX:
+        raise ValueError(f"a gap batch covers 1..{GAP_OFFSETS_MAX} offsets, not {count}")
+    header = pack_header(BATCH_HEADER_SIZE, ATTR_GAP, base_offset, count, recorded_ms,
+                         -(2**63))
+    seal(header, ())
+    return bytes(header)
+
+
+def is_gap(header: BatchHeader) -> bool:
+    """True for a gap batch (no records to decode)."""
+    return bool(header.attributes & ATTR_GAP)
 
 
 def record_table(buffer, position: int, record_count: int) -> np.ndarray:

@@ -193,11 +193,36 @@ class Log:
             if topic is None:
                 directory = os.path.join(self._topics_dir(), name)
                 try:
-                    topic = Topic(directory, name, self._clock, self._notifier.notify)
+                    topic = Topic(directory, name, self._clock, self._notifier.notify,
+                                  self._lift_to_committed)
                 except FileNotFoundError:
                     raise UnknownTopicError(f"unknown topic {name!r}") from None
                 self._topics[name] = topic
         return topic
+
+    def _lift_to_committed(self, partition: Partition) -> None:
+        """Lift a just-opened partition's end to the highest offset a consumer group
+        committed for it, recording a gap (``Partition.ensure_end_at_least``): a
+        recovery that lost records which a group had consumed and committed (a
+        power loss under ``durability="interval"``) must not hand their offsets
+        out again, or the group would skip the new records. Internal topics are
+        not lifted; a log without committed offsets costs one ``stat``."""
+        from mqlog.consumer._offsets import OFFSETS_TOPIC
+
+        if partition.topic.startswith("__") or not os.path.isdir(
+                os.path.join(self._topics_dir(), OFFSETS_TOPIC)):
+            return
+        try:
+            committed = self._offset_store().highest_committed(partition.topic,
+                                                               partition.number)
+            end = partition.state().end_offset
+            if committed is not None and committed > end:
+                partition.ensure_end_at_least(
+                    committed, f"a consumer group committed offset {committed}, beyond the "
+                    f"partition's end {end}")
+        except (MqlogError, OSError):  # offsets unreadable, disk full: still open it
+            _log.exception("could not lift %s/%d to its committed offsets", partition.topic,
+                           partition.number)
 
     def _forget_topic(self, name: str, deleted: Partition) -> None:
         """Close and drop this process's handle of a topic that another process

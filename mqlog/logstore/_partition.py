@@ -41,10 +41,12 @@ from mqlog.errors import (
     StorageFailedError,
     UnknownTopicError,
 )
-from mqlog.logstore import _batch
+from mqlog.logstore import _batch, _journal
 from mqlog.logstore import _format as fmt
+from mqlog.logstore._closed_index import index_disagreement, rebuild_indexes, remove_leftovers
 from mqlog.logstore._columns import RecordColumns, decode_columns
 from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._producers import FILE_NAME as PRODUCERS_FILE
 from mqlog.logstore._producers import ProducerTable
 from mqlog.logstore._record import Message, Record
 from mqlog.logstore._retention import SegmentFacts, segments_to_delete
@@ -328,6 +330,14 @@ class Partition:
                                 f"offsets {offset}..{header.base_offset - 1} are missing"
                             )
                         offset = header.base_offset  # removed by compaction
+                    if fmt.is_gap(header):  # offsets recorded as missing: nothing to decode
+                        offset, position = header.next_offset, position + header.batch_length
+                        if offset >= segment_end or position >= limit:
+                            break
+                        header = segment.header_at(position, limit)
+                        if header.base_offset < offset:
+                            raise fmt.BatchError(f"expected offset {offset} or above after a gap")
+                        continue
                     first = offset - header.base_offset
                     piece, taken, used = decode(
                         segment.buffer(position + header.batch_length), position, header,
@@ -378,8 +388,8 @@ class Partition:
             position, header = segment.locate(offset, limit, index_count)
         except fmt.BatchError:
             return None  # damaged: the age is unknown, reads will report it
-        if header is None:
-            return None
+        if header is None or fmt.is_gap(header):
+            return None  # at the end, or in a recorded gap: no record there
         row = max(offset - header.base_offset, 0)
         table = segment.buffer(limit)
         return _TIMESTAMP.unpack_from(
@@ -416,7 +426,7 @@ class Partition:
         try:
             position, header = segment.locate(offset, limit, index_count)
             while header is not None:
-                if header.max_timestamp >= timestamp:
+                if header.max_timestamp >= timestamp and not fmt.is_gap(header):
                     table = fmt.record_table(segment.buffer(limit), position, header.record_count)
                     hits = np.flatnonzero(table["timestamp"] >= timestamp)
                     return header.base_offset + int(hits[0])
@@ -716,31 +726,41 @@ class Partition:
     def _recover(self, state: PartitionState | None) -> PartitionState:
         """Make the files and the published state agree (partition lock held).
 
-        Trusts the state's history when it was written in this boot of the
-        machine (page cache intact); still re-verifies the active segment from
-        its last index entry up to the published position. Otherwise (first
-        open, state damaged, machine rebooted) rebuilds the state from the
-        newest segment: every batch from its last valid index entry is verified
-        and the index rebuilt. A cut tail is zeroed so it can never resurface.
+        Trusts the state's history when the state file is intact and was written
+        in this boot of the machine (page cache intact); still re-verifies the
+        active segment from its last index entry up to the published position.
+        Otherwise (first open, state damaged, machine rebooted) rebuilds the state
+        from the newest segment: every batch from its last index entry known to be
+        durable is verified and the index rebuilt, up to the last valid batch on
+        disk, whatever a slot says. A cut tail is zeroed so it can never
+        resurface. The end offset never goes below the end a valid slot records:
+        offsets cut below it are recorded as a gap (see ``_format``), never handed
+        out again. Closed segments are checked too (:meth:`_check_closed`). What
+        was cut, skipped or rebuilt is logged and journaled (``_journal``).
         """
         config = self.config()
+        slots = self._state_file.slots()
+        floor = max((slot.end_offset for slot in slots.valid), default=0)
+        if slots.damaged:
+            self._journal("state", floor, floor, 0, self._state_file.path,
+                          f"the state file is damaged ({len(slots.valid)} of 2 slots valid, "
+                          f"or out of sequence): the newest segment is re-read")
         bases = list_segment_bases(self.directory)
         if state is not None and bases:
             while len(bases) > 1 and bases[1] <= state.log_start_offset:
                 remove_segment_files(self.directory, bases.pop(0))  # retention left it
         if not bases:
-            start = state.end_offset if state is not None else 0
-            self._create_segment(start, config)  # handed to the view by _refresh below
+            self._create_segment(floor, config)  # handed to the view by _refresh below
             fresh = PartitionState(
-                log_start_offset=start, end_offset=start, active_base_offset=start,
+                log_start_offset=floor, end_offset=floor, active_base_offset=floor,
                 active_position=0, active_max_timestamp=NO_TIMESTAMP,
-                active_created_ms=self._clock(), flushed_offset=start, offset_index_count=0,
+                active_created_ms=self._clock(), flushed_offset=floor, offset_index_count=0,
                 time_index_count=0, epoch=(state.epoch + 1) if state is not None else 1,
             )
             published = self._publish(fresh, state)
             self._refresh(published)
             return published
-        trusted_history = state is not None and state.boot_id == BOOT_ID
+        trusted_history = state is not None and state.boot_id == BOOT_ID and not slots.damaged
         while trusted_history and len(bases) > 1 and bases[-1] > state.active_base_offset:
             remove_segment_files(self.directory, bases.pop())  # a roll died unpublished
         while True:
@@ -764,15 +784,30 @@ class Partition:
             segment.close()
             remove_segment_files(self.directory, bases.pop())
         self._fresh[newest] = segment
+        published = (state.active_position if state is not None
+                     and state.active_base_offset == newest else 0)
+        leftover = segment.has_bytes_at(scan.position)
         cut = not trusted or scan.position != state.active_position
-        if cut or segment.has_bytes_at(scan.position):
+        if cut or leftover:
             segment.zero_from(scan.position)  # a torn write or a bad tail: never data again
+        if leftover or published > scan.position:
+            self._journal("cut", scan.offset, max(scan.offset, floor),
+                          max(published - scan.position, 0), segment.path,
+                          "the published end lies past the valid data (the file was "
+                          "truncated, lost unflushed writes, or is damaged)"
+                          if published > scan.position else "bytes after the last valid "
+                          "batch: a torn write, or a batch written but never published")
+        end_offset, position = scan.offset, scan.position
+        if floor > end_offset and self._write_gap(segment, position, end_offset, floor,
+                                                  "recovery cut offsets a valid state slot "
+                                                  "records as written"):
+            end_offset, position, cut = floor, position + fmt.BATCH_HEADER_SIZE, True
         start_offset = bases[0] if state is None else max(state.log_start_offset, bases[0])
         recovered = PartitionState(
-            log_start_offset=start_offset,
-            end_offset=scan.offset,
+            log_start_offset=min(start_offset, end_offset),
+            end_offset=end_offset,
             active_base_offset=newest,
-            active_position=scan.position,
+            active_position=position,
             active_max_timestamp=scan.max_timestamp,
             active_created_ms=state.active_created_ms if trusted else self._clock(),
             flushed_offset=min(state.flushed_offset, scan.offset) if trusted else 0,
@@ -784,9 +819,54 @@ class Partition:
             recovered = self._publish(recovered, state)
         else:
             recovered = state
-        self._trim_previous_if_needed(bases, recovered)
+        self._check_closed(bases, recovered, config)
         self._refresh(recovered)
         return self._enforce_retention_locked(recovered, config)
+
+    def _journal(self, action: _journal.Action, first_offset: int, end_offset: int,
+                 size: int, file: str, reason: str) -> None:
+        _journal.record(_journal.log_root(self.directory), _journal.RecoveryEvent(
+            self._clock(), self.topic, self.number, action, first_offset, end_offset, size,
+            file, reason))
+
+    def _write_gap(self, segment: Segment, position: int, first: int, end: int,
+                   reason: str) -> bool:
+        """Record offsets ``first`` .. ``end - 1`` as missing with a gap batch at
+        ``position`` of ``segment`` (flushed before it is published); False, changing
+        nothing, when the gap is too long to record (see ``fmt.GAP_OFFSETS_MAX``)."""
+        if end - first > fmt.GAP_OFFSETS_MAX or end - segment.base_offset >= 2**32:
+            _log.warning("%s/%d: cannot record a gap of offsets %d..%d (too long); the end "
+                         "stays at %d", self.topic, self.number, first, end - 1, first)
+            return False
+        gap = fmt.gap_batch(first, end - first, self._clock())
+        segment.write(position, (gap,), len(gap))
+        segment.flush()
+        if os.path.exists(os.path.join(self.directory, PRODUCERS_FILE)):
+            if self._producer_table is None:
+                self._producer_table = ProducerTable(self.directory)
+            self._producer_table.discard_from(first)  # their batches must be written again
+        self._journal("gap", first, end, 0, segment.path, reason)
+        return True
+
+    def ensure_end_at_least(self, offset: int, reason: str) -> bool:
+        """Lift the end offset to ``offset`` if it is below, recording the offsets in
+        between as a gap (flushed and journaled): offsets that someone may have
+        seen, or that a consumer group committed, are then never handed out again.
+        ``reason`` says why, for the journal. True if the end moved."""
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+        with self._locked() as state:
+            if state is None or offset <= state.end_offset:
+                return False
+            segment = self._refresh(state).segments[state.active_base_offset]
+            if not self._write_gap(segment, state.active_position, state.end_offset, offset,
+                                   reason):
+                return False
+            self._publish(state.replace(
+                end_offset=offset, active_position=state.active_position + fmt.BATCH_HEADER_SIZE,
+                epoch=state.epoch + 1), state)
+        self._on_append()
+        return True
 
     @staticmethod
     def _entries_known_durable(segment: Segment, state: PartitionState | None) -> int:
@@ -802,20 +882,62 @@ class Partition:
         offsets = segment.index.entries["relative_offset"][:valid]
         return int(np.searchsorted(offsets, flushed, side="right"))
 
-    def _trim_previous_if_needed(self, bases: list[int], state: PartitionState) -> None:
-        """A process that died while rolling may leave the previous segment untrimmed."""
-        if len(bases) < 2:
+    def _check_closed(self, bases: list[int], state: PartitionState,
+                      config: TopicConfig) -> None:
+        """Check each closed segment the view will hold (partition lock held): a tail
+        that a roll left untrimmed is trimmed; a tail cut short (the file was
+        truncated) is cut at its last valid batch and the missing offsets recorded
+        as a gap; indexes that disagree with the data are rebuilt. The segments,
+        loaded, are handed to the next view."""
+        remove_leftovers(self.directory)
+        for slot, base in enumerate(bases[:-1]):
+            following = bases[slot + 1]
+            if following <= state.log_start_offset or base in self._fresh:
+                continue
+            segment = Segment(self.directory, base)
+            try:
+                segment.load_closed()
+                self._check_closed_tail(segment, following, config)
+                problem = index_disagreement(segment, config.index_interval_bytes)
+                if problem is not None:
+                    rebuild_indexes(segment, config.index_interval_bytes, following)
+                    self._journal("index", base, base, 0, segment.index.path,
+                                  f"rebuilt the segment's indexes from its data: {problem}")
+            except BaseException:
+                segment.close()
+                raise
+            self._fresh[base] = segment
+
+    def _check_closed_tail(self, segment: Segment, following: int, config: TopicConfig) -> None:
+        """See :meth:`_check_closed`; ``following``: the next segment's base offset.
+        Damage inside the data (a whole batch that fails its checks, or bytes
+        after a zero length field) is left alone: reads report it
+        (CorruptRecordError) and nothing is cut."""
+        size = segment.closed_size
+        scan = _TailScan(segment, config.index_interval_bytes, rebuild=False)
+        scan.run(segment.closed_index_count, size)
+        short = scan.offset < following and not segment.compacted
+        if scan.position < size:
+            tail = _closed_tail(segment.buffer(size), scan.position, scan.offset, size)
+            if tail == "damaged" or (tail == "zeros" and not short):
+                if tail == "zeros":  # a roll died before trimming the segment
+                    segment.trim(scan.position, segment.closed_index_count,
+                                 segment.closed_time_count)
+                    segment.load_closed()
+                return
+        elif not short:
             return
-        previous = Segment(self.directory, bases[-2])
-        try:
-            previous.load_closed()
-            scan = _TailScan(previous, self.config().index_interval_bytes, rebuild=False)
-            scan.run(previous.closed_index_count, previous.file_size())
-            if scan.position < previous.file_size() and scan.offset == bases[-1]:
-                previous.trim(scan.position, previous.closed_index_count,
-                              previous.closed_time_count)
-        finally:
-            previous.close()
+        cut_bytes = size - scan.position
+        segment.trim(scan.position, 0, 0)  # the entries are rebuilt below
+        if cut_bytes:
+            self._journal("cut", scan.offset, max(scan.offset, following), cut_bytes,
+                          segment.path, "the closed segment's data ends inside a batch or in "
+                          "zeros (the file was truncated, or lost unflushed pages)")
+        if short:
+            self._write_gap(segment, scan.position, scan.offset, following,
+                            "the closed segment's data ends before the next segment starts")
+        segment.load_closed()
+        rebuild_indexes(segment, config.index_interval_bytes, following)
 
     def describe(self) -> PartitionDescription:
         state = self.state()
@@ -935,6 +1057,26 @@ class _TailScan:
             self.max_timestamp = max(self.max_timestamp, header.max_timestamp)
             self.offset = header.next_offset
             self.position += header.batch_length
+
+
+def _closed_tail(buffer, position: int, offset: int, size: int) -> str:
+    """What follows the last valid batch of a closed segment at ``position``:
+    ``"zeros"`` up to the end of the file; ``"torn"``, a batch of the expected
+    ``offset`` that the end of the file cuts short; else ``"damaged"``."""
+    try:
+        fmt.decode_header(buffer, position, size)
+        return "damaged"  # a whole batch failing its checksum or offset
+    except fmt.BatchError as error:
+        reason = str(error)
+    if reason == "end":
+        rest = np.frombuffer(buffer, dtype=np.uint8, count=size - position, offset=position)
+        return "damaged" if rest.any() else "zeros"
+    if reason == "truncated header":
+        return "torn"
+    if reason == "truncated batch":
+        header = fmt.BATCH_HEADER.unpack_from(buffer, position)
+        return "torn" if header[5] == offset else "damaged"
+    return "damaged"
 
 
 def retire_partition(directory: str) -> None:

@@ -24,6 +24,8 @@ from typing import NamedTuple
 SLOTS = 1024
 _ENTRY = struct.Struct("<Qqqq")
 FILE_NAME = "producers"
+#: End offset of an entry whose batch a recovery cut: above any published end.
+NEVER_WRITTEN = 2**63 - 1
 
 
 class LastBatch(NamedTuple):
@@ -62,6 +64,17 @@ class ProducerTable:
     def put(self, producer_id: int, sequence: int, first: int, end: int) -> None:
         _ENTRY.pack_into(self._map, self._slot(producer_id) * _ENTRY.size, producer_id,
                          sequence, first, end)
+
+    def discard_from(self, offset: int) -> None:
+        """Make every entry whose batch ends after ``offset`` count as not written
+        (recovery recorded the offsets from ``offset`` on as a gap: a retry of such
+        a batch must write it again). The owner and sequence stay, so the probe
+        paths and the expected next sequence do not change."""
+        for slot in range(SLOTS):
+            owner, sequence, first, end = _ENTRY.unpack_from(self._map, slot * _ENTRY.size)
+            if owner and end > offset:
+                _ENTRY.pack_into(self._map, slot * _ENTRY.size, owner, sequence, first,
+                                 NEVER_WRITTEN)
 
     def close(self) -> None:
         self._map.close()

@@ -26,6 +26,14 @@ Slot layout (little-endian)::
     104 u32  version             STATE_VERSION
     108 ..   zero
 
+A file is *intact* when both slots are valid with consecutive sequence
+numbers, each in the slot its sequence selects, or when only the first publish
+happened (sequence 1 in the second slot, the first slot all zeros). Anything
+else -- a slot failing its checksum or version, a slot that is neither valid
+nor never written, sequences that do not follow each other -- is *damaged*:
+recovery then trusts no slot's description of the data and re-reads the newest
+segment to its last valid batch (see :func:`decode_slots`).
+
 Invariant: every batch below ``active_position`` of the active segment, and
 every batch of every older segment, was completely written before the slot
 that covers it was published.
@@ -83,8 +91,53 @@ class PartitionState(NamedTuple):
         return self._replace(**changes)
 
 
+class StateSlots(NamedTuple):
+    """Both slots of a state file as found: ``valid`` holds the slots that pass
+    their checks, oldest first; ``damaged`` says the file is not intact (see
+    the module)."""
+
+    valid: tuple[PartitionState, ...]
+    damaged: bool
+
+    @property
+    def newest(self) -> PartitionState | None:
+        return self.valid[-1] if self.valid else None
+
+
+def _state_of(fields: tuple) -> PartitionState:
+    (_, sequence, start_offset, end, base, position, max_ts, created, flushed,
+     index_count, time_count, epoch, boot_id, _version) = fields
+    return PartitionState(start_offset, end, base, position, max_ts, created, flushed,
+                          index_count, time_count, epoch, boot_id, sequence)
+
+
+def _decode_slot(data: bytes, start: int) -> PartitionState | None:
+    fields = _SLOT.unpack_from(data, start)
+    if fields[-1] != STATE_VERSION:
+        return None
+    if _checksum(memoryview(data)[start + 8 : start + SLOT_SIZE]) != fields[0]:
+        return None
+    return _state_of(fields)
+
+
+def decode_slots(data: bytes) -> StateSlots:
+    """Both slots of a state file's ``FILE_SIZE`` bytes, and whether it is damaged."""
+    slots = [_decode_slot(data, start) for start in (0, SLOT_SIZE)]
+    blank = [not any(data[start : start + SLOT_SIZE]) for start in (0, SLOT_SIZE)]
+    valid = tuple(sorted((s for s in slots if s is not None), key=lambda s: s.sequence))
+    placed = all(s is None or s.sequence % 2 == number for number, s in enumerate(slots))
+    if len(valid) == 2:
+        intact = placed and valid[1].sequence == valid[0].sequence + 1
+    elif len(valid) == 1:
+        intact = placed and valid[0].sequence == 1 and blank[0]
+    else:
+        intact = all(blank)  # never published
+    return StateSlots(valid, not intact)
+
+
 def decode_state(data: bytes) -> PartitionState | None:
-    """The newest valid slot of a state file's ``FILE_SIZE`` bytes, or None."""
+    """The newest valid slot of a state file's ``FILE_SIZE`` bytes, or None (the
+    reader's fast path: it does not judge whether the file is damaged)."""
     best = None
     for start in (0, SLOT_SIZE):
         fields = _SLOT.unpack_from(data, start)
@@ -94,12 +147,7 @@ def decode_state(data: bytes) -> PartitionState | None:
             continue
         if best is None or fields[1] > best[1]:
             best = fields
-    if best is None:
-        return None
-    (_, sequence, start_offset, end, base, position, max_ts, created, flushed,
-     index_count, time_count, epoch, boot_id, _version) = best
-    return PartitionState(start_offset, end, base, position, max_ts, created, flushed,
-                          index_count, time_count, epoch, boot_id, sequence)
+    return None if best is None else _state_of(best)
 
 
 class StateFile:
@@ -126,6 +174,10 @@ class StateFile:
             state = decode_state(data)
             self._decoded = (data, state)
         return state
+
+    def slots(self) -> StateSlots:
+        """Both slots as they are now (recovery: the partition lock is held)."""
+        return decode_slots(self._map[:FILE_SIZE])
 
     def publish(self, state: PartitionState, previous: PartitionState | None) -> PartitionState:
         """Write ``state`` as the newest slot; the caller holds the partition lock.

@@ -48,11 +48,14 @@ class Topic:
     """A topic open in this process; partitions are opened (and recovered) on first use."""
 
     def __init__(self, directory: str, name: str, clock: Clock,
-                 on_append: Callable[[], None]) -> None:
+                 on_append: Callable[[], None],
+                 on_open: Callable[[Partition], None] = lambda partition: None) -> None:
         self.directory = directory
         self.name = name
         self._clock = clock
         self._on_append = on_append
+        #: Called with each partition once opened (and recovered) in this process.
+        self._on_open = on_open
         self._lock = threading.Lock()
         self._partitions: dict[int, Partition] = {}
         self._metadata_path = os.path.join(directory, METADATA_FILE)
@@ -99,6 +102,7 @@ class Topic:
                 os.makedirs(path, exist_ok=True)
                 partition = Partition(path, self.name, number, self.config, self._clock,
                                       self._on_append)
+                self._on_open(partition)
                 self._partitions[number] = partition
         return partition
 

@@ -5,6 +5,9 @@ checksum, offset continuity within and across segments, that offset- and
 time-index entries point at batch starts with matching offsets and are
 monotonic, and that each partition's published state agrees with its files.
 :func:`dump_segment` decodes the batches (and records) of one ``.log`` file.
+Gap batches (offsets recovery recorded as missing, see ``_format``) are valid
+batches without records. :func:`verify_log` also returns the recovery journal
+(``_journal``): what earlier recoveries cut, skipped or rebuilt.
 
 Both only read, so they are safe on a damaged log and never change what they
 report on: files are opened ``O_RDONLY`` and mapped ``PROT_READ``; the state
@@ -32,6 +35,7 @@ import numpy as np
 from mqlog.errors import MqlogError
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
+from mqlog.logstore._journal import RecoveryEvent, read_journal
 from mqlog.logstore._segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
@@ -110,6 +114,8 @@ class VerifyReport:
     topics: list[str]
     partitions: list[PartitionReport]
     problems: list[Problem]
+    #: The recovery journal, oldest first: history, not problems (see ``_journal``).
+    recoveries: list[RecoveryEvent] = dataclasses.field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -177,6 +183,11 @@ class DumpedBatch:
     @property
     def next_offset(self) -> int:
         return self.base_offset + self.record_count
+
+    @property
+    def gap(self) -> bool:
+        """A gap batch: its offsets are recorded as missing, it holds no records."""
+        return bool(self.attributes & fmt.ATTR_GAP)
 
 
 # -- reading files without changing them -------------------------------------------------
@@ -275,6 +286,8 @@ def _broken_batch(buffer, position: int, error: str) -> DumpedBatch:
 
 
 def _decode_records(buffer, position: int, header: fmt.BatchHeader) -> tuple[DumpedRecord, ...]:
+    if fmt.is_gap(header):
+        return ()
     decoded, _size = _batch.decode(buffer, position, header)
     return tuple(
         DumpedRecord(r.offset, r.timestamp, r.key, r.value, dict(r.headers)) for r in decoded
@@ -298,7 +311,7 @@ def verify_log(path: str | os.PathLike) -> VerifyReport:
     has_layout = os.path.exists(os.path.join(root, LAYOUT_FILE))
     if not has_layout and not os.path.isdir(topics_dir):
         raise MqlogError(f"{root} is not an mqlog log directory (no {LAYOUT_FILE})")
-    report = VerifyReport(root, [], [], [])
+    report = VerifyReport(root, [], [], [], read_journal(root))
     _check_layout(root, report.problems)
     for name in _topic_names(topics_dir):
         report.topics.append(name)
@@ -542,7 +555,8 @@ class _PartitionCheck:
             else:
                 walk.damaged_batches += 1
             walk.end_offset = header.next_offset
-            walk.records += header.record_count
+            if not fmt.is_gap(header):  # a gap's offsets are no records
+                walk.records += header.record_count
             position += header.batch_length
         walk.end_position = position
         self.report.batches += len(walk.positions)
@@ -564,6 +578,8 @@ class _PartitionCheck:
             self.problem("error", f"bad batch: {error}", path, offset=header.base_offset,
                          position=position)
             return False
+        if fmt.is_gap(header):
+            return True  # no records, hence no timestamps to check
         timestamps = fmt.record_table(buffer, position, header.record_count)["timestamp"]
         if int(timestamps[0]) != header.first_timestamp or (
             int(timestamps.max()) != header.max_timestamp

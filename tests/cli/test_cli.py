@@ -84,7 +84,7 @@ def test_verify_json_lines(runner: CliRunner, built: Path) -> None:
     assert lines[-1] == {
         "type": "summary", "path": str(built), "ok": True, "topics": 1, "partitions": 2,
         "segments": 4, "batches": 31, "records": 151, "bytes": 30 * BATCH_BYTES + 81,
-        "errors": 0, "warnings": 0,
+        "errors": 0, "warnings": 0, "recoveries": 0,
     }
 
 

@@ -172,7 +172,7 @@ def test_stats_without_rates(runner: CliRunner, built: Path) -> None:
     assert abs(line.pop("oldest_record_age_ms") - (time.time() * 1000 - START_MS)) < 60_000
     assert line == {"topic": TOPIC, "partitions": 2, "records": 151,
                     "bytes": 30 * BATCH_BYTES + 81, "segments": 4, "in_per_s": None,
-                    "out_per_s": None}
+                    "out_per_s": None, "recoveries": 0}
     table = run(runner, "-d", built, "stats", "--interval", "0").stdout
     assert "151" in table and "OLDEST" in table
 

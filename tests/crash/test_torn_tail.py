@@ -23,7 +23,7 @@ import mqlog
 from mqlog import CorruptRecordError
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._segment import list_segment_bases, segment_name
-from mqlog.logstore._state import SLOT_SIZE, StateFile
+from mqlog.logstore._state import SLOT_SIZE, decode_state
 
 from ._children import BASE_TIMESTAMP_MS, Expected, as_expected, to_appendable
 
@@ -34,9 +34,6 @@ BATCHES = 175
 #: The last batches are tiny, so that cutting the file at each of their bytes is quick.
 TINY_LAST = 3
 SEED = 20240611
-#: Leading bytes of a state slot that can be non-zero: through the low byte of the
-#: version field at 104 (STATE_VERSION is 1); everything after it is zero.
-SLOT_USED_BYTES = 105
 
 
 class Batch(NamedTuple):
@@ -131,7 +128,9 @@ class DamageLab:
                     raise AssertionError(f"reading below {error.offset} failed: {exc}") from exc
                 error = exc
                 continue
-            assert records, f"nothing read at {offset}, below the end offset {end}"
+            if not records:  # a gap recorded by recovery runs to the end: nothing after it
+                assert log.read(TOPIC, 0, end) == [], f"nothing read at {offset} below {end}"
+                break
             assert [r.offset for r in records] == list(range(offset, offset + len(records)))
             out.extend(as_expected(r) for r in records)
         return out, error
@@ -179,7 +178,8 @@ def test_truncating_last_segment_at_every_byte_keeps_exactly_the_complete_batche
 ) -> None:
     """Cut inside the last three batches: at every byte with the state file kept, at
     every fifth with it deleted (the slower, untrusted recovery). Only the last
-    segment is read back each time (the others are not touched)."""
+    segment is read back each time (the others are not touched). With the state
+    kept, the end stays where it published it: the cut offsets are a recorded gap."""
     base = fresh.bases[-1]
     batches = fresh.batches(base)
     log_file = fresh.file(base, ".log")
@@ -190,24 +190,27 @@ def test_truncating_last_segment_at_every_byte_keeps_exactly_the_complete_batche
             (fresh.directory / "state").unlink()
         with mqlog.open(fresh.path) as log:
             survivors = _complete_records(batches, size)
-            assert (size, log.end_offset(TOPIC, 0)) == (size, survivors)
+            end = len(fresh.expected) if state == "kept" else survivors
+            assert (size, log.end_offset(TOPIC, 0)) == (size, end)
             back = log.read(TOPIC, 0, base, max_records=len(fresh.expected))
             assert [as_expected(r) for r in back] == fresh.expected[base:survivors], size
             fresh.check_append_after_recovery(log)
 
 
 def test_batch_appended_over_a_cut_tail_reads_back(fresh: DamageLab) -> None:
-    """Recovery cuts a torn last batch of a trimmed segment; the next batch starts
-    there and runs past the old end of the file, and must read back whole."""
+    """Recovery cuts a torn last batch of a trimmed segment and records its offset
+    as a gap; the next batch starts after the gap and runs past the old end of the
+    file, and must read back whole."""
     base = fresh.bases[-1]
     last = fresh.batches(base)[-1]
     os.truncate(fresh.file(base, ".log"), last.end - 1)
+    end = last.base_offset + last.count
     with mqlog.open(fresh.path) as log:
-        assert log.end_offset(TOPIC, 0) == last.base_offset
+        assert log.end_offset(TOPIC, 0) == end
         value = b"v" * (last.end - last.position)
-        assert log.append(TOPIC, 0, [value]) == last.base_offset
+        assert log.append(TOPIC, 0, [value]) == end
         back = log.read(TOPIC, 0, last.base_offset)
-        assert [(r.offset, r.value) for r in back] == [(last.base_offset, value)]
+        assert [(r.offset, r.value) for r in back] == [(end, value)]
 
 
 def test_segment_left_by_an_interrupted_roll_is_reused(fresh: DamageLab) -> None:
@@ -255,8 +258,8 @@ def test_flipped_byte_in_last_segment_cuts_or_reports_the_damaged_batch(
             records, error = fresh.read_all(log)
             context = f"flipped byte at {position} in batch at {damaged.position}"
             assert records == fresh.expected[: damaged.base_offset], context
-            if error is None:  # recovery re-verified the tail and cut it there
-                assert log.end_offset(TOPIC, 0) == damaged.base_offset, context
+            if error is None:  # recovery re-verified the tail and cut it there (a gap)
+                assert log.end_offset(TOPIC, 0) == len(fresh.expected), context
                 outcomes.add("cut")
             else:  # the batch lies before the last index entry: reported on read
                 assert (error.topic, error.partition, error.offset, error.file) == (
@@ -380,19 +383,6 @@ def test_junk_indexes_lose_nothing(fresh: DamageLab, junk: str, segment: str) ->
     _check_lookups(fresh, f"{junk} {segment} indexes")
 
 
-def _state_fallback_end(lab: DamageLab) -> tuple[int, int]:
-    """(byte offset of the newest state slot, end offset the older slot publishes):
-    the pristine log's last publish was its last append."""
-    state_file = StateFile(str(lab.directory / "state"))
-    try:
-        newest = state_file.read()
-    finally:
-        state_file.close()
-    assert newest is not None and newest.end_offset == len(lab.expected)
-    last_batch = lab.batches(lab.bases[-1])[-1]
-    return (newest.sequence % 2) * SLOT_SIZE, last_batch.base_offset
-
-
 def test_deleted_state_file_recovers_everything(fresh: DamageLab) -> None:
     (fresh.directory / "state").unlink()
     fresh.check_intact()
@@ -402,14 +392,10 @@ def test_deleted_state_file_recovers_everything(fresh: DamageLab) -> None:
 def test_truncated_state_file_keeps_what_its_surviving_slots_publish(
     fresh: DamageLab, length: int
 ) -> None:
-    """A slot survives a cut when its possibly non-zero bytes do (the file grows back
-    with zeros). The newest surviving slot wins; with none, the log is rebuilt from
-    the newest segment and nothing is lost. With only the older slot, the last batch
-    (published only in the newest) is cut."""
-    newest_start, older_end = _state_fallback_end(fresh)
-    surviving = {start for start in (0, SLOT_SIZE) if length >= start + SLOT_USED_BYTES}
-    full = newest_start in surviving or not surviving
-    expected_end = len(fresh.expected) if full else older_end
+    """A cut state file is damaged unless both slots survive whole: the log is then
+    rebuilt from the newest segment, never trusting the surviving slot, and nothing
+    is lost (before, with only the older slot left, the last batch was cut)."""
+    expected_end = len(fresh.expected)
     os.truncate(fresh.directory / "state", length)
     with mqlog.open(fresh.path) as log:
         records, error = fresh.read_all(log)
@@ -418,14 +404,15 @@ def test_truncated_state_file_keeps_what_its_surviving_slots_publish(
         fresh.check_append_after_recovery(log)
 
 
-def test_damaged_newest_state_slot_falls_back_to_the_older_slot(fresh: DamageLab) -> None:
-    newest_start, older_end = _state_fallback_end(fresh)
-    _flip(fresh.directory / "state", newest_start + 30, random.Random(SEED))
-    with mqlog.open(fresh.path) as log:
-        records, error = fresh.read_all(log)
-        assert (error, log.end_offset(TOPIC, 0)) == (None, older_end)
-        assert records == fresh.expected[:older_end]
-        fresh.check_append_after_recovery(log)
+def test_damaged_newest_state_slot_loses_nothing(fresh: DamageLab) -> None:
+    """The older slot publishes an end below the last batch: it is not trusted over
+    the valid batches on disk (before, the last batch was cut)."""
+    with open(fresh.directory / "state", "rb") as handle:
+        newest = decode_state(handle.read())
+    assert newest is not None and newest.end_offset == len(fresh.expected)
+    _flip(fresh.directory / "state", (newest.sequence % 2) * SLOT_SIZE + 30,
+          random.Random(SEED))
+    fresh.check_intact()
 
 
 def test_both_state_slots_damaged_recovers_everything(fresh: DamageLab) -> None:

@@ -1,0 +1,145 @@
+"""Checking a closed segment's index files against its data, and rebuilding them.
+
+Index files carry no checksum of their own (see ``_index``): a closed segment's
+indexes are checked when a partition is opened (:func:`index_disagreement`),
+and rewritten from the data when they disagree with it (:func:`rebuild_indexes`),
+so that damage found once is not met again by every lookup and every
+``mqlog verify``. The check reads the batch header at every offset-index entry
+(one page per entry, vectorized) and the time index's check words; it does not
+re-read the records.
+
+A rebuild writes each file under a temporary name in the partition directory,
+fsyncs it and renames it over the old one, then fsyncs the directory: a crash
+leaves the old or the new file, never a mix. Callers hold the partition lock
+(compaction swaps files of closed segments under it too).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import numpy as np
+
+from mqlog.logstore import _format as fmt
+from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._segment import Segment
+
+#: Suffix of the temporary files of a rebuild (a crash may leave one behind).
+REBUILD_SUFFIX = ".rebuild"
+#: Smallest timestamp: "no record yet" in running maxima (as the partition uses it).
+NO_TIMESTAMP = -(2**63)
+_BASE_OFFSET_FIELD = 16
+
+
+def index_disagreement(segment: Segment, interval_bytes: int) -> str | None:
+    """Why the loaded closed ``segment``'s index files disagree with its data, or
+    None when every entry is well formed and points where it says, and the time
+    index ends with the entry covering the whole segment. ``interval_bytes``:
+    the topic's index interval (an empty offset index must have had no entry due)."""
+    index, time_index = segment.index.entries, segment.time_index.entries
+    count = len(index)
+    if segment.closed_index_count != count:
+        return f"offset index entry {segment.closed_index_count} of {count} is malformed"
+    if segment.closed_time_count != len(time_index):
+        return f"time index entry {segment.closed_time_count} of {len(time_index)} is malformed"
+    size = segment.closed_size
+    if len(time_index) != (count + 1 if size else 0):
+        return (f"the time index has {len(time_index)} entries for {count} offset-index "
+                f"entries (and one covering the segment)")
+    relative = index["relative_offset"].astype(np.int64)
+    if not np.array_equal(time_index["relative_offset"][:count].astype(np.int64), relative):
+        return "the time index names other batches than the offset index"
+    if not count:
+        return "the offset index is empty" if _entry_due(segment, interval_bytes) else None
+    positions = index["position"].astype(np.int64)
+    if int(positions[-1]) + fmt.BATCH_HEADER_SIZE > size:
+        return "an offset-index entry points past the data"
+    data = np.frombuffer(segment.buffer(size), dtype=np.uint8, count=size)
+    fields = positions[:, None] + np.arange(_BASE_OFFSET_FIELD, _BASE_OFFSET_FIELD + 8)
+    bases = np.ascontiguousarray(data[fields]).view("<i8").ravel()
+    magics = data[positions + 12]
+    wrong = np.flatnonzero((bases != segment.base_offset + relative) | (magics != fmt.MAGIC))
+    if len(wrong):
+        return (f"offset-index entry {int(wrong[0])} (of {count}) does not point at the batch "
+                f"of its offset")
+    return None
+
+
+def _entry_due(segment: Segment, interval_bytes: int) -> bool:
+    """True if a batch of the segment starts ``interval_bytes`` or more into it
+    (walking the headers of the first ``interval_bytes`` only)."""
+    size = segment.closed_size
+    position = 0
+    buffer = segment.buffer(size)
+    while position < min(size, interval_bytes):
+        try:
+            position += fmt.decode_header(buffer, position, size).batch_length
+        except fmt.BatchError:
+            return False
+    return interval_bytes <= position < size
+
+
+def rebuild_indexes(segment: Segment, interval_bytes: int, end_offset: int) -> None:
+    """Rewrite the closed ``segment``'s index files from its data (entries as an
+    appender writes them: one per ``interval_bytes``, plus the final time entry
+    covering the segment up to ``end_offset``), then reload them."""
+    size = segment.closed_size
+    buffer = segment.buffer(size) if size else b""
+    offsets: list[tuple[int, int]] = []
+    times: list[tuple[int, int, int]] = []
+    position = last_indexed = 0
+    max_timestamp = NO_TIMESTAMP
+    while position < size:
+        try:
+            header = fmt.decode_header(buffer, position, size)
+        except fmt.BatchError:
+            break  # broken framing: nothing after it can be indexed
+        relative = header.base_offset - segment.base_offset
+        if position - last_indexed >= interval_bytes and 0 <= relative < 2**32:
+            offsets.append((relative, position))
+            times.append(fmt.time_entry(max_timestamp, relative))
+            last_indexed = position
+        max_timestamp = max(max_timestamp, header.max_timestamp)
+        position += header.batch_length
+    final = max(end_offset - segment.base_offset, 1 + (times[-1][1] if times else 0))
+    if size and final < 2**32:  # the entry covering the whole segment, as a roll writes it
+        times.append(fmt.time_entry(max_timestamp, final))
+    _replace(segment.index.path, np.array(offsets, dtype=fmt.OFFSET_INDEX_DTYPE))
+    _replace(segment.time_index.path, np.array(times, dtype=fmt.TIME_INDEX_DTYPE))
+    fsync_directory(os.path.dirname(segment.path))
+    for index in (segment.index, segment.time_index):
+        index.close()  # drop the map of the replaced file
+        index.remap()
+    segment.load_closed()
+
+
+def remove_leftovers(directory: str) -> None:
+    """Delete the temporary files of rebuilds that a crash interrupted (the
+    partition lock is held: no rebuild is under way)."""
+    for name in os.listdir(directory):
+        if name.endswith(REBUILD_SUFFIX):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+
+
+def _replace(path: str, entries: np.ndarray) -> None:
+    temporary = f"{path}.{uuid.uuid4().hex}{REBUILD_SUFFIX}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            data = entries.tobytes()
+            if os.write(fd, data) != len(data):
+                raise OSError(f"short write to {temporary}")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
