@@ -54,7 +54,7 @@ def stats(
     In: records/s appended; out: records/s committed by consumer groups,
     measured over --interval.
     """
-    with open_log(ctx) as log:
+    with open_log(ctx, reading=True) as log:
         names = topics or [name for name in log.topics()
                            if internal or not name.startswith("__")]
         first = _sample(log, names)
