@@ -235,7 +235,15 @@ class Log:
         topic.close()
 
     def _partition(self, topic: str, partition: int) -> Partition:
-        return self._topic(topic).partition(partition)
+        handle = self._topic(topic)
+        try:
+            return handle.partition(partition)
+        except UnknownTopicError:  # deleted by another process: forget our copy
+            with self._lock:
+                if self._topics.get(topic) is handle:
+                    del self._topics[topic]
+            handle.close()
+            raise
 
     def describe_topic(self, name: str) -> TopicDescription:
         """Config and per-partition offsets, sizes and segment counts."""
