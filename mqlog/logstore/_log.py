@@ -320,6 +320,12 @@ class Log:
         except UnknownTopicError:  # deleted by another process: forget our copy
             self._forget_topic(target.topic, target)
             raise
+        except FileNotFoundError:  # its directory was renamed away mid-append (a roll)
+            if os.path.isdir(target.directory):
+                raise
+            self._forget_topic(target.topic, target)
+            raise UnknownTopicError(f"topic {target.topic!r} was deleted "
+                                    f"(partition {target.number})") from None
         if target.config().durability == "interval":
             self._flusher.start()
         return first
