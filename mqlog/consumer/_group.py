@@ -120,11 +120,11 @@ def live_members(directory: str, own: set[str] = frozenset(),
         member_id = name[: -len(".json")]
         path = os.path.join(members_dir, name)
         if member_id not in own and not lock_is_held(path):
-            try:
-                if prune:
+            if prune:
+                try:
                     os.unlink(path)
-            except FileNotFoundError:
-                pass
+                except FileNotFoundError:
+                    pass
             continue
         try:
             with open(path) as handle:

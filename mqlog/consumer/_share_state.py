@@ -119,6 +119,7 @@ class ShareState:
                                      offset=HEADER_SIZE)
 
     def _open_for_reading(self, path: str) -> None:
+        """Map an existing state file read-only: only the lock-free reads work."""
         self.path = path
         self.durable = False
         self._thread_lock = threading.Lock()

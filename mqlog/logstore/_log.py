@@ -635,7 +635,8 @@ class Log:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<mqlog.Log {self.path!r}{' closed' if self._closed else ''}>"
+        read_only = " read-only" if self.read_only else ""
+        return f"<mqlog.Log {self.path!r}{read_only}{' closed' if self._closed else ''}>"
 
 
 def _check_partition_count(partitions: object) -> None:
