@@ -12,6 +12,7 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── OffsetOutOfRangeError        an offset outside [start_offset, end_offset]
     ├── CorruptRecordError           a batch on disk fails its checksum or framing
     ├── LogClosedError               the Log (or one of its parts) is closed
+    ├── ReadOnlyError                a write through a Log opened with read_only=True
     ├── NoOffsetForPartitionError    no committed offset and auto_offset_reset="error"
     ├── CommitFailedError            a commit for a partition this member does not own
     ├── GroupNotEmptyError           an admin change refused while the group has members
@@ -101,6 +102,11 @@ class CorruptRecordError(MqlogError):
 
 class LogClosedError(MqlogError):
     """An operation on a Log, partition or client that was already closed."""
+
+
+class ReadOnlyError(MqlogError):
+    """A call that would write (append, commit, create or delete a topic, retention,
+    compaction...) on a Log opened with ``read_only=True``. Nothing was written."""
 
 
 class NoOffsetForPartitionError(MqlogError):

@@ -140,15 +140,35 @@ def settings(ctx: typer.Context) -> Settings:
     return found
 
 
+#: Why opening a log for writing fails where it can still be read: read-only
+#: media (EROFS), another user's log (EACCES, EPERM).
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 @contextmanager
-def open_log(ctx: typer.Context, create: bool = False) -> Iterator[mqlog.Log]:
+def open_log(ctx: typer.Context, create: bool = False,
+             reading: bool = False) -> Iterator[mqlog.Log]:
     """Open the --dir log for one command; a missing directory is "not found"
-    (exit 3) unless ``create``."""
+    (exit 3) unless ``create``. A ``reading`` command never applies retention,
+    and reads a log it may not write (read-only media, another user's) through
+    a read-only open, which writes nothing at all."""
     directory = settings(ctx).directory
     if not create and not directory.is_dir():
         raise FileNotFoundError(errno.ENOENT, "log directory does not exist",
                                 os.fspath(directory))
-    with mqlog.open(directory, create=create) as log:
+    if not reading:
+        with mqlog.open(directory, create=create) as log:
+            yield log
+        return
+    try:
+        if not os.access(directory, os.W_OK):
+            raise PermissionError(errno.EACCES, "not writable", os.fspath(directory))
+        log = mqlog.open(directory, create=False, apply_retention=False)
+    except OSError as error:
+        if error.errno not in _NOT_WRITABLE:
+            raise
+        log = mqlog.open(directory, read_only=True)
+    with log:
         yield log
 
 

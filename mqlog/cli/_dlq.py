@@ -41,7 +41,7 @@ def list_dead_letters(ctx: typer.Context, topic: DlqArgument,
                       json_output: Annotated[bool, JSON_OPTION] = False) -> None:
     """One line per dead letter: where it is, where it came from, how often it was
     delivered and the last nack's reason."""
-    with open_log(ctx) as log:
+    with open_log(ctx, reading=True) as log:
         letters = list(_dead_letters(log, topic))
     if json_output:
         for partition, record in letters:
@@ -67,7 +67,7 @@ def show(ctx: typer.Context, topic: DlqArgument,
                                                 help="Partition of the dead letter.")] = 0,
          json_output: Annotated[bool, JSON_OPTION] = False) -> None:
     """Print one dead letter: its key, value, headers and origin."""
-    with open_log(ctx) as log:
+    with open_log(ctx, reading=True) as log:
         [record] = log.read(topic, partition, offset, max_records=1) or [None]
     if record is None:
         raise mqlog.OffsetOutOfRangeError(
@@ -106,7 +106,7 @@ def describe_queue(ctx: typer.Context,
                    json_output: Annotated[bool, JSON_OPTION] = False) -> None:
     """Per partition of a queue group: position, end offset, lag, and ready / in
     flight / delayed / expired / dead-lettered counts."""
-    with open_log(ctx) as log:
+    with open_log(ctx, reading=True) as log:
         rows = log.describe_queue(group)
     if json_output:
         for row in rows:

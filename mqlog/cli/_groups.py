@@ -33,7 +33,7 @@ def require_group(log: mqlog.Log, group: str) -> None:
 def list_groups(ctx: typer.Context, json_output: Annotated[bool, JSON_OPTION] = False) -> None:
     """Print the group names (consumer groups with members or committed offsets, and
     queue groups), one per line; --json adds each group's kind."""
-    with open_log(ctx) as log:
+    with open_log(ctx, reading=True) as log:
         names = log.list_groups()
         kinds = {name: "queue" if is_queue_group(log, name) else "consumer" for name in names}
     for name in names:
@@ -48,7 +48,7 @@ def describe(ctx: typer.Context, group: GroupArgument,
              json_output: Annotated[bool, JSON_OPTION] = False) -> None:
     """Print a group's state, members and each partition's committed offset and lag
     (queue groups: position, lag and ready / in-flight / delayed / dead-lettered)."""
-    with open_log(ctx) as log:
+    with open_log(ctx, reading=True) as log:
         require_group(log, group)
         description = log.describe_group(group)
     if json_output:

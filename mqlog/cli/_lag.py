@@ -121,7 +121,7 @@ def lag(
     groups: position (first unfinished record), end offset, lag, and records
     ready, in flight, delayed and dead-lettered. Totals per group.
     """
-    with open_log(ctx) as log:
+    with open_log(ctx, reading=True) as log:
         if group is not None:
             require_group(log, group)
         if watch is None:

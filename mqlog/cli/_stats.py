@@ -62,7 +62,7 @@ def stats(
     measured over --interval. Recoveries: entries of the recovery journal (what
     opening the log cut, skipped or rebuilt), listed below the table.
     """
-    with open_log(ctx) as log:
+    with open_log(ctx, reading=True) as log:
         names = topics or [name for name in log.topics()
                            if internal or not name.startswith("__")]
         first = _sample(log, names)

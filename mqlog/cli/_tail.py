@@ -76,7 +76,7 @@ def tail(
         raise CliError(f"choose one starting point, not {' and '.join(starts)}", EXIT_USAGE)
     printer = RecordPrinter(output_format, key, headers, compile_grep(grep))
     try:
-        with open_log(ctx) as log:
+        with open_log(ctx, reading=True) as log:
             numbers = partitions_of(log, topic, partition)
             ends = {number: log.end_offset(topic, number) for number in numbers}
             if starts and starts[0] != "--lines":

@@ -40,7 +40,7 @@ class CleanupPolicy(str, enum.Enum):
 @topics_app.command("list")
 def list_topics(ctx: typer.Context, json_output: Annotated[bool, _JSON] = False) -> None:
     """Print the topic names, one per line."""
-    with open_log(ctx) as log:
+    with open_log(ctx, reading=True) as log:
         names = log.topics()
     for name in names:
         if json_output:
@@ -172,7 +172,7 @@ def describe(
     json_output: Annotated[bool, _JSON] = False,
 ) -> None:
     """Print a topic's config and each partition's offsets, size and segment count."""
-    with open_log(ctx) as log:
+    with open_log(ctx, reading=True) as log:
         description = log.describe_topic(name)
     if json_output:
         emit_json(_description_json(description))

@@ -110,7 +110,7 @@ def _members(log: Log, group: str) -> dict[str, dict]:
         group_directory(log, group))
     if not os.path.isdir(os.path.join(directory, "members")):
         return {}
-    return live_members(directory)
+    return live_members(directory, prune=not log.read_only)
 
 
 def describe_group(log: Log, group: str) -> GroupDescription:
@@ -259,7 +259,7 @@ def _queue_position(log: Log, group: str, tp: TopicPartition) -> int | None:
     path = share_state_path(queue_directory(log, group), tp)
     if not os.path.exists(path):
         return None
-    state = ShareState(path, WINDOW_RECORDS, 0)
+    state = ShareState(path, WINDOW_RECORDS, 0, read_only=log.read_only)
     try:
         return state.position()
     finally:

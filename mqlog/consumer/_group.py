@@ -107,10 +107,11 @@ def read_plan(directory: str) -> dict:
         return {"generation": 0, "members": {}, "assignment": {}}
 
 
-def live_members(directory: str, own: set[str] = frozenset()) -> dict[str, dict]:
+def live_members(directory: str, own: set[str] = frozenset(),
+                 prune: bool = True) -> dict[str, dict]:
     """Member id -> info of the members whose lock is held (``own``: ours, held
     in this process, where a probe would wrongly succeed). Files of dead
-    members are removed."""
+    members are removed (unless not ``prune``: a read-only Log)."""
     members_dir = os.path.join(directory, "members")
     alive = {}
     for name in sorted(os.listdir(members_dir)):
@@ -119,10 +120,11 @@ def live_members(directory: str, own: set[str] = frozenset()) -> dict[str, dict]
         member_id = name[: -len(".json")]
         path = os.path.join(members_dir, name)
         if member_id not in own and not lock_is_held(path):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            if prune:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
             continue
         try:
             with open(path) as handle:

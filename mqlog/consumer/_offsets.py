@@ -27,7 +27,7 @@ import msgpack
 import xxhash
 
 from mqlog.consumer._config import TopicPartition
-from mqlog.errors import MqlogError, TopicExistsError
+from mqlog.errors import MqlogError, TopicExistsError, UnknownTopicError
 from mqlog.logstore._record import Record
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ class OffsetStore:
         #: highest_committed's table, and the read positions it was built at.
         self._highest: dict[tuple[str, int], int] = {}
         self._highest_read_upto: list[int] | None = None
+        if log.read_only:  # reads only: a missing topic holds no offsets
+            return
         try:
             log._create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, internal=True,
                               durability="always", cleanup_policy="compact",
@@ -136,7 +138,13 @@ class OffsetStore:
     def _catch_up(self, partition: int) -> None:
         with self._lock:
             log = self._log
-            start = max(self._read_upto[partition], log.start_offset(OFFSETS_TOPIC, partition))
+            try:
+                start = max(self._read_upto[partition],
+                            log.start_offset(OFFSETS_TOPIC, partition))
+            except UnknownTopicError:
+                if not log.read_only:
+                    raise
+                return  # read-only, and no offset was ever committed
             end = log.end_offset(OFFSETS_TOPIC, partition)
             for record in log.iter(OFFSETS_TOPIC, partition, start, end):
                 group, topic, number = msgpack.unpackb(record.key)

@@ -615,7 +615,8 @@ def describe_queue(log: Log, group: str) -> list[dict]:
                 end = log.end_offset(topic, partition)
             except (UnknownTopicError, UnknownPartitionError):
                 continue  # deleted since
-            state = ShareState(os.path.join(root, topic, name), WINDOW_RECORDS, 0)
+            state = ShareState(os.path.join(root, topic, name), WINDOW_RECORDS, 0,
+                               read_only=log.read_only)
             try:
                 counts = state.counts(now)
                 counters = state.counters()

@@ -92,7 +92,12 @@ class ShareState:
     _failure: StorageFailedError | None = None
 
     def __init__(self, path: str, capacity: int, initial_start: int,
-                 durable: bool = False) -> None:
+                 durable: bool = False, read_only: bool = False) -> None:
+        """Open (creating it if missing) the state file at ``path``; ``read_only``:
+        an existing file, mapped for the lock-free reads only."""
+        if read_only:
+            self._open_for_reading(path)
+            return
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
         #: Flush every change before the operation returns (see the module).
@@ -132,6 +137,23 @@ class ShareState:
             reserve(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize, path)
         self.capacity = capacity
         self._map = mmap.mmap(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize)
+        self.entries = np.frombuffer(self._map, dtype=ENTRY_DTYPE, count=capacity,
+                                     offset=HEADER_SIZE)
+
+    def _open_for_reading(self, path: str) -> None:
+        """Map an existing state file read-only: only the lock-free reads work."""
+        self.path = path
+        self.durable = False
+        self._thread_lock = threading.Lock()
+        self._fd = os.open(path, os.O_RDONLY)
+        magic, version, capacity, _start, _end = HEADER.unpack(os.pread(self._fd, HEADER.size, 0)
+                                                               .ljust(HEADER.size, b"\0"))
+        if magic != MAGIC or version != VERSION:
+            os.close(self._fd)
+            raise ValueError(f"{path} is not a version {VERSION} queue state file")
+        self.capacity = capacity
+        self._map = mmap.mmap(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize,
+                              access=mmap.ACCESS_READ)
         self.entries = np.frombuffer(self._map, dtype=ENTRY_DTYPE, count=capacity,
                                      offset=HEADER_SIZE)
 

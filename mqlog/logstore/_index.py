@@ -26,10 +26,13 @@ from mqlog.logstore._space import reserve
 class SparseIndex:
     """One index file mapped as a numpy structured array of its whole length."""
 
-    def __init__(self, path: str, dtype: np.dtype) -> None:
+    def __init__(self, path: str, dtype: np.dtype, read_only: bool = False) -> None:
         self.path = path
         self.dtype = dtype
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
+        #: Mapped read-only and never created: a missing file reads as no entries.
+        self.read_only = read_only
+        if not read_only:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
         self.capacity = 0
         self.entries = np.zeros(0, dtype=dtype)
         self.columns = {name: self.entries[name] for name in dtype.names}
@@ -37,13 +40,19 @@ class SparseIndex:
 
     def remap(self) -> None:
         """Map the file at its current length (another process may have changed it)."""
-        capacity = os.stat(self.path).st_size // self.dtype.itemsize
+        try:
+            capacity = os.stat(self.path).st_size // self.dtype.itemsize
+        except FileNotFoundError:
+            if not self.read_only:
+                raise
+            capacity = 0  # read-only: never written, so no entries
         if capacity == self.capacity:
             return
         # A plain ndarray over an mmap (the array keeps the map alive): numpy's
         # memmap subclass costs about 70 us to create and adds microseconds to
         # every slice, and opening many partitions and lookups are both hot.
-        fd = os.open(self.path, os.O_RDWR)
+        fd = os.open(self.path, os.O_RDONLY if self.read_only else os.O_RDWR)
+        access = mmap.ACCESS_READ if self.read_only else mmap.ACCESS_DEFAULT
         try:
             while True:
                 capacity = os.fstat(fd).st_size // self.dtype.itemsize
@@ -51,7 +60,7 @@ class SparseIndex:
                     entries = np.zeros(0, dtype=self.dtype)
                     break
                 try:
-                    mapped = mmap.mmap(fd, capacity * self.dtype.itemsize)
+                    mapped = mmap.mmap(fd, capacity * self.dtype.itemsize, access=access)
                 except ValueError:  # trimmed since the fstat (a roll): look again
                     continue
                 entries = np.frombuffer(mapped, dtype=self.dtype, count=capacity)
@@ -97,8 +106,8 @@ class SparseIndex:
 class OffsetIndex(SparseIndex):
     """Entries (relative_offset, position): the batch holding relative_offset starts at position."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(path, fmt.OFFSET_INDEX_DTYPE)
+    def __init__(self, path: str, read_only: bool = False) -> None:
+        super().__init__(path, fmt.OFFSET_INDEX_DTYPE, read_only)
 
     def floor(self, relative_offset: int, count: int) -> tuple[int, int, int]:
         """(slot, relative offset, position) of the last entry at or below
@@ -132,8 +141,8 @@ class TimeIndex(SparseIndex):
     relative_offset has a timestamp <= timestamp, and the entries' timestamps never
     decrease. The last entry of a closed segment covers the whole segment."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(path, fmt.TIME_INDEX_DTYPE)
+    def __init__(self, path: str, read_only: bool = False) -> None:
+        super().__init__(path, fmt.TIME_INDEX_DTYPE, read_only)
 
     def floor_below(self, timestamp: int, count: int) -> int:
         """Relative offset to start scanning from for the first record with a

@@ -10,6 +10,12 @@ Directory layout::
 Any number of processes may open the same directory. The last one to close
 (it can take ``.lock`` exclusively) trims the preallocated tails of the active
 segments so that a log at rest holds no slack.
+
+A Log opened ``read_only`` writes nothing at all, so it can read a log on
+read-only media or one owned by another user: it creates no file, takes
+``.lock`` shared only if it can open it for reading (a lock is no write), runs
+recovery in memory (see ``Partition``), never applies retention, never starts
+the flusher, and every call that would write raises ReadOnlyError.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from mqlog.errors import (
     ConfigError,
     LogClosedError,
     MqlogError,
+    ReadOnlyError,
     TopicExistsError,
     UnknownTopicError,
 )
@@ -90,25 +97,33 @@ class Log:
     """A log directory open in this process. Thread-safe; open one per process
     (after any ``fork``) with :func:`mqlog.open`."""
 
-    def __init__(self, path: str | os.PathLike, *, create: bool = True,
-                 clock: Callable[[], int] | None = None, **topic_defaults) -> None:
+    def __init__(self, path: str | os.PathLike, *, create: bool = True, read_only: bool = False,
+                 apply_retention: bool = True, clock: Callable[[], int] | None = None,
+                 **topic_defaults) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.topic_defaults = TopicConfig.from_options(**topic_defaults)
         self._clock = clock or _wall_clock_ms
+        #: Nothing is ever written through this Log (see the module docstring).
+        self.read_only = bool(read_only)
+        #: False: segments are deleted for retention only by enforce_retention().
+        self.apply_retention = bool(apply_retention) and not self.read_only
         if not os.path.isdir(self.path):
-            if not create:
+            if not create or self.read_only:
                 raise MqlogError(f"log directory {self.path} does not exist")
             os.makedirs(self.path, exist_ok=True)
         self._check_layout()
-        os.makedirs(os.path.join(self.path, TOPICS_DIR), exist_ok=True)
-        self._open_lock_fd = os.open(os.path.join(self.path, ".lock"), os.O_RDWR | os.O_CREAT,
-                                     0o644)
-        fcntl.flock(self._open_lock_fd, fcntl.LOCK_SH)
+        if self.read_only:
+            self._open_lock_fd = _shared_lock_for_reading(os.path.join(self.path, ".lock"))
+        else:
+            os.makedirs(os.path.join(self.path, TOPICS_DIR), exist_ok=True)
+            self._open_lock_fd = os.open(os.path.join(self.path, ".lock"),
+                                         os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._open_lock_fd, fcntl.LOCK_SH)
         self._lock = threading.RLock()
         self._topics: dict[str, Topic] = {}
         self._closed = False
         self._flusher = IntervalFlusher(self._interval_partitions)
-        self._notifier = Notifier(self.path)
+        self._notifier = Notifier(self.path, read_only=self.read_only)
         self._offsets: OffsetStore | None = None
         #: Producers and consumers made by this Log: closed (flushed, groups left) with it.
         self._clients: weakref.WeakSet = weakref.WeakSet()
@@ -119,6 +134,9 @@ class Log:
             with builtins.open(path) as handle:
                 version = json.load(handle).get("layout_version")
         except FileNotFoundError:
+            if self.read_only:
+                raise MqlogError(f"{self.path} is not a log directory (it has no "
+                                 f"{LAYOUT_FILE}); a read-only open creates nothing") from None
             with builtins.open(path + ".tmp", "w") as handle:
                 json.dump({"layout_version": LAYOUT_VERSION}, handle)
                 handle.write("\n")
@@ -149,7 +167,7 @@ class Log:
 
     def _create_topic(self, name: str, partitions: int, internal: bool,
                       **topic_config) -> TopicDescription:
-        self._check_open()
+        self._check_writable(f"create topic {name!r}")
         validate_topic_name(name, internal=internal)
         _check_partition_count(partitions)
         config = TopicConfig.from_options(self.topic_defaults, **topic_config)
@@ -174,7 +192,11 @@ class Log:
         """Names of the topics, sorted (internal ``__`` topics included)."""
         self._check_open()
         names = []
-        for name in os.listdir(self._topics_dir()):
+        try:
+            entries = os.listdir(self._topics_dir())
+        except FileNotFoundError:  # read-only: no topic was ever created
+            return []
+        for name in entries:
             try:
                 validate_topic_name(name, internal=True)
             except MqlogError:
@@ -194,7 +216,9 @@ class Log:
                 directory = os.path.join(self._topics_dir(), name)
                 try:
                     topic = Topic(directory, name, self._clock, self._notifier.notify,
-                                  self._lift_to_committed)
+                                  self._lift_to_committed,
+                                  read_only=self.read_only,
+                                  apply_retention=self.apply_retention)
                 except FileNotFoundError:
                     raise UnknownTopicError(f"unknown topic {name!r}") from None
                 self._topics[name] = topic
@@ -206,10 +230,11 @@ class Log:
         recovery that lost records which a group had consumed and committed (a
         power loss under ``durability="interval"``) must not hand their offsets
         out again, or the group would skip the new records. Internal topics are
-        not lifted; a log without committed offsets costs one ``stat``."""
+        not lifted, nor is anything in a read-only log; a log without committed
+        offsets costs one ``stat``."""
         from mqlog.consumer._offsets import OFFSETS_TOPIC
 
-        if partition.topic.startswith("__") or not os.path.isdir(
+        if self.read_only or partition.topic.startswith("__") or not os.path.isdir(
                 os.path.join(self._topics_dir(), OFFSETS_TOPIC)):
             return
         try:
@@ -236,7 +261,15 @@ class Log:
         topic.close()
 
     def _partition(self, topic: str, partition: int) -> Partition:
-        return self._topic(topic).partition(partition)
+        handle = self._topic(topic)
+        try:
+            return handle.partition(partition)
+        except UnknownTopicError:  # deleted by another process: forget our copy
+            with self._lock:
+                if self._topics.get(topic) is handle:
+                    del self._topics[topic]
+            handle.close()
+            raise
 
     def describe_topic(self, name: str) -> TopicDescription:
         """Config and per-partition offsets, sizes and segment counts."""
@@ -252,6 +285,7 @@ class Log:
         """Change a topic's config and/or raise its partition count (never lower:
         keyed records would move). Validated before anything is written;
         unknown options raise TypeError."""
+        self._check_writable(f"alter topic {name!r}")
         topic = self._topic(name)
         with self._metadata_lock():
             topic.reload_if_changed()
@@ -272,7 +306,7 @@ class Log:
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and all its data."""
-        self._check_open()
+        self._check_writable(f"delete topic {name!r}")
         validate_topic_name(name, internal=True)
         directory = os.path.join(self._topics_dir(), name)
         with self._metadata_lock():
@@ -303,6 +337,7 @@ class Log:
 
     def _append(self, target: Partition, records: Sequence, now_ms: int | None,
                 producer: tuple[int, int] | None = None, flush: bool | None = None) -> int:
+        self._check_writable(f"append to {target.topic}/{target.number}")
         if self._flusher.error is not None:
             error, self._flusher.error = self._flusher.error, None
             raise MqlogError(f"a background flush failed: {error}") from error
@@ -311,6 +346,12 @@ class Log:
         except UnknownTopicError:  # deleted by another process: forget our copy
             self._forget_topic(target.topic, target)
             raise
+        except FileNotFoundError:  # its directory was renamed away mid-append (a roll)
+            if os.path.isdir(target.directory):
+                raise
+            self._forget_topic(target.topic, target)
+            raise UnknownTopicError(f"topic {target.topic!r} was deleted "
+                                    f"(partition {target.number})") from None
         if target.config().durability == "interval":
             self._flusher.start()
         return first
@@ -320,7 +361,7 @@ class Log:
         ``ProducerConfig`` for the settings)."""
         from mqlog.producer import Producer
 
-        self._check_open()
+        self._check_writable("create a producer")
         producer = Producer(self, **config)
         self._clients.add(producer)
         return producer
@@ -331,6 +372,8 @@ class Log:
         ``ConsumerConfig``; an unknown one raises TypeError."""
         from mqlog.consumer._consumer import Consumer
 
+        if group is not None:  # members write their files and commit offsets
+            self._check_writable(f"join consumer group {group!r}")
         self._check_open()
         consumer = Consumer(self, group, topics, **config)
         self._clients.add(consumer)
@@ -359,6 +402,8 @@ class Log:
         :func:`mqlog.consumer._admin.reset_offsets`."""
         from mqlog.consumer import _admin
 
+        if not dry_run:
+            self._check_writable(f"reset the offsets of group {group!r}")
         return _admin.reset_offsets(self, group, topic, partitions, to=to, shift_by=shift_by,
                                     by_duration=by_duration, dry_run=dry_run)
 
@@ -367,6 +412,7 @@ class Log:
         has members)."""
         from mqlog.consumer import _admin
 
+        self._check_writable(f"delete group {group!r}")
         _admin.delete_group(self, group)
 
     # -- queues (see mqlog.consumer._queue) ------------------------------------------------
@@ -379,7 +425,7 @@ class Log:
         threads or processes, share the same partitions."""
         from mqlog.consumer._queue import QueueConsumer
 
-        self._check_open()
+        self._check_writable(f"start a worker of queue group {group!r}")
         worker = QueueConsumer(self, group, topics, ack_timeout_s=ack_timeout_s,
                                max_deliveries=max_deliveries,
                                dead_letter_topic=dead_letter_topic, backoff=backoff)
@@ -397,7 +443,7 @@ class Log:
         """A :class:`~mqlog.request.Responder` answering requests on ``topic``."""
         from mqlog.request import Responder
 
-        self._check_open()
+        self._check_writable("start a responder")
         responder = Responder(self, topic, handler, group, **queue_options)
         self._clients.add(responder)
         return responder
@@ -414,6 +460,7 @@ class Log:
         See :func:`mqlog.consumer._queue.redrive`."""
         from mqlog.consumer._queue import redrive
 
+        self._check_writable(f"redrive {dlq_topic!r}")
         return redrive(self, dlq_topic, offsets, where)
 
     def _offset_store(self) -> OffsetStore:
@@ -453,7 +500,8 @@ class Log:
             raise TypeError(f"max_records must be a positive int, not {max_records!r}")
         if max_records < 1:
             raise ValueError(f"max_records must be a positive int, not {max_records!r}")
-        return self._partition(topic, partition).read(offset, max_records, max_bytes)
+        target = self._partition(topic, partition)
+        return self._read_from(target, target.read, offset, max_records, max_bytes)
 
     def read_columns(self, topic: str, partition: int, offset: int,
                      max_records: int = 10_000, max_bytes: int | None = None) -> RecordColumns:
@@ -465,7 +513,23 @@ class Log:
             raise TypeError(f"max_records must be a positive int, not {max_records!r}")
         if max_records < 1:
             raise ValueError(f"max_records must be a positive int, not {max_records!r}")
-        return self._partition(topic, partition).read_columns(offset, max_records, max_bytes)
+        target = self._partition(topic, partition)
+        return self._read_from(target, target.read_columns, offset, max_records, max_bytes)
+
+    def _read_from(self, target: Partition, read: Callable, *args):
+        """What ``read(*args)`` returns from ``target``; UnknownTopicError instead
+        when another process deleted the topic and there is nothing more to read
+        (records the handle still had are returned first), after which the next
+        call opens the topic anew: a topic created again under that name, from
+        offset 0."""
+        try:
+            found = read(*args)
+            if len(found) or not target.deleted():
+                return found
+        except UnknownTopicError:
+            pass
+        self._forget_topic(target.topic, target)
+        raise UnknownTopicError(f"topic {target.topic!r} was deleted")
 
     def iter(self, topic: str, partition: int, start: int = 0,
              end: int | None = None) -> Iterator[Record]:
@@ -500,6 +564,7 @@ class Log:
 
     def enforce_retention(self, topic: str | None = None) -> int:
         """Apply retention now to one topic or all; return segments deleted."""
+        self._check_writable("apply retention")
         names = [topic] if topic is not None else self.topics()
         deleted = 0
         for name in names:
@@ -513,6 +578,7 @@ class Log:
 
     def compact(self, topic: str | None = None) -> int:
         """Compact now the ``compact`` topics (one, or all); return segments rewritten."""
+        self._check_writable("compact")
         names = [topic] if topic is not None else self.topics()
         rewritten = 0
         for name in names:
@@ -526,7 +592,7 @@ class Log:
 
     def flush(self) -> None:
         """fdatasync everything this process appended."""
-        self._check_open()
+        self._check_writable("flush")
         for topic in list(self._topics.values()):
             for partition in topic.open_partitions():
                 partition.flush()
@@ -544,6 +610,12 @@ class Log:
         if self._closed:
             raise LogClosedError(f"log {self.path} is closed")
 
+    def _check_writable(self, action: str) -> None:
+        """Refuse ``action`` (a write) before anything is touched on a read-only Log."""
+        self._check_open()
+        if self.read_only:
+            raise ReadOnlyError(f"cannot {action}: log {self.path} is open read-only")
+
     def close(self) -> None:
         """Close the producers (flushing them) and consumers (leaving their groups)
         made by this Log, flush what interval durability still owes, release
@@ -556,7 +628,7 @@ class Log:
             except Exception:  # e.g. a consumer's on_revoked failed: keep closing
                 _log.exception("closing %r failed", client)
         self._flusher.stop()
-        last = _try_exclusive(self._open_lock_fd)
+        last = not self.read_only and _try_exclusive(self._open_lock_fd)
         if last:  # no other Log is open: trim every partition's preallocation
             self._open_every_partition()
         with self._lock:
@@ -568,7 +640,8 @@ class Log:
                     partition.trim_active()
             topic.close()
         self._notifier.close()
-        os.close(self._open_lock_fd)
+        if self._open_lock_fd >= 0:
+            os.close(self._open_lock_fd)
 
     def _open_every_partition(self) -> None:
         """Open the partitions other Logs wrote and closed, so close can trim them."""
@@ -588,7 +661,8 @@ class Log:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<mqlog.Log {self.path!r}{' closed' if self._closed else ''}>"
+        read_only = " read-only" if self.read_only else ""
+        return f"<mqlog.Log {self.path!r}{read_only}{' closed' if self._closed else ''}>"
 
 
 def _check_partition_count(partitions: object) -> None:
@@ -597,6 +671,19 @@ def _check_partition_count(partitions: object) -> None:
     ):
         raise ConfigError(f"partitions must be an int from 1 to {PARTITIONS_MAX}, "
                           f"not {partitions!r}")
+
+
+def _shared_lock_for_reading(path: str) -> int:
+    """A read-only Log's hold on ``.lock``: shared, as every open Log holds it (so
+    a closing writer does not take itself for the last one), through a descriptor
+    opened for reading; -1 where the file cannot be opened (never created, or not
+    readable by this user): reading works without it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, PermissionError):
+        return -1
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
 
 
 def _try_exclusive(fd: int) -> bool:
@@ -613,5 +700,11 @@ def open(path: str | os.PathLike, **config) -> Log:  # noqa: A001 - mirrors buil
     ``config``: defaults for topics created through this Log (any TopicConfig
     field), ``create=False`` to refuse a missing directory, ``clock`` (a
     callable returning ms since the epoch) to control time in tests.
+
+    ``read_only=True`` writes nothing at all (read-only media, a log owned by
+    another user): no lock file, no recovery on disk (it is worked out in
+    memory), no retention; every call that would write raises ReadOnlyError.
+    ``apply_retention=False`` leaves retention to other processes (and to an
+    explicit ``enforce_retention()``): opening a partition deletes nothing.
     """
     return Log(path, **config)

@@ -12,6 +12,9 @@ A lost wake-up is impossible in the common case (``FUTEX_WAIT`` returns at once
 if the counter moved since the reader looked) and bounded otherwise: every
 wait is cut into slices of at most ``WAIT_SLICE_S``. Where futexes are not
 available (not Linux), waiting falls back to sleeping in short slices.
+
+A read-only Log maps the file for reading only: it cannot raise the flag, so
+it polls the counter every ``READ_ONLY_POLL_S`` instead of sleeping until woken.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ FILE_SIZE = 64
 WAIT_SLICE_S = 0.05
 #: Sleep of the portable fallback (no futex): bounds its wake-up latency.
 FALLBACK_SLEEP_S = 0.0005
+#: Poll period of a read-only Log (it cannot ask appenders to wake it): bounds
+#: how late a read-only tail sees an append.
+READ_ONLY_POLL_S = 0.01
 
 _FUTEX_WAIT = 0
 _FUTEX_WAKE = 1
@@ -60,8 +66,12 @@ _syscall = _load_syscall()
 class Notifier:
     """The shared change counter of one log directory."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, read_only: bool = False) -> None:
         path = os.path.join(directory, NOTIFY_FILE)
+        self._read_only = read_only
+        if read_only:
+            self._map_for_reading(path)
+            return
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             reserve(fd, FILE_SIZE, path)  # written through the map: never a SIGBUS
@@ -70,6 +80,22 @@ class Notifier:
             os.close(fd)
         self._counter = ctypes.c_uint32.from_buffer(self._map, 0)
         self._address = ctypes.addressof(self._counter)
+
+    def _map_for_reading(self, path: str) -> None:
+        """Map the counter read-only; a missing file (nothing was ever appended) is a
+        counter that stays 0."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._map = bytes(FILE_SIZE)
+            return
+        try:
+            if os.fstat(fd).st_size < FILE_SIZE:
+                self._map = bytes(FILE_SIZE)
+            else:
+                self._map = mmap.mmap(fd, FILE_SIZE, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
 
     def value(self) -> int:
         """The counter now; pass it to :meth:`wait` after finding nothing new."""
@@ -88,6 +114,10 @@ class Notifier:
     def wait(self, seen: int, timeout_s: float) -> None:
         """Sleep until the counter moves away from ``seen`` or ``timeout_s`` passes
         (spurious early returns are possible: callers re-check their condition)."""
+        if self._read_only:
+            if self.value() == seen:
+                time.sleep(min(max(timeout_s, 0.0), READ_ONLY_POLL_S))
+            return
         self._map[4] = 1
         if self.value() != seen:
             return
@@ -101,5 +131,9 @@ class Notifier:
                  ctypes.byref(spec), None, 0)
 
     def close(self) -> None:
+        if self._read_only:
+            if isinstance(self._map, mmap.mmap):
+                self._map.close()
+            return
         del self._counter
         self._map.close()

@@ -17,6 +17,10 @@ maps, file descriptors) and a thread lock. Across processes:
   (:func:`retire_partition`); an appender that gets the lock afterwards finds
   its state file unlinked and raises UnknownTopicError, so no append can
   succeed into a deleted partition, in any process.
+* A partition opened ``read_only`` writes nothing, takes no lock and runs no
+  recovery on disk: it works out in memory what recovery would conclude
+  (:meth:`Partition._recover_in_memory`) and reads by that until a writer
+  publishes a state of its own.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from mqlog.errors import (
     LogClosedError,
     OffsetOutOfRangeError,
     ProducerSequenceError,
+    ReadOnlyError,
     StorageFailedError,
     UnknownTopicError,
 )
@@ -100,7 +105,11 @@ class Partition:
     _failure: StorageFailedError | None = None
 
     def __init__(self, directory: str, topic: str, number: int, config: ConfigSource,
-                 clock: Clock, on_append: Callable[[], None] = lambda: None) -> None:
+                 clock: Clock, on_append: Callable[[], None] = lambda: None, *,
+                 read_only: bool = False, apply_retention: bool = True) -> None:
+        """Open (and recover) the partition in ``directory``. ``read_only``: write
+        nothing at all (every write raises ReadOnlyError); ``apply_retention=False``:
+        only an explicit :meth:`enforce_retention` deletes segments."""
         self.directory = directory
         self.topic = topic
         self.number = number
@@ -129,15 +138,112 @@ class Partition:
         self._flushed_here = 0
         #: Set when this process appended since the last interval flush.
         self.dirty = False
-        self._state_file = StateFile(os.path.join(directory, STATE_FILE))
-        with self._locked() as state:
-            self._recover(state)
+        self.read_only = read_only
+        self.apply_retention = apply_retention
+        #: Read-only: the state recovery would publish, worked out in memory, and
+        #: the sequence of the file's slot it was worked out from (see state()).
+        self._memory_state: PartitionState | None = None
+        self._memory_sequence = -1
+        self._state_file = StateFile(os.path.join(directory, STATE_FILE), read_only)
+        try:
+            if read_only:
+                self._recover_in_memory(self._state_file.read())
+            else:
+                with self._locked() as state:
+                    self._recover(state)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- read-only opening ---------------------------------------------------------
+
+    def _recover_in_memory(self, state: PartitionState | None) -> None:
+        """What :meth:`_recover` would conclude, worked out without writing: the
+        valid end of the newest segment. Kept as this process's state until a
+        writer publishes one (it recovers the partition on disk first)."""
+        try:
+            bases = list_segment_bases(self.directory)
+        except FileNotFoundError:
+            raise UnknownTopicError(f"topic {self.topic!r} was deleted") from None
+        if state is not None:
+            while len(bases) > 1 and bases[1] <= state.log_start_offset:
+                bases.pop(0)  # wholly below the log start: retention is deleting it
+        if not bases:  # never written (or the segments went missing)
+            start = state.end_offset if state is not None else 0
+            self._use_memory_state(state, PartitionState(
+                log_start_offset=start, end_offset=start, active_base_offset=start,
+                active_position=0, active_max_timestamp=NO_TIMESTAMP,
+                active_created_ms=self._clock(), flushed_offset=start, offset_index_count=0,
+                time_index_count=0, epoch=state.epoch if state is not None else 0))
+            return
+        trusted_history = (state is not None and state.boot_id == BOOT_ID
+                           and not self._state_file.slots().damaged)
+        while trusted_history and len(bases) > 1 and bases[-1] > state.active_base_offset:
+            bases.pop()  # a roll died unpublished
+        while True:
+            newest = bases[-1]
+            segment = Segment(self.directory, newest, read_only=True)
+            trusted = trusted_history and state.active_base_offset == newest
+            scan = _TailScan(segment, self.config().index_interval_bytes, rebuild=False)
+            if trusted:
+                limit = state.active_position
+                scan.run(segment.index.valid_prefix(limit, state.offset_index_count), limit)
+            else:
+                scan.run(self._entries_known_durable(segment, state), segment.file_size())
+            if trusted or scan.position or len(bases) == 1:
+                break
+            segment.close()  # empty: left by a roll that died before publishing
+            bases.pop()
+        self._fresh[newest] = segment
+        cut = not trusted or scan.position != state.active_position
+        recovered = PartitionState(
+            log_start_offset=bases[0] if state is None else max(state.log_start_offset,
+                                                                 bases[0]),
+            end_offset=scan.offset,
+            active_base_offset=newest,
+            active_position=scan.position,
+            active_max_timestamp=scan.max_timestamp,
+            active_created_ms=state.active_created_ms if trusted else self._clock(),
+            flushed_offset=min(state.flushed_offset, scan.offset) if trusted else 0,
+            offset_index_count=scan.index_count,
+            time_index_count=scan.index_count,
+            epoch=(state.epoch + (1 if cut else 0)) if state is not None else 1,
+        )
+        if state is None or recovered != state.replace(sequence=0):
+            self._use_memory_state(state, recovered)
+
+    def _use_memory_state(self, on_disk: PartitionState | None,
+                          recovered: PartitionState) -> None:
+        self._memory_sequence = -1 if on_disk is None else on_disk.sequence
+        self._memory_state = recovered
+
+    def _state_after_memory(self, on_disk: PartitionState | None) -> PartitionState | None:
+        """The state of a read-only partition recovered in memory: the in-memory one
+        while the file still holds what it was worked out from, else the file's
+        (a writer recovered the partition and published; views are reloaded)."""
+        memory = self._memory_state
+        if memory is None:  # another thread switched to the file just now
+            return on_disk
+        if on_disk is None or on_disk.sequence == self._memory_sequence:
+            return memory
+        with self._view_lock:
+            self._memory_state = None
+            self._view = _View(-1, np.zeros(0, dtype=np.int64), {})
+        return on_disk
+
+    def deleted(self) -> bool:
+        """True once this partition's topic was deleted, by any process."""
+        if self._state_file.fd >= 0:
+            return os.fstat(self._state_file.fd).st_nlink == 0
+        return not os.path.isdir(self.directory)
 
     # -- locking and state ---------------------------------------------------------
 
     @contextmanager
     def _locked(self) -> Iterator[PartitionState | None]:
         """Hold the partition's append lock; yields the published state."""
+        if self.read_only:
+            raise ReadOnlyError(f"partition {self.topic}/{self.number} is open read-only")
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"partition {self.topic}/{self.number} is closed")
@@ -172,6 +278,8 @@ class Partition:
         if self._closed:
             raise LogClosedError(f"partition {self.topic}/{self.number} is closed")
         state = self._state_file.read()
+        if self._memory_state is not None:  # read-only, recovered in memory
+            state = self._state_after_memory(state)
         if state is None:  # only before the first publish, which __init__ does
             raise LogClosedError(f"partition {self.topic}/{self.number} has no state")
         return state
@@ -196,7 +304,11 @@ class Partition:
             return self._view
 
     def _load_view(self, state: PartitionState, current: _View) -> _View:
-        bases = [b for b in list_segment_bases(self.directory) if b <= state.active_base_offset]
+        try:
+            bases = [b for b in list_segment_bases(self.directory)
+                     if b <= state.active_base_offset]
+        except FileNotFoundError:  # the topic was deleted by another process
+            raise UnknownTopicError(f"topic {self.topic!r} was deleted") from None
         while len(bases) > 1 and bases[1] <= state.log_start_offset:
             bases.pop(0)  # wholly below the log start: retention is deleting it
         segments: dict[int, Segment] = {}
@@ -204,14 +316,16 @@ class Partition:
             segment = self._fresh.pop(base, None) or current.segments.get(base)
             if segment is not None and base != state.active_base_offset and segment.replaced():
                 segment = None  # compacted: open the cleaned copy
-            if segment is None:
-                try:
-                    segment = Segment(self.directory, base)
-                except FileNotFoundError:  # deleted by retention meanwhile
-                    continue
-            if base != state.active_base_offset and segment.closed_index_count < 0:
-                segment.load_closed()
+            try:
+                if segment is None:
+                    segment = Segment(self.directory, base, read_only=self.read_only)
+                if base != state.active_base_offset and segment.closed_index_count < 0:
+                    segment.load_closed()
+            except FileNotFoundError:  # deleted by retention meanwhile (or its indexes)
+                continue
             segments[base] = segment
+        if state.active_base_offset not in segments and (bases or not self.read_only):
+            raise UnknownTopicError(f"topic {self.topic!r} was deleted")  # files gone
         return _View(state.epoch, np.array(list(segments), dtype=np.int64), segments)
 
     def _segment_for(self, offset: int, state: PartitionState,
@@ -399,6 +513,8 @@ class Partition:
         """First offset whose record timestamp is >= ``timestamp``; the end offset if none."""
         state, view = self._snapshot()
         bases = view.bases.tolist()
+        if not bases:  # read-only and never written
+            return state.end_offset
         closed = np.flatnonzero(view.closed_max_timestamps(self) >= timestamp).tolist()
         for slot in [*closed, len(bases) - 1]:  # segments holding a late-enough record
             base = bases[slot]
@@ -695,12 +811,13 @@ class Partition:
         """Apply the topic's retention now; return how many segments were deleted."""
         with self._locked() as state:
             before = len(self._refresh(state).bases)
-            after = self._enforce_retention_locked(state, self.config())
+            after = self._enforce_retention_locked(state, self.config(), explicit=True)
             return before - len(self._refresh(after).bases)
 
-    def _enforce_retention_locked(self, state: PartitionState, config: TopicConfig
-                                  ) -> PartitionState:
-        if config.retention_ms is None and config.retention_bytes is None:
+    def _enforce_retention_locked(self, state: PartitionState, config: TopicConfig,
+                                  explicit: bool = False) -> PartitionState:
+        if config.retention_ms is None and config.retention_bytes is None or not (
+                explicit or self.apply_retention):
             return state
         view = self._refresh(state)
         bases = view.bases.tolist()

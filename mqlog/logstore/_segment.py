@@ -73,14 +73,17 @@ def index_capacity(segment_bytes: int, index_interval_bytes: int) -> int:
 class Segment:
     """Data file + indexes of one segment, open in this process."""
 
-    def __init__(self, directory: str, base_offset: int, create: bool = False) -> None:
+    def __init__(self, directory: str, base_offset: int, create: bool = False,
+                 read_only: bool = False) -> None:
+        """Open the segment's files (``create``: a new segment; ``read_only``: an
+        existing one, opened and mapped for reading only, creating nothing)."""
         self.base_offset = base_offset
         stem = os.path.join(directory, segment_name(base_offset))
         self.path = stem + LOG_SUFFIX
-        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+        flags = os.O_RDONLY if read_only else os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
         self.fd = os.open(self.path, flags, 0o644)
-        self.index = OffsetIndex(stem + INDEX_SUFFIX)
-        self.time_index = TimeIndex(stem + TIME_INDEX_SUFFIX)
+        self.index = OffsetIndex(stem + INDEX_SUFFIX, read_only)
+        self.time_index = TimeIndex(stem + TIME_INDEX_SUFFIX, read_only)
         self._map: mmap.mmap | None = None
         self.mapped_bytes = 0
         self._verified: set[int] = set()
@@ -108,14 +111,23 @@ class Segment:
         return os.fstat(self.fd).st_size
 
     def buffer(self, needed_bytes: int) -> mmap.mmap:
-        """The read-only map of the data file covering at least ``needed_bytes``."""
+        """The read-only map of the data file covering at least ``needed_bytes``.
+
+        Another process may trim the file at any time (a roll, or the last close
+        cutting the preallocation), never below what a reader may read: a trim
+        between the size lookup and the mapping is met by looking again."""
         if needed_bytes > self.mapped_bytes or self._map is None:
-            size = self.file_size()
-            if size == 0:
-                raise fmt.BatchError("segment file is empty")
-            # The old map (if any) is dropped, not closed: numpy views of it held by
-            # other threads stay valid until they are released.
-            self._map = mmap.mmap(self.fd, size, prot=mmap.PROT_READ)
+            while True:
+                size = self.file_size()
+                if size == 0:
+                    raise fmt.BatchError("segment file is empty")
+                try:
+                    # The old map (if any) is dropped, not closed: numpy views of it
+                    # held by other threads stay valid until they are released.
+                    self._map = mmap.mmap(self.fd, size, prot=mmap.PROT_READ)
+                except ValueError:  # "mmap length is greater than file size": trimmed
+                    continue
+                break
             self.mapped_bytes = size
         return self._map
 

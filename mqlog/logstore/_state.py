@@ -153,8 +153,19 @@ def decode_state(data: bytes) -> PartitionState | None:
 class StateFile:
     """The memory-mapped two-slot state file of one partition."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, read_only: bool = False) -> None:
+        """Open (creating it if missing) the state file at ``path``; ``read_only``:
+        map it for reading only and create nothing (a missing file reads as None
+        until some process creates it)."""
         self.path = path
+        #: The bytes last decoded and what they decoded to: the state is read far
+        #: more often than it changes, and equal bytes decode to an equal state.
+        self._decoded: tuple[bytes, PartitionState | None] = (b"", None)
+        self.fd = -1
+        self._map: mmap.mmap | None = None
+        if read_only:
+            self._open_read_only()
+            return
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:  # blocks reserved: a publish through the map can never fault (SIGBUS)
             reserve(self.fd, FILE_SIZE, path)
@@ -162,12 +173,25 @@ class StateFile:
             os.close(self.fd)
             raise
         self._map = mmap.mmap(self.fd, FILE_SIZE)
-        #: The bytes last decoded and what they decoded to: the state is read far
-        #: more often than it changes, and equal bytes decode to an equal state.
-        self._decoded: tuple[bytes, PartitionState | None] = (b"", None)
+
+    def _open_read_only(self) -> None:
+        """Map the file for reading if it exists at full size (else leave it unmapped)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        if os.fstat(fd).st_size < FILE_SIZE:  # being created right now
+            os.close(fd)
+            return
+        self._map = mmap.mmap(fd, FILE_SIZE, access=mmap.ACCESS_READ)
+        self.fd = fd
 
     def read(self) -> PartitionState | None:
         """The newest complete slot, or None if neither slot is valid."""
+        if self._map is None:  # read-only, and no process created the file yet
+            self._open_read_only()
+            if self._map is None:
+                return None
         data = self._map[:FILE_SIZE]
         raw, state = self._decoded
         if data != raw:
@@ -209,5 +233,6 @@ class StateFile:
             raise storage_failed("msync", self.path, error) from error
 
     def close(self) -> None:
-        self._map.close()
-        os.close(self.fd)
+        if self._map is not None:
+            self._map.close()
+            os.close(self.fd)

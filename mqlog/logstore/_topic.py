@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from mqlog.errors import UnknownPartitionError
+from mqlog.errors import UnknownPartitionError, UnknownTopicError
 from mqlog.logstore._partition import Clock, Partition
 from mqlog.logstore.config import TopicConfig
 
@@ -49,9 +49,15 @@ class Topic:
 
     def __init__(self, directory: str, name: str, clock: Clock,
                  on_append: Callable[[], None],
-                 on_open: Callable[[Partition], None] = lambda partition: None) -> None:
+                 on_open: Callable[[Partition], None] = lambda partition: None, *,
+                 read_only: bool = False, apply_retention: bool = True) -> None:
+        """``on_open``: called with each partition once opened (and recovered) in
+        this process; ``read_only`` / ``apply_retention``: how partitions are opened
+        (see :class:`Partition`)."""
         self.directory = directory
         self.name = name
+        self.read_only = read_only
+        self.apply_retention = apply_retention
         self._clock = clock
         self._on_append = on_append
         #: Called with each partition once opened (and recovered) in this process.
@@ -98,13 +104,26 @@ class Topic:
         with self._lock:
             partition = self._partitions.get(number)
             if partition is None:
-                path = os.path.join(self.directory, str(number))
-                os.makedirs(path, exist_ok=True)
-                partition = Partition(path, self.name, number, self.config, self._clock,
-                                      self._on_append)
+                partition = self._open_partition(number)
                 self._on_open(partition)
                 self._partitions[number] = partition
         return partition
+
+    def _open_partition(self, number: int) -> Partition:
+        """Open partition ``number``; UnknownTopicError if another process deleted
+        the topic (its directory is never created again from here)."""
+        path = os.path.join(self.directory, str(number))
+        try:
+            if not self.read_only:
+                try:
+                    os.mkdir(path)  # not makedirs: a deleted topic must stay deleted
+                except FileExistsError:
+                    pass
+            return Partition(path, self.name, number, self.config, self._clock,
+                             self._on_append, read_only=self.read_only,
+                             apply_retention=self.apply_retention)
+        except FileNotFoundError:
+            raise UnknownTopicError(f"topic {self.name!r} was deleted") from None
 
     def open_partitions(self) -> list[Partition]:
         return list(self._partitions.values())
