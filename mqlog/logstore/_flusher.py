@@ -5,7 +5,8 @@ Every ``flush_ms`` of each topic it fdatasyncs the partitions this process
 appended to. A failed fdatasync latches its partition failed (see
 ``Partition.flush``): every later append, flush and commit to it raises
 StorageFailedError until the log is reopened, so it cannot go unnoticed and is
-never retried silently. Any other flush error is kept and raised by the next
+never retried silently. A partition whose topic another process deleted has
+nothing left to flush. Any other flush error is kept and raised by the next
 append to that log.
 """
 
@@ -15,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from mqlog.errors import StorageFailedError
+from mqlog.errors import LogClosedError, StorageFailedError, UnknownTopicError
 from mqlog.logstore._partition import Partition
 
 
@@ -51,6 +52,8 @@ class IntervalFlusher:
                     partition.flush()
                 except StorageFailedError:
                     pass  # latched in the partition: its every later write raises it
+                except (UnknownTopicError, LogClosedError):
+                    pass  # deleted by another process, or closed: nothing left to flush
                 except Exception as error:  # surfaced by the next append
                     self.error = error
                 self._due[id(partition)] = now + period
