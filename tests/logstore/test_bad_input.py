@@ -211,7 +211,7 @@ def too_large(index: int, size: int, parts: bool = False) -> str:
                  "record 0: timestamp must be an int (ms since the epoch)", id="ts-float"),
     pytest.param([Record(b"v", timestamp=True)], TypeError,
                  "record 0: timestamp must be an int (ms since the epoch)", id="ts-bool"),
-    pytest.param([Record(b"v", timestamp=2**63)], ValueError,
+    pytest.param([Record(b"v", timestamp=2**63)], ConfigError,
                  "record 0: timestamp 9223372036854775808 out of range", id="ts-range"),
 ])
 def test_bad_records_write_nothing(log: mqlog.Log, log_dir: Path, records: list,
