@@ -19,6 +19,7 @@ import dataclasses
 import fcntl
 import json
 import logging
+import operator
 import os
 import shutil
 import threading
@@ -427,7 +428,7 @@ class Log:
         if not isinstance(max_records, int) or isinstance(max_records, bool):
             raise TypeError(f"max_records must be a positive int, not {max_records!r}")
         if max_records < 1:
-            raise ValueError(f"max_records must be a positive int, not {max_records!r}")
+            raise ConfigError(f"max_records must be a positive int, not {max_records!r}")
         return self._partition(topic, partition).read(offset, max_records, max_bytes)
 
     def read_columns(self, topic: str, partition: int, offset: int,
@@ -439,7 +440,7 @@ class Log:
         if not isinstance(max_records, int) or isinstance(max_records, bool):
             raise TypeError(f"max_records must be a positive int, not {max_records!r}")
         if max_records < 1:
-            raise ValueError(f"max_records must be a positive int, not {max_records!r}")
+            raise ConfigError(f"max_records must be a positive int, not {max_records!r}")
         return self._partition(topic, partition).read_columns(offset, max_records, max_bytes)
 
     def iter(self, topic: str, partition: int, start: int = 0,
@@ -462,8 +463,9 @@ class Log:
             offset = records[-1].offset + 1
 
     def offset_for_time(self, topic: str, partition: int, ts_ms: int) -> int:
-        """The first offset whose timestamp is >= ``ts_ms`` (the end offset if none)."""
-        return self._partition(topic, partition).offset_for_time(ts_ms)
+        """The first offset whose timestamp is >= ``ts_ms`` (the end offset if none);
+        TypeError unless ``ts_ms`` is an integer."""
+        return self._partition(topic, partition).offset_for_time(checked_timestamp(ts_ms))
 
     def start_offset(self, topic: str, partition: int) -> int:
         """The first offset still in the log (retention moves it forward)."""
@@ -564,6 +566,20 @@ class Log:
 
     def __repr__(self) -> str:
         return f"<mqlog.Log {self.path!r}{' closed' if self._closed else ''}>"
+
+
+def checked_timestamp(ts_ms: object) -> int:
+    """``ts_ms`` (ms since the epoch: an int or numpy integer, not a bool) clamped to
+    the 64-bit range of record timestamps, so that a far past or future moment
+    finds the first or end offset; TypeError for anything else."""
+    if isinstance(ts_ms, bool):
+        raise TypeError("a timestamp must be an int (ms since the epoch), not bool")
+    try:
+        value = operator.index(ts_ms)
+    except TypeError:
+        raise TypeError(f"a timestamp must be an int (ms since the epoch), not "
+                        f"{type(ts_ms).__name__}") from None
+    return min(max(value, -(2**63)), 2**63 - 1)
 
 
 def _check_partition_count(partitions: object) -> None:
