@@ -568,6 +568,15 @@ class Log:
         return f"<mqlog.Log {self.path!r}{' closed' if self._closed else ''}>"
 
 
+def check_new_topic(name: object, partitions: object, **topic_config) -> TopicConfig:
+    """Raise what ``create_topic(name, partitions, **topic_config)`` on a log without
+    topic defaults raises for bad input, without a log: so that a command can
+    refuse bad input before it creates the log directory. Returns the config."""
+    validate_topic_name(name)
+    _check_partition_count(partitions)
+    return TopicConfig.from_options(**topic_config)
+
+
 def checked_timestamp(ts_ms: object) -> int:
     """``ts_ms`` (ms since the epoch: an int or numpy integer, not a bool) clamped to
     the 64-bit range of record timestamps, so that a far past or future moment
