@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import socket
@@ -35,6 +36,18 @@ def validate_group_name(name: Any) -> str:
     if not _GROUP_NAME.match(name):
         raise ConfigError(f"group name {name!r} has characters outside [a-zA-Z0-9._-]")
     return name
+
+
+def check_timeout(timeout: object) -> None:
+    """A wait of ``poll`` or ``receive``: None (no limit) or a finite number of
+    seconds >= 0; TypeError for another type, ConfigError out of range."""
+    if timeout is None:
+        return
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        raise TypeError(f"timeout must be None or a number of seconds, not "
+                        f"{type(timeout).__name__}")
+    if not (math.isfinite(timeout) and timeout >= 0):
+        raise ConfigError(f"timeout must be a finite number of seconds >= 0, not {timeout!r}")
 
 
 class TopicPartition(NamedTuple):

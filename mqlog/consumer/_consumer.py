@@ -17,7 +17,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from mqlog.consumer._config import ConsumerConfig, TopicPartition, validate_group_name
+from mqlog.consumer._config import (
+    ConsumerConfig,
+    TopicPartition,
+    check_timeout,
+    validate_group_name,
+)
 from mqlog.errors import (
     CommitFailedError,
     ConfigError,
@@ -227,6 +232,7 @@ class Consumer:
             raise TypeError(f"max_records must be an int, not {type(limit).__name__}")
         if limit < 1:
             raise ConfigError(f"max_records must be >= 1, not {limit}")
+        check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._member is not None:
@@ -325,9 +331,10 @@ class Consumer:
                        if a.position is not None}
         else:
             offsets = {TopicPartition(*tp): offset for tp, offset in offsets.items()}
-            for offset in offsets.values():
+            for tp, offset in offsets.items():
                 if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
                     raise ConfigError(f"offsets must be ints >= 0, not {offset!r}")
+                self._log._partition(tp.topic, tp.partition)  # Unknown...Error if none
         member_id = ""
         if self._member is not None:
             not_owned = sorted(tp for tp in offsets if not self._member.owns(tp))

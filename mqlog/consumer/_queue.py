@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from mqlog.consumer._config import TopicPartition, validate_group_name
+from mqlog.consumer._config import TopicPartition, check_timeout, validate_group_name
 from mqlog.consumer._group import lock_is_held, queue_directory, refuse_other_kind
 from mqlog.consumer._share_state import ACKED, ARCHIVED, ShareState
 from mqlog.errors import (
@@ -269,8 +269,7 @@ class QueueConsumer:
             max_messages < 1
         ):
             raise ConfigError(f"max_messages must be an int >= 1, not {max_messages!r}")
-        if timeout is not None:
-            _milliseconds("timeout", timeout)
+        check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self._check_open()

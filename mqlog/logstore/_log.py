@@ -425,10 +425,7 @@ class Log:
         ``max_bytes`` (keys + headers + values) is passed but never returning
         nothing when a record is there. Reading at the end offset returns [];
         outside [start_offset, end_offset] raises OffsetOutOfRangeError."""
-        if not isinstance(max_records, int) or isinstance(max_records, bool):
-            raise TypeError(f"max_records must be a positive int, not {max_records!r}")
-        if max_records < 1:
-            raise ConfigError(f"max_records must be a positive int, not {max_records!r}")
+        _check_read_limits(max_records, max_bytes)
         return self._partition(topic, partition).read(offset, max_records, max_bytes)
 
     def read_columns(self, topic: str, partition: int, offset: int,
@@ -437,10 +434,7 @@ class Log:
         offsets, timestamps and payload positions over one bytes object, with no
         Python object per record (see :class:`~mqlog.RecordColumns`). For bulk
         work -- replays, exports, numpy -- several times faster than ``read``."""
-        if not isinstance(max_records, int) or isinstance(max_records, bool):
-            raise TypeError(f"max_records must be a positive int, not {max_records!r}")
-        if max_records < 1:
-            raise ConfigError(f"max_records must be a positive int, not {max_records!r}")
+        _check_read_limits(max_records, max_bytes)
         return self._partition(topic, partition).read_columns(offset, max_records, max_bytes)
 
     def iter(self, topic: str, partition: int, start: int = 0,
@@ -566,6 +560,20 @@ class Log:
 
     def __repr__(self) -> str:
         return f"<mqlog.Log {self.path!r}{' closed' if self._closed else ''}>"
+
+
+def _check_read_limits(max_records: object, max_bytes: object) -> None:
+    """TypeError unless ``max_records`` is an int and ``max_bytes`` None or an int;
+    ConfigError unless ``max_records`` >= 1 and ``max_bytes`` >= 0."""
+    if not isinstance(max_records, int) or isinstance(max_records, bool):
+        raise TypeError(f"max_records must be a positive int, not {max_records!r}")
+    if max_records < 1:
+        raise ConfigError(f"max_records must be a positive int, not {max_records!r}")
+    if max_bytes is not None:
+        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
+            raise TypeError(f"max_bytes must be None or an int, not {type(max_bytes).__name__}")
+        if max_bytes < 0:
+            raise ConfigError(f"max_bytes must be >= 0, not {max_bytes}")
 
 
 def check_new_topic(name: object, partitions: object, **topic_config) -> TopicConfig:
