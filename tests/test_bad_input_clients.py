@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -223,3 +224,34 @@ def test_redrive_leaves_records_without_an_origin(log) -> None:
     assert log.redrive(dlq) == 3
     assert log.end_offset(T, 0) == end + 3
     assert [r.value for r in log.read(dlq, 0, 3)] == [b"by hand"]
+
+
+@pytest.mark.parametrize(("path", "error"), [("", ConfigError), (b"log", TypeError)])
+def test_open_refuses_an_empty_or_bytes_path(tmp_path: Path, monkeypatch, path,
+                                            error) -> None:
+    """``open("")`` opened the current directory; ``open(b"log")`` created it, then
+    failed."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error):
+        mqlog.open(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reset_offsets_to_a_moment_that_is_not_a_time(log, monkeypatch) -> None:
+    """A naive datetime is local time: datetime.min east of UTC is before year 1."""
+    monkeypatch.setenv("TZ", "Etc/GMT-14")
+    time.tzset()
+    try:
+        rejected(log, lambda: log.reset_offsets("g", T, to=datetime.datetime.min), ConfigError)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_request_and_responder_check_before_writing(log) -> None:
+    """A request to an unknown topic used to create ``__replies`` first."""
+    rejected(log, lambda: log.request("nope", b"x", timeout=1), mqlog.UnknownTopicError)
+    rejected(log, lambda: log.request(T, 5, timeout=1), TypeError)
+    rejected(log, lambda: log.request(T, b"x", timeout=math.nan), ConfigError)
+    rejected(log, lambda: log.responder(T, handler=5), TypeError)
+    rejected(log, lambda: log.responder("nope", handler=bytes), mqlog.UnknownTopicError)

@@ -363,11 +363,14 @@ def test_bad_arguments_raise_and_change_nothing(log: mqlog.Log, data: st.DataObj
 
 
 @settings(max_examples=EXAMPLES // 4, deadline=None)
-@given(config=st.one_of(BAD_TOPIC_CONFIG, st.fixed_dictionaries({"create": st.just(False)})),
-       name=st.sampled_from(["new", "a/b/c", "x" * 200]))
+@given(config=st.one_of(
+           BAD_TOPIC_CONFIG, st.just({"create": False}),
+           st.fixed_dictionaries({"clock": st.one_of(st.integers(), st.text(max_size=2))})),
+       name=st.sampled_from(["new", "a/b/c", "x" * 200]),
+       kind=st.sampled_from([str, Path, os.fsencode]))
 def test_open_with_bad_arguments_creates_nothing(tmp_path_factory: pytest.TempPathFactory,
-                                                 config: dict, name: str) -> None:
+                                                 config: dict, name: str, kind) -> None:
     parent = tmp_path_factory.mktemp("open")
     with pytest.raises((MqlogError, TypeError)):
-        mqlog.open(parent / name, **config).close()
+        mqlog.open(kind(os.path.join(parent, name)), **config).close()
     assert list(parent.iterdir()) == []

@@ -324,7 +324,10 @@ def _who(info: dict) -> str:
 
 
 def _epoch_ms(moment: datetime.datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # naive: local time, as the Kafka tool reads it
-    return int(moment.timestamp() * 1000)
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # naive: local time, as the Kafka tool reads it
+        return int(moment.timestamp() * 1000)
+    except (ValueError, OverflowError) as error:  # e.g. datetime.min in a zone east of UTC
+        raise ConfigError(f"cannot read {moment!r} as a time: {error}") from None
 

@@ -93,7 +93,14 @@ class Log:
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True,
                  clock: Callable[[], int] | None = None, **topic_defaults) -> None:
-        self.path = os.path.abspath(os.fspath(path))
+        path = os.fspath(path)
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a str or os.PathLike of str, not {type(path).__name__}")
+        if not path:
+            raise ConfigError("path is empty")
+        if clock is not None and not callable(clock):
+            raise TypeError("clock must be a callable returning ms since the epoch")
+        self.path = os.path.abspath(path)
         self.topic_defaults = TopicConfig.from_options(**topic_defaults)
         self._clock = clock or _wall_clock_ms
         if not os.path.isdir(self.path):
