@@ -24,8 +24,11 @@ _TABLE_ROW = fmt.RECORD_DTYPE.itemsize
 _ROW = struct.Struct("<qiII")  # one record table row: timestamp, key, headers, payload end
 #: Batches of up to this many records are decoded without numpy.
 _SMALL_BATCH = 16
-#: The byte length of a bytes object; TypeError for anything else.
-_bytes_length = bytes.__len__
+#: ``bytes.__sizeof__`` of an empty bytes object. ``bytes.__sizeof__(value)`` minus
+#: this is the length of a bytes value, as fast as ``len()``, and raises TypeError
+#: for anything else; for a bytes subclass it counts more (its larger object), so
+#: the lengths no longer sum to the payload's size.
+_BYTES_SIZEOF_EMPTY = bytes.__sizeof__(b"")
 
 
 class EncodedBatch:
@@ -40,7 +43,7 @@ class EncodedBatch:
         ``count`` records that all carry ``timestamp``."""
         if isinstance(table, np.ndarray):
             count = len(table)
-            _check_table(table, len(payload))
+            _check_table(table, len(payload), attributes)
             timestamps = table["timestamp"]
             self.first_timestamp = int(timestamps[0])
             self.max_timestamp = int(timestamps.max())
@@ -63,15 +66,20 @@ class EncodedBatch:
         return header, self.table, self.payload
 
 
-def _check_table(table: np.ndarray, payload_length: int) -> None:
+def _check_table(table: np.ndarray, payload_length: int, attributes: int) -> None:
     """Assert that a record table frames ``payload_length`` bytes as the reader's
-    checks (``_format.verify_batch``) expect: payload ends that never go back, each
-    record at least as long as its key and headers, the last end at the payload's
-    end. A batch that fails is a bug of the encoder, caught before it is written."""
-    ends = table["payload_end"].astype(np.int64)
-    sizes = np.diff(ends, prepend=0)
-    prefix = np.maximum(table["key_length"], 0) + table["headers_length"]
-    if len(table) == 0 or int(ends[-1]) != payload_length or np.any(sizes < prefix):
+    checks (``_format.verify_batch``) expect: the last payload end at the
+    payload's end and, in a batch with keys or headers, payload ends that never go
+    back and each record at least as long as its key and headers. (Without keys
+    and headers the ends are a running sum of byte lengths: the last one is the
+    check, in O(1).) A batch that fails is a bug of the encoder, caught before it
+    is written."""
+    framed = len(table) > 0 and int(table["payload_end"][-1]) == payload_length
+    if framed and attributes:
+        ends = table["payload_end"].astype(np.int64)
+        prefix = np.maximum(table["key_length"], 0) + table["headers_length"]
+        framed = not np.any(np.diff(ends, prepend=0) < prefix)
+    if not framed:
         raise AssertionError(f"encoded batch of {len(table)} records does not frame its "
                              f"{payload_length}-byte payload")
 
@@ -136,10 +144,13 @@ def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[Encode
     ):
         return _encode_small(records, payload, now_ms, max_record_bytes)
     try:  # bytes only: len() of another buffer (an array, a memoryview) counts items
-        lengths = np.fromiter(map(_bytes_length, records), dtype=np.int64, count=count)
+        lengths = np.fromiter(map(bytes.__sizeof__, records), dtype=np.int64, count=count)
     except TypeError:
         return _encode_general(records, now_ms, max_record_bytes)
+    lengths -= _BYTES_SIZEOF_EMPTY
     ends = np.cumsum(lengths)
+    if int(ends[-1]) != len(payload):  # a bytes subclass: its __sizeof__ counts more
+        return _encode_general(records, now_ms, max_record_bytes)
     biggest = int(lengths.max())
     if biggest > max_record_bytes:
         index = int(lengths.argmax())
@@ -160,10 +171,9 @@ def _encode_small(records: Sequence, payload: bytes, now_ms: int,
     rows = []
     end = 0
     for index, value in enumerate(records):
-        try:  # bytes only: len() of another buffer (an array, a memoryview) counts items
-            length = _bytes_length(value)
-        except TypeError:
+        if type(value) is not bytes:  # len() of another buffer counts items, not bytes
             return _encode_general(records, now_ms, max_record_bytes)
+        length = len(value)
         if length > max_record_bytes:
             raise RecordTooLargeError(
                 f"record {index} is {length} bytes, over max_record_bytes={max_record_bytes}"

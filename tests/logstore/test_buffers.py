@@ -104,16 +104,28 @@ def test_the_size_limit_counts_bytes(log_dir: Path, clock) -> None:
 def test_an_encoder_bug_is_caught_before_anything_is_written() -> None:
     """The encoder checks its own framing: a table that does not frame the payload
     is an assertion, not a batch."""
+    keys = mqlog.logstore._format.ATTR_HAS_KEYS
     table = np.zeros(2, dtype=mqlog.logstore._format.RECORD_DTYPE)
     table["key_length"] = -1
     table["payload_end"] = [3, 5]
     _batch.EncodedBatch(table, b"12345", 0)
     with pytest.raises(AssertionError):
         _batch.EncodedBatch(table, b"1234", 0)
-    table["payload_end"] = [3, 2]
+    table["payload_end"] = [6, 5]
     with pytest.raises(AssertionError):
-        _batch.EncodedBatch(table, b"12", 0)
+        _batch.EncodedBatch(table, b"12345", keys)
     table["payload_end"] = [3, 5]
     table["key_length"] = [4, -1]
     with pytest.raises(AssertionError):
-        _batch.EncodedBatch(table, b"12345", 0)
+        _batch.EncodedBatch(table, b"12345", keys)
+
+
+class Tagged(bytes):
+    """A bytes subclass: still bytes, whatever its object size."""
+
+
+@pytest.mark.parametrize("count", [3, 40], ids=["small", "large"])
+def test_bytes_subclasses_are_stored_as_bytes(log_path: Path, clock, count: int) -> None:
+    values = [Tagged(b"v%d" % index) if index % 2 else b"w%d" % index for index in range(count)]
+    read = append_then_reread(log_path, clock, values)
+    assert [record.value for record in read] == [bytes(value) for value in values]
