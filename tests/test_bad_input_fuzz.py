@@ -209,7 +209,7 @@ def send(log: mqlog.Log, data: st.DataObject) -> None:
             st.lists(st.integers(), max_size=1), st.integers(), st.text(min_size=1, max_size=2),
             st.dictionaries(st.integers(), st.binary(), min_size=1, max_size=1),
             st.dictionaries(st.text(max_size=2), st.integers(), min_size=1, max_size=1))),
-        "partition": (omitted_or(keep(1)), BAD_PARTITIONS),
+        "partition": (omitted_or(keep(1)), BAD_PARTITIONS.filter(lambda v: v is not None)),
         "timestamp": (omitted_or(keep(5)), st.one_of(BAD_TIMESTAMPS, HUGE)),
         "delay_s": (omitted_or(keep(0.5)), BAD_SECONDS.filter(lambda v: v is not None)),
         "ttl_s": (omitted_or(keep(60)), st.one_of(BAD_SECONDS.filter(lambda v: v is not None),
