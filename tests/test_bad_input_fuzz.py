@@ -33,7 +33,14 @@ EXAMPLES = 2000 if SOAK else 200
 T = "t"
 DLQ = "t.dlq"
 MAX_RECORD_BYTES = 1000
-OMIT = object()  # an argument left out of the call
+class _Omit:
+    """An argument left out of the call."""
+
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+OMIT = _Omit()
 
 # -- pools of values ---------------------------------------------------------------------------
 
