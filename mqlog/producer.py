@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import msgpack
 import xxhash
 
-from mqlog.errors import LogClosedError, RecordTooLargeError, UnknownPartitionError
+from mqlog.errors import ConfigError, LogClosedError, RecordTooLargeError, UnknownPartitionError
 from mqlog.logstore._record import Record
 
 if TYPE_CHECKING:
@@ -92,8 +93,6 @@ class ProducerConfig:
     retries: int = 5
 
     def __post_init__(self) -> None:
-        from mqlog.errors import ConfigError
-
         if not isinstance(self.idempotent, bool):
             raise ConfigError("idempotent must be a bool")
         for name in ("linger_ms", "batch_bytes", "buffer_bytes", "retries"):
@@ -180,13 +179,18 @@ class BatchDelivery:
 
 
 def _as_bytes(value, what: str) -> bytes:
+    """bytes of a str (UTF-8) or of any buffer (its bytes in C order: ``len()`` of
+    an array or memoryview counts items, not bytes)."""
     if type(value) is bytes:
         return value
     if isinstance(value, str):
         return value.encode()
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    raise TypeError(f"{what} must be bytes or str, not {type(value).__name__}")
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise TypeError(f"{what} must be bytes or str, not {type(value).__name__}") from None
+    with view:
+        return view.tobytes()
 
 
 class Producer:
@@ -234,12 +238,15 @@ class Producer:
         record of priority p > 0 goes to the lane topic ``<topic>.p<p>``
         (created like the topic on first use).
 
-        Raises TypeError (wrong value, key, headers or timestamp type),
+        Raises TypeError (wrong value, key, headers, timestamp, timing or callback
+        type), ConfigError (a timing or priority out of range),
         RecordTooLargeError, UnknownTopicError or UnknownPartitionError before
-        anything is queued.
+        anything is queued or created.
         """
-        if priority:
-            topic = self._lane(topic, priority)
+        if on_delivery is not None and not callable(on_delivery):
+            raise TypeError("on_delivery must be callable(metadata, error)")
+        if headers is not None and not isinstance(headers, Mapping):
+            raise TypeError("headers must be a mapping of str to bytes")
         if delay_s is not None or deliver_at is not None or ttl_s is not None:
             headers = _timing_headers(headers, self._log.now_ms(), delay_s, deliver_at, ttl_s)
         if type(value) is not bytes:
@@ -252,13 +259,14 @@ class Producer:
             item = Record(value, key, headers, timestamp)
             if headers:
                 size += len(_encoded_headers(headers))
-            if timestamp is not None and (not isinstance(timestamp, int)
-                                          or isinstance(timestamp, bool)):
-                raise TypeError("timestamp must be an int (ms since the epoch)")
+            if timestamp is not None:
+                _check_ms("timestamp", timestamp)
         elif key is not None:
             item = Record(value, key)
         else:
             item = value
+        if priority:
+            topic = self._lane(topic, priority, size, partition)
         cached = self._topic_cache.get(topic)
         if cached is None or time.monotonic() >= cached[2]:
             cached = self._refresh_topic(topic)
@@ -302,9 +310,11 @@ class Producer:
         """Queue many records at once: the fast path. Keyless records all go to one
         partition (chosen as ``send`` would); keyed ones by their key."""
         limit, count = self._topic_limits(topic)
+        if isinstance(values, (str, bytes, bytearray, memoryview, Mapping)):
+            raise TypeError(f"values must be a list of bytes or str, not {type(values).__name__}")
         values = [_as_bytes(value, "value") for value in values]
         if keys is not None and len(keys) != len(values):
-            raise ValueError(f"{len(keys)} keys for {len(values)} values")
+            raise ConfigError(f"{len(keys)} keys for {len(values)} values")
         groups: dict[int, list] = {}
         if keys is None:
             biggest = max(map(len, values), default=0)
@@ -362,18 +372,25 @@ class Producer:
         self._topic_cache[topic] = cached
         return cached
 
-    def _lane(self, topic: str, priority: object) -> str:
-        """The lane topic of ``priority`` for ``topic``, created on first use."""
+    def _lane(self, topic: str, priority: object, size: int, partition: object) -> str:
+        """The lane topic of ``priority`` for ``topic``, created on first use once a
+        record of ``size`` bytes for ``partition`` is known to fit the topic."""
         from mqlog.consumer._queue import PRIORITY_MAX, lane_topic
         from mqlog.errors import TopicExistsError
 
         if not isinstance(priority, int) or isinstance(priority, bool) or not (
             0 <= priority <= PRIORITY_MAX
         ):
-            raise ValueError(f"priority must be an int from 0 to {PRIORITY_MAX}, "
-                             f"not {priority!r}")
+            raise ConfigError(f"priority must be an int from 0 to {PRIORITY_MAX}, "
+                              f"not {priority!r}")
         lane = lane_topic(topic, priority)
         if lane not in self._topic_cache:
+            limit, count = self._topic_limits(topic)
+            if size > limit:
+                raise RecordTooLargeError(
+                    f"record is {size} bytes, over max_record_bytes={limit} of topic {topic!r}")
+            if partition is not None:
+                _check_partition(topic, partition, count)
             base = self._log.describe_topic(topic)
             try:
                 self._log.create_topic(lane, len(base.partitions),
@@ -554,21 +571,43 @@ def _timing_headers(headers, now_ms: int, delay_s: float | None, deliver_at: int
                     ttl_s: float | None) -> dict:
     """``headers`` plus the delivery-time and expiry headers queue groups obey."""
     if delay_s is not None and deliver_at is not None:
-        raise ValueError("give delay_s or deliver_at, not both")
+        raise ConfigError("give delay_s or deliver_at, not both")
     merged = dict(headers or {})
     if delay_s is not None:
-        if not isinstance(delay_s, (int, float)) or delay_s < 0:
-            raise ValueError(f"delay_s must be a number >= 0, not {delay_s!r}")
+        _check_seconds("delay_s", delay_s, positive=False)
         deliver_at = now_ms + int(delay_s * 1000)
     if deliver_at is not None:
-        if not isinstance(deliver_at, int) or isinstance(deliver_at, bool):
-            raise TypeError("deliver_at must be an int (ms since the epoch)")
+        _check_ms("deliver_at", deliver_at)
         merged[DELIVER_AT_HEADER] = str(deliver_at).encode()
     if ttl_s is not None:
-        if not isinstance(ttl_s, (int, float)) or ttl_s <= 0:
-            raise ValueError(f"ttl_s must be a number > 0, not {ttl_s!r}")
+        _check_seconds("ttl_s", ttl_s, positive=True)
         merged[EXPIRES_AT_HEADER] = str(now_ms + int(ttl_s * 1000)).encode()
     return merged
+
+
+#: Longest delay_s or ttl_s: whole ms up to 2**53 are exact in a float, and now
+#: plus that many ms still fits a 64-bit time (about 285,000 years).
+SECONDS_MAX = 2**53 // 1000
+
+
+def _check_seconds(name: str, value: object, positive: bool) -> None:
+    """TypeError unless ``value`` is an int or float; ConfigError unless it is finite,
+    at most SECONDS_MAX and at least 0 (over 0 if ``positive``)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    low_ok = value > 0 if positive else value >= 0
+    if not (low_ok and math.isfinite(value) and value <= SECONDS_MAX):
+        raise ConfigError(f"{name} must be a number {'>' if positive else '>='} 0 and <= "
+                          f"{SECONDS_MAX}, not {value!r}")
+
+
+def _check_ms(name: str, value: object) -> None:
+    """TypeError unless ``value`` is an int (ms since the epoch); ConfigError outside
+    the 64-bit range of record timestamps."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int (ms since the epoch)")
+    if not -(2**63) <= value < 2**63:
+        raise ConfigError(f"{name} {value} is out of the 64-bit range")
 
 
 def _encoded_headers(headers) -> bytes:
@@ -595,5 +634,5 @@ def _check_partition(topic: str, partition: object, count: int) -> None:
 
 def _checked_choice(partition: object, count: int) -> int:
     if not isinstance(partition, int) or not 0 <= partition < count:
-        raise ValueError(f"partitioner returned {partition!r}, not a partition in 0..{count - 1}")
+        raise ConfigError(f"partitioner returned {partition!r}, not a partition in 0..{count - 1}")
     return partition

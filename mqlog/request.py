@@ -18,7 +18,8 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mqlog.errors import TopicExistsError
+from mqlog.consumer._config import check_timeout
+from mqlog.errors import TopicExistsError, UnknownTopicError
 from mqlog.logstore._record import Message, Record
 
 if TYPE_CHECKING:
@@ -44,10 +45,16 @@ def _ensure_replies(log: Log) -> None:
 def request(log: Log, topic: str, value: bytes | str, timeout: float, *,
             key: bytes | None = None, headers: dict | None = None) -> Message:
     """Send ``value`` to ``topic`` and wait up to ``timeout`` seconds for the reply
-    (a Message on ``__replies``); raises TimeoutError if none comes."""
-    _ensure_replies(log)
+    (a Message on ``__replies``); raises TimeoutError if none comes. Bad input
+    raises before anything is written."""
+    if timeout is None:
+        raise TypeError("timeout must be a number of seconds")
+    check_timeout(timeout)
     partition = os.getpid() % REPLIES_PARTITIONS
-    start = log.end_offset(REPLIES_TOPIC, partition)
+    try:
+        start = log.end_offset(REPLIES_TOPIC, partition)
+    except UnknownTopicError:  # created below, once the request is written
+        start = 0
     correlation = uuid.uuid4().hex.encode()
     merged = dict(headers or {})
     merged[REPLY_TO] = f"{REPLIES_TOPIC}/{partition}".encode()
@@ -55,6 +62,7 @@ def request(log: Log, topic: str, value: bytes | str, timeout: float, *,
     payload = value.encode() if isinstance(value, str) else value
     log.append(topic, _request_partition(log, topic, correlation),
                [Record(payload, key, merged)])
+    _ensure_replies(log)
     deadline = time.monotonic() + timeout
     offset = start
     while True:
@@ -81,10 +89,12 @@ class Responder:
 
     def __init__(self, log: Log, topic: str, handler: Handler, group: str = "responders",
                  **queue_options) -> None:
-        _ensure_replies(log)
+        if not callable(handler):
+            raise TypeError("handler must be callable(message) -> bytes, str or Record")
         self._log = log
         self._handler = handler
         self._queue = log.queue(group, [topic], **queue_options)
+        _ensure_replies(log)
         self._stop = threading.Event()
 
     def handle(self, timeout: float | None = 0.0) -> int:

@@ -14,6 +14,7 @@ from mqlog.cli._app import EXIT_FAILED, app, open_log
 from mqlog.cli._output import console, emit_json
 from mqlog.errors import UnknownTopicError
 from mqlog.logstore import TopicDescription
+from mqlog.logstore._log import check_new_topic
 
 topics_app = typer.Typer(help="List, create, describe, alter and delete topics.",
                          no_args_is_help=True)
@@ -117,6 +118,7 @@ def create(
         durability=durability, flush_ms=flush_ms, cleanup_policy=cleanup_policy,
         min_cleanable_dirty_ratio=min_cleanable_dirty_ratio,
         delete_retention_ms=delete_retention_ms)
+    check_new_topic(name, partitions, **config)  # bad input creates no log directory
     with open_log(ctx, create=True) as log:
         description = log.create_topic(name, partitions, **config)
     if json_output:

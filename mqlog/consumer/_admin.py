@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from mqlog.consumer._config import TopicPartition
+from mqlog.consumer._config import TopicPartition, validate_group_name
 from mqlog.consumer._group import (
     GROUPS_DIR,
     QUEUES_DIR,
@@ -33,7 +33,7 @@ from mqlog.consumer._group import (
 )
 from mqlog.consumer._offsets import OFFSETS_TOPIC
 from mqlog.consumer._share_state import ShareState
-from mqlog.errors import GroupNotEmptyError, MqlogError, UnknownGroupError
+from mqlog.errors import ConfigError, GroupNotEmptyError, MqlogError, UnknownGroupError
 
 if TYPE_CHECKING:
     from mqlog.logstore._log import Log
@@ -117,6 +117,7 @@ def describe_group(log: Log, group: str) -> GroupDescription:
     """State, generation, live members and per-partition offsets and lag; for a
     queue group also its depth: ready, in flight, delayed, expired and
     dead-lettered records per partition."""
+    validate_group_name(group)
     if is_queue_group(log, group):
         return _describe_queue_group(log, group)
     if group not in list_groups(log):
@@ -203,10 +204,13 @@ def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | 
     every record from the new position on is new to the group again, with no
     deliveries counted; records below it count as finished.
     """
+    validate_group_name(group)
     chosen = [name for name, value in (("to", to), ("shift_by", shift_by),
                                        ("by_duration", by_duration)) if value is not None]
     if len(chosen) != 1:
-        raise ValueError("give exactly one of to=, shift_by=, by_duration=")
+        raise ConfigError("give exactly one of to=, shift_by=, by_duration=")
+    if shift_by is not None and (not isinstance(shift_by, int) or isinstance(shift_by, bool)):
+        raise TypeError(f"shift_by must be an int, not {type(shift_by).__name__}")
     handle = log._topic(topic)
     numbers = range(handle.partition_count) if partitions is None else list(partitions)
     queue = is_queue_group(log, group)
@@ -223,7 +227,7 @@ def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | 
             current = None if current_value is None else current_value.offset
         if isinstance(to, str):
             if to not in ("earliest", "latest"):
-                raise ValueError(f"to must be 'earliest', 'latest', an offset or a datetime, "
+                raise ConfigError(f"to must be 'earliest', 'latest', an offset or a datetime, "
                                  f"not {to!r}")
             target = state.log_start_offset if to == "earliest" else state.end_offset
         elif isinstance(to, datetime.datetime):
@@ -292,6 +296,7 @@ def _reset_queue_partition(log: Log, group: str, tp: TopicPartition, offset: int
 def delete_group(log: Log, group: str) -> None:
     """Forget a group: its committed offsets (or share states) and its files. A
     queue group's dead-letter topic is a topic of its own and stays."""
+    validate_group_name(group)
     if group not in list_groups(log):
         raise UnknownGroupError(f"unknown group {group!r}")
     _refuse_if_active(log, group, "delete")
@@ -319,7 +324,10 @@ def _who(info: dict) -> str:
 
 
 def _epoch_ms(moment: datetime.datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # naive: local time, as the Kafka tool reads it
-    return int(moment.timestamp() * 1000)
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # naive: local time, as the Kafka tool reads it
+        return int(moment.timestamp() * 1000)
+    except (ValueError, OverflowError) as error:  # e.g. datetime.min in a zone east of UTC
+        raise ConfigError(f"cannot read {moment!r} as a time: {error}") from None
 

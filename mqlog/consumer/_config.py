@@ -3,14 +3,51 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import socket
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from mqlog.errors import ConfigError
+from mqlog.logstore.config import TOPIC_NAME_MAX
 
 OffsetReset = Literal["earliest", "latest", "error"]
 AssignorName = Literal["range", "roundrobin", "sticky"]
+
+
+_GROUP_NAME = re.compile(r"[a-zA-Z0-9._-]+\Z")
+
+
+def validate_group_name(name: Any) -> str:
+    """Return ``name`` if it is a valid consumer or queue group name, else raise
+    ConfigError. The rules are the topic names' (a group's name is a directory
+    under ``groups/`` or ``queues/``): 1..249 characters from ``[a-zA-Z0-9._-]``,
+    not ``.`` or ``..``."""
+    if not isinstance(name, str):
+        raise ConfigError(f"group name must be a str, not {type(name).__name__}")
+    if not name:
+        raise ConfigError("group name is empty")
+    if len(name) > TOPIC_NAME_MAX:
+        raise ConfigError(
+            f"group name is {len(name)} characters long, the maximum is {TOPIC_NAME_MAX}")
+    if name in (".", ".."):
+        raise ConfigError(f"group name cannot be {name!r}")
+    if not _GROUP_NAME.match(name):
+        raise ConfigError(f"group name {name!r} has characters outside [a-zA-Z0-9._-]")
+    return name
+
+
+def check_timeout(timeout: object) -> None:
+    """A wait of ``poll`` or ``receive``: None (no limit) or a finite number of
+    seconds >= 0; TypeError for another type, ConfigError out of range."""
+    if timeout is None:
+        return
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        raise TypeError(f"timeout must be None or a number of seconds, not "
+                        f"{type(timeout).__name__}")
+    if not (math.isfinite(timeout) and timeout >= 0):
+        raise ConfigError(f"timeout must be a finite number of seconds >= 0, not {timeout!r}")
 
 
 class TopicPartition(NamedTuple):

@@ -17,15 +17,22 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from mqlog.consumer._config import ConsumerConfig, TopicPartition
+from mqlog.consumer._config import (
+    ConsumerConfig,
+    TopicPartition,
+    check_timeout,
+    validate_group_name,
+)
 from mqlog.errors import (
     CommitFailedError,
+    ConfigError,
     IllegalStateError,
     LogClosedError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
 )
 from mqlog.logstore._columns import RecordColumns
+from mqlog.logstore._log import checked_timestamp
 from mqlog.logstore._partition import joined
 from mqlog.logstore._record import Message
 
@@ -55,6 +62,8 @@ class Consumer:
     def __init__(self, log: Log, group: str | None = None,
                  topics: Iterable[str] | str = (), **config) -> None:
         self.config = ConsumerConfig(**config)
+        if group is not None:
+            validate_group_name(group)
         self._log = log
         self.group = group
         self._assigned: dict[TopicPartition, _Assigned] = {}
@@ -126,7 +135,7 @@ class Consumer:
         """Make ``offset`` the next record returned from ``tp`` (checked on fetch:
         out of range applies ``auto_offset_reset``)."""
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise ValueError(f"offset must be an int >= 0, not {offset!r}")
+            raise ConfigError(f"offset must be an int >= 0, not {offset!r}")
         self._get(tp).position = offset
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
@@ -141,7 +150,7 @@ class Consumer:
         """Next records: the first with a timestamp >= ``ts_ms`` (all partitions
         when none are named)."""
         for assigned in self._targets(partitions):
-            assigned.position = assigned.partition.offset_for_time(ts_ms)
+            assigned.position = assigned.partition.offset_for_time(checked_timestamp(ts_ms))
 
     def pause(self, *partitions: TopicPartition) -> None:
         for assigned in self._targets(partitions):
@@ -222,7 +231,8 @@ class Consumer:
         if not isinstance(limit, int) or isinstance(limit, bool):
             raise TypeError(f"max_records must be an int, not {type(limit).__name__}")
         if limit < 1:
-            raise ValueError(f"max_records must be >= 1, not {limit}")
+            raise ConfigError(f"max_records must be >= 1, not {limit}")
+        check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._member is not None:
@@ -321,9 +331,10 @@ class Consumer:
                        if a.position is not None}
         else:
             offsets = {TopicPartition(*tp): offset for tp, offset in offsets.items()}
-            for offset in offsets.values():
+            for tp, offset in offsets.items():
                 if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-                    raise ValueError(f"offsets must be ints >= 0, not {offset!r}")
+                    raise ConfigError(f"offsets must be ints >= 0, not {offset!r}")
+                self._log._partition(tp.topic, tp.partition)  # Unknown...Error if none
         member_id = ""
         if self._member is not None:
             not_owned = sorted(tp for tp in offsets if not self._member.owns(tp))

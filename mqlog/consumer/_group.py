@@ -43,7 +43,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mqlog.consumer._assignors import ASSIGNORS
-from mqlog.consumer._config import ConsumerConfig, TopicPartition
+from mqlog.consumer._config import ConsumerConfig, TopicPartition, validate_group_name
 from mqlog.consumer._offsets import OFFSETS_TOPIC
 from mqlog.errors import ConfigError, MqlogError
 
@@ -57,13 +57,15 @@ Listener = Callable[[set[TopicPartition]], None]
 
 
 def group_directory(log: Log, group: str) -> str:
-    """Where a consumer group keeps its members' files and its plan."""
-    return os.path.join(log.path, GROUPS_DIR, group)
+    """Where a consumer group keeps its members' files and its plan (ConfigError
+    for an invalid group name: no path outside ``groups/``)."""
+    return os.path.join(log.path, GROUPS_DIR, validate_group_name(group))
 
 
 def queue_directory(log: Log, group: str) -> str:
-    """Where a queue group keeps its members' files and its share states."""
-    return os.path.join(log.path, QUEUES_DIR, group)
+    """Where a queue group keeps its members' files and its share states (ConfigError
+    for an invalid group name: no path outside ``queues/``)."""
+    return os.path.join(log.path, QUEUES_DIR, validate_group_name(group))
 
 
 def is_consumer_group(log: Log, group: str) -> bool:
@@ -155,10 +157,7 @@ class GroupMember:
     """This consumer's membership of one group."""
 
     def __init__(self, log: Log, group: str, config: ConsumerConfig, consumer: Consumer) -> None:
-        if not isinstance(group, str) or not re.fullmatch(r"[a-zA-Z0-9._-]{1,249}", group) or (
-            group in (".", "..")
-        ):
-            raise ConfigError(f"invalid group name {group!r}: use 1..249 of [a-zA-Z0-9._-]")
+        validate_group_name(group)
         self._log = log
         self.group = group
         self.config = config

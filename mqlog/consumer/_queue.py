@@ -32,16 +32,16 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import random
-import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from mqlog.consumer._config import TopicPartition
+from mqlog.consumer._config import TopicPartition, check_timeout, validate_group_name
 from mqlog.consumer._group import lock_is_held, queue_directory, refuse_other_kind
 from mqlog.consumer._share_state import ACKED, ARCHIVED, ShareState
 from mqlog.errors import (
@@ -55,6 +55,7 @@ from mqlog.errors import (
     UnknownTopicError,
 )
 from mqlog.logstore._record import Message, Record
+from mqlog.logstore.config import validate_topic_name
 
 if TYPE_CHECKING:
     from mqlog.logstore._log import Log
@@ -71,6 +72,9 @@ WINDOW_RECORDS = 65_536
 #: How often a worker looks for dead workers whose records it can free.
 DEAD_CHECK_S = 0.1
 DLQ_SUFFIX = ".dlq"
+#: Longest lock, nack delay or extension: times are whole ms in 64-bit fields, and
+#: ms counts up to 2**53 are exact in a float (about 285,000 years).
+SECONDS_MAX = 2**53 // 1000
 
 Backoff = Callable[[int], float]
 
@@ -148,10 +152,9 @@ class QueueConsumer:
     def __init__(self, log: Log, group: str, topics: Iterable[str] | str, *,
                  ack_timeout_s: float = 30.0, max_deliveries: int = 5,
                  dead_letter_topic: str | None = None, backoff: Backoff | None = None) -> None:
-        if not isinstance(group, str) or not re.fullmatch(r"[a-zA-Z0-9._-]{1,249}", group):
-            raise ConfigError(f"invalid queue group name {group!r}")
-        if not isinstance(ack_timeout_s, (int, float)) or isinstance(ack_timeout_s, bool) or (
-            ack_timeout_s <= 0
+        validate_group_name(group)
+        if not isinstance(ack_timeout_s, (int, float)) or isinstance(ack_timeout_s, bool) or not (
+            0 < ack_timeout_s <= SECONDS_MAX
         ):
             raise ConfigError(f"ack_timeout_s must be > 0, not {ack_timeout_s!r}")
         if not isinstance(max_deliveries, int) or isinstance(max_deliveries, bool) or not (
@@ -159,9 +162,16 @@ class QueueConsumer:
         ):
             raise ConfigError(f"max_deliveries must be an int from 1 to 254, "
                               f"not {max_deliveries!r}")
+        if dead_letter_topic is not None:
+            validate_topic_name(dead_letter_topic)
+        if backoff is not None and not callable(backoff):
+            raise ConfigError("backoff must be callable(deliveries) -> seconds")
+        topics = [topics] if isinstance(topics, str) else sorted(set(topics))
+        if not topics:
+            raise ConfigError("a queue needs at least one topic")
         self._log = log
         self.group = group
-        self.topics = [topics] if isinstance(topics, str) else sorted(set(topics))
+        self.topics = topics
         self.ack_timeout_ms = int(ack_timeout_s * 1000)
         #: An ack this long before its lock deadline needs no lock (see ack_fast).
         self.safe_margin_ms = min(1000, self.ack_timeout_ms // 4)
@@ -255,8 +265,11 @@ class QueueConsumer:
                 ) -> list[QueueMessage]:
         """Up to ``max_messages`` messages held for this worker: at once if any are
         ready, else after waiting up to ``timeout`` seconds (None: until some are)."""
-        if not isinstance(max_messages, int) or max_messages < 1:
-            raise ValueError(f"max_messages must be an int >= 1, not {max_messages!r}")
+        if not isinstance(max_messages, int) or isinstance(max_messages, bool) or (
+            max_messages < 1
+        ):
+            raise ConfigError(f"max_messages must be an int >= 1, not {max_messages!r}")
+        check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self._check_open()
@@ -424,7 +437,7 @@ class QueueConsumer:
         by_state: dict[int, tuple[ShareState, list[QueueMessage]]] = {}
         for message in messages:
             if getattr(message, "_queue", None) is not self:
-                raise ValueError(f"{message!r} was not received by this worker")
+                raise ConfigError(f"{message!r} was not received by this worker")
             by_state.setdefault(id(message._state), (message._state, []))[1].append(message)
         lost = []
         for state, held in by_state.values():
@@ -442,17 +455,19 @@ class QueueConsumer:
     def _nack(self, message: QueueMessage, delay_s: float | None, reason: str | None) -> None:
         self._check_open()
         tp = TopicPartition(message.topic, message.partition)
-        delay = self.backoff(message.delivery_count) if delay_s is None else delay_s
+        delay_ms = _milliseconds("delay_s", self.backoff(message.delivery_count)
+                                 if delay_s is None else delay_s)
         if reason is not None:
             self._remember_reason(tp, message.offset, reason)
         lost = message._state.release(self.member_id, [message.offset],
-                                       self._log.now_ms() + int(delay * 1000))
+                                       self._log.now_ms() + delay_ms)
         self._raise_if_lost(message, lost, "nack")
 
     def _extend(self, message: QueueMessage, seconds: float) -> None:
         self._check_open()
         lost = message._state.extend(
-            self.member_id, [message.offset], self._log.now_ms() + int(seconds * 1000))
+            self.member_id, [message.offset], self._log.now_ms() + _milliseconds("seconds",
+                                                                                 seconds))
         self._raise_if_lost(message, lost, "extend")
 
     def _raise_if_lost(self, message: QueueMessage, lost: list[int], action: str) -> None:
@@ -559,13 +574,36 @@ class QueueConsumer:
         self.close()
 
 
+def _milliseconds(name: str, seconds: object) -> int:
+    """``seconds`` (an int or float from 0 to SECONDS_MAX) in whole ms; TypeError
+    for another type, ConfigError out of range (NaN and infinities included)."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
+    if not (math.isfinite(seconds) and 0 <= seconds <= SECONDS_MAX):
+        raise ConfigError(f"{name} must be from 0 to {SECONDS_MAX} seconds, not {seconds!r}")
+    return int(seconds * 1000)
+
+
 def redrive(log: Log, dlq_topic: str, offsets: Iterable[int] | None = None,
             where: Callable[[QueueMessage], bool] | None = None) -> int:
     """Move dead letters back to their original topic and partition (without the
     ``dlq.*`` headers); all of them, or those at ``offsets`` and/or matching
     ``where``. A message is redriven once: the redrive is itself a queue group
-    (``mqlog-redrive``) over the dead-letter topic. Returns how many moved."""
+    (``mqlog-redrive``) over the dead-letter topic. Returns how many moved.
+
+    Raises ConfigError, writing nothing, if ``dlq_topic`` is not a dead-letter
+    topic (see :func:`check_dead_letter_topic`); a topic with no records moves
+    nothing and writes nothing. A record without the ``dlq.*`` headers that say
+    where it came from is left where it is."""
     wanted = None if offsets is None else set(offsets)
+    if wanted is not None and not all(
+        isinstance(offset, int) and not isinstance(offset, bool) for offset in wanted
+    ):
+        raise TypeError("offsets must be ints")
+    if where is not None and not callable(where):
+        raise TypeError("where must be callable(message) -> bool")
+    if not check_dead_letter_topic(log, dlq_topic):
+        return 0
     worker = QueueConsumer(log, "mqlog-redrive", [dlq_topic], ack_timeout_s=300,
                            max_deliveries=254)
     moved = 0
@@ -576,14 +614,14 @@ def redrive(log: Log, dlq_topic: str, offsets: Iterable[int] | None = None,
             if not batch:
                 return moved
             for message in batch:
-                if (wanted is not None and message.offset not in wanted) or (
+                origin = dead_letter_origin(message)
+                if origin is None or (wanted is not None and message.offset not in wanted) or (
                     where is not None and not where(message)
                 ):
                     skipped.append(message)
                     continue
+                topic, partition = origin
                 headers = dict(message.headers)
-                topic = headers["dlq.topic"].decode()
-                partition = int(headers["dlq.partition"])
                 clean = {k: v for k, v in headers.items() if not k.startswith("dlq.")}
                 log.append(topic, partition,
                            [Record(message.value, message.key, clean, message.timestamp)])
@@ -592,6 +630,39 @@ def redrive(log: Log, dlq_topic: str, offsets: Iterable[int] | None = None,
     finally:
         worker._skip(skipped)
         worker.close()
+
+
+def dead_letter_origin(record: Record) -> tuple[str, int] | None:
+    """(topic, partition) a dead letter came from, from its ``dlq.topic`` and
+    ``dlq.partition`` headers; None for a record without them (not a dead letter)."""
+    headers = record.headers
+    try:
+        topic = validate_topic_name(bytes(headers["dlq.topic"]).decode(), internal=True)
+        partition = int(bytes(headers["dlq.partition"]))
+    except (KeyError, ValueError, UnicodeDecodeError):  # InvalidTopicError is a ValueError
+        return None
+    return topic, partition
+
+
+def check_dead_letter_topic(log: Log, topic: str) -> bool:
+    """Raise ConfigError if ``topic`` holds records that are not dead letters (the
+    first record of each partition is looked at); UnknownTopicError if there is
+    no such topic. Returns whether the topic holds any record. Reads only."""
+    description = log.describe_topic(topic)
+    found = False
+    for partition in description.partitions:
+        if partition.end_offset <= partition.start_offset:
+            continue
+        records = log.read(topic, partition.partition, partition.start_offset, max_records=1)
+        if not records:
+            continue
+        first = records[0]
+        if dead_letter_origin(first) is None:
+            raise ConfigError(
+                f"topic {topic!r} is not a dead-letter topic: its record {partition.partition}"
+                f"@{first.offset} has no dlq.topic and dlq.partition headers")
+        found = True
+    return found
 
 
 def describe_queue(log: Log, group: str) -> list[dict]:

@@ -16,7 +16,7 @@ from operator import getitem
 import msgpack
 import numpy as np
 
-from mqlog.errors import RecordTooLargeError
+from mqlog.errors import ConfigError, RecordTooLargeError
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._record import NO_HEADERS, Message, Record
 
@@ -24,6 +24,11 @@ _TABLE_ROW = fmt.RECORD_DTYPE.itemsize
 _ROW = struct.Struct("<qiII")  # one record table row: timestamp, key, headers, payload end
 #: Batches of up to this many records are decoded without numpy.
 _SMALL_BATCH = 16
+#: ``bytes.__sizeof__`` of an empty bytes object. ``bytes.__sizeof__(value)`` minus
+#: this is the length of a bytes value, as fast as ``len()``, and raises TypeError
+#: for anything else; for a bytes subclass it counts more (its larger object), so
+#: the lengths no longer sum to the payload's size.
+_BYTES_SIZEOF_EMPTY = bytes.__sizeof__(b"")
 
 
 class EncodedBatch:
@@ -38,6 +43,7 @@ class EncodedBatch:
         ``count`` records that all carry ``timestamp``."""
         if isinstance(table, np.ndarray):
             count = len(table)
+            _check_table(table, len(payload), attributes)
             timestamps = table["timestamp"]
             self.first_timestamp = int(timestamps[0])
             self.max_timestamp = int(timestamps.max())
@@ -60,12 +66,41 @@ class EncodedBatch:
         return header, self.table, self.payload
 
 
+def _check_table(table: np.ndarray, payload_length: int, attributes: int) -> None:
+    """Assert that a record table frames ``payload_length`` bytes as the reader's
+    checks (``_format.verify_batch``) expect: the last payload end at the
+    payload's end and, in a batch with keys or headers, payload ends that never go
+    back and each record at least as long as its key and headers. (Without keys
+    and headers the ends are a running sum of byte lengths: the last one is the
+    check, in O(1).) A batch that fails is a bug of the encoder, caught before it
+    is written."""
+    framed = len(table) > 0 and int(table["payload_end"][-1]) == payload_length
+    if framed and attributes:
+        ends = table["payload_end"].astype(np.int64)
+        prefix = np.maximum(table["key_length"], 0) + table["headers_length"]
+        framed = not np.any(np.diff(ends, prepend=0) < prefix)
+    if not framed:
+        raise AssertionError(f"encoded batch of {len(table)} records does not frame its "
+                             f"{payload_length}-byte payload")
+
+
 def _as_bytes(value, what: str, index: int) -> bytes:
-    if isinstance(value, (bytes, bytearray, memoryview)):
+    """``value`` as bytes: str is UTF-8 encoded; any other buffer (bytearray,
+    memoryview, array.array, numpy array ...) is copied as its bytes in C order, so
+    that its length is its byte count (``len()`` of a buffer counts items, not
+    bytes)."""
+    if isinstance(value, bytes):
         return value
     if isinstance(value, str):
         return value.encode()
-    raise TypeError(f"record {index}: {what} must be bytes or str, not {type(value).__name__}")
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise TypeError(
+            f"record {index}: {what} must be bytes or str, not {type(value).__name__}"
+        ) from None
+    with view:
+        return view.tobytes()
 
 
 def _encode_headers(headers, index: int) -> bytes:
@@ -79,7 +114,7 @@ def _encode_headers(headers, index: int) -> bytes:
     for name, value in headers.items():
         if not isinstance(name, str):
             raise TypeError(f"record {index}: header names must be str, not {type(name).__name__}")
-        clean[name] = bytes(_as_bytes(value, f"header {name!r}", index))
+        clean[name] = _as_bytes(value, f"header {name!r}", index)
     return msgpack.packb(clean, use_bin_type=True)
 
 
@@ -108,9 +143,13 @@ def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[Encode
         fmt.BATCH_HEADER_SIZE + count * _TABLE_ROW + len(payload) <= fmt.BATCH_BYTES_MAX
     ):
         return _encode_small(records, payload, now_ms, max_record_bytes)
-    lengths = np.fromiter(map(len, records), dtype=np.int64, count=count)
+    try:  # bytes only: len() of another buffer (an array, a memoryview) counts items
+        lengths = np.fromiter(map(bytes.__sizeof__, records), dtype=np.int64, count=count)
+    except TypeError:
+        return _encode_general(records, now_ms, max_record_bytes)
+    lengths -= _BYTES_SIZEOF_EMPTY
     ends = np.cumsum(lengths)
-    if int(ends[-1]) != len(payload):  # a memoryview whose len() is not its byte count
+    if int(ends[-1]) != len(payload):  # a bytes subclass: its __sizeof__ counts more
         return _encode_general(records, now_ms, max_record_bytes)
     biggest = int(lengths.max())
     if biggest > max_record_bytes:
@@ -132,6 +171,8 @@ def _encode_small(records: Sequence, payload: bytes, now_ms: int,
     rows = []
     end = 0
     for index, value in enumerate(records):
+        if type(value) is not bytes:  # len() of another buffer counts items, not bytes
+            return _encode_general(records, now_ms, max_record_bytes)
         length = len(value)
         if length > max_record_bytes:
             raise RecordTooLargeError(
@@ -139,8 +180,9 @@ def _encode_small(records: Sequence, payload: bytes, now_ms: int,
             )
         end += length
         rows.append(_ROW.pack(now_ms, -1, 0, end))
-    if end != len(payload):  # a memoryview whose len() is not its byte count
-        return _encode_general(records, now_ms, max_record_bytes)
+    if end != len(payload):
+        raise AssertionError(f"encoded batch: records sum to {end} bytes, payload is "
+                             f"{len(payload)}")
     return [EncodedBatch(b"".join(rows), payload, 0, len(records), now_ms)]
 
 
@@ -160,13 +202,12 @@ def _encode_general(records: Sequence, now_ms: int, max_record_bytes: int) -> li
             if not isinstance(timestamp, int) or isinstance(timestamp, bool):
                 raise TypeError(f"record {index}: timestamp must be an int (ms since the epoch)")
             if not -(2**63) <= timestamp < 2**63:
-                raise ValueError(f"record {index}: timestamp {timestamp} out of range")
+                raise ConfigError(f"record {index}: timestamp {timestamp} out of range")
         else:
             value = _as_bytes(item, "value", index)
             key, headers, timestamp = None, b"", now_ms
-        value_length = value.nbytes if isinstance(value, memoryview) else len(value)
         key_length = -1 if key is None else len(key)
-        size = max(key_length, 0) + len(headers) + value_length
+        size = max(key_length, 0) + len(headers) + len(value)
         if size > max_record_bytes:
             raise RecordTooLargeError(
                 f"record {index} is {size} bytes (key + headers + value), "

@@ -25,6 +25,7 @@ import dataclasses
 import fcntl
 import json
 import logging
+import operator
 import os
 import shutil
 import threading
@@ -100,7 +101,14 @@ class Log:
     def __init__(self, path: str | os.PathLike, *, create: bool = True, read_only: bool = False,
                  apply_retention: bool = True, clock: Callable[[], int] | None = None,
                  **topic_defaults) -> None:
-        self.path = os.path.abspath(os.fspath(path))
+        path = os.fspath(path)
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a str or os.PathLike of str, not {type(path).__name__}")
+        if not path:
+            raise ConfigError("path is empty")
+        if clock is not None and not callable(clock):
+            raise TypeError("clock must be a callable returning ms since the epoch")
+        self.path = os.path.abspath(path)
         self.topic_defaults = TopicConfig.from_options(**topic_defaults)
         self._clock = clock or _wall_clock_ms
         #: Nothing is ever written through this Log (see the module docstring).
@@ -496,10 +504,7 @@ class Log:
         ``max_bytes`` (keys + headers + values) is passed but never returning
         nothing when a record is there. Reading at the end offset returns [];
         outside [start_offset, end_offset] raises OffsetOutOfRangeError."""
-        if not isinstance(max_records, int) or isinstance(max_records, bool):
-            raise TypeError(f"max_records must be a positive int, not {max_records!r}")
-        if max_records < 1:
-            raise ValueError(f"max_records must be a positive int, not {max_records!r}")
+        _check_read_limits(max_records, max_bytes)
         target = self._partition(topic, partition)
         return self._read_from(target, target.read, offset, max_records, max_bytes)
 
@@ -509,10 +514,7 @@ class Log:
         offsets, timestamps and payload positions over one bytes object, with no
         Python object per record (see :class:`~mqlog.RecordColumns`). For bulk
         work -- replays, exports, numpy -- several times faster than ``read``."""
-        if not isinstance(max_records, int) or isinstance(max_records, bool):
-            raise TypeError(f"max_records must be a positive int, not {max_records!r}")
-        if max_records < 1:
-            raise ValueError(f"max_records must be a positive int, not {max_records!r}")
+        _check_read_limits(max_records, max_bytes)
         target = self._partition(topic, partition)
         return self._read_from(target, target.read_columns, offset, max_records, max_bytes)
 
@@ -551,8 +553,9 @@ class Log:
             offset = records[-1].offset + 1
 
     def offset_for_time(self, topic: str, partition: int, ts_ms: int) -> int:
-        """The first offset whose timestamp is >= ``ts_ms`` (the end offset if none)."""
-        return self._partition(topic, partition).offset_for_time(ts_ms)
+        """The first offset whose timestamp is >= ``ts_ms`` (the end offset if none);
+        TypeError unless ``ts_ms`` is an integer."""
+        return self._partition(topic, partition).offset_for_time(checked_timestamp(ts_ms))
 
     def start_offset(self, topic: str, partition: int) -> int:
         """The first offset still in the log (retention moves it forward)."""
@@ -663,6 +666,43 @@ class Log:
     def __repr__(self) -> str:
         read_only = " read-only" if self.read_only else ""
         return f"<mqlog.Log {self.path!r}{read_only}{' closed' if self._closed else ''}>"
+
+
+def _check_read_limits(max_records: object, max_bytes: object) -> None:
+    """TypeError unless ``max_records`` is an int and ``max_bytes`` None or an int;
+    ConfigError unless ``max_records`` >= 1 and ``max_bytes`` >= 0."""
+    if not isinstance(max_records, int) or isinstance(max_records, bool):
+        raise TypeError(f"max_records must be a positive int, not {max_records!r}")
+    if max_records < 1:
+        raise ConfigError(f"max_records must be a positive int, not {max_records!r}")
+    if max_bytes is not None:
+        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
+            raise TypeError(f"max_bytes must be None or an int, not {type(max_bytes).__name__}")
+        if max_bytes < 0:
+            raise ConfigError(f"max_bytes must be >= 0, not {max_bytes}")
+
+
+def check_new_topic(name: object, partitions: object, **topic_config) -> TopicConfig:
+    """Raise what ``create_topic(name, partitions, **topic_config)`` on a log without
+    topic defaults raises for bad input, without a log: so that a command can
+    refuse bad input before it creates the log directory. Returns the config."""
+    validate_topic_name(name)
+    _check_partition_count(partitions)
+    return TopicConfig.from_options(**topic_config)
+
+
+def checked_timestamp(ts_ms: object) -> int:
+    """``ts_ms`` (ms since the epoch: an int or numpy integer, not a bool) clamped to
+    the 64-bit range of record timestamps, so that a far past or future moment
+    finds the first or end offset; TypeError for anything else."""
+    if isinstance(ts_ms, bool):
+        raise TypeError("a timestamp must be an int (ms since the epoch), not bool")
+    try:
+        value = operator.index(ts_ms)
+    except TypeError:
+        raise TypeError(f"a timestamp must be an int (ms since the epoch), not "
+                        f"{type(ts_ms).__name__}") from None
+    return min(max(value, -(2**63)), 2**63 - 1)
 
 
 def _check_partition_count(partitions: object) -> None:

@@ -719,9 +719,11 @@ def test_compaction_gaps_are_skipped(log):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"group": ""}, "invalid queue group name ''"),
-    ({"group": "a/b"}, "invalid queue group name 'a/b'"),
-    ({"group": 7}, "invalid queue group name 7"),
+    ({"group": ""}, "group name is empty"),
+    ({"group": "a/b"}, "group name 'a/b' has characters outside [a-zA-Z0-9._-]"),
+    ({"group": "."}, "group name cannot be '.'"),
+    ({"group": ".."}, "group name cannot be '..'"),
+    ({"group": 7}, "group name must be a str, not int"),
     ({"ack_timeout_s": 0}, "ack_timeout_s must be > 0, not 0"),
     ({"ack_timeout_s": -1.5}, "ack_timeout_s must be > 0, not -1.5"),
     ({"ack_timeout_s": "5"}, "ack_timeout_s must be > 0, not '5'"),
