@@ -19,6 +19,7 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── UnknownGroupError            no consumer or queue group of that name
     ├── DeliveryLostError            a queue ack/nack after another worker took the message
     └── ProducerSequenceError        an idempotent producer's batch out of sequence
+        └── InvalidProducerEpochError    ... sent with an epoch older than the producer's
 
 Errors caused by bad input are raised before anything is written: a rejected
 call leaves the log directory unchanged. Each error carries a message that says
@@ -127,9 +128,15 @@ class DeliveryLostError(MqlogError):
 
 
 class ProducerSequenceError(MqlogError):
-    """An idempotent producer's batch came with a sequence number that is neither
-    the next one nor a retry of the last one (two producers share an id, or
-    batches were lost)."""
+    """An idempotent append came with sequence numbers that neither follow the
+    producer's last append nor repeat one of its last 5 (Kafka's
+    OutOfOrderSequence: two producers share an id, or appends were lost)."""
+
+
+class InvalidProducerEpochError(ProducerSequenceError):
+    """An idempotent append came with an epoch older than the producer's current
+    one: a newer instance of the producer fenced this one (Kafka's
+    InvalidProducerEpoch)."""
 
 
 class UnknownGroupError(MqlogError, KeyError):

@@ -9,7 +9,8 @@ A batch::
     0   u64  checksum         xxh3_64 of bytes [8, batch_length)
     8   u32  batch_length     total bytes of the batch, header included
     12  u8   magic            format version, MAGIC
-    13  u8   attributes       bit 0: some record has a key; bit 1: some record has headers
+    13  u8   attributes       bit 0: some record has a key; bit 1: some record has headers;
+                              bit 2: written by compaction; bit 3: the append continues
     14  u16  reserved         0
     16  i64  base_offset      offset of the first record
     24  u32  record_count     >= 1
@@ -52,6 +53,12 @@ ATTR_HAS_HEADERS = 0x02
 #: Written by compaction: offsets before this batch may be missing (removed
 #: records); anywhere else a gap in offsets is damage.
 ATTR_COMPACTED = 0x04
+#: Every batch of a multi-batch append but its last: the append is not complete
+#: until a batch without this bit follows. Recovery cuts a trailing run of such
+#: batches, so no crash leaves a prefix of an append in the log.
+ATTR_CONTINUES = 0x08
+#: The bits that say how records are encoded (the others are about the batch).
+ATTR_RECORD_LAYOUT = ATTR_HAS_KEYS | ATTR_HAS_HEADERS
 
 #: One row of a batch's record table.
 RECORD_DTYPE = np.dtype(

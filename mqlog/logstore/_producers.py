@@ -1,67 +1,246 @@
-"""Idempotent appends: the last batch each producer wrote to a partition.
+"""Idempotent appends: the last batches each producer wrote to a partition.
 
-Owner: the partition, under its append lock. The file ``<partition>/producers``
-is a memory-mapped open-addressing table of ``SLOTS`` entries (producer id,
-sequence, first offset, end offset), 32 bytes each. An idempotent producer
-numbers its batches per partition (0, 1, 2, ...) and sends at most one batch
-at a time to a partition, so the last sequence of each producer is the whole
-window: a batch that comes again with that sequence (a retry whose first try
-was written, but whose outcome the producer did not learn) is not written
-twice; the append returns the first try's offset.
+Owner: the partition, under its append lock (every read and write of the table
+happens with the lock held, in whatever process appends).
 
-An entry only counts if its batch is below the published end offset: the
-entry is written before the end is published, and a process killed in between
-leaves an entry for a batch that recovery discarded.
+An idempotent append carries a :class:`ProducerBatch`: producer id, epoch and
+the sequence number of its first record; its records take the sequence numbers
+``base_sequence .. base_sequence + count - 1`` (modulo 2**31, as Kafka's do).
+The rules are Kafka's (``ProducerStateEntry``/``ProducerAppendInfo``):
+
+* the last ``BATCHES_RETAINED`` (5) appends of each producer are remembered
+  with their sequence range, first offset and end offset;
+* an append whose epoch and sequence range equal one of them is a duplicate: it
+  is not written again and returns that append's first offset;
+* otherwise, in the producer's epoch its first sequence must follow the last
+  remembered one (ProducerSequenceError, Kafka's OutOfOrderSequence); an older
+  epoch is fenced (InvalidProducerEpochError); a newer epoch starts over at
+  sequence 0 and forgets the older epoch's appends;
+* a producer with nothing remembered (new, or forgotten: see below) may start
+  at any sequence.
+
+A remembered append is only taken for a duplicate if it is in the log: its
+end offset is at or below the published end and the batch at its first offset
+has the checksum recorded for it (``landed``, given by the partition). The
+entry is written after the append's bytes and before its end is published, so
+a process killed in between leaves an entry for an append that recovery may
+cut and later appends may overwrite; the checksum tells.
+
+The file ``producers`` holds ``SLOTS`` records of ``RECORD_SIZE`` bytes
+(layout in docs/format.md), written with ``pwrite`` into blocks reserved with
+``posix_fallocate`` when the file is opened, so a full disk fails the open
+before anything is written instead of raising SIGBUS later. A producer's record
+lives in one of the ``PROBE_SLOTS`` slots from ``producer_id % (SLOTS -
+PROBE_SLOTS + 1)``; a new producer takes a free one, else the one whose newest
+append is the oldest (that producer is forgotten). Each record has its own
+checksum: a torn or damaged record reads as free, which forgets one producer.
 """
 
 from __future__ import annotations
 
-import mmap
+import dataclasses
 import os
 import struct
+from collections.abc import Callable
 from typing import NamedTuple
 
-SLOTS = 1024
-_ENTRY = struct.Struct("<Qqqq")
+import xxhash
+
+from mqlog.errors import InvalidProducerEpochError, ProducerSequenceError
+
 FILE_NAME = "producers"
+#: Appends remembered per producer and partition (Kafka's NUM_BATCHES_TO_RETAIN:
+#: a Kafka producer has at most 5 requests in flight per partition).
+BATCHES_RETAINED = 5
+#: Sequence numbers are Kafka's int32, from 0; the one after SEQUENCE_MAX is 0.
+SEQUENCE_MAX = 2**31 - 1
+#: Epochs are Kafka's int16.
+EPOCH_MAX = 2**15 - 1
+#: Producers remembered per partition: 256 records of 192 bytes is 48 KiB per
+#: partition that has seen an idempotent append.
+SLOTS = 256
+#: Slots a producer's record may take, from its home slot on.
+PROBE_SLOTS = 16
+RECORD_VERSION = 1
+
+_HEAD = struct.Struct("<QBBHIq")  # checksum, version, batch count, epoch, 0, producer id
+_BATCH = struct.Struct("<IIqqQ")  # first/last sequence, first/end offset, checksum
+RECORD_SIZE = 192
+FILE_SIZE = SLOTS * RECORD_SIZE
+assert _HEAD.size + BATCHES_RETAINED * _BATCH.size + 8 == RECORD_SIZE
+_checksum = xxhash.xxh3_64_intdigest
 
 
-class LastBatch(NamedTuple):
-    sequence: int
+@dataclasses.dataclass(frozen=True)
+class ProducerBatch:
+    """Makes an append idempotent: who sends it and the sequence of its first record.
+
+    ``producer_id``: 0 .. 2**63 - 1; ``epoch``: 0 .. 32767 (a new epoch fences the
+    older ones and starts again at sequence 0); ``base_sequence``: 0 .. 2**31 - 1,
+    the sequence number of the append's first record (the others follow, wrapping
+    from 2**31 - 1 to 0). These are a Kafka producer's producer id, producer epoch
+    and base sequence.
+    """
+
+    producer_id: int
+    epoch: int
+    base_sequence: int
+
+    def __post_init__(self) -> None:
+        for name, high in (("producer_id", 2**63 - 1), ("epoch", EPOCH_MAX),
+                           ("base_sequence", SEQUENCE_MAX)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+            if not 0 <= value <= high:
+                raise ValueError(f"{name} must be in 0..{high}, not {value}")
+
+    def last_sequence(self, count: int) -> int:
+        """The sequence number of the last of ``count`` records."""
+        return (self.base_sequence + count - 1) % (SEQUENCE_MAX + 1)
+
+
+class AppendMetadata(NamedTuple):
+    """One remembered append: its sequence range, offsets and the checksum of its
+    first batch on disk."""
+
+    first_sequence: int
+    last_sequence: int
     first_offset: int
     end_offset: int
+    checksum: int
+
+
+class ProducerEntry(NamedTuple):
+    """What a partition remembers of one producer: its epoch and last appends,
+    oldest first."""
+
+    producer_id: int
+    epoch: int
+    appends: tuple[AppendMetadata, ...]
+
+    def with_append(self, append: AppendMetadata) -> ProducerEntry:
+        return self._replace(appends=(*self.appends, append)[-BATCHES_RETAINED:])
+
+
+class Admission(NamedTuple):
+    """The verdict on an idempotent append: a duplicate (``duplicate`` is the first
+    offset it was written at) or new (``entry`` is the producer's entry to extend
+    with it, written into ``slot``)."""
+
+    duplicate: int | None
+    entry: ProducerEntry
+    slot: int
+
+
+def admit(entry: ProducerEntry | None, batch: ProducerBatch, count: int,
+          landed: Callable[[AppendMetadata], bool]) -> tuple[int | None, ProducerEntry]:
+    """Apply the rules of this module to an append of ``count`` records: return
+    (first offset of the duplicate, entry) or (None, the entry to extend).
+
+    ``landed(append)`` says whether a remembered append is in the log. Raises
+    InvalidProducerEpochError or ProducerSequenceError (nothing is written then).
+    """
+    pid = batch.producer_id
+    if entry is None:
+        return None, ProducerEntry(pid, batch.epoch, ())
+    if batch.epoch < entry.epoch:
+        raise InvalidProducerEpochError(
+            f"producer {pid} sent epoch {batch.epoch}, older than its epoch {entry.epoch}: "
+            f"it was fenced by a newer instance")
+    if batch.epoch > entry.epoch:
+        if batch.base_sequence != 0:
+            raise ProducerSequenceError(
+                f"producer {pid} started epoch {batch.epoch} at sequence "
+                f"{batch.base_sequence}; a new epoch starts at 0")
+        return None, ProducerEntry(pid, batch.epoch, ())
+    last = batch.last_sequence(count)
+    appends = entry.appends
+    for position, append in enumerate(appends):
+        if append.first_sequence == batch.base_sequence and append.last_sequence == last:
+            if landed(append):
+                return append.first_offset, entry
+            if position != len(appends) - 1:
+                raise ProducerSequenceError(
+                    f"producer {pid} retried sequences {batch.base_sequence}..{last}, which "
+                    f"were not written, after later ones were")
+            appends = appends[:-1]  # its process died before publishing it
+            break
+    if appends:
+        expected = (appends[-1].last_sequence + 1) % (SEQUENCE_MAX + 1)
+        if batch.base_sequence != expected:
+            raise ProducerSequenceError(
+                f"producer {pid} (epoch {batch.epoch}) sent sequence {batch.base_sequence}; "
+                f"expected {expected} (after {appends[-1].last_sequence})")
+    return None, entry._replace(appends=appends)
 
 
 class ProducerTable:
+    """The ``producers`` file of one partition, open in this process."""
+
     def __init__(self, directory: str) -> None:
-        path = os.path.join(directory, FILE_NAME)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.path = os.path.join(directory, FILE_NAME)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if os.fstat(fd).st_size < SLOTS * _ENTRY.size:
-                os.ftruncate(fd, SLOTS * _ENTRY.size)
-            self._map = mmap.mmap(fd, SLOTS * _ENTRY.size)
-        finally:
-            os.close(fd)
+            os.posix_fallocate(self._fd, 0, FILE_SIZE)  # idempotent; reserves the blocks
+        except BaseException:
+            os.close(self._fd)
+            raise
 
-    def _slot(self, producer_id: int) -> int:
-        """The slot holding ``producer_id``, or the first free one on its probe path
-        (the oldest entry of the path when the table is full)."""
-        home = producer_id % SLOTS
-        for step in range(SLOTS):
-            slot = (home + step) % SLOTS
-            owner = _ENTRY.unpack_from(self._map, slot * _ENTRY.size)[0]
-            if owner in (producer_id, 0):
-                return slot
-        return home
+    def lookup(self, batch: ProducerBatch, count: int,
+               landed: Callable[[AppendMetadata], bool]) -> Admission:
+        """The verdict of :func:`admit` on an append, with the slot to record it in."""
+        home = batch.producer_id % (SLOTS - PROBE_SLOTS + 1)
+        window = os.pread(self._fd, PROBE_SLOTS * RECORD_SIZE, home * RECORD_SIZE)
+        records = [_decode(window, i * RECORD_SIZE) for i in range(PROBE_SLOTS)]
+        slot = next((i for i, record in enumerate(records)
+                     if record is not None and record.producer_id == batch.producer_id), None)
+        if slot is None:
+            slot = next((i for i, record in enumerate(records) if record is None), None)
+            if slot is None:  # full: forget the producer that appended least recently
+                slot = min(range(PROBE_SLOTS), key=lambda i: _newest_end(records[i]))
+            entry = None
+        else:
+            entry = records[slot]
+        duplicate, entry = admit(entry, batch, count, landed)
+        return Admission(duplicate, entry, home + slot)
 
-    def get(self, producer_id: int) -> LastBatch | None:
-        owner, sequence, first, end = _ENTRY.unpack_from(
-            self._map, self._slot(producer_id) * _ENTRY.size)
-        return LastBatch(sequence, first, end) if owner == producer_id else None
+    def record(self, admission: Admission, append: AppendMetadata) -> None:
+        """Write the admitted entry extended by ``append`` (before the append is
+        published)."""
+        entry = admission.entry.with_append(append)
+        data = bytearray(RECORD_SIZE)
+        _HEAD.pack_into(data, 0, 0, RECORD_VERSION, len(entry.appends), entry.epoch, 0,
+                        entry.producer_id)
+        for i, item in enumerate(entry.appends):
+            _BATCH.pack_into(data, _HEAD.size + i * _BATCH.size, *item)
+        struct.pack_into("<Q", data, 0, _checksum(memoryview(data)[8:]))
+        written = os.pwrite(self._fd, data, admission.slot * RECORD_SIZE)
+        if written != RECORD_SIZE:
+            raise OSError(f"short write to {self.path}: {written} of {RECORD_SIZE} bytes")
 
-    def put(self, producer_id: int, sequence: int, first: int, end: int) -> None:
-        _ENTRY.pack_into(self._map, self._slot(producer_id) * _ENTRY.size, producer_id,
-                         sequence, first, end)
+    def sync(self) -> None:
+        os.fdatasync(self._fd)
 
     def close(self) -> None:
-        self._map.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _decode(window: bytes, at: int) -> ProducerEntry | None:
+    """The entry of the record at ``at``; None for a free, torn or damaged slot."""
+    if len(window) < at + RECORD_SIZE:
+        return None
+    checksum, version, count, epoch, _zero, producer_id = _HEAD.unpack_from(window, at)
+    if version != RECORD_VERSION or count > BATCHES_RETAINED or checksum != _checksum(
+        memoryview(window)[at + 8 : at + RECORD_SIZE]
+    ):
+        return None
+    appends = tuple(AppendMetadata(*_BATCH.unpack_from(window, at + _HEAD.size + i * _BATCH.size))
+                    for i in range(count))
+    return ProducerEntry(producer_id, epoch, appends)
+
+
+def _newest_end(entry: ProducerEntry | None) -> int:
+    return entry.appends[-1].end_offset if entry is not None and entry.appends else -1
