@@ -65,9 +65,14 @@ RECORD_VERSION = 1
 
 _HEAD = struct.Struct("<QBBHIq")  # checksum, version, batch count, epoch, 0, producer id
 _BATCH = struct.Struct("<IIqqQ")  # first/last sequence, first/end offset, checksum
+#: A whole record but its checksum: the head's other fields, 5 appends, 8 bytes of 0.
+_BODY = struct.Struct("<BBHIq" + "IIqqQ" * BATCHES_RETAINED + "8x")
 RECORD_SIZE = 192
 FILE_SIZE = SLOTS * RECORD_SIZE
-assert _HEAD.size + BATCHES_RETAINED * _BATCH.size + 8 == RECORD_SIZE
+assert 8 + _BODY.size == RECORD_SIZE
+#: Where a record's producer id is.
+_ID_AT = 16
+_NO_APPEND = (0, 0, 0, 0, 0)
 _checksum = xxhash.xxh3_64_intdigest
 
 
@@ -87,13 +92,16 @@ class ProducerBatch:
     base_sequence: int
 
     def __post_init__(self) -> None:
-        for name, high in (("producer_id", 2**63 - 1), ("epoch", EPOCH_MAX),
-                           ("base_sequence", SEQUENCE_MAX)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-            if not 0 <= value <= high:
-                raise ValueError(f"{name} must be in 0..{high}, not {value}")
+        if not (type(self.producer_id) is int and type(self.epoch) is int
+                and type(self.base_sequence) is int and 0 <= self.producer_id < 2**63
+                and 0 <= self.epoch <= EPOCH_MAX and 0 <= self.base_sequence <= SEQUENCE_MAX):
+            for name, high in (("producer_id", 2**63 - 1), ("epoch", EPOCH_MAX),
+                               ("base_sequence", SEQUENCE_MAX)):
+                value = getattr(self, name)
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+                if not 0 <= value <= high:
+                    raise ValueError(f"{name} must be in 0..{high}, not {value}")
 
     def last_sequence(self, count: int) -> int:
         """The sequence number of the last of ``count`` records."""
@@ -120,7 +128,8 @@ class ProducerEntry(NamedTuple):
     appends: tuple[AppendMetadata, ...]
 
     def with_append(self, append: AppendMetadata) -> ProducerEntry:
-        return self._replace(appends=(*self.appends, append)[-BATCHES_RETAINED:])
+        return ProducerEntry(self.producer_id, self.epoch,
+                             (*self.appends, append)[-BATCHES_RETAINED:])
 
 
 class Admission(NamedTuple):
@@ -186,38 +195,65 @@ class ProducerTable:
         except BaseException:
             os.close(self._fd)
             raise
+        #: slot -> (its record's bytes, their entry), as last read here.
+        self._decoded: dict[int, tuple[bytes, ProducerEntry | None]] = {}
 
     def lookup(self, batch: ProducerBatch, count: int,
                landed: Callable[[AppendMetadata], bool]) -> Admission:
         """The verdict of :func:`admit` on an append, with the slot to record it in."""
         home = batch.producer_id % (SLOTS - PROBE_SLOTS + 1)
         window = os.pread(self._fd, PROBE_SLOTS * RECORD_SIZE, home * RECORD_SIZE)
-        records = [_decode(window, i * RECORD_SIZE) for i in range(PROBE_SLOTS)]
-        slot = next((i for i, record in enumerate(records)
-                     if record is not None and record.producer_id == batch.producer_id), None)
-        if slot is None:
-            slot = next((i for i, record in enumerate(records) if record is None), None)
-            if slot is None:  # full: forget the producer that appended least recently
-                slot = min(range(PROBE_SLOTS), key=lambda i: _newest_end(records[i]))
-            entry = None
-        else:
-            entry = records[slot]
+        if len(window) < PROBE_SLOTS * RECORD_SIZE:  # a file of an older layout
+            window = window.ljust(PROBE_SLOTS * RECORD_SIZE, b"\0")
+        # Fast path: the first place the id appears is its record's id field.
+        found = window.find(batch.producer_id.to_bytes(8, "little"), _ID_AT)
+        slot = (found - _ID_AT) // RECORD_SIZE
+        entry = None
+        if found >= 0 and (found - _ID_AT) % RECORD_SIZE == 0:
+            entry = self._decode(window, slot, home)
+        if entry is None:
+            entry, slot = self._place(window, home, batch.producer_id)
         duplicate, entry = admit(entry, batch, count, landed)
         return Admission(duplicate, entry, home + slot)
+
+    def _place(self, window: bytes, home: int, producer_id: int
+               ) -> tuple[ProducerEntry | None, int]:
+        """(the producer's entry, its slot) from a look at every record of the
+        window; for a producer without one, a free slot, else the slot of the
+        producer that appended least recently (which is forgotten)."""
+        records = [self._decode(window, i, home) for i in range(PROBE_SLOTS)]
+        for i, record in enumerate(records):
+            if record is not None and record.producer_id == producer_id:
+                return record, i
+        if None in records:
+            return None, records.index(None)
+        return None, min(range(PROBE_SLOTS), key=lambda i: _newest_end(records[i]))
+
+    def _decode(self, window: bytes, index: int, home: int) -> ProducerEntry | None:
+        """The entry of record ``index`` of the window at ``home``; None for a free,
+        torn or damaged slot. Decoded records are kept per slot while their bytes
+        stay the same."""
+        raw = window[index * RECORD_SIZE : (index + 1) * RECORD_SIZE]
+        cached = self._decoded.get(home + index)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        entry = _decode(raw)
+        self._decoded[home + index] = (raw, entry)
+        return entry
 
     def record(self, admission: Admission, append: AppendMetadata) -> None:
         """Write the admitted entry extended by ``append`` (before the append is
         published)."""
         entry = admission.entry.with_append(append)
-        data = bytearray(RECORD_SIZE)
-        _HEAD.pack_into(data, 0, 0, RECORD_VERSION, len(entry.appends), entry.epoch, 0,
-                        entry.producer_id)
-        for i, item in enumerate(entry.appends):
-            _BATCH.pack_into(data, _HEAD.size + i * _BATCH.size, *item)
-        struct.pack_into("<Q", data, 0, _checksum(memoryview(data)[8:]))
+        appends = entry.appends + (_NO_APPEND,) * (BATCHES_RETAINED - len(entry.appends))
+        body = _BODY.pack(RECORD_VERSION, len(entry.appends), entry.epoch, 0,
+                          entry.producer_id, *(field for item in appends for field in item))
+        data = _checksum(body).to_bytes(8, "little") + body
+        self._decoded.pop(admission.slot, None)
         written = os.pwrite(self._fd, data, admission.slot * RECORD_SIZE)
         if written != RECORD_SIZE:
             raise OSError(f"short write to {self.path}: {written} of {RECORD_SIZE} bytes")
+        self._decoded[admission.slot] = (data, entry)
 
     def sync(self) -> None:
         os.fdatasync(self._fd)
@@ -228,16 +264,14 @@ class ProducerTable:
             self._fd = -1
 
 
-def _decode(window: bytes, at: int) -> ProducerEntry | None:
-    """The entry of the record at ``at``; None for a free, torn or damaged slot."""
-    if len(window) < at + RECORD_SIZE:
-        return None
-    checksum, version, count, epoch, _zero, producer_id = _HEAD.unpack_from(window, at)
+def _decode(raw: bytes) -> ProducerEntry | None:
+    """The entry of a record; None for a free, torn or damaged one."""
+    checksum, version, count, epoch, _zero, producer_id = _HEAD.unpack_from(raw)
     if version != RECORD_VERSION or count > BATCHES_RETAINED or checksum != _checksum(
-        memoryview(window)[at + 8 : at + RECORD_SIZE]
+        memoryview(raw)[8:]
     ):
         return None
-    appends = tuple(AppendMetadata(*_BATCH.unpack_from(window, at + _HEAD.size + i * _BATCH.size))
+    appends = tuple(AppendMetadata(*_BATCH.unpack_from(raw, _HEAD.size + i * _BATCH.size))
                     for i in range(count))
     return ProducerEntry(producer_id, epoch, appends)
 
