@@ -35,8 +35,10 @@ PROBE_SLOTS + 1)``; a new producer takes a free one, else the one whose newest
 append is the oldest (that producer is forgotten). Each record has its own
 checksum: a torn or damaged record reads as free, which forgets one producer.
 The file is not rebuilt from the log (batches do not carry producer ids); the
-partition flushes it before a durable (``always``) idempotent append returns,
-so a power loss forgets no producer whose append was acknowledged durable.
+partition flushes it before a durable (``always``) idempotent append returns.
+A power loss can still forget the producer of an append in flight (its record
+torn, or not written back while the append's data was): a retry of that
+append is then written again.
 """
 
 from __future__ import annotations
