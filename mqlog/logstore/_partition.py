@@ -521,29 +521,30 @@ class Partition:
         record it in the producer table and publish its end (lock held)."""
         position = state.active_position
         if position and (
-            position + sum(batch.length for batch in batches) > config.segment_bytes
+            position + (batches[0].length if len(batches) == 1  # the common case, cheaply
+                        else sum(batch.length for batch in batches)) > config.segment_bytes
             or self._clock() - state.active_created_ms >= config.segment_ms
         ):
             state = self._roll(state, config)  # before the append: never inside it
             position = 0
         segment = self._refresh(state).segments[state.active_base_offset]
         first_position = position
-        offset = state.end_offset
+        first_offset = offset = state.end_offset
         max_timestamp = state.active_max_timestamp
         try:
             for batch in batches:
                 frame = batch.frame(offset)
-                if offset == state.end_offset:
-                    checksum = fmt.BATCH_HEADER.unpack_from(frame[0])[0]
                 segment.write(position, frame, batch.length)
+                if admission is not None and offset == first_offset:
+                    checksum = fmt.BATCH_HEADER.unpack_from(frame[0])[0]
                 position += batch.length
                 offset += batch.count
                 max_timestamp = max(max_timestamp, batch.max_timestamp)
             index_count = self._index_append_start(state, segment, first_position, config)
             if admission is not None:  # before the publish: see _producers
                 self._producer_table.record(admission, AppendMetadata(
-                    producer.base_sequence, producer.last_sequence(offset - state.end_offset),
-                    state.end_offset, offset, checksum))
+                    producer.base_sequence, producer.last_sequence(offset - first_offset),
+                    first_offset, offset, checksum))
         except BaseException:
             _invalidate(segment, first_position)
             raise
