@@ -47,6 +47,7 @@ import dataclasses
 import os
 import struct
 from collections.abc import Callable
+from itertools import chain
 from typing import NamedTuple
 
 import xxhash
@@ -70,14 +71,16 @@ RECORD_VERSION = 1
 
 _HEAD = struct.Struct("<QBBHIq")  # checksum, version, batch count, epoch, 0, producer id
 _BATCH = struct.Struct("<IIqqQ")  # first/last sequence, first/end offset, checksum
-#: A whole record but its checksum: the head's other fields, 5 appends, 8 bytes of 0.
-_BODY = struct.Struct("<BBHIq" + "IIqqQ" * BATCHES_RETAINED + "8x")
 RECORD_SIZE = 192
 FILE_SIZE = SLOTS * RECORD_SIZE
-assert 8 + _BODY.size == RECORD_SIZE
+#: A whole record but its checksum, by the number of appends it holds: the head's
+#: other fields, the appends, zeros.
+_BODIES = [struct.Struct("<BBHIq" + "IIqqQ" * count
+                         + f"{RECORD_SIZE - _HEAD.size - count * _BATCH.size}x")
+           for count in range(BATCHES_RETAINED + 1)]
+assert 8 + _BODIES[0].size == RECORD_SIZE
 #: Where a record's producer id is.
 _ID_AT = 16
-_NO_APPEND = (0, 0, 0, 0, 0)
 _checksum = xxhash.xxh3_64_intdigest
 
 
@@ -168,8 +171,12 @@ def admit(entry: ProducerEntry | None, batch: ProducerBatch, count: int,
                 f"producer {pid} started epoch {batch.epoch} at sequence "
                 f"{batch.base_sequence}; a new epoch starts at 0")
         return None, ProducerEntry(pid, batch.epoch, ())
-    last = batch.last_sequence(count)
     appends = entry.appends
+    if appends and batch.base_sequence == (appends[-1].last_sequence + 1) % (SEQUENCE_MAX + 1):
+        # The next one: the common case. It cannot also repeat a remembered append
+        # (5 appends never span the 2**31 sequence numbers).
+        return None, entry
+    last = batch.last_sequence(count)
     for position, append in enumerate(appends):
         if append.first_sequence == batch.base_sequence and append.last_sequence == last:
             if landed(append):
@@ -186,7 +193,7 @@ def admit(entry: ProducerEntry | None, batch: ProducerBatch, count: int,
             raise ProducerSequenceError(
                 f"producer {pid} (epoch {batch.epoch}) sent sequence {batch.base_sequence}; "
                 f"expected {expected} (after {appends[-1].last_sequence})")
-    return None, entry._replace(appends=appends)
+    return None, ProducerEntry(pid, entry.epoch, appends)
 
 
 class ProducerTable:
@@ -250,9 +257,9 @@ class ProducerTable:
         """Write the admitted entry extended by ``append`` (before the append is
         published)."""
         entry = admission.entry.with_append(append)
-        appends = entry.appends + (_NO_APPEND,) * (BATCHES_RETAINED - len(entry.appends))
-        body = _BODY.pack(RECORD_VERSION, len(entry.appends), entry.epoch, 0,
-                          entry.producer_id, *(field for item in appends for field in item))
+        count = len(entry.appends)
+        body = _BODIES[count].pack(RECORD_VERSION, count, entry.epoch, 0, entry.producer_id,
+                                   *chain.from_iterable(entry.appends))
         data = _checksum(body).to_bytes(8, "little") + body
         self._decoded.pop(admission.slot, None)
         written = os.pwrite(self._fd, data, admission.slot * RECORD_SIZE)
