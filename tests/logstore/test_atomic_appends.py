@@ -213,23 +213,21 @@ def _seed() -> int:
                or random.SystemRandom().randrange(2**32))
 
 
-def _lose_power(rng: random.Random, segment_path: Path, durable_bytes: int) -> str:
-    """Damage ``segment_path`` beyond ``durable_bytes`` as a power loss may: lose
-    some pages written since the last flush, or all bytes from some point on
-    (tearing the last write). Returns what it did."""
-    size = segment_path.stat().st_size
-    written = max(durable_bytes, min(size, _written_end(segment_path)))
+def _lose_power(rng: random.Random, segment_path: Path) -> str:
+    """Damage the written part of ``segment_path`` as a power loss may when nothing
+    was flushed (durability "none"): lose some of its pages, or all bytes from
+    some point on (tearing the last write). Returns what it did."""
+    written = _written_end(segment_path)
     with open(segment_path, "r+b") as data:
         if rng.random() < 0.5:
-            cut = rng.randint(durable_bytes, written)
+            cut = rng.randint(0, written)
             data.seek(cut)
             data.write(bytes(written - cut))
             return f"zeroed from byte {cut} of {written}"
-        lost = [page for page in range(durable_bytes // PAGE, written // PAGE + 1)
-                if rng.random() < 0.3]
+        lost = [page for page in range(written // PAGE + 1) if rng.random() < 0.3]
         for page in lost:
             data.seek(page * PAGE)
-            data.write(bytes(PAGE))
+            data.write(bytes(min(PAGE, written - page * PAGE)))
         return f"lost pages {lost} of {written} bytes"
 
 
@@ -266,7 +264,7 @@ def test_a_power_loss_never_leaves_part_of_an_append(
             state = log._partition(T, 0).state()
             shutil.copytree(log_dir, copy)
         segment = copy / "topics" / T / "0" / f"{state.active_base_offset:020d}.log"
-        what = _lose_power(rng, segment, 0)
+        what = _lose_power(rng, segment)
         with monkeypatch.context() as patch:
             patch.setattr(fmt, "BATCH_BYTES_MAX", BATCH_BYTES)
             reboot(patch)
