@@ -20,6 +20,7 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── UnknownGroupError            no consumer or queue group of that name
     ├── DeliveryLostError            a queue ack/nack after another worker took the message
     ├── ProducerSequenceError        an idempotent producer's batch out of sequence
+    │   └── InvalidProducerEpochError    ... sent with an epoch older than the producer's
     ├── DiskFullError (OSError)      no space for a write (errno ENOSPC); retriable
     └── StorageFailedError           a flush failed: the partition refuses writes until reopened
 
@@ -137,9 +138,15 @@ class DeliveryLostError(MqlogError):
 
 
 class ProducerSequenceError(MqlogError):
-    """An idempotent producer's batch came with a sequence number that is neither
-    the next one nor a retry of the last one (two producers share an id, or
-    batches were lost)."""
+    """An idempotent append came with sequence numbers that neither follow the
+    producer's last append nor repeat one of its last 5 (Kafka's
+    OutOfOrderSequence: two producers share an id, or appends were lost)."""
+
+
+class InvalidProducerEpochError(ProducerSequenceError):
+    """An idempotent append came with an epoch older than the producer's current
+    one: a newer instance of the producer fenced this one (Kafka's
+    InvalidProducerEpoch)."""
 
 
 class UnknownGroupError(MqlogError, KeyError):

@@ -28,6 +28,7 @@ import msgpack
 import xxhash
 
 from mqlog.errors import ConfigError, LogClosedError, RecordTooLargeError, UnknownPartitionError
+from mqlog.logstore._producers import EPOCH_MAX, SEQUENCE_MAX, ProducerBatch
 from mqlog.logstore._record import Record
 
 if TYPE_CHECKING:
@@ -77,12 +78,15 @@ class ProducerConfig:
         partitioner: ``f(key, partition_count) -> partition``; default: keyed
             records by :func:`key_partition`, keyless ones sticky (a batch fills
             one partition, the next batch goes to the next partition).
-        idempotent: number each batch per partition under a producer id, so that
-            a batch retried after an error whose outcome was unknown (it may
-            have been written) is written once.
+        idempotent: number records per partition under a producer id and
+            epoch (as a Kafka producer does: each append carries the sequence
+            number of its first record), so that a batch retried after an error
+            whose outcome was unknown (it may have been written) is written once.
         retries: how often an idempotent producer retries a batch whose append
             raised an OSError (5; without idempotence batches are not retried,
-            since a retry could write them twice).
+            since a retry could write them twice). Once they are used up the
+            producer moves on to a new epoch: its later batches start again at
+            sequence 0.
     """
 
     linger_ms: int = 0
@@ -214,8 +218,10 @@ class Producer:
         self._appending: list[_Batch] = []
         self._wake = threading.Event()
         self._closed = False
-        #: Idempotence: this producer's id and the next sequence per partition.
+        #: Idempotence: this producer's id and epoch, and the sequence number of
+        #: the next record per partition.
         self.producer_id = random.getrandbits(63) if self.config.idempotent else None
+        self.epoch = 0
         self._sequences: dict[tuple[str, int], int] = {}
         self._sender = threading.Thread(target=self._run, name="mqlog-producer", daemon=True)
         self._sender.start()
@@ -506,27 +512,35 @@ class Producer:
 
     def _append_to(self, target, batch: _Batch) -> int:
         """Append a batch; an idempotent producer retries an OSError with the same
-        sequence, so a first try that was written is not written again."""
+        sequence numbers, so a first try that was written is not written again."""
         if self.producer_id is None:
             return self._log._append(target, batch.items, batch.append_ms)
         key = (batch.topic, batch.partition)
         sequence = self._sequences.get(key, 0)
+        producer = ProducerBatch(self.producer_id, self.epoch, sequence)
         for attempt in range(self.config.retries + 1):
             try:
-                first = self._log._append(target, batch.items, batch.append_ms,
-                                          (self.producer_id, sequence))
+                first = self._log._append(target, batch.items, batch.append_ms, producer)
             except OSError:
                 if attempt == self.config.retries:
-                    # Whether the batch was written is unknown: continue under a new
-                    # id, so no later batch can be taken for a retry of this one.
-                    self.producer_id = random.getrandbits(63)
-                    self._sequences.clear()
+                    # Whether the batch was written is unknown: continue in a new
+                    # epoch, so no later batch can be taken for a retry of this one.
+                    self._next_epoch()
                     raise
                 time.sleep(min(0.01 * 2 ** attempt, 1.0))
                 continue
-            self._sequences[key] = sequence + 1
+            self._sequences[key] = (sequence + len(batch.items)) % (SEQUENCE_MAX + 1)
             return first
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _next_epoch(self) -> None:
+        """Start the next epoch (a new producer id after the last one): sequences
+        start again at 0 in every partition."""
+        if self.epoch == EPOCH_MAX:
+            self.producer_id, self.epoch = random.getrandbits(63), 0
+        else:
+            self.epoch += 1
+        self._sequences.clear()
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 
 import mqlog
 from mqlog.errors import ProducerSequenceError
-from mqlog.logstore import _partition
+from mqlog.logstore import ProducerBatch, _partition
 
 
 class Clock:
@@ -150,17 +150,17 @@ def test_producer_sequences_are_checked(tmp_path):
     with mqlog.open(tmp_path / "log", durability="none") as log:
         log.create_topic("t")
         partition = log._partition("t", 0)
-        assert partition.append([b"a"], None, (7, 0)) == 0
-        assert partition.append([b"a"], None, (7, 0)) == 0  # the retry: not written again
-        assert partition.append([b"b"], None, (7, 1)) == 1
-        with pytest.raises(ProducerSequenceError, match="sequence 5 .* after 1"):
-            partition.append([b"c"], None, (7, 5))
-        with pytest.raises(ProducerSequenceError, match="expected 0"):
-            partition.append([b"c"], None, (8, 3))
-        assert values(log.read("t", 0, 0)) == [b"a", b"b"]
+        assert partition.append([b"a"], None, ProducerBatch(7, 0, 0)) == 0
+        assert partition.append([b"a"], None, ProducerBatch(7, 0, 0)) == 0  # the retry
+        assert partition.append([b"b", b"c"], None, ProducerBatch(7, 0, 1)) == 1
+        with pytest.raises(ProducerSequenceError, match="sent sequence 5; expected 3"):
+            partition.append([b"d"], None, ProducerBatch(7, 0, 5))
+        assert partition.append([b"d"], None, ProducerBatch(8, 0, 3)) == 3  # new: any start
+        assert values(log.read("t", 0, 0)) == [b"a", b"b", b"c", b"d"]
     with mqlog.open(tmp_path / "log", durability="none") as log:  # survives reopening
-        assert log._partition("t", 0).append([b"b"], None, (7, 1)) == 1
-        assert log.end_offset("t", 0) == 2
+        assert log._partition("t", 0).append([b"b", b"c"], None, ProducerBatch(7, 0, 1)) == 1
+        assert log.append("t", 0, [b"e"], producer=ProducerBatch(7, 0, 3)) == 4
+        assert log.end_offset("t", 0) == 5
 
 
 def test_request_reply(log):

@@ -3,6 +3,7 @@
 from mqlog.logstore._columns import RecordColumns
 from mqlog.logstore._log import Log, TopicDescription, open
 from mqlog.logstore._partition import PartitionDescription
+from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._record import Message, Record
 from mqlog.logstore.config import TopicConfig
 
@@ -10,6 +11,7 @@ __all__ = [
     "Log",
     "Message",
     "PartitionDescription",
+    "ProducerBatch",
     "Record",
     "RecordColumns",
     "TopicConfig",

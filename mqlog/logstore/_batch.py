@@ -29,6 +29,9 @@ _SMALL_BATCH = 16
 #: for anything else; for a bytes subclass it counts more (its larger object), so
 #: the lengths no longer sum to the payload's size.
 _BYTES_SIZEOF_EMPTY = bytes.__sizeof__(b"")
+#: Most bytes one append may encode to: all its batches go into one segment
+#: (see ``Partition.append``), and positions in a segment are below 2 GiB.
+APPEND_BYTES_MAX = 2**31 - 1
 
 
 class EncodedBatch:
@@ -122,9 +125,10 @@ def encode(records: Sequence, now_ms: int, max_record_bytes: int) -> list[Encode
     """Encode ``records`` (bytes values or Record objects) into one or more batches.
 
     Raises TypeError for an item of the wrong kind and RecordTooLargeError for a
-    record over ``max_record_bytes`` (key + headers + value); nothing is
-    written in either case. Inputs over ``BATCH_BYTES_MAX`` are split into
-    several batches, in order.
+    record over ``max_record_bytes`` (key + headers + value) or for records
+    that encode to more than ``APPEND_BYTES_MAX``; nothing is written in either
+    case. Inputs over ``BATCH_BYTES_MAX`` are split into several batches, in
+    order; every batch but the last carries ``ATTR_CONTINUES``.
     """
     if isinstance(records, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(
         records, Sequence
@@ -230,7 +234,8 @@ def _split(table: np.ndarray, sizes: np.ndarray, payload: bytes, attributes: int
            ends: np.ndarray | None = None) -> list[EncodedBatch]:
     """Fill ``payload_end`` from the record ``sizes`` (``ends``: their running sum,
     if known) and cut batches of at most BATCH_BYTES_MAX bytes (each batch's
-    payload_end counts from its own payload)."""
+    payload_end counts from its own payload); all but the last batch carry
+    ATTR_CONTINUES."""
     if ends is None:
         ends = np.cumsum(sizes)
     total = fmt.BATCH_HEADER_SIZE + len(table) * _TABLE_ROW + len(payload)
@@ -239,17 +244,26 @@ def _split(table: np.ndarray, sizes: np.ndarray, payload: bytes, attributes: int
         return [EncodedBatch(table, payload, attributes)]
     footprint = np.cumsum(sizes + _TABLE_ROW)  # table row + payload, per record
     room = fmt.BATCH_BYTES_MAX - fmt.BATCH_HEADER_SIZE
-    batches = []
-    start = 0
-    while start < len(table):
+    cuts = [0]
+    while cuts[-1] < len(table):
+        start = cuts[-1]
         used_before = int(footprint[start - 1]) if start else 0
         stop = int(np.searchsorted(footprint, used_before + room, side="right"))
-        stop = max(stop, start + 1)
+        cuts.append(max(stop, start + 1))
+    total += (len(cuts) - 2) * fmt.BATCH_HEADER_SIZE
+    if total > APPEND_BYTES_MAX:
+        raise RecordTooLargeError(
+            f"{len(table)} records encode to {total} bytes, over the {APPEND_BYTES_MAX} "
+            f"bytes one append may hold (an append lands in one segment)"
+        )
+    batches = []
+    for start, stop in zip(cuts, cuts[1:]):
         low = int(ends[start - 1]) if start else 0
         chunk = table[start:stop].copy()
         chunk["payload_end"] = ends[start:stop] - low
-        batches.append(EncodedBatch(chunk, payload[low : int(ends[stop - 1])], attributes))
-        start = stop
+        batches.append(EncodedBatch(chunk, payload[low : int(ends[stop - 1])],
+                                    attributes | fmt.ATTR_CONTINUES))
+    batches[-1].attributes = attributes  # the append is complete with it
     return batches
 
 
@@ -322,7 +336,7 @@ def decode(
     starts = [0]
     starts += ends_list[:-1]
     offsets = range(header.base_offset + first, header.base_offset + stop)
-    if header.attributes == 0:  # no keys, no headers: each payload is just the value
+    if not header.attributes & fmt.ATTR_RECORD_LAYOUT:  # each payload is just the value
         values = map(getitem, repeat(data), map(slice, starts, ends_list))
         if topic_partition is None:
             records = list(map(Record, values, repeat(None), repeat(NO_HEADERS), timestamps,

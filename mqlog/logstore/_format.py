@@ -10,7 +10,8 @@ A batch::
     8   u32  batch_length     total bytes of the batch, header included
     12  u8   magic            format version, MAGIC
     13  u8   attributes       bit 0: some record has a key; bit 1: some record has headers;
-                              bit 2: written by compaction; bit 3: a recorded gap (below)
+                              bit 2: written by compaction; bit 3: a recorded gap (below);
+                              bit 4: the append continues
     14  u16  reserved         0
     16  i64  base_offset      offset of the first record
     24  u32  record_count     >= 1
@@ -65,6 +66,12 @@ ATTR_GAP = 0x08
 #: Most offsets one gap batch covers (its record count is a u32; relative offsets
 #: in a segment's index are u32 too, so a gap never comes near either limit).
 GAP_OFFSETS_MAX = 2**31 - 1
+#: Every batch of a multi-batch append but its last: the append is not complete
+#: until a batch without this bit follows. Recovery cuts a trailing run of such
+#: batches, so no crash leaves a prefix of an append in the log.
+ATTR_CONTINUES = 0x10
+#: The bits that say how records are encoded (the others are about the batch).
+ATTR_RECORD_LAYOUT = ATTR_HAS_KEYS | ATTR_HAS_HEADERS
 
 #: One row of a batch's record table.
 RECORD_DTYPE = np.dtype(

@@ -54,6 +54,7 @@ from mqlog.logstore._partition import (
     PartitionDescription,
     retire_partition,
 )
+from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._record import Record
 from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._topic import Topic, write_metadata
@@ -334,17 +335,22 @@ class Log:
 
     # -- records -----------------------------------------------------------------------
 
-    def append(self, topic: str, partition: int, records: Sequence[bytes | Record]) -> int:
+    def append(self, topic: str, partition: int, records: Sequence[bytes | Record], *,
+               producer: ProducerBatch | None = None) -> int:
         """Append ``records`` (bytes values or Record objects) to one partition.
 
         Returns the offset of the first record; the others follow densely.
+        All or nothing: readers, crashes and failed writes never leave part of
+        the records in the log (see "Appends" in docs/concepts.md).
         Returns once the topic's durability is met (``always``: flushed).
         Raises TypeError / RecordTooLargeError before writing anything.
+        ``producer`` makes the append idempotent: a retry with the same
+        :class:`ProducerBatch` writes nothing and returns the first try's offset.
         """
-        return self._append(self._partition(topic, partition), records, None)
+        return self._append(self._partition(topic, partition), records, None, producer)
 
     def _append(self, target: Partition, records: Sequence, now_ms: int | None,
-                producer: tuple[int, int] | None = None, flush: bool | None = None) -> int:
+                producer: ProducerBatch | None = None, flush: bool | None = None) -> int:
         self._check_writable(f"append to {target.topic}/{target.number}")
         if self._flusher.error is not None:
             error, self._flusher.error = self._flusher.error, None

@@ -41,7 +41,6 @@ from mqlog.errors import (
     CorruptRecordError,
     LogClosedError,
     OffsetOutOfRangeError,
-    ProducerSequenceError,
     ReadOnlyError,
     StorageFailedError,
     UnknownTopicError,
@@ -51,8 +50,7 @@ from mqlog.logstore import _format as fmt
 from mqlog.logstore._closed_index import index_disagreement, rebuild_indexes, remove_leftovers
 from mqlog.logstore._columns import RecordColumns, decode_columns
 from mqlog.logstore._files import fsync_directory
-from mqlog.logstore._producers import FILE_NAME as PRODUCERS_FILE
-from mqlog.logstore._producers import ProducerTable
+from mqlog.logstore._producers import Admission, AppendMetadata, ProducerBatch, ProducerTable
 from mqlog.logstore._record import Message, Record
 from mqlog.logstore._retention import SegmentFacts, segments_to_delete
 from mqlog.logstore._segment import (
@@ -583,16 +581,25 @@ class Partition:
     # -- appending ---------------------------------------------------------------------
 
     def append(self, records: Sequence, now_ms: int | None = None,
-               producer: tuple[int, int] | None = None, flush: bool | None = None) -> int:
+               producer: ProducerBatch | None = None, flush: bool | None = None) -> int:
         """Append ``records`` as one or more batches; return the first offset.
 
+        All or nothing, across batch splits, failed writes and crashes: the
+        batches of one append go into one segment (rolled before them if they do
+        not fit, never between them) and their end is published once, after the
+        last of them is written. A write that fails (a full disk) publishes
+        nothing and invalidates what it wrote; recovery cuts an append whose last
+        batch is missing (every other batch carries ``ATTR_CONTINUES``).
+
         Records without a timestamp get ``now_ms`` (default: the clock now).
-        ``producer`` = (producer id, sequence) makes the append idempotent: the
-        same pair again returns the first append's offset and writes nothing
-        (see ``_producers``); a sequence that skips ahead or goes back further
-        raises ProducerSequenceError. ``flush`` overrides whether this append
-        returns only once flushed (default: the topic's durability is
-        ``always``)."""
+        ``producer`` makes the append idempotent (see ``_producers``): a
+        duplicate of one of the producer's last 5 appends writes nothing and
+        returns that append's first offset; sequences out of order raise
+        ProducerSequenceError, an old epoch InvalidProducerEpochError. ``flush``
+        overrides whether this append returns only once flushed (default: the
+        topic's durability is ``always``)."""
+        if producer is not None and not isinstance(producer, ProducerBatch):
+            raise TypeError(f"producer must be a ProducerBatch, not {type(producer).__name__}")
         config = self.config()
         if now_ms is None:
             now_ms = self._clock()
@@ -610,11 +617,14 @@ class Partition:
                         f"topic {self.topic!r} was deleted (partition {self.number})")
                 if not batches:
                     return state.end_offset
-                written = None if producer is None else self._already_written(producer, state)
-                first_offset = state.end_offset if written is None else written
+                admission = None if producer is None else self._already_written(
+                    producer, sum(batch.count for batch in batches), state)
                 epoch = state.epoch
-                for batch in batches if written is None else ():
-                    state = self._append_batch(state, batch, config, producer, first_offset)
+                if admission is not None and admission.duplicate is not None:
+                    first_offset = admission.duplicate
+                else:
+                    first_offset = state.end_offset
+                    state = self._append_batches(state, batches, config, producer, admission)
         finally:
             if durable:  # written (or failed): a waiting flush may start now
                 with self._commit:
@@ -623,6 +633,8 @@ class Partition:
         self.dirty = True
         self._on_append()
         if durable:
+            if producer is not None:  # a retry after a power loss must still find it
+                self._producer_table.sync()
             self._make_durable(state.end_offset)
         if state.epoch != epoch and config.cleanup_policy == "compact":
             try:  # a segment was rolled: maybe enough to clean
@@ -631,61 +643,70 @@ class Partition:
                 _log.exception("compaction of %s/%d failed", self.topic, self.number)
         return first_offset
 
-    def _already_written(self, producer: tuple[int, int], state: PartitionState) -> int | None:
-        """The first offset of this producer's batch if it is written already."""
-        producer_id, sequence = producer
+    def _already_written(self, producer: ProducerBatch, count: int,
+                         state: PartitionState) -> Admission:
+        """The producer table's verdict on an idempotent append of ``count``
+        records: a duplicate (and where it was written) or new (lock held)."""
         if self._producer_table is None:
             self._producer_table = ProducerTable(self.directory)
-        last = self._producer_table.get(producer_id)
-        if last is None or last.end_offset > state.end_offset:
-            expected = 0 if last is None else last.sequence
-            if sequence != expected:
-                raise ProducerSequenceError(
-                    f"producer {producer_id:x} sent sequence {sequence} to "
-                    f"{self.topic}/{self.number}; expected {expected}")
-            return None
-        if sequence == last.sequence:
-            return last.first_offset  # a retry of a batch that was written
-        if sequence != last.sequence + 1:
-            raise ProducerSequenceError(
-                f"producer {producer_id:x} sent sequence {sequence} to "
-                f"{self.topic}/{self.number} after {last.sequence}")
-        return None
+        return self._producer_table.lookup(producer, count,
+                                           lambda append: self._landed(append, state))
 
-    def _append_batch(self, state: PartitionState, batch: _batch.EncodedBatch,
-                      config: TopicConfig, producer: tuple[int, int] | None = None,
-                      first_offset: int = 0) -> PartitionState:
+    def _landed(self, append: AppendMetadata, state: PartitionState) -> bool:
+        """Whether a remembered idempotent append is in the log: the batch at its
+        first offset is the one it wrote (same checksum). Lock held."""
+        if append.end_offset > state.end_offset:
+            return False
+        if append.first_offset < state.log_start_offset:
+            return True  # retention deleted it: no longer checkable, taken as written
+        segment, limit, index_count, _end = self._segment_for(
+            append.first_offset, state, self._refresh(state))
+        try:
+            _position, header = segment.locate(append.first_offset, limit, index_count)
+        except fmt.BatchError:
+            return False
+        return header is not None and header.base_offset == append.first_offset and (
+            header.checksum == append.checksum)
+
+    def _append_batches(self, state: PartitionState, batches: list[_batch.EncodedBatch],
+                        config: TopicConfig, producer: ProducerBatch | None,
+                        admission: Admission | None) -> PartitionState:
+        """Write the batches of one append into the active segment, index its start,
+        record it in the producer table and publish its end (lock held)."""
         position = state.active_position
         if position and (
-            position + batch.length > config.segment_bytes
+            position + (batches[0].length if len(batches) == 1  # the common case, cheaply
+                        else sum(batch.length for batch in batches)) > config.segment_bytes
             or self._clock() - state.active_created_ms >= config.segment_ms
         ):
-            state = self._roll(state, config)
+            state = self._roll(state, config)  # before the append: never inside it
             position = 0
         segment = self._refresh(state).segments[state.active_base_offset]
-        relative = state.end_offset - segment.base_offset
-        segment.write(position, batch.frame(state.end_offset), batch.length)
-        index_count = state.offset_index_count
-        if index_count > segment.index.capacity:  # another process grew the index files
-            segment.index.remap()
-            segment.time_index.remap()
-        last_indexed = (
-            int(segment.index.columns["position"][index_count - 1]) if index_count else 0
-        )
-        if position - last_indexed >= config.index_interval_bytes and segment.index.write(
-            index_count, (relative, position)
-        ):
-            segment.time_index.write(index_count,
-                                     fmt.time_entry(state.active_max_timestamp, relative))
-            index_count += 1
-        if producer is not None:  # before the publish: see _producers
-            self._producer_table.put(producer[0], producer[1], first_offset,
-                                     state.end_offset + batch.count)
+        first_position = position
+        first_offset = offset = state.end_offset
+        max_timestamp = state.active_max_timestamp
+        try:
+            for batch in batches:
+                frame = batch.frame(offset)
+                segment.write(position, frame, batch.length)
+                if admission is not None and offset == first_offset:
+                    checksum = fmt.BATCH_HEADER.unpack_from(frame[0])[0]
+                position += batch.length
+                offset += batch.count
+                max_timestamp = max(max_timestamp, batch.max_timestamp)
+            index_count = self._index_append_start(state, segment, first_position, config)
+            if admission is not None:  # before the publish: see _producers
+                self._producer_table.record(admission, AppendMetadata(
+                    producer.base_sequence, producer.last_sequence(offset - first_offset),
+                    first_offset, offset, checksum))
+        except BaseException:
+            _invalidate(segment, first_position)
+            raise
         return self._publish(
             state.replace(
-                end_offset=state.end_offset + batch.count,
-                active_position=position + batch.length,
-                active_max_timestamp=max(state.active_max_timestamp, batch.max_timestamp),
+                end_offset=offset,
+                active_position=position,
+                active_max_timestamp=max_timestamp,
                 offset_index_count=index_count,
                 time_index_count=index_count,
                 flushed_offset=max(state.flushed_offset,
@@ -693,6 +714,28 @@ class Partition:
             ),
             state,
         )
+
+    @staticmethod
+    def _index_append_start(state: PartitionState, segment: Segment, position: int,
+                            config: TopicConfig) -> int:
+        """Add an index entry for the append starting at ``position`` if it is far
+        enough from the previous one; return the entry count. Entries only ever
+        point at the start of an append, so a recovery scan starts at one."""
+        index_count = state.offset_index_count
+        if index_count > segment.index.capacity:  # another process grew the index files
+            segment.index.remap()
+            segment.time_index.remap()
+        last_indexed = (
+            int(segment.index.columns["position"][index_count - 1]) if index_count else 0
+        )
+        relative = state.end_offset - segment.base_offset
+        if position - last_indexed >= config.index_interval_bytes and segment.index.write(
+            index_count, (relative, position)
+        ):
+            segment.time_index.write(index_count,
+                                     fmt.time_entry(state.active_max_timestamp, relative))
+            index_count += 1
+        return index_count
 
     def _roll(self, state: PartitionState, config: TopicConfig) -> PartitionState:
         """Close the active segment and start a new one at the end offset (lock held)."""
@@ -958,10 +1001,6 @@ class Partition:
         gap = fmt.gap_batch(first, end - first, self._clock())
         segment.write(position, (gap,), len(gap))
         segment.flush()
-        if os.path.exists(os.path.join(self.directory, PRODUCERS_FILE)):
-            if self._producer_table is None:
-                self._producer_table = ProducerTable(self.directory)
-            self._producer_table.discard_from(first)  # their batches must be written again
         self._journal("gap", first, end, 0, segment.path, reason)
         return True
 
@@ -1116,7 +1155,9 @@ class _View:
 class _TailScan:
     """Re-verify a segment from an index entry forward, rebuilding index entries.
 
-    After :meth:`run`: ``position``/``offset`` are the end of the valid batches,
+    After :meth:`run`: ``position``/``offset`` are the end of the valid batches
+    that complete an append (a trailing run of ``ATTR_CONTINUES`` batches, an
+    append cut short by a crash, is left out),
     ``max_timestamp`` the segment's largest timestamp, ``index_count`` the
     valid index entries (paired offset and time entries).
     """
@@ -1153,6 +1194,10 @@ class _TailScan:
         last_indexed = self.position if index_count else 0
         if index_count == 0:
             self.position, self.offset, self.max_timestamp = 0, segment.base_offset, NO_TIMESTAMP
+        # An append is complete once a batch without ATTR_CONTINUES ends it; the scan
+        # starts at an append's start (index entries point at those only) and ends
+        # at the end of the last complete append.
+        complete = (self.position, self.offset, self.max_timestamp, self.index_count)
         while self.position < limit:
             try:
                 header = segment.header_at(self.position, limit)
@@ -1162,7 +1207,8 @@ class _TailScan:
                 header.base_offset > self.offset and header.attributes & fmt.ATTR_COMPACTED
             ):
                 break
-            if (self.rebuild and self.position - last_indexed >= self.interval
+            if (self.rebuild and complete[0] == self.position
+                    and self.position - last_indexed >= self.interval
                     and segment.index.write(self.index_count,
                                             (self.offset - segment.base_offset, self.position))):
                 segment.time_index.write(
@@ -1174,6 +1220,19 @@ class _TailScan:
             self.max_timestamp = max(self.max_timestamp, header.max_timestamp)
             self.offset = header.next_offset
             self.position += header.batch_length
+            if not header.attributes & fmt.ATTR_CONTINUES:
+                complete = (self.position, self.offset, self.max_timestamp, self.index_count)
+        self.position, self.offset, self.max_timestamp, self.index_count = complete
+
+
+def _invalidate(segment: Segment, position: int) -> None:
+    """Zero the header of a failed append's first batch, beyond the published end,
+    so that no recovery scan can take the append for written (best effort: if
+    this fails too, the next append overwrites it)."""
+    try:
+        segment.write(position, (bytes(fmt.BATCH_HEADER_SIZE),), fmt.BATCH_HEADER_SIZE)
+    except OSError:
+        pass
 
 
 def _closed_tail(buffer, position: int, offset: int, size: int) -> str:
