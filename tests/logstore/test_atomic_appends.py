@@ -71,16 +71,17 @@ def reboot(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def fail_write(monkeypatch: pytest.MonkeyPatch, call: int, short: bool = False) -> list[int]:
-    """Make the ``call``-th segment write from now fail with ENOSPC (``short``:
-    write half of it first, as a filling disk does). Returns the call counter."""
+    """Make segment writes from the ``call``-th on fail with ENOSPC (``short``: that
+    write lands half first, as on a filling disk, and the write that goes on
+    after it fails). Returns the call counter."""
     real = os.pwritev
     calls = [0]
 
     def pwritev(fd: int, buffers, position: int) -> int:
         calls[0] += 1
-        if calls[0] != call:
+        if calls[0] < call:
             return real(fd, buffers, position)
-        if short:
+        if short and calls[0] == call:  # the write that goes on after it fails
             data = b"".join(bytes(buffer) for buffer in buffers)
             return os.pwrite(fd, data[: len(data) // 2], position)
         raise OSError(errno.ENOSPC, "No space left on device (injected)")

@@ -168,7 +168,7 @@ class ProducerMachine(RuleBasedStateMachine):
 
         _segment.os.pwritev = pwritev
         try:
-            with pytest.raises(OSError, match="injected"):
+            with pytest.raises(mqlog.DiskFullError):
                 self.log.append(T, 0, [b"lost".ljust(40)] * count,  # one per batch
                                 producer=ProducerBatch(pid, epoch, sequence))
         finally:

@@ -29,6 +29,7 @@ import mqlog
 from mqlog.logstore import _format as fmt
 from mqlog.logstore import _partition
 from mqlog.logstore._journal import JOURNAL_FILE, read_journal
+from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._segment import list_segment_bases, segment_name
 from mqlog.logstore._state import FILE_SIZE, SLOT_SIZE, PartitionState, StateFile, decode_slots
 from mqlog.logstore.inspect import dump_segment, verify_log
@@ -372,14 +373,15 @@ def test_an_idempotent_retry_of_a_batch_in_a_gap_is_written_again(tmp_path: Path
     with mqlog.open(tmp_path / "log") as log:
         log.create_topic(TOPIC)
         partition = log._partition(TOPIC, 0)
-        assert partition.append([b"a", b"b"], producer=(producer, 0)) == 0
-        assert partition.append([b"c", b"d"], producer=(producer, 1)) == 2
+        assert partition.append([b"a", b"b"], producer=ProducerBatch(producer, 0, 0)) == 0
+        assert partition.append([b"c", b"d"], producer=ProducerBatch(producer, 0, 2)) == 2
     segment = tmp_path / "log" / "topics" / TOPIC / "0" / (segment_name(0) + ".log")
     os.truncate(segment, segment.stat().st_size - 5)  # inside the second batch
     with mqlog.open(tmp_path / "log") as log:
         partition = log._partition(TOPIC, 0)
         assert log.end_offset(TOPIC, 0) == 4
-        assert partition.append([b"c", b"d"], producer=(producer, 1)) == 4
-        assert partition.append([b"c", b"d"], producer=(producer, 1)) == 4  # now written
+        assert partition.append([b"c", b"d"], producer=ProducerBatch(producer, 0, 2)) == 4
+        retry = ProducerBatch(producer, 0, 2)
+        assert partition.append([b"c", b"d"], producer=retry) == 4  # now written
         assert [(r.offset, r.value) for r in log.iter(TOPIC, 0)] == [
             (0, b"a"), (1, b"b"), (4, b"c"), (5, b"d")]
