@@ -9,7 +9,8 @@ A batch::
     0   u64  checksum         xxh3_64 of bytes [8, batch_length)
     8   u32  batch_length     total bytes of the batch, header included
     12  u8   magic            format version, MAGIC
-    13  u8   attributes       bit 0: some record has a key; bit 1: some record has headers
+    13  u8   attributes       bit 0: some record has a key; bit 1: some record has headers;
+                              bit 2: compacted; bit 3: gap marker (header only, see ATTR_GAP)
     14  u16  reserved         0
     16  i64  base_offset      offset of the first record
     24  u32  record_count     >= 1
@@ -29,8 +30,9 @@ A batch whose ``batch_length`` reads as 0 marks the end of the written data of
 a segment (segments are preallocated with zeros).
 
 Invariants checked by :func:`decode_header`/:func:`verify_batch`: magic matches,
-``record_count >= 1``, ``batch_length`` equals header + table + payload, and the
-checksum matches. Nothing that fails one of these is ever returned as a record.
+``record_count >= 1``, ``batch_length`` equals header + table + payload (a gap
+marker: the header alone), and the checksum matches. Nothing that fails one of
+these is ever returned as a record.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ ATTR_HAS_HEADERS = 0x02
 #: Written by compaction: offsets before this batch may be missing (removed
 #: records); anywhere else a gap in offsets is damage.
 ATTR_COMPACTED = 0x04
+#: A gap marker: a header-only batch (``batch_length`` 48, no record table, no
+#: payload) standing for ``record_count`` offsets from ``base_offset`` whose
+#: records were removed (``mqlog repair`` moved damaged batches out). Readers
+#: skip it as they skip a compacted gap; the offsets it covers are never reused.
+ATTR_GAP = 0x08
+#: Every attribute bit a valid batch may carry.
+ATTR_ALL = ATTR_HAS_KEYS | ATTR_HAS_HEADERS | ATTR_COMPACTED | ATTR_GAP
 
 #: One row of a batch's record table.
 RECORD_DTYPE = np.dtype(
@@ -169,7 +178,10 @@ def decode_header(buffer, position: int, limit: int) -> BatchHeader:
         raise BatchError("end")
     if magic != MAGIC:
         raise BatchError(f"bad magic {magic}")
-    if count == 0 or length < BATCH_HEADER_SIZE + count * RECORD_DTYPE.itemsize:
+    if attributes & ATTR_GAP:
+        if count == 0 or length != BATCH_HEADER_SIZE:
+            raise BatchError(f"bad gap marker: length {length} for {count} offsets")
+    elif count == 0 or length < BATCH_HEADER_SIZE + count * RECORD_DTYPE.itemsize:
         raise BatchError(f"bad length {length} for {count} records")
     if position + length > limit:
         raise BatchError("truncated batch")
@@ -181,6 +193,8 @@ def verify_batch(buffer, position: int, header: BatchHeader) -> None:
     view = memoryview(buffer)[position + 8 : position + header.batch_length]
     if _checksum(view) != header.checksum:
         raise BatchError("checksum mismatch")
+    if header.attributes & ATTR_GAP:
+        return  # no record table (decode_header checked the length)
     count = header.record_count
     if count <= _SMALL_BATCH:  # a few rows: plain struct reads beat numpy's call overhead
         last = 0
@@ -205,6 +219,20 @@ def verify_batch(buffer, position: int, header: BatchHeader) -> None:
         raise BatchError(
             f"record table sums to {expected} bytes, header says {header.batch_length}"
         )
+
+
+def is_gap(header: BatchHeader) -> bool:
+    """True for a gap marker (see ATTR_GAP): it holds no records."""
+    return bool(header.attributes & ATTR_GAP)
+
+
+def gap_marker(base_offset: int, count: int, timestamp: int) -> bytes:
+    """A sealed gap marker for offsets ``base_offset`` .. ``base_offset + count - 1``;
+    ``timestamp`` (first and max) should be the largest timestamp before it, so
+    that running maxima and time indexes are unchanged by it."""
+    header = pack_header(BATCH_HEADER_SIZE, ATTR_GAP, base_offset, count, timestamp, timestamp)
+    seal(header, ())
+    return bytes(header)
 
 
 def record_table(buffer, position: int, record_count: int) -> np.ndarray:
