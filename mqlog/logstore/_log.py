@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from mqlog.errors import (
     ConfigError,
+    CorruptRecordError,
     LogClosedError,
     MqlogError,
     TopicExistsError,
@@ -442,16 +443,36 @@ class Log:
             raise ValueError(f"max_records must be a positive int, not {max_records!r}")
         return self._partition(topic, partition).read_columns(offset, max_records, max_bytes)
 
-    def iter(self, topic: str, partition: int, start: int = 0,
-             end: int | None = None) -> Iterator[Record]:
+    def iter(self, topic: str, partition: int, start: int = 0, end: int | None = None,
+             on_corrupt: str | Callable[[CorruptRecordError], None] = "raise",
+             ) -> Iterator[Record]:
         """Iterate records from ``start`` up to ``end`` (exclusive); with ``end=None``,
-        up to the end offset as it is when the iterator reaches it."""
+        up to the end offset as it is when the iterator reaches it.
+
+        At damaged records (see CorruptRecordError): ``on_corrupt="raise"``
+        raises once the records before them were yielded; ``"skip"`` logs a
+        warning and goes on from the next readable offset; a callable is
+        called with the error, then the damage is skipped."""
+        if on_corrupt not in ("raise", "skip") and not callable(on_corrupt):
+            raise ValueError(f"on_corrupt must be 'raise', 'skip' or a callable, "
+                             f"not {on_corrupt!r}")
         target = self._partition(topic, partition)
         target.check_offset(start, target.state())
         offset = start
         while end is None or offset < end:
             want = ITER_CHUNK_RECORDS if end is None else min(ITER_CHUNK_RECORDS, end - offset)
-            records = target.read(offset, want, None)
+            try:
+                records = target.read(offset, want, None)
+            except CorruptRecordError as error:
+                if on_corrupt == "raise" or error.next_offset is None or (
+                        error.next_offset <= offset):
+                    raise
+                if on_corrupt == "skip":
+                    _log.warning("skipping damaged records: %s", error)
+                else:
+                    on_corrupt(error)
+                offset = error.next_offset
+                continue
             if end is not None and records and records[-1].offset >= end:
                 records = [r for r in records if r.offset < end]  # compaction gaps
                 yield from records
