@@ -275,6 +275,8 @@ def _broken_batch(buffer, position: int, error: str) -> DumpedBatch:
 
 
 def _decode_records(buffer, position: int, header: fmt.BatchHeader) -> tuple[DumpedRecord, ...]:
+    if fmt.is_gap(header):
+        return ()  # a gap marker holds no records
     decoded, _size = _batch.decode(buffer, position, header)
     return tuple(
         DumpedRecord(r.offset, r.timestamp, r.key, r.value, dict(r.headers)) for r in decoded
@@ -542,7 +544,7 @@ class _PartitionCheck:
             else:
                 walk.damaged_batches += 1
             walk.end_offset = header.next_offset
-            walk.records += header.record_count
+            walk.records += 0 if fmt.is_gap(header) else header.record_count
             position += header.batch_length
         walk.end_position = position
         self.report.batches += len(walk.positions)
@@ -564,6 +566,8 @@ class _PartitionCheck:
             self.problem("error", f"bad batch: {error}", path, offset=header.base_offset,
                          position=position)
             return False
+        if fmt.is_gap(header):
+            return True  # a gap marker: no records, offsets removed by repair
         timestamps = fmt.record_table(buffer, position, header.record_count)["timestamp"]
         if int(timestamps[0]) != header.first_timestamp or (
             int(timestamps.max()) != header.max_timestamp
