@@ -42,6 +42,7 @@ import mmap
 import os
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -57,6 +58,9 @@ from mqlog.logstore._segment import (
 )
 from mqlog.logstore._state import PartitionState, decode_state
 from mqlog.logstore._topic import read_metadata
+
+if TYPE_CHECKING:
+    from mqlog.logstore._log import Log
 
 TOPICS_DIR = "topics"
 STATE_FILE = "state"
@@ -128,14 +132,20 @@ def repair_log(path: str | os.PathLike, execute: bool = False,
         return RepairReport(root, False, ranges)
     from mqlog.logstore._log import open as open_log
 
-    report = RepairReport(root, True, [])
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     with open_log(root, create=False) as log:
-        for name in names:
-            for number in range(len(log.describe_topic(name).partitions)):
-                ranges, written = _repair_partition(log._partition(name, number), stamp)
-                report.ranges += ranges
-                report.quarantine_files += written
+        return repair_open_log(log, names)
+
+
+def repair_open_log(log: Log, topics: Iterable[str]) -> RepairReport:
+    """Repair the damaged partitions of ``topics`` in an open ``log`` (what
+    ``repair_log(..., execute=True)`` does once it has opened the log)."""
+    report = RepairReport(log.path, True, [])
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for name in topics:
+        for number in range(len(log.describe_topic(name).partitions)):
+            ranges, written = _repair_partition(log._partition(name, number), stamp)
+            report.ranges += ranges
+            report.quarantine_files += written
     return report
 
 
