@@ -302,6 +302,13 @@ class Partition:
                 if count:
                     break
                 raise self._corrupt(view, state, segment, offset, error.damage) from None
+            except fmt.BatchError as error:  # the file itself is unreadable: range unknown
+                if count:
+                    break
+                raise CorruptRecordError(
+                    f"corrupt segment {segment.path} at offset {offset}: {error}",
+                    topic=self.topic, partition=self.number, offset=offset, file=segment.path,
+                ) from None
             relocate = False
             while header is not None:
                 if header.base_offset > offset and not header.attributes & fmt.ATTR_COMPACTED:
@@ -311,7 +318,7 @@ class Partition:
                         f"offsets {offset}..{header.base_offset - 1} are missing", position,
                         offset, position, header.base_offset, header))
                 offset = max(offset, header.base_offset)  # past a compaction gap
-                if fmt.is_gap(header):
+                if header.attributes & fmt.ATTR_GAP:
                     offset = header.next_offset  # records removed by repair
                 else:
                     first = offset - header.base_offset
@@ -374,6 +381,8 @@ class Partition:
                 next_offset = max(error.damage.next_offset, next_offset)
                 reaches_end = error.damage.next_position is None
                 current = following
+            except fmt.BatchError:
+                break  # unreadable in another way: the read there says how
         return CorruptRecordError(
             f"corrupt batch in {segment.path} at offset {offset}: {damage.reason}; offsets "
             f"{damage.start_offset}..{next_offset - 1} cannot be read, the next readable "
@@ -454,6 +463,7 @@ class Partition:
             if header is None:
                 return None
             if not fmt.is_gap(header) and header.max_timestamp >= timestamp:
+                # the map holds the header just read: buffer() cannot fail here
                 table = fmt.record_table(segment.buffer(limit), position, header.record_count)
                 first = max(offset - header.base_offset, 0)
                 hits = np.flatnonzero(table["timestamp"][first:] >= timestamp)

@@ -133,7 +133,10 @@ def _scan(segment: Segment, start: int, bound: int, lowest_offset: int, upper_of
           limit: int) -> tuple[int, fmt.BatchHeader] | None:
     """The first position in [start, bound) where an intact batch lies that ends
     by ``bound`` and holds offsets in [lowest_offset, upper_offset)."""
-    buffer = segment.buffer(limit)
+    try:
+        buffer = segment.buffer(limit)
+    except fmt.BatchError:  # the file is empty now
+        return None
     last = bound - fmt.BATCH_HEADER_SIZE  # the last position a header fits at
     step = SCAN_FIRST_BYTES
     while start <= last:

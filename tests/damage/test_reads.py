@@ -117,6 +117,10 @@ def _check_repair(lab: Lab, damaged: set[int]) -> None:
         assert Path(quarantine).read_bytes() == data
     verified = verify_log(lab.path)
     assert verified.ok, verified.errors
+    for index, batch in enumerate(batches):  # intact batches are copied byte for byte
+        if index not in damaged:
+            data = before[batch.segment][batch.position:batch.end]
+            assert data in lab.file(batch.segment).read_bytes()
     intact = [r for i, b in enumerate(batches) if i not in damaged
               for r in lab.records(b.base_offset, b.next_offset)]
     assert [seen(r) for r in lab.log.iter(TOPIC, 0)] == intact
