@@ -122,7 +122,9 @@ class OffsetStore:
             log = self._log
             start = max(self._read_upto[partition], log.start_offset(OFFSETS_TOPIC, partition))
             end = log.end_offset(OFFSETS_TOPIC, partition)
-            for record in log.iter(OFFSETS_TOPIC, partition, start, end):
+            # A damaged commit record is skipped (with a warning): its groups fall back
+            # to an earlier commit of theirs, rather than every member failing for good.
+            for record in log.iter(OFFSETS_TOPIC, partition, start, end, on_corrupt="skip"):
                 group, topic, number = msgpack.unpackb(record.key)
                 key = (group, topic, number)
                 if record.value:

@@ -424,7 +424,11 @@ class Log:
         """Records from ``offset`` on: at most ``max_records``, and stopping before
         ``max_bytes`` (keys + headers + values) is passed but never returning
         nothing when a record is there. Reading at the end offset returns [];
-        outside [start_offset, end_offset] raises OffsetOutOfRangeError."""
+        outside [start_offset, end_offset] raises OffsetOutOfRangeError.
+
+        A batch damaged on disk ends the read before it; a read that starts in
+        one raises CorruptRecordError, whose ``next_offset`` is where reading
+        can go on (``damaged_start``..``damaged_end`` cannot be read)."""
         if not isinstance(max_records, int) or isinstance(max_records, bool):
             raise TypeError(f"max_records must be a positive int, not {max_records!r}")
         if max_records < 1:

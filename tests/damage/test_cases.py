@@ -14,6 +14,7 @@ from mqlog import ConfigError, CorruptRecordError, Record
 from mqlog.consumer import TopicPartition
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._segment import list_segment_bases, segment_name
+from mqlog.logstore.inspect import read_state
 
 TOPIC = "t"
 TP = TopicPartition(TOPIC, 0)
@@ -237,3 +238,19 @@ def test_gap_marker_layout() -> None:
     longer[8:12] = (68).to_bytes(4, "little")
     with pytest.raises(fmt.BatchError):
         fmt.decode_header(longer, 0, len(longer))
+
+
+def test_a_damaged_commit_record_does_not_stop_the_group(log_dir: Path) -> None:
+    _write(log_dir, batches=10)
+    with mqlog.open(log_dir) as log, log.consumer("g") as consumer:
+        consumer.assign([TP])
+        for offset in (5, 7, 9):  # batches over the index interval: each gets an entry
+            consumer.commit({TP: offset}, metadata="m" * 5000)
+    root = log_dir / "topics" / "__consumer_offsets"
+    [log_file] = [p / (segment_name(0) + ".log") for p in root.iterdir()
+                  if (p / "state").exists() and read_state(str(p / "state")).end_offset]
+    data = log_file.read_bytes()
+    first = fmt.decode_header(data, 0, len(data))
+    _flip(log_file, first.batch_length + 60)  # the second commit (before the last entry)
+    with mqlog.open(log_dir) as log, log.consumer("g") as consumer:
+        assert consumer.committed(TP) == 9
