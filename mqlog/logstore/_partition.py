@@ -316,7 +316,7 @@ class Partition:
                         return pieces, count, used_total
                     raise self._corrupt(view, state, segment, offset, Damage(
                         f"offsets {offset}..{header.base_offset - 1} are missing", position,
-                        offset, position, header.base_offset, header))
+                        offset, position, header.base_offset))
                 offset = max(offset, header.base_offset)  # past a compaction gap
                 if header.attributes & fmt.ATTR_GAP:
                     offset = header.next_offset  # records removed by repair
@@ -358,7 +358,7 @@ class Partition:
                     break
                 raise self._corrupt(view, state, segment, offset, Damage(
                     f"the segment's data ends before offset {segment_end}", limit, offset,
-                    None, segment_end, None))
+                    None, segment_end))
             offset = max(offset, segment_end)  # past a compacted segment's trailing gap
         return pieces, count, used_total
 

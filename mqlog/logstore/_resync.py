@@ -64,7 +64,6 @@ class Damage:
     start_offset: int
     next_position: int | None
     next_offset: int
-    next_header: fmt.BatchHeader | None
 
 
 class DamagedRangeError(fmt.BatchError):
@@ -95,10 +94,9 @@ def resync(segment: Segment, position: int, expected_offset: int, limit: int,
     bound, upper = (limit, end_offset) if anchor is None else (anchor[0], anchor[1].base_offset)
     found = _scan(segment, position + 1, bound, expected_offset, upper, limit) or anchor
     if found is None:
-        damage = Damage(reason, position, expected_offset, None, end_offset, None)
+        damage = Damage(reason, position, expected_offset, None, end_offset)
     else:
-        damage = Damage(reason, position, expected_offset, found[0], found[1].base_offset,
-                        found[1])
+        damage = Damage(reason, position, expected_offset, found[0], found[1].base_offset)
     if len(known) >= CACHE_ENTRIES_MAX:
         known.clear()
     known[key] = (damage, limit)

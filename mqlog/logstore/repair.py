@@ -37,17 +37,20 @@ and ``mqlog verify`` finds no damage in the partition.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import mmap
 import os
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mqlog.errors import UnknownTopicError
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._log import Log
+from mqlog.logstore._log import open as open_log
 from mqlog.logstore._resync import resync
 from mqlog.logstore._segment import (
     INDEX_SUFFIX,
@@ -58,9 +61,6 @@ from mqlog.logstore._segment import (
 )
 from mqlog.logstore._state import PartitionState, decode_state
 from mqlog.logstore._topic import read_metadata
-
-if TYPE_CHECKING:
-    from mqlog.logstore._log import Log
 
 TOPICS_DIR = "topics"
 STATE_FILE = "state"
@@ -117,11 +117,9 @@ def repair_log(path: str | os.PathLike, execute: bool = False,
 
     Raises FileNotFoundError when ``path`` is not a directory and
     UnknownTopicError for a ``topic`` it does not hold."""
-    from mqlog.errors import UnknownTopicError
-
     root = os.path.abspath(os.fspath(path))
     if not os.path.isdir(root):
-        raise FileNotFoundError(2, "log directory does not exist", root)
+        raise FileNotFoundError(errno.ENOENT, "log directory does not exist", root)
     names = _topic_names(root)
     if topic is not None:
         if topic not in names:
@@ -130,8 +128,6 @@ def repair_log(path: str | os.PathLike, execute: bool = False,
     if not execute:
         ranges = [damage for name in names for damage in _plan_topic(root, name)]
         return RepairReport(root, False, ranges)
-    from mqlog.logstore._log import open as open_log
-
     with open_log(root, create=False) as log:
         return repair_open_log(log, names)
 
