@@ -131,7 +131,7 @@ def _check_repair(lab: Lab, damaged: set[int]) -> None:
     assert lab.log.append(TOPIC, 0, [b"after"]) == lab.end_offset  # offsets never reused
 
 
-@settings(max_examples=300 if SOAK else 20, deadline=None, phases=PHASES,
+@settings(max_examples=300 if SOAK else 12, deadline=None, phases=PHASES,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flips=_flips())
 def test_flipped_bytes_never_hide_intact_batches(pristine, tmp_path: Path, flips) -> None:
