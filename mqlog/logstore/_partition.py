@@ -311,13 +311,14 @@ class Partition:
                 ) from None
             relocate = False
             while header is not None:
-                if header.base_offset > offset and not header.attributes & fmt.ATTR_COMPACTED:
-                    if count:  # offsets missing, and nothing says why: damage
-                        return pieces, count, used_total
-                    raise self._corrupt(view, state, segment, offset, Damage(
-                        f"offsets {offset}..{header.base_offset - 1} are missing", position,
-                        offset, position, header.base_offset))
-                offset = max(offset, header.base_offset)  # past a compaction gap
+                if header.base_offset > offset:
+                    if not header.attributes & fmt.ATTR_COMPACTED:
+                        if count:  # offsets missing, and nothing says why: damage
+                            return pieces, count, used_total
+                        raise self._corrupt(view, state, segment, offset, Damage(
+                            f"offsets {offset}..{header.base_offset - 1} are missing",
+                            position, offset, position, header.base_offset))
+                    offset = header.base_offset  # removed by compaction
                 if header.attributes & fmt.ATTR_GAP:
                     offset = header.next_offset  # records removed by repair
                 else:
