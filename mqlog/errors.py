@@ -90,15 +90,25 @@ class CorruptRecordError(MqlogError):
     """A batch on disk failed its checksum or framing checks.
 
     Carries where: ``topic``, ``partition``, ``offset`` (the first offset that
-    could not be served) and ``file`` (the segment file's path).
+    could not be served) and ``file`` (the segment file's path); and how far
+    the damage reaches: offsets ``damaged_start`` to ``damaged_end``
+    (inclusive) cannot be read, and ``next_offset`` (``damaged_end + 1``) is
+    the first offset after them that can (it may be the end offset, where
+    nothing is written yet). These three are None when unknown. Reading from
+    ``next_offset`` goes on past the damage; ``mqlog repair`` removes it.
     """
 
-    def __init__(self, message: str, *, topic: str, partition: int, offset: int, file: str):
+    def __init__(self, message: str, *, topic: str, partition: int, offset: int, file: str,
+                 damaged_start: int | None = None, damaged_end: int | None = None,
+                 next_offset: int | None = None):
         super().__init__(message)
         self.topic = topic
         self.partition = partition
         self.offset = offset
         self.file = file
+        self.damaged_start = damaged_start
+        self.damaged_end = damaged_end
+        self.next_offset = next_offset
 
 
 class LogClosedError(MqlogError):

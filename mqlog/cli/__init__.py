@@ -1,7 +1,7 @@
 """The ``mqlog`` command line (typer + rich).
 
 Importing this package registers every command on :data:`app`; the library
-work behind them is in :mod:`mqlog`, :mod:`mqlog.logstore.inspect` and
+work behind them is in :mod:`mqlog`, :mod:`mqlog.logstore.inspect`, :mod:`mqlog.logstore.repair` and
 :mod:`mqlog.cli._demo_run`.
 """
 
@@ -13,6 +13,7 @@ from mqlog.cli import (  # noqa: F401  (register commands)
     _groups,
     _lag,
     _produce,
+    _repair,
     _replay,
     _seek,
     _stats,

@@ -15,7 +15,7 @@ import json
 import re
 import select
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Annotated
 
 import typer
@@ -23,7 +23,7 @@ import typer
 import mqlog
 from mqlog import Record
 from mqlog.cli._output import b64, format_ms
-from mqlog.errors import OffsetOutOfRangeError
+from mqlog.errors import CorruptRecordError, OffsetOutOfRangeError
 
 #: Records fetched per partition and per step when following.
 FOLLOW_CHUNK = 500
@@ -176,41 +176,50 @@ def offset_positions(log: mqlog.Log, topic: str, partitions: list[int], offset: 
     return positions
 
 
+#: What a reader does at damaged records: "raise", or a callable told of each
+#: damaged range before it is skipped (see ``Log.iter``).
+OnCorrupt = str | Callable[[CorruptRecordError], None]
+
+
 def merged(log: mqlog.Log, topic: str, starts: dict[int, int],
-           ends: dict[int, int]) -> Iterator[tuple[int, Record]]:
+           ends: dict[int, int], on_corrupt: OnCorrupt = "raise"
+           ) -> Iterator[tuple[int, Record]]:
     """``(partition, record)`` of every partition from its start up to its end
     (exclusive), merged in timestamp order (ties: partition, then offset)."""
-    streams = [_keyed(log, topic, number, start, ends[number])
+    streams = [_keyed(log, topic, number, start, ends[number], on_corrupt)
                for number, start in starts.items() if start < ends[number]]
     for _timestamp, number, _offset, record in heapq.merge(*streams):
         yield number, record
 
 
-def _keyed(log: mqlog.Log, topic: str, number: int, start: int,
-           end: int) -> Iterator[tuple[int, int, int, Record]]:
+def _keyed(log: mqlog.Log, topic: str, number: int, start: int, end: int,
+           on_corrupt: OnCorrupt = "raise") -> Iterator[tuple[int, int, int, Record]]:
     """One partition's records with their merge key in front."""
-    for record in log.iter(topic, number, start, end):
+    for record in log.iter(topic, number, start, end, on_corrupt=on_corrupt):
         yield record.timestamp, number, record.offset, record
 
 
 def last_records(log: mqlog.Log, topic: str, ends: dict[int, int],
-                 count: int) -> list[tuple[int, Record]]:
+                 count: int, on_corrupt: OnCorrupt = "raise") -> list[tuple[int, Record]]:
     """The last ``count`` records of the partitions (up to ``ends``), in timestamp order."""
     if count <= 0:
         return []
     starts = {number: max(end - count, log.start_offset(topic, number))
               for number, end in ends.items()}
-    return list(merged(log, topic, starts, ends))[-count:]
+    return list(merged(log, topic, starts, ends, on_corrupt))[-count:]
 
 
 class Follower:
     """Reads what is appended to some partitions after given positions, waking on
     appends (``Log.wait_for_append``: a futex, no polling)."""
 
-    def __init__(self, log: mqlog.Log, topic: str, positions: dict[int, int]) -> None:
+    def __init__(self, log: mqlog.Log, topic: str, positions: dict[int, int],
+                 on_corrupt: Callable[[CorruptRecordError], None] | None = None) -> None:
         self.log = log
         self.topic = topic
         self.positions = dict(positions)
+        #: Told of each damaged range, which is then skipped (None: raise).
+        self.on_corrupt = on_corrupt
 
     def fetch(self) -> list[tuple[int, Record]]:
         """What is there now past the positions (at most FOLLOW_CHUNK per partition),
@@ -221,6 +230,12 @@ class Follower:
                 records = self.log.read(self.topic, number, position, max_records=FOLLOW_CHUNK)
             except OffsetOutOfRangeError as error:  # retention deleted what was next
                 self.positions[number] = error.start_offset
+                continue
+            except CorruptRecordError as error:
+                if self.on_corrupt is None or error.next_offset is None:
+                    raise
+                self.on_corrupt(error)
+                self.positions[number] = error.next_offset
                 continue
             if records:
                 self.positions[number] = records[-1].offset + 1

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 import mqlog
-from mqlog.cli._app import EXIT_USAGE, CliError, app, open_log
+from mqlog.cli._app import EXIT_FAILED, EXIT_USAGE, CliError, app, open_log
 from mqlog.cli._options import epoch_ms, parse_datetime, parse_duration
+from mqlog.cli._output import err_console
 from mqlog.cli._records import (
     FOLLOW_WAIT_S,
     Follower,
@@ -66,6 +67,8 @@ def tail(
 
     Partitions are merged in timestamp order. Works while producers and
     consumers run in other processes; -f wakes as soon as any process appends.
+    Damaged records are skipped and reported on stderr (exit code 1 once the
+    intact ones are printed; `mqlog repair` removes the damage).
     """
     starts = [name for name, given in (("--lines", lines is not None),
                                        ("--from-beginning", from_beginning),
@@ -75,6 +78,7 @@ def tail(
     if len(starts) > 1:
         raise CliError(f"choose one starting point, not {' and '.join(starts)}", EXIT_USAGE)
     printer = RecordPrinter(output_format, key, headers, compile_grep(grep))
+    damage = _DamageReport()
     try:
         with open_log(ctx, reading=True) as log:
             numbers = partitions_of(log, topic, partition)
@@ -82,16 +86,31 @@ def tail(
             if starts and starts[0] != "--lines":
                 begin = _positions(log, topic, numbers, from_beginning, offset, since, at,
                                    strict=partition is not None)
-                printer.write(topic, merged(log, topic, begin, ends))
+                printer.write(topic, merged(log, topic, begin, ends, damage))
             else:
-                printer.write(topic, last_records(log, topic, ends, _lines(lines)))
+                printer.write(topic, last_records(log, topic, ends, _lines(lines), damage))
             if follow:
-                follower = Follower(log, topic, ends)
+                follower = Follower(log, topic, ends, damage)
                 while True:
                     if not printer.write(topic, follower.next_chunk(FOLLOW_WAIT_S)):
                         check_stdout_open()
     except KeyboardInterrupt:
         return  # Ctrl-C ends following: a normal way to stop
+    if damage.ranges:
+        raise typer.Exit(EXIT_FAILED)
+
+
+class _DamageReport:
+    """Told of each damaged range a read skips: says so on stderr and counts it."""
+
+    def __init__(self) -> None:
+        self.ranges = 0
+
+    def __call__(self, error: mqlog.CorruptRecordError) -> None:
+        self.ranges += 1
+        err_console.print(f"mqlog: warning: {error.topic}/{error.partition}: {error} "
+                          f"(skipped; 'mqlog repair' moves damaged batches aside)",
+                          markup=False, soft_wrap=True)
 
 
 def _lines(lines: int | None) -> int:

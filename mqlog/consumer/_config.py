@@ -14,6 +14,7 @@ from mqlog.logstore.config import TOPIC_NAME_MAX
 
 OffsetReset = Literal["earliest", "latest", "error"]
 AssignorName = Literal["range", "roundrobin", "sticky"]
+OnCorrupt = Literal["raise", "skip"]
 
 
 _GROUP_NAME = re.compile(r"[a-zA-Z0-9._-]+\Z")
@@ -87,6 +88,13 @@ class ConsumerConfig:
         zero_copy: values and keys are memoryviews into the memory-mapped
             segment instead of bytes copies (faster for large values; valid as
             long as the message is referenced).
+        on_corrupt: what ``poll`` does at records it cannot read because their
+            batch on disk is damaged: ``raise`` CorruptRecordError (the
+            default: nothing is skipped unless asked; the position stays, so
+            the next poll raises again until the caller seeks past
+            ``error.next_offset`` or the log is repaired) or ``skip`` them:
+            a warning is logged, ``Consumer.skipped_corrupt`` counts them and
+            the consumer goes on from the next readable offset.
     """
 
     client_id: str = ""
@@ -100,6 +108,7 @@ class ConsumerConfig:
     consumer_timeout_ms: int | None = None
     group_check_interval_ms: int = 100
     zero_copy: bool = False
+    on_corrupt: OnCorrupt = "raise"
 
     def __post_init__(self) -> None:
         if not isinstance(self.client_id, str):
@@ -108,6 +117,7 @@ class ConsumerConfig:
             object.__setattr__(self, "client_id", f"{socket.gethostname()}-{os.getpid()}")
         _one_of("auto_offset_reset", self.auto_offset_reset, ("earliest", "latest", "error"))
         _one_of("assignor", self.assignor, ("range", "roundrobin", "sticky"))
+        _one_of("on_corrupt", self.on_corrupt, ("raise", "skip"))
         for name in ("enable_auto_commit", "zero_copy"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be a bool")

@@ -12,6 +12,8 @@ while holding that partition's ownership lock, and commits only those.
 
 from __future__ import annotations
 
+import collections
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,6 +28,7 @@ from mqlog.consumer._config import (
 from mqlog.errors import (
     CommitFailedError,
     ConfigError,
+    CorruptRecordError,
     IllegalStateError,
     LogClosedError,
     NoOffsetForPartitionError,
@@ -42,6 +45,9 @@ if TYPE_CHECKING:
     from mqlog.logstore._partition import Partition
 
 Listener = Callable[[set[TopicPartition]], None]
+#: Damaged ranges ``Consumer.skipped_ranges`` remembers (the most recent ones).
+SKIPPED_RANGES_KEPT = 100
+_log = logging.getLogger("mqlog.consumer")
 
 
 class _Assigned:
@@ -73,6 +79,11 @@ class Consumer:
         self._member: GroupMember | None = None
         self._closed = False
         self._last_auto_commit = time.monotonic()
+        #: Records skipped because they were damaged on disk (``on_corrupt="skip"``).
+        self.skipped_corrupt = 0
+        #: The most recent damaged ranges skipped: (partition, first, last offset).
+        self.skipped_ranges: collections.deque[tuple[TopicPartition, int, int]] = (
+            collections.deque(maxlen=SKIPPED_RANGES_KEPT))
         if group is not None:
             self._offsets = log._offset_store()
         if topics:
@@ -264,13 +275,8 @@ class Consumer:
                     assigned.tp)):
                 continue
             self._ensure_position(assigned)
-            try:
-                piece, size, used, next_offset = read(assigned, limit - taken, budget,
-                                                      not taken)
-            except OffsetOutOfRangeError as error:
-                self._reset(assigned, error)  # then read from where the reset put us
-                piece, size, used, next_offset = read(assigned, limit - taken, budget,
-                                                      not taken)
+            piece, size, used, next_offset = self._read_at(assigned, read, limit - taken, budget,
+                                                           not taken)
             if size:
                 out.append(piece)
                 taken += size
@@ -280,6 +286,34 @@ class Consumer:
                     self._next = (self._next + step + 1) % count
                     break
         return out
+
+    def _read_at(self, assigned: _Assigned, read: Callable, count: int, budget: int,
+                 at_least_one: bool) -> tuple:
+        """``read`` at the partition's position: an offset out of range applies
+        ``auto_offset_reset`` (once), damage applies ``on_corrupt``."""
+        reset = False
+        while True:
+            try:
+                return read(assigned, count, budget, at_least_one)
+            except OffsetOutOfRangeError as error:
+                if reset:
+                    raise
+                reset = True
+                self._reset(assigned, error)  # then read from where the reset put us
+            except CorruptRecordError as error:
+                if self.config.on_corrupt == "raise" or error.next_offset is None or (
+                        error.next_offset <= assigned.position):
+                    raise
+                self._skip_damage(assigned, error)
+
+    def _skip_damage(self, assigned: _Assigned, error: CorruptRecordError) -> None:
+        """Move past a damaged range (``on_corrupt="skip"``): logged and counted."""
+        first, after = assigned.position, error.next_offset
+        _log.warning("skipping offsets %d..%d of %s/%d: damaged on disk (%s)", first,
+                     after - 1, assigned.tp.topic, assigned.tp.partition, error)
+        self.skipped_corrupt += after - first
+        self.skipped_ranges.append((assigned.tp, first, after - 1))
+        assigned.position = after
 
     def _read_messages(self, assigned: _Assigned, count: int, budget: int,
                        at_least_one: bool) -> tuple[list[Message], int, int, int]:

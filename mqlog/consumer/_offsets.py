@@ -146,7 +146,9 @@ class OffsetStore:
                     raise
                 return  # read-only, and no offset was ever committed
             end = log.end_offset(OFFSETS_TOPIC, partition)
-            for record in log.iter(OFFSETS_TOPIC, partition, start, end):
+            # A damaged commit record is skipped (with a warning): its groups fall back
+            # to an earlier commit of theirs, rather than every member failing for good.
+            for record in log.iter(OFFSETS_TOPIC, partition, start, end, on_corrupt="skip"):
                 group, topic, number = msgpack.unpackb(record.key)
                 key = (group, topic, number)
                 if record.value:

@@ -26,12 +26,19 @@ Rules:
    nack reason, first and last delivery time. Moving it to the dead-letter
    topic is at-least-once: a worker killed between the append and the state
    change can leave a duplicate there.
+5. A record whose batch on disk is damaged cannot be delivered (nor
+   dead-lettered: its bytes are unknown). It is archived as Kafka share
+   groups archive a rejected record: never handed out, counted in the
+   ``corrupt`` counter of the share state, logged as a warning, and the
+   group's position moves past it, so workers never loop on it. The records
+   around it are delivered as usual.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import math
 import os
 import random
@@ -46,6 +53,7 @@ from mqlog.consumer._group import lock_is_held, queue_directory, refuse_other_ki
 from mqlog.consumer._share_state import ACKED, ARCHIVED, ShareState
 from mqlog.errors import (
     ConfigError,
+    CorruptRecordError,
     DeliveryLostError,
     LogClosedError,
     OffsetOutOfRangeError,
@@ -77,6 +85,7 @@ DLQ_SUFFIX = ".dlq"
 SECONDS_MAX = 2**53 // 1000
 
 Backoff = Callable[[int], float]
+_log = logging.getLogger("mqlog.queue")
 
 
 def member_path(directory: str, member: int) -> str:
@@ -352,16 +361,20 @@ class QueueConsumer:
                                  self.max_deliveries, alone_ok)
         if not acquired.offsets:
             return [], 0, acquired.stopped
-        records = iter(self._read(partition, acquired.offsets))
+        read, damaged = self._read(partition, acquired.offsets)
+        records = iter(read)
         ttl_ms = partition.config().message_ttl_ms
-        out, dead, gone, later, expired = [], [], [], [], []
+        out, dead, gone, later, expired, corrupt = [], [], [], [], [], []
         record = next(records, None)
         for offset, deliveries, first, last in zip(acquired.offsets, acquired.deliveries,
                                                    acquired.first_ms, acquired.last_ms):
             while record is not None and record.offset < offset:
                 record = next(records, None)  # read past an offset not acquired
             if record is None or record.offset != offset:
-                gone.append(offset)  # deleted by retention before anyone finished it
+                if any(low <= offset < high for low, high in damaged):
+                    corrupt.append(offset)  # cannot be read: rule 5
+                else:
+                    gone.append(offset)  # deleted by retention before anyone finished it
                 continue
             if record.headers or ttl_ms is not None:
                 due, expires = _timing(record, ttl_ms)
@@ -386,11 +399,18 @@ class QueueConsumer:
             self._dead_letter(tp, state, dead, now)
         if gone:
             state.finish(self.member_id, gone, ARCHIVED)
+        if corrupt:
+            _log.warning("archiving %d records of %s/%d in queue group %r: damaged on disk "
+                         "(offsets %s)", len(corrupt), tp.topic, tp.partition, self.group,
+                         ", ".join(f"{low}..{high - 1}" for low, high in damaged))
+            state.finish(self.member_id, corrupt, ARCHIVED)
+            state.count("corrupt", len(corrupt))
         for offset, due in later:
             state.release(self.member_id, [offset], due, undeliver=True)
         if expired:
             self._expire(tp, state, partition, expired, now)
-        return out, len(dead) + len(gone) + len(later) + len(expired), acquired.stopped
+        return (out, len(dead) + len(gone) + len(later) + len(expired) + len(corrupt),
+                acquired.stopped)
 
     def _expire(self, tp: TopicPartition, state: ShareState, partition,
                 items: list[tuple[QueueMessage, int, int, int]], now: int) -> None:
@@ -403,10 +423,13 @@ class QueueConsumer:
         state.count("expired", len(items))
 
     @staticmethod
-    def _read(partition, offsets: list[int]) -> list[QueueMessage]:
+    def _read(partition, offsets: list[int]
+              ) -> tuple[list[QueueMessage], list[tuple[int, int]]]:
         """The records at ``offsets`` (ascending), read in runs of consecutive
-        offsets; records deleted meanwhile are missing from the result."""
+        offsets, and the damaged ranges met ([low, high) each): records deleted
+        meanwhile or damaged are missing from the result."""
         records: list[QueueMessage] = []
+        damaged: list[tuple[int, int]] = []
         run_start = previous = offsets[0]
         for offset in offsets[1:] + [None]:
             if offset is not None and offset == previous + 1:
@@ -415,16 +438,26 @@ class QueueConsumer:
             first = run_start
             while first <= previous:
                 try:
-                    records += partition.read(first, previous - first + 1, None,
-                                              messages=QueueMessage)
-                    break
+                    got = partition.read(first, previous - first + 1, None,
+                                         messages=QueueMessage)
                 except OffsetOutOfRangeError as error:  # retention moved the start
                     if error.start_offset <= first:
                         break
                     first = error.start_offset  # read what is still there
+                    continue
+                except CorruptRecordError as error:
+                    if error.next_offset is None or error.next_offset <= first:
+                        raise
+                    damaged.append((first, error.next_offset))
+                    first = error.next_offset  # the records after the damage
+                    continue
+                if not got:
+                    break
+                records += got
+                first = got[-1].offset + 1  # short only when damage follows
             if offset is not None:
                 run_start = previous = offset
-        return records
+        return records, damaged
 
     # -- acknowledging ------------------------------------------------------------------------
 
@@ -667,9 +700,9 @@ def check_dead_letter_topic(log: Log, topic: str) -> bool:
 
 def describe_queue(log: Log, group: str) -> list[dict]:
     """Per partition of a queue group: its position (first unfinished offset), the
-    log's end offset, and how many records are ready, in flight, delayed, expired
-    and dead-lettered (read without taking any lock). Partitions of deleted topics
-    are left out."""
+    log's end offset, and how many records are ready, in flight, delayed, expired,
+    dead-lettered and archived as damaged (``corrupt``), read without taking any
+    lock. Partitions of deleted topics are left out."""
     root = queue_directory(log, group)
     if not os.path.isdir(root):
         raise UnknownGroupError(f"unknown queue group {group!r}")
@@ -700,6 +733,7 @@ def describe_queue(log: Log, group: str) -> list[dict]:
                 "ready": counts["ready"] + max(end - counts["window_end"], 0),
                 "in_flight": counts["in_flight"], "delayed": counts["delayed"],
                 "expired": counters["expired"], "dead_lettered": counters["dead_lettered"],
+                "corrupt": counters["corrupt"],
             })
     return rows
 

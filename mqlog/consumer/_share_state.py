@@ -21,6 +21,7 @@ acks and delivery counts survive a power loss too. Layout (little-endian)::
       24  i64 window_end: offsets in [start, window_end) have entries
       32  u64 expired: records dropped because their time to live ran out
       40  u64 dead_lettered: records moved to the dead-letter topic
+      48  u64 corrupt: records archived because their batch on disk is damaged
     entries, capacity x 32 bytes; the entry of offset o is at o % capacity:
       0   u8  state: AVAILABLE, ACQUIRED, ACKED or ARCHIVED
       1   u8  deliveries: how many times the record was handed to a worker
@@ -65,7 +66,7 @@ ENTRY_DTYPE = np.dtype([
 assert ENTRY_DTYPE.itemsize == 32
 #: Deliveries are counted in a byte.
 DELIVERIES_MAX = 255
-_COUNTERS = {"expired": 32, "dead_lettered": 40}
+_COUNTERS = {"expired": 32, "dead_lettered": 40, "corrupt": 48}
 #: The first fields of an entry, for single-record reads without numpy.
 _ENTRY_HEAD = struct.Struct("<BBHIq")
 
@@ -204,7 +205,8 @@ class ShareState:
         struct.pack_into("<qq", self._map, 16, start, window_end)
 
     def count(self, name: str, amount: int) -> None:
-        """Add to one of the header's counters (``expired``, ``dead_lettered``)."""
+        """Add to one of the header's counters (``expired``, ``dead_lettered``,
+        ``corrupt``)."""
         position = _COUNTERS[name]
         with self.locked():
             value = struct.unpack_from("<Q", self._map, position)[0]

@@ -72,6 +72,8 @@ GAP_OFFSETS_MAX = 2**31 - 1
 ATTR_CONTINUES = 0x10
 #: The bits that say how records are encoded (the others are about the batch).
 ATTR_RECORD_LAYOUT = ATTR_HAS_KEYS | ATTR_HAS_HEADERS
+#: Every attribute bit a valid batch may carry.
+ATTR_ALL = ATTR_HAS_KEYS | ATTR_HAS_HEADERS | ATTR_COMPACTED | ATTR_GAP | ATTR_CONTINUES
 
 #: One row of a batch's record table.
 RECORD_DTYPE = np.dtype(

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from mqlog.errors import (
     ConfigError,
+    CorruptRecordError,
     LogClosedError,
     MqlogError,
     ReadOnlyError,
@@ -509,7 +510,11 @@ class Log:
         """Records from ``offset`` on: at most ``max_records``, and stopping before
         ``max_bytes`` (keys + headers + values) is passed but never returning
         nothing when a record is there. Reading at the end offset returns [];
-        outside [start_offset, end_offset] raises OffsetOutOfRangeError."""
+        outside [start_offset, end_offset] raises OffsetOutOfRangeError.
+
+        A batch damaged on disk ends the read before it; a read that starts in
+        one raises CorruptRecordError, whose ``next_offset`` is where reading
+        can go on (``damaged_start``..``damaged_end`` cannot be read)."""
         _check_read_limits(max_records, max_bytes)
         target = self._partition(topic, partition)
         return self._read_from(target, target.read, offset, max_records, max_bytes)
@@ -539,16 +544,36 @@ class Log:
         self._forget_topic(target.topic, target)
         raise UnknownTopicError(f"topic {target.topic!r} was deleted")
 
-    def iter(self, topic: str, partition: int, start: int = 0,
-             end: int | None = None) -> Iterator[Record]:
+    def iter(self, topic: str, partition: int, start: int = 0, end: int | None = None,
+             on_corrupt: str | Callable[[CorruptRecordError], None] = "raise",
+             ) -> Iterator[Record]:
         """Iterate records from ``start`` up to ``end`` (exclusive); with ``end=None``,
-        up to the end offset as it is when the iterator reaches it."""
+        up to the end offset as it is when the iterator reaches it.
+
+        At damaged records (see CorruptRecordError): ``on_corrupt="raise"``
+        raises once the records before them were yielded; ``"skip"`` logs a
+        warning and goes on from the next readable offset; a callable is
+        called with the error, then the damage is skipped."""
+        if on_corrupt not in ("raise", "skip") and not callable(on_corrupt):
+            raise ValueError(f"on_corrupt must be 'raise', 'skip' or a callable, "
+                             f"not {on_corrupt!r}")
         target = self._partition(topic, partition)
         target.check_offset(start, target.state())
         offset = start
         while end is None or offset < end:
             want = ITER_CHUNK_RECORDS if end is None else min(ITER_CHUNK_RECORDS, end - offset)
-            records = target.read(offset, want, None)
+            try:
+                records = target.read(offset, want, None)
+            except CorruptRecordError as error:
+                if on_corrupt == "raise" or error.next_offset is None or (
+                        error.next_offset <= offset):
+                    raise
+                if on_corrupt == "skip":
+                    _log.warning("skipping damaged records: %s", error)
+                else:
+                    on_corrupt(error)
+                offset = error.next_offset
+                continue
             if end is not None and records and records[-1].offset >= end:
                 records = [r for r in records if r.offset < end]  # compaction gaps
                 yield from records

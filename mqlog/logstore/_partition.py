@@ -52,6 +52,7 @@ from mqlog.logstore._columns import RecordColumns, decode_columns
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._producers import Admission, AppendMetadata, ProducerBatch, ProducerTable
 from mqlog.logstore._record import Message, Record
+from mqlog.logstore._resync import Damage, DamagedRangeError
 from mqlog.logstore._retention import SegmentFacts, segments_to_delete
 from mqlog.logstore._segment import (
     Segment,
@@ -424,32 +425,46 @@ class Partition:
         """Decode batches from ``offset`` on: (one piece per batch as ``decode``
         returns it, records in all, payload bytes in all). ``decode(buffer,
         position, header, first, stop, max_bytes, at_least_one)`` returns (piece,
-        records taken, bytes) for records ``first`` .. ``stop - 1`` of a batch."""
+        records taken, bytes) for records ``first`` .. ``stop - 1`` of a batch.
+
+        Damage: the records before the first damaged batch met are returned; a
+        read that meets damage before any record (it starts in a damaged range)
+        raises CorruptRecordError naming the range and the next readable offset.
+        Gap markers and compaction gaps are stepped over."""
         pieces: list = []
         count = 0
         used_total = 0
         while offset < state.end_offset and count < max_records:
             segment, limit, index_count, segment_end = self._segment_for(offset, state, view)
+            cursor_base, cursor_position = self._cursor
             try:
-                cursor_base, cursor_position = self._cursor
                 position, header = segment.locate(
                     offset, limit, index_count,
-                    cursor_position if cursor_base == segment.base_offset else -1)
-                while header is not None:
-                    if header.base_offset > offset:
-                        if not header.attributes & fmt.ATTR_COMPACTED:
-                            raise fmt.BatchError(
-                                f"offsets {offset}..{header.base_offset - 1} are missing"
-                            )
-                        offset = header.base_offset  # removed by compaction
-                    if fmt.is_gap(header):  # offsets recorded as missing: nothing to decode
-                        offset, position = header.next_offset, position + header.batch_length
-                        if offset >= segment_end or position >= limit:
-                            break
-                        header = segment.header_at(position, limit)
-                        if header.base_offset < offset:
-                            raise fmt.BatchError(f"expected offset {offset} or above after a gap")
-                        continue
+                    cursor_position if cursor_base == segment.base_offset else -1, segment_end)
+            except DamagedRangeError as error:
+                if count:
+                    break
+                raise self._corrupt(view, state, segment, offset, error.damage) from None
+            except fmt.BatchError as error:  # the file itself is unreadable: range unknown
+                if count:
+                    break
+                raise CorruptRecordError(
+                    f"corrupt segment {segment.path} at offset {offset}: {error}",
+                    topic=self.topic, partition=self.number, offset=offset, file=segment.path,
+                ) from None
+            relocate = False
+            while header is not None:
+                if header.base_offset > offset:
+                    if not header.attributes & fmt.ATTR_COMPACTED:
+                        if count:  # offsets missing, and nothing says why: damage
+                            return pieces, count, used_total
+                        raise self._corrupt(view, state, segment, offset, Damage(
+                            f"offsets {offset}..{header.base_offset - 1} are missing",
+                            position, offset, position, header.base_offset))
+                    offset = header.base_offset  # removed by compaction
+                if header.attributes & fmt.ATTR_GAP:
+                    offset = header.next_offset  # records removed by repair
+                else:
                     first = offset - header.base_offset
                     piece, taken, used = decode(
                         segment.buffer(position + header.batch_length), position, header,
@@ -468,47 +483,86 @@ class Partition:
                         return pieces, count, used_total  # stopped inside the batch: a limit
                     if max_bytes is not None and used_total >= max_bytes:
                         return pieces, count, used_total
-                    position += header.batch_length
-                    if offset >= segment_end or position >= limit:
-                        break
+                position += header.batch_length
+                if offset >= segment_end or position >= limit:
+                    break
+                try:
                     header = segment.header_at(position, limit)
-                    if header.base_offset < offset:
-                        raise fmt.BatchError(
-                            f"expected offset {offset} or above, found {header.base_offset}"
-                        )
-                if offset < segment_end and not segment.compacted:
-                    raise fmt.BatchError(
-                        f"the segment's data ends before offset {segment_end}"
-                    )
-                offset = segment_end  # past a compacted segment's trailing gap
-            except fmt.BatchError as error:
-                raise CorruptRecordError(
-                    f"corrupt batch in {segment.path} at offset {offset}: {error}",
-                    topic=self.topic, partition=self.number, offset=offset, file=segment.path,
-                ) from None
+                except fmt.BatchError:
+                    header = None
+                if header is None or header.base_offset < offset:
+                    if count:
+                        return pieces, count, used_total  # the records before the damage
+                    relocate = True  # only gaps stepped over: locate says what the damage is
+                    break
+            if relocate:
+                continue
+            if offset < segment_end and not segment.compacted:
+                if count:
+                    break
+                raise self._corrupt(view, state, segment, offset, Damage(
+                    f"the segment's data ends before offset {segment_end}", limit, offset,
+                    None, segment_end))
+            offset = max(offset, segment_end)  # past a compacted segment's trailing gap
         return pieces, count, used_total
+
+    def _corrupt(self, view: _View, state: PartitionState, segment: Segment, offset: int,
+                 damage: Damage) -> CorruptRecordError:
+        """The error for a read at ``offset`` that starts in ``damage``. A damage that
+        reaches the end of its segment is followed into the next segments while
+        they start damaged too, so that ``next_offset`` can be read."""
+        next_offset = damage.next_offset
+        reaches_end = damage.next_position is None
+        current = segment
+        while reaches_end and next_offset < state.end_offset:
+            following, limit, index_count, end = self._segment_for(next_offset, state, view)
+            if following is current:
+                break
+            try:
+                following.locate(next_offset, limit, index_count, -1, end)
+                break
+            except DamagedRangeError as error:
+                next_offset = max(error.damage.next_offset, next_offset)
+                reaches_end = error.damage.next_position is None
+                current = following
+            except fmt.BatchError:
+                break  # unreadable in another way: the read there says how
+        return CorruptRecordError(
+            f"corrupt batch in {segment.path} at offset {offset}: {damage.reason}; offsets "
+            f"{damage.start_offset}..{next_offset - 1} cannot be read, the next readable "
+            f"offset is {next_offset}",
+            topic=self.topic, partition=self.number, offset=offset, file=segment.path,
+            damaged_start=damage.start_offset, damaged_end=next_offset - 1,
+            next_offset=next_offset,
+        )
 
     def timestamp_at(self, offset: int) -> int | None:
         """The timestamp of the record at ``offset`` (or the next one there is),
-        without decoding its value; None at the end offset."""
+        without decoding its value; None at the end offset, or when the record
+        at ``offset`` is damaged (its time is unknown; a read reports it)."""
         state, view = self._snapshot()
         self.check_offset(offset, state)
-        if offset == state.end_offset:
-            return None
-        segment, limit, index_count, _end = self._segment_for(offset, state, view)
-        try:
-            position, header = segment.locate(offset, limit, index_count)
-        except fmt.BatchError:
-            return None  # damaged: the age is unknown, reads will report it
-        if header is None or fmt.is_gap(header):
-            return None  # at the end, or in a recorded gap: no record there
-        row = max(offset - header.base_offset, 0)
-        table = segment.buffer(limit)
-        return _TIMESTAMP.unpack_from(
-            table, position + fmt.BATCH_HEADER_SIZE + row * fmt.RECORD_DTYPE.itemsize)[0]
+        while offset < state.end_offset:
+            segment, limit, index_count, end = self._segment_for(offset, state, view)
+            try:
+                position, header = segment.locate(offset, limit, index_count, -1, end)
+            except DamagedRangeError:
+                return None
+            if header is None:
+                offset = end  # a compacted segment's trailing gap
+                continue
+            if fmt.is_gap(header):
+                offset = header.next_offset
+                continue
+            row = max(offset - header.base_offset, 0)
+            table = segment.buffer(limit)
+            return _TIMESTAMP.unpack_from(
+                table, position + fmt.BATCH_HEADER_SIZE + row * fmt.RECORD_DTYPE.itemsize)[0]
+        return None
 
     def offset_for_time(self, timestamp: int) -> int:
-        """First offset whose record timestamp is >= ``timestamp``; the end offset if none."""
+        """First offset whose record timestamp is >= ``timestamp``; the end offset if
+        none. Damaged records have no known time: see :meth:`_scan_for_time`."""
         state, view = self._snapshot()
         bases = view.bases.tolist()
         if not bases:  # read-only and never written
@@ -537,23 +591,36 @@ class Partition:
 
     def _scan_for_time(self, segment: Segment, offset: int, end: int, limit: int,
                        index_count: int, timestamp: int) -> int | None:
-        try:
-            position, header = segment.locate(offset, limit, index_count)
-            while header is not None:
-                if header.max_timestamp >= timestamp and not fmt.is_gap(header):
-                    table = fmt.record_table(segment.buffer(limit), position, header.record_count)
-                    hits = np.flatnonzero(table["timestamp"] >= timestamp)
-                    return header.base_offset + int(hits[0])
-                position += header.batch_length
-                if header.next_offset >= end or position >= limit:
-                    return None
-                header = segment.header_at(position, limit)
-            return None
-        except fmt.BatchError as error:
-            raise CorruptRecordError(
-                f"corrupt batch in {segment.path} near offset {offset}: {error}",
-                topic=self.topic, partition=self.number, offset=offset, file=segment.path,
-            ) from None
+        """The first offset from ``offset`` in ``segment`` whose timestamp is >=
+        ``timestamp``, or None. Damaged batches are stepped over; when the record
+        found is the first one after a damaged range, the range's first offset is
+        returned instead (a damaged record may be the first late-enough one, and
+        a reader starting there is told about the damage)."""
+        hint = -1
+        damaged_from = None
+        while offset < end:
+            try:
+                position, header = segment.locate(offset, limit, index_count, hint, end)
+            except DamagedRangeError as error:
+                if damaged_from is None:
+                    damaged_from = error.damage.start_offset
+                offset, hint = error.damage.next_offset, error.damage.next_position or -1
+                continue
+            if header is None:
+                return None
+            if not fmt.is_gap(header) and header.max_timestamp >= timestamp:
+                # the map holds the header just read: buffer() cannot fail here
+                table = fmt.record_table(segment.buffer(limit), position, header.record_count)
+                first = max(offset - header.base_offset, 0)
+                hits = np.flatnonzero(table["timestamp"][first:] >= timestamp)
+                if len(hits):
+                    found = header.base_offset + first + int(hits[0])
+                    if damaged_from is not None and found == max(offset, header.base_offset):
+                        return damaged_from
+                    return found
+            damaged_from = None
+            offset, hint = header.next_offset, position
+        return None
 
     def _closed_max_timestamp(self, segment: Segment, end: int) -> int:
         """Largest timestamp of a closed segment: its final time-index entry, else a scan."""

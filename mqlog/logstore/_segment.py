@@ -21,6 +21,7 @@ import os
 
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._index import OffsetIndex, TimeIndex
+from mqlog.logstore._resync import DamagedRangeError, resync
 from mqlog.logstore._space import NO_SPACE, disk_full, storage_failed
 
 LOG_SUFFIX = ".log"
@@ -146,11 +147,14 @@ class Segment:
     def forget_verified_from(self, position: int) -> None:
         self._verified = {p for p in self._verified if p < position}
 
-    def locate(self, offset: int, limit: int, index_count: int,
-               hint: int = -1) -> tuple[int, fmt.BatchHeader | None]:
-        """(position, header) of the first batch holding ``offset`` or a later one,
-        scanning from the nearest index entry; (limit, None) if the segment's data
-        ends first. Raises BatchError if the data breaks off before ``limit``.
+    def locate(self, offset: int, limit: int, index_count: int, hint: int = -1,
+               end_offset: int = 2**63 - 1) -> tuple[int, fmt.BatchHeader | None]:
+        """(position, header) of the first intact batch holding ``offset`` or a
+        later one, scanning from the nearest index entry that names an intact
+        batch; (limit, None) if the segment's data ends first. Damage before
+        ``offset`` is stepped over (see ``_resync``); when ``offset`` lies in
+        damage, raises DamagedRangeError saying where it ends. ``end_offset``:
+        the segment's end (the next segment's base, or the partition's end).
 
         ``hint``: the position of a batch the caller read last; a reader going on
         where it stopped then needs no index lookup and no scan."""
@@ -166,24 +170,52 @@ class Segment:
                         return following, header
             except fmt.BatchError:
                 pass  # not a batch start any more (recovery cut): look it up
-        slot, relative, position = self.index.floor(offset - self.base_offset, index_count)
-        if slot >= 0:  # the entry must point at the batch it names
+        position, expected = self._indexed_start(offset, limit, index_count)
+        return self.walk_to(offset, position, expected, limit, index_count, end_offset)
+
+    def walk_to(self, offset: int, position: int, expected: int, limit: int,
+                index_count: int, end_offset: int) -> tuple[int, fmt.BatchHeader | None]:
+        """As :meth:`locate`, walking from the batch start ``position``, where a
+        batch with offset ``expected`` (at most ``offset``) or above begins."""
+        while position < limit:
             try:
                 header = self.header_at(position, limit)
-            except fmt.BatchError:
-                header = None
-            if header is None or header.base_offset != self.base_offset + relative:
-                position = 0  # a damaged entry: scan from the segment start
-            elif header.next_offset > offset:
-                return position, header
-            else:
+                reason = None if header.base_offset >= expected else (
+                    f"batch has offset {header.base_offset}, expected {expected} or above")
+            except fmt.BatchError as error:
+                header, reason = None, str(error)
+            if reason is None:
+                if header.next_offset > offset:
+                    return position, header
+                expected = header.next_offset
                 position += header.batch_length
-        while position < limit:
-            header = self.header_at(position, limit)
-            if header.next_offset > offset:
-                return position, header
-            position += header.batch_length
+                continue
+            damage = resync(self, position, expected, limit, index_count, end_offset, reason)
+            if offset < damage.next_offset:
+                raise DamagedRangeError(damage)
+            if damage.next_position is None:
+                break
+            position, expected = damage.next_position, damage.next_offset
         return limit, None
+
+    def _indexed_start(self, offset: int, limit: int, index_count: int) -> tuple[int, int]:
+        """(position, offset) of the last index entry at or below ``offset`` that
+        names an intact batch with that offset; (0, base offset) if none does."""
+        slot, _relative, _position = self.index.floor(offset - self.base_offset, index_count)
+        positions = self.index.columns["position"]
+        relatives = self.index.columns["relative_offset"]
+        while slot >= 0:
+            position = int(positions[slot])
+            if 0 < position < limit:
+                try:
+                    header = self.header_at(position, limit)
+                except fmt.BatchError:
+                    header = None
+                if header is not None and (
+                        header.base_offset == self.base_offset + int(relatives[slot])):
+                    return position, header.base_offset
+            slot -= 1  # a damaged entry, or one naming a damaged batch: an earlier one
+        return 0, self.base_offset
 
     # -- writing (partition lock held) -----------------------------------------
 

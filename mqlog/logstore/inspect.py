@@ -579,7 +579,7 @@ class _PartitionCheck:
                          position=position)
             return False
         if fmt.is_gap(header):
-            return True  # no records, hence no timestamps to check
+            return True  # a gap batch: no records, hence no timestamps to check
         timestamps = fmt.record_table(buffer, position, header.record_count)["timestamp"]
         if int(timestamps[0]) != header.first_timestamp or (
             int(timestamps.max()) != header.max_timestamp

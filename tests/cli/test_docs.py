@@ -35,9 +35,9 @@ def test_every_command_has_a_section_naming_each_option() -> None:
     registered = commands(typer.main.get_command(app))
     assert sorted(registered) == [
         "consume", "demo", "dlq list", "dlq redrive", "dlq show", "dump", "groups delete",
-        "groups describe", "groups list", "lag", "produce", "queues describe", "replay", "seek",
-        "stats", "tail", "topics alter", "topics create", "topics delete", "topics describe",
-        "topics list", "verify"]
+        "groups describe", "groups list", "lag", "produce", "queues describe", "repair", "replay",
+        "seek", "stats", "tail", "topics alter", "topics create", "topics delete",
+        "topics describe", "topics list", "verify"]
     for name, command in registered.items():
         assert name in documented, f"docs/cli.md has no section for `mqlog {name}`"
         for parameter in command.params:
