@@ -1046,7 +1046,7 @@ class Partition:
             recovered = self._publish(recovered, state)
         else:
             recovered = state
-        self._check_closed(bases, recovered, config)
+        self._check_closed(bases, recovered, config, thorough=not trusted_history)
         self._refresh(recovered)
         return self._enforce_retention_locked(recovered, config)
 
@@ -1106,12 +1106,19 @@ class Partition:
         return int(np.searchsorted(offsets, flushed, side="right"))
 
     def _check_closed(self, bases: list[int], state: PartitionState,
-                      config: TopicConfig) -> None:
+                      config: TopicConfig, thorough: bool) -> None:
         """Check each closed segment the view will hold (partition lock held): a tail
         that a roll left untrimmed is trimmed; a tail cut short (the file was
         truncated) is cut at its last valid batch and the missing offsets recorded
         as a gap; indexes that disagree with the data are rebuilt. The segments,
-        loaded, are handed to the next view."""
+        loaded, are handed to the next view.
+
+        Whether every index entry points at its batch is checked for the newest
+        closed segment (the one a roll that died may have left behind), and for
+        all of them when ``thorough`` (the state was from another boot or
+        damaged: a power loss may have dropped any unflushed page); the other
+        checks cost a page or two per segment, so that opening a partition stays
+        independent of the size of its log after a process crash."""
         remove_leftovers(self.directory)
         for slot, base in enumerate(bases[:-1]):
             following = bases[slot + 1]
@@ -1121,7 +1128,8 @@ class Partition:
             try:
                 segment.load_closed()
                 self._check_closed_tail(segment, following, config)
-                problem = index_disagreement(segment, config.index_interval_bytes)
+                problem = index_disagreement(segment, config.index_interval_bytes,
+                                             every_entry=thorough or slot == len(bases) - 2)
                 if problem is not None:
                     rebuild_indexes(segment, config.index_interval_bytes, following)
                     self._journal("index", base, base, 0, segment.index.path,
