@@ -24,12 +24,14 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import fcntl
+import gc
 import json
 import logging
 import os
 import shutil
 import threading
 import time
+import traceback
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -196,9 +198,14 @@ class Log:
                 os.rename(staging, final)
                 renamed = True
                 fsync_directory(self._topics_dir())
-            except BaseException:
+            except BaseException as error:
                 if renamed:
                     os.rename(final, staging)
+                # Files a half-opened partition holds stay open while its frame is
+                # referenced by the traceback: release them (out of descriptors,
+                # rmtree needs some). What rmtree cannot remove, the next open does.
+                traceback.clear_frames(error.__traceback__)
+                gc.collect()
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
         return TopicDescription(name, config, described)
