@@ -24,9 +24,10 @@ A run, in passes:
    three files. Records without a key always survive; a segment keeps at least
    its last record, so its batches say it was compacted.
 3. **Swap**, under the partition lock: rename ``.log.cleaned`` over ``.log`` (the
-   commit point), fsync the directory, rename the two indexes, fsync the
-   directory, publish a new epoch; readers in every process then reopen the
-   segment. A segment deleted by retention meanwhile is skipped.
+   commit point), fsync the directory, rename the two indexes, publish a new
+   epoch (readers in every process then reopen the segment); then, the lock
+   released, fsync the directory again. A segment deleted by retention
+   meanwhile is skipped.
 4. After the last pass, write the checkpoint (``_files.atomic_write``).
 
 The active segment is never rewritten. Reading a compacted partition gives, for
@@ -49,7 +50,9 @@ run when a process opens the partition and at the start of every run, under
   reader may see the new data with the old indexes: index entries are checked
   against the batch they point to and a wrong one makes the lookup scan, and
   the old time index is a conservative bound for a subset of its records.
-  The directory fsync between the two steps keeps this order after a power loss.
+  The directory fsync between the two steps keeps this order after a power
+  loss; a power loss before the last fsync may bring back the index
+  ``.cleaned`` names, settled the same way.
 * After the index renames, before the epoch is published: the files are
   consistent; processes that had the segment open read their old copy (the same
   latest values) until the next epoch.
@@ -422,8 +425,8 @@ def _swap_in(partition: Partition, base: int) -> bool:
         fsync_directory(partition.directory)
         for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
             os.replace(stem + suffix + CLEANED_SUFFIX, stem + suffix)
-        fsync_directory(partition.directory)
         partition._publish(state.replace(epoch=state.epoch + 1), state)
+    fsync_directory(partition.directory)  # appenders need not wait for this one
     return True
 
 
