@@ -8,6 +8,7 @@ keys, and reads the same latest value of every key as a fully mapped run.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import tempfile
@@ -23,6 +24,7 @@ from mqlog.consumer import TopicPartition
 from mqlog.consumer._offsets import OFFSETS_TOPIC
 from mqlog.logstore import _compaction
 from mqlog.logstore._compaction import KeyOffsetMap
+from mqlog.logstore.inspect import verify_log
 
 from .test_compaction import (
     BASE_MS,
@@ -188,3 +190,71 @@ def test_a_bounded_map_reads_the_same_as_an_unbounded_one(batches, keys_max, mon
                 check_fully_compacted(log, after)
                 results.append(latest_values(after))
         assert results[0] == results[1] == latest_values(model)
+
+
+# -- leftovers of a cleaner that died ----------------------------------------------------------
+
+
+def cleaned_copy_left_behind(log_dir, swapped: bool) -> tuple[list, list]:
+    """A partition whose first segment has a cleaned copy (only the last record of
+    each key) that a dead cleaner left, swapped in (data renamed) or not; returns
+    the records before and what the copy holds."""
+    with mqlog.open(log_dir, durability="none") as log:
+        log.create_topic("c", cleanup_policy="compact", segment_bytes=SEGMENT_BYTES,
+                         min_cleanable_dirty_ratio=1.0, index_interval_bytes=256)
+        log._compactor.stop()
+        for number in range(60):
+            log.append("c", 0, [Record(b"%d" % number + bytes(200), key=b"k%d" % (number % 3),
+                                       timestamp=BASE_MS + number)])
+        partition = log._partition("c", 0)
+        second = partition._refresh(partition.state()).bases.tolist()[1]
+        before = [(r.offset, bytes(r.value)) for r in log.iter("c", 0)]
+        first_segment = [r for r in log.iter("c", 0, 0, second)]
+        survivors = {bytes(r.key): r for r in first_segment}.values()
+        kept = sorted(survivors, key=lambda r: r.offset)
+        stem = os.path.join(partition.directory, "0" * 20)
+        _compaction._write_cleaned(stem, 0, second, kept, 256)
+    if swapped:
+        os.replace(stem + ".log.cleaned", stem + ".log")
+    return before, [(r.offset, bytes(r.value)) for r in kept]
+
+
+def cleaned_names(log_dir) -> list[str]:
+    return sorted(n for n in os.listdir(log_dir / "topics" / "c" / "0") if ".cleaned" in n)
+
+
+def test_a_copy_never_swapped_in_is_deleted_on_open(log_dir):
+    before, _ = cleaned_copy_left_behind(log_dir, swapped=False)
+    assert len(cleaned_names(log_dir)) == 3
+    with mqlog.open(log_dir) as log:
+        assert [(r.offset, bytes(r.value)) for r in log.iter("c", 0)] == before
+        assert cleaned_names(log_dir) == []
+    assert verify_log(log_dir).problems == []
+
+
+def test_a_swap_that_stopped_after_the_data_is_finished_on_open(log_dir):
+    before, kept = cleaned_copy_left_behind(log_dir, swapped=True)
+    assert cleaned_names(log_dir) == ["00000000000000000000.index.cleaned",
+                                      "00000000000000000000.timeindex.cleaned"]
+    with mqlog.open(log_dir) as log:
+        after = [(r.offset, bytes(r.value)) for r in log.iter("c", 0)]
+        assert after == kept + [item for item in before if item[0] > kept[-1][0]]
+        assert cleaned_names(log_dir) == []
+        for offset, value in kept:  # the renamed index finds every record
+            assert bytes(log.read("c", 0, offset, max_records=1)[0].value) == value
+    assert verify_log(log_dir).problems == []
+
+
+def test_leftovers_of_a_live_cleaner_are_left_alone(log_dir):
+    cleaned_copy_left_behind(log_dir, swapped=False)
+    lock = os.open(log_dir / "topics" / "c" / "0" / "cleaner.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with mqlog.open(log_dir) as log:
+            log.read("c", 0, 0)
+            assert len(cleaned_names(log_dir)) == 3
+    finally:
+        os.close(lock)
+    with mqlog.open(log_dir) as log:
+        log.read("c", 0, 0)
+        assert cleaned_names(log_dir) == []
