@@ -104,6 +104,7 @@ _DIGEST = np.dtype("S16")
 
 @dataclasses.dataclass(frozen=True)
 class CompactionResult:
+    #: Closed segments rewritten (once each, however many passes rewrote them).
     segments_rewritten: int
     records_removed: int
     bytes_before: int
@@ -253,7 +254,8 @@ def _compact_locked(partition: Partition, now_ms: int, force: bool, keys_max: in
     horizon = now_ms - config.delete_retention_ms
     end = state.end_offset
     low = min(max(checkpoint, state.log_start_offset), end)
-    rewritten = removed = passes = 0
+    rewritten: set[int] = set()
+    removed = passes = 0
     while True:
         passes += 1
         latest, high = _map_keys(partition, low, end, keys_max, should_stop)
@@ -265,7 +267,7 @@ def _compact_locked(partition: Partition, now_ms: int, force: bool, keys_max: in
             count = _clean_segment(partition, base, start, segment_end, latest, horizon,
                                    config.index_interval_bytes, should_stop)
             if count:
-                rewritten += 1
+                rewritten.add(base)
                 removed += count
         if high >= end:
             break
@@ -273,7 +275,7 @@ def _compact_locked(partition: Partition, now_ms: int, force: bool, keys_max: in
     _write_checkpoint(partition.directory, bases[-1])
     after = sum(_size(os.path.join(partition.directory, segment_name(base) + LOG_SUFFIX))
                 for base in closed)
-    return CompactionResult(rewritten, removed, total, after, passes)
+    return CompactionResult(len(rewritten), removed, total, after, passes)
 
 
 def _size(path: str) -> int:
