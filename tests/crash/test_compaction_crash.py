@@ -36,6 +36,7 @@ SOAK = os.environ.get("MQLOG_SOAK", "") not in ("", "0")
 #: Compactions killed per test run.
 ITERATIONS = 12
 SOAK_ITERATIONS = 300
+KILLS_PER_LOG = 25
 #: Share of kills at a random moment rather than before a chosen step.
 TIMED_KILL_SHARE = 0.25
 #: Keys the records are spread over.
@@ -102,8 +103,8 @@ def _compact_and_kill(log_dir: Path, rng: random.Random) -> str:
     return f"die_at={die_at} timed={timed} ended={code} {rest.strip()}"
 
 
-def crash_series(log_dir: Path, iterations: int) -> None:
-    seed = _seed()
+def crash_series(log_dir: Path, iterations: int, seed: int) -> None:
+    """``iterations`` compactions killed in a row on one log, growing between them."""
     rng = random.Random(seed)
     model: dict[int, tuple] = {}
     with mqlog.open(log_dir, durability="none") as log:
@@ -123,11 +124,20 @@ def crash_series(log_dir: Path, iterations: int) -> None:
         raise AssertionError(f"{error} (MQLOG_CRASH_SEED={seed}, last child: {ended})") from error
 
 
+def crash_logs(tmp_path: Path, iterations: int) -> None:
+    """Kill ``iterations`` compactions, on a new log every ``KILLS_PER_LOG`` (closed
+    segments are never merged, so a log killed over and over only grows)."""
+    seed = _seed()
+    for number in range(0, iterations, KILLS_PER_LOG):
+        crash_series(tmp_path / f"log{number}", min(KILLS_PER_LOG, iterations - number),
+                     seed + number)
+
+
 def test_compaction_killed_at_any_point(tmp_path: Path) -> None:
-    crash_series(tmp_path / "log", ITERATIONS)
+    crash_logs(tmp_path, ITERATIONS)
 
 
 @pytest.mark.soak
 @pytest.mark.skipif(not SOAK, reason="set MQLOG_SOAK=1 for the long crash soak")
 def test_compaction_killed_at_any_point_soak(tmp_path: Path) -> None:
-    crash_series(tmp_path / "log", SOAK_ITERATIONS)
+    crash_logs(tmp_path, SOAK_ITERATIONS)
