@@ -46,6 +46,7 @@ from mqlog.consumer._assignors import ASSIGNORS
 from mqlog.consumer._config import ConsumerConfig, TopicPartition, validate_group_name
 from mqlog.consumer._offsets import OFFSETS_TOPIC
 from mqlog.errors import ConfigError, MqlogError
+from mqlog.logstore._files import atomic_write
 
 if TYPE_CHECKING:
     from mqlog.consumer._consumer import Consumer
@@ -94,10 +95,7 @@ def refuse_other_kind(log: Log, group: str, kind: str) -> None:
 
 
 def _write_json_atomically(path: str, document: dict) -> None:
-    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(temporary, "w") as handle:
-        json.dump(document, handle, sort_keys=True)
-    os.replace(temporary, path)
+    atomic_write(path, json.dumps(document, sort_keys=True).encode())
 
 
 def read_plan(directory: str) -> dict:

@@ -62,6 +62,7 @@ from mqlog.errors import (
     UnknownPartitionError,
     UnknownTopicError,
 )
+from mqlog.logstore._files import atomic_write
 from mqlog.logstore._record import Message, Record
 from mqlog.logstore.config import validate_topic_name
 
@@ -520,9 +521,8 @@ class QueueConsumer:
             reasons = {k: v for k, v in self._load_reasons(tp).items() if k >= start}
             reasons[offset] = str(reason)
             path = reasons_path(self.directory, tp)
-            with open(path + ".tmp", "w") as handle:
-                json.dump({str(k): v for k, v in reasons.items()}, handle)
-            os.replace(path + ".tmp", path)
+            document = json.dumps({str(k): v for k, v in reasons.items()}).encode()
+            atomic_write(path, document, durable=state.durable)  # as durable as the state
 
     def _load_reasons(self, tp: TopicPartition) -> dict[int, str]:
         try:

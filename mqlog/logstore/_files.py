@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
+from collections.abc import Iterable
 
 
 def fsync_directory(path: str) -> None:
@@ -12,3 +15,96 @@ def fsync_directory(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# -- atomic replacement of small files -----------------------------------------------------
+#
+# Every metadata file of a log (mqlog.json, topic.json, cleaner.json, a group's
+# assignment.json, a queue's nack reasons) is replaced with atomic_write, never
+# written in place: a reader or a crash sees the old content or the new, never a
+# mix. A writer's temporary file is named after the target, its process id and a
+# random token, in the target's directory (rename is atomic only within one file
+# system), so concurrent writers never share one.
+
+#: ``<target>.<pid>-<16 hex digits>.tmp``: what atomic_write leaves if its process dies.
+_TEMPORARY = re.compile(r"^(?P<target>.+)\.(?P<pid>[0-9]+)-[0-9a-f]{16}\.tmp$")
+
+
+def temporary_name(path: str) -> str:
+    """A fresh temporary path beside ``path``, unique across threads and processes."""
+    return f"{path}.{os.getpid()}-{secrets.token_hex(8)}.tmp"
+
+
+def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
+    """Replace the file at ``path`` by ``data`` atomically.
+
+    Writes a temporary file beside it (:func:`temporary_name`), renames it over
+    ``path``. With ``durable`` (the default) the temporary file is fsynced before
+    the rename and the directory after it, so once this returns the new content
+    survives a power loss; without, a crash of the process still leaves the old
+    content or the new, and only a power loss may bring the old one back. On any
+    error the temporary file is removed and ``path`` is unchanged.
+    """
+    temporary = temporary_name(path)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    if durable:
+        fsync_directory(os.path.dirname(path) or ".")
+
+
+def process_is_alive(pid: int) -> bool:
+    """True if a process with this id exists on this host (ours included)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str, names: Iterable[str] | None = None) -> list[str]:
+    """Remove the temporary files :func:`atomic_write` left in ``directory`` when its
+    process died; return the names removed. ``names``: the directory's entries, if
+    the caller listed it already.
+
+    Safe with any number of live processes: a temporary file is removed only when
+    the process id in its name is not alive on this host, so no live writer can be
+    using it (a writer only ever writes the temporary files it named itself). A
+    process id reused since keeps its file until that process ends too: harmless,
+    a temporary file is never read.
+    """
+    if names is None:
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+    removed = []
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if match is None or process_is_alive(int(match["pid"])):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:  # another process removed it first
+            continue
+        removed.append(name)
+    return removed

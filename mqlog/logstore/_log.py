@@ -6,10 +6,17 @@ Directory layout::
     <path>/.lock                   every open Log holds a shared flock on it
     <path>/.meta.lock              exclusive flock around topic create/alter/delete
     <path>/topics/<name>/          one topic (see _topic), partitions inside
+    <path>/topics/~creating-<hex>/ a topic being built by create_topic (metadata lock held)
 
 Any number of processes may open the same directory. The last one to close
 (it can take ``.lock`` exclusively) trims the preallocated tails of the active
 segments so that a log at rest holds no slack.
+
+Opening a Log removes what dead processes left: the temporary files of
+``_files.atomic_write`` everywhere but under ``topics/`` (topics and partitions
+do the same when opened), and ``~creating-`` directories of a create_topic
+that died (removed under the metadata lock, which their creator held while
+alive).
 
 A Log opened ``read_only`` writes nothing at all, so it can read a log on
 read-only media or one owned by another user: it creates no file, takes
@@ -23,6 +30,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import fcntl
+import gc
 import json
 import logging
 import operator
@@ -30,6 +38,7 @@ import os
 import shutil
 import threading
 import time
+import traceback
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -46,7 +55,8 @@ from mqlog.errors import (
     UnknownTopicError,
 )
 from mqlog.logstore._columns import RecordColumns
-from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._compactor import BackgroundCompactor
+from mqlog.logstore._files import atomic_write, fsync_directory, remove_stale_temporaries
 from mqlog.logstore._flusher import IntervalFlusher
 from mqlog.logstore._notify import Notifier
 from mqlog.logstore._partition import (
@@ -71,6 +81,8 @@ _log = logging.getLogger("mqlog")
 LAYOUT_FILE = "mqlog.json"
 LAYOUT_VERSION = 1
 TOPICS_DIR = "topics"
+#: Name prefix of a topic directory create_topic is still building.
+CREATING_PREFIX = "~creating-"
 #: Records fetched per step by Log.iter.
 ITER_CHUNK_RECORDS = 4096
 #: Most partitions a topic may have (each is a directory with a few open files).
@@ -126,6 +138,7 @@ class Log:
             self._open_lock_fd = _shared_lock_for_reading(os.path.join(self.path, ".lock"))
         else:
             os.makedirs(os.path.join(self.path, TOPICS_DIR), exist_ok=True)
+            self._remove_leftovers()
             self._open_lock_fd = os.open(os.path.join(self.path, ".lock"),
                                          os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(self._open_lock_fd, fcntl.LOCK_SH)
@@ -133,6 +146,7 @@ class Log:
         self._topics: dict[str, Topic] = {}
         self._closed = False
         self._flusher = IntervalFlusher(self._interval_partitions)
+        self._compactor = BackgroundCompactor()
         self._notifier = Notifier(self.path, read_only=self.read_only)
         self._offsets: OffsetStore | None = None
         #: Producers and consumers made by this Log: closed (flushed, groups left) with it.
@@ -147,15 +161,25 @@ class Log:
             if self.read_only:
                 raise MqlogError(f"{self.path} is not a log directory (it has no "
                                  f"{LAYOUT_FILE}); a read-only open creates nothing") from None
-            with builtins.open(path + ".tmp", "w") as handle:
-                json.dump({"layout_version": LAYOUT_VERSION}, handle)
-                handle.write("\n")
-            os.replace(path + ".tmp", path)
+            atomic_write(path, (json.dumps({"layout_version": LAYOUT_VERSION}) + "\n").encode())
             return
         if version != LAYOUT_VERSION:
             raise MqlogError(
                 f"{self.path} has layout version {version}; this mqlog reads {LAYOUT_VERSION}"
             )
+
+    def _remove_leftovers(self) -> None:
+        """Remove what dead processes left (see the module docstring)."""
+        for directory, subdirectories, names in os.walk(self.path):
+            if directory == self.path and TOPICS_DIR in subdirectories:
+                subdirectories.remove(TOPICS_DIR)
+            remove_stale_temporaries(directory, names)
+        if any(name.startswith(CREATING_PREFIX) for name in os.listdir(self._topics_dir())):
+            with self._metadata_lock():  # held by every live creator: these are dead
+                for name in os.listdir(self._topics_dir()):
+                    if name.startswith(CREATING_PREFIX):
+                        shutil.rmtree(os.path.join(self._topics_dir(), name),
+                                      ignore_errors=True)
 
     # -- topics ----------------------------------------------------------------------
 
@@ -172,11 +196,17 @@ class Log:
             os.close(fd)
 
     def create_topic(self, name: str, partitions: int = 1, **topic_config) -> TopicDescription:
-        """Create a topic; raises TopicExistsError if the name is taken."""
+        """Create a topic; raises TopicExistsError if the name is taken. The topic
+        appears complete or not at all: a failure (a full disk, too many open
+        files, a crash) leaves nothing behind."""
         return self._create_topic(name, partitions, internal=False, **topic_config)
 
     def _create_topic(self, name: str, partitions: int, internal: bool,
                       **topic_config) -> TopicDescription:
+        """Build the topic in a ``~creating-`` directory -- metadata, then each
+        partition opened, initialized and closed in turn, so that a wide topic
+        never holds more than one partition's files open -- and rename it into
+        place, all under the metadata lock; durable once this returns."""
         self._check_writable(f"create topic {name!r}")
         validate_topic_name(name, internal=internal)
         _check_partition_count(partitions)
@@ -185,18 +215,41 @@ class Log:
         with self._metadata_lock():
             if os.path.exists(final):
                 raise TopicExistsError(f"topic {name!r} already exists")
-            staging = os.path.join(self._topics_dir(), f"~creating-{uuid.uuid4().hex}")
-            os.makedirs(staging)
+            staging = os.path.join(self._topics_dir(), f"{CREATING_PREFIX}{uuid.uuid4().hex}")
+            renamed = False
             try:
-                for number in range(partitions):
-                    os.makedirs(os.path.join(staging, str(number)))
+                os.makedirs(staging)
                 write_metadata(staging, partitions, config)
+                described = [self._initialize_partition(staging, name, number, config)
+                             for number in range(partitions)]
+                fsync_directory(staging)
                 os.rename(staging, final)
-            except BaseException:
+                renamed = True
+                fsync_directory(self._topics_dir())
+            except BaseException as error:
+                if renamed:
+                    os.rename(final, staging)
+                # Files a half-opened partition holds stay open while its frame is
+                # referenced by the traceback: release them (out of descriptors,
+                # rmtree needs some). What rmtree cannot remove, the next open does.
+                traceback.clear_frames(error.__traceback__)
+                gc.collect()
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
-            fsync_directory(self._topics_dir())
-        return self.describe_topic(name)
+        return TopicDescription(name, config, described)
+
+    def _initialize_partition(self, directory: str, topic: str, number: int,
+                              config: TopicConfig) -> PartitionDescription:
+        """Create partition ``number`` of a topic being built in ``directory``, with
+        its state and first segment (trimmed: it is preallocated when opened)."""
+        path = os.path.join(directory, str(number))
+        os.makedirs(path)
+        partition = Partition(path, topic, number, lambda: config, self._clock)
+        try:
+            partition.trim_active()
+            return partition.describe()
+        finally:
+            partition.close()
 
     def topics(self) -> list[str]:
         """Names of the topics, sorted (internal ``__`` topics included)."""
@@ -226,7 +279,8 @@ class Log:
                 directory = os.path.join(self._topics_dir(), name)
                 try:
                     topic = Topic(directory, name, self._clock, self._notifier.notify,
-                                  self._lift_to_committed,
+                                  on_open=self._lift_to_committed,
+                                  on_roll=self._compactor.request,
                                   read_only=self.read_only,
                                   apply_retention=self.apply_retention)
                 except FileNotFoundError:
@@ -611,7 +665,9 @@ class Log:
         return deleted
 
     def compact(self, topic: str | None = None) -> int:
-        """Compact now the ``compact`` topics (one, or all); return segments rewritten."""
+        """Compact now the ``compact`` topics (one, or all), on this thread (waiting
+        for a cleaner already at work on a partition); return segments rewritten.
+        Compaction otherwise runs by itself, on a background thread, after rolls."""
         self._check_writable("compact")
         names = [topic] if topic is not None else self.topics()
         rewritten = 0
@@ -661,6 +717,7 @@ class Log:
                 client.close()
             except Exception:  # e.g. a consumer's on_revoked failed: keep closing
                 _log.exception("closing %r failed", client)
+        self._compactor.stop()
         self._flusher.stop()
         last = not self.read_only and _try_exclusive(self._open_lock_fd)
         if last:  # no other Log is open: trim every partition's preallocation

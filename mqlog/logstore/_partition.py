@@ -704,10 +704,7 @@ class Partition:
                 self._producer_table.sync()
             self._make_durable(state.end_offset)
         if state.epoch != epoch and config.cleanup_policy == "compact":
-            try:  # a segment was rolled: maybe enough to clean
-                self.compact()
-            except Exception:  # the append itself succeeded; the next roll retries
-                _log.exception("compaction of %s/%d failed", self.topic, self.number)
+            self.on_roll(self)  # maybe enough to clean: the log's compactor thread looks
         return first_offset
 
     def _already_written(self, producer: ProducerBatch, count: int,
@@ -909,11 +906,16 @@ class Partition:
         self._flushed_here = max(self._flushed_here, state.end_offset)
         return state.end_offset
 
-    def compact(self, force: bool = False):
-        """Compact this partition if due (see ``_compaction``); returns what it did."""
-        from mqlog.logstore._compaction import compact
+    #: Called with this partition after an append rolled a segment of a
+    #: ``compact`` topic (its Topic sets it to the log's background compactor).
+    on_roll: Callable[[Partition], None] = staticmethod(lambda partition: None)
 
-        return compact(self, self._clock(), force)
+    def compact(self, force: bool = False, should_stop: Callable[[], None] | None = None):
+        """Compact this partition if due (or ``force``: waiting for another cleaner
+        to finish); returns what it did (see ``_compaction``)."""
+        from mqlog.logstore import _compaction
+
+        return _compaction.compact(self, self._clock(), force, should_stop=should_stop)
 
     # -- retention -------------------------------------------------------------------------
 

@@ -2,9 +2,14 @@
 
 Layout: ``<log>/topics/<name>/topic.json`` holds the partition count and the
 config; ``<log>/topics/<name>/<n>/`` is partition ``n``. Metadata is written
-atomically (temporary file, fsync, rename) under the log's metadata lock.
-Other processes' ``alter_topic`` calls are noticed by checking the file's
-modification time at most once per second.
+with ``_files.atomic_write`` under the log's metadata lock. Other processes'
+``alter_topic`` calls are noticed by checking the file's modification time at
+most once per second.
+
+Opening the topic removes the temporary files dead writers of ``topic.json``
+left; opening a partition does the same in its directory and settles what an
+interrupted compaction left there (``_compaction.settle_leftovers``), before the
+partition's segments are loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import time
 from collections.abc import Callable
 
 from mqlog.errors import UnknownPartitionError, UnknownTopicError
+from mqlog.logstore._compaction import settle_leftovers
+from mqlog.logstore._files import atomic_write, remove_stale_temporaries
 from mqlog.logstore._partition import Clock, Partition
 from mqlog.logstore.config import TopicConfig
 
@@ -26,16 +33,10 @@ CONFIG_RECHECK_S = 1.0
 
 
 def write_metadata(directory: str, partitions: int, config: TopicConfig) -> None:
-    """Atomically replace ``topic.json`` in ``directory``."""
+    """Atomically and durably replace ``topic.json`` in ``directory``."""
     document = {"partitions": partitions, "config": dataclasses.asdict(config)}
-    path = os.path.join(directory, METADATA_FILE)
-    temporary = path + ".tmp"
-    with open(temporary, "w") as handle:
-        json.dump(document, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    atomic_write(os.path.join(directory, METADATA_FILE), text.encode())
 
 
 def read_metadata(directory: str) -> tuple[int, TopicConfig]:
@@ -49,11 +50,15 @@ class Topic:
 
     def __init__(self, directory: str, name: str, clock: Clock,
                  on_append: Callable[[], None],
-                 on_open: Callable[[Partition], None] = lambda partition: None, *,
+                 on_open: Callable[[Partition], None] = lambda partition: None,
+                 on_roll: Callable[[Partition], None] = lambda partition: None, *,
                  read_only: bool = False, apply_retention: bool = True) -> None:
-        """``on_open``: called with each partition once opened (and recovered) in
-        this process; ``read_only`` / ``apply_retention``: how partitions are opened
-        (see :class:`Partition`)."""
+        """``on_append`` runs after every append to one of its partitions,
+        ``on_open(partition)`` once a partition is opened (and recovered) in this
+        process, ``on_roll(partition)`` after an append that rolled a segment of a
+        ``compact`` topic (the log's background compactor takes it from there);
+        ``read_only`` / ``apply_retention``: how partitions are opened (see
+        :class:`Partition`)."""
         self.directory = directory
         self.name = name
         self.read_only = read_only
@@ -62,9 +67,12 @@ class Topic:
         self._on_append = on_append
         #: Called with each partition once opened (and recovered) in this process.
         self._on_open = on_open
+        self._on_roll = on_roll
         self._lock = threading.Lock()
         self._partitions: dict[int, Partition] = {}
         self._metadata_path = os.path.join(directory, METADATA_FILE)
+        if not read_only:
+            remove_stale_temporaries(directory)
         self._mtime = os.stat(self._metadata_path).st_mtime_ns
         self.partition_count, self._config = read_metadata(directory)
         self._checked_at = time.monotonic()
@@ -105,7 +113,6 @@ class Topic:
             partition = self._partitions.get(number)
             if partition is None:
                 partition = self._open_partition(number)
-                self._on_open(partition)
                 self._partitions[number] = partition
         return partition
 
@@ -119,11 +126,17 @@ class Topic:
                     os.mkdir(path)  # not makedirs: a deleted topic must stay deleted
                 except FileExistsError:
                     pass
-            return Partition(path, self.name, number, self.config, self._clock,
-                             self._on_append, read_only=self.read_only,
-                             apply_retention=self.apply_retention)
+                names = os.listdir(path)
+                remove_stale_temporaries(path, names)
+                settle_leftovers(path, names)
+            partition = Partition(path, self.name, number, self.config, self._clock,
+                                  self._on_append, read_only=self.read_only,
+                                  apply_retention=self.apply_retention)
         except FileNotFoundError:
             raise UnknownTopicError(f"topic {self.name!r} was deleted") from None
+        partition.on_roll = self._on_roll
+        self._on_open(partition)
+        return partition
 
     def open_partitions(self) -> list[Partition]:
         return list(self._partitions.values())

@@ -209,7 +209,7 @@ def test_offset_gaps_left_by_compaction_are_not_damage(log_dir: Path) -> None:
                          index_interval_bytes=100)
         for n in range(200):
             log.append("c", 0, [Record(b"%d" % n * 10, key=b"k%d" % (n % 7))])
-        assert log.compact("c") >= 1
+        log.compact("c")  # what the background compactor has not done yet
         kept = sum(1 for _ in log.iter("c", 0))
     report = verify_log(log_dir)
     assert report.problems == []
