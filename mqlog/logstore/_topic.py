@@ -73,7 +73,7 @@ class Topic:
         self._metadata_path = os.path.join(directory, METADATA_FILE)
         if not read_only:
             remove_stale_temporaries(directory)
-        self._mtime = os.stat(self._metadata_path).st_mtime_ns
+        self._version = _file_version(self._metadata_path)
         self.partition_count, self._config = read_metadata(directory)
         self._checked_at = time.monotonic()
 
@@ -87,11 +87,11 @@ class Topic:
 
     def reload_if_changed(self) -> None:
         try:
-            mtime = os.stat(self._metadata_path).st_mtime_ns
+            version = _file_version(self._metadata_path)
         except FileNotFoundError:
             return
-        if mtime != self._mtime:
-            self._mtime = mtime
+        if version != self._version:
+            self._version = version
             self.partition_count, self._config = read_metadata(self.directory)
 
     def partition(self, number: int) -> Partition:
@@ -146,3 +146,10 @@ class Topic:
             for partition in self._partitions.values():
                 partition.close()
             self._partitions.clear()
+
+
+def _file_version(path: str) -> tuple[int, int]:
+    """(inode, mtime) of ``path``: metadata is replaced by a rename (a new inode),
+    and two writes within one tick of the file system's clock share an mtime."""
+    stat = os.stat(path)
+    return stat.st_ino, stat.st_mtime_ns
