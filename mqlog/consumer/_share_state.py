@@ -47,7 +47,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._files import fsync_directory, fsync_file, sync_map
 
 AVAILABLE, ACQUIRED, ACKED, ARCHIVED = 0, 1, 2, 3
 MAGIC = b"MQLSHARE"
@@ -99,7 +99,7 @@ class ShareState:
                 header = HEADER.pack(MAGIC, VERSION, capacity, initial_start, initial_start)
                 os.pwrite(self._fd, header, 0)
                 if durable:  # the file and the directories makedirs may have created
-                    os.fsync(self._fd)
+                    fsync_file(self._fd)
                     directory = os.path.dirname(path)
                     for _level in range(3):  # <topic>, <group> and queues/
                         fsync_directory(directory)
@@ -134,7 +134,7 @@ class ShareState:
 
     def _sync(self) -> None:
         """Flush the file's changed pages to disk (msync)."""
-        self._map.flush()
+        sync_map(self._map, self._fd)
 
     def bounds(self) -> tuple[int, int]:
         """(start, window_end); lock-free reads may be a moment old."""

@@ -36,7 +36,7 @@ import numpy as np
 
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
-from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._files import fsync_directory, fsync_file
 from mqlog.logstore._record import Record
 from mqlog.logstore._segment import (
     INDEX_SUFFIX,
@@ -173,7 +173,7 @@ def _write_cleaned(directory: str, base: int, end: int, records: Sequence[Record
                 next_offset += batch.count
                 max_timestamp = max(max_timestamp, batch.max_timestamp)
         data.flush()
-        os.fsync(data.fileno())
+        fsync_file(data.fileno())
     time_entries.append(fmt.time_entry(max_timestamp, end - base))  # its newest timestamp
     np.array(offset_entries, dtype=fmt.OFFSET_INDEX_DTYPE).tofile(
         stem + INDEX_SUFFIX + CLEANED_SUFFIX)

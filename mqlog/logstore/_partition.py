@@ -53,7 +53,7 @@ from mqlog.logstore._segment import (
     list_segment_bases,
     remove_segment_files,
 )
-from mqlog.logstore._state import BOOT_ID, PartitionState, StateFile
+from mqlog.logstore._state import PartitionState, StateFile, current_boot_id
 from mqlog.logstore.config import TopicConfig
 
 _log = logging.getLogger("mqlog.logstore")
@@ -693,7 +693,7 @@ class Partition:
             published = self._publish(fresh, state)
             self._refresh(published)
             return published
-        trusted_history = state is not None and state.boot_id == BOOT_ID
+        trusted_history = state is not None and state.boot_id == current_boot_id()
         while trusted_history and len(bases) > 1 and bases[-1] > state.active_base_offset:
             remove_segment_files(self.directory, bases.pop())  # a roll died unpublished
         while True:

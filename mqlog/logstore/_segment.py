@@ -19,6 +19,7 @@ import mmap
 import os
 
 from mqlog.logstore import _format as fmt
+from mqlog.logstore._files import fdatasync_file
 from mqlog.logstore._index import OffsetIndex, TimeIndex
 
 LOG_SUFFIX = ".log"
@@ -180,7 +181,7 @@ class Segment:
         self.time_index.ensure_capacity(index_capacity + 1)
 
     def flush(self) -> None:
-        os.fdatasync(self.fd)
+        fdatasync_file(self.fd)
 
     def trim(self, data_bytes: int, index_count: int, time_count: int) -> None:
         """Cut data and indexes to their valid lengths."""

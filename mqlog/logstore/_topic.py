@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from mqlog.errors import UnknownPartitionError
+from mqlog.logstore._files import fsync_file
 from mqlog.logstore._partition import Clock, Partition
 from mqlog.logstore.config import TopicConfig
 
@@ -34,7 +35,7 @@ def write_metadata(directory: str, partitions: int, config: TopicConfig) -> None
         json.dump(document, handle, indent=2, sort_keys=True)
         handle.write("\n")
         handle.flush()
-        os.fsync(handle.fileno())
+        fsync_file(handle.fileno())
     os.replace(temporary, path)
 
 
