@@ -41,6 +41,10 @@ KNOWN_GAPS: dict[str, str] = {
         "only re-reads the newest segment: after a power loss a closed segment "
         "with lost pages makes reads raise CorruptRecordError instead of the log "
         "being cut (or the gap recorded) there"),
+    "fsync_failure_not_latched": (
+        "an append after a failed fdatasync is acknowledged (test_disk_errors): the "
+        "pages the failed flush dropped are not written again, so a power loss can "
+        "cut the acknowledged records after them"),
     "create_topic_not_durable": (
         "create_topic fsyncs the topics directory but not the new topic's own "
         "directory: after a power loss the topic may exist without topic.json or its "
