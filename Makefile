@@ -20,7 +20,7 @@ test: $(STAMP)
 SOAK_COUNTS := .soak-counts.jsonl
 soak: $(STAMP)
 	rm -f $(SOAK_COUNTS)
-	MQLOG_SOAK=1 MQLOG_SOAK_COUNTS=$(abspath $(SOAK_COUNTS)) MQLOG_CRASH_ITERATIONS=150 \
+	MQLOG_SOAK=1 MQLOG_SOAK_COUNTS=$(abspath $(SOAK_COUNTS)) MQLOG_CRASH_ITERATIONS=200 \
 		$(PY) -m pytest -q -m soak tests/crash tests/faults tests/queue/test_queue_processes.py \
 		tests/consumer/test_group_processes.py; \
 		status=$$?; $(PY) -m tests._soak_summary $(SOAK_COUNTS) && exit $$status

@@ -288,7 +288,8 @@ def crash_two_appenders(path: str, seed: int, topic_config: dict) -> dict[str, i
         outcomes = [outcome or child.kill() for outcome, child in zip(outcomes, children)]
     check_two_appenders(path, seed, outcomes)
     shutil.rmtree(path)
-    return {"crashes": 2, "acknowledged": sum(len(o.acks) for o in outcomes)}
+    return {"crashes": 2, "acknowledged": sum(count for outcome in outcomes
+                                              for _batch, _first, count in outcome.acks)}
 
 
 def crash_series(root: Path, iterations: int,
@@ -297,7 +298,7 @@ def crash_series(root: Path, iterations: int,
     (children mostly wait on startup and on the kill delay, so two overlap well);
     the counts the scenarios return go to the soak summary."""
     seed = _seed()
-    totals = _soak_summary.Totals(os.environ.get("PYTEST_CURRENT_TEST", "kill9"))
+    totals = _soak_summary.Totals(os.environ.get("PYTEST_CURRENT_TEST", "kill9").split()[0])
     with totals_written(totals), concurrent.futures.ThreadPoolExecutor(
             max_workers=PARALLEL_LOGS) as pool:
         futures = {
