@@ -9,8 +9,9 @@
   error raises; every later write must raise too until the log is reopened,
   or a later acknowledgement would promise records a power loss then drops.
 
-``MQLOG_DISK_SEED`` replays a seed (printed on failure); ``MQLOG_SOAK=1`` runs
-many more rounds. Counts go to the soak summary (``tests/_soak_summary``).
+``MQLOG_DISK_SEED`` replays a seed (printed on failure; round ``n`` of a run
+uses seed + n); ``MQLOG_SOAK=1`` runs many more rounds. Counts go to the soak
+summary (``tests/_soak_summary``).
 """
 
 from __future__ import annotations
@@ -83,14 +84,24 @@ def enospc_round(path: Path, seed: int, totals: _soak_summary.Totals) -> None:
     assert survived[: len(acknowledged)] == acknowledged, f"MQLOG_DISK_SEED={seed}"
 
 
-def test_enospc_on_a_segment_write_raises_and_loses_nothing(tmp_path: Path) -> None:
+def enospc_rounds(root: Path, rounds: int, name: str) -> None:
     seed = _seed()
-    totals = _soak_summary.Totals("enospc")
+    totals = _soak_summary.Totals(name)
     try:
-        for round_number in range(40 if SOAK else 3):
-            enospc_round(tmp_path / f"log{round_number}", seed + round_number, totals)
+        for round_number in range(rounds):
+            enospc_round(root / f"log{round_number}", seed + round_number, totals)
     finally:
         totals.write()
+
+
+def test_enospc_on_a_segment_write_raises_and_loses_nothing(tmp_path: Path) -> None:
+    enospc_rounds(tmp_path, 3, "enospc")
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(not SOAK, reason="set MQLOG_SOAK=1 for the long disk-full soak")
+def test_enospc_soak(tmp_path: Path) -> None:
+    enospc_rounds(tmp_path, 100, "enospc_soak")
 
 
 def test_a_failed_fsync_is_never_forgotten(tmp_path: Path) -> None:
