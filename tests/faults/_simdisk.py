@@ -60,8 +60,10 @@ SYNC_SEAMS = ("fsync_file", "fdatasync_file", "sync_map", "fsync_directory")
 
 @dataclasses.dataclass
 class FaultPlan:
-    """Errors to inject: ``fail(kind)`` decides each call of ``kind`` ("fsync",
-    "fdatasync", "msync", "write"); it returns an errno to raise, or None."""
+    """Errors to inject: ``decide(kind, path)`` is asked at each sync or write of a
+    file under the root (kind "fsync", "fdatasync", "msync" or "write": any of
+    ``os.pwritev``, ``os.pwrite``, ``os.write``) and returns an errno to raise
+    instead of doing it, or None; ``injected`` counts what was raised, by kind."""
 
     decide: Callable[[str, str], int | None] = lambda kind, path: None
     injected: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -75,6 +77,8 @@ class FaultPlan:
 
 @dataclasses.dataclass
 class CrashStats:
+    """What one crash image dropped, for the curious (the tests check the log)."""
+
     files: int = 0
     pages_lost: int = 0
     pages_torn: int = 0
