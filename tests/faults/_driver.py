@@ -309,8 +309,12 @@ class Simulation:
         if self.temp_exists and TEMP_TOPIC not in self.log.topics():
             self._violation("topic_lost", "a created topic vanished")
         for key, model in list(self.models.items()):
-            self._check_partition(key, model, must_survive[key], slot_ends[key],
-                                  keep_page_cache)
+            try:
+                self._check_partition(key, model, must_survive[key], slot_ends[key],
+                                      keep_page_cache)
+            except mqlog.UnknownTopicError as error:  # its directory is there, not usable
+                self._violation("topic_lost", f"{key[0]}: {error}")
+                raise
         self._check_commits(keep_page_cache)
         self._check_queue()
 
