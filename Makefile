@@ -15,7 +15,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 # The long crash, power-loss, disk-full and kill-storm tests (over 1,000 kill -9
-# crashes and 1,000 simulated power losses; about 20-30 minutes here), then one
+# crashes and 1,000 simulated power losses; about 25 minutes here), then one
 # line of counts summed over them; fails if anything acknowledged was lost.
 SOAK_COUNTS := .soak-counts.jsonl
 soak: $(STAMP)
