@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint clean
+.PHONY: test demo bench lint clean soak
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,17 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The long crash, power-loss, disk-full and kill-storm tests (over 1,000 kill -9
+# crashes and 1,000 simulated power losses; about 25 minutes here), then one
+# line of counts summed over them; fails if anything acknowledged was lost.
+SOAK_COUNTS := .soak-counts.jsonl
+soak: $(STAMP)
+	rm -f $(SOAK_COUNTS)
+	MQLOG_SOAK=1 MQLOG_SOAK_COUNTS=$(abspath $(SOAK_COUNTS)) MQLOG_CRASH_ITERATIONS=200 \
+		$(PY) -m pytest -q -m soak tests/crash tests/faults tests/queue/test_queue_processes.py \
+		tests/consumer/test_group_processes.py; \
+		status=$$?; $(PY) -m tests._soak_summary $(SOAK_COUNTS) && exit $$status
 
 demo: $(STAMP)
 	$(VENV)/bin/mqlog demo

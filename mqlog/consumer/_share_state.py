@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mqlog.errors import DiskFullError, StorageFailedError
-from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._files import fsync_directory, fsync_file, sync_map
 from mqlog.logstore._space import reserve, storage_failed
 
 AVAILABLE, ACQUIRED, ACKED, ARCHIVED = 0, 1, 2, 3
@@ -124,7 +124,7 @@ class ShareState:
                 header = HEADER.pack(MAGIC, VERSION, capacity, initial_start, initial_start)
                 os.pwrite(self._fd, header, 0)
                 if durable:  # the file and the directories makedirs may have created
-                    os.fsync(self._fd)
+                    fsync_file(self._fd)
                     directory = os.path.dirname(path)
                     for _level in range(3):  # <topic>, <group> and queues/
                         fsync_directory(directory)
@@ -185,7 +185,7 @@ class ShareState:
         operation on this object raises StorageFailedError naming it (a new
         object, e.g. of a new queue consumer, opens the file afresh)."""
         try:
-            self._map.flush()
+            sync_map(self._map, self._fd)
         except OSError as error:
             if self._failure is None:
                 self._failure = storage_failed("msync", self.path, error)

@@ -22,7 +22,7 @@ import uuid
 import numpy as np
 
 from mqlog.logstore import _format as fmt
-from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._files import fsync_directory, fsync_file
 from mqlog.logstore._segment import Segment
 
 #: Suffix of the temporary files of a rebuild (a crash may leave one behind).
@@ -142,7 +142,7 @@ def _replace(path: str, entries: np.ndarray) -> None:
             data = entries.tobytes()
             if os.write(fd, data) != len(data):
                 raise OSError(f"short write to {temporary}")
-            os.fsync(fd)
+            fsync_file(fd)
         finally:
             os.close(fd)
         os.replace(temporary, path)

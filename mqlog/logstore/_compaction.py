@@ -75,7 +75,7 @@ import xxhash
 
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
-from mqlog.logstore._files import atomic_write, fsync_directory
+from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file
 from mqlog.logstore._record import Record
 from mqlog.logstore._segment import (
     INDEX_SUFFIX,
@@ -397,7 +397,7 @@ def _write_cleaned(stem: str, base: int, end: int, records: Iterable[Record],
                 next_offset += batch.count
                 max_timestamp = max(max_timestamp, batch.max_timestamp)
         data.flush()
-        os.fsync(data.fileno())
+        fsync_file(data.fileno())
     time_entries.append(fmt.time_entry(max_timestamp, end - base))  # its newest timestamp
     _write_synced(stem + INDEX_SUFFIX + CLEANED_SUFFIX,
                   np.array(offset_entries, dtype=fmt.OFFSET_INDEX_DTYPE).tobytes())
@@ -409,7 +409,7 @@ def _write_synced(path: str, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
-        os.fsync(handle.fileno())
+        fsync_file(handle.fileno())
 
 
 def _swap_in(partition: Partition, base: int) -> bool:

@@ -31,6 +31,8 @@ import logging
 import os
 from typing import Literal
 
+from mqlog.logstore._files import fsync_file
+
 JOURNAL_FILE = "recovery.jsonl"
 
 Action = Literal["cut", "gap", "state", "index"]
@@ -79,7 +81,7 @@ def record(root: str, event: RecoveryEvent) -> None:
                      0o644)
         try:
             os.write(fd, line.encode())
-            os.fsync(fd)
+            fsync_file(fd)
         finally:
             os.close(fd)
     except OSError:

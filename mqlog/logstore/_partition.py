@@ -60,7 +60,7 @@ from mqlog.logstore._segment import (
     list_segment_bases,
     remove_segment_files,
 )
-from mqlog.logstore._state import BOOT_ID, PartitionState, StateFile
+from mqlog.logstore._state import PartitionState, StateFile, current_boot_id
 from mqlog.logstore.config import TopicConfig
 
 _log = logging.getLogger("mqlog.logstore")
@@ -175,7 +175,7 @@ class Partition:
                 active_created_ms=self._clock(), flushed_offset=start, offset_index_count=0,
                 time_index_count=0, epoch=state.epoch if state is not None else 0))
             return
-        trusted_history = (state is not None and state.boot_id == BOOT_ID
+        trusted_history = (state is not None and state.boot_id == current_boot_id()
                            and not self._state_file.slots().damaged)
         while trusted_history and len(bases) > 1 and bases[-1] > state.active_base_offset:
             bases.pop()  # a roll died unpublished
@@ -989,7 +989,8 @@ class Partition:
             published = self._publish(fresh, state)
             self._refresh(published)
             return published
-        trusted_history = state is not None and state.boot_id == BOOT_ID and not slots.damaged
+        trusted_history = (state is not None and state.boot_id == current_boot_id()
+                           and not slots.damaged)
         while trusted_history and len(bases) > 1 and bases[-1] > state.active_base_offset:
             remove_segment_files(self.directory, bases.pop())  # a roll died unpublished
         while True:

@@ -53,6 +53,8 @@ from typing import NamedTuple
 import xxhash
 
 from mqlog.errors import InvalidProducerEpochError, ProducerSequenceError
+from mqlog.logstore._files import fdatasync_file
+from mqlog.logstore._space import storage_failed
 
 FILE_NAME = "producers"
 #: Appends remembered per producer and partition (Kafka's NUM_BATCHES_TO_RETAIN:
@@ -268,7 +270,12 @@ class ProducerTable:
         self._decoded[admission.slot] = (data, entry)
 
     def sync(self) -> None:
-        os.fdatasync(self._fd)
+        """fdatasync the table; a failure raises StorageFailedError (the partition
+        latches it: see ``Partition``)."""
+        try:
+            fdatasync_file(self._fd)
+        except OSError as error:
+            raise storage_failed("fdatasync", self.path, error) from error
 
     def close(self) -> None:
         if self._fd >= 0:

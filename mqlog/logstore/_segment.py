@@ -20,6 +20,7 @@ import mmap
 import os
 
 from mqlog.logstore import _format as fmt
+from mqlog.logstore._files import fdatasync_file
 from mqlog.logstore._index import OffsetIndex, TimeIndex
 from mqlog.logstore._resync import DamagedRangeError, resync
 from mqlog.logstore._space import NO_SPACE, disk_full, storage_failed
@@ -273,7 +274,7 @@ class Segment:
         it covered may have been marked clean without reaching the disk, so the
         caller must not retry as if nothing happened (see ``Partition.flush``)."""
         try:
-            os.fdatasync(self.fd)
+            fdatasync_file(self.fd)
         except OSError as error:
             raise storage_failed("fdatasync", self.path, error) from error
 

@@ -49,6 +49,7 @@ from typing import NamedTuple
 
 import xxhash
 
+from mqlog.logstore._files import sync_map
 from mqlog.logstore._space import reserve, storage_failed
 
 STATE_VERSION = 1
@@ -69,6 +70,12 @@ def _read_boot_id() -> bytes:
 #: Identifies this boot of the machine; a state written in another boot may
 #: describe page-cache contents that a power loss discarded.
 BOOT_ID = _read_boot_id()
+
+
+def current_boot_id() -> bytes:
+    """The id of the boot this process runs in (:data:`BOOT_ID`): the one place
+    that says which boot it is, so a simulated power loss can start a new one."""
+    return BOOT_ID
 
 
 class PartitionState(NamedTuple):
@@ -209,17 +216,18 @@ class StateFile:
         Returns the state as published (with its sequence number).
         """
         sequence = (previous.sequence + 1) if previous is not None else 1
+        boot = current_boot_id()
         slot = bytearray(SLOT_SIZE)
         _SLOT.pack_into(
             slot, 0, 0, sequence, state.log_start_offset, state.end_offset,
             state.active_base_offset, state.active_position, state.active_max_timestamp,
             state.active_created_ms, state.flushed_offset, state.offset_index_count,
-            state.time_index_count, state.epoch, BOOT_ID, STATE_VERSION,
+            state.time_index_count, state.epoch, boot, STATE_VERSION,
         )
         struct.pack_into("<Q", slot, 0, _checksum(memoryview(slot)[8:]))
         start = (sequence % 2) * SLOT_SIZE
         self._map[start : start + SLOT_SIZE] = slot
-        published = PartitionState(*state[:10], BOOT_ID, sequence)
+        published = PartitionState(*state[:10], boot, sequence)
         # What decoding the file's bytes now gives (nobody else writes under the lock).
         self._decoded = (self._map[:FILE_SIZE], published)
         return published
@@ -228,7 +236,7 @@ class StateFile:
         """msync the file; a failure raises StorageFailedError (never retry it as
         if nothing happened: the pages may be marked clean without being on disk)."""
         try:
-            self._map.flush()
+            sync_map(self._map, self.fd)
         except OSError as error:
             raise storage_failed("msync", self.path, error) from error
 

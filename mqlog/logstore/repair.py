@@ -48,7 +48,7 @@ import numpy as np
 
 from mqlog.errors import UnknownTopicError
 from mqlog.logstore import _format as fmt
-from mqlog.logstore._files import fsync_directory
+from mqlog.logstore._files import fsync_directory, fsync_file
 from mqlog.logstore._log import Log
 from mqlog.logstore._log import open as open_log
 from mqlog.logstore._resync import resync
@@ -350,11 +350,11 @@ def _quarantine(path: str, ranges: list[DamagedRange], stamp: str) -> str | None
             source.seek(damage.position)
             out.write(source.read(damage.size_bytes))
         out.flush()
-        os.fsync(out.fileno())
+        fsync_file(out.fileno())
     with open(target + ".json", "w") as handle:
         json.dump({"segment": os.path.basename(path), "ranges": described}, handle, indent=1)
         handle.flush()
-        os.fsync(handle.fileno())
+        fsync_file(handle.fileno())
     return target
 
 
@@ -412,7 +412,7 @@ def _replace(path: str, data: bytes) -> None:
     with open(temp, "wb") as handle:
         handle.write(data)
         handle.flush()
-        os.fsync(handle.fileno())
+        fsync_file(handle.fileno())
     os.replace(temp, path)
 
 

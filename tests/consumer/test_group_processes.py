@@ -25,6 +25,7 @@ import pytest
 
 import mqlog
 from mqlog.consumer import TopicPartition
+from tests import _soak_summary
 
 from . import _children
 from ._children import Batch, produced_value, read_ledger
@@ -352,5 +353,8 @@ def test_every_record_is_processed_at_least_once_while_members_are_killed(log, g
 @pytest.mark.soak
 @pytest.mark.skipif(not SOAK, reason="set MQLOG_SOAK=1 for the long group soak")
 def test_at_least_once_soak(log, group):
+    totals = _soak_summary.Totals("group_kill_storm")
     run_kill_storm(log, group, _seed(), kills=20, records=8000)
+    totals.add(crashes=20)
+    totals.write()
 

@@ -20,6 +20,7 @@ long soak variant.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import os
@@ -35,6 +36,7 @@ from pathlib import Path
 import pytest
 
 import mqlog
+from tests import _soak_summary
 
 from . import _children
 from ._children import Expected, as_expected, crash_batch, to_appendable
@@ -214,8 +216,9 @@ def _create_topic(path: str, topic_config: dict) -> None:
         log.create_topic(TOPIC, **topic_config)
 
 
-def crash_log(path: str, seed: int, generations: int, topic_config: dict) -> None:
-    """One fresh log whose appender is killed ``generations`` times in a row."""
+def crash_log(path: str, seed: int, generations: int, topic_config: dict) -> dict[str, int]:
+    """One fresh log whose appender is killed ``generations`` times in a row;
+    returns counts for the soak summary."""
     rng = random.Random(seed)
     _create_topic(path, topic_config)
     model: list[Expected] = []
@@ -228,6 +231,7 @@ def crash_log(path: str, seed: int, generations: int, topic_config: dict) -> Non
                   f"ready={outcome.ready_end} stderr={outcome.stderr!r}: {exc!r:.300}")
             raise
     shutil.rmtree(path)
+    return {"crashes": generations, "acknowledged": len(model)}
 
 
 def _check_interleaved(records: list[mqlog.Record], acked: dict[int, list[Expected]],
@@ -266,7 +270,7 @@ def check_two_appenders(path: str, seed: int, outcomes: list[Generation]) -> Non
         _check_append_after_recovery(log, seed, 0)
 
 
-def crash_two_appenders(path: str, seed: int, topic_config: dict) -> None:
+def crash_two_appenders(path: str, seed: int, topic_config: dict) -> dict[str, int]:
     """Two appender processes on one partition; kill one at a random moment, let the
     other go on (it must not trip over the dead one's torn write), then kill it."""
     rng = random.Random(seed)
@@ -284,25 +288,39 @@ def crash_two_appenders(path: str, seed: int, topic_config: dict) -> None:
         outcomes = [outcome or child.kill() for outcome, child in zip(outcomes, children)]
     check_two_appenders(path, seed, outcomes)
     shutil.rmtree(path)
+    return {"crashes": 2, "acknowledged": sum(count for outcome in outcomes
+                                              for _batch, _first, count in outcome.acks)}
 
 
-def crash_series(root: Path, iterations: int, scenario: Callable[[str, int], None]) -> None:
+def crash_series(root: Path, iterations: int,
+                 scenario: Callable[[str, int], dict[str, int]]) -> None:
     """Run ``scenario(path, seed)`` on ``iterations`` fresh logs, two at a time
-    (children mostly wait on startup and on the kill delay, so two overlap well)."""
+    (children mostly wait on startup and on the kill delay, so two overlap well);
+    the counts the scenarios return go to the soak summary."""
     seed = _seed()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL_LOGS) as pool:
+    totals = _soak_summary.Totals(os.environ.get("PYTEST_CURRENT_TEST", "kill9").split()[0])
+    with totals_written(totals), concurrent.futures.ThreadPoolExecutor(
+            max_workers=PARALLEL_LOGS) as pool:
         futures = {
             pool.submit(scenario, str(root / f"log{i}"), seed * 10_000 + i): i
             for i in range(iterations)
         }
         for future in concurrent.futures.as_completed(futures):
             try:
-                future.result()
+                totals.add(**future.result())
             except BaseException:
                 print(f"MQLOG_CRASH_SEED={seed} iteration={futures[future]} failed")
                 for other in futures:
                     other.cancel()
                 raise
+
+
+@contextlib.contextmanager
+def totals_written(totals: _soak_summary.Totals):
+    try:
+        yield
+    finally:
+        totals.write()
 
 
 def _killed(generations: int, **topic_config) -> Callable[[str, int], None]:

@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 
 import mqlog
+from tests import _soak_summary
 from tests.queue._children import Entry, fill, queue_position, read_ledger, start
 
 SOAK = os.environ.get("MQLOG_SOAK", "") not in ("", "0")
@@ -266,6 +267,9 @@ def test_killed_workers_soak(log, pool_factory):
         run_with_kills(log, pool_factory(work_ms=2), per_partition=3000, kills=40, seed=seed)
     except AssertionError as error:
         raise AssertionError(f"MQLOG_QUEUE_SEED={seed}: {error}") from error
+    totals = _soak_summary.Totals("queue_kill_storm")
+    totals.add(crashes=40, acknowledged=3000 * PARTITIONS)
+    totals.write()
 
 
 # -- the poison pill -------------------------------------------------------------------------------
