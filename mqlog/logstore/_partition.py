@@ -60,6 +60,7 @@ from mqlog.logstore._segment import (
     list_segment_bases,
     remove_segment_files,
 )
+from mqlog.logstore._space import storage_failed
 from mqlog.logstore._state import PartitionState, StateFile, current_boot_id
 from mqlog.logstore.config import TopicConfig
 
@@ -885,7 +886,8 @@ class Partition:
             raise AssertionError(f"flush covered {durable}, needed {offset}")
 
     def flush(self) -> int:
-        """fdatasync what has been published; return the offset it covers.
+        """fdatasync what has been published (every segment holding offsets above
+        the last flush); return the offset it covers.
 
         A failed fdatasync latches the partition failed (StorageFailedError, now
         and for every later write): the kernel may have marked the pages clean
@@ -896,8 +898,20 @@ class Partition:
         state = self.state()
         if state.flushed_offset >= state.end_offset:
             return state.flushed_offset
+        view = self._refresh(state)
+        bases = view.bases.tolist()
+        # Every segment holding offsets not yet flushed: under durability="none" a
+        # roll does not flush the segment it closes, so more than one may be due.
+        due = [base for slot, base in enumerate(bases)
+               if slot + 1 == len(bases) or bases[slot + 1] > state.flushed_offset]
         try:
-            self._refresh(state).segments[state.active_base_offset].flush()
+            for base in due:
+                view.segments[base].flush()
+            if len(due) > 1:  # rolled since the last flush: their entries too
+                try:
+                    fsync_directory(self.directory)
+                except OSError as error:
+                    raise storage_failed("fsync", self.directory, error) from error
         except StorageFailedError as error:
             self.dirty = True  # still not on disk
             self._fail(error)
@@ -980,6 +994,9 @@ class Partition:
                 remove_segment_files(self.directory, bases.pop(0))  # retention left it
         if not bases:
             self._create_segment(floor, config)  # handed to the view by _refresh below
+            # The segment's files must outlive a power loss once records are
+            # acknowledged in them (a roll does the same for later segments).
+            fsync_directory(self.directory)
             fresh = PartitionState(
                 log_start_offset=floor, end_offset=floor, active_base_offset=floor,
                 active_position=0, active_max_timestamp=NO_TIMESTAMP,

@@ -380,6 +380,9 @@ class Simulation:
                                 f"{offset} and every later one")
         for offset in [o for o in model.records if o >= end]:
             del model.records[offset]  # cut by recovery: never durable
+        if complete:  # cut below the end: recovery recorded their offsets as a gap
+            for offset in [o for o in model.records if start <= o < end and o not in seen]:
+                del model.records[offset]
         model.end = model.durable_end = end
 
     def _read_all(self, topic: str, number: int, start: int, end: int,

@@ -121,7 +121,7 @@ def test_a_failed_fsync_is_never_forgotten(tmp_path: Path) -> None:
         log = mqlog.open(path)
         log.append(TOPIC, 0, [b"before"])
         failing["on"] = True
-        with pytest.raises(OSError):
+        with pytest.raises(mqlog.StorageFailedError):
             log.append(TOPIC, 0, [b"x" * 9000])  # written, its flush fails (3 pages)
         failing["on"] = False
         totals.add(eio=1)

@@ -28,33 +28,7 @@ SOAK = os.environ.get("MQLOG_SOAK", "") not in ("", "0")
 
 #: Checks that fail on the current code for reasons fixed elsewhere: each is
 #: counted but does not fail the test. Remove an entry once its fix is in.
-KNOWN_GAPS: dict[str, str] = {
-    "offsets_reused_state_slot": (
-        "after a power loss recovery rebuilds the end from the segment and ignores "
-        "a valid state slot with a higher end: the offsets between are handed out again"),
-    "offsets_reused_committed": (
-        "a group's commit is flushed even when the records it covers are not "
-        "(durability='none'/'interval'): after a power loss the end can fall below "
-        "the committed offset and new records there are skipped by the group"),
-    "read_failed_none": (
-        "segments rolled under durability='none' are never flushed and recovery "
-        "only re-reads the newest segment: after a power loss a closed segment "
-        "with lost pages makes reads raise CorruptRecordError instead of the log "
-        "being cut (or the gap recorded) there"),
-    "fsync_failure_not_latched": (
-        "an append after a failed fdatasync is acknowledged (test_disk_errors): the "
-        "pages the failed flush dropped are not written again, so a power loss can "
-        "cut the acknowledged records after them"),
-    "create_topic_not_durable": (
-        "create_topic fsyncs the topics directory but not the new topic's own "
-        "directory: after a power loss the topic may exist without topic.json or its "
-        "partitions (then it is neither usable nor creatable); the simulation makes a "
-        "created topic durable at once"),
-    "flush_skips_rolled_segments": (
-        "Log.flush() fdatasyncs only each partition's active segment: records of a "
-        "durability='none' topic in segments rolled since are not made durable; the "
-        "simulation does not count a flush as making them durable"),
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _seed() -> int:
