@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import mqlog
-from mqlog.logstore import _partition, _state
+from mqlog.logstore import _state
 
 from ._children import REPO_ROOT
 from ._multibatch_child import append_values
@@ -45,7 +45,6 @@ def _seed() -> int:
 def _reboot(patch: pytest.MonkeyPatch) -> None:
     other = bytes(b ^ 0xFF for b in _state.BOOT_ID)
     patch.setattr(_state, "BOOT_ID", other)
-    patch.setattr(_partition, "BOOT_ID", other)
 
 
 def _run_and_kill(path: Path, seed: int, generation: int, report: Path,

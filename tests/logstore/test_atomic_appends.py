@@ -67,7 +67,6 @@ def reboot(monkeypatch: pytest.MonkeyPatch) -> None:
     trusts no state file written before."""
     other = bytes(b ^ 0xFF for b in _state.BOOT_ID)
     monkeypatch.setattr(_state, "BOOT_ID", other)
-    monkeypatch.setattr(_partition, "BOOT_ID", other)
 
 
 def fail_write(monkeypatch: pytest.MonkeyPatch, call: int, short: bool = False) -> list[int]:

@@ -27,7 +27,7 @@ import pytest
 
 import mqlog
 from mqlog.logstore import _format as fmt
-from mqlog.logstore import _partition
+from mqlog.logstore import _state
 from mqlog.logstore._journal import JOURNAL_FILE, read_journal
 from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._segment import list_segment_bases, segment_name
@@ -140,7 +140,7 @@ def _check_nothing_lost(lab: Pristine, context: str) -> None:
 def test_every_flipped_state_bit_loses_no_acknowledged_record(
         always_log: Pristine, boot: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if boot == "another boot":
-        monkeypatch.setattr(_partition, "BOOT_ID", OTHER_BOOT)
+        monkeypatch.setattr(_state, "BOOT_ID", OTHER_BOOT)
     state = always_log.directory / "state"
     bits = STATE_BITS if SOAK else random.Random(boot).sample(STATE_BITS, STATE_BITS_SAMPLE)
     for bit in bits:
