@@ -907,7 +907,8 @@ class Partition:
         try:
             for base in due:
                 view.segments[base].flush()
-            if len(due) > 1:  # rolled since the last flush: their entries too
+            if due[-1] >= state.flushed_offset:  # created since the last flush: its
+                # directory entry too (a roll under durability="none" does not sync it)
                 try:
                     fsync_directory(self.directory)
                 except OSError as error:
