@@ -355,6 +355,9 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[mqlog.Log]:
             member.commit({TopicPartition(T, 0): 1})
         with log.queue("q", T) as worker:
             worker.receive(1)[0].ack()
+        for name in [*log.topics(), "__consumer_offsets"]:  # recovered and mapped: the
+            for number in range(len(log.describe_topic(name).partitions)):  # first open
+                log.end_offset(name, number)  # of a partition grows its files
         yield log
 
 

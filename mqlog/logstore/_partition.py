@@ -911,6 +911,8 @@ class Partition:
                 # directory entry too (a roll under durability="none" does not sync it)
                 try:
                     fsync_directory(self.directory)
+                except FileNotFoundError:
+                    pass  # the topic was deleted: nothing of it is left to keep
                 except OSError as error:
                     raise storage_failed("fsync", self.directory, error) from error
         except StorageFailedError as error:
