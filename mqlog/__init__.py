@@ -13,6 +13,7 @@ from mqlog.consumer import Consumer, ConsumerConfig, QueueConsumer, QueueMessage
 from mqlog.errors import (
     CommitFailedError,
     ConfigError,
+    CorruptMetadataError,
     CorruptRecordError,
     DeliveryLostError,
     DiskFullError,
@@ -54,6 +55,7 @@ __all__ = [
     "ConfigError",
     "Consumer",
     "ConsumerConfig",
+    "CorruptMetadataError",
     "CorruptRecordError",
     "Delivery",
     "DeliveryLostError",

@@ -11,6 +11,7 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── RecordTooLargeError          a record exceeds max_record_bytes
     ├── OffsetOutOfRangeError        an offset outside [start_offset, end_offset]
     ├── CorruptRecordError           a batch on disk fails its checksum or framing
+    ├── CorruptMetadataError         a metadata file (mqlog.json, topic.json) cannot be read
     ├── LogClosedError               the Log (or one of its parts) is closed
     ├── ReadOnlyError                a write through a Log opened with read_only=True
     ├── NoOffsetForPartitionError    no committed offset and auto_offset_reset="error"
@@ -109,6 +110,17 @@ class CorruptRecordError(MqlogError):
         self.damaged_start = damaged_start
         self.damaged_end = damaged_end
         self.next_offset = next_offset
+
+
+class CorruptMetadataError(MqlogError):
+    """A metadata file (``mqlog.json``, a topic's ``topic.json``) is damaged: it is
+    not the JSON mqlog writes. ``file`` names it. mqlog writes these files whole
+    (temp file, fsync, rename), so only damage from outside makes one unreadable;
+    restore it from a copy, or rewrite it as docs/format.md describes."""
+
+    def __init__(self, message: str, *, file: str):
+        super().__init__(message)
+        self.file = file
 
 
 class LogClosedError(MqlogError):

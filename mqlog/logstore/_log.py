@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 from mqlog.errors import (
     ConfigError,
+    CorruptMetadataError,
     CorruptRecordError,
     LogClosedError,
     MqlogError,
@@ -155,8 +156,11 @@ class Log:
     def _check_layout(self) -> None:
         path = os.path.join(self.path, LAYOUT_FILE)
         try:
-            with builtins.open(path) as handle:
-                version = json.load(handle).get("layout_version")
+            with builtins.open(path, "rb") as handle:
+                version = json.loads(handle.read()).get("layout_version")
+        except (ValueError, AttributeError) as error:
+            raise CorruptMetadataError(f"{path} is damaged ({type(error).__name__}: {error})",
+                                       file=path) from None
         except FileNotFoundError:
             if self.read_only:
                 raise MqlogError(f"{self.path} is not a log directory (it has no "

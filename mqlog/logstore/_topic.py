@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from mqlog.errors import UnknownPartitionError, UnknownTopicError
+from mqlog.errors import CorruptMetadataError, UnknownPartitionError, UnknownTopicError
 from mqlog.logstore._compaction import settle_leftovers
 from mqlog.logstore._files import atomic_write, remove_stale_temporaries
 from mqlog.logstore._partition import Clock, Partition
@@ -40,9 +40,17 @@ def write_metadata(directory: str, partitions: int, config: TopicConfig) -> None
 
 
 def read_metadata(directory: str) -> tuple[int, TopicConfig]:
-    with open(os.path.join(directory, METADATA_FILE)) as handle:
-        document = json.load(handle)
-    return int(document["partitions"]), TopicConfig.from_stored(document["config"])
+    """(partition count, config) from a topic's metadata file; CorruptMetadataError
+    when it is not what ``write_metadata`` writes."""
+    path = os.path.join(directory, METADATA_FILE)
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        document = json.loads(data)
+        return int(document["partitions"]), TopicConfig.from_stored(document["config"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise CorruptMetadataError(f"{path} is damaged ({type(error).__name__}: {error}); "
+                                   f"the topic cannot be opened", file=path) from None
 
 
 class Topic:

@@ -32,7 +32,7 @@ from typing import Literal
 
 import numpy as np
 
-from mqlog.errors import MqlogError
+from mqlog.errors import CorruptMetadataError, MqlogError
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._journal import RecoveryEvent, read_journal
@@ -351,7 +351,7 @@ def _topic_names(topics_dir: str) -> list[str]:
 def _verify_topic(directory: str, name: str, report: VerifyReport) -> None:
     try:
         partition_count, config = read_metadata(directory)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, CorruptMetadataError) as error:
         report.problems.append(Problem(
             "error", f"cannot read the topic metadata: {error}", topic=name,
             file=os.path.join(directory, "topic.json"),
