@@ -702,7 +702,11 @@ class Partition:
         self._on_append()
         if durable:
             if producer is not None:  # a retry after a power loss must still find it
-                self._producer_table.sync()
+                try:
+                    self._producer_table.sync()
+                except StorageFailedError as error:
+                    self._fail(error)
+                    raise
             self._make_durable(state.end_offset)
         if state.epoch != epoch and config.cleanup_policy == "compact":
             self.on_roll(self)  # maybe enough to clean: the log's compactor thread looks

@@ -359,3 +359,21 @@ def test_a_share_state_that_cannot_be_reserved_is_left_new(
     assert state.bounds() == (5, 5)
     assert os.stat(path).st_blocks * 512 >= os.stat(path).st_size
     state.close()
+
+
+def test_a_failed_producer_table_flush_latches_the_partition(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idempotent append on an ``always`` topic flushes the producers table
+    too; when that fails, the append raises and the partition refuses writes."""
+    from mqlog.logstore import _producers
+
+    with mqlog.open(tmp_path / "log") as log:
+        log.create_topic("t", durability="always")
+        monkeypatch.setattr(_producers, "fdatasync_file", eio)
+        with pytest.raises(StorageFailedError):
+            log.append("t", 0, [b"a"], producer=mqlog.ProducerBatch(7, 0, 0))
+        monkeypatch.undo()
+        with pytest.raises(StorageFailedError):
+            log.append("t", 0, [b"b"])
+    with mqlog.open(tmp_path / "log") as log:  # reopened: recovered, writable again
+        assert log.append("t", 0, [b"c"]) == 1
