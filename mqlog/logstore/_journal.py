@@ -35,7 +35,7 @@ from mqlog.logstore._files import fsync_file
 
 JOURNAL_FILE = "recovery.jsonl"
 
-Action = Literal["cut", "gap", "state", "index"]
+Action = Literal["cut", "gap", "state", "index", "damage"]
 
 _log = logging.getLogger("mqlog.logstore")
 

@@ -52,7 +52,7 @@ from mqlog.logstore._columns import RecordColumns, decode_columns
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._producers import Admission, AppendMetadata, ProducerBatch, ProducerTable
 from mqlog.logstore._record import Message, Record
-from mqlog.logstore._resync import Damage, DamagedRangeError
+from mqlog.logstore._resync import Damage, DamagedRangeError, resync
 from mqlog.logstore._retention import SegmentFacts, segments_to_delete
 from mqlog.logstore._segment import (
     Segment,
@@ -1038,6 +1038,12 @@ class Partition:
             segment.close()
             remove_segment_files(self.directory, bases.pop())
         self._fresh[newest] = segment
+        if trusted and scan.position < state.active_position:
+            kept = self._keep_published_damage(segment, scan, state)
+            if kept:
+                self._check_closed(bases, state, config, thorough=False)
+                self._refresh(state)
+                return self._enforce_retention_locked(state, config)
         published = (state.active_position if state is not None
                      and state.active_base_offset == newest else 0)
         leftover = segment.has_bytes_at(scan.position)
@@ -1076,6 +1082,27 @@ class Partition:
         self._check_closed(bases, recovered, config, thorough=not trusted_history)
         self._refresh(recovered)
         return self._enforce_retention_locked(recovered, config)
+
+    def _keep_published_damage(self, segment: Segment, scan: _TailScan,
+                               state: PartitionState) -> bool:
+        """True, journaled, when the batch the trusted scan stopped at lies inside
+        the published region and intact batches follow it: in this boot every
+        published byte was written whole before it was published, so this is
+        damage (a bit flip, a write from outside), not a torn append. It is left
+        in place, as in a closed segment: reads step over it and report it
+        (CorruptRecordError), ``mqlog repair`` moves it out; cutting there would
+        drop the intact, acknowledged records after it. False (cut as usual)
+        when nothing intact follows, e.g. the file was truncated."""
+        damage = resync(segment, scan.position, scan.offset, state.active_position,
+                        state.offset_index_count, state.end_offset,
+                        "damaged batch inside the published region")
+        if damage.next_position is None:
+            return False
+        self._journal("damage", scan.offset, damage.next_offset,
+                      damage.next_position - scan.position, segment.path,
+                      "damaged bytes inside the published region, intact batches after "
+                      "them: left in place (reads skip them, mqlog repair moves them out)")
+        return True
 
     def _journal(self, action: _journal.Action, first_offset: int, end_offset: int,
                  size: int, file: str, reason: str) -> None:

@@ -13,6 +13,7 @@ import mqlog
 from mqlog import ConfigError, CorruptRecordError, Record
 from mqlog.consumer import TopicPartition
 from mqlog.logstore import _format as fmt
+from mqlog.logstore._journal import read_journal
 from mqlog.logstore._segment import list_segment_bases, segment_name
 from mqlog.logstore.inspect import read_state, verify_log
 
@@ -258,3 +259,30 @@ def test_a_damaged_commit_record_does_not_stop_the_group(log_dir: Path) -> None:
     _flip(log_file, first.batch_length + 60)  # the second commit (before the last entry)
     with mqlog.open(log_dir) as log, log.consumer("g") as consumer:
         assert consumer.committed(TP) == 9
+
+
+def test_damage_in_the_active_segment_past_its_last_index_entry_is_not_cut(
+        log_dir: Path) -> None:
+    """Recovery re-verifies the active segment from its last index entry; in the
+    same boot, a batch there that fails its checks while intact batches follow
+    is damage, not a torn append: it is journaled and left for reads to report,
+    and the acknowledged records after it stay."""
+    with mqlog.open(log_dir) as log:
+        log.create_topic(TOPIC, index_interval_bytes=1 << 20, durability="none")
+        for first in range(0, 200, 2):
+            log.append(TOPIC, 0, [Record(b"v%d" % n, timestamp=BASE_MS + n)
+                                  for n in (first, first + 1)])
+    file, position, _length = _batch(log_dir, 20)
+    _flip(file, position + 60)
+    with mqlog.open(log_dir) as log:
+        assert log.end_offset(TOPIC, 0) == 200
+        assert _values(log.read(TOPIC, 0, 0, max_records=500)) == [
+            b"v%d" % n for n in range(20)]
+        with pytest.raises(CorruptRecordError) as caught:
+            log.read(TOPIC, 0, 20)
+        assert (caught.value.damaged_start, caught.value.next_offset) == (20, 22)
+        assert _values(log.read(TOPIC, 0, 22, max_records=500)) == [
+            b"v%d" % n for n in range(22, 200)]
+        assert log.append(TOPIC, 0, [b"next"]) == 200
+    [event] = [e for e in read_journal(str(log_dir)) if e.action == "damage"]
+    assert (event.first_offset, event.end_offset) == (20, 22)
