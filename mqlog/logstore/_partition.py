@@ -820,7 +820,10 @@ class Partition:
                 remove_segment_files(self.directory, base)
         new = self._create_segment(state.end_offset, config)
         if config.durability != "none":
-            fsync_directory(self.directory)
+            try:
+                fsync_directory(self.directory)
+            except OSError as error:  # latched by _locked, as a failed flush is
+                raise storage_failed("fsync", self.directory, error) from error
         previous = state
         state = self._publish(
             state.replace(

@@ -377,3 +377,21 @@ def test_a_failed_producer_table_flush_latches_the_partition(
             log.append("t", 0, [b"b"])
     with mqlog.open(tmp_path / "log") as log:  # reopened: recovered, writable again
         assert log.append("t", 0, [b"c"]) == 1
+
+
+def test_a_failed_directory_sync_at_a_roll_latches_the_partition(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mqlog.logstore import _partition
+
+    with mqlog.open(tmp_path / "log") as log:
+        log.create_topic("t", durability="always", segment_bytes=4096)
+        log.append("t", 0, [b"x" * 3000])
+        monkeypatch.setattr(_partition, "fsync_directory", eio)
+        with pytest.raises(StorageFailedError):
+            log.append("t", 0, [b"y" * 3000])  # rolls first
+        monkeypatch.undo()
+        with pytest.raises(StorageFailedError):
+            log.append("t", 0, [b"z"])
+    with mqlog.open(tmp_path / "log") as log:
+        assert [r.value for r in log.read("t", 0, 0)] == [b"x" * 3000]
+        assert log.append("t", 0, [b"z"]) == 1
