@@ -8,25 +8,20 @@ so that damage found once is not met again by every lookup and every
 (one page per entry, vectorized) and the time index's check words; it does not
 re-read the records.
 
-A rebuild writes each file under a temporary name in the partition directory,
-fsyncs it and renames it over the old one, then fsyncs the directory: a crash
-leaves the old or the new file, never a mix. Callers hold the partition lock
-(compaction swaps files of closed segments under it too).
+A rebuild replaces each file with ``_files.atomic_write``: a crash leaves the
+old or the new file, never a mix, and its temporary file is removed when the
+partition is next opened. Callers hold the partition lock (compaction swaps
+files of closed segments under it too).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import numpy as np
 
 from mqlog.logstore import _format as fmt
-from mqlog.logstore._files import fsync_directory, fsync_file
+from mqlog.logstore._files import atomic_write
 from mqlog.logstore._segment import Segment
 
-#: Suffix of the temporary files of a rebuild (a crash may leave one behind).
-REBUILD_SUFFIX = ".rebuild"
 #: Smallest timestamp: "no record yet" in running maxima (as the partition uses it).
 NO_TIMESTAMP = -(2**63)
 _BASE_OFFSET_FIELD = 16
@@ -114,41 +109,9 @@ def rebuild_indexes(segment: Segment, interval_bytes: int, end_offset: int) -> N
     final = max(end_offset - segment.base_offset, 1 + (times[-1][1] if times else 0))
     if size and final < 2**32:  # the entry covering the whole segment, as a roll writes it
         times.append(fmt.time_entry(max_timestamp, final))
-    _replace(segment.index.path, np.array(offsets, dtype=fmt.OFFSET_INDEX_DTYPE))
-    _replace(segment.time_index.path, np.array(times, dtype=fmt.TIME_INDEX_DTYPE))
-    fsync_directory(os.path.dirname(segment.path))
+    atomic_write(segment.index.path, np.array(offsets, dtype=fmt.OFFSET_INDEX_DTYPE).tobytes())
+    atomic_write(segment.time_index.path, np.array(times, dtype=fmt.TIME_INDEX_DTYPE).tobytes())
     for index in (segment.index, segment.time_index):
         index.close()  # drop the map of the replaced file
         index.remap()
     segment.load_closed()
-
-
-def remove_leftovers(directory: str) -> None:
-    """Delete the temporary files of rebuilds that a crash interrupted (the
-    partition lock is held: no rebuild is under way)."""
-    for name in os.listdir(directory):
-        if name.endswith(REBUILD_SUFFIX):
-            try:
-                os.unlink(os.path.join(directory, name))
-            except FileNotFoundError:
-                pass
-
-
-def _replace(path: str, entries: np.ndarray) -> None:
-    temporary = f"{path}.{uuid.uuid4().hex}{REBUILD_SUFFIX}"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        try:
-            data = entries.tobytes()
-            if os.write(fd, data) != len(data):
-                raise OSError(f"short write to {temporary}")
-            fsync_file(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise

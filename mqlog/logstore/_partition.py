@@ -47,7 +47,7 @@ from mqlog.errors import (
 )
 from mqlog.logstore import _batch, _journal
 from mqlog.logstore import _format as fmt
-from mqlog.logstore._closed_index import index_disagreement, rebuild_indexes, remove_leftovers
+from mqlog.logstore._closed_index import index_disagreement, rebuild_indexes
 from mqlog.logstore._columns import RecordColumns, decode_columns
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._producers import Admission, AppendMetadata, ProducerBatch, ProducerTable
@@ -1176,7 +1176,6 @@ class Partition:
         damaged: a power loss may have dropped any unflushed page); the other
         checks cost a page or two per segment, so that opening a partition stays
         independent of the size of its log after a process crash."""
-        remove_leftovers(self.directory)
         for slot, base in enumerate(bases[:-1]):
             following = bases[slot + 1]
             if following <= state.log_start_offset or base in self._fresh:

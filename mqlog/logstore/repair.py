@@ -23,11 +23,10 @@ readers take no lock and never see a half-written file):
 3. The segment is rewritten without them: intact batches are copied byte for
    byte, at new positions; each damaged offset range becomes a gap marker
    (``ATTR_GAP``), so the offsets stay taken and readers step over them; the
-   offset and time indexes are rebuilt. The copies are written to
-   ``*.repairing`` temp files, fsynced, renamed over the originals (indexes
-   first, data last) and the directory is fsynced; a repair that dies
-   midway leaves the old segment in place and temp files the next repair
-   removes.
+   offset and time indexes are rebuilt. Each file is replaced with
+   ``_files.atomic_write`` (indexes first, data last); a repair that dies
+   midway leaves the old segment in place, and its temporary files are
+   removed by the next open or repair.
 4. A new epoch is published, so readers in every process reopen the segment.
 
 Afterwards every intact record is read at its old offset with its old bytes,
@@ -48,7 +47,7 @@ import numpy as np
 
 from mqlog.errors import UnknownTopicError
 from mqlog.logstore import _format as fmt
-from mqlog.logstore._files import fsync_directory, fsync_file
+from mqlog.logstore._files import atomic_write, fsync_file, remove_stale_temporaries
 from mqlog.logstore._log import Log
 from mqlog.logstore._log import open as open_log
 from mqlog.logstore._resync import resync
@@ -65,7 +64,6 @@ from mqlog.logstore._topic import read_metadata
 TOPICS_DIR = "topics"
 STATE_FILE = "state"
 QUARANTINE_INFIX = ".quarantine-"
-TEMP_SUFFIX = ".repairing"
 #: "No record yet" in running timestamp maxima.
 NO_TIMESTAMP = -(2**63)
 
@@ -298,7 +296,7 @@ def _repair_partition(partition, stamp: str) -> tuple[list[DamagedRange], list[s
     with partition._locked() as state:
         if state is None:
             return [], []
-        _remove_temp_files(directory)
+        remove_stale_temporaries(directory)
         ranges = _plan_partition(directory, partition.topic, partition.number, state,
                                  compact_policy)
         if not ranges:
@@ -318,17 +316,9 @@ def _repair_partition(partition, stamp: str) -> tuple[list[DamagedRange], list[s
             if quarantine is not None:
                 written.append(quarantine)
             _rewrite(path, base, end, mine, partition.config().index_interval_bytes)
-        fsync_directory(directory)
         published = partition._publish(state.replace(epoch=state.epoch + 1), state)
         partition._refresh(published)  # this process reopens the rewritten segments
     return ranges, written
-
-
-def _remove_temp_files(directory: str) -> None:
-    """Copies left by a repair that died before renaming them."""
-    for name in os.listdir(directory):
-        if name.endswith(TEMP_SUFFIX):
-            os.unlink(os.path.join(directory, name))
 
 
 def _quarantine(path: str, ranges: list[DamagedRange], stamp: str) -> str | None:
@@ -401,19 +391,9 @@ def _rewrite(path: str, base: int, end: int, ranges: list[DamagedRange],
             append(marker, fmt.decode_header(marker, 0, len(marker)))
         position = damage.end_position
     times.append(fmt.time_entry(max_timestamp, end - base))  # covers the whole segment
-    _replace(stem + INDEX_SUFFIX, np.array(offsets, dtype=fmt.OFFSET_INDEX_DTYPE).tobytes())
-    _replace(stem + TIME_INDEX_SUFFIX, np.array(times, dtype=fmt.TIME_INDEX_DTYPE).tobytes())
-    _replace(path, bytes(out))
-
-
-def _replace(path: str, data: bytes) -> None:
-    """Write ``data`` to a temp file, fsync it and rename it over ``path``."""
-    temp = path + TEMP_SUFFIX
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        fsync_file(handle.fileno())
-    os.replace(temp, path)
+    atomic_write(stem + INDEX_SUFFIX, np.array(offsets, dtype=fmt.OFFSET_INDEX_DTYPE).tobytes())
+    atomic_write(stem + TIME_INDEX_SUFFIX, np.array(times, dtype=fmt.TIME_INDEX_DTYPE).tobytes())
+    atomic_write(path, bytes(out))
 
 
 def describe(ranges: Iterable[DamagedRange]) -> list[str]:
