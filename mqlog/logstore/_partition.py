@@ -180,20 +180,9 @@ class Partition:
                            and not self._state_file.slots().damaged)
         while trusted_history and len(bases) > 1 and bases[-1] > state.active_base_offset:
             bases.pop()  # a roll died unpublished
-        while True:
-            newest = bases[-1]
-            segment = Segment(self.directory, newest, read_only=True)
-            trusted = trusted_history and state.active_base_offset == newest
-            scan = _TailScan(segment, self.config().index_interval_bytes, rebuild=False)
-            if trusted:
-                limit = state.active_position
-                scan.run(segment.index.valid_prefix(limit, state.offset_index_count), limit)
-            else:
-                scan.run(self._entries_known_durable(segment, state), segment.file_size())
-            if trusted or scan.position or len(bases) == 1:
-                break
-            segment.close()  # empty: left by a roll that died before publishing
-            bases.pop()
+        segment, trusted, scan = self._scan_newest(bases, state, trusted_history,
+                                                   self.config(), writable=False)
+        newest = segment.base_offset
         self._fresh[newest] = segment
         cut = not trusted or scan.position != state.active_position
         recovered = PartitionState(
@@ -1020,26 +1009,9 @@ class Partition:
                            and not slots.damaged)
         while trusted_history and len(bases) > 1 and bases[-1] > state.active_base_offset:
             remove_segment_files(self.directory, bases.pop())  # a roll died unpublished
-        while True:
-            newest = bases[-1]
-            segment = Segment(self.directory, newest)
-            trusted = trusted_history and state.active_base_offset == newest
-            segment.preallocate(  # first: rebuilt index entries need room
-                config.segment_bytes,
-                index_capacity(config.segment_bytes, config.index_interval_bytes),
-            )
-            scan = _TailScan(segment, config.index_interval_bytes)
-            if trusted:
-                limit = state.active_position
-                scan.run(segment.index.valid_prefix(limit, state.offset_index_count), limit)
-            else:
-                scan.run(self._entries_known_durable(segment, state), segment.file_size())
-            if trusted or scan.position or len(bases) == 1:
-                break
-            # An empty newest segment is left by a roll that died before publishing
-            # (or holds nothing anyway): the one before it is the active segment.
-            segment.close()
-            remove_segment_files(self.directory, bases.pop())
+        segment, trusted, scan = self._scan_newest(bases, state, trusted_history, config,
+                                                   writable=True)
+        newest = segment.base_offset
         self._fresh[newest] = segment
         if trusted and scan.position < state.active_position:
             kept = self._keep_published_damage(segment, scan, state)
@@ -1085,6 +1057,39 @@ class Partition:
         self._check_closed(bases, recovered, config, thorough=not trusted_history)
         self._refresh(recovered)
         return self._enforce_retention_locked(recovered, config)
+
+    def _scan_newest(self, bases: list[int], state: PartitionState | None,
+                     trusted_history: bool, config: TopicConfig,
+                     writable: bool) -> tuple[Segment, bool, _TailScan]:
+        """(segment, trusted, scan) for the active segment as recovery finds it: the
+        newest of ``bases`` scanned from its last usable index entry (up to the
+        published position when the state is ``trusted`` for it, else to the end
+        of its file). An empty newest segment is left by a roll that died before
+        publishing (or holds nothing anyway): it is dropped from ``bases`` and the
+        one before it is the active segment. ``writable``: the segment is
+        preallocated first (rebuilt index entries need room), its index entries
+        rebuilt, and the files of an empty newest segment removed; otherwise
+        nothing is written (a read-only open)."""
+        while True:
+            segment = Segment(self.directory, bases[-1], read_only=not writable)
+            trusted = trusted_history and state.active_base_offset == bases[-1]
+            if writable:
+                segment.preallocate(
+                    config.segment_bytes,
+                    index_capacity(config.segment_bytes, config.index_interval_bytes),
+                )
+            scan = _TailScan(segment, config.index_interval_bytes, rebuild=writable)
+            if trusted:
+                limit = state.active_position
+                scan.run(segment.index.valid_prefix(limit, state.offset_index_count), limit)
+            else:
+                scan.run(self._entries_known_durable(segment, state), segment.file_size())
+            if trusted or scan.position or len(bases) == 1:
+                return segment, trusted, scan
+            segment.close()
+            if writable:
+                remove_segment_files(self.directory, bases[-1])
+            bases.pop()
 
     def _keep_published_damage(self, segment: Segment, scan: _TailScan,
                                state: PartitionState) -> bool:

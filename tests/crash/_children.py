@@ -190,10 +190,10 @@ def run_die_in_roll(path: str, topic: str, size: int, when: str) -> None:
     create_segment = Segment.__init__
 
     def die_on_create(self: Segment, directory: str, base_offset: int,
-                      create: bool = False) -> None:
+                      create: bool = False, **options) -> None:
         if create and when == "creating":
             os.kill(os.getpid(), signal.SIGKILL)
-        create_segment(self, directory, base_offset, create)
+        create_segment(self, directory, base_offset, create, **options)
         if create and when == "created":
             os.kill(os.getpid(), signal.SIGKILL)
 
