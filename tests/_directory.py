@@ -52,3 +52,19 @@ def file_digest(path: Path) -> str:
                     hasher.update(b"%d:" % position + block)
                 position += len(block)
     return hasher.hexdigest()
+
+
+def restore_files(directory: Path, files: dict[str, bytes]) -> None:
+    """Make ``directory`` hold exactly ``files`` (name -> bytes) again. Files are
+    rewritten in place: replacing or truncating them to zero first makes ext4
+    flush them on close, which would dominate a test that restores often."""
+    for path in directory.iterdir():
+        if path.name not in files:
+            path.unlink()
+    for name, data in files.items():
+        fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)

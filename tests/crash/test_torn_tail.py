@@ -24,6 +24,7 @@ from mqlog import CorruptRecordError
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._segment import list_segment_bases, segment_name
 from mqlog.logstore._state import SLOT_SIZE, decode_state
+from tests._directory import restore_files
 
 from ._children import BASE_TIMESTAMP_MS, Expected, as_expected, to_appendable
 
@@ -82,19 +83,8 @@ class DamageLab:
         assert len(self.batches(self.bases[-1])) >= 10, "the last segment must be long"
 
     def restore(self) -> None:
-        """Put back the pristine partition files (and nothing else). Files are
-        rewritten in place: replacing or truncating them to zero first makes ext4
-        flush them on close, which would dominate the run time."""
-        for path in self.directory.iterdir():
-            if path.name not in self.pristine:
-                path.unlink()
-        for name, data in self.pristine.items():
-            fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                os.pwrite(fd, data, 0)
-                os.ftruncate(fd, len(data))
-            finally:
-                os.close(fd)
+        """Put back the pristine partition files (and nothing else)."""
+        restore_files(self.directory, self.pristine)
 
     def file(self, base: int, suffix: str) -> Path:
         return self.directory / (segment_name(base) + suffix)

@@ -33,6 +33,7 @@ from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._segment import list_segment_bases, segment_name
 from mqlog.logstore._state import FILE_SIZE, SLOT_SIZE, PartitionState, StateFile, decode_slots
 from mqlog.logstore.inspect import dump_segment, verify_log
+from tests._directory import restore_files
 
 SOAK = os.environ.get("MQLOG_SOAK") == "1"
 TOPIC = "t"
@@ -62,16 +63,7 @@ class Pristine:
         self.bases = list_segment_bases(str(self.directory))
 
     def restore(self) -> None:
-        for child in self.directory.iterdir():
-            if child.name not in self.files:
-                child.unlink()
-        for name, data in self.files.items():
-            fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                os.pwrite(fd, data, 0)
-                os.ftruncate(fd, len(data))
-            finally:
-                os.close(fd)
+        restore_files(self.directory, self.files)
         (self.path / JOURNAL_FILE).unlink(missing_ok=True)
 
     def file(self, base: int, suffix: str) -> Path:
