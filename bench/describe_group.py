@@ -26,8 +26,7 @@ import time
 import _common
 
 import mqlog
-from mqlog.consumer import TopicPartition
-from mqlog.consumer._admin import GroupDescription
+from mqlog.consumer import GroupDescription, TopicPartition
 
 BENCH = "describe_group"
 GROUP = "described"

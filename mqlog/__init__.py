@@ -9,7 +9,16 @@
             print(record.offset, record.value)
 """
 
-from mqlog.consumer import Consumer, ConsumerConfig, QueueConsumer, QueueMessage, TopicPartition
+from mqlog.consumer import (
+    Consumer,
+    ConsumerConfig,
+    GroupDescription,
+    GroupPartitionDescription,
+    MemberDescription,
+    QueueConsumer,
+    QueueMessage,
+    TopicPartition,
+)
 from mqlog.errors import (
     CommitFailedError,
     ConfigError,
@@ -34,8 +43,8 @@ from mqlog.errors import (
     UnknownPartitionError,
     UnknownTopicError,
 )
+from mqlog.log import Log, open
 from mqlog.logstore import (
-    Log,
     Message,
     PartitionDescription,
     ProducerBatch,
@@ -43,7 +52,6 @@ from mqlog.logstore import (
     RecordColumns,
     TopicConfig,
     TopicDescription,
-    open,
 )
 from mqlog.producer import BatchDelivery, Delivery, Producer, ProducerConfig, RecordMetadata
 
@@ -60,12 +68,15 @@ __all__ = [
     "Delivery",
     "DeliveryLostError",
     "DiskFullError",
+    "GroupDescription",
     "GroupNotEmptyError",
+    "GroupPartitionDescription",
     "IllegalStateError",
     "InvalidProducerEpochError",
     "InvalidTopicError",
     "Log",
     "LogClosedError",
+    "MemberDescription",
     "Message",
     "MqlogError",
     "NoOffsetForPartitionError",

@@ -22,17 +22,20 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple
 
 import msgpack
 import xxhash
 
-from mqlog.errors import ConfigError, LogClosedError, RecordTooLargeError, UnknownPartitionError
-from mqlog.logstore._producers import EPOCH_MAX, SEQUENCE_MAX, ProducerBatch
-from mqlog.logstore._record import Record
-
-if TYPE_CHECKING:
-    from mqlog.logstore._log import Log
+from mqlog.errors import (
+    ConfigError,
+    LogClosedError,
+    RecordTooLargeError,
+    TopicExistsError,
+    UnknownPartitionError,
+)
+from mqlog.lanes import PRIORITY_MAX, lane_topic
+from mqlog.logstore import EPOCH_MAX, SEQUENCE_MAX, Engine, ProducerBatch, Record
 
 log = logging.getLogger("mqlog.producer")
 
@@ -200,7 +203,7 @@ def _as_bytes(value, what: str) -> bytes:
 class Producer:
     """Sends records to a Log's topics. Thread-safe; create with ``Log.producer()``."""
 
-    def __init__(self, log: Log, **config) -> None:
+    def __init__(self, log: Engine, **config: Any) -> None:
         self._log = log
         self.config = ProducerConfig(**config)
         # Read on every send: plain attributes rather than the config's.
@@ -372,8 +375,8 @@ class Producer:
         return cached[0], cached[1]
 
     def _refresh_topic(self, topic: str) -> tuple[int, int, float]:
-        handle = self._log._topic(topic)
-        cached = (handle.config().max_record_bytes, handle.partition_count,
+        log = self._log
+        cached = (log.topic_config(topic).max_record_bytes, log.partition_count(topic),
                   time.monotonic() + TOPIC_RECHECK_S)
         self._topic_cache[topic] = cached
         return cached
@@ -381,9 +384,6 @@ class Producer:
     def _lane(self, topic: str, priority: object, size: int, partition: object) -> str:
         """The lane topic of ``priority`` for ``topic``, created on first use once a
         record of ``size`` bytes for ``partition`` is known to fit the topic."""
-        from mqlog.consumer._queue import PRIORITY_MAX, lane_topic
-        from mqlog.errors import TopicExistsError
-
         if not isinstance(priority, int) or isinstance(priority, bool) or not (
             0 <= priority <= PRIORITY_MAX
         ):
@@ -496,7 +496,7 @@ class Producer:
             return
         try:
             batch.append_ms = log_.now_ms()
-            target = log_._topic(batch.topic).partition(batch.partition)
+            target = log_.partition(batch.topic, batch.partition)
             batch.base_offset = self._append_to(target, batch)
         except BaseException as error:  # delivered to whoever waits on the batch
             batch.error = error
@@ -514,13 +514,14 @@ class Producer:
         """Append a batch; an idempotent producer retries an OSError with the same
         sequence numbers, so a first try that was written is not written again."""
         if self.producer_id is None:
-            return self._log._append(target, batch.items, batch.append_ms)
+            return self._log.append_to(target, batch.items, now_ms=batch.append_ms)
         key = (batch.topic, batch.partition)
         sequence = self._sequences.get(key, 0)
         producer = ProducerBatch(self.producer_id, self.epoch, sequence)
         for attempt in range(self.config.retries + 1):
             try:
-                first = self._log._append(target, batch.items, batch.append_ms, producer)
+                first = self._log.append_to(target, batch.items, now_ms=batch.append_ms,
+                                            producer=producer)
             except OSError:
                 if attempt == self.config.retries:
                     # Whether the batch was written is unknown: continue in a new

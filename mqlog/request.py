@@ -16,33 +16,29 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
-from mqlog.consumer._config import check_timeout
+from mqlog.consumer import QueueConsumer, QueueMessage, check_timeout
 from mqlog.errors import TopicExistsError, UnknownTopicError
-from mqlog.logstore._record import Message, Record
-
-if TYPE_CHECKING:
-    from mqlog.consumer._queue import QueueMessage
-    from mqlog.logstore._log import Log
+from mqlog.logstore import Engine, Message, Record
 
 REPLIES_TOPIC = "__replies"
 REPLIES_PARTITIONS = 8
 REPLY_TO = "reply-to"
 CORRELATION_ID = "correlation-id"
 
-Handler = Callable[["QueueMessage"], "bytes | str | Record"]
+Handler = Callable[[QueueMessage], "bytes | str | Record"]
 
 
-def _ensure_replies(log: Log) -> None:
+def _ensure_replies(log: Engine) -> None:
     try:
-        log._create_topic(REPLIES_TOPIC, REPLIES_PARTITIONS, internal=True, durability="none",
-                          retention_ms=3600 * 1000)
+        log.create_topic(REPLIES_TOPIC, REPLIES_PARTITIONS, internal=True, durability="none",
+                         retention_ms=3600 * 1000)
     except TopicExistsError:
         pass
 
 
-def request(log: Log, topic: str, value: bytes | str, timeout: float, *,
+def request(log: Engine, topic: str, value: bytes | str, timeout: float, *,
             key: bytes | None = None, headers: dict | None = None) -> Message:
     """Send ``value`` to ``topic`` and wait up to ``timeout`` seconds for the reply
     (a Message on ``__replies``); raises TimeoutError if none comes. Bad input
@@ -67,8 +63,8 @@ def request(log: Log, topic: str, value: bytes | str, timeout: float, *,
     offset = start
     while True:
         seen = log.append_counter()
-        for message in log._partition(REPLIES_TOPIC, partition).read(offset, 500, None,
-                                                                      messages=True):
+        for message in log.partition(REPLIES_TOPIC, partition).read(offset, 500, None,
+                                                                     messages=True):
             offset = message.offset + 1
             if message.headers.get(CORRELATION_ID) == correlation:
                 return message
@@ -78,8 +74,8 @@ def request(log: Log, topic: str, value: bytes | str, timeout: float, *,
         log.wait_for_append(seen, remaining)
 
 
-def _request_partition(log: Log, topic: str, correlation: bytes) -> int:
-    return int(correlation[:8], 16) % log._topic(topic).partition_count
+def _request_partition(log: Engine, topic: str, correlation: bytes) -> int:
+    return int(correlation[:8], 16) % log.partition_count(topic)
 
 
 class Responder:
@@ -87,13 +83,13 @@ class Responder:
     Record to send back). A queue group (``group``) over the request topic: run
     as many responders as you like, in threads or processes."""
 
-    def __init__(self, log: Log, topic: str, handler: Handler, group: str = "responders",
-                 **queue_options) -> None:
+    def __init__(self, log: Engine, topic: str, handler: Handler, group: str = "responders",
+                 **queue_options: Any) -> None:
         if not callable(handler):
             raise TypeError("handler must be callable(message) -> bytes, str or Record")
         self._log = log
         self._handler = handler
-        self._queue = log.queue(group, [topic], **queue_options)
+        self._queue = QueueConsumer(log, group, [topic], **queue_options)
         _ensure_replies(log)
         self._stop = threading.Event()
 

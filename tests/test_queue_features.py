@@ -149,7 +149,7 @@ def test_idempotent_producer_writes_a_retried_batch_once(tmp_path, monkeypatch):
 def test_producer_sequences_are_checked(tmp_path):
     with mqlog.open(tmp_path / "log", durability="none") as log:
         log.create_topic("t")
-        partition = log._partition("t", 0)
+        partition = log.engine.partition("t", 0)
         assert partition.append([b"a"], None, ProducerBatch(7, 0, 0)) == 0
         assert partition.append([b"a"], None, ProducerBatch(7, 0, 0)) == 0  # the retry
         assert partition.append([b"b", b"c"], None, ProducerBatch(7, 0, 1)) == 1
@@ -158,7 +158,7 @@ def test_producer_sequences_are_checked(tmp_path):
         assert partition.append([b"d"], None, ProducerBatch(8, 0, 3)) == 3  # new: any start
         assert values(log.read("t", 0, 0)) == [b"a", b"b", b"c", b"d"]
     with mqlog.open(tmp_path / "log", durability="none") as log:  # survives reopening
-        assert log._partition("t", 0).append([b"b", b"c"], None, ProducerBatch(7, 0, 1)) == 1
+        assert log.engine.partition("t", 0).append([b"b", b"c"], None, ProducerBatch(7, 0, 1)) == 1
         assert log.append("t", 0, [b"e"], producer=ProducerBatch(7, 0, 3)) == 4
         assert log.end_offset("t", 0) == 5
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import mqlog
 from mqlog.cli._demo_proc import GROUP, TOPIC
-from mqlog.consumer._admin import GroupDescription
+from mqlog.consumer import GroupDescription
 from mqlog.logstore.inspect import verify_log
 
 PARTITIONS = 6

@@ -12,7 +12,7 @@ import mqlog
 from mqlog.cli._app import app, open_log
 from mqlog.cli._options import JSON_OPTION
 from mqlog.cli._output import console, emit_json, format_ms, short_repr
-from mqlog.consumer._queue import check_dead_letter_topic, dead_letter_origin
+from mqlog.consumer import check_dead_letter_topic, dead_letter_origin
 
 dlq_app = typer.Typer(help="List, show and redrive dead letters.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
@@ -43,7 +43,7 @@ def list_dead_letters(ctx: typer.Context, topic: DlqArgument,
     """One line per dead letter: where it is, where it came from, how often it was
     delivered and the last nack's reason."""
     with open_log(ctx, reading=True) as log:
-        check_dead_letter_topic(log, topic)
+        check_dead_letter_topic(log.engine, topic)
         letters = list(_dead_letters(log, topic))
     if json_output:
         for partition, record in letters:

@@ -12,8 +12,7 @@ import mqlog
 from mqlog.cli._app import EXIT_FAILED, EXIT_NOT_FOUND, CliError, app, open_log
 from mqlog.cli._options import JSON_OPTION
 from mqlog.cli._output import console, emit_json, format_age
-from mqlog.consumer._admin import GroupDescription
-from mqlog.consumer._group import is_queue_group
+from mqlog.consumer import GroupDescription, is_queue_group
 
 groups_app = typer.Typer(help="List, describe and delete consumer and queue groups.",
                          no_args_is_help=True)
@@ -35,7 +34,8 @@ def list_groups(ctx: typer.Context, json_output: Annotated[bool, JSON_OPTION] = 
     queue groups), one per line; --json adds each group's kind."""
     with open_log(ctx, reading=True) as log:
         names = log.list_groups()
-        kinds = {name: "queue" if is_queue_group(log, name) else "consumer" for name in names}
+        kinds = {name: "queue" if is_queue_group(log.engine, name) else "consumer"
+                 for name in names}
     for name in names:
         if json_output:
             emit_json({"name": name, "kind": kinds[name]})

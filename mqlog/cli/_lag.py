@@ -27,7 +27,7 @@ from mqlog.cli._app import EXIT_FAILED, app, open_log
 from mqlog.cli._groups import require_group
 from mqlog.cli._options import JSON_OPTION, OptionalValueCommand
 from mqlog.cli._output import console, emit_json, err_console, format_age, format_rate
-from mqlog.consumer._admin import GroupDescription
+from mqlog.consumer import GroupDescription
 
 #: Refresh period of ``--watch`` given without a value.
 DEFAULT_WATCH_S = 2.0

@@ -13,8 +13,7 @@ from rich.text import Text
 from mqlog.cli._app import EXIT_FAILED, app, open_log
 from mqlog.cli._output import console, emit_json
 from mqlog.errors import UnknownTopicError
-from mqlog.logstore import TopicDescription
-from mqlog.logstore._log import check_new_topic
+from mqlog.logstore import TopicDescription, check_new_topic
 
 topics_app = typer.Typer(help="List, create, describe, alter and delete topics.",
                          no_args_is_help=True)

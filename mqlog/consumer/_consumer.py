@@ -13,6 +13,7 @@ while holding that partition's ownership lock, and commits only those.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import re
 import time
@@ -25,6 +26,7 @@ from mqlog.consumer._config import (
     check_timeout,
     validate_group_name,
 )
+from mqlog.consumer._offsets import offset_store
 from mqlog.errors import (
     CommitFailedError,
     ConfigError,
@@ -34,15 +36,10 @@ from mqlog.errors import (
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
 )
-from mqlog.logstore._columns import RecordColumns
-from mqlog.logstore._log import checked_timestamp
-from mqlog.logstore._partition import joined
-from mqlog.logstore._record import Message
+from mqlog.logstore import Engine, Message, Partition, RecordColumns, checked_timestamp
 
 if TYPE_CHECKING:
     from mqlog.consumer._group import GroupMember
-    from mqlog.logstore._log import Log
-    from mqlog.logstore._partition import Partition
 
 Listener = Callable[[set[TopicPartition]], None]
 #: Damaged ranges ``Consumer.skipped_ranges`` remembers (the most recent ones).
@@ -65,7 +62,7 @@ class _Assigned:
 class Consumer:
     """Reads records from a Log; see ``Log.consumer``."""
 
-    def __init__(self, log: Log, group: str | None = None,
+    def __init__(self, log: Engine, group: str | None = None,
                  topics: Iterable[str] | str = (), **config) -> None:
         self.config = ConsumerConfig(**config)
         if group is not None:
@@ -85,7 +82,7 @@ class Consumer:
         self.skipped_ranges: collections.deque[tuple[TopicPartition, int, int]] = (
             collections.deque(maxlen=SKIPPED_RANGES_KEPT))
         if group is not None:
-            self._offsets = log._offset_store()
+            self._offsets = offset_store(log)
         if topics:
             self.subscribe(topics)
 
@@ -107,7 +104,7 @@ class Consumer:
         if not isinstance(topics, re.Pattern):
             topics = sorted(set(topics))
             for name in topics:
-                self._log._topic(name)  # UnknownTopicError now, not at poll
+                self._log.partition_count(name)  # UnknownTopicError now, not at poll
         from mqlog.consumer._group import GroupMember
 
         if self._member is None:
@@ -129,7 +126,7 @@ class Consumer:
         """Replace the assignment, keeping positions of partitions that stay."""
         kept = {tp: a for tp, a in self._assigned.items() if tp in partitions}
         for tp in sorted(partitions - set(kept)):
-            kept[tp] = _Assigned(tp, self._log._partition(tp.topic, tp.partition))
+            kept[tp] = _Assigned(tp, self._log.partition(tp.topic, tp.partition))
         self._assigned = kept
         self._order = [kept[tp] for tp in sorted(kept)]
         self._next = 0
@@ -225,7 +222,7 @@ class Consumer:
         others. Positions move past what is returned.
         """
         pieces = self._poll(timeout, max_records, self._read_messages)
-        return joined(pieces)
+        return pieces[0] if len(pieces) == 1 else list(itertools.chain.from_iterable(pieces))
 
     def poll_columns(self, timeout: float | None = 0.0,
                      max_records: int | None = None) -> list[RecordColumns]:
@@ -368,7 +365,7 @@ class Consumer:
             for tp, offset in offsets.items():
                 if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
                     raise ConfigError(f"offsets must be ints >= 0, not {offset!r}")
-                self._log._partition(tp.topic, tp.partition)  # Unknown...Error if none
+                self._log.partition(tp.topic, tp.partition)  # Unknown...Error if none
         member_id = ""
         if self._member is not None:
             not_owned = sorted(tp for tp in offsets if not self._member.owns(tp))

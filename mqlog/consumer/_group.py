@@ -44,47 +44,46 @@ from typing import TYPE_CHECKING
 
 from mqlog.consumer._assignors import ASSIGNORS
 from mqlog.consumer._config import ConsumerConfig, TopicPartition, validate_group_name
-from mqlog.consumer._offsets import OFFSETS_TOPIC
+from mqlog.consumer._offsets import OFFSETS_TOPIC, offset_store
 from mqlog.errors import ConfigError, MqlogError
-from mqlog.logstore._files import atomic_write
+from mqlog.logstore import Engine, atomic_write
 
 if TYPE_CHECKING:
     from mqlog.consumer._consumer import Consumer
-    from mqlog.logstore._log import Log
 
 GROUPS_DIR = "groups"
 QUEUES_DIR = "queues"
 Listener = Callable[[set[TopicPartition]], None]
 
 
-def group_directory(log: Log, group: str) -> str:
+def group_directory(log: Engine, group: str) -> str:
     """Where a consumer group keeps its members' files and its plan (ConfigError
     for an invalid group name: no path outside ``groups/``)."""
     return os.path.join(log.path, GROUPS_DIR, validate_group_name(group))
 
 
-def queue_directory(log: Log, group: str) -> str:
+def queue_directory(log: Engine, group: str) -> str:
     """Where a queue group keeps its members' files and its share states (ConfigError
     for an invalid group name: no path outside ``queues/``)."""
     return os.path.join(log.path, QUEUES_DIR, validate_group_name(group))
 
 
-def is_consumer_group(log: Log, group: str) -> bool:
+def is_consumer_group(log: Engine, group: str) -> bool:
     """True if ``group`` has a consumer group's files or committed offsets (looked
     up only when some offsets were ever committed: asking does not create the
     offsets topic)."""
     if os.path.isdir(group_directory(log, group)):
         return True
-    if not os.path.isdir(os.path.join(log._topics_dir(), OFFSETS_TOPIC)):
+    if not log.has_topic(OFFSETS_TOPIC):
         return False
-    return bool(log._offset_store().group_offsets(group))
+    return bool(offset_store(log).group_offsets(group))
 
 
-def is_queue_group(log: Log, group: str) -> bool:
+def is_queue_group(log: Engine, group: str) -> bool:
     return os.path.isdir(queue_directory(log, group))
 
 
-def refuse_other_kind(log: Log, group: str, kind: str) -> None:
+def refuse_other_kind(log: Engine, group: str, kind: str) -> None:
     """Consumer groups and queue groups share one namespace, as Kafka's group ids
     do: raise ConfigError when ``group`` already is a group of the other kind
     (``kind`` is the one wanted: "consumer" or "queue")."""
@@ -154,7 +153,7 @@ def lock_is_held(path: str) -> bool:
 class GroupMember:
     """This consumer's membership of one group."""
 
-    def __init__(self, log: Log, group: str, config: ConsumerConfig, consumer: Consumer) -> None:
+    def __init__(self, log: Engine, group: str, config: ConsumerConfig, consumer: Consumer) -> None:
         validate_group_name(group)
         self._log = log
         self.group = group
@@ -309,11 +308,9 @@ class GroupMember:
         counts = {}
         for name in sorted(wanted):
             try:
-                topic = self._log._topic(name)
+                counts[name] = self._log.partition_count(name)
             except MqlogError:
                 continue  # deleted meanwhile
-            topic.reload_if_changed()
-            counts[name] = topic.partition_count
         return counts
 
     # -- the coordinator -----------------------------------------------------------------

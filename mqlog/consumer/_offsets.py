@@ -1,6 +1,7 @@
 """Committed offsets: records in the internal topic ``__consumer_offsets``.
 
-Owner: one OffsetStore per Log, shared by its consumers. A commit appends one
+Owner: one OffsetStore per open log (``offset_store(engine)``), shared by its
+consumers, groups and admin calls. A commit appends one
 record per partition to the offsets partition of its group (``xxh3_64(group)
 % OFFSETS_PARTITIONS``), all in one batch, so a commit of several partitions
 is atomic. The key is ``msgpack([group, topic, partition])``; the value is
@@ -20,18 +21,15 @@ crash of any process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple
 
 import msgpack
 import xxhash
 
 from mqlog.consumer._config import TopicPartition
 from mqlog.errors import MqlogError, TopicExistsError, UnknownTopicError
-from mqlog.logstore._record import Record
-
-if TYPE_CHECKING:
-    from mqlog.logstore._log import Log
+from mqlog.logstore import Engine, Record
 
 OFFSETS_TOPIC = "__consumer_offsets"
 #: Partitions of the offsets topic: groups spread over them, so commits of
@@ -53,10 +51,29 @@ def offsets_partition(group: str) -> int:
     return xxhash.xxh3_64_intdigest(group.encode()) % OFFSETS_PARTITIONS
 
 
+def offset_store(engine: Engine) -> OffsetStore:
+    """The committed-offsets store of ``engine``'s log: one per open engine,
+    created on first use (creating the offsets topic unless read-only)."""
+    return engine.attachment(OffsetStore, lambda: OffsetStore(engine))
+
+
+def committed_end_floor(engine: Engine) -> Callable[[str, int], int | None]:
+    """The end floor (``Engine.set_end_floor``) that committed offsets set: a
+    partition must end at or beyond the highest offset any group committed for
+    it. A log where no offset was ever committed costs one ``stat`` per opened
+    partition, and never creates the offsets topic."""
+    def floor(topic: str, partition: int) -> int | None:
+        if not engine.has_topic(OFFSETS_TOPIC):
+            return None
+        return offset_store(engine).highest_committed(topic, partition)
+
+    return floor
+
+
 class OffsetStore:
     """Read and write committed offsets of every group in one log."""
 
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Engine) -> None:
         self._log = log
         self._lock = threading.Lock()
         self._latest: dict[tuple[str, str, int], CommittedOffset] = {}
@@ -67,10 +84,10 @@ class OffsetStore:
         if log.read_only:  # reads only: a missing topic holds no offsets
             return
         try:
-            log._create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, internal=True,
-                              durability="always", cleanup_policy="compact",
-                              segment_bytes=OFFSETS_SEGMENT_BYTES, retention_ms=None,
-                              retention_bytes=None)
+            log.create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, internal=True,
+                             durability="always", cleanup_policy="compact",
+                             segment_bytes=OFFSETS_SEGMENT_BYTES, retention_ms=None,
+                             retention_bytes=None)
         except TopicExistsError:
             pass
 
@@ -85,14 +102,14 @@ class OffsetStore:
         ]
         if records:
             log = self._log
-            log._append(log._partition(OFFSETS_TOPIC, offsets_partition(group)), records,
-                        None, flush=self._needs_flush(offsets))
+            log.append(OFFSETS_TOPIC, offsets_partition(group), records,
+                       flush=self._needs_flush(offsets))
 
     def _needs_flush(self, offsets: Mapping[TopicPartition, int]) -> bool:
         """False when every committed topic has durability "none" (see the module)."""
         for topic in {tp.topic for tp in offsets}:
             try:
-                if self._log._topic(topic).config().durability != "none":
+                if self._log.topic_config(topic).durability != "none":
                     return True
             except MqlogError:  # deleted meanwhile: keep the safe default
                 return True

@@ -46,7 +46,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
 
 from mqlog.consumer._config import TopicPartition, check_timeout, validate_group_name
 from mqlog.consumer._group import lock_is_held, queue_directory, refuse_other_kind
@@ -62,17 +61,12 @@ from mqlog.errors import (
     UnknownPartitionError,
     UnknownTopicError,
 )
-from mqlog.logstore._files import atomic_write
-from mqlog.logstore._record import Message, Record
+from mqlog.lanes import PRIORITY_MAX, lane_topic
+from mqlog.logstore import Engine, Message, Record, atomic_write
 from mqlog.logstore.config import validate_topic_name
-
-if TYPE_CHECKING:
-    from mqlog.logstore._log import Log
 
 #: Takes from one partition in one receive when records had to be set aside.
 TAKE_ATTEMPTS = 8
-#: Priorities run from 0 (the topic itself) to PRIORITY_MAX (lane topics).
-PRIORITY_MAX = 9
 LANES_RECHECK_S = 1.0
 _DELIVER_AT = "mqlog.deliver_at"
 _EXPIRES_AT = "mqlog.expires_at"
@@ -108,12 +102,6 @@ def state_is_durable(partition) -> bool:
     """Whether a queue's share state of ``partition`` is flushed on every change:
     when the topic's records are (durability "always")."""
     return partition.config().durability == "always"
-
-
-def lane_topic(topic: str, priority: int) -> str:
-    """The topic that holds ``topic``'s messages of ``priority``: the topic itself
-    for 0, ``<topic>.p<priority>`` (a lane) above."""
-    return topic if priority == 0 else f"{topic}.p{priority}"
 
 
 def _timing(record: Message, ttl_ms: int | None) -> tuple[int | None, int | None]:
@@ -159,7 +147,7 @@ class QueueMessage(Message):
 class QueueConsumer:
     """A worker of a queue group; see ``Log.queue``. Thread-safe."""
 
-    def __init__(self, log: Log, group: str, topics: Iterable[str] | str, *,
+    def __init__(self, log: Engine, group: str, topics: Iterable[str] | str, *,
                  ack_timeout_s: float = 30.0, max_deliveries: int = 5,
                  dead_letter_topic: str | None = None, backoff: Backoff | None = None) -> None:
         validate_group_name(group)
@@ -186,12 +174,12 @@ class QueueConsumer:
         #: An ack this long before its lock deadline needs no lock (see ack_fast).
         self.safe_margin_ms = min(1000, self.ack_timeout_ms // 4)
         #: The log's clock (ms since the epoch).
-        self.now_ms = log._clock
+        self.now_ms = log.clock
         self.max_deliveries = max_deliveries
         self.dead_letter_topic = dead_letter_topic
         self.backoff = backoff or default_backoff
         for topic in self.topics:
-            log._topic(topic)  # UnknownTopicError now, not at receive
+            log.partition_count(topic)  # UnknownTopicError now, not at receive
         refuse_other_kind(log, group, "queue")
         #: Per priority, highest first: the partitions of the topics' lanes.
         self._lanes: list[list[TopicPartition]] = []
@@ -262,7 +250,7 @@ class QueueConsumer:
         state = self._states.get(tp)
         if state is None:
             path = share_state_path(self.directory, tp)
-            partition = self._log._partition(tp.topic, tp.partition)
+            partition = self._log.partition(tp.topic, tp.partition)
             start = partition.state().log_start_offset
             state = self._states[tp] = ShareState(path, WINDOW_RECORDS, start,
                                                   state_is_durable(partition))
@@ -337,9 +325,8 @@ class QueueConsumer:
             for topic in self.topics:
                 name = lane_topic(topic, priority)
                 if name in existing:
-                    handle = self._log._topic(name)
-                    handle.reload_if_changed()
-                    lane += [TopicPartition(name, p) for p in range(handle.partition_count)]
+                    count = self._log.partition_count(name)
+                    lane += [TopicPartition(name, p) for p in range(count)]
             if lane:
                 lanes.append(lane)
         self._lanes = lanes
@@ -350,7 +337,7 @@ class QueueConsumer:
         """(messages handed out, records acquired but not handed out: dead-lettered,
         expired, not due yet or deleted, whether a last attempt ends the receive).
         ``alone_ok``: nothing was taken yet, so a last attempt may be taken."""
-        partition = self._log._partition(tp.topic, tp.partition)
+        partition = self._log.partition(tp.topic, tp.partition)
         published = partition.state()
         state = self._state(tp)
         if state.bounds()[0] >= published.end_offset:
@@ -538,10 +525,9 @@ class QueueConsumer:
                      items: list[tuple[QueueMessage, int, int, int]], now: int,
                      reason: str | None = None) -> None:
         target = self.dead_letter_topic_for(tp.topic)
-        source = self._log._topic(tp.topic)
-        config = source.config()
+        config = self._log.topic_config(tp.topic)
         try:  # as durable as the topic the records come from
-            self._log.create_topic(target, source.partition_count,
+            self._log.create_topic(target, self._log.partition_count(tp.topic),
                                    durability=config.durability, flush_ms=config.flush_ms)
         except TopicExistsError:
             pass
@@ -559,7 +545,7 @@ class QueueConsumer:
                 "dlq.last_delivery_ms": str(last).encode(),
             })
             records.append(Record(record.value, record.key, headers, record.timestamp))
-        partitions = self._log._topic(target).partition_count
+        partitions = self._log.partition_count(target)
         self._log.append(target, tp.partition % partitions, records)
         state.finish(self.member_id, [item[0].offset for item in items], ARCHIVED)
         if reason is None:
@@ -617,7 +603,7 @@ def _milliseconds(name: str, seconds: object) -> int:
     return int(seconds * 1000)
 
 
-def redrive(log: Log, dlq_topic: str, offsets: Iterable[int] | None = None,
+def redrive(log: Engine, dlq_topic: str, offsets: Iterable[int] | None = None,
             where: Callable[[QueueMessage], bool] | None = None) -> int:
     """Move dead letters back to their original topic and partition (without the
     ``dlq.*`` headers); all of them, or those at ``offsets`` and/or matching
@@ -677,7 +663,7 @@ def dead_letter_origin(record: Record) -> tuple[str, int] | None:
     return topic, partition
 
 
-def check_dead_letter_topic(log: Log, topic: str) -> bool:
+def check_dead_letter_topic(log: Engine, topic: str) -> bool:
     """Raise ConfigError if ``topic`` holds records that are not dead letters (the
     first record of each partition is looked at); UnknownTopicError if there is
     no such topic. Returns whether the topic holds any record. Reads only."""
@@ -698,7 +684,7 @@ def check_dead_letter_topic(log: Log, topic: str) -> bool:
     return found
 
 
-def describe_queue(log: Log, group: str) -> list[dict]:
+def describe_queue(log: Engine, group: str) -> list[dict]:
     """Per partition of a queue group: its position (first unfinished offset), the
     log's end offset, and how many records are ready, in flight, delayed, expired,
     dead-lettered and archived as damaged (``corrupt``), read without taking any

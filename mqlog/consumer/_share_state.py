@@ -51,8 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mqlog.errors import DiskFullError, StorageFailedError
-from mqlog.logstore._files import fsync_directory, fsync_file, sync_map
-from mqlog.logstore._space import reserve, storage_failed
+from mqlog.logstore import fsync_directory, fsync_file, reserve, storage_failed, sync_map
 
 AVAILABLE, ACQUIRED, ACKED, ARCHIVED = 0, 1, 2, 3
 MAGIC = b"MQLSHARE"

@@ -1,20 +1,51 @@
-"""The log store: topics, partitions, segments and indexes on disk."""
+"""The storage engine: topics, partitions, segments and indexes on disk.
+
+Everything above storage (clients, the ``Log`` session, the CLI, servers) uses
+the names exported here and nothing else of this package; a test checks that
+no module outside it imports a ``_``-prefixed module or name from it.
+Besides the engine, it lends the layers that keep files of their own (group
+membership, queue share state) its file primitives: ``atomic_write``, the sync
+seam (``fsync_file``, ``fsync_directory``, ``sync_map``: every sync of mqlog
+goes through them) and block reservation (``reserve``, ``storage_failed``).
+"""
 
 from mqlog.logstore._columns import RecordColumns
-from mqlog.logstore._log import Log, TopicDescription, open
-from mqlog.logstore._partition import PartitionDescription
-from mqlog.logstore._producers import ProducerBatch
+from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file, sync_map
+from mqlog.logstore._partition import Partition, PartitionDescription
+from mqlog.logstore._producers import EPOCH_MAX, SEQUENCE_MAX, ProducerBatch
 from mqlog.logstore._record import Message, Record
-from mqlog.logstore.config import TopicConfig
+from mqlog.logstore._space import reserve, storage_failed
+from mqlog.logstore._state import PartitionState
+from mqlog.logstore.config import TopicConfig, validate_topic_name
+from mqlog.logstore.engine import (
+    EndFloor,
+    Engine,
+    TopicDescription,
+    check_new_topic,
+    checked_timestamp,
+)
 
 __all__ = [
-    "Log",
+    "EPOCH_MAX",
+    "SEQUENCE_MAX",
+    "EndFloor",
+    "Engine",
     "Message",
+    "Partition",
     "PartitionDescription",
+    "PartitionState",
     "ProducerBatch",
     "Record",
     "RecordColumns",
     "TopicConfig",
     "TopicDescription",
-    "open",
+    "atomic_write",
+    "check_new_topic",
+    "checked_timestamp",
+    "fsync_directory",
+    "fsync_file",
+    "reserve",
+    "storage_failed",
+    "sync_map",
+    "validate_topic_name",
 ]

@@ -48,8 +48,6 @@ import numpy as np
 from mqlog.errors import UnknownTopicError
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import atomic_write, fsync_file, remove_stale_temporaries
-from mqlog.logstore._log import Log
-from mqlog.logstore._log import open as open_log
 from mqlog.logstore._resync import resync
 from mqlog.logstore._segment import (
     INDEX_SUFFIX,
@@ -60,6 +58,7 @@ from mqlog.logstore._segment import (
 )
 from mqlog.logstore._state import PartitionState, decode_state
 from mqlog.logstore._topic import read_metadata
+from mqlog.logstore.engine import Engine
 
 TOPICS_DIR = "topics"
 STATE_FILE = "state"
@@ -126,18 +125,18 @@ def repair_log(path: str | os.PathLike, execute: bool = False,
     if not execute:
         ranges = [damage for name in names for damage in _plan_topic(root, name)]
         return RepairReport(root, False, ranges)
-    with open_log(root, create=False) as log:
+    with Engine(root, create=False) as log:
         return repair_open_log(log, names)
 
 
-def repair_open_log(log: Log, topics: Iterable[str]) -> RepairReport:
+def repair_open_log(log: Engine, topics: Iterable[str]) -> RepairReport:
     """Repair the damaged partitions of ``topics`` in an open ``log`` (what
     ``repair_log(..., execute=True)`` does once it has opened the log)."""
     report = RepairReport(log.path, True, [])
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for name in topics:
         for number in range(len(log.describe_topic(name).partitions)):
-            ranges, written = _repair_partition(log._partition(name, number), stamp)
+            ranges, written = _repair_partition(log.partition(name, number), stamp)
             report.ranges += ranges
             report.quarantine_files += written
     return report

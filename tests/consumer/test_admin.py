@@ -12,9 +12,9 @@ import pytest
 
 import mqlog
 from mqlog import Record
-from mqlog.consumer import TopicPartition
-from mqlog.consumer._admin import GroupPartitionDescription, MemberDescription
+from mqlog.consumer import TopicPartition, offset_store
 from mqlog.consumer._offsets import OFFSETS_TOPIC, offsets_partition
+from mqlog.consumer.admin import GroupPartitionDescription, MemberDescription
 from mqlog.errors import GroupNotEmptyError, MqlogError
 
 from . import _children, owners_cover, poll_until, tps
@@ -48,11 +48,11 @@ def commit(log: mqlog.Log, group: str, offsets: dict[TopicPartition, int]) -> No
 
 def committed(log: mqlog.Log, group: str) -> dict[TopicPartition, int]:
     return {tp: value.offset
-            for tp, value in log._offset_store().group_offsets(group).items()}
+            for tp, value in offset_store(log.engine).group_offsets(group).items()}
 
 
 def offsets_end(log: mqlog.Log, group: str) -> int:
-    log._offset_store()  # the offsets topic exists from the first use on
+    offset_store(log.engine)  # the offsets topic exists from the first use on
     return log.end_offset(OFFSETS_TOPIC, offsets_partition(group))
 
 

@@ -67,7 +67,7 @@ def read_all(log: mqlog.Log, topic: str = "c") -> list[Appended]:
 
 
 def active_base(log: mqlog.Log, topic: str = "c") -> int:
-    return log._partition(topic, 0).state().active_base_offset
+    return log.engine.partition(topic, 0).state().active_base_offset
 
 
 def closed_bases(log: mqlog.Log, topic: str = "c") -> list[int]:
@@ -241,7 +241,7 @@ def test_compaction_runs_by_itself_after_a_roll(log_dir, clock):
         log.create_topic("c", cleanup_policy="compact", segment_bytes=SEGMENT_BYTES,
                          min_cleanable_dirty_ratio=0.0)
         fill_segments(log, [b"k"], 60)
-        assert log._compactor.wait_idle(timeout_s=60)  # it compacts on its own thread
+        assert log.engine._compactor.wait_idle(timeout_s=60)  # it compacts on its own thread
         survivors = [r.offset for r in log.iter("c", 0)]
         closed = [offset for offset in survivors if offset < active_base(log)]
         bounds = closed_bases(log)[1:] + [active_base(log)]

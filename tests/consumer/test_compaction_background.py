@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import mqlog
 from mqlog import Record
-from mqlog.consumer import TopicPartition
+from mqlog.consumer import TopicPartition, offset_store
 from mqlog.consumer._offsets import OFFSETS_TOPIC
 from mqlog.logstore import _compaction
 from mqlog.logstore._compaction import KeyOffsetMap
@@ -65,7 +65,7 @@ def test_appends_that_roll_never_compact_on_the_appending_thread(log_dir, compac
                          min_cleanable_dirty_ratio=0.0)
         for number in range(100):
             log.append("c", 0, [Record(b"%d" % number + bytes(200), key=b"k")])
-        assert log._compactor.wait_idle(IDLE_TIMEOUT_S)
+        assert log.engine._compactor.wait_idle(IDLE_TIMEOUT_S)
         assert compaction_threads and threading.get_ident() not in compaction_threads
         closed = [r.offset for r in log.iter("c", 0) if r.offset < active_base(log)]
         assert len(closed) < 30  # compacted (one record kept per closed segment)
@@ -73,13 +73,13 @@ def test_appends_that_roll_never_compact_on_the_appending_thread(log_dir, compac
 
 def test_commits_never_compact_on_the_committing_thread(log_dir, compaction_threads):
     with mqlog.open(log_dir) as log:
-        store = log._offset_store()
+        store = offset_store(log.engine)
         log.alter_topic(OFFSETS_TOPIC, segment_bytes=SEGMENT_BYTES,
                         min_cleanable_dirty_ratio=0.0)
         tp = TopicPartition("t", 0)
         for number in range(150):
             store.commit("g", {tp: number})
-        assert log._compactor.wait_idle(IDLE_TIMEOUT_S)
+        assert log.engine._compactor.wait_idle(IDLE_TIMEOUT_S)
         assert compaction_threads and threading.get_ident() not in compaction_threads
         assert store.committed("g", tp).offset == 149
 
@@ -97,7 +97,7 @@ def test_closing_the_log_stops_the_compactor(log_dir):
     log.create_topic("c", cleanup_policy="compact", segment_bytes=SEGMENT_BYTES)
     for number in range(60):
         log.append("c", 0, [Record(bytes(200), key=b"k%d" % (number % 3))])
-    thread = log._compactor._thread
+    thread = log.engine._compactor._thread
     assert thread is not None
     log.close()
     assert not thread.is_alive()
@@ -156,9 +156,9 @@ def test_more_keys_than_the_limit_compacts_in_several_passes(log_dir, monkeypatc
         rng = random.Random(3)
         batches = [[(rng.randrange(20), rng.choice([0, 50, 120])) for _ in range(3)]
                    for _ in range(60)]
-        log._compactor.stop()  # only the forced run below
+        log.engine._compactor.stop()  # only the forced run below
         model = append_model(log, batches)
-        partition = log._partition("c", 0)
+        partition = log.engine.partition("c", 0)
         result = partition.compact(force=True)
         assert result is not None and result.passes > 1
         assert max(peak_keys) <= 7
@@ -183,7 +183,7 @@ def test_a_bounded_map_reads_the_same_as_an_unbounded_one(batches, keys_max, mon
                                  delete_retention_ms=FOREVER_MS,
                                  min_cleanable_dirty_ratio=1.0)
                 model = append_model(log, batches)
-                log._compactor.stop()  # only the forced run below
+                log.engine._compactor.stop()  # only the forced run below
                 log.compact("c")
                 after = read_all(log)
                 check_survivors(model, after, active_base(log))
@@ -202,11 +202,11 @@ def cleaned_copy_left_behind(log_dir, swapped: bool) -> tuple[list, list]:
     with mqlog.open(log_dir, durability="none") as log:
         log.create_topic("c", cleanup_policy="compact", segment_bytes=SEGMENT_BYTES,
                          min_cleanable_dirty_ratio=1.0, index_interval_bytes=256)
-        log._compactor.stop()
+        log.engine._compactor.stop()
         for number in range(60):
             log.append("c", 0, [Record(b"%d" % number + bytes(200), key=b"k%d" % (number % 3),
                                        timestamp=BASE_MS + number)])
-        partition = log._partition("c", 0)
+        partition = log.engine.partition("c", 0)
         second = partition._refresh(partition.state()).bases.tolist()[1]
         before = [(r.offset, bytes(r.value)) for r in log.iter("c", 0)]
         first_segment = [r for r in log.iter("c", 0, 0, second)]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import mqlog
-from mqlog.consumer import TopicPartition
+from mqlog.consumer import TopicPartition, offset_store
 from tests import _soak_summary
 
 from . import _children
@@ -199,7 +199,7 @@ def ends(log: mqlog.Log) -> dict[int, int]:
 
 def drained(log: mqlog.Log) -> bool:
     """True once the group committed the end offset of every partition."""
-    store = log._offset_store()
+    store = offset_store(log.engine)
     for partition, end in ends(log).items():
         value = store.committed(GROUP, TopicPartition(TOPIC, partition))
         if (value.offset if value is not None else 0) != end:

@@ -6,7 +6,7 @@ import msgpack
 import pytest
 
 import mqlog
-from mqlog.consumer import TopicPartition
+from mqlog.consumer import TopicPartition, offset_store
 from mqlog.consumer._offsets import (
     OFFSETS_PARTITIONS,
     OFFSETS_TOPIC,
@@ -38,7 +38,7 @@ def same_partition_groups() -> tuple[str, str]:
 
 
 def test_the_offsets_topic_is_internal_compacted_and_durable(log):
-    log._offset_store()
+    offset_store(log.engine)
     description = log.describe_topic(OFFSETS_TOPIC)
     assert len(description.partitions) == OFFSETS_PARTITIONS == 8
     config = description.config
@@ -49,7 +49,7 @@ def test_the_offsets_topic_is_internal_compacted_and_durable(log):
 
 
 def test_latest_commit_wins_and_carries_metadata_time_and_member(log, clock):
-    store = log._offset_store()
+    store = offset_store(log.engine)
     start = clock()
     store.commit("g", {A0: 3, A1: 4}, "member-1", "first")
     clock.advance(250)
@@ -61,7 +61,7 @@ def test_latest_commit_wins_and_carries_metadata_time_and_member(log, clock):
 
 
 def test_one_commit_is_one_record_per_partition_keyed_by_group_topic_partition(log):
-    store = log._offset_store()
+    store = offset_store(log.engine)
     partition = offsets_partition("g")
     store.commit("g", {A0: 1, A1: 2, B0: 3}, "m")
     records = log.read(OFFSETS_TOPIC, partition, 0)
@@ -74,7 +74,7 @@ def test_one_commit_is_one_record_per_partition_keyed_by_group_topic_partition(l
 
 
 def test_tombstones_delete_offsets(log):
-    store = log._offset_store()
+    store = offset_store(log.engine)
     store.commit("g", {A0: 5, A1: 6})
     store.delete("g", [A0])
     assert store.committed("g", A0) is None
@@ -84,7 +84,7 @@ def test_tombstones_delete_offsets(log):
 
 
 def test_groups_lists_groups_with_at_least_one_offset(log):
-    store = log._offset_store()
+    store = offset_store(log.engine)
     first, second = same_partition_groups()
     assert store.groups() == set()
     store.commit(first, {A0: 1})
@@ -100,13 +100,13 @@ def test_groups_lists_groups_with_at_least_one_offset(log):
 
 def test_offsets_survive_reopening_the_log(log_dir, clock):
     with mqlog.open(log_dir, clock=clock) as log:
-        store = log._offset_store()
+        store = offset_store(log.engine)
         store.commit("g", {A0: 1, A1: 2}, "m", "meta")
         store.commit("g", {A0: 10}, "m")
         store.delete("g", [A1])
         store.commit("h", {B0: 3})
     with mqlog.open(log_dir, clock=clock) as log:
-        store = log._offset_store()
+        store = offset_store(log.engine)
         assert store.group_offsets("g") == {A0: CommittedOffset(10, "", clock(), "m")}
         assert store.committed("h", B0).offset == 3
         assert store.groups() == {"g", "h"}
@@ -114,7 +114,7 @@ def test_offsets_survive_reopening_the_log(log_dir, clock):
 
 def test_two_log_objects_see_each_others_commits_and_deletes(log_dir):
     with mqlog.open(log_dir) as first, mqlog.open(log_dir) as second:
-        one, two = first._offset_store(), second._offset_store()
+        one, two = offset_store(first.engine), offset_store(second.engine)
         one.commit("g", {A0: 1})
         assert two.committed("g", A0).offset == 1
         two.commit("g", {A0: 2, A1: 5})
@@ -135,14 +135,14 @@ def test_consumers_on_two_log_objects_share_committed_offsets(log_dir):
         assert reader.committed(A0) == 0
         writer.commit({A0: 4}, metadata="note")
         assert reader.committed(A0) == 4
-        assert second._offset_store().committed("g", A0).metadata == "note"
+        assert offset_store(second.engine).committed("g", A0).metadata == "note"
 
 
 def test_offsets_stay_right_after_the_offsets_topic_is_compacted(log_dir, clock):
     """Many commits roll small segments of the offsets topic; compacting keeps the
     latest commit of every key, as seen after reopening."""
     with mqlog.open(log_dir, clock=clock) as log:
-        store = log._offset_store()
+        store = offset_store(log.engine)
         log.alter_topic(OFFSETS_TOPIC, segment_bytes=4096)
         for round_number in range(60):
             store.commit("g", {A0: round_number, A1: 1000 + round_number})
@@ -155,7 +155,7 @@ def test_offsets_stay_right_after_the_offsets_topic_is_compacted(log_dir, clock)
         records = list(log.iter(OFFSETS_TOPIC, partition))
         assert len(records) < 30
     with mqlog.open(log_dir, clock=clock) as log:
-        store = log._offset_store()
+        store = offset_store(log.engine)
         assert {tp: v.offset for tp, v in store.group_offsets("g").items()} == {A0: 59, B0: 56}
 
 
@@ -168,8 +168,8 @@ def test_a_commit_is_flushed_unless_every_committed_topic_is_never_flushed(
         log, monkeypatch, durabilities, flushes):
     for topic, durability in durabilities.items():
         log.create_topic(topic, partitions=2, durability=durability)
-    store = log._offset_store()
-    target = log._partition(OFFSETS_TOPIC, offsets_partition("g"))
+    store = offset_store(log.engine)
+    target = log.engine.partition(OFFSETS_TOPIC, offsets_partition("g"))
     calls = []
     monkeypatch.setattr(target, "flush", lambda: calls.append(1) or target.state().end_offset)
     store.commit("g", {A0: 1, B0: 2})

@@ -19,7 +19,7 @@ import mqlog
 def main(path: str, topic: str, die_at: int) -> None:
     log = mqlog.open(path, durability="none")
     log.read(topic, 0, 0, max_records=1)  # opened (leftovers settled) before counting
-    log._compactor.stop()  # only the compaction below
+    log.engine._compactor.stop()  # only the compaction below
     steps = 0
 
     def counted(function):

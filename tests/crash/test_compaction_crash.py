@@ -69,7 +69,7 @@ def _check(log_dir: Path, model: dict[int, tuple]) -> None:
         leftovers = [name for name in os.listdir(partition_dir) if ".cleaned" in name
                      or name.endswith(".tmp")]
         assert leftovers == []
-        active = log._partition(TOPIC, 0).state().active_base_offset
+        active = log.engine.partition(TOPIC, 0).state().active_base_offset
         seen = {record.offset: (record.key, bytes(record.value)) for record in records}
         assert all(model[offset] == content for offset, content in seen.items())
         latest = {key: offset for offset, (key, _) in sorted(model.items()) if key is not None}
@@ -110,7 +110,7 @@ def crash_series(log_dir: Path, iterations: int, seed: int) -> None:
     with mqlog.open(log_dir, durability="none") as log:
         log.create_topic(TOPIC, cleanup_policy="compact", segment_bytes=4096,
                          index_interval_bytes=256, min_cleanable_dirty_ratio=1.0)
-        log._compactor.stop()  # only the children compact
+        log.engine._compactor.stop()  # only the children compact
         _append_generation(log, rng, model)
     ended = ""
     try:
@@ -118,7 +118,7 @@ def crash_series(log_dir: Path, iterations: int, seed: int) -> None:
             ended = _compact_and_kill(log_dir, rng)
             _check(log_dir, model)
             with mqlog.open(log_dir, durability="none") as log:
-                log._compactor.stop()
+                log.engine._compactor.stop()
                 _append_generation(log, rng, model)
     except AssertionError as error:
         raise AssertionError(f"{error} (MQLOG_CRASH_SEED={seed}, last child: {ended})") from error

@@ -136,7 +136,7 @@ class Lab:
     def forget_verified(self) -> None:
         """Make this process's partition re-verify every batch it reads next (a
         reader in a new process has verified nothing yet)."""
-        partition = self.log._partition(TOPIC, 0)
+        partition = self.log.engine.partition(TOPIC, 0)
         for segment in [*partition._view.segments.values(), *partition._fresh.values()]:
             segment._verified.clear()
 

@@ -119,9 +119,9 @@ def test_iter_raises_after_the_intact_records_or_skips(damaged_78: Path) -> None
 
 def test_times_around_damage(damaged_78: Path) -> None:
     with mqlog.open(damaged_78) as log:
-        assert log._partition(TOPIC, 0).timestamp_at(78) is None  # unknown: damaged
-        assert log._partition(TOPIC, 0).timestamp_at(80) == BASE_MS + 80
-        assert log._partition(TOPIC, 0).timestamp_at(77) == BASE_MS + 77
+        assert log.engine.partition(TOPIC, 0).timestamp_at(78) is None  # unknown: damaged
+        assert log.engine.partition(TOPIC, 0).timestamp_at(80) == BASE_MS + 80
+        assert log.engine.partition(TOPIC, 0).timestamp_at(77) == BASE_MS + 77
         # A damaged record may be the first late enough: its range starts the answer.
         assert log.offset_for_time(TOPIC, 0, BASE_MS + 78) == 78
         assert log.offset_for_time(TOPIC, 0, BASE_MS + 80) == 78
@@ -216,7 +216,7 @@ def test_a_damaged_index_entry_naming_a_damaged_batch_is_passed_over(log_dir: Pa
     _write(log_dir, batches=200, segment_bytes=4096)  # segment 0 is closed
     directory = log_dir / "topics" / TOPIC / "0"
     with mqlog.open(log_dir) as log:
-        entries = log._partition(TOPIC, 0)._refresh(log._partition(TOPIC, 0).state())
+        entries = log.engine.partition(TOPIC, 0)._refresh(log.engine.partition(TOPIC, 0).state())
         index = entries.segments[0].index.entries.copy()
     relative, position = (int(v) for v in index[2])
     file, batch_position, _length = _batch(log_dir, relative)

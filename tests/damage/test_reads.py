@@ -108,7 +108,7 @@ def _check_repair(lab: Lab, damaged: set[int]) -> None:
     planned = repair_log(lab.path)
     assert planned.damaged and not planned.executed
     assert {base: lab.file(base).read_bytes() for base in lab.bases} == before  # a dry run
-    report = repair_open_log(lab.log, [TOPIC])
+    report = repair_open_log(lab.log.engine, [TOPIC])
     assert sorted((r.first_offset, r.next_offset) for r in report.ranges) == sorted(
         (r.first_offset, r.next_offset) for r in planned.ranges)
     for base, data in quarantined.items():

@@ -164,7 +164,7 @@ class Simulation:
 
     def _open(self) -> None:
         self.log = mqlog.open(self.path, clock=self.clock)
-        self.log._flusher.start = lambda: None  # ticks are steps (see _tick)
+        self.log.engine._flusher.start = lambda: None  # ticks are steps (see _tick)
         self.reader = self.log.consumer(group=GROUP)
         self.worker = self.log.queue(QUEUE_GROUP, [QUEUE_TOPIC], ack_timeout_s=1.0)
 
@@ -204,9 +204,9 @@ class Simulation:
         step = self.rng.randrange(STEP_MS_MAX + 1)
         self.now_ms += step
         self.clock.advance(step)
-        self.log._flusher.flush_due(self.now_ms / 1000)
-        if self.log._flusher.error is not None:
-            raise self.log._flusher.error
+        self.log.engine._flusher.flush_due(self.now_ms / 1000)
+        if self.log.engine._flusher.error is not None:
+            raise self.log.engine._flusher.error
 
     def _append(self) -> None:
         topic = self.rng.choice(["always", "interval", "interval", "none", "compacted",

@@ -95,7 +95,7 @@ def test_a_write_failing_at_batch_2_of_3_publishes_nothing(
     with mqlog.open(log_dir, durability="none") as log:
         log.create_topic(T)
         log.append(T, 0, values(0, 5))
-        partition = log._partition(T, 0)
+        partition = log.engine.partition(T, 0)
         before = partition.state()
         producer = ProducerBatch(producer_id=42, epoch=0, base_sequence=0)
         records = values(1, 3 * RECORDS_PER_BATCH)
@@ -261,7 +261,7 @@ def test_a_power_loss_never_leaves_part_of_an_append(
                     pass
                 else:
                     appended += 1
-            state = log._partition(T, 0).state()
+            state = log.engine.partition(T, 0).state()
             shutil.copytree(log_dir, copy)
         segment = copy / "topics" / T / "0" / f"{state.active_base_offset:020d}.log"
         what = _lose_power(rng, segment)

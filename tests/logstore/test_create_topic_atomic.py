@@ -13,7 +13,7 @@ import pytest
 
 import mqlog
 from mqlog.errors import TopicExistsError
-from mqlog.logstore import _log
+from mqlog.logstore import engine as _log
 from mqlog.logstore.inspect import verify_log
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -126,13 +126,13 @@ def test_a_topic_that_raised_is_not_there_and_one_that_returned_is(log_dir, monk
 def test_a_creator_killed_midway_leaves_a_directory_that_open_removes(log_dir):
     script = (
         "import os, signal, sys, mqlog\n"
-        "from mqlog.logstore import _log\n"
-        "real = _log.Log._initialize_partition\n"
+        "from mqlog.logstore import engine as _log\n"
+        "real = _log.Engine._initialize_partition\n"
         "def init(self, directory, topic, number, config):\n"
         "    if number == 5:\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
         "    return real(self, directory, topic, number, config)\n"
-        "_log.Log._initialize_partition = init\n"
+        "_log.Engine._initialize_partition = init\n"
         "mqlog.open(sys.argv[1]).create_topic('t', 10)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))

@@ -18,7 +18,8 @@ import mqlog
 from mqlog import PartitionDescription, Record, RecordTooLargeError, TopicConfig, TopicDescription
 from mqlog.errors import UnknownTopicError
 from mqlog.logstore import _format as fmt
-from mqlog.logstore import _log, _topic
+from mqlog.logstore import _topic
+from mqlog.logstore import engine as _log
 from mqlog.logstore._segment import index_capacity
 
 T = "orders"

@@ -243,7 +243,7 @@ def test_an_entry_for_an_append_that_was_cut_is_not_a_duplicate(log_dir: Path) -
     next append (of another producer) took its offsets. The retry must be written."""
     with mqlog.open(log_dir, durability="none") as log:
         log.create_topic(T)
-        partition = log._partition(T, 0)
+        partition = log.engine.partition(T, 0)
         log.append(T, 0, [b"first"], producer=ProducerBatch(1, 0, 0))
         real_publish = partition._publish
         partition._publish = lambda state, previous: previous  # "dies" before publishing

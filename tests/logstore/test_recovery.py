@@ -297,7 +297,7 @@ def test_ensure_end_at_least_records_a_gap(six_hundred: Pristine) -> None:
     lab = six_hundred
     lab.restore()
     with mqlog.open(lab.path) as log:
-        partition = log._partition(TOPIC, 0)
+        partition = log.engine.partition(TOPIC, 0)
         assert partition.ensure_end_at_least(600, "no-op") is False
         assert partition.ensure_end_at_least(650, "test") is True
         assert log.end_offset(TOPIC, 0) == 650
@@ -367,13 +367,13 @@ def test_an_idempotent_retry_of_a_batch_in_a_gap_is_written_again(tmp_path: Path
     producer = 0x5EED
     with mqlog.open(tmp_path / "log") as log:
         log.create_topic(TOPIC)
-        partition = log._partition(TOPIC, 0)
+        partition = log.engine.partition(TOPIC, 0)
         assert partition.append([b"a", b"b"], producer=ProducerBatch(producer, 0, 0)) == 0
         assert partition.append([b"c", b"d"], producer=ProducerBatch(producer, 0, 2)) == 2
     segment = tmp_path / "log" / "topics" / TOPIC / "0" / (segment_name(0) + ".log")
     os.truncate(segment, segment.stat().st_size - 5)  # inside the second batch
     with mqlog.open(tmp_path / "log") as log:
-        partition = log._partition(TOPIC, 0)
+        partition = log.engine.partition(TOPIC, 0)
         assert log.end_offset(TOPIC, 0) == 4
         assert partition.append([b"c", b"d"], producer=ProducerBatch(producer, 0, 2)) == 4
         retry = ProducerBatch(producer, 0, 2)

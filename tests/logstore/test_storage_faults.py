@@ -70,7 +70,7 @@ def log(log_dir: Path, clock) -> Iterator[mqlog.Log]:
 def tail_bytes(log_dir: Path, topic: str = T) -> bytes:
     """The bytes of the active segment after the published end (up to 4 KiB)."""
     with mqlog.open(log_dir) as reader:
-        state = reader._partition(topic, 0).state()
+        state = reader.engine.partition(topic, 0).state()
     path = log_dir / "topics" / topic / "0" / f"{state.active_base_offset:020d}.log"
     with open(path, "rb") as handle:
         handle.seek(state.active_position)
@@ -263,7 +263,7 @@ def test_every_group_commit_waiter_gets_the_failure(
     told its append is durable, not even by a retry that succeeds."""
     threads_count = 4
     log.create_topic(T, durability="always")
-    partition = log._partition(T, 0)
+    partition = log.engine.partition(T, 0)
 
     def failing(real, fd):
         for _ in range(10_000):  # let every thread publish and queue up behind this flush
@@ -295,18 +295,18 @@ def test_a_failed_background_flush_is_not_forgotten(
         log: mqlog.Log, monkeypatch: pytest.MonkeyPatch) -> None:
     log.create_topic(T, durability="interval", flush_ms=10)
     log.create_topic("other", durability="interval", flush_ms=10)
-    log._flusher.stop()  # flush by hand below, not from the thread
+    log.engine._flusher.stop()  # flush by hand below, not from the thread
     log.append(T, 0, [b"a"])
     faults = Faults(monkeypatch, "fdatasync", lambda real, fd: eio(), times=1)
-    log._flusher.flush_due(0.0, everything=True)
+    log.engine._flusher.flush_due(0.0, everything=True)
     assert faults.injected == 1
-    partition = log._partition(T, 0)
+    partition = log.engine.partition(T, 0)
     assert partition.dirty, "a failed flush must leave the partition dirty"
     for _ in range(3):  # every time, not once; and not as a bare MqlogError
         with pytest.raises(StorageFailedError, match="Input/output error"):
             log.append(T, 0, [b"b"])
     assert log.append("other", 0, [b"fine"]) == 0
-    log._flusher.flush_due(0.0, everything=True)  # never retried silently
+    log.engine._flusher.flush_due(0.0, everything=True)  # never retried silently
     with pytest.raises(StorageFailedError):
         partition.flush()
 

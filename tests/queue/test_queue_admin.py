@@ -1,4 +1,4 @@
-"""Queue groups through the group administration (``mqlog.consumer._admin``):
+"""Queue groups through the group administration (``mqlog.consumer.admin``):
 ``list_groups``, ``describe_group`` with the queue's depth, ``reset_offsets``
 and ``delete_group``, and the one namespace consumer and queue groups share.
 

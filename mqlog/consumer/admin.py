@@ -1,4 +1,5 @@
-"""Group administration: list, describe, reset offsets, delete (``Log`` methods).
+"""Group administration: list, describe, reset offsets, delete (what ``Log``'s group
+methods call, each with the log's engine).
 
 Both kinds of group are covered: consumer groups (``Log.consumer``: committed
 offsets in ``__consumer_offsets``) and queue groups (``Log.queue``: a share
@@ -19,7 +20,6 @@ import datetime
 import os
 import shutil
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from mqlog.consumer._config import TopicPartition, validate_group_name
 from mqlog.consumer._group import (
@@ -31,12 +31,10 @@ from mqlog.consumer._group import (
     queue_directory,
     read_plan,
 )
-from mqlog.consumer._offsets import OFFSETS_TOPIC
+from mqlog.consumer._offsets import OFFSETS_TOPIC, offset_store
 from mqlog.consumer._share_state import ShareState
 from mqlog.errors import ConfigError, GroupNotEmptyError, MqlogError, UnknownGroupError
-
-if TYPE_CHECKING:
-    from mqlog.logstore._log import Log
+from mqlog.logstore import Engine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +89,12 @@ class GroupDescription:
         return sum(p.lag for p in self.partitions)
 
 
-def list_groups(log: Log) -> list[str]:
+def list_groups(log: Engine) -> list[str]:
     """Consumer groups that have members' files or committed offsets, and queue
     groups."""
     names = set()
-    if os.path.isdir(os.path.join(log._topics_dir(), OFFSETS_TOPIC)):  # never create it here
-        names.update(log._offset_store().groups())
+    if log.has_topic(OFFSETS_TOPIC):  # never create it here
+        names.update(offset_store(log).groups())
     for kind_dir in (GROUPS_DIR, QUEUES_DIR):
         root = os.path.join(log.path, kind_dir)
         if os.path.isdir(root):
@@ -104,7 +102,7 @@ def list_groups(log: Log) -> list[str]:
     return sorted(names)
 
 
-def _members(log: Log, group: str) -> dict[str, dict]:
+def _members(log: Engine, group: str) -> dict[str, dict]:
     """Live members of either kind of group, by member id."""
     directory = queue_directory(log, group) if is_queue_group(log, group) else (
         group_directory(log, group))
@@ -113,7 +111,7 @@ def _members(log: Log, group: str) -> dict[str, dict]:
     return live_members(directory, prune=not log.read_only)
 
 
-def describe_group(log: Log, group: str) -> GroupDescription:
+def describe_group(log: Engine, group: str) -> GroupDescription:
     """State, generation, live members and per-partition offsets and lag; for a
     queue group also its depth: ready, in flight, delayed, expired and
     dead-lettered records per partition."""
@@ -128,12 +126,12 @@ def describe_group(log: Log, group: str) -> GroupDescription:
     members = _members(log, group)
     owners = {TopicPartition(*tp): member for member, tps in plan["assignment"].items()
               for tp in tps if member in members}
-    committed = log._offset_store().group_offsets(group)
+    committed = offset_store(log).group_offsets(group)
     partitions = []
     now = log.now_ms()
     for tp in sorted(set(committed) | set(owners)):
         try:
-            state = log._partition(tp.topic, tp.partition).state()
+            state = log.partition(tp.topic, tp.partition).state()
         except MqlogError:
             continue  # topic deleted since
         offset = committed[tp].offset if tp in committed else None
@@ -142,7 +140,7 @@ def describe_group(log: Log, group: str) -> GroupDescription:
         lag = max(state.end_offset - position, 0)
         age = None
         if lag:
-            oldest = log._partition(tp.topic, tp.partition).timestamp_at(position)
+            oldest = log.partition(tp.topic, tp.partition).timestamp_at(position)
             age = None if oldest is None else max(now - oldest, 0)
         partitions.append(GroupPartitionDescription(
             tp.topic, tp.partition, offset, state.end_offset, lag, age, owners.get(tp)))
@@ -161,7 +159,7 @@ def describe_group(log: Log, group: str) -> GroupDescription:
     return GroupDescription(group, status, int(plan["generation"]), described, partitions)
 
 
-def _describe_queue_group(log: Log, group: str) -> GroupDescription:
+def _describe_queue_group(log: Engine, group: str) -> GroupDescription:
     """A queue group: "Empty" or "Stable" (workers come and go without a plan),
     generation 0, every worker sharing every partition."""
     from mqlog.consumer._queue import describe_queue
@@ -171,7 +169,7 @@ def _describe_queue_group(log: Log, group: str) -> GroupDescription:
     for row in describe_queue(log, group):
         age = None
         if row["lag"]:
-            oldest = log._partition(row["topic"], row["partition"]).timestamp_at(
+            oldest = log.partition(row["topic"], row["partition"]).timestamp_at(
                 row["position"])
             age = None if oldest is None else max(now - oldest, 0)
         partitions.append(GroupPartitionDescription(
@@ -186,7 +184,7 @@ def _describe_queue_group(log: Log, group: str) -> GroupDescription:
                             kind="queue")
 
 
-def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | None = None, *,
+def reset_offsets(log: Engine, group: str, topic: str, partitions: Iterable[int] | None = None, *,
                   to: str | int | datetime.datetime | None = None, shift_by: int | None = None,
                   by_duration: datetime.timedelta | None = None,
                   dry_run: bool = False) -> dict[TopicPartition, tuple[int | None, int]]:
@@ -211,13 +209,13 @@ def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | 
         raise ConfigError("give exactly one of to=, shift_by=, by_duration=")
     if shift_by is not None and (not isinstance(shift_by, int) or isinstance(shift_by, bool)):
         raise TypeError(f"shift_by must be an int, not {type(shift_by).__name__}")
-    handle = log._topic(topic)
-    numbers = range(handle.partition_count) if partitions is None else list(partitions)
+    count = log.partition_count(topic)
+    numbers = range(count) if partitions is None else list(partitions)
     queue = is_queue_group(log, group)
-    store = log._offset_store()
+    store = offset_store(log)
     plan: dict[TopicPartition, tuple[int | None, int]] = {}
     for number in numbers:
-        partition = handle.partition(number)
+        partition = log.partition(topic, number)
         state = partition.state()
         tp = TopicPartition(topic, number)
         if queue:
@@ -255,7 +253,7 @@ def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | 
     return plan
 
 
-def _queue_position(log: Log, group: str, tp: TopicPartition) -> int | None:
+def _queue_position(log: Engine, group: str, tp: TopicPartition) -> int | None:
     """A queue group's first unfinished offset in ``tp``; None before any worker
     served the partition."""
     from mqlog.consumer._queue import WINDOW_RECORDS, share_state_path
@@ -270,7 +268,7 @@ def _queue_position(log: Log, group: str, tp: TopicPartition) -> int | None:
         state.close()
 
 
-def _reset_queue_partition(log: Log, group: str, tp: TopicPartition, offset: int) -> None:
+def _reset_queue_partition(log: Engine, group: str, tp: TopicPartition, offset: int) -> None:
     """Move a queue group's position in ``tp`` to ``offset``: every record from there
     on is new to the group again (delivery counts and nack reasons are dropped)."""
     from mqlog.consumer._queue import (
@@ -282,7 +280,7 @@ def _reset_queue_partition(log: Log, group: str, tp: TopicPartition, offset: int
 
     directory = queue_directory(log, group)
     state = ShareState(share_state_path(directory, tp), WINDOW_RECORDS, offset,
-                       state_is_durable(log._partition(tp.topic, tp.partition)))
+                       state_is_durable(log.partition(tp.topic, tp.partition)))
     try:
         state.reset(offset)
     finally:
@@ -293,7 +291,7 @@ def _reset_queue_partition(log: Log, group: str, tp: TopicPartition, offset: int
         pass
 
 
-def delete_group(log: Log, group: str) -> None:
+def delete_group(log: Engine, group: str) -> None:
     """Forget a group: its committed offsets (or share states) and its files. A
     queue group's dead-letter topic is a topic of its own and stays."""
     validate_group_name(group)
@@ -303,12 +301,12 @@ def delete_group(log: Log, group: str) -> None:
     if is_queue_group(log, group):
         shutil.rmtree(queue_directory(log, group), ignore_errors=True)
         return
-    store = log._offset_store()
+    store = offset_store(log)
     store.delete(group, store.group_offsets(group))
     shutil.rmtree(group_directory(log, group), ignore_errors=True)
 
 
-def _refuse_if_active(log: Log, group: str, action: str) -> None:
+def _refuse_if_active(log: Engine, group: str, action: str) -> None:
     members = _members(log, group)
     if members:
         names = ", ".join(f"{m} ({_who(info)})" for m, info in sorted(members.items()))

@@ -1,9 +1,17 @@
-"""The Log: a directory of topics, open in this process.
+"""The storage engine: a log directory of topics, open in this process.
+
+``Engine`` is the one API the layers above storage use (the clients in
+``mqlog.consumer``/``mqlog.producer``, the ``Log`` session of ``mqlog.log``,
+the CLI and servers): topics (create, alter, delete, internal ones too),
+appends with a producer identity and a flush choice, reads as records or
+columns, offsets and time lookup, waiting for appends, retention and
+compaction. It knows nothing of consumer groups or queues; what those layers
+need from it is named here (``set_end_floor``, ``attachment``).
 
 Directory layout::
 
     <path>/mqlog.json              layout version
-    <path>/.lock                   every open Log holds a shared flock on it
+    <path>/.lock                   every open Engine holds a shared flock on it
     <path>/.meta.lock              exclusive flock around topic create/alter/delete
     <path>/topics/<name>/          one topic (see _topic), partitions inside
     <path>/topics/~creating-<hex>/ a topic being built by create_topic (metadata lock held)
@@ -12,13 +20,13 @@ Any number of processes may open the same directory. The last one to close
 (it can take ``.lock`` exclusively) trims the preallocated tails of the active
 segments so that a log at rest holds no slack.
 
-Opening a Log removes what dead processes left: the temporary files of
+Opening an Engine removes what dead processes left: the temporary files of
 ``_files.atomic_write`` everywhere but under ``topics/`` (topics and partitions
 do the same when opened), and ``~creating-`` directories of a create_topic
 that died (removed under the metadata lock, which their creator held while
 alive).
 
-A Log opened ``read_only`` writes nothing at all, so it can read a log on
+An Engine opened ``read_only`` writes nothing at all, so it can read a log on
 read-only media or one owned by another user: it creates no file, takes
 ``.lock`` shared only if it can open it for reading (a lock is no write), runs
 recovery in memory (see ``Partition``), never applies retention, never starts
@@ -40,10 +48,9 @@ import threading
 import time
 import traceback
 import uuid
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 from mqlog.errors import (
     ConfigError,
@@ -72,10 +79,10 @@ from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._topic import Topic, write_metadata
 from mqlog.logstore.config import TopicConfig, validate_topic_name
 
-if TYPE_CHECKING:
-    from mqlog.consumer._consumer import Consumer
-    from mqlog.consumer._offsets import OffsetStore
-    from mqlog.producer import Producer
+T = TypeVar("T")
+#: The lowest end offset a partition must have when opened, if any (see
+#: ``Engine.set_end_floor``).
+EndFloor = Callable[[str, int], "int | None"]
 
 _log = logging.getLogger("mqlog")
 
@@ -84,7 +91,7 @@ LAYOUT_VERSION = 1
 TOPICS_DIR = "topics"
 #: Name prefix of a topic directory create_topic is still building.
 CREATING_PREFIX = "~creating-"
-#: Records fetched per step by Log.iter.
+#: Records fetched per step by Engine.iter.
 ITER_CHUNK_RECORDS = 4096
 #: Most partitions a topic may have (each is a directory with a few open files).
 PARTITIONS_MAX = 10_000
@@ -96,6 +103,9 @@ def _wall_clock_ms() -> int:
 
 @dataclasses.dataclass(frozen=True)
 class TopicDescription:
+    """A topic's name, config and per-partition offsets, sizes and segment counts
+    (from ``describe_topic``; a snapshot, not kept up to date)."""
+
     name: str
     config: TopicConfig
     partitions: list[PartitionDescription]
@@ -109,9 +119,10 @@ class TopicDescription:
         return sum(p.size_bytes for p in self.partitions)
 
 
-class Log:
-    """A log directory open in this process. Thread-safe; open one per process
-    (after any ``fork``) with :func:`mqlog.open`."""
+class Engine:
+    """A log directory's storage, open in this process. Thread-safe; open one per
+    process (after any ``fork``). Users get one inside :func:`mqlog.open`'s
+    ``Log`` (``log.engine``); layers above storage hold it directly."""
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True, read_only: bool = False,
                  apply_retention: bool = True, clock: Callable[[], int] | None = None,
@@ -125,8 +136,9 @@ class Log:
             raise TypeError("clock must be a callable returning ms since the epoch")
         self.path = os.path.abspath(path)
         self.topic_defaults = TopicConfig.from_options(**topic_defaults)
-        self._clock = clock or _wall_clock_ms
-        #: Nothing is ever written through this Log (see the module docstring).
+        #: The engine's clock: a callable returning ms since the epoch.
+        self.clock: Callable[[], int] = clock or _wall_clock_ms
+        #: Nothing is ever written through this engine (see the module docstring).
         self.read_only = bool(read_only)
         #: False: segments are deleted for retention only by enforce_retention().
         self.apply_retention = bool(apply_retention) and not self.read_only
@@ -149,9 +161,8 @@ class Log:
         self._flusher = IntervalFlusher(self._interval_partitions)
         self._compactor = BackgroundCompactor()
         self._notifier = Notifier(self.path, read_only=self.read_only)
-        self._offsets: OffsetStore | None = None
-        #: Producers and consumers made by this Log: closed (flushed, groups left) with it.
-        self._clients: weakref.WeakSet = weakref.WeakSet()
+        self._end_floor: EndFloor | None = None
+        self._attachments: dict[object, object] = {}
 
     def _check_layout(self) -> None:
         path = os.path.join(self.path, LAYOUT_FILE)
@@ -199,19 +210,18 @@ class Log:
         finally:
             os.close(fd)
 
-    def create_topic(self, name: str, partitions: int = 1, **topic_config) -> TopicDescription:
+    def create_topic(self, name: str, partitions: int = 1, *, internal: bool = False,
+                     **topic_config: object) -> TopicDescription:
         """Create a topic; raises TopicExistsError if the name is taken. The topic
         appears complete or not at all: a failure (a full disk, too many open
-        files, a crash) leaves nothing behind."""
-        return self._create_topic(name, partitions, internal=False, **topic_config)
+        files, a crash) leaves nothing behind. ``internal=True`` allows the
+        reserved ``__`` names of the layers above (committed offsets, replies).
 
-    def _create_topic(self, name: str, partitions: int, internal: bool,
-                      **topic_config) -> TopicDescription:
-        """Build the topic in a ``~creating-`` directory -- metadata, then each
+        The topic is built in a ``~creating-`` directory -- metadata, then each
         partition opened, initialized and closed in turn, so that a wide topic
-        never holds more than one partition's files open -- and rename it into
+        never holds more than one partition's files open -- and renamed into
         place, all under the metadata lock; durable once this returns."""
-        self._check_writable(f"create topic {name!r}")
+        self.check_writable(f"create topic {name!r}")
         validate_topic_name(name, internal=internal)
         _check_partition_count(partitions)
         config = TopicConfig.from_options(self.topic_defaults, **topic_config)
@@ -248,7 +258,7 @@ class Log:
         its state and first segment (trimmed: it is preallocated when opened)."""
         path = os.path.join(directory, str(number))
         os.makedirs(path)
-        partition = Partition(path, topic, number, lambda: config, self._clock)
+        partition = Partition(path, topic, number, lambda: config, self.clock)
         try:
             partition.trim_active()
             return partition.describe()
@@ -257,7 +267,7 @@ class Log:
 
     def topics(self) -> list[str]:
         """Names of the topics, sorted (internal ``__`` topics included)."""
-        self._check_open()
+        self.check_open()
         names = []
         try:
             entries = os.listdir(self._topics_dir())
@@ -271,19 +281,37 @@ class Log:
             names.append(name)
         return sorted(names)
 
+    def has_topic(self, name: str) -> bool:
+        """Whether topic ``name`` exists (internal names allowed); opens nothing."""
+        self.check_open()
+        validate_topic_name(name, internal=True)
+        return os.path.isdir(os.path.join(self._topics_dir(), name))
+
+    def topic_config(self, name: str) -> TopicConfig:
+        """The config of topic ``name`` as this process last read it (re-read when
+        another process altered it); UnknownTopicError if there is no such topic."""
+        return self._topic(name).config()
+
+    def partition_count(self, name: str) -> int:
+        """How many partitions topic ``name`` has now (another process's alter_topic
+        included: costs one ``stat``); UnknownTopicError if there is no such topic."""
+        topic = self._topic(name)
+        topic.reload_if_changed()
+        return topic.partition_count
+
     def _topic(self, name: str) -> Topic:
         topic = self._topics.get(name)
         if topic is not None:
             return topic
-        self._check_open()
+        self.check_open()
         validate_topic_name(name, internal=True)
         with self._lock:
             topic = self._topics.get(name)
             if topic is None:
                 directory = os.path.join(self._topics_dir(), name)
                 try:
-                    topic = Topic(directory, name, self._clock, self._notifier.notify,
-                                  on_open=self._lift_to_committed,
+                    topic = Topic(directory, name, self.clock, self._notifier.notify,
+                                  on_open=self._apply_end_floor,
                                   on_roll=self._compactor.request,
                                   read_only=self.read_only,
                                   apply_retention=self.apply_retention)
@@ -292,30 +320,48 @@ class Log:
                 self._topics[name] = topic
         return topic
 
-    def _lift_to_committed(self, partition: Partition) -> None:
-        """Lift a just-opened partition's end to the highest offset a consumer group
-        committed for it, recording a gap (``Partition.ensure_end_at_least``): a
-        recovery that lost records which a group had consumed and committed (a
-        power loss under ``durability="interval"``) must not hand their offsets
-        out again, or the group would skip the new records. Internal topics are
-        not lifted, nor is anything in a read-only log; a log without committed
-        offsets costs one ``stat``."""
-        from mqlog.consumer._offsets import OFFSETS_TOPIC
+    def set_end_floor(self, end_floor: EndFloor | None) -> None:
+        """Register the layer above's lowest end offset for a partition.
 
-        if self.read_only or partition.topic.startswith("__") or not os.path.isdir(
-                os.path.join(self._topics_dir(), OFFSETS_TOPIC)):
+        Each time this process opens a partition of a non-internal topic,
+        ``end_floor(topic, partition)`` is asked for the lowest end offset the
+        partition may have (None: no floor). If the partition's end is below it,
+        the end is lifted to it and the missing offsets recorded as a gap
+        (``Partition.ensure_end_at_least``): a recovery that lost records which a
+        consumer group had already consumed and committed (a power loss under
+        ``durability="interval"``) must not hand their offsets out again, or the
+        group would skip the new records. A floor that fails (offsets
+        unreadable, disk full) is logged and the partition opens as it is.
+        Nothing is lifted in a read-only engine."""
+        self._end_floor = end_floor
+
+    def _apply_end_floor(self, partition: Partition) -> None:
+        """``on_open`` hook of every topic: apply the end floor (see set_end_floor)."""
+        end_floor = self._end_floor
+        if end_floor is None or self.read_only or partition.topic.startswith("__"):
             return
         try:
-            committed = self._offset_store().highest_committed(partition.topic,
-                                                               partition.number)
+            floor = end_floor(partition.topic, partition.number)
             end = partition.state().end_offset
-            if committed is not None and committed > end:
+            if floor is not None and floor > end:
                 partition.ensure_end_at_least(
-                    committed, f"a consumer group committed offset {committed}, beyond the "
+                    floor, f"the end floor (a committed offset {floor}) is beyond the "
                     f"partition's end {end}")
         except (MqlogError, OSError):  # offsets unreadable, disk full: still open it
             _log.exception("could not lift %s/%d to its committed offsets", partition.topic,
                            partition.number)
+
+    def attachment(self, key: object, factory: Callable[[], T]) -> T:
+        """The object stored under ``key`` for this engine, made by ``factory()`` on
+        first use (once, under the engine's lock): how a layer above keeps one
+        shared service per open log (e.g. the committed-offsets store) without
+        storage knowing it. Attachments are dropped when the engine closes."""
+        with self._lock:
+            found = self._attachments.get(key)
+            if found is None:
+                self.check_open()
+                found = self._attachments[key] = factory()
+            return found  # type: ignore[return-value]
 
     def _forget_topic(self, name: str, deleted: Partition) -> None:
         """Close and drop this process's handle of a topic that another process
@@ -328,7 +374,10 @@ class Log:
             del self._topics[name]
         topic.close()
 
-    def _partition(self, topic: str, partition: int) -> Partition:
+    def partition(self, topic: str, partition: int) -> Partition:
+        """The handle of one partition (opened on first use, then cached): what
+        clients hold to poll it without a lookup per call. UnknownTopicError /
+        UnknownPartitionError if there is no such partition."""
         handle = self._topic(topic)
         try:
             return handle.partition(partition)
@@ -353,7 +402,7 @@ class Log:
         """Change a topic's config and/or raise its partition count (never lower:
         keyed records would move). Validated before anything is written;
         unknown options raise TypeError."""
-        self._check_writable(f"alter topic {name!r}")
+        self.check_writable(f"alter topic {name!r}")
         topic = self._topic(name)
         with self._metadata_lock():
             topic.reload_if_changed()
@@ -374,7 +423,7 @@ class Log:
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and all its data."""
-        self._check_writable(f"delete topic {name!r}")
+        self.check_writable(f"delete topic {name!r}")
         validate_topic_name(name, internal=True)
         directory = os.path.join(self._topics_dir(), name)
         with self._metadata_lock():
@@ -395,22 +444,31 @@ class Log:
     # -- records -----------------------------------------------------------------------
 
     def append(self, topic: str, partition: int, records: Sequence[bytes | Record], *,
-               producer: ProducerBatch | None = None) -> int:
+               producer: ProducerBatch | None = None, flush: bool | None = None,
+               now_ms: int | None = None) -> int:
         """Append ``records`` (bytes values or Record objects) to one partition.
 
         Returns the offset of the first record; the others follow densely.
         All or nothing: readers, crashes and failed writes never leave part of
         the records in the log (see "Appends" in docs/concepts.md).
-        Returns once the topic's durability is met (``always``: flushed).
+        Returns once the topic's durability is met (``always``: flushed);
+        ``flush=True``/``False`` overrides the topic's choice for this append.
         Raises TypeError / RecordTooLargeError before writing anything.
         ``producer`` makes the append idempotent: a retry with the same
         :class:`ProducerBatch` writes nothing and returns the first try's offset.
+        ``now_ms`` stamps records that carry no timestamp (default: the clock).
         """
-        return self._append(self._partition(topic, partition), records, None, producer)
+        return self.append_to(self.partition(topic, partition), records, producer=producer,
+                              flush=flush, now_ms=now_ms)
 
-    def _append(self, target: Partition, records: Sequence, now_ms: int | None,
-                producer: ProducerBatch | None = None, flush: bool | None = None) -> int:
-        self._check_writable(f"append to {target.topic}/{target.number}")
+    def append_to(self, target: Partition, records: Sequence[bytes | Record], *,
+                  producer: ProducerBatch | None = None, flush: bool | None = None,
+                  now_ms: int | None = None) -> int:
+        """:meth:`append` to a partition handle from :meth:`partition` (no lookup:
+        the producers' path). A topic another process deleted raises
+        UnknownTopicError, and the next call opens the topic anew; a failed
+        background flush of interval durability is raised here, once."""
+        self.check_writable(f"append to {target.topic}/{target.number}")
         if self._flusher.error is not None:
             error, self._flusher.error = self._flusher.error, None
             raise MqlogError(f"a background flush failed: {error}") from error
@@ -429,122 +487,6 @@ class Log:
             self._flusher.start()
         return first
 
-    def producer(self, **config) -> Producer:
-        """A new :class:`~mqlog.producer.Producer` sending to this log (see
-        ``ProducerConfig`` for the settings)."""
-        from mqlog.producer import Producer
-
-        self._check_writable("create a producer")
-        producer = Producer(self, **config)
-        self._clients.add(producer)
-        return producer
-
-    def consumer(self, group: str | None = None, topics=(), **config) -> Consumer:
-        """A new :class:`~mqlog.consumer.Consumer`; with ``group`` (and ``topics``,
-        or a later ``subscribe``) a member of that consumer group. Settings: see
-        ``ConsumerConfig``; an unknown one raises TypeError."""
-        from mqlog.consumer._consumer import Consumer
-
-        if group is not None:  # members write their files and commit offsets
-            self._check_writable(f"join consumer group {group!r}")
-        self._check_open()
-        consumer = Consumer(self, group, topics, **config)
-        self._clients.add(consumer)
-        return consumer
-
-    # -- consumer groups (see mqlog.consumer._admin) -------------------------------------
-
-    def list_groups(self) -> list[str]:
-        """Consumer groups with members or committed offsets, and queue groups."""
-        from mqlog.consumer import _admin
-
-        return _admin.list_groups(self)
-
-    def describe_group(self, group: str):
-        """A group's kind, state, generation, members and per-partition committed
-        offset, end offset, lag and age of the oldest unconsumed record; for a queue
-        group also ready, in flight, delayed, expired and dead-lettered counts."""
-        from mqlog.consumer import _admin
-
-        return _admin.describe_group(self, group)
-
-    def reset_offsets(self, group: str, topic: str, partitions=None, *, to=None,
-                      shift_by=None, by_duration=None, dry_run: bool = False):
-        """Move a group's committed offsets, or a queue group's position (refused
-        while it has live members); returns ``{TopicPartition: (current, new)}``. See
-        :func:`mqlog.consumer._admin.reset_offsets`."""
-        from mqlog.consumer import _admin
-
-        if not dry_run:
-            self._check_writable(f"reset the offsets of group {group!r}")
-        return _admin.reset_offsets(self, group, topic, partitions, to=to, shift_by=shift_by,
-                                    by_duration=by_duration, dry_run=dry_run)
-
-    def delete_group(self, group: str) -> None:
-        """Forget a group and its committed offsets or queue state (refused while it
-        has members)."""
-        from mqlog.consumer import _admin
-
-        self._check_writable(f"delete group {group!r}")
-        _admin.delete_group(self, group)
-
-    # -- queues (see mqlog.consumer._queue) ------------------------------------------------
-
-    def queue(self, group: str, topics, *, ack_timeout_s: float = 30.0, max_deliveries: int = 5,
-              dead_letter_topic: str | None = None, backoff=None):
-        """A worker of queue group ``group`` over ``topics``: per-message ack/nack,
-        redelivery after ``ack_timeout_s`` or a nack, dead letters after
-        ``max_deliveries`` (default topic ``<topic>.dlq``). Any number of workers,
-        threads or processes, share the same partitions."""
-        from mqlog.consumer._queue import QueueConsumer
-
-        self._check_writable(f"start a worker of queue group {group!r}")
-        worker = QueueConsumer(self, group, topics, ack_timeout_s=ack_timeout_s,
-                               max_deliveries=max_deliveries,
-                               dead_letter_topic=dead_letter_topic, backoff=backoff)
-        self._clients.add(worker)
-        return worker
-
-    def request(self, topic: str, value, timeout: float, **options):
-        """Send a request to ``topic`` and wait for the reply of a
-        :class:`~mqlog.request.Responder` (see ``mqlog.request``)."""
-        from mqlog.request import request
-
-        return request(self, topic, value, timeout, **options)
-
-    def responder(self, topic: str, handler, group: str = "responders", **queue_options):
-        """A :class:`~mqlog.request.Responder` answering requests on ``topic``."""
-        from mqlog.request import Responder
-
-        self._check_writable("start a responder")
-        responder = Responder(self, topic, handler, group, **queue_options)
-        self._clients.add(responder)
-        return responder
-
-    def describe_queue(self, group: str) -> list[dict]:
-        """Depth of a queue group per partition: position, end offset, lag, and
-        ready / in flight / delayed / expired / dead-lettered counts."""
-        from mqlog.consumer._queue import describe_queue
-
-        return describe_queue(self, group)
-
-    def redrive(self, dlq_topic: str, offsets=None, where=None) -> int:
-        """Move dead letters back to where they came from; returns how many moved.
-        See :func:`mqlog.consumer._queue.redrive`."""
-        from mqlog.consumer._queue import redrive
-
-        self._check_writable(f"redrive {dlq_topic!r}")
-        return redrive(self, dlq_topic, offsets, where)
-
-    def _offset_store(self) -> OffsetStore:
-        """The committed-offsets store of this log (created on first use)."""
-        with self._lock:
-            if self._offsets is None:
-                from mqlog.consumer._offsets import OffsetStore
-
-                self._offsets = OffsetStore(self)
-            return self._offsets
-
     def append_counter(self) -> int:
         """A number that changes whenever any process appends to this log; pass it
         to :meth:`wait_for_append` after finding nothing new to read."""
@@ -560,8 +502,8 @@ class Log:
             self._notifier.wait(seen, timeout_s)
 
     def now_ms(self) -> int:
-        """The log's clock: ms since the epoch (the ``clock`` given to open)."""
-        return self._clock()
+        """The engine's clock: ms since the epoch (the ``clock`` given to open)."""
+        return self.clock()
 
     def read(self, topic: str, partition: int, offset: int, max_records: int = 500,
              max_bytes: int | None = None) -> list[Record]:
@@ -574,7 +516,7 @@ class Log:
         one raises CorruptRecordError, whose ``next_offset`` is where reading
         can go on (``damaged_start``..``damaged_end`` cannot be read)."""
         _check_read_limits(max_records, max_bytes)
-        target = self._partition(topic, partition)
+        target = self.partition(topic, partition)
         return self._read_from(target, target.read, offset, max_records, max_bytes)
 
     def read_columns(self, topic: str, partition: int, offset: int,
@@ -584,7 +526,7 @@ class Log:
         Python object per record (see :class:`~mqlog.RecordColumns`). For bulk
         work -- replays, exports, numpy -- several times faster than ``read``."""
         _check_read_limits(max_records, max_bytes)
-        target = self._partition(topic, partition)
+        target = self.partition(topic, partition)
         return self._read_from(target, target.read_columns, offset, max_records, max_bytes)
 
     def _read_from(self, target: Partition, read: Callable, *args):
@@ -615,7 +557,7 @@ class Log:
         if on_corrupt not in ("raise", "skip") and not callable(on_corrupt):
             raise ValueError(f"on_corrupt must be 'raise', 'skip' or a callable, "
                              f"not {on_corrupt!r}")
-        target = self._partition(topic, partition)
+        target = self.partition(topic, partition)
         target.check_offset(start, target.state())
         offset = start
         while end is None or offset < end:
@@ -644,19 +586,19 @@ class Log:
     def offset_for_time(self, topic: str, partition: int, ts_ms: int) -> int:
         """The first offset whose timestamp is >= ``ts_ms`` (the end offset if none);
         TypeError unless ``ts_ms`` is an integer."""
-        return self._partition(topic, partition).offset_for_time(checked_timestamp(ts_ms))
+        return self.partition(topic, partition).offset_for_time(checked_timestamp(ts_ms))
 
     def start_offset(self, topic: str, partition: int) -> int:
         """The first offset still in the log (retention moves it forward)."""
-        return self._partition(topic, partition).state().log_start_offset
+        return self.partition(topic, partition).state().log_start_offset
 
     def end_offset(self, topic: str, partition: int) -> int:
         """The offset the next appended record will get."""
-        return self._partition(topic, partition).state().end_offset
+        return self.partition(topic, partition).state().end_offset
 
     def enforce_retention(self, topic: str | None = None) -> int:
         """Apply retention now to one topic or all; return segments deleted."""
-        self._check_writable("apply retention")
+        self.check_writable("apply retention")
         names = [topic] if topic is not None else self.topics()
         deleted = 0
         for name in names:
@@ -672,7 +614,7 @@ class Log:
         """Compact now the ``compact`` topics (one, or all), on this thread (waiting
         for a cleaner already at work on a partition); return segments rewritten.
         Compaction otherwise runs by itself, on a background thread, after rolls."""
-        self._check_writable("compact")
+        self.check_writable("compact")
         names = [topic] if topic is not None else self.topics()
         rewritten = 0
         for name in names:
@@ -686,7 +628,7 @@ class Log:
 
     def flush(self) -> None:
         """fdatasync everything this process appended."""
-        self._check_writable("flush")
+        self.check_writable("flush")
         for topic in list(self._topics.values()):
             for partition in topic.open_partitions():
                 partition.flush()
@@ -700,35 +642,38 @@ class Log:
                 for partition in topic.open_partitions():
                     yield partition, config.flush_ms
 
-    def _check_open(self) -> None:
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._closed
+
+    def check_open(self) -> None:
+        """LogClosedError if the engine is closed."""
         if self._closed:
             raise LogClosedError(f"log {self.path} is closed")
 
-    def _check_writable(self, action: str) -> None:
-        """Refuse ``action`` (a write) before anything is touched on a read-only Log."""
-        self._check_open()
+    def check_writable(self, action: str) -> None:
+        """Refuse ``action`` (a write) before anything is touched on a read-only engine."""
+        self.check_open()
         if self.read_only:
             raise ReadOnlyError(f"cannot {action}: log {self.path} is open read-only")
 
     def close(self) -> None:
-        """Close the producers (flushing them) and consumers (leaving their groups)
-        made by this Log, flush what interval durability still owes, release
-        files; idempotent."""
+        """Stop the background flusher and compactor, flush what interval
+        durability still owes, release files; idempotent. The last engine of a
+        directory to close trims the active segments' preallocation. Close the
+        clients using it first (``Log.close`` does)."""
         if self._closed:
             return
-        for client in list(self._clients):
-            try:
-                client.close()
-            except Exception:  # e.g. a consumer's on_revoked failed: keep closing
-                _log.exception("closing %r failed", client)
         self._compactor.stop()
         self._flusher.stop()
         last = not self.read_only and _try_exclusive(self._open_lock_fd)
-        if last:  # no other Log is open: trim every partition's preallocation
+        if last:  # no other engine is open: trim every partition's preallocation
             self._open_every_partition()
         with self._lock:
             self._closed = True
             topics, self._topics = list(self._topics.values()), {}
+            self._attachments.clear()
         for topic in topics:
             if last:
                 for partition in topic.open_partitions():
@@ -739,7 +684,7 @@ class Log:
             os.close(self._open_lock_fd)
 
     def _open_every_partition(self) -> None:
-        """Open the partitions other Logs wrote and closed, so close can trim them."""
+        """Open the partitions other engines wrote and closed, so close can trim them."""
         for name in self.topics():
             try:
                 topic = self._topic(name)
@@ -749,7 +694,7 @@ class Log:
                 if os.path.exists(os.path.join(topic.directory, str(number), STATE_FILE)):
                     topic.partition(number)
 
-    def __enter__(self) -> Log:
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -757,7 +702,7 @@ class Log:
 
     def __repr__(self) -> str:
         read_only = " read-only" if self.read_only else ""
-        return f"<mqlog.Log {self.path!r}{read_only}{' closed' if self._closed else ''}>"
+        return f"<mqlog.Engine {self.path!r}{read_only}{' closed' if self._closed else ''}>"
 
 
 def _check_read_limits(max_records: object, max_bytes: object) -> None:
@@ -806,7 +751,7 @@ def _check_partition_count(partitions: object) -> None:
 
 
 def _shared_lock_for_reading(path: str) -> int:
-    """A read-only Log's hold on ``.lock``: shared, as every open Log holds it (so
+    """A read-only engine's hold on ``.lock``: shared, as every open one holds it (so
     a closing writer does not take itself for the last one), through a descriptor
     opened for reading; -1 where the file cannot be opened (never created, or not
     readable by this user): reading works without it."""
@@ -824,19 +769,3 @@ def _try_exclusive(fd: int) -> bool:
         return True
     except BlockingIOError:
         return False
-
-
-def open(path: str | os.PathLike, **config) -> Log:  # noqa: A001 - mirrors builtins.open
-    """Open (creating if missing) the log directory at ``path``.
-
-    ``config``: defaults for topics created through this Log (any TopicConfig
-    field), ``create=False`` to refuse a missing directory, ``clock`` (a
-    callable returning ms since the epoch) to control time in tests.
-
-    ``read_only=True`` writes nothing at all (read-only media, a log owned by
-    another user): no lock file, no recovery on disk (it is worked out in
-    memory), no retention; every call that would write raises ReadOnlyError.
-    ``apply_retention=False`` leaves retention to other processes (and to an
-    explicit ``enforce_retention()``): opening a partition deletes nothing.
-    """
-    return Log(path, **config)
