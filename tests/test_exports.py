@@ -8,6 +8,7 @@ import pytest
 
 import mqlog
 import mqlog.errors
+import mqlog.log
 
 #: The errors of the log store (other parts of mqlog add their own to mqlog.errors).
 ERRORS = [
@@ -45,7 +46,7 @@ def test_the_log_store_api_is_exported() -> None:
     assert {"Log", "PartitionDescription", "Record", "TopicConfig", "TopicDescription",
             "open"} <= set(mqlog.__all__)
     assert set(ERRORS) <= set(mqlog.__all__)
-    assert mqlog.open is mqlog.logstore.open
+    assert mqlog.open is mqlog.log.open
     assert mqlog.__version__ == "0.1.0"
 
 
