@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import mmap
 import os
-import re
 import secrets
 from collections.abc import Iterable
+
+from mqlog.logstore.layout import TEMPORARY_NAME, TEMPORARY_SUFFIX
 
 # -- syncs ------------------------------------------------------------------------------
 # Every fsync, fdatasync and msync of the storage and consumer layers goes through
@@ -48,15 +49,12 @@ def fsync_directory(path: str) -> None:
 # written in place: a reader or a crash sees the old content or the new, never a
 # mix. A writer's temporary file is named after the target, its process id and a
 # random token, in the target's directory (rename is atomic only within one file
-# system), so concurrent writers never share one.
-
-#: ``<target>.<pid>-<16 hex digits>.tmp``: what atomic_write leaves if its process dies.
-_TEMPORARY = re.compile(r"^(?P<target>.+)\.(?P<pid>[0-9]+)-[0-9a-f]{16}\.tmp$")
+# system), so concurrent writers never share one (``layout.TEMPORARY_NAME``).
 
 
 def temporary_name(path: str) -> str:
     """A fresh temporary path beside ``path``, unique across threads and processes."""
-    return f"{path}.{os.getpid()}-{secrets.token_hex(8)}.tmp"
+    return f"{path}.{os.getpid()}-{secrets.token_hex(8)}{TEMPORARY_SUFFIX}"
 
 
 def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
@@ -123,7 +121,7 @@ def remove_stale_temporaries(directory: str, names: Iterable[str] | None = None)
             return []
     removed = []
     for name in names:
-        match = _TEMPORARY.match(name)
+        match = TEMPORARY_NAME.match(name)
         if match is None or process_is_alive(int(match["pid"])):
             continue
         try:

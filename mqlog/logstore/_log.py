@@ -1,6 +1,6 @@
 """The Log: a directory of topics, open in this process.
 
-Directory layout::
+Directory layout (the names are ``layout``'s)::
 
     <path>/mqlog.json              layout version
     <path>/.lock                   every open Log holds a shared flock on it
@@ -60,17 +60,22 @@ from mqlog.logstore._compactor import BackgroundCompactor
 from mqlog.logstore._files import atomic_write, fsync_directory, remove_stale_temporaries
 from mqlog.logstore._flusher import IntervalFlusher
 from mqlog.logstore._notify import Notifier
-from mqlog.logstore._partition import (
-    STATE_FILE,
-    Partition,
-    PartitionDescription,
-    retire_partition,
-)
+from mqlog.logstore._partition import Partition, PartitionDescription, retire_partition
 from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._record import Record
 from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._topic import Topic, write_metadata
 from mqlog.logstore.config import TopicConfig, validate_topic_name
+from mqlog.logstore.layout import (
+    CREATING_PREFIX,
+    DELETING_PREFIX,
+    LAYOUT_FILE,
+    LAYOUT_VERSION,
+    META_LOCK_FILE,
+    OPEN_LOCK_FILE,
+    STATE_FILE,
+    TOPICS_DIR,
+)
 
 if TYPE_CHECKING:
     from mqlog.consumer._consumer import Consumer
@@ -79,11 +84,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("mqlog")
 
-LAYOUT_FILE = "mqlog.json"
-LAYOUT_VERSION = 1
-TOPICS_DIR = "topics"
-#: Name prefix of a topic directory create_topic is still building.
-CREATING_PREFIX = "~creating-"
 #: Records fetched per step by Log.iter.
 ITER_CHUNK_RECORDS = 4096
 #: Most partitions a topic may have (each is a directory with a few open files).
@@ -136,11 +136,11 @@ class Log:
             os.makedirs(self.path, exist_ok=True)
         self._check_layout()
         if self.read_only:
-            self._open_lock_fd = _shared_lock_for_reading(os.path.join(self.path, ".lock"))
+            self._open_lock_fd = _shared_lock_for_reading(os.path.join(self.path, OPEN_LOCK_FILE))
         else:
             os.makedirs(os.path.join(self.path, TOPICS_DIR), exist_ok=True)
             self._remove_leftovers()
-            self._open_lock_fd = os.open(os.path.join(self.path, ".lock"),
+            self._open_lock_fd = os.open(os.path.join(self.path, OPEN_LOCK_FILE),
                                          os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(self._open_lock_fd, fcntl.LOCK_SH)
         self._lock = threading.RLock()
@@ -192,7 +192,7 @@ class Log:
 
     @contextmanager
     def _metadata_lock(self) -> Iterator[None]:
-        fd = os.open(os.path.join(self.path, ".meta.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(os.path.join(self.path, META_LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -380,7 +380,7 @@ class Log:
         with self._metadata_lock():
             if not os.path.isdir(directory):
                 raise UnknownTopicError(f"unknown topic {name!r}")
-            doomed = os.path.join(self._topics_dir(), f"~deleting-{uuid.uuid4().hex}")
+            doomed = os.path.join(self._topics_dir(), f"{DELETING_PREFIX}{uuid.uuid4().hex}")
             os.rename(directory, doomed)
             fsync_directory(self._topics_dir())
         for entry in os.listdir(doomed):
