@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import secrets
+import stat
 from collections.abc import Iterable
 
 from mqlog.logstore.layout import TEMPORARY_NAME, TEMPORARY_SUFFIX
@@ -101,6 +103,19 @@ def process_is_alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def map_read_only(path: str) -> bytes | mmap.mmap:
+    """The whole file at ``path``, mapped read-only (``b""`` when it is empty: an
+    empty file cannot be mapped). Raises IsADirectoryError for a directory."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not a segment file", path)
+        return mmap.mmap(fd, info.st_size, prot=mmap.PROT_READ) if info.st_size else b""
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temporaries(directory: str, names: Iterable[str] | None = None) -> list[str]:
