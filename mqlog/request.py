@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from mqlog.consumer._config import check_timeout
 from mqlog.errors import TopicExistsError, UnknownTopicError
+from mqlog.headers import CORRELATION_ID, REPLY_TO
 from mqlog.logstore._record import Message, Record
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 
 REPLIES_TOPIC = "__replies"
 REPLIES_PARTITIONS = 8
-REPLY_TO = "reply-to"
-CORRELATION_ID = "correlation-id"
 
 Handler = Callable[["QueueMessage"], "bytes | str | Record"]
 

@@ -62,6 +62,18 @@ from mqlog.errors import (
     UnknownPartitionError,
     UnknownTopicError,
 )
+from mqlog.headers import (
+    DEAD_LETTER_DELIVERY_COUNT,
+    DEAD_LETTER_FIRST_DELIVERY_MS,
+    DEAD_LETTER_LAST_DELIVERY_MS,
+    DEAD_LETTER_OFFSET,
+    DEAD_LETTER_PARTITION,
+    DEAD_LETTER_PREFIX,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_TOPIC,
+    DELIVER_AT,
+    EXPIRES_AT,
+)
 from mqlog.logstore._files import atomic_write
 from mqlog.logstore._record import Message, Record
 from mqlog.logstore.config import validate_topic_name
@@ -74,8 +86,6 @@ TAKE_ATTEMPTS = 8
 #: Priorities run from 0 (the topic itself) to PRIORITY_MAX (lane topics).
 PRIORITY_MAX = 9
 LANES_RECHECK_S = 1.0
-_DELIVER_AT = "mqlog.deliver_at"
-_EXPIRES_AT = "mqlog.expires_at"
 #: Records one worker may hold per partition at once (the share window).
 WINDOW_RECORDS = 65_536
 #: How often a worker looks for dead workers whose records it can free.
@@ -119,8 +129,8 @@ def lane_topic(topic: str, priority: int) -> str:
 def _timing(record: Message, ttl_ms: int | None) -> tuple[int | None, int | None]:
     """(deliver at, expires at) of a record, in ms; None where it has none."""
     headers = record.headers
-    due = headers.get(_DELIVER_AT)
-    expires = headers.get(_EXPIRES_AT)
+    due = headers.get(DELIVER_AT)
+    expires = headers.get(EXPIRES_AT)
     expires_ms = int(expires) if expires is not None else None
     if ttl_ms is not None:
         by_topic = record.timestamp + ttl_ms
@@ -550,13 +560,13 @@ class QueueConsumer:
         for record, deliveries, first, last in items:
             headers = dict(record.headers)
             headers.update({
-                "dlq.topic": tp.topic.encode(),
-                "dlq.partition": str(tp.partition).encode(),
-                "dlq.offset": str(record.offset).encode(),
-                "dlq.delivery_count": str(deliveries - 1).encode(),
-                "dlq.reason": (reason or reasons.get(record.offset, "")).encode(),
-                "dlq.first_delivery_ms": str(first).encode(),
-                "dlq.last_delivery_ms": str(last).encode(),
+                DEAD_LETTER_TOPIC: tp.topic.encode(),
+                DEAD_LETTER_PARTITION: str(tp.partition).encode(),
+                DEAD_LETTER_OFFSET: str(record.offset).encode(),
+                DEAD_LETTER_DELIVERY_COUNT: str(deliveries - 1).encode(),
+                DEAD_LETTER_REASON: (reason or reasons.get(record.offset, "")).encode(),
+                DEAD_LETTER_FIRST_DELIVERY_MS: str(first).encode(),
+                DEAD_LETTER_LAST_DELIVERY_MS: str(last).encode(),
             })
             records.append(Record(record.value, record.key, headers, record.timestamp))
         partitions = self._log._topic(target).partition_count
@@ -655,7 +665,7 @@ def redrive(log: Log, dlq_topic: str, offsets: Iterable[int] | None = None,
                     continue
                 topic, partition = origin
                 headers = dict(message.headers)
-                clean = {k: v for k, v in headers.items() if not k.startswith("dlq.")}
+                clean = {k: v for k, v in headers.items() if not k.startswith(DEAD_LETTER_PREFIX)}
                 log.append(topic, partition,
                            [Record(message.value, message.key, clean, message.timestamp)])
                 message.ack()
@@ -670,8 +680,8 @@ def dead_letter_origin(record: Record) -> tuple[str, int] | None:
     ``dlq.partition`` headers; None for a record without them (not a dead letter)."""
     headers = record.headers
     try:
-        topic = validate_topic_name(bytes(headers["dlq.topic"]).decode(), internal=True)
-        partition = int(bytes(headers["dlq.partition"]))
+        topic = validate_topic_name(bytes(headers[DEAD_LETTER_TOPIC]).decode(), internal=True)
+        partition = int(bytes(headers[DEAD_LETTER_PARTITION]))
     except (KeyError, ValueError, UnicodeDecodeError):  # InvalidTopicError is a ValueError
         return None
     return topic, partition
