@@ -23,7 +23,6 @@ from mqlog.consumer._config import (
     ConsumerConfig,
     TopicPartition,
     check_timeout,
-    validate_group_name,
 )
 from mqlog.errors import (
     CommitFailedError,
@@ -38,6 +37,7 @@ from mqlog.logstore._columns import RecordColumns
 from mqlog.logstore._log import checked_timestamp
 from mqlog.logstore._partition import joined
 from mqlog.logstore._record import Message
+from mqlog.names import validate_name
 
 if TYPE_CHECKING:
     from mqlog.consumer._group import GroupMember
@@ -69,7 +69,7 @@ class Consumer:
                  topics: Iterable[str] | str = (), **config) -> None:
         self.config = ConsumerConfig(**config)
         if group is not None:
-            validate_group_name(group)
+            validate_name("group", group)
         self._log = log
         self.group = group
         self._assigned: dict[TopicPartition, _Assigned] = {}

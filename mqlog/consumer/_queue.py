@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from mqlog.consumer._config import TopicPartition, check_timeout, validate_group_name
+from mqlog.consumer._config import TopicPartition, check_timeout
 from mqlog.consumer._group import lock_is_held, queue_directory, refuse_other_kind
 from mqlog.consumer._share_state import ACKED, ARCHIVED, ShareState
 from mqlog.errors import (
@@ -76,7 +76,7 @@ from mqlog.headers import (
 )
 from mqlog.logstore._files import atomic_write
 from mqlog.logstore._record import Message, Record
-from mqlog.logstore.config import validate_topic_name
+from mqlog.names import validate_name
 
 if TYPE_CHECKING:
     from mqlog.logstore._log import Log
@@ -172,7 +172,7 @@ class QueueConsumer:
     def __init__(self, log: Log, group: str, topics: Iterable[str] | str, *,
                  ack_timeout_s: float = 30.0, max_deliveries: int = 5,
                  dead_letter_topic: str | None = None, backoff: Backoff | None = None) -> None:
-        validate_group_name(group)
+        validate_name("group", group)
         if not isinstance(ack_timeout_s, (int, float)) or isinstance(ack_timeout_s, bool) or not (
             0 < ack_timeout_s <= SECONDS_MAX
         ):
@@ -183,7 +183,7 @@ class QueueConsumer:
             raise ConfigError(f"max_deliveries must be an int from 1 to 254, "
                               f"not {max_deliveries!r}")
         if dead_letter_topic is not None:
-            validate_topic_name(dead_letter_topic)
+            validate_name("topic", dead_letter_topic)
         if backoff is not None and not callable(backoff):
             raise ConfigError("backoff must be callable(deliveries) -> seconds")
         topics = [topics] if isinstance(topics, str) else sorted(set(topics))
@@ -680,7 +680,8 @@ def dead_letter_origin(record: Record) -> tuple[str, int] | None:
     ``dlq.partition`` headers; None for a record without them (not a dead letter)."""
     headers = record.headers
     try:
-        topic = validate_topic_name(bytes(headers[DEAD_LETTER_TOPIC]).decode(), internal=True)
+        topic = validate_name("topic", bytes(headers[DEAD_LETTER_TOPIC]).decode(),
+                              internal=True)
         partition = int(bytes(headers[DEAD_LETTER_PARTITION]))
     except (KeyError, ValueError, UnicodeDecodeError):  # InvalidTopicError is a ValueError
         return None

@@ -36,7 +36,6 @@ from mqlog.logstore._verify_partition import (
     Severity,
     read_state,
 )
-from mqlog.logstore.config import validate_topic_name
 from mqlog.logstore.layout import (
     CLEANER_CHECKPOINT_FILE,
     LAYOUT_FILE,
@@ -45,6 +44,7 @@ from mqlog.logstore.layout import (
     TOPIC_METADATA_FILE,
     TOPICS_DIR,
 )
+from mqlog.names import validate_name
 
 __all__ = [
     "CHECK_ATTEMPTS", "PartitionReport", "Problem", "RecoveryEvent", "Severity",
@@ -139,7 +139,7 @@ def _topic_names(topics_dir: str) -> list[str]:
     names = []
     for name in os.listdir(topics_dir):
         try:
-            validate_topic_name(name, internal=True)
+            validate_name("topic", name, internal=True)
         except MqlogError:
             continue
         if os.path.isdir(os.path.join(topics_dir, name)):
