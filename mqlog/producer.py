@@ -34,6 +34,7 @@ from mqlog.errors import (
     TopicExistsError,
     UnknownPartitionError,
 )
+from mqlog.headers import DELIVER_AT, EXPIRES_AT
 from mqlog.lanes import PRIORITY_MAX, lane_topic
 from mqlog.logstore import EPOCH_MAX, SEQUENCE_MAX, Engine, ProducerBatch, Record
 
@@ -578,10 +579,6 @@ class Producer:
         self.close()
 
 
-DELIVER_AT_HEADER = "mqlog.deliver_at"
-EXPIRES_AT_HEADER = "mqlog.expires_at"
-
-
 def _timing_headers(headers, now_ms: int, delay_s: float | None, deliver_at: int | None,
                     ttl_s: float | None) -> dict:
     """``headers`` plus the delivery-time and expiry headers queue groups obey."""
@@ -593,10 +590,10 @@ def _timing_headers(headers, now_ms: int, delay_s: float | None, deliver_at: int
         deliver_at = now_ms + int(delay_s * 1000)
     if deliver_at is not None:
         _check_ms("deliver_at", deliver_at)
-        merged[DELIVER_AT_HEADER] = str(deliver_at).encode()
+        merged[DELIVER_AT] = str(deliver_at).encode()
     if ttl_s is not None:
         _check_seconds("ttl_s", ttl_s, positive=True)
-        merged[EXPIRES_AT_HEADER] = str(now_ms + int(ttl_s * 1000)).encode()
+        merged[EXPIRES_AT] = str(now_ms + int(ttl_s * 1000)).encode()
     return merged
 
 

@@ -20,12 +20,11 @@ from typing import Any
 
 from mqlog.consumer import QueueConsumer, QueueMessage, check_timeout
 from mqlog.errors import TopicExistsError, UnknownTopicError
+from mqlog.headers import CORRELATION_ID, REPLY_TO
 from mqlog.logstore import Engine, Message, Record
 
 REPLIES_TOPIC = "__replies"
 REPLIES_PARTITIONS = 8
-REPLY_TO = "reply-to"
-CORRELATION_ID = "correlation-id"
 
 Handler = Callable[[QueueMessage], "bytes | str | Record"]
 

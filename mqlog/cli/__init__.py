@@ -1,8 +1,8 @@
 """The ``mqlog`` command line (typer + rich).
 
 Importing this package registers every command on :data:`app`; the library
-work behind them is in :mod:`mqlog`, :mod:`mqlog.logstore.inspect`, :mod:`mqlog.logstore.repair` and
-:mod:`mqlog.cli._demo_run`.
+work behind them is in :mod:`mqlog`, :mod:`mqlog.logstore.verify`,
+:mod:`mqlog.logstore.dump`, :mod:`mqlog.logstore.repair` and :mod:`mqlog.cli._demo_run`.
 """
 
 from mqlog.cli import (  # noqa: F401  (register commands)

@@ -35,7 +35,7 @@ from pathlib import Path
 import mqlog
 from mqlog.cli._demo_proc import GROUP, TOPIC
 from mqlog.consumer import GroupDescription
-from mqlog.logstore.inspect import verify_log
+from mqlog.logstore.verify import verify_log
 
 PARTITIONS = 6
 PRODUCERS = 3

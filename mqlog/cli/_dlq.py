@@ -13,6 +13,12 @@ from mqlog.cli._app import app, open_log
 from mqlog.cli._options import JSON_OPTION
 from mqlog.cli._output import console, emit_json, format_ms, short_repr
 from mqlog.consumer import check_dead_letter_topic, dead_letter_origin
+from mqlog.headers import (
+    DEAD_LETTER_HEADERS,
+    DEAD_LETTER_PARTITION,
+    DEAD_LETTER_PREFIX,
+    DEAD_LETTER_TOPIC,
+)
 
 dlq_app = typer.Typer(help="List, show and redrive dead letters.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
@@ -21,8 +27,6 @@ app.add_typer(queues_app, name="queues")
 
 DlqArgument = Annotated[str, typer.Argument(help="Dead-letter topic, e.g. orders.dlq.",
                                             show_default=False)]
-_FIELDS = ("topic", "partition", "offset", "delivery_count", "reason", "first_delivery_ms",
-           "last_delivery_ms")
 
 
 def _dead_letters(log: mqlog.Log, topic: str):
@@ -33,8 +37,8 @@ def _dead_letters(log: mqlog.Log, topic: str):
 
 def _origin(record: mqlog.Record) -> dict:
     headers = record.headers
-    return {name: (headers.get(f"dlq.{name}") or b"").decode(errors="replace")
-            for name in _FIELDS}
+    return {name.removeprefix(DEAD_LETTER_PREFIX): (headers.get(name) or b"").decode(
+        errors="replace") for name in DEAD_LETTER_HEADERS}
 
 
 @dlq_app.command("list")
@@ -77,7 +81,7 @@ def show(ctx: typer.Context, topic: DlqArgument,
             start_offset=offset, end_offset=offset)
     if dead_letter_origin(record) is None:
         raise mqlog.ConfigError(f"{topic}/{partition}@{offset} is not a dead letter: it has no "
-                                f"dlq.topic and dlq.partition headers")
+                                f"{DEAD_LETTER_TOPIC} and {DEAD_LETTER_PARTITION} headers")
     origin = _origin(record)
     if json_output:
         emit_json({"partition": partition, "offset": record.offset, "origin": origin,

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from mqlog.cli._app import EXIT_FAILED, app
+from mqlog.cli._app import EXIT_FAILED, EXIT_USAGE, CliError, app
 from mqlog.cli._output import b64, console, emit_json, format_ms, short_repr
-from mqlog.logstore.inspect import DumpedBatch, DumpedRecord, dump_segment
+from mqlog.logstore.dump import DumpedBatch, DumpedRecord, NotASegmentError, dump_segment
 
 _BATCH_COLUMNS = (
     f"{'position':>10}  {'base_offset':>12}  {'count':>6}  {'first_timestamp':<24}  "
@@ -34,9 +34,12 @@ def dump(
     """Decode a segment file: each batch's header and checksum, optionally its records.
 
     Reads the file only. Stops at the end of the written data; exits 1 when a
-    batch fails its checksum or framing.
+    batch fails its checksum or framing, 2 when the file is not a segment.
     """
-    batches = dump_segment(file, records=records)
+    try:
+        batches = dump_segment(file, records=records)
+    except NotASegmentError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
     if not json_output:
         console.print(_BATCH_COLUMNS, markup=False, soft_wrap=True)
     count = record_count = bad = 0

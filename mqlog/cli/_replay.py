@@ -46,10 +46,9 @@ from mqlog.cli._options import (
 from mqlog.cli._output import console, emit_json, err_console
 from mqlog.cli._records import merged, offset_positions, partitions_of, record_json
 from mqlog.errors import UnknownTopicError
+from mqlog.headers import REPLAY_ORIGIN, REPLAY_TIMESTAMP
 from mqlog.producer import key_partition
 
-TIMESTAMP_HEADER = "mqlog.timestamp"
-ORIGIN_HEADER = "mqlog.origin"
 #: Records a copy buffers per destination partition before appending them.
 COPY_BATCH = 500
 #: Records between two progress bar updates.
@@ -82,8 +81,8 @@ class _Copy:
         self.keyless = 0
 
     def send(self, source: str, partition: int, record: Record) -> None:
-        headers = {**(record.headers or {}), TIMESTAMP_HEADER: b"%d" % record.timestamp,
-                   ORIGIN_HEADER: f"{source}/{partition}/{record.offset}".encode()}
+        headers = {**(record.headers or {}), REPLAY_TIMESTAMP: b"%d" % record.timestamp,
+                   REPLAY_ORIGIN: f"{source}/{partition}/{record.offset}".encode()}
         target = self._partition(partition, record.key)
         buffer = self.buffers.setdefault(target, [])
         buffer.append(Record(bytes(record.value), key=None if record.key is None

@@ -22,7 +22,7 @@ from mqlog.cli._options import JSON_OPTION
 from mqlog.cli._output import console, emit_json, format_age, format_rate
 from mqlog.cli._verify import print_recoveries
 from mqlog.logstore import TopicDescription
-from mqlog.logstore.inspect import read_journal
+from mqlog.logstore.verify import read_journal
 
 #: Default time between the two samples of the rates.
 DEFAULT_INTERVAL_S = 1.0

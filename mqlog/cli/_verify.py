@@ -11,7 +11,7 @@ from rich.text import Text
 
 from mqlog.cli._app import EXIT_FAILED, app, settings
 from mqlog.cli._output import console, emit_json, format_ms
-from mqlog.logstore.inspect import (
+from mqlog.logstore.verify import (
     PartitionReport,
     Problem,
     RecoveryEvent,

@@ -1,42 +1,19 @@
-"""Consumer settings and the names consumers use."""
+"""Consumer settings, and TopicPartition (the name of one partition)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
-import re
 import socket
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from mqlog.errors import ConfigError
-from mqlog.logstore.config import TOPIC_NAME_MAX
+from mqlog.names import validate_name
 
 OffsetReset = Literal["earliest", "latest", "error"]
 AssignorName = Literal["range", "roundrobin", "sticky"]
 OnCorrupt = Literal["raise", "skip"]
-
-
-_GROUP_NAME = re.compile(r"[a-zA-Z0-9._-]+\Z")
-
-
-def validate_group_name(name: Any) -> str:
-    """Return ``name`` if it is a valid consumer or queue group name, else raise
-    ConfigError. The rules are the topic names' (a group's name is a directory
-    under ``groups/`` or ``queues/``): 1..249 characters from ``[a-zA-Z0-9._-]``,
-    not ``.`` or ``..``."""
-    if not isinstance(name, str):
-        raise ConfigError(f"group name must be a str, not {type(name).__name__}")
-    if not name:
-        raise ConfigError("group name is empty")
-    if len(name) > TOPIC_NAME_MAX:
-        raise ConfigError(
-            f"group name is {len(name)} characters long, the maximum is {TOPIC_NAME_MAX}")
-    if name in (".", ".."):
-        raise ConfigError(f"group name cannot be {name!r}")
-    if not _GROUP_NAME.match(name):
-        raise ConfigError(f"group name {name!r} has characters outside [a-zA-Z0-9._-]")
-    return name
 
 
 def check_timeout(timeout: object) -> None:
@@ -64,7 +41,8 @@ class ConsumerConfig:
 
     Attributes:
         client_id: shown in ``describe_group`` and ``mqlog lag``; default
-            ``<host>-<pid>``.
+            ``<host>-<pid>``. Follows the rules of ``mqlog.names`` (at most
+            229 characters from ``[a-zA-Z0-9._-]``).
         auto_offset_reset: where to start a partition with no committed offset,
             or whose committed offset fell below the log start through
             retention: ``earliest``, ``latest`` (as Kafka's default) or ``error``
@@ -115,6 +93,8 @@ class ConsumerConfig:
             raise ConfigError("client_id must be a str")
         if not self.client_id:
             object.__setattr__(self, "client_id", f"{socket.gethostname()}-{os.getpid()}")
+        else:
+            validate_name("client id", self.client_id)
         _one_of("auto_offset_reset", self.auto_offset_reset, ("earliest", "latest", "error"))
         _one_of("assignor", self.assignor, ("range", "roundrobin", "sticky"))
         _one_of("on_corrupt", self.on_corrupt, ("raise", "skip"))

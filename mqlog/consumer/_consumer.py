@@ -24,7 +24,6 @@ from mqlog.consumer._config import (
     ConsumerConfig,
     TopicPartition,
     check_timeout,
-    validate_group_name,
 )
 from mqlog.consumer._offsets import offset_store
 from mqlog.errors import (
@@ -37,6 +36,7 @@ from mqlog.errors import (
     OffsetOutOfRangeError,
 )
 from mqlog.logstore import Engine, Message, Partition, RecordColumns, checked_timestamp
+from mqlog.names import validate_name
 
 if TYPE_CHECKING:
     from mqlog.consumer._group import GroupMember
@@ -66,7 +66,7 @@ class Consumer:
                  topics: Iterable[str] | str = (), **config) -> None:
         self.config = ConsumerConfig(**config)
         if group is not None:
-            validate_group_name(group)
+            validate_name("group", group)
         self._log = log
         self.group = group
         self._assigned: dict[TopicPartition, _Assigned] = {}

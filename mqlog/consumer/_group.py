@@ -43,10 +43,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mqlog.consumer._assignors import ASSIGNORS
-from mqlog.consumer._config import ConsumerConfig, TopicPartition, validate_group_name
+from mqlog.consumer._config import ConsumerConfig, TopicPartition
 from mqlog.consumer._offsets import OFFSETS_TOPIC, offset_store
 from mqlog.errors import ConfigError, MqlogError
 from mqlog.logstore import Engine, atomic_write
+from mqlog.names import validate_name
 
 if TYPE_CHECKING:
     from mqlog.consumer._consumer import Consumer
@@ -59,13 +60,13 @@ Listener = Callable[[set[TopicPartition]], None]
 def group_directory(log: Engine, group: str) -> str:
     """Where a consumer group keeps its members' files and its plan (ConfigError
     for an invalid group name: no path outside ``groups/``)."""
-    return os.path.join(log.path, GROUPS_DIR, validate_group_name(group))
+    return os.path.join(log.path, GROUPS_DIR, validate_name("group", group))
 
 
 def queue_directory(log: Engine, group: str) -> str:
     """Where a queue group keeps its members' files and its share states (ConfigError
     for an invalid group name: no path outside ``queues/``)."""
-    return os.path.join(log.path, QUEUES_DIR, validate_group_name(group))
+    return os.path.join(log.path, QUEUES_DIR, validate_name("group", group))
 
 
 def is_consumer_group(log: Engine, group: str) -> bool:
@@ -154,7 +155,7 @@ class GroupMember:
     """This consumer's membership of one group."""
 
     def __init__(self, log: Engine, group: str, config: ConsumerConfig, consumer: Consumer) -> None:
-        validate_group_name(group)
+        validate_name("group", group)
         self._log = log
         self.group = group
         self.config = config

@@ -47,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from mqlog.consumer._config import TopicPartition, check_timeout, validate_group_name
+from mqlog.consumer._config import TopicPartition, check_timeout
 from mqlog.consumer._group import lock_is_held, queue_directory, refuse_other_kind
 from mqlog.consumer._share_state import ACKED, ARCHIVED, ShareState
 from mqlog.errors import (
@@ -61,15 +61,25 @@ from mqlog.errors import (
     UnknownPartitionError,
     UnknownTopicError,
 )
+from mqlog.headers import (
+    DEAD_LETTER_DELIVERY_COUNT,
+    DEAD_LETTER_FIRST_DELIVERY_MS,
+    DEAD_LETTER_LAST_DELIVERY_MS,
+    DEAD_LETTER_OFFSET,
+    DEAD_LETTER_PARTITION,
+    DEAD_LETTER_PREFIX,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_TOPIC,
+    DELIVER_AT,
+    EXPIRES_AT,
+)
 from mqlog.lanes import PRIORITY_MAX, lane_topic
 from mqlog.logstore import Engine, Message, Record, atomic_write
-from mqlog.logstore.config import validate_topic_name
+from mqlog.names import validate_name
 
 #: Takes from one partition in one receive when records had to be set aside.
 TAKE_ATTEMPTS = 8
 LANES_RECHECK_S = 1.0
-_DELIVER_AT = "mqlog.deliver_at"
-_EXPIRES_AT = "mqlog.expires_at"
 #: Records one worker may hold per partition at once (the share window).
 WINDOW_RECORDS = 65_536
 #: How often a worker looks for dead workers whose records it can free.
@@ -107,8 +117,8 @@ def state_is_durable(partition) -> bool:
 def _timing(record: Message, ttl_ms: int | None) -> tuple[int | None, int | None]:
     """(deliver at, expires at) of a record, in ms; None where it has none."""
     headers = record.headers
-    due = headers.get(_DELIVER_AT)
-    expires = headers.get(_EXPIRES_AT)
+    due = headers.get(DELIVER_AT)
+    expires = headers.get(EXPIRES_AT)
     expires_ms = int(expires) if expires is not None else None
     if ttl_ms is not None:
         by_topic = record.timestamp + ttl_ms
@@ -150,7 +160,7 @@ class QueueConsumer:
     def __init__(self, log: Engine, group: str, topics: Iterable[str] | str, *,
                  ack_timeout_s: float = 30.0, max_deliveries: int = 5,
                  dead_letter_topic: str | None = None, backoff: Backoff | None = None) -> None:
-        validate_group_name(group)
+        validate_name("group", group)
         if not isinstance(ack_timeout_s, (int, float)) or isinstance(ack_timeout_s, bool) or not (
             0 < ack_timeout_s <= SECONDS_MAX
         ):
@@ -161,7 +171,7 @@ class QueueConsumer:
             raise ConfigError(f"max_deliveries must be an int from 1 to 254, "
                               f"not {max_deliveries!r}")
         if dead_letter_topic is not None:
-            validate_topic_name(dead_letter_topic)
+            validate_name("topic", dead_letter_topic)
         if backoff is not None and not callable(backoff):
             raise ConfigError("backoff must be callable(deliveries) -> seconds")
         topics = [topics] if isinstance(topics, str) else sorted(set(topics))
@@ -536,13 +546,13 @@ class QueueConsumer:
         for record, deliveries, first, last in items:
             headers = dict(record.headers)
             headers.update({
-                "dlq.topic": tp.topic.encode(),
-                "dlq.partition": str(tp.partition).encode(),
-                "dlq.offset": str(record.offset).encode(),
-                "dlq.delivery_count": str(deliveries - 1).encode(),
-                "dlq.reason": (reason or reasons.get(record.offset, "")).encode(),
-                "dlq.first_delivery_ms": str(first).encode(),
-                "dlq.last_delivery_ms": str(last).encode(),
+                DEAD_LETTER_TOPIC: tp.topic.encode(),
+                DEAD_LETTER_PARTITION: str(tp.partition).encode(),
+                DEAD_LETTER_OFFSET: str(record.offset).encode(),
+                DEAD_LETTER_DELIVERY_COUNT: str(deliveries - 1).encode(),
+                DEAD_LETTER_REASON: (reason or reasons.get(record.offset, "")).encode(),
+                DEAD_LETTER_FIRST_DELIVERY_MS: str(first).encode(),
+                DEAD_LETTER_LAST_DELIVERY_MS: str(last).encode(),
             })
             records.append(Record(record.value, record.key, headers, record.timestamp))
         partitions = self._log.partition_count(target)
@@ -641,7 +651,7 @@ def redrive(log: Engine, dlq_topic: str, offsets: Iterable[int] | None = None,
                     continue
                 topic, partition = origin
                 headers = dict(message.headers)
-                clean = {k: v for k, v in headers.items() if not k.startswith("dlq.")}
+                clean = {k: v for k, v in headers.items() if not k.startswith(DEAD_LETTER_PREFIX)}
                 log.append(topic, partition,
                            [Record(message.value, message.key, clean, message.timestamp)])
                 message.ack()
@@ -656,8 +666,9 @@ def dead_letter_origin(record: Record) -> tuple[str, int] | None:
     ``dlq.partition`` headers; None for a record without them (not a dead letter)."""
     headers = record.headers
     try:
-        topic = validate_topic_name(bytes(headers["dlq.topic"]).decode(), internal=True)
-        partition = int(bytes(headers["dlq.partition"]))
+        topic = validate_name("topic", bytes(headers[DEAD_LETTER_TOPIC]).decode(),
+                              internal=True)
+        partition = int(bytes(headers[DEAD_LETTER_PARTITION]))
     except (KeyError, ValueError, UnicodeDecodeError):  # InvalidTopicError is a ValueError
         return None
     return topic, partition

@@ -21,7 +21,7 @@ import os
 import shutil
 from collections.abc import Iterable
 
-from mqlog.consumer._config import TopicPartition, validate_group_name
+from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._group import (
     GROUPS_DIR,
     QUEUES_DIR,
@@ -35,6 +35,7 @@ from mqlog.consumer._offsets import OFFSETS_TOPIC, offset_store
 from mqlog.consumer._share_state import ShareState
 from mqlog.errors import ConfigError, GroupNotEmptyError, MqlogError, UnknownGroupError
 from mqlog.logstore import Engine
+from mqlog.names import validate_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +116,7 @@ def describe_group(log: Engine, group: str) -> GroupDescription:
     """State, generation, live members and per-partition offsets and lag; for a
     queue group also its depth: ready, in flight, delayed, expired and
     dead-lettered records per partition."""
-    validate_group_name(group)
+    validate_name("group", group)
     if is_queue_group(log, group):
         return _describe_queue_group(log, group)
     if group not in list_groups(log):
@@ -202,7 +203,7 @@ def reset_offsets(log: Engine, group: str, topic: str, partitions: Iterable[int]
     every record from the new position on is new to the group again, with no
     deliveries counted; records below it count as finished.
     """
-    validate_group_name(group)
+    validate_name("group", group)
     chosen = [name for name, value in (("to", to), ("shift_by", shift_by),
                                        ("by_duration", by_duration)) if value is not None]
     if len(chosen) != 1:
@@ -294,7 +295,7 @@ def _reset_queue_partition(log: Engine, group: str, tp: TopicPartition, offset: 
 def delete_group(log: Engine, group: str) -> None:
     """Forget a group: its committed offsets (or share states) and its files. A
     queue group's dead-letter topic is a topic of its own and stays."""
-    validate_group_name(group)
+    validate_name("group", group)
     if group not in list_groups(log):
         raise UnknownGroupError(f"unknown group {group!r}")
     _refuse_if_active(log, group, "delete")

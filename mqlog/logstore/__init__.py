@@ -16,7 +16,7 @@ from mqlog.logstore._producers import EPOCH_MAX, SEQUENCE_MAX, ProducerBatch
 from mqlog.logstore._record import Message, Record
 from mqlog.logstore._space import reserve, storage_failed
 from mqlog.logstore._state import PartitionState
-from mqlog.logstore.config import TopicConfig, validate_topic_name
+from mqlog.logstore.config import TopicConfig
 from mqlog.logstore.engine import (
     EndFloor,
     Engine,
@@ -47,5 +47,4 @@ __all__ = [
     "reserve",
     "storage_failed",
     "sync_map",
-    "validate_topic_name",
 ]

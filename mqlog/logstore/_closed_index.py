@@ -22,8 +22,6 @@ from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import atomic_write
 from mqlog.logstore._segment import Segment
 
-#: Smallest timestamp: "no record yet" in running maxima (as the partition uses it).
-NO_TIMESTAMP = -(2**63)
 _BASE_OFFSET_FIELD = 16
 
 
@@ -93,7 +91,7 @@ def rebuild_indexes(segment: Segment, interval_bytes: int, end_offset: int) -> N
     offsets: list[tuple[int, int]] = []
     times: list[tuple[int, int, int]] = []
     position = last_indexed = 0
-    max_timestamp = NO_TIMESTAMP
+    max_timestamp = fmt.NO_TIMESTAMP
     while position < size:
         try:
             header = fmt.decode_header(buffer, position, size)

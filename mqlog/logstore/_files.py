@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
-import re
 import secrets
+import stat
 from collections.abc import Iterable
+
+from mqlog.logstore.layout import TEMPORARY_NAME, TEMPORARY_SUFFIX
 
 # -- syncs ------------------------------------------------------------------------------
 # Every fsync, fdatasync and msync of the storage and consumer layers goes through
@@ -48,15 +51,12 @@ def fsync_directory(path: str) -> None:
 # written in place: a reader or a crash sees the old content or the new, never a
 # mix. A writer's temporary file is named after the target, its process id and a
 # random token, in the target's directory (rename is atomic only within one file
-# system), so concurrent writers never share one.
-
-#: ``<target>.<pid>-<16 hex digits>.tmp``: what atomic_write leaves if its process dies.
-_TEMPORARY = re.compile(r"^(?P<target>.+)\.(?P<pid>[0-9]+)-[0-9a-f]{16}\.tmp$")
+# system), so concurrent writers never share one (``layout.TEMPORARY_NAME``).
 
 
 def temporary_name(path: str) -> str:
     """A fresh temporary path beside ``path``, unique across threads and processes."""
-    return f"{path}.{os.getpid()}-{secrets.token_hex(8)}.tmp"
+    return f"{path}.{os.getpid()}-{secrets.token_hex(8)}{TEMPORARY_SUFFIX}"
 
 
 def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
@@ -105,6 +105,19 @@ def process_is_alive(pid: int) -> bool:
     return True
 
 
+def map_read_only(path: str) -> bytes | mmap.mmap:
+    """The whole file at ``path``, mapped read-only (``b""`` when it is empty: an
+    empty file cannot be mapped). Raises IsADirectoryError for a directory."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not a segment file", path)
+        return mmap.mmap(fd, info.st_size, prot=mmap.PROT_READ) if info.st_size else b""
+    finally:
+        os.close(fd)
+
+
 def remove_stale_temporaries(directory: str, names: Iterable[str] | None = None) -> list[str]:
     """Remove the temporary files :func:`atomic_write` left in ``directory`` when its
     process died; return the names removed. ``names``: the directory's entries, if
@@ -123,7 +136,7 @@ def remove_stale_temporaries(directory: str, names: Iterable[str] | None = None)
             return []
     removed = []
     for name in names:
-        match = _TEMPORARY.match(name)
+        match = TEMPORARY_NAME.match(name)
         if match is None or process_is_alive(int(match["pid"])):
             continue
         try:

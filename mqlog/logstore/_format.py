@@ -34,7 +34,7 @@ A *gap batch* (attribute ATTR_GAP) holds no records: it is the 48-byte header
 alone, and its ``record_count`` offsets from ``base_offset`` on are recorded as
 missing -- recovery cut them, or lifted the end past them, so that offsets a
 reader may have seen are never handed out again. ``first_timestamp`` is when
-the gap was recorded, ``max_timestamp`` is -2**63 (no record). Reads skip it.
+the gap was recorded, ``max_timestamp`` is NO_TIMESTAMP (no record). Reads skip it.
 
 Invariants checked by :func:`decode_header`/:func:`verify_batch`: magic matches,
 ``record_count >= 1``, ``batch_length`` equals header + table + payload (48
@@ -55,6 +55,8 @@ MAGIC = 1
 BATCH_HEADER = struct.Struct("<QIBBHqIIqq")
 BATCH_HEADER_SIZE = BATCH_HEADER.size  # 48
 assert BATCH_HEADER_SIZE == 48
+#: "No record": the max_timestamp of a gap batch, and the start of running timestamp maxima.
+NO_TIMESTAMP = -(2**63)
 
 ATTR_HAS_KEYS = 0x01
 ATTR_HAS_HEADERS = 0x02
@@ -240,7 +242,7 @@ def gap_batch(base_offset: int, count: int, recorded_ms: int) -> bytes:
     if not 1 <= count <= GAP_OFFSETS_MAX:
         raise ValueError(f"a gap batch covers 1..{GAP_OFFSETS_MAX} offsets, not {count}")
     header = pack_header(BATCH_HEADER_SIZE, ATTR_GAP, base_offset, count, recorded_ms,
-                         -(2**63))
+                         NO_TIMESTAMP)
     seal(header, ())
     return bytes(header)
 

@@ -32,8 +32,7 @@ import os
 from typing import Literal
 
 from mqlog.logstore._files import fsync_file
-
-JOURNAL_FILE = "recovery.jsonl"
+from mqlog.logstore.layout import JOURNAL_FILE
 
 Action = Literal["cut", "gap", "state", "index", "damage"]
 

@@ -29,8 +29,8 @@ import sys
 import time
 
 from mqlog.logstore._space import reserve
+from mqlog.logstore.layout import NOTIFY_FILE
 
-NOTIFY_FILE = "notify"
 FILE_SIZE = 64
 #: Longest single sleep: bounds the cost of a wake-up lost to a race.
 WAIT_SLICE_S = 0.05

@@ -55,8 +55,8 @@ import xxhash
 from mqlog.errors import InvalidProducerEpochError, ProducerSequenceError
 from mqlog.logstore._files import fdatasync_file
 from mqlog.logstore._space import storage_failed
+from mqlog.logstore.layout import PRODUCERS_FILE
 
-FILE_NAME = "producers"
 #: Appends remembered per producer and partition (Kafka's NUM_BATCHES_TO_RETAIN:
 #: a Kafka producer has at most 5 requests in flight per partition).
 BATCHES_RETAINED = 5
@@ -202,7 +202,7 @@ class ProducerTable:
     """The ``producers`` file of one partition, open in this process."""
 
     def __init__(self, directory: str) -> None:
-        self.path = os.path.join(directory, FILE_NAME)
+        self.path = os.path.join(directory, PRODUCERS_FILE)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             os.posix_fallocate(self._fd, 0, FILE_SIZE)  # idempotent; reserves the blocks

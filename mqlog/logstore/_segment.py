@@ -8,7 +8,7 @@ map, so readers in other processes see a batch as soon as its bytes are
 written; they only read below the published position (see ``_state``).
 
 File names follow Kafka: the base offset as 20 zero-padded digits plus
-``.log``, ``.index`` and ``.timeindex``.
+``.log``, ``.index`` and ``.timeindex`` (see ``layout``).
 """
 
 from __future__ import annotations
@@ -24,36 +24,29 @@ from mqlog.logstore._files import fdatasync_file
 from mqlog.logstore._index import OffsetIndex, TimeIndex
 from mqlog.logstore._resync import DamagedRangeError, resync
 from mqlog.logstore._space import NO_SPACE, disk_full, storage_failed
-
-LOG_SUFFIX = ".log"
-INDEX_SUFFIX = ".index"
-TIME_INDEX_SUFFIX = ".timeindex"
+from mqlog.logstore.layout import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    SEGMENT_SUFFIXES,
+    TIME_INDEX_SUFFIX,
+    segment_base,
+    segment_name,
+)
 
 #: Verified batch positions remembered per segment, so re-reading a batch
 #: (seeks, consumers re-polling) does not hash it again.
 _VERIFIED_CACHE_MAX = 4096
 
 
-def segment_name(base_offset: int) -> str:
-    return f"{base_offset:020d}"
-
-
 def list_segment_bases(directory: str) -> list[int]:
     """Base offsets of the segments in ``directory``, ascending."""
-    bases = []
-    for name in os.listdir(directory):
-        if name.endswith(LOG_SUFFIX) and len(name) == 20 + len(LOG_SUFFIX):
-            stem = name[:20]
-            if stem.isdigit():
-                bases.append(int(stem))
-    bases.sort()
-    return bases
+    return sorted(base for base in map(segment_base, os.listdir(directory)) if base is not None)
 
 
 def remove_segment_files(directory: str, base_offset: int) -> None:
     """Delete a segment's data and index files (missing ones are fine)."""
     stem = os.path.join(directory, segment_name(base_offset))
-    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+    for suffix in SEGMENT_SUFFIXES:
         try:
             os.unlink(stem + suffix)
         except FileNotFoundError:

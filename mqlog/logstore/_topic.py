@@ -26,8 +26,8 @@ from mqlog.logstore._compaction import settle_leftovers
 from mqlog.logstore._files import atomic_write, remove_stale_temporaries
 from mqlog.logstore._partition import Clock, Partition
 from mqlog.logstore.config import TopicConfig
+from mqlog.logstore.layout import TOPIC_METADATA_FILE
 
-METADATA_FILE = "topic.json"
 #: How often an open topic looks for config changes made by other processes.
 CONFIG_RECHECK_S = 1.0
 
@@ -36,13 +36,13 @@ def write_metadata(directory: str, partitions: int, config: TopicConfig) -> None
     """Atomically and durably replace ``topic.json`` in ``directory``."""
     document = {"partitions": partitions, "config": dataclasses.asdict(config)}
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    atomic_write(os.path.join(directory, METADATA_FILE), text.encode())
+    atomic_write(os.path.join(directory, TOPIC_METADATA_FILE), text.encode())
 
 
 def read_metadata(directory: str) -> tuple[int, TopicConfig]:
     """(partition count, config) from a topic's metadata file; CorruptMetadataError
     when it is not what ``write_metadata`` writes."""
-    path = os.path.join(directory, METADATA_FILE)
+    path = os.path.join(directory, TOPIC_METADATA_FILE)
     with open(path, "rb") as handle:
         data = handle.read()
     try:
@@ -78,7 +78,7 @@ class Topic:
         self._on_roll = on_roll
         self._lock = threading.Lock()
         self._partitions: dict[int, Partition] = {}
-        self._metadata_path = os.path.join(directory, METADATA_FILE)
+        self._metadata_path = os.path.join(directory, TOPIC_METADATA_FILE)
         if not read_only:
             remove_stale_temporaries(directory)
         self._version = _file_version(self._metadata_path)

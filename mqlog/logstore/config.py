@@ -1,4 +1,4 @@
-"""Per-topic configuration and topic-name rules.
+"""Per-topic configuration (the topic-name rules are in ``mqlog.names``).
 
 Every limit is named here with its default and the reason for it; the same
 table is in ``docs/concepts.md``.
@@ -7,10 +7,9 @@ table is in ``docs/concepts.md``.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any, Literal
 
-from mqlog.errors import ConfigError, InvalidTopicError
+from mqlog.errors import ConfigError
 
 Durability = Literal["none", "interval", "always"]
 DURABILITIES = ("none", "interval", "always")
@@ -18,11 +17,6 @@ CleanupPolicy = Literal["delete", "compact"]
 CLEANUP_POLICIES = ("delete", "compact")
 
 MiB = 1024 * 1024
-
-#: Longest topic name, as in Kafka (leaves room for suffixes in file names).
-TOPIC_NAME_MAX = 249
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+\Z")
-INTERNAL_PREFIX = "__"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,30 +127,3 @@ def _positive_int(name: str, value: Any, low: int, high: int | None = None) -> N
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ConfigError(f"{name} must be {bound}, not {value}")
-
-
-def validate_topic_name(name: Any, internal: bool = False) -> str:
-    """Return ``name`` if it is a valid topic name, else raise InvalidTopicError.
-
-    Rules (as Kafka's): 1..249 characters from ``[a-zA-Z0-9._-]``, not ``.`` or
-    ``..``; names starting ``__`` are reserved for mqlog's internal topics.
-    """
-    if not isinstance(name, str):
-        raise InvalidTopicError(f"topic name must be a str, not {type(name).__name__}")
-    if not name:
-        raise InvalidTopicError("topic name is empty")
-    if len(name) > TOPIC_NAME_MAX:
-        raise InvalidTopicError(
-            f"topic name is {len(name)} characters long, the maximum is {TOPIC_NAME_MAX}"
-        )
-    if name in (".", ".."):
-        raise InvalidTopicError(f"topic name cannot be {name!r}")
-    if not _TOPIC_NAME.match(name):
-        raise InvalidTopicError(
-            f"topic name {name!r} has characters outside [a-zA-Z0-9._-]"
-        )
-    if name.startswith(INTERNAL_PREFIX) and not internal:
-        raise InvalidTopicError(
-            f"topic name {name!r} starts with {INTERNAL_PREFIX!r}, reserved for internal topics"
-        )
-    return name

@@ -8,7 +8,7 @@ columns, offsets and time lookup, waiting for appends, retention and
 compaction. It knows nothing of consumer groups or queues; what those layers
 need from it is named here (``set_end_floor``, ``attachment``).
 
-Directory layout::
+Directory layout (the names are ``layout``'s)::
 
     <path>/mqlog.json              layout version
     <path>/.lock                   every open Engine holds a shared flock on it
@@ -67,17 +67,23 @@ from mqlog.logstore._compactor import BackgroundCompactor
 from mqlog.logstore._files import atomic_write, fsync_directory, remove_stale_temporaries
 from mqlog.logstore._flusher import IntervalFlusher
 from mqlog.logstore._notify import Notifier
-from mqlog.logstore._partition import (
-    STATE_FILE,
-    Partition,
-    PartitionDescription,
-    retire_partition,
-)
+from mqlog.logstore._partition import Partition, PartitionDescription, retire_partition
 from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._record import Record
 from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._topic import Topic, write_metadata
-from mqlog.logstore.config import TopicConfig, validate_topic_name
+from mqlog.logstore.config import TopicConfig
+from mqlog.logstore.layout import (
+    CREATING_PREFIX,
+    DELETING_PREFIX,
+    LAYOUT_FILE,
+    LAYOUT_VERSION,
+    META_LOCK_FILE,
+    OPEN_LOCK_FILE,
+    STATE_FILE,
+    TOPICS_DIR,
+)
+from mqlog.names import validate_name
 
 T = TypeVar("T")
 #: The lowest end offset a partition must have when opened, if any (see
@@ -86,11 +92,6 @@ EndFloor = Callable[[str, int], "int | None"]
 
 _log = logging.getLogger("mqlog")
 
-LAYOUT_FILE = "mqlog.json"
-LAYOUT_VERSION = 1
-TOPICS_DIR = "topics"
-#: Name prefix of a topic directory create_topic is still building.
-CREATING_PREFIX = "~creating-"
 #: Records fetched per step by Engine.iter.
 ITER_CHUNK_RECORDS = 4096
 #: Most partitions a topic may have (each is a directory with a few open files).
@@ -148,11 +149,11 @@ class Engine:
             os.makedirs(self.path, exist_ok=True)
         self._check_layout()
         if self.read_only:
-            self._open_lock_fd = _shared_lock_for_reading(os.path.join(self.path, ".lock"))
+            self._open_lock_fd = _shared_lock_for_reading(os.path.join(self.path, OPEN_LOCK_FILE))
         else:
             os.makedirs(os.path.join(self.path, TOPICS_DIR), exist_ok=True)
             self._remove_leftovers()
-            self._open_lock_fd = os.open(os.path.join(self.path, ".lock"),
+            self._open_lock_fd = os.open(os.path.join(self.path, OPEN_LOCK_FILE),
                                          os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(self._open_lock_fd, fcntl.LOCK_SH)
         self._lock = threading.RLock()
@@ -203,7 +204,7 @@ class Engine:
 
     @contextmanager
     def _metadata_lock(self) -> Iterator[None]:
-        fd = os.open(os.path.join(self.path, ".meta.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(os.path.join(self.path, META_LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -222,7 +223,7 @@ class Engine:
         never holds more than one partition's files open -- and renamed into
         place, all under the metadata lock; durable once this returns."""
         self.check_writable(f"create topic {name!r}")
-        validate_topic_name(name, internal=internal)
+        validate_name("topic", name, internal=internal)
         _check_partition_count(partitions)
         config = TopicConfig.from_options(self.topic_defaults, **topic_config)
         final = os.path.join(self._topics_dir(), name)
@@ -275,7 +276,7 @@ class Engine:
             return []
         for name in entries:
             try:
-                validate_topic_name(name, internal=True)
+                validate_name("topic", name, internal=True)
             except MqlogError:
                 continue  # staging or deleting directories
             names.append(name)
@@ -284,7 +285,7 @@ class Engine:
     def has_topic(self, name: str) -> bool:
         """Whether topic ``name`` exists (internal names allowed); opens nothing."""
         self.check_open()
-        validate_topic_name(name, internal=True)
+        validate_name("topic", name, internal=True)
         return os.path.isdir(os.path.join(self._topics_dir(), name))
 
     def topic_config(self, name: str) -> TopicConfig:
@@ -304,7 +305,7 @@ class Engine:
         if topic is not None:
             return topic
         self.check_open()
-        validate_topic_name(name, internal=True)
+        validate_name("topic", name, internal=True)
         with self._lock:
             topic = self._topics.get(name)
             if topic is None:
@@ -424,12 +425,12 @@ class Engine:
     def delete_topic(self, name: str) -> None:
         """Delete a topic and all its data."""
         self.check_writable(f"delete topic {name!r}")
-        validate_topic_name(name, internal=True)
+        validate_name("topic", name, internal=True)
         directory = os.path.join(self._topics_dir(), name)
         with self._metadata_lock():
             if not os.path.isdir(directory):
                 raise UnknownTopicError(f"unknown topic {name!r}")
-            doomed = os.path.join(self._topics_dir(), f"~deleting-{uuid.uuid4().hex}")
+            doomed = os.path.join(self._topics_dir(), f"{DELETING_PREFIX}{uuid.uuid4().hex}")
             os.rename(directory, doomed)
             fsync_directory(self._topics_dir())
         for entry in os.listdir(doomed):
@@ -723,7 +724,7 @@ def check_new_topic(name: object, partitions: object, **topic_config) -> TopicCo
     """Raise what ``create_topic(name, partitions, **topic_config)`` on a log without
     topic defaults raises for bad input, without a log: so that a command can
     refuse bad input before it creates the log directory. Returns the config."""
-    validate_topic_name(name)
+    validate_name("topic", name)
     _check_partition_count(partitions)
     return TopicConfig.from_options(**topic_config)
 

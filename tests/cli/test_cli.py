@@ -243,6 +243,15 @@ def test_dump_directory_exits_4(runner: CliRunner, tmp_path: Path) -> None:
     assert "is a directory, not a segment file" in result.stderr
 
 
+def test_dump_of_a_file_that_is_not_a_segment_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "README.txt"
+    path.write_text("this is a text file, not a segment file of any mqlog log directory\n")
+    result = run(runner, "dump", path)
+    assert result.exit_code == 2
+    assert result.stderr == f"mqlog: error: {path}: not a segment file: bad magic 120\n"
+    assert result.stdout == ""
+
+
 # -- topics -----------------------------------------------------------------------------------
 
 

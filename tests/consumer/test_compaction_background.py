@@ -24,7 +24,7 @@ from mqlog.consumer import TopicPartition, offset_store
 from mqlog.consumer._offsets import OFFSETS_TOPIC
 from mqlog.logstore import _compaction
 from mqlog.logstore._compaction import KeyOffsetMap
-from mqlog.logstore.inspect import verify_log
+from mqlog.logstore.verify import verify_log
 
 from .test_compaction import (
     BASE_MS,

@@ -27,7 +27,7 @@ import pytest
 
 import mqlog
 from mqlog import Record
-from mqlog.logstore.inspect import verify_log
+from mqlog.logstore.verify import verify_log
 
 from ._children import REPO_ROOT
 

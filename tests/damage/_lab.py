@@ -21,7 +21,7 @@ import mqlog
 from mqlog import Record
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._segment import list_segment_bases, segment_name
-from mqlog.logstore.inspect import read_state
+from mqlog.logstore.verify import read_state
 
 TOPIC = "events"
 SEGMENT_BYTES = 4096

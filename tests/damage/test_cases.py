@@ -15,7 +15,7 @@ from mqlog.consumer import TopicPartition
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._journal import read_journal
 from mqlog.logstore._segment import list_segment_bases, segment_name
-from mqlog.logstore.inspect import read_state, verify_log
+from mqlog.logstore.verify import read_state, verify_log
 
 TOPIC = "t"
 TP = TopicPartition(TOPIC, 0)

@@ -11,8 +11,8 @@ from pathlib import Path
 import mqlog
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._segment import list_segment_bases, segment_name
-from mqlog.logstore.inspect import verify_log
 from mqlog.logstore.repair import repair_log
+from mqlog.logstore.verify import verify_log
 
 TOPIC = "live"
 

@@ -14,7 +14,7 @@ import pytest
 import mqlog
 from mqlog.errors import TopicExistsError
 from mqlog.logstore import engine as _log
-from mqlog.logstore.inspect import verify_log
+from mqlog.logstore.verify import verify_log
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 import mqlog
 from mqlog import InvalidProducerEpochError, ProducerBatch, ProducerSequenceError
 from mqlog.logstore import _format as fmt
-from mqlog.logstore import _producers, _segment
+from mqlog.logstore import _segment, layout
 from mqlog.logstore._producers import (
     BATCHES_RETAINED,
     FILE_SIZE,
@@ -42,7 +42,7 @@ SOAK = os.environ.get("MQLOG_SOAK", "") not in ("", "0")
 
 
 def producers_file(log_dir: Path) -> Path:
-    return log_dir / "topics" / T / "0" / _producers.FILE_NAME
+    return log_dir / "topics" / T / "0" / layout.PRODUCERS_FILE
 
 
 # -- the model ---------------------------------------------------------------------------

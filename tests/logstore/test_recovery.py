@@ -32,7 +32,8 @@ from mqlog.logstore._journal import JOURNAL_FILE, read_journal
 from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._segment import list_segment_bases, segment_name
 from mqlog.logstore._state import FILE_SIZE, SLOT_SIZE, PartitionState, StateFile, decode_slots
-from mqlog.logstore.inspect import dump_segment, verify_log
+from mqlog.logstore.dump import dump_segment
+from mqlog.logstore.verify import verify_log
 from tests._directory import restore_files
 
 SOAK = os.environ.get("MQLOG_SOAK") == "1"

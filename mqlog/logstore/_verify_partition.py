@@ -1,63 +1,38 @@
-"""Read-only inspection of a log directory: verify every byte, dump one segment.
+"""Verify one partition directory: its state file, segments and indexes, read only.
 
-:func:`verify_log` checks a whole log directory: every batch's framing and
-checksum, offset continuity within and across segments, that offset- and
-time-index entries point at batch starts with matching offsets and are
-monotonic, and that each partition's published state agrees with its files.
-:func:`dump_segment` decodes the batches (and records) of one ``.log`` file.
-Gap batches (offsets recovery recorded as missing, see ``_format``) are valid
-batches without records. :func:`verify_log` also returns the recovery journal
-(``_journal``): what earlier recoveries cut, skipped or rebuilt.
+:class:`PartitionCheck` is one pass over one partition for ``verify.verify_log``,
+which owns the retries when segments change meanwhile. The pass walks every
+batch of every segment (framing, checksum, offset continuity, timestamps),
+compares the active segment with the published state, and checks that each
+offset- and time-index entry points at a batch start with a matching offset
+and that entries increase. Nothing is opened for writing: the state file is
+parsed from its bytes (``StateFile`` would create or extend it), segments are
+mapped ``PROT_READ``.
 
-Both only read, so they are safe on a damaged log and never change what they
-report on: files are opened ``O_RDONLY`` and mapped ``PROT_READ``; the state
-file is parsed from its bytes (``StateFile`` would create or extend it); and
-``mqlog.open`` is never called (opening a partition runs recovery, which cuts
-a damaged tail). On a log that other processes are appending to, the result
-is a snapshot: data written after the state was read shows as an unpublished
-tail (a warning, not an error).
+Owns no state beyond the pass: a :class:`PartitionReport` (counts) and the
+:class:`Problem` list it fills.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
-import json
-import mmap
 import os
-import stat
 from array import array
-from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import numpy as np
 
-from mqlog.errors import CorruptMetadataError, MqlogError
-from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
-from mqlog.logstore._journal import RecoveryEvent, read_journal
-from mqlog.logstore._segment import (
+from mqlog.logstore._files import map_read_only
+from mqlog.logstore._segment import list_segment_bases
+from mqlog.logstore._state import FILE_SIZE, PartitionState, decode_state
+from mqlog.logstore.layout import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
+    STATE_FILE,
     TIME_INDEX_SUFFIX,
-    list_segment_bases,
     segment_name,
 )
-from mqlog.logstore._state import FILE_SIZE, PartitionState, decode_state
-from mqlog.logstore._topic import read_metadata
-from mqlog.logstore.config import validate_topic_name
-
-#: Same names as the log store uses (mqlog.logstore._log / _partition).
-LAYOUT_FILE = "mqlog.json"
-LAYOUT_VERSION = 1
-TOPICS_DIR = "topics"
-STATE_FILE = "state"
-#: "No record yet" in running timestamp maxima (as the partition publishes it).
-NO_TIMESTAMP = -(2**63)
-#: Written by compaction (mqlog.logstore._compaction) in a partition it cleaned.
-CLEANER_CHECKPOINT = "cleaner.json"
-#: Checks of one partition before giving up on seeing its segments hold still.
-CHECK_ATTEMPTS = 5
 
 Severity = Literal["error", "warning"]
 
@@ -106,105 +81,6 @@ class PartitionReport:
     bytes: int = 0
 
 
-@dataclasses.dataclass
-class VerifyReport:
-    """Result of :func:`verify_log`: per-partition counts and every problem found."""
-
-    path: str
-    topics: list[str]
-    partitions: list[PartitionReport]
-    problems: list[Problem]
-    #: The recovery journal, oldest first: history, not problems (see ``_journal``).
-    recoveries: list[RecoveryEvent] = dataclasses.field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        """True when no error was found (warnings allowed)."""
-        return not self.errors
-
-    @property
-    def segments(self) -> int:
-        return sum(p.segments for p in self.partitions)
-
-    @property
-    def batches(self) -> int:
-        return sum(p.batches for p in self.partitions)
-
-    @property
-    def records(self) -> int:
-        return sum(p.records for p in self.partitions)
-
-    @property
-    def bytes(self) -> int:
-        return sum(p.bytes for p in self.partitions)
-
-
-@dataclasses.dataclass(frozen=True)
-class DumpedRecord:
-    """One record of a dumped batch."""
-
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes
-    headers: Mapping[str, bytes]
-
-
-@dataclasses.dataclass(frozen=True)
-class DumpedBatch:
-    """One batch of a segment file as its header says it is.
-
-    ``valid`` is False when framing or checksum fail; ``error`` then says why
-    and ``records`` is empty (nothing unverified is decoded). A batch whose
-    framing fails is the last one yielded: where the next one starts is unknown.
-    """
-
-    position: int
-    base_offset: int
-    record_count: int
-    first_timestamp: int
-    max_timestamp: int
-    batch_length: int
-    magic: int
-    attributes: int
-    checksum: int
-    valid: bool
-    error: str | None = None
-    records: tuple[DumpedRecord, ...] = ()
-
-    @property
-    def next_offset(self) -> int:
-        return self.base_offset + self.record_count
-
-    @property
-    def gap(self) -> bool:
-        """A gap batch: its offsets are recorded as missing, it holds no records."""
-        return bool(self.attributes & fmt.ATTR_GAP)
-
-
-# -- reading files without changing them -------------------------------------------------
-
-
-def _map_file(path: str) -> bytes | mmap.mmap:
-    """The whole file, mapped read-only (``b""`` when empty: empty files cannot be mapped)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "is a directory, not a segment file", path)
-        size = info.st_size
-        return mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else b""
-    finally:
-        os.close(fd)
-
 
 def _read_index(path: str, dtype: np.dtype) -> np.ndarray | None:
     """All whole entries of an index file; None when the file is missing."""
@@ -229,178 +105,6 @@ def read_state(path: str) -> PartitionState | None:
         return decode_state(handle.read(FILE_SIZE).ljust(FILE_SIZE, b"\0"))
 
 
-# -- dump --------------------------------------------------------------------------------
-
-
-def dump_segment(path: str | os.PathLike, records: bool = True) -> Iterator[DumpedBatch]:
-    """Decode the batches of one segment (``.log``) file, in file order.
-
-    Stops at the end of the written data (a zero length field, as in the
-    preallocated tail, or the end of the file) or after yielding a batch whose
-    framing is broken. A batch failing only its checksum is yielded invalid and
-    the walk continues after it. ``records=False`` skips decoding the records.
-    Raises OSError (FileNotFoundError, IsADirectoryError) at the call when the
-    file cannot be read.
-    """
-    return _dump_batches(_map_file(os.fspath(path)), records)
-
-
-def _dump_batches(buffer, records: bool) -> Iterator[DumpedBatch]:
-    size = len(buffer)
-    position = 0
-    while True:
-        try:
-            header = fmt.decode_header(buffer, position, size)
-        except fmt.BatchError as error:
-            if str(error) != "end":
-                yield _broken_batch(buffer, position, str(error))
-            return
-        try:
-            fmt.verify_batch(buffer, position, header)
-        except fmt.BatchError as error:
-            yield _dumped(position, header, str(error), ())
-        else:
-            decoded = _decode_records(buffer, position, header) if records else ()
-            yield _dumped(position, header, None, decoded)
-        position += header.batch_length
-
-
-def _dumped(position: int, header: fmt.BatchHeader, error: str | None,
-            records: tuple[DumpedRecord, ...]) -> DumpedBatch:
-    return DumpedBatch(
-        position=position, base_offset=header.base_offset, record_count=header.record_count,
-        first_timestamp=header.first_timestamp, max_timestamp=header.max_timestamp,
-        batch_length=header.batch_length, magic=header.magic, attributes=header.attributes,
-        checksum=header.checksum, valid=error is None, error=error, records=records,
-    )
-
-
-def _broken_batch(buffer, position: int, error: str) -> DumpedBatch:
-    """What the header bytes at ``position`` say (zero-padded if the file ends inside them)."""
-    raw = bytes(buffer[position : position + fmt.BATCH_HEADER_SIZE])
-    (checksum, length, magic, attributes, _r1, base, count, _r2, first_ts, max_ts) = (
-        fmt.BATCH_HEADER.unpack(raw.ljust(fmt.BATCH_HEADER_SIZE, b"\0"))
-    )
-    header = fmt.BatchHeader(checksum, length, magic, attributes, base, count, first_ts, max_ts)
-    return _dumped(position, header, error, ())
-
-
-def _decode_records(buffer, position: int, header: fmt.BatchHeader) -> tuple[DumpedRecord, ...]:
-    if fmt.is_gap(header):
-        return ()
-    decoded, _size = _batch.decode(buffer, position, header)
-    return tuple(
-        DumpedRecord(r.offset, r.timestamp, r.key, r.value, dict(r.headers)) for r in decoded
-    )
-
-
-# -- verify ------------------------------------------------------------------------------
-
-
-def verify_log(path: str | os.PathLike) -> VerifyReport:
-    """Check every topic, partition, segment and index of the log at ``path``.
-
-    Raises FileNotFoundError when ``path`` is not a directory and MqlogError
-    when it is not a log directory (neither ``mqlog.json`` nor ``topics/``);
-    everything else found is reported as a :class:`Problem`.
-    """
-    root = os.path.abspath(os.fspath(path))
-    if not os.path.isdir(root):
-        raise FileNotFoundError(errno.ENOENT, "log directory does not exist", root)
-    topics_dir = os.path.join(root, TOPICS_DIR)
-    has_layout = os.path.exists(os.path.join(root, LAYOUT_FILE))
-    if not has_layout and not os.path.isdir(topics_dir):
-        raise MqlogError(f"{root} is not an mqlog log directory (no {LAYOUT_FILE})")
-    report = VerifyReport(root, [], [], [], read_journal(root))
-    _check_layout(root, report.problems)
-    for name in _topic_names(topics_dir):
-        report.topics.append(name)
-        _verify_topic(os.path.join(topics_dir, name), name, report)
-    return report
-
-
-def _check_layout(root: str, problems: list[Problem]) -> None:
-    path = os.path.join(root, LAYOUT_FILE)
-    try:
-        with open(path) as handle:
-            version = json.load(handle).get("layout_version")
-    except (OSError, ValueError, AttributeError) as error:
-        problems.append(Problem("error", f"cannot read the layout file: {error}", file=path))
-        return
-    if version != LAYOUT_VERSION:
-        problems.append(Problem(
-            "error", f"layout version {version!r}, this mqlog reads {LAYOUT_VERSION}", file=path,
-        ))
-
-
-def _topic_names(topics_dir: str) -> list[str]:
-    """Topic directories, sorted; staging and deleting directories are skipped."""
-    if not os.path.isdir(topics_dir):
-        return []
-    names = []
-    for name in os.listdir(topics_dir):
-        try:
-            validate_topic_name(name, internal=True)
-        except MqlogError:
-            continue
-        if os.path.isdir(os.path.join(topics_dir, name)):
-            names.append(name)
-    return sorted(names)
-
-
-def _verify_topic(directory: str, name: str, report: VerifyReport) -> None:
-    try:
-        partition_count, config = read_metadata(directory)
-    except (OSError, CorruptMetadataError) as error:
-        report.problems.append(Problem(
-            "error", f"cannot read the topic metadata: {error}", topic=name,
-            file=os.path.join(directory, "topic.json"),
-        ))
-        return
-    for number in range(partition_count):
-        partition_dir = os.path.join(directory, str(number))
-        if not os.path.isdir(partition_dir):
-            report.problems.append(Problem(
-                "error", "partition directory is missing", topic=name, partition=number,
-                file=partition_dir,
-            ))
-            continue
-        compacted = config.cleanup_policy == "compact" or os.path.exists(
-            os.path.join(partition_dir, CLEANER_CHECKPOINT))
-        partition, problems = _check_partition(partition_dir, name, number, compacted)
-        report.partitions.append(partition)
-        report.problems.extend(problems)
-
-
-def _segments_snapshot(directory: str) -> tuple[int | None, list[int]]:
-    """What changes when segments roll or are deleted: the state epoch and the files."""
-    try:
-        state = read_state(os.path.join(directory, STATE_FILE))
-    except FileNotFoundError:
-        state = None
-    return (None if state is None else state.epoch), list_segment_bases(directory)
-
-
-def _check_partition(directory: str, topic: str, number: int,
-                     compacted: bool) -> tuple[PartitionReport, list[Problem]]:
-    """Check one partition; again when its segments changed meanwhile (a log in use
-    rolls and deletes segments: a check across such a change sees files and state
-    from different moments and would report damage that is not there)."""
-    for _attempt in range(CHECK_ATTEMPTS):
-        before = _segments_snapshot(directory)
-        check = _PartitionCheck(directory, topic, number, compacted)
-        try:
-            check.run()
-        except FileNotFoundError:  # a segment deleted by retention meanwhile
-            continue
-        if _segments_snapshot(directory) == before:
-            return check.report, check.problems
-    check.problem("warning", f"the partition's segments changed during each of "
-                  f"{CHECK_ATTEMPTS} attempts to check it (it is in use); what is reported "
-                  f"may come from files of different moments")
-    return check.report, check.problems
-
-
 @dataclasses.dataclass
 class _Walk:
     """The batches found in one segment file: where they start and what they hold."""
@@ -411,7 +115,7 @@ class _Walk:
     max_before: array = dataclasses.field(default_factory=lambda: array("q"))
     end_position: int = 0
     end_offset: int = 0
-    max_timestamp: int = NO_TIMESTAMP
+    max_timestamp: int = fmt.NO_TIMESTAMP
     records: int = 0
     #: Batches whose checksum failed (walked over: their framing was sound).
     damaged_batches: int = 0
@@ -419,7 +123,7 @@ class _Walk:
     complete: bool = True
 
 
-class _PartitionCheck:
+class PartitionCheck:
     """Verify one partition directory once: fills ``report`` and ``problems``."""
 
     def __init__(self, directory: str, topic: str, number: int, compacted: bool) -> None:
@@ -508,7 +212,7 @@ class _PartitionCheck:
 
     def _check_segment(self, base: int, later: list[int], state: PartitionState | None) -> _Walk:
         path = self._path(base, LOG_SUFFIX)
-        buffer = _map_file(path)
+        buffer = map_read_only(path)
         self.report.segments += 1
         if state is not None and base > state.active_base_offset:
             return self._check_unpublished_segment(base, buffer, state)
@@ -720,7 +424,7 @@ class _PartitionCheck:
             (_increasing(relative, strict=True) & _increasing(timestamps, strict=False),
              "does not increase on the previous one"),
             (at_start, "does not point at a batch start"),
-            (timestamps >= np.append(max_before, NO_TIMESTAMP)[slot],
+            (timestamps >= np.append(max_before, fmt.NO_TIMESTAMP)[slot],
              "has a timestamp below that of a record before it"),
         ])
 

@@ -1,4 +1,4 @@
-"""mqlog.logstore.inspect: verify_log finds each kind of damage, only reads; dump_segment."""
+"""mqlog.logstore.verify: verify_log finds each kind of damage and only reads."""
 
 from __future__ import annotations
 
@@ -13,14 +13,12 @@ import pytest
 import mqlog
 from mqlog import Record
 from mqlog.logstore import _format as fmt
-from mqlog.logstore import inspect
+from mqlog.logstore import verify
 from mqlog.logstore._state import StateFile
-from mqlog.logstore.inspect import (
-    DumpedBatch,
-    DumpedRecord,
+from mqlog.logstore.dump import dump_segment
+from mqlog.logstore.verify import (
     Problem,
     VerifyReport,
-    dump_segment,
     read_state,
     verify_log,
 )
@@ -28,7 +26,6 @@ from mqlog.logstore.inspect import (
 from ._helpers import (
     BATCH_BYTES,
     BATCHES,
-    KEYED_RECORD,
     RECORDS_PER_BATCH,
     SEGMENT_BASES,
     TOPIC,
@@ -40,7 +37,6 @@ from ._helpers import (
     segment_file,
     set_batch_magic,
     snapshot,
-    value,
 )
 
 
@@ -437,7 +433,7 @@ def test_partition_is_checked_again_when_its_segments_change(
     built: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     snapshots = iter([(1, [0]), (2, [0]), (2, [0]), (2, [0])] + [(2, [0])] * 4)
-    monkeypatch.setattr(inspect, "_segments_snapshot", lambda directory: next(snapshots))
+    monkeypatch.setattr(verify, "_segments_snapshot", lambda directory: next(snapshots))
     report = verify_log(built)
     assert report.problems == []
     assert report.partitions[0].batches == BATCHES  # counted once, from the second attempt
@@ -447,7 +443,7 @@ def test_partition_that_never_holds_still_gets_a_warning(
     built: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = iter(range(1000))
-    monkeypatch.setattr(inspect, "_segments_snapshot", lambda directory: (next(calls), []))
+    monkeypatch.setattr(verify, "_segments_snapshot", lambda directory: (next(calls), []))
     report = verify_log(built)
     assert [(p.severity, p.partition) for p in report.problems] == [("warning", 0), ("warning", 1)]
     assert report.problems[0].description == (
@@ -478,86 +474,7 @@ def test_verify_while_a_writer_appends_reports_no_errors(log_dir: Path) -> None:
     assert appended_meanwhile
 
 
-# -- dump_segment ---------------------------------------------------------------------------
 
-
-def test_dump_segment_decodes_headers_and_records(built: Path) -> None:
-    batches = list(dump_segment(segment_file(built, SEGMENT_BASES[1])))
-    assert [b.position for b in batches] == [batch_position(i) for i in range(11)]
-    assert [b.base_offset for b in batches] == list(range(55, 110, 5))
-    first = batches[0]
-    assert isinstance(first, DumpedBatch)
-    assert (first.record_count, first.batch_length, first.magic, first.attributes) == (
-        RECORDS_PER_BATCH, BATCH_BYTES, 1, 0)
-    assert first.valid is True and first.error is None
-    assert first.first_timestamp == first.max_timestamp == batch_timestamp(11)
-    assert first.records[0] == DumpedRecord(55, first.first_timestamp, None, value(55), {})
-    assert [r.value for r in batches[-1].records] == [value(n) for n in range(105, 110)]
-
-
-def test_dump_segment_keys_and_headers(built: Path) -> None:
-    (batch,) = dump_segment(segment_file(built, 0, partition=1))
-    (record,) = batch.records
-    assert (record.offset, record.key, record.value, record.headers) == (
-        0, KEYED_RECORD.key, KEYED_RECORD.value, {"h": b"v"})
-    assert batch.attributes == fmt.ATTR_HAS_KEYS | fmt.ATTR_HAS_HEADERS
-
-
-def test_dump_segment_without_records(built: Path) -> None:
-    batches = list(dump_segment(segment_file(built, 0), records=False))
-    assert len(batches) == 11
-    assert all(b.records == () for b in batches)
-
-
-def test_dump_segment_checksum_error_continues(built: Path) -> None:
-    path = segment_file(built, 0)
-    flip_byte(path, batch_position(1) + 200)
-    batches = list(dump_segment(path))
-    assert len(batches) == 11
-    assert [(b.valid, b.error, len(b.records)) for b in batches[:3]] == [
-        (True, None, 5), (False, "checksum mismatch", 0), (True, None, 5)]
-
-
-def test_dump_segment_broken_framing_is_the_last_batch(built: Path) -> None:
-    path = segment_file(built, 0)
-    set_batch_magic(path, batch_position(3), 0x42)
-    batches = list(dump_segment(path))
-    assert len(batches) == 4
-    last = batches[-1]
-    assert (last.valid, last.error, last.magic, last.base_offset, last.position) == (
-        False, "bad magic 66", 0x42, 15, batch_position(3))
-
-
-def test_dump_segment_header_cut_by_the_file_end(built: Path) -> None:
-    path = segment_file(built, 0)
-    os.truncate(path, batch_position(1) + 16)
-    last = list(dump_segment(path))[-1]
-    assert (last.valid, last.error, last.batch_length, last.base_offset) == (
-        False, "truncated header", BATCH_BYTES, 0)
-
-
-def test_dump_segment_stops_at_preallocated_zeros(log_dir: Path) -> None:
-    with mqlog.open(log_dir) as log:
-        log.create_topic("t", segment_bytes=1 << 16)
-        log.append("t", 0, [b"x"])
-        batches = list(dump_segment(log_dir / "topics/t/0/00000000000000000000.log"))
-    assert [(b.base_offset, b.valid) for b in batches] == [(0, True)]
-
-
-def test_dump_segment_of_missing_file_raises_at_the_call(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        dump_segment(tmp_path / "missing.log")
-
-
-def test_dump_segment_of_directory_raises(tmp_path: Path) -> None:
-    with pytest.raises(IsADirectoryError, match="is a directory, not a segment file"):
-        dump_segment(tmp_path)
-
-
-def test_dump_segment_of_empty_file(tmp_path: Path) -> None:
-    path = tmp_path / "00000000000000000000.log"
-    path.touch()
-    assert list(dump_segment(path)) == []
 
 
 def test_build_log_constants_match_the_files(built: Path) -> None:
