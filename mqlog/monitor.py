@@ -56,6 +56,28 @@ if TYPE_CHECKING:
     from mqlog.consumer._admin import GroupDescription
     from mqlog.logstore import Record, TopicDescription
 
+__all__ = [
+    "GroupLag",
+    "GroupRates",
+    "LagRates",
+    "LagSample",
+    "LogView",
+    "PartitionKey",
+    "PartitionLag",
+    "QueueDepth",
+    "Rates",
+    "TopicSample",
+    "TopicStats",
+    "drain_seconds",
+    "group_lag",
+    "lag_rates",
+    "partition_lag",
+    "rate",
+    "sample_lag",
+    "sample_topics",
+    "topic_stats",
+]
+
 #: (group, topic, partition): one partition as seen by one group.
 PartitionKey = tuple[str, str, int]
 

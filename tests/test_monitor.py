@@ -252,3 +252,11 @@ def test_oldest_record_age_of_an_empty_topic_is_none(log) -> None:
     stats = {s.topic: s for s in topic_stats(sample_topics(log, ["empty", "t"]))}
     assert stats["empty"].oldest_record_age_ms is None
     assert stats["t"].oldest_record_age_ms == 6000  # the first record is still the oldest
+
+
+def test_the_public_names() -> None:
+    import mqlog.monitor
+
+    assert mqlog.monitor.__all__ == sorted(mqlog.monitor.__all__)
+    for name in mqlog.monitor.__all__:
+        assert getattr(mqlog.monitor, name) is not None
