@@ -45,8 +45,9 @@ def topic_config_options(*, show_defaults: bool) -> Callable[[Command], Command]
 
     The command takes a keyword parameter ``config``: it receives the options
     given, as ``{field name: value}`` ready for ``TopicConfig.from_options``
-    (``-1`` already turned into None). ``show_defaults``: say TopicConfig's
-    default in each option's help (``create``; ``alter`` keeps current values).
+    (``-1`` already None, ``yes``/``no`` already bools). ``show_defaults``: say
+    TopicConfig's default in each option's help (``create``; ``alter`` keeps the
+    current values).
     """
     settings = topic_settings()
 
@@ -93,9 +94,9 @@ def _annotation(setting: TopicSetting, show_default: bool) -> Any:
     """``Annotated[type | None, typer.Option(...)]`` of one setting."""
     kind: Any = setting.type
     if setting.choices:
-        kind = Literal[setting.choices]  # type: ignore[valid-type]
+        kind = Literal[setting.choices]
     elif setting.type is bool:
-        kind = Literal[tuple(_BOOLS)]  # type: ignore[valid-type]
+        kind = Literal[tuple(_BOOLS)]
     option = typer.Option(flag(setting), help=escape(_help(setting, show_default)),
                           show_default=False, rich_help_panel=PANEL)
     return Annotated[kind | None, option]

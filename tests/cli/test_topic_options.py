@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 import mqlog
-from mqlog.cli import app
+from mqlog.cli import _topic_options, app
 from mqlog.cli._app import EXIT_USAGE
 from mqlog.cli._topic_options import flag
 from mqlog.logstore import TopicConfig
@@ -140,3 +140,25 @@ def test_a_range_error_names_the_setting(runner: CliRunner, tmp_path: Path) -> N
     result = run(runner, "-d", tmp_path, "topics", "create", TOPIC, "--message-ttl-ms", "0")
     assert (result.exit_code, result.stderr) == (
         EXIT_USAGE, "mqlog: error: message_ttl_ms must be >= 1, not 0\n")
+
+
+def test_a_field_added_to_topic_config_is_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The options come from topic_settings() alone: a new setting is a new option."""
+    added = TopicSetting("compression_level", int, (), True, None, "How hard to squeeze.",
+                         "no compression")
+    monkeypatch.setattr(_topic_options, "topic_settings", lambda: (*SETTINGS, added))
+    seen = {}
+    demo = typer.Typer()
+
+    @demo.command()
+    @_topic_options.topic_config_options(show_defaults=True)
+    def create(name: str, *, config: dict[str, object]) -> None:
+        seen.update(config)
+
+    result = CliRunner().invoke(demo, ["x", "--compression-level", "3", "--flush-ms", "7"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"compression_level": 3, "flush_ms": 7}
+    assert CliRunner().invoke(demo, ["x", "--compression-level", "-1"]).exit_code == 0
+    assert seen["compression_level"] is None
+    assert "How hard to squeeze. -1: no compression (the default)." in " ".join(
+        CliRunner().invoke(demo, ["--help"], env={"COLUMNS": "300"}).output.split())
