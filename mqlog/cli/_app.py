@@ -23,6 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 import mqlog
+from mqlog.cli._options import hide_flag_types
 from mqlog.cli._output import err_console, one_line
 from mqlog.errors import (
     ConfigError,
@@ -85,7 +86,12 @@ class Settings:
 
 
 class _Group(TyperGroup):
-    """The root command group: maps expected errors to a message and an exit code."""
+    """The root command group: maps expected errors to a message and an exit code,
+    and shows flags without a type in every command's ``--help``."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        hide_flag_types(self, ctx)  # before --help, which parsing handles, is seen
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:

@@ -56,7 +56,7 @@ def _view(snapshot: Snapshot) -> Renderables:
     """The live view: progress, the lag of each partition, the workers, recent events."""
     header = Text(f"mqlog demo  {snapshot.elapsed:5.1f}s   produced "
                   f"{snapshot.produced:,}/{snapshot.records:,}   committed "
-                  f"{snapshot.committed:,}   lag {snapshot.produced - snapshot.committed:,}   "
+                  f"{snapshot.committed:,}   lag {snapshot.lag:,}   "
                   f"generation {snapshot.generation}", style="bold")
     lag = Table(title=f"group lag ({PARTITIONS} partitions)")
     for column in ("PARTITION", "OWNER", "COMMITTED", "END", "LAG"):

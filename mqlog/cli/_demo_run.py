@@ -36,6 +36,7 @@ import mqlog
 from mqlog.cli._demo_proc import GROUP, TOPIC
 from mqlog.consumer import GroupDescription
 from mqlog.logstore.verify import verify_log
+from mqlog.monitor import partition_lag
 
 PARTITIONS = 6
 PRODUCERS = 3
@@ -59,10 +60,11 @@ class PartitionView:
     owner: str | None
     committed: int | None
     end: int
+    start: int = 0
 
     @property
     def lag(self) -> int:
-        return self.end - (self.committed or 0)
+        return partition_lag(self.committed, self.start, self.end)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +87,11 @@ class Snapshot:
     partitions: list[PartitionView]
     workers: list[WorkerView]
     events: list[str]
+
+    @property
+    def lag(self) -> int:
+        """The group's lag: the sum of its partitions'."""
+        return sum(p.lag for p in self.partitions)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,7 +333,8 @@ class _Demo:
         partitions = [PartitionView(number, names.get(rows[number].member_id) if number in rows
                                     else None,
                                     rows[number].committed_offset if number in rows else None,
-                                    end) for number, end in enumerate(ends)]
+                                    end, log.start_offset(TOPIC, number))
+                      for number, end in enumerate(ends)]
         if description is not None:
             self._follow_generation(description, partitions)
         snapshot = Snapshot(time.monotonic() - self.began, self.records, sum(ends),

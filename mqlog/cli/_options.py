@@ -1,5 +1,5 @@
-"""Option types shared by the commands: durations, moments in time, rates, and
-options whose value may be left out.
+"""Option types shared by the commands: durations, moments in time, rates,
+options whose value may be left out, and flags shown without a value in ``--help``.
 
 The parsers raise ``typer.BadParameter``, which the app turns into one line
 ``mqlog: error: Invalid value for '--since': ...`` and exit code 2.
@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 #: ``--json`` of every command that prints data.
 JSON_OPTION = typer.Option("--json", help="Print one JSON object per line.")
@@ -115,3 +115,20 @@ def _is_number(words: list[str]) -> bool:
     except ValueError:
         return False
     return True
+
+
+def hide_flag_types(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:
+    """Show every flag of ``command`` and of its subcommands, ``--help`` included,
+    without a type in ``--help``: typer's rich help prints ``<bool>`` after a
+    flag (``--follow <bool>``), as if it took a value. An option's metavar is
+    what the help shows in place of its type; a flag's is set to nothing.
+    ``ctx`` is the context ``command`` runs in (subcommands get theirs from it,
+    so that they see the same help option names as when they run)."""
+    for param in command.get_params(ctx):
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    if isinstance(command, TyperGroup):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if isinstance(sub, (TyperCommand, TyperGroup)):
+                hide_flag_types(sub, typer.Context(sub, info_name=name, parent=ctx))

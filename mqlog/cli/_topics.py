@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import Annotated
 
 import typer
@@ -12,6 +11,7 @@ from rich.text import Text
 
 from mqlog.cli._app import EXIT_FAILED, app, open_log
 from mqlog.cli._output import console, emit_json
+from mqlog.cli._topic_options import topic_config_options
 from mqlog.errors import UnknownTopicError
 from mqlog.logstore import TopicDescription, check_new_topic
 
@@ -20,21 +20,6 @@ topics_app = typer.Typer(help="List, create, describe, alter and delete topics."
 app.add_typer(topics_app, name="topics")
 
 _JSON = typer.Option("--json", help="Print one JSON object per line.")
-
-
-class Durability(str, enum.Enum):
-    """Choices of the durability option (see TopicConfig)."""
-
-    none = "none"
-    interval = "interval"
-    always = "always"
-
-
-class CleanupPolicy(str, enum.Enum):
-    """Choices of the cleanup policy option (see TopicConfig)."""
-
-    delete = "delete"
-    compact = "compact"
 
 
 @topics_app.command("list")
@@ -49,74 +34,18 @@ def list_topics(ctx: typer.Context, json_output: Annotated[bool, _JSON] = False)
             console.print(name, markup=False, soft_wrap=True)
 
 
-SegmentBytes = Annotated[int | None, typer.Option(help="Roll segments past this size.",
-                                                  show_default=False)]
-SegmentMs = Annotated[int | None, typer.Option(help="Roll segments older than this.",
-                                               show_default=False)]
-IndexIntervalBytes = Annotated[int | None, typer.Option(
-    help="Bytes between sparse index entries.", show_default=False)]
-RetentionMs = Annotated[int | None, typer.Option(
-    help="Delete closed segments whose newest record is older (-1: keep all).",
-    show_default=False)]
-RetentionBytes = Annotated[int | None, typer.Option(
-    help="Delete oldest closed segments while a partition is larger (-1: no limit).",
-    show_default=False)]
-MaxRecordBytes = Annotated[int | None, typer.Option(
-    help="Largest key + headers + value of one record.", show_default=False)]
-DurabilityOption = Annotated[Durability | None, typer.Option(
-    help="When appends are flushed to disk.", show_default=False)]
-FlushMs = Annotated[int | None, typer.Option(help="Flush period of 'interval'.",
-                                             show_default=False)]
-CleanupPolicyOption = Annotated[CleanupPolicy | None, typer.Option(
-    help="delete: retention only; compact: keep the latest record of each key.",
-    show_default=False)]
-DirtyRatio = Annotated[float | None, typer.Option(
-    help="compact: compact once this share of closed bytes is new.", show_default=False)]
-DeleteRetentionMs = Annotated[int | None, typer.Option(
-    help="compact: how long tombstones are kept.", show_default=False)]
-
-
-def _config(**given: object) -> dict[str, object]:
-    """The topic config options given on the command line (-1 retention: no limit)."""
-    config = {}
-    for name, value in given.items():
-        if value is None:
-            continue
-        if isinstance(value, enum.Enum):
-            value = value.value
-        elif name in ("retention_ms", "retention_bytes") and value == -1:
-            value = None
-        config[name] = value
-    return config
-
-
 @topics_app.command("create")
+@topic_config_options(show_defaults=True)
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(
         help="Topic name: 1 to 249 letters, digits, dots, underscores or dashes.")],
     partitions: Annotated[int, typer.Option("--partitions", "-p", help="Partition count.")] = 1,
-    segment_bytes: SegmentBytes = None,
-    segment_ms: SegmentMs = None,
-    index_interval_bytes: IndexIntervalBytes = None,
-    retention_ms: RetentionMs = None,
-    retention_bytes: RetentionBytes = None,
-    max_record_bytes: MaxRecordBytes = None,
-    durability: DurabilityOption = None,
-    flush_ms: FlushMs = None,
-    cleanup_policy: CleanupPolicyOption = None,
-    min_cleanable_dirty_ratio: DirtyRatio = None,
-    delete_retention_ms: DeleteRetentionMs = None,
     json_output: Annotated[bool, _JSON] = False,
+    *,
+    config: dict[str, object],
 ) -> None:
     """Create a topic (and the log directory if missing); options left out take the defaults."""
-    config = _config(
-        segment_bytes=segment_bytes, segment_ms=segment_ms,
-        index_interval_bytes=index_interval_bytes, retention_ms=retention_ms,
-        retention_bytes=retention_bytes, max_record_bytes=max_record_bytes,
-        durability=durability, flush_ms=flush_ms, cleanup_policy=cleanup_policy,
-        min_cleanable_dirty_ratio=min_cleanable_dirty_ratio,
-        delete_retention_ms=delete_retention_ms)
     check_new_topic(name, partitions, **config)  # bad input creates no log directory
     with open_log(ctx, create=True) as log:
         description = log.create_topic(name, partitions, **config)
@@ -127,33 +56,18 @@ def create(
 
 
 @topics_app.command("alter")
+@topic_config_options(show_defaults=False)
 def alter(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Topic name.")],
     partitions: Annotated[int | None, typer.Option(
         "--partitions", "-p", help="New partition count (it can only grow).",
         show_default=False)] = None,
-    segment_bytes: SegmentBytes = None,
-    segment_ms: SegmentMs = None,
-    index_interval_bytes: IndexIntervalBytes = None,
-    retention_ms: RetentionMs = None,
-    retention_bytes: RetentionBytes = None,
-    max_record_bytes: MaxRecordBytes = None,
-    durability: DurabilityOption = None,
-    flush_ms: FlushMs = None,
-    cleanup_policy: CleanupPolicyOption = None,
-    min_cleanable_dirty_ratio: DirtyRatio = None,
-    delete_retention_ms: DeleteRetentionMs = None,
     json_output: Annotated[bool, _JSON] = False,
+    *,
+    config: dict[str, object],
 ) -> None:
     """Change a topic's config and/or add partitions; options left out keep their value."""
-    config = _config(
-        segment_bytes=segment_bytes, segment_ms=segment_ms,
-        index_interval_bytes=index_interval_bytes, retention_ms=retention_ms,
-        retention_bytes=retention_bytes, max_record_bytes=max_record_bytes,
-        durability=durability, flush_ms=flush_ms, cleanup_policy=cleanup_policy,
-        min_cleanable_dirty_ratio=min_cleanable_dirty_ratio,
-        delete_retention_ms=delete_retention_ms)
     with open_log(ctx) as log:
         log.alter_topic(name, partitions, **config)
         description = log.describe_topic(name)

@@ -7,6 +7,8 @@ table is in ``docs/concepts.md``.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any, Literal
 
 from mqlog.errors import ConfigError
@@ -19,60 +21,71 @@ CLEANUP_POLICIES = ("delete", "compact")
 MiB = 1024 * 1024
 
 
+def _setting(default: Any, help: str, *, none: str | None = None) -> Any:
+    """A field of :class:`TopicConfig` with its description (``help``) and, for a
+    setting that may be None, what None means (``none``). Both are read by
+    :func:`topic_settings` (the CLI's options and their ``--help`` come from them)."""
+    return dataclasses.field(default=default, metadata={"help": help, "none": none})
+
+
 @dataclasses.dataclass(frozen=True)
 class TopicConfig:
     """Settings of one topic, persisted in ``topics/<name>/topic.json``.
 
-    Attributes:
-        segment_bytes: roll to a new segment past this size. 128 MiB: retention
-            works on whole segments, so smaller means finer retention; larger
-            means fewer files. Segments are sparse, so a new one costs no disk.
-        segment_ms: roll a segment older than this even if not full (7 days, as
-            Kafka), so time retention can delete it.
-        index_interval_bytes: add a sparse index entry after this many bytes
-            (4096, as Kafka): a lookup scans at most ~4 KiB past the entry.
-        retention_ms: delete closed segments whose newest record is older than
-            this; None keeps everything. Default None: an embedded log should
-            not delete data its user did not ask to delete.
-        retention_bytes: delete the oldest closed segments while the partition
-            is larger than this; None for no limit.
-        max_record_bytes: largest key + headers + value of one record (1 MiB,
-            as Kafka's default message size).
-        durability: ``none`` (page cache: survives a process crash, not a power
-            loss), ``interval`` (flushed every ``flush_ms``; a power loss loses
-            at most that window), ``always`` (flushed before append returns,
-            concurrent appenders share one flush). Default ``interval``: near
-            the speed of ``none`` with a bounded loss window.
-        flush_ms: the flush period of ``interval`` durability (100 ms).
-        cleanup_policy: ``delete`` (retention by time/size) or ``compact``
-            (closed segments are rewritten keeping only the latest record of
-            each key; a record with an empty value is a tombstone that deletes
-            its key). Retention settings apply to both.
-        min_cleanable_dirty_ratio: compact once this share of the closed
-            segments' bytes was written since the last compaction (0.5, as
-            Kafka).
-        delete_retention_ms: how long compaction keeps tombstones, so readers
-            that are behind still see the delete (1 day, as Kafka).
-        message_ttl_ms: queue groups do not deliver a record older than this
-            (counted as expired); None: records do not expire unless sent with
-            ``ttl_s``.
-        dead_letter_expired: queue groups move expired records to the dead-letter
-            topic instead of only counting them.
+    Each field says what it does in its ``help`` metadata (see
+    :func:`topic_settings`; ``mqlog topics create --help`` shows it), and is
+    checked in ``__post_init__``: an invalid value raises ConfigError.
+
+    Durability: ``none`` survives a process crash, not a power loss;
+    ``interval`` loses at most ``flush_ms`` of appends in a power loss;
+    ``always`` flushes before append returns, concurrent appenders sharing one
+    flush. Compaction rewrites closed segments keeping the latest record of
+    each key; a record with an empty value is a tombstone that deletes its key,
+    kept ``delete_retention_ms`` so that readers that are behind still see the
+    delete. Retention settings apply to both cleanup policies.
+
+    Why the defaults are what they are: ``segment_bytes`` 128 MiB, because
+    retention works on whole segments (smaller is finer retention, larger fewer
+    files) and segments are sparse, so a new one costs no disk; ``segment_ms``
+    7 days (so that time retention can delete a segment that never fills),
+    ``index_interval_bytes`` 4096 (a lookup scans at most ~4 KiB past an
+    entry), ``max_record_bytes`` 1 MiB, ``min_cleanable_dirty_ratio`` 0.5 and
+    ``delete_retention_ms`` 1 day, as Kafka's; no retention, because an
+    embedded log should not delete data its user did not ask to delete;
+    ``interval`` durability every 100 ms, near the speed of ``none`` with a
+    bounded loss window.
     """
 
-    segment_bytes: int = 128 * MiB
-    segment_ms: int = 7 * 24 * 3600 * 1000
-    index_interval_bytes: int = 4096
-    retention_ms: int | None = None
-    retention_bytes: int | None = None
-    max_record_bytes: int = 1 * MiB
-    durability: Durability = "interval"
-    flush_ms: int = 100
-    cleanup_policy: CleanupPolicy = "delete"
-    min_cleanable_dirty_ratio: float = 0.5
-    delete_retention_ms: int = 24 * 3600 * 1000
-    message_ttl_ms: int | None = None
-    dead_letter_expired: bool = False
+    segment_bytes: int = _setting(
+        128 * MiB, "Roll to a new segment past this many bytes (at least 4096).")
+    segment_ms: int = _setting(
+        7 * 24 * 3600 * 1000, "Roll a segment older than this many ms, even if not full.")
+    index_interval_bytes: int = _setting(4096, "Bytes of data between sparse index entries.")
+    retention_ms: int | None = _setting(
+        None, "Delete closed segments whose newest record is older than this many ms.",
+        none="keep everything")
+    retention_bytes: int | None = _setting(
+        None, "Delete the oldest closed segments while a partition is larger than this "
+              "many bytes.", none="no limit")
+    max_record_bytes: int = _setting(
+        1 * MiB, "Largest key + headers + value of one record, in bytes.")
+    durability: Durability = _setting(
+        "interval", "When appends reach stable storage: none (page cache), interval "
+                    "(flushed every flush_ms) or always (before an append returns).")
+    flush_ms: int = _setting(100, "Flush period of interval durability, in ms.")
+    cleanup_policy: CleanupPolicy = _setting(
+        "delete", "delete: retention only; compact: also keep only the latest record of "
+                  "each key in closed segments.")
+    min_cleanable_dirty_ratio: float = _setting(
+        0.5, "compact: compact once this share (0 to 1) of the closed bytes is new.")
+    delete_retention_ms: int = _setting(
+        24 * 3600 * 1000, "compact: how long tombstones (empty values) are kept, in ms.")
+    message_ttl_ms: int | None = _setting(
+        None, "Queue groups do not deliver records older than this many ms (they count "
+              "as expired).", none="only records sent with a ttl expire")
+    dead_letter_expired: bool = _setting(
+        False, "Queue groups move expired records to the dead-letter topic (not only "
+               "count them).")
 
     def __post_init__(self) -> None:
         _positive_int("segment_bytes", self.segment_bytes, low=4096, high=2**31 - 1)
@@ -119,6 +132,42 @@ class TopicConfig:
         (written by a newer mqlog) are ignored, missing ones take their defaults."""
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicSetting:
+    """One field of :class:`TopicConfig`, described for tools that set it (the CLI)."""
+
+    name: str
+    #: The type of a value: int, float, bool or str (a str setting has ``choices``).
+    type: type
+    #: The allowed values of a str setting, else ().
+    choices: tuple[str, ...]
+    #: The setting may be None (``none`` says what None means).
+    optional: bool
+    default: Any
+    help: str
+    none: str | None
+
+
+def topic_settings() -> tuple[TopicSetting, ...]:
+    """Every :class:`TopicConfig` field as a :class:`TopicSetting`, in declaration
+    order: adding a field to TopicConfig adds it here (and to the CLI)."""
+    hints = typing.get_type_hints(TopicConfig)
+    settings = []
+    for field in dataclasses.fields(TopicConfig):
+        hint = hints[field.name]
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        members = [m for m in typing.get_args(hint) if m is not type(None)] if union else [hint]
+        if len(members) != 1:
+            raise TypeError(f"TopicConfig.{field.name}: one type (or one type | None) only")
+        (kind,) = members
+        choices: tuple[str, ...] = ()
+        if typing.get_origin(kind) is Literal:
+            kind, choices = str, typing.get_args(kind)
+        settings.append(TopicSetting(field.name, kind, choices, union, field.default,
+                                     field.metadata["help"], field.metadata["none"]))
+    return tuple(settings)
 
 
 def _positive_int(name: str, value: Any, low: int, high: int | None = None) -> None:

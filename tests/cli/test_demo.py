@@ -80,7 +80,7 @@ def test_live_view_shows_lag_owners_and_events() -> None:
     console = Console(record=True, width=100)
     console.print(_demo._view(snapshot))
     text = console.export_text()
-    assert "produced 400/600   committed 350   lag 50   generation 4" in text
+    assert "produced 400/600   committed 350   lag 100   generation 4" in text  # 20 + 80
     assert "worker-1 │       100 │ 120 │  20" in text
     assert "│ -        │         - │  80 │  80" in text
     assert "killed" in text and "SIGKILL worker-2 (pid 12)" in text
