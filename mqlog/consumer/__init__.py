@@ -2,6 +2,26 @@
 
 from mqlog.consumer._config import ConsumerConfig, TopicPartition
 from mqlog.consumer._consumer import Consumer
+from mqlog.consumer._membership import (
+    GroupMembership,
+    HeartbeatResult,
+    JoinResult,
+    MembershipListener,
+    MemberSubscription,
+    SyncResult,
+)
 from mqlog.consumer._queue import QueueConsumer, QueueMessage
 
-__all__ = ["Consumer", "ConsumerConfig", "QueueConsumer", "QueueMessage", "TopicPartition"]
+__all__ = [
+    "Consumer",
+    "ConsumerConfig",
+    "GroupMembership",
+    "HeartbeatResult",
+    "JoinResult",
+    "MemberSubscription",
+    "MembershipListener",
+    "QueueConsumer",
+    "QueueMessage",
+    "SyncResult",
+    "TopicPartition",
+]
