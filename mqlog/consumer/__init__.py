@@ -2,8 +2,8 @@
 
 from mqlog.consumer._config import ConsumerConfig, TopicPartition
 from mqlog.consumer._consumer import Consumer
-from mqlog.consumer._membership import (
-    GroupMembership,
+from mqlog.consumer._membership import GroupMembership
+from mqlog.consumer._membership_messages import (
     HeartbeatResult,
     JoinResult,
     MembershipListener,

@@ -204,16 +204,31 @@ def plan_is_stale(log: Log, directory: str, own: str) -> bool:
     return partition_counts(log, plan["members"]) != plan.get("partitions", {})
 
 
-def rebalance(log: Log, directory: str, own: str, assignor: str) -> dict:
-    """Recompute the plan with ``assignor`` and publish it, with the next
-    generation, if it changed; return the plan now in force. Runs under the
-    coordinator lock, so concurrent coordinators publish one after the other."""
+def _coordinator_lock(directory: str) -> int:
+    """An fd holding the group's coordinator lock (closing it releases the lock)."""
     fd = os.open(os.path.join(directory, "coordinator.lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def rebalance(log: Log, directory: str, own: str, assignor: str) -> dict:
+    """Publish a new plan, computed by ``assignor``, with the next generation if
+    the live members (and their subscriptions) or the partition counts differ
+    from the plan's; return the plan now in force. A plan whose inputs did not
+    change stays as it is (so does a leader's, see :func:`install_plan`). Runs
+    under the coordinator lock: concurrent coordinators publish one after the
+    other."""
+    fd = _coordinator_lock(directory)
+    try:
         plan = read_plan(directory)
         members = live_members(directory, {own} if own else set())
         counts = partition_counts(log, members)
+        if (members, counts) == (plan["members"], plan.get("partitions")):
+            return plan
         subscriptions = {member_id: subscribed_topics(info, counts)
                          for member_id, info in members.items()}
         previous = {m: [TopicPartition(*tp) for tp in tps]
@@ -224,10 +239,27 @@ def rebalance(log: Log, directory: str, own: str, assignor: str) -> dict:
             "partitions": counts,
             "assignment": {m: [list(tp) for tp in tps] for m, tps in assignment.items()},
         }
-        if any(document[key] != plan.get(key) for key in document):
-            document["generation"] = plan["generation"] + 1
-            _write_json_atomically(os.path.join(directory, "assignment.json"), document)
-            return document
+        document["generation"] = plan["generation"] + 1
+        _write_json_atomically(os.path.join(directory, "assignment.json"), document)
+        return document
+    finally:
+        os.close(fd)
+
+
+def install_plan(directory: str, generation: int, leader: str,
+                 assignment: dict[str, list[TopicPartition]]) -> dict | None:
+    """Replace the assignment of the published plan by the one its leader
+    computed (client-side assignment), if the plan is still of ``generation``;
+    return the plan now in force, or None when a newer generation came first.
+    The plan keeps its generation and records the leader in ``assigned_by``."""
+    fd = _coordinator_lock(directory)
+    try:
+        plan = read_plan(directory)
+        if plan["generation"] != generation:
+            return None
+        plan["assignment"] = {m: [list(tp) for tp in sorted(tps)] for m, tps in assignment.items()}
+        plan["assigned_by"] = leader
+        _write_json_atomically(os.path.join(directory, "assignment.json"), plan)
         return plan
     finally:
         os.close(fd)

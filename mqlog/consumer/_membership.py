@@ -50,6 +50,18 @@ Invariants (under the membership's lock):
    may commit its offset, with its current member id and generation
    (:meth:`authorize_commit`).
 
+Assignment. By default the plan of a generation is computed when the
+generation is published, by the membership that publishes it, with its
+member's first known assignor (server-side assignment). Client-side
+assignment, as Kafka's: the leader (lowest member id of the generation) gets
+every member's subscription with its JoinResult (or from :meth:`members`),
+computes a plan and hands it to :meth:`sync`; it replaces the generation's
+assignment (recorded as ``assigned_by`` in the plan), and every member's next
+heartbeat asks it to sync again. The generation stays: a rejoin with an
+unchanged subscription changes nothing, so the group does not go round
+again. A plan changes only when the live members, their subscriptions or the
+partition counts change (or its leader replaces it).
+
 Deadlines are enforced by :meth:`expire`, which a watchdog thread runs (or, for
 a server hosting many members with ``watchdog=False``, its own timer); the
 clock is injectable so tests need no sleeps.
@@ -57,7 +69,6 @@ clock is injectable so tests need no sleeps.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import os
@@ -66,24 +77,34 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from mqlog.consumer._assignors import ASSIGNORS
 from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._group import (
     group_directory,
+    install_plan,
     member_file,
     owner_file,
     plan_is_stale,
     read_plan,
     rebalance,
     refuse_other_kind,
-    subscribed_topics,
+)
+from mqlog.consumer._membership_messages import (
+    HeartbeatResult,
+    JoinResult,
+    MembershipListener,
+    MemberSubscription,
+    SyncResult,
+    check_join,
+    checked_assignment,
+    named,
+    subscriptions,
+    unstamped,
 )
 from mqlog.errors import (
     CommitFailedError,
-    ConfigError,
     IllegalGenerationError,
     IllegalStateError,
     UnknownMemberError,
@@ -94,70 +115,6 @@ if TYPE_CHECKING:
 
 #: Longest sleep of the watchdog between two deadline checks.
 WATCHDOG_STEP_MAX_S = 1.0
-
-
-class MembershipListener(Protocol):
-    """What a membership tells its member; each call gets the partitions concerned.
-
-    Calls come with the membership's lock held, from the thread that called
-    ``join``/``sync``/``heartbeat``/``leave``, or from the watchdog thread for
-    ``partitions_lost``.
-    """
-
-    def partitions_assigned(self, partitions: set[TopicPartition]) -> None:
-        """The member owns these now (their locks are held): it may fetch them."""
-
-    def partitions_revoked(self, partitions: set[TopicPartition]) -> None:
-        """The member is about to lose these: it may still commit them now; their
-        locks are released when this returns or raises."""
-
-    def partitions_lost(self, partitions: set[TopicPartition]) -> None:
-        """The member was removed from the group: these locks are released
-        already; it must stop fetching them and cannot commit them."""
-
-
-@dataclasses.dataclass(frozen=True)
-class MemberSubscription:
-    """A member as the group's leader sees it: who it is, which of the existing
-    topics it subscribes to, and the assignors it supports (preferred first)."""
-
-    client_id: str
-    topics: frozenset[str]
-    assignors: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class JoinResult:
-    """The answer to a join: the member's id and the group's current generation.
-    ``leader_id`` is the member with the lowest id in that generation's plan;
-    ``members`` (every member's subscription) is given to the leader only, as
-    Kafka's JoinGroup response does."""
-
-    member_id: str
-    generation: int
-    leader_id: str
-    members: dict[str, MemberSubscription]
-
-
-@dataclasses.dataclass(frozen=True)
-class HeartbeatResult:
-    """``generation``: the newest generation the membership knows of;
-    ``rebalance``: it differs from the one the heartbeat named, so the member
-    must sync (Kafka's REBALANCE_IN_PROGRESS)."""
-
-    generation: int
-    rebalance: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class SyncResult:
-    """The member's assignment in ``generation``: ``owned`` (locks held: fetch and
-    commit these) and ``pending`` (assigned, but the previous owner has not let
-    go yet; taken by a later heartbeat, announced by ``partitions_assigned``)."""
-
-    generation: int
-    owned: frozenset[TopicPartition]
-    pending: frozenset[TopicPartition]
 
 
 class GroupMembership:
@@ -192,6 +149,10 @@ class GroupMembership:
         self._wanted: set[TopicPartition] = set()
         self._generation = -1
         self._latest = -1
+        #: Who computed the plan synced last / the newest plan seen: "" for the
+        #: assignor, else the leader that replaced its assignment (``sync``).
+        self._synced_by = ""
+        self._latest_by = ""
         self._plan: dict | None = None
         self._plan_stamp: tuple[int, int] | None = None
         self._last_check = -float("inf")
@@ -236,7 +197,7 @@ class GroupMembership:
         publishes. ConfigError for bad values, UnknownMemberError for an id
         that is not this member's, IllegalStateError once it left.
         """
-        chosen = _check_join(client_id, topics, assignors, session_timeout_ms,
+        chosen = check_join(client_id, topics, assignors, session_timeout_ms,
                              rebalance_timeout_ms)
         with self._lock:
             if self._closed:
@@ -250,7 +211,7 @@ class GroupMembership:
             self._assignor = chosen
             self._session_s = session_timeout_ms / 1000
             self._rebalance_s = rebalance_timeout_ms / 1000
-            self._info = {
+            info = {
                 "client_id": client_id,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
@@ -260,31 +221,45 @@ class GroupMembership:
                 "pattern": topics.pattern if isinstance(topics, re.Pattern) else None,
                 "joined_ms": self._log.now_ms(),
             }
-            if self._member_id:
-                self._write_member_file()
-            else:
+            if not self._member_id:
+                self._info = info
+            if not self._member_id:
                 self._create_member(client_id)
+            elif unstamped(info) != unstamped(self._info):
+                self._info = info
+                self._write_member_file()
             self._last_heartbeat = self._clock()
             plan = rebalance(self._log, self.directory, self._member_id, self._assignor)
             self._plan_stamp = None
-            self._note_latest(plan["generation"])
+            self._note_latest(plan)
             result = self._join_result(plan)
         self._start_watchdog()
         return result
 
-    def sync(self, member_id: str, generation: int) -> SyncResult:
+    def sync(self, member_id: str, generation: int,
+             assignment: Mapping[str, Iterable[TopicPartition]] | None = None) -> SyncResult:
         """Apply the plan of ``generation`` (which must be the group's newest):
         revoke what it takes away, take what it gives as far as the locks are
-        free. UnknownMemberError / IllegalGenerationError when fenced."""
+        free. UnknownMemberError / IllegalGenerationError when fenced.
+
+        ``assignment`` (member id -> partitions): the plan the group's leader
+        computed (client-side assignment, Kafka's SyncGroup from the leader).
+        It replaces the assignment of ``generation`` (ConfigError if it names
+        a non-member, a topic its member does not subscribe to, a partition
+        that does not exist or one twice; IllegalStateError from a member that
+        is not the leader); the other members' next heartbeat asks them to sync.
+        """
         with self._lock:
             self._check_member(member_id)
             self._last_heartbeat = self._clock()
             plan = self._current_plan()
-            self._note_latest(plan["generation"])
+            self._note_latest(plan)
             if generation != plan["generation"]:
                 raise IllegalGenerationError(
                     f"generation {generation} of group {self.group!r} is not the current "
                     f"one ({plan['generation']}); sync that generation")
+            if assignment is not None:
+                plan = self._install(plan, assignment)
             self._apply(plan)
             return SyncResult(self._generation, frozenset(self._owned),
                               frozenset(self._wanted - set(self._owned)))
@@ -302,10 +277,11 @@ class GroupMembership:
                 self._last_check = now
                 if plan_is_stale(self._log, self.directory, self._member_id):
                     rebalance(self._log, self.directory, self._member_id, self._assignor)
-                self._note_latest(self._current_plan()["generation"])
+                self._note_latest(self._current_plan())
             if self._wanted - set(self._owned):
                 self._take(self._wanted - set(self._owned))
-            return HeartbeatResult(self._latest, generation != self._latest)
+            return HeartbeatResult(self._latest, generation != self._latest or (
+                self._synced_by != self._latest_by))
 
     def leave(self, member_id: str) -> None:
         """Revoke every partition, leave the group at once, and end this membership
@@ -331,7 +307,7 @@ class GroupMembership:
         """Every member of the current plan and its subscription: what a leader
         needs to compute a plan (client-side assignment)."""
         with self._lock:
-            return _subscriptions(self._current_plan())
+            return subscriptions(self._current_plan())
 
     # -- fencing and commit authority --------------------------------------------------
 
@@ -351,12 +327,12 @@ class GroupMembership:
             not_owned = [tp for tp in partitions if tp not in self._owned]
             if not_owned:
                 raise CommitFailedError(f"member {member_id} of group {self.group!r} does "
-                                        f"not own {_named(not_owned)} (any more)")
+                                        f"not own {named(not_owned)} (any more)")
 
     def _check_member(self, member_id: str, partitions: Sequence[TopicPartition] = ()) -> None:
         if member_id and member_id == self._member_id:
             return
-        what = f"does not own {_named(partitions)} (any more)" if partitions else (
+        what = f"does not own {named(partitions)} (any more)" if partitions else (
             "is not a member (any more)")
         why = (self._removed[1] if self._removed and self._removed[0] == member_id
                else "unknown member id")
@@ -448,18 +424,35 @@ class GroupMembership:
             self._plan = read_plan(self.directory)
         return self._plan
 
-    def _note_latest(self, generation: int) -> None:
-        """Remember the newest generation seen; start the rebalance deadline when
-        the member's generation falls behind it."""
-        self._latest = max(self._latest, generation)
-        if self._latest == self._generation:
+    def _note_latest(self, plan: dict) -> None:
+        """Remember the newest plan seen; start the rebalance deadline when the
+        member's synced plan falls behind it."""
+        if plan["generation"] >= self._latest:
+            self._latest, self._latest_by = plan["generation"], plan.get("assigned_by", "")
+        if (self._latest, self._latest_by) == (self._generation, self._synced_by):
             self._behind_since = None
         elif self._behind_since is None:
             self._behind_since = self._clock()
 
+    def _install(self, plan: dict, assignment: Mapping[str, Iterable[TopicPartition]]) -> dict:
+        """Publish the leader's ``assignment`` as the plan of ``plan``'s generation."""
+        leader = min(plan["members"], default="")
+        if leader != self._member_id:
+            raise IllegalStateError(f"member {self._member_id} is not the leader of group "
+                                    f"{self.group!r} ({leader}); only the leader assigns")
+        checked = checked_assignment(plan, assignment)
+        installed = install_plan(self.directory, plan["generation"], self._member_id, checked)
+        self._plan_stamp = None
+        if installed is None:
+            raise IllegalGenerationError(
+                f"generation {plan['generation']} of group {self.group!r} ended before its "
+                f"leader's assignment came; join again")
+        self._note_latest(installed)
+        return installed
+
     def _join_result(self, plan: dict) -> JoinResult:
         leader = min(plan["members"], default="")
-        members = _subscriptions(plan) if leader == self._member_id else {}
+        members = subscriptions(plan) if leader == self._member_id else {}
         return JoinResult(self._member_id, plan["generation"], leader, members)
 
     def _apply(self, plan: dict) -> None:
@@ -468,8 +461,8 @@ class GroupMembership:
         self._wanted = wanted  # first: a failing revoke must not make us take them back
         self._release(set(self._owned) - wanted, revoke=True)
         self._take(wanted - set(self._owned))
-        self._generation = plan["generation"]
-        self._note_latest(self._generation)
+        self._generation, self._synced_by = plan["generation"], plan.get("assigned_by", "")
+        self._note_latest(plan)
 
     def _release(self, partitions: set[TopicPartition], revoke: bool) -> None:
         if not partitions:
@@ -498,37 +491,3 @@ class GroupMembership:
             taken.add(tp)
         if taken and self._listener is not None:
             self._listener.partitions_assigned(taken)
-
-
-def _check_join(client_id: str, topics: Sequence[str] | re.Pattern[str],
-                assignors: Sequence[str], session_timeout_ms: int,
-                rebalance_timeout_ms: int) -> str:
-    """ConfigError for a bad join request; the assignor this member computes plans with."""
-    if not isinstance(client_id, str) or not client_id:
-        raise ConfigError(f"client_id must be a non-empty str, not {client_id!r}")
-    if not isinstance(topics, re.Pattern) and (
-            isinstance(topics, str) or not all(isinstance(t, str) for t in topics)):
-        raise ConfigError("topics must be a sequence of topic names or a compiled pattern")
-    for name, value in (("session_timeout_ms", session_timeout_ms),
-                        ("rebalance_timeout_ms", rebalance_timeout_ms)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be a positive int, not {value!r}")
-    known = [name for name in assignors if name in ASSIGNORS]
-    if not known:
-        raise ConfigError(f"assignors {list(assignors)!r} name none of "
-                          f"{', '.join(sorted(ASSIGNORS))}")
-    return known[0]
-
-
-def _subscriptions(plan: dict) -> dict[str, MemberSubscription]:
-    counts = plan.get("partitions", {})
-    return {
-        member_id: MemberSubscription(
-            info["client_id"], frozenset(subscribed_topics(info, counts)),
-            tuple(info.get("assignors") or (info["assignor"],)))
-        for member_id, info in plan["members"].items()
-    }
-
-
-def _named(partitions: Iterable[TopicPartition]) -> str:
-    return ", ".join(f"{topic}/{number}" for topic, number in partitions)

@@ -326,3 +326,61 @@ def test_a_consumer_commit_after_removal_names_the_unknown_member(log):
     with pytest.raises(UnknownMemberError, match=f"member {member_id} of group 'g'"):
         consumer.commit({TopicPartition("t", 0): 0})
     consumer.close()
+
+
+# -- client-side assignment ------------------------------------------------------------------------
+
+
+def plan_file(log: mqlog.Log) -> bytes:
+    with open(os.path.join(log.path, "groups", "g", "assignment.json"), "rb") as handle:
+        return handle.read()
+
+
+def test_the_leader_plan_replaces_the_assignment_of_its_generation(log, clock):
+    a = join(log, clock, "a")
+    b = join(log, clock, "b")
+    beat = a.membership.heartbeat(a.member_id, a.generation)
+    synced = a.membership.sync(a.member_id, beat.generation, assignment={
+        a.member_id: tps("t", 0), b.member_id: tps("t", 1, 2, 3)})
+    assert (synced.generation, synced.owned) == (2, tps("t", 0))
+    assert a.events.calls[-1] == ("revoked", tps("t", 1, 2, 3))
+    beat = b.membership.heartbeat(b.member_id, b.generation)
+    assert (beat.generation, beat.rebalance) == (2, True)  # same generation, a new plan
+    b.generation = b.membership.sync(b.member_id, 2).generation
+    assert (b.generation, owned(b)) == (2, tps("t", 1, 2, 3))
+    settle([a, b])  # nothing moves back: the leader's plan stays
+    assert (owned(a), owned(b), a.generation, b.generation) == (tps("t", 0), tps("t", 1, 2, 3),
+                                                                 2, 2)
+    rejoined = b.membership.join(client_id="b", topics=["t"], assignors=("range",),
+                                 session_timeout_ms=LONG_MS, rebalance_timeout_ms=LONG_MS,
+                                 member_id=b.member_id)
+    assert rejoined.generation == 2  # an unchanged subscription does not rebalance
+
+
+@pytest.mark.parametrize("bad", [
+    {"nobody": tps("t", 0)},
+    {"A": tps("t", 4)},
+    {"A": {TopicPartition("u", 0)}},
+    {"A": tps("t", 0, 1), "B": tps("t", 1)},
+])
+def test_a_bad_leader_plan_changes_nothing(log, clock, bad):
+    log.create_topic("u", partitions=1)
+    a = join(log, clock, "a")
+    b = join(log, clock, "b")
+    a.generation = a.membership.sync(a.member_id, 2).generation
+    ids = {"A": a.member_id, "B": b.member_id}
+    before = plan_file(log)
+    with pytest.raises(ConfigError):
+        a.membership.sync(a.member_id, 2, assignment={ids.get(m, m): p for m, p in bad.items()})
+    assert plan_file(log) == before
+    assert owned(a) == tps("t", 0, 1)
+
+
+def test_only_the_leader_of_the_current_generation_assigns(log, clock):
+    a = join(log, clock, "a")
+    b = join(log, clock, "b")
+    with pytest.raises(IllegalStateError, match="not the leader"):
+        b.membership.sync(b.member_id, 2, assignment={b.member_id: ALL4})
+    with pytest.raises(IllegalGenerationError):
+        a.membership.sync(a.member_id, 1, assignment={a.member_id: ALL4})
+    assert b'"assigned_by"' not in plan_file(log)
