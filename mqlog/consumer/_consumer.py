@@ -131,19 +131,23 @@ class Consumer:
     def _join(self) -> None:
         """Join (or change the subscription), then sync the generation joined."""
         member = self._member
-        joined = member.join(client_id=self.config.client_id, topics=self._topics,
-                             assignors=(self.config.assignor,),
-                             session_timeout_ms=self.config.max_poll_interval_ms,
-                             rebalance_timeout_ms=self.config.max_poll_interval_ms,
-                             member_id=member.member_id)
+        request = dict(client_id=self.config.client_id, topics=self._topics,
+                       assignors=(self.config.assignor,),
+                       session_timeout_ms=self.config.max_poll_interval_ms,
+                       rebalance_timeout_ms=self.config.max_poll_interval_ms)
+        try:
+            joined = member.join(**request, member_id=member.member_id)
+        except UnknownMemberError:  # removed meanwhile (the watchdog): join anew
+            joined = member.join(**request)
         self._member_id = joined.member_id
         self._sync(joined.generation)
 
     def _sync(self, generation: int) -> None:
         try:
             self._generation = self._member.sync(self._member_id, generation).generation
-        except IllegalGenerationError:
-            pass  # a newer plan came meanwhile: the next heartbeat reports it
+        except (IllegalGenerationError, UnknownMemberError):
+            pass  # a newer plan, or a removal (the watchdog), came meanwhile: the next poll
+            # syncs that plan, or joins again
 
     def _heartbeat(self) -> None:
         """Called by every poll: rejoin if removed, heartbeat, sync a new generation."""
