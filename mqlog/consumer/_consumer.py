@@ -410,8 +410,9 @@ class Consumer:
                     raise ConfigError(f"offsets must be ints >= 0, not {offset!r}")
                 self._log._partition(tp.topic, tp.partition)  # Unknown...Error if none
         if self._member is not None:
-            self._member.authorize_commit(self._member_id, self._generation, offsets)
-        self._offsets.commit(self.group, offsets, self._member_id, metadata)
+            self._member.commit(self._member_id, self._generation, offsets, metadata)
+        else:
+            self._offsets.commit(self.group, offsets, "", metadata)
         return dict(offsets)
 
     def committed(self, tp: TopicPartition) -> int | None:

@@ -48,19 +48,17 @@ Invariants (under the membership's lock):
    that left (or was closed) may not.
 5. Commit authority: only the member that owns a partition (holds its lock)
    may commit its offset, with its current member id and generation
-   (:meth:`authorize_commit`).
+   (:meth:`authorize_commit`; :meth:`commit` checks and writes under the lock).
 
-Assignment. By default the plan of a generation is computed when the
-generation is published, by the membership that publishes it, with its
-member's first known assignor (server-side assignment). Client-side
-assignment, as Kafka's: the leader (lowest member id of the generation) gets
-every member's subscription with its JoinResult (or from :meth:`members`),
-computes a plan and hands it to :meth:`sync`; it replaces the generation's
-assignment (recorded as ``assigned_by`` in the plan), and every member's next
-heartbeat asks it to sync again. The generation stays: a rejoin with an
-unchanged subscription changes nothing, so the group does not go round
-again. A plan changes only when the live members, their subscriptions or the
-partition counts change (or its leader replaces it).
+Assignment. The membership that publishes a generation computes its plan with
+its member's first known assignor. Client-side assignment, as Kafka's: the
+leader (lowest member id of the generation) gets every member's subscription
+in its JoinResult (or from :meth:`members`) and hands its own plan to
+:meth:`sync`; it replaces the generation's assignment (``assigned_by`` in the
+plan) and every member's next heartbeat asks it to sync again. A plan changes
+only when the live members, their subscriptions or the partition counts
+change (or its leader replaces it); a rejoin with an unchanged subscription
+changes nothing, so the group does not go round again.
 
 Deadlines are enforced by :meth:`expire`, which a watchdog thread runs (or, for
 a server hosting many members with ``watchdog=False``, its own timer); the
@@ -223,7 +221,6 @@ class GroupMembership:
             }
             if not self._member_id:
                 self._info = info
-            if not self._member_id:
                 self._create_member(client_id)
             elif unstamped(info) != unstamped(self._info):
                 self._info = info
@@ -328,6 +325,14 @@ class GroupMembership:
             if not_owned:
                 raise CommitFailedError(f"member {member_id} of group {self.group!r} does "
                                         f"not own {named(not_owned)} (any more)")
+
+    def commit(self, member_id: str, generation: int, offsets: Mapping[TopicPartition, int],
+               metadata: str = "") -> None:
+        """Commit ``offsets`` for the group if :meth:`authorize_commit` passes, both
+        under the membership's lock: the partitions cannot be lost in between."""
+        with self._lock:
+            self.authorize_commit(member_id, generation, offsets)
+            self._log._offset_store().commit(self.group, offsets, member_id, metadata)
 
     def _check_member(self, member_id: str, partitions: Sequence[TopicPartition] = ()) -> None:
         if member_id and member_id == self._member_id:

@@ -317,6 +317,22 @@ def test_only_the_owner_may_commit_a_partition(log, clock):
     b.membership.authorize_commit(b.member_id, b.generation, tps("t", 2, 3))
 
 
+def test_commit_writes_only_what_the_check_allows(log, clock):
+    a = join(log, clock, "a")
+    b = join(log, clock, "b")
+    settle([a, b])
+    a.membership.commit(a.member_id, a.generation, {TopicPartition("t", 0): 5}, "meta")
+    with pytest.raises(CommitFailedError):
+        a.membership.commit(a.member_id, a.generation,
+                            {TopicPartition("t", 1): 6, TopicPartition("t", 2): 6})
+    with pytest.raises(IllegalGenerationError):
+        a.membership.commit(a.member_id, a.generation - 1, {TopicPartition("t", 1): 7})
+    reader = log.consumer("g")
+    assert [reader.committed(tp) for tp in sorted(ALL4)] == [5, None, None, None]
+    stored = log._offset_store().committed("g", TopicPartition("t", 0))
+    assert (stored.metadata, stored.member_id) == ("meta", a.member_id)
+
+
 def test_a_consumer_commit_after_removal_names_the_unknown_member(log):
     """The Consumer's commits go through the same check: once removed (here by its
     own leave), its member id is unknown."""
