@@ -46,6 +46,7 @@ from mqlog.logstore._record import Message
 
 if TYPE_CHECKING:
     from mqlog.consumer._membership import GroupMembership
+    from mqlog.consumer._membership_messages import JoinResult
     from mqlog.logstore._log import Log
     from mqlog.logstore._partition import Partition
 
@@ -123,43 +124,45 @@ class Consumer:
 
         if self._member is None:
             self._member = GroupMembership(
-                self._log, self.group, listener=_GroupListener(self),
+                self._log, self.group, listener=_GroupListener(self, self.group),
                 check_interval_ms=self.config.group_check_interval_ms)
         self._topics, self._on_assigned, self._on_revoked = topics, on_assigned, on_revoked
-        self._join()
+        self._join(self._member)
 
-    def _join(self) -> None:
+    def _join(self, member: GroupMembership) -> None:
         """Join (or change the subscription), then sync the generation joined."""
-        member = self._member
-        request = dict(client_id=self.config.client_id, topics=self._topics,
-                       assignors=(self.config.assignor,),
-                       session_timeout_ms=self.config.max_poll_interval_ms,
-                       rebalance_timeout_ms=self.config.max_poll_interval_ms)
         try:
-            joined = member.join(**request, member_id=member.member_id)
+            joined = self._join_as(member, member.member_id)
         except UnknownMemberError:  # removed meanwhile (the watchdog): join anew
-            joined = member.join(**request)
+            joined = self._join_as(member, "")
         self._member_id = joined.member_id
-        self._sync(joined.generation)
+        self._sync(member, joined.generation)
 
-    def _sync(self, generation: int) -> None:
+    def _join_as(self, member: GroupMembership, member_id: str) -> JoinResult:
+        return member.join(client_id=self.config.client_id, topics=self._topics,
+                           assignors=(self.config.assignor,),
+                           session_timeout_ms=self.config.max_poll_interval_ms,
+                           rebalance_timeout_ms=self.config.max_poll_interval_ms,
+                           member_id=member_id)
+
+    def _sync(self, member: GroupMembership, generation: int) -> None:
         try:
-            self._generation = self._member.sync(self._member_id, generation).generation
+            self._generation = member.sync(self._member_id, generation).generation
         except (IllegalGenerationError, UnknownMemberError):
             pass  # a newer plan, or a removal (the watchdog), came meanwhile: the next poll
             # syncs that plan, or joins again
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, member: GroupMembership) -> None:
         """Called by every poll: rejoin if removed, heartbeat, sync a new generation."""
-        if not self._member.member_id:  # removed after a long pause: join again
-            self._join()
+        if not member.member_id:  # removed after a long pause: join again
+            self._join(member)
             return
         try:
-            beat = self._member.heartbeat(self._member_id, self._generation)
+            beat = member.heartbeat(self._member_id, self._generation)
         except UnknownMemberError:
             return  # removed just now (watchdog): the next poll joins again
         if beat.rebalance:
-            self._sync(beat.generation)
+            self._sync(member, beat.generation)
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Read exactly these partitions (no group membership)."""
@@ -294,7 +297,7 @@ class Consumer:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._member is not None:
-                self._heartbeat()
+                self._heartbeat(self._member)
             seen = self._log.append_counter()
             pieces = self._fetch(limit, read)
             if self.config.enable_auto_commit:
@@ -461,8 +464,9 @@ class _GroupListener:
     """How the group membership tells its Consumer what changed (see
     ``MembershipListener``): the assignment follows, the user's callbacks run."""
 
-    def __init__(self, consumer: Consumer) -> None:
+    def __init__(self, consumer: Consumer, group: str) -> None:
         self._consumer = consumer
+        self._group = group
 
     def partitions_assigned(self, partitions: set[TopicPartition]) -> None:
         consumer = self._consumer
@@ -479,7 +483,7 @@ class _GroupListener:
                 positions = {tp: a.position for tp, a in consumer._assigned.items()
                              if tp in partitions and a.position is not None}
                 if positions:
-                    consumer._offsets.commit(consumer.group, positions, consumer._member_id)
+                    consumer._offsets.commit(self._group, positions, consumer._member_id)
             if consumer._on_revoked is not None:
                 consumer._on_revoked(partitions)
         finally:

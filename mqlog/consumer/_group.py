@@ -34,6 +34,7 @@ import fcntl
 import json
 import os
 import re
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from mqlog.consumer._assignors import ASSIGNORS
@@ -99,7 +100,7 @@ def read_plan(directory: str) -> dict:
         return {"generation": 0, "members": {}, "assignment": {}}
 
 
-def live_members(directory: str, own: set[str] = frozenset(),
+def live_members(directory: str, own: AbstractSet[str] = frozenset(),
                  prune: bool = True) -> dict[str, dict]:
     """Member id -> info of the members whose lock is held (``own``: ours, held
     in this process, where a probe would wrongly succeed). Files of dead
