@@ -6,16 +6,17 @@ Files of a group, under ``<log>/groups/<group>/``::
                                  membership holds an exclusive flock on it while the
                                  member lives, so a killed process leaves at once
     coordinator.lock             flock held while computing an assignment
-    assignment.json              {generation, members, partitions, assignment}: the
-                                 latest plan
+    assignment.json              {generation, members, partitions, assignment,
+                                 assigned_by if a leader assigned}: the latest plan
     owners/<topic>.<partition>   a membership holds an exclusive flock on this file
                                  while its member owns the partition
 
 Protocol. Any membership that notices a change -- a member file appeared, a
 member's lock is free (it died or left), a subscribed topic appeared or grew --
 calls :func:`rebalance`: under the coordinator lock it works out the live
-members (flock probes), runs the assignor over their subscriptions and, if the
-plan changed, publishes it with the next generation number. Each membership
+members (flock probes) and, if they (or their subscriptions, or the partition
+counts) differ from the plan's, runs the assignor over their subscriptions
+and publishes the new plan with the next generation number. Each membership
 applies the plan cooperatively (see ``_membership``): its member gives up the
 partitions it lost (revoked first, then their locks released) and takes the
 ones it gained as soon as their locks are free.
