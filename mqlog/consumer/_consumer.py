@@ -399,7 +399,8 @@ class Consumer:
                metadata: str = "") -> dict[TopicPartition, int]:
         """Commit ``offsets`` (the next offset to read, per partition), or by default
         the positions of everything returned so far. Raises CommitFailedError,
-        committing nothing, if a partition is not owned by this member."""
+        committing nothing, if a partition is not owned by this member
+        (UnknownMemberError once it was removed from the group for not polling)."""
         self._check_open()
         if self.group is None:
             raise IllegalStateError("commit needs a group: Log.consumer(group=...)")
