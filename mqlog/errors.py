@@ -16,6 +16,8 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── ReadOnlyError                a write through a Log opened with read_only=True
     ├── NoOffsetForPartitionError    no committed offset and auto_offset_reset="error"
     ├── CommitFailedError            a commit for a partition this member does not own
+    │   ├── UnknownMemberError           ... or from a member id the group does not know (any more)
+    │   └── IllegalGenerationError       ... or with a generation that is not the member's
     ├── GroupNotEmptyError           an admin change refused while the group has members
     ├── IllegalStateError            a call that does not fit the client's state
     ├── UnknownGroupError            no consumer or queue group of that name
@@ -144,6 +146,20 @@ class CommitFailedError(MqlogError):
     went to another member; the records since the last commit will be
     processed again by the new owner.
     """
+
+
+class UnknownMemberError(CommitFailedError):
+    """A member id the group does not know (any more): the member left, or it was
+    removed because it did not poll or heartbeat within its session timeout
+    (Kafka's UNKNOWN_MEMBER_ID). Raised by commits and by the group membership's
+    heartbeat and sync; the member must join again, under a new member id."""
+
+
+class IllegalGenerationError(CommitFailedError):
+    """A commit or sync named a generation of the group that is not the member's
+    current one: it comes from before a rebalance the member has gone through
+    since, or from a generation that never existed (Kafka's ILLEGAL_GENERATION).
+    The member must join (or sync) again to learn the current generation."""
 
 
 class GroupNotEmptyError(MqlogError):

@@ -9,6 +9,14 @@ from mqlog.consumer import admin
 from mqlog.consumer._config import ConsumerConfig, TopicPartition, check_timeout
 from mqlog.consumer._consumer import Consumer
 from mqlog.consumer._group import is_queue_group
+from mqlog.consumer._membership import GroupMembership
+from mqlog.consumer._membership_messages import (
+    HeartbeatResult,
+    JoinResult,
+    MembershipListener,
+    MemberSubscription,
+    SyncResult,
+)
 from mqlog.consumer._offsets import OFFSETS_TOPIC, committed_end_floor, offset_store
 from mqlog.consumer._queue import (
     QueueConsumer,
@@ -29,10 +37,16 @@ __all__ = [
     "Consumer",
     "ConsumerConfig",
     "GroupDescription",
+    "GroupMembership",
     "GroupPartitionDescription",
+    "HeartbeatResult",
+    "JoinResult",
     "MemberDescription",
+    "MemberSubscription",
+    "MembershipListener",
     "QueueConsumer",
     "QueueMessage",
+    "SyncResult",
     "TopicPartition",
     "admin",
     "check_dead_letter_topic",

@@ -5,9 +5,13 @@ Owner: a Consumer owns its assignment and one position per assigned partition
 (like Kafka's consumer); ``close`` may be called from another.
 
 Without a group it reads what it is told (``assign``) and cannot commit. With
-a group, ``subscribe`` makes it a member: the group's coordinator (see
-``_group``) decides which partitions it owns; it only fetches a partition
-while holding that partition's ownership lock, and commits only those.
+a group, ``subscribe`` makes it a member through a ``GroupMembership`` (see
+``_membership``), used as a remote member would use it: join, then on each
+poll a heartbeat, and a sync when the heartbeat reports a new generation;
+commits name the member id and generation. The membership tells the consumer
+which partitions it gained, must give up, or lost, through ``_GroupListener``;
+the consumer only fetches a partition while the membership owns it, and
+commits only those.
 """
 
 from __future__ import annotations
@@ -27,19 +31,21 @@ from mqlog.consumer._config import (
 )
 from mqlog.consumer._offsets import offset_store
 from mqlog.errors import (
-    CommitFailedError,
     ConfigError,
     CorruptRecordError,
+    IllegalGenerationError,
     IllegalStateError,
     LogClosedError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
+    UnknownMemberError,
 )
 from mqlog.logstore import Engine, Message, Partition, RecordColumns, checked_timestamp
 from mqlog.names import validate_name
 
 if TYPE_CHECKING:
-    from mqlog.consumer._group import GroupMember
+    from mqlog.consumer._membership import GroupMembership
+    from mqlog.consumer._membership_messages import JoinResult
 
 Listener = Callable[[set[TopicPartition]], None]
 #: Damaged ranges ``Consumer.skipped_ranges`` remembers (the most recent ones).
@@ -73,7 +79,13 @@ class Consumer:
         self._order: list[_Assigned] = []
         self._next = 0
         self._manual = False
-        self._member: GroupMember | None = None
+        self._member: GroupMembership | None = None
+        #: As a remote member would: the member id and generation of the last join / sync.
+        self._member_id = ""
+        self._generation = -1
+        self._topics: list[str] | re.Pattern = []
+        self._on_assigned: Listener | None = None
+        self._on_revoked: Listener | None = None
         self._closed = False
         self._last_auto_commit = time.monotonic()
         #: Records skipped because they were damaged on disk (``on_corrupt="skip"``).
@@ -105,11 +117,49 @@ class Consumer:
             topics = sorted(set(topics))
             for name in topics:
                 self._log.partition_count(name)  # UnknownTopicError now, not at poll
-        from mqlog.consumer._group import GroupMember
+        from mqlog.consumer._membership import GroupMembership
 
         if self._member is None:
-            self._member = GroupMember(self._log, self.group, self.config, self)
-        self._member.subscribe(topics, on_assigned, on_revoked)
+            self._member = GroupMembership(
+                self._log, self.group, listener=_GroupListener(self, self.group),
+                check_interval_ms=self.config.group_check_interval_ms)
+        self._topics, self._on_assigned, self._on_revoked = topics, on_assigned, on_revoked
+        self._join(self._member)
+
+    def _join(self, member: GroupMembership) -> None:
+        """Join (or change the subscription), then sync the generation joined."""
+        try:
+            joined = self._join_as(member, member.member_id)
+        except UnknownMemberError:  # removed meanwhile (the watchdog): join anew
+            joined = self._join_as(member, "")
+        self._member_id = joined.member_id
+        self._sync(member, joined.generation)
+
+    def _join_as(self, member: GroupMembership, member_id: str) -> JoinResult:
+        return member.join(client_id=self.config.client_id, topics=self._topics,
+                           assignors=(self.config.assignor,),
+                           session_timeout_ms=self.config.max_poll_interval_ms,
+                           rebalance_timeout_ms=self.config.max_poll_interval_ms,
+                           member_id=member_id)
+
+    def _sync(self, member: GroupMembership, generation: int) -> None:
+        try:
+            self._generation = member.sync(self._member_id, generation).generation
+        except (IllegalGenerationError, UnknownMemberError):
+            pass  # a newer plan, or a removal (the watchdog), came meanwhile: the next poll
+            # syncs that plan, or joins again
+
+    def _heartbeat(self, member: GroupMembership) -> None:
+        """Called by every poll: rejoin if removed, heartbeat, sync a new generation."""
+        if not member.member_id:  # removed after a long pause: join again
+            self._join(member)
+            return
+        try:
+            beat = member.heartbeat(self._member_id, self._generation)
+        except UnknownMemberError:
+            return  # removed just now (watchdog): the next poll joins again
+        if beat.rebalance:
+            self._sync(member, beat.generation)
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Read exactly these partitions (no group membership)."""
@@ -244,7 +294,7 @@ class Consumer:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._member is not None:
-                self._member.on_poll()
+                self._heartbeat(self._member)
             seen = self._log.append_counter()
             pieces = self._fetch(limit, read)
             if self.config.enable_auto_commit:
@@ -346,18 +396,12 @@ class Consumer:
                metadata: str = "") -> dict[TopicPartition, int]:
         """Commit ``offsets`` (the next offset to read, per partition), or by default
         the positions of everything returned so far. Raises CommitFailedError,
-        committing nothing, if a partition is not owned by this member."""
+        committing nothing, if a partition is not owned by this member
+        (UnknownMemberError once it was removed from the group for not polling)."""
         self._check_open()
         if self.group is None:
             raise IllegalStateError("commit needs a group: Log.consumer(group=...)")
-        evicted = self._member is not None and self._member.evicted
         if offsets is None:
-            if evicted:
-                raise CommitFailedError(
-                    f"this member of group {self.group!r} gave up its partitions after not "
-                    f"polling for max_poll_interval_ms={self.config.max_poll_interval_ms}; "
-                    f"poll again to rejoin"
-                )
             offsets = {tp: a.position for tp, a in self._assigned.items()
                        if a.position is not None}
         else:
@@ -366,16 +410,10 @@ class Consumer:
                 if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
                     raise ConfigError(f"offsets must be ints >= 0, not {offset!r}")
                 self._log.partition(tp.topic, tp.partition)  # Unknown...Error if none
-        member_id = ""
         if self._member is not None:
-            not_owned = sorted(tp for tp in offsets if not self._member.owns(tp))
-            if not_owned:
-                raise CommitFailedError(
-                    f"member {self._member.member_id} of group {self.group!r} does not own "
-                    f"{', '.join(f'{t}/{p}' for t, p in not_owned)} (any more)"
-                )
-            member_id = self._member.member_id
-        self._offsets.commit(self.group, offsets, member_id, metadata)
+            self._member.commit(self._member_id, self._generation, offsets, metadata)
+        else:
+            self._offsets.commit(self.group, offsets, "", metadata)
         return dict(offsets)
 
     def committed(self, tp: TopicPartition) -> int | None:
@@ -393,8 +431,7 @@ class Consumer:
                      if a.position is not None
                      and (self._member is None or self._member.owns(tp))}
             if owned:
-                self._offsets.commit(self.group, owned,
-                                     self._member.member_id if self._member else "")
+                self._offsets.commit(self.group, owned, self._member_id)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -412,10 +449,44 @@ class Consumer:
         finally:
             self._closed = True
             if self._member is not None:
-                self._member.leave()
+                self._member.close()
 
     def __enter__(self) -> Consumer:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class _GroupListener:
+    """How the group membership tells its Consumer what changed (see
+    ``MembershipListener``): the assignment follows, the user's callbacks run."""
+
+    def __init__(self, consumer: Consumer, group: str) -> None:
+        self._consumer = consumer
+        self._group = group
+
+    def partitions_assigned(self, partitions: set[TopicPartition]) -> None:
+        consumer = self._consumer
+        consumer._set_assignment(set(consumer._assigned) | partitions)
+        if consumer._on_assigned is not None:
+            consumer._on_assigned(partitions)
+
+    def partitions_revoked(self, partitions: set[TopicPartition]) -> None:
+        """With auto-commit, commit their positions first; then the user's callback;
+        the partitions leave the assignment even if either failed."""
+        consumer = self._consumer
+        try:
+            if consumer.config.enable_auto_commit:
+                positions = {tp: a.position for tp, a in consumer._assigned.items()
+                             if tp in partitions and a.position is not None}
+                if positions:
+                    consumer._offsets.commit(self._group, positions, consumer._member_id)
+            if consumer._on_revoked is not None:
+                consumer._on_revoked(partitions)
+        finally:
+            consumer._set_assignment(set(consumer._assigned) - partitions)
+
+    def partitions_lost(self, partitions: set[TopicPartition]) -> None:
+        consumer = self._consumer
+        consumer._set_assignment(set(consumer._assigned) - partitions)

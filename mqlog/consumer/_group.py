@@ -1,31 +1,31 @@
-"""Group membership, the rebalance coordinator, and partition ownership locks.
+"""A group's files, the rebalance coordinator, and the probes of liveness.
 
 Files of a group, under ``<log>/groups/<group>/``::
 
-    members/<member_id>.json     who the member is; it holds an exclusive flock on
-                                 it while alive, so a killed process leaves at once
+    members/<member_id>.json     who the member is and what it subscribes to; its
+                                 membership holds an exclusive flock on it while the
+                                 member lives, so a killed process leaves at once
     coordinator.lock             flock held while computing an assignment
-    assignment.json              {generation, members, assignment}: the latest plan
-    owners/<topic>.<partition>   a member holds an exclusive flock on this file while
-                                 it owns the partition
+    assignment.json              {generation, members, partitions, assignment,
+                                 assigned_by if a leader assigned}: the latest plan
+    owners/<topic>.<partition>   a membership holds an exclusive flock on this file
+                                 while its member owns the partition
 
-Protocol. Any member that notices a change -- a member file appeared, a
+Protocol. Any membership that notices a change -- a member file appeared, a
 member's lock is free (it died or left), a subscribed topic appeared or grew --
-takes the coordinator lock, works out the live members (flock probes), runs the
-assignor over their subscriptions and, if the plan changed, publishes it with
-the next generation number. Every member checks the plan on each poll (at most
-every ``group_check_interval_ms``) and applies it cooperatively: it gives up
-the partitions it lost (``on_revoked`` first, then releases their locks) and
-takes the ones it gained as soon as their locks are free (the previous owner
-releases them on its next poll, or its death releases them). Partitions that
-stay keep being consumed throughout.
+calls :func:`rebalance`: under the coordinator lock it works out the live
+members (flock probes) and, if they (or their subscriptions, or the partition
+counts) differ from the plan's, runs the assignor over their subscriptions
+and publishes the new plan with the next generation number. Each membership
+applies the plan cooperatively (see ``_membership``): its member gives up the
+partitions it lost (revoked first, then their locks released) and takes the
+ones it gained as soon as their locks are free.
 
-Guarantees. A member fetches and commits a partition only while it holds the
-partition's lock, so no two members (threads or processes) ever consume one
-partition at the same time, and a commit from a member that lost a partition
-fails. A member that does not poll for ``max_poll_interval_ms`` gives up all
-its partitions by itself (a watchdog thread), as a Kafka client leaves its
-group; its next poll joins again.
+Invariants. Generations only grow; a published plan assigns each partition of
+the subscribed topics to at most one live member; the plan file is replaced
+whole (atomic rename), so a reader sees one plan or the next, never a mix.
+Queue groups (``queues/<group>/``) use the same member files and lock probes,
+not the plan.
 """
 
 from __future__ import annotations
@@ -35,26 +35,17 @@ import fcntl
 import json
 import os
 import re
-import socket
-import threading
-import time
-import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Set as AbstractSet
 
 from mqlog.consumer._assignors import ASSIGNORS
-from mqlog.consumer._config import ConsumerConfig, TopicPartition
+from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._offsets import OFFSETS_TOPIC, offset_store
 from mqlog.errors import ConfigError, MqlogError
 from mqlog.logstore import Engine, atomic_write
 from mqlog.names import validate_name
 
-if TYPE_CHECKING:
-    from mqlog.consumer._consumer import Consumer
-
 GROUPS_DIR = "groups"
 QUEUES_DIR = "queues"
-Listener = Callable[[set[TopicPartition]], None]
 
 
 def group_directory(log: Engine, group: str) -> str:
@@ -107,7 +98,7 @@ def read_plan(directory: str) -> dict:
         return {"generation": 0, "members": {}, "assignment": {}}
 
 
-def live_members(directory: str, own: set[str] = frozenset(),
+def live_members(directory: str, own: AbstractSet[str] = frozenset(),
                  prune: bool = True) -> dict[str, dict]:
     """Member id -> info of the members whose lock is held (``own``: ours, held
     in this process, where a probe would wrongly succeed). Files of dead
@@ -151,273 +142,121 @@ def lock_is_held(path: str) -> bool:
         os.close(fd)
 
 
-class GroupMember:
-    """This consumer's membership of one group."""
 
-    def __init__(self, log: Engine, group: str, config: ConsumerConfig, consumer: Consumer) -> None:
-        validate_name("group", group)
-        self._log = log
-        self.group = group
-        self.config = config
-        self._consumer = consumer
-        refuse_other_kind(log, group, "consumer")
-        self.directory = group_directory(log, group)
-        for sub in ("members", "owners"):
-            os.makedirs(os.path.join(self.directory, sub), exist_ok=True)
-        self._lock = threading.RLock()
-        self._topics: list[str] | re.Pattern = []
-        self._on_assigned: Listener | None = None
-        self._on_revoked: Listener | None = None
-        self.member_id = ""
-        self._member_fd = -1
-        self._owned: dict[TopicPartition, int] = {}  # partition -> fd holding its lock
-        self._wanted: set[TopicPartition] = set()
-        self._generation = -1
-        self._plan_stamp: tuple[int, int] | None = None
-        self._last_check = 0.0
-        self.last_poll = time.monotonic()
-        self._closed = False
-        #: Set when the watchdog gave the partitions up (no poll for max_poll_interval_ms);
-        #: commits fail until the next poll joins again.
-        self.evicted = False
-        self._watchdog: threading.Thread | None = None
 
-    # -- joining and leaving ---------------------------------------------------------
+def member_file(directory: str, member_id: str) -> str:
+    """The file of member ``member_id`` of the group in ``directory``."""
+    return os.path.join(directory, "members", f"{member_id}.json")
 
-    def subscribe(self, topics: list[str] | re.Pattern, on_assigned: Listener | None,
-                  on_revoked: Listener | None) -> None:
-        with self._lock:
-            self._topics = topics
-            self._on_assigned, self._on_revoked = on_assigned, on_revoked
-            if self.member_id:
-                self._write_member_file()
-            else:
-                self._join()
-            self.rebalance()
-            self._apply_plan(force=True)
-        if self._watchdog is None:
-            self._watchdog = threading.Thread(target=self._watch, daemon=True,
-                                              name=f"mqlog-group-{self.group}")
-            self._watchdog.start()
 
-    def _join(self) -> None:
-        """Appear as a member: the file is locked and filled under a temporary name,
-        then renamed, so no prober ever sees an unlocked member file."""
-        self.member_id = f"{self.config.client_id}-{uuid.uuid4().hex[:12]}"
-        path = self._member_path()
-        staging = path + ".joining"
-        self._member_fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        fcntl.flock(self._member_fd, fcntl.LOCK_EX)
-        self._write_member_file()
-        os.rename(staging, path)
+def owner_file(directory: str, tp: TopicPartition) -> str:
+    """The file whose flock is the ownership of ``tp`` in the group in ``directory``."""
+    return os.path.join(directory, "owners", f"{tp.topic}.{tp.partition}")
 
-    def _member_path(self) -> str:
-        return os.path.join(self.directory, "members", f"{self.member_id}.json")
 
-    def _write_member_file(self) -> None:
-        topics = self._topics
-        info = {
-            "client_id": self.config.client_id,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "assignor": self.config.assignor,
-            "topics": topics if isinstance(topics, list) else None,
-            "pattern": topics.pattern if isinstance(topics, re.Pattern) else None,
-            "joined_ms": self._log.now_ms(),
-        }
-        data = json.dumps(info, sort_keys=True).encode()
-        os.ftruncate(self._member_fd, 0)
-        os.pwrite(self._member_fd, data, 0)
-
-    def leave(self) -> None:
-        """Give up every partition and leave the group at once."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                self._drop_membership(revoke_callback=True)
-            finally:
-                self.rebalance()
-
-    def _drop_membership(self, revoke_callback: bool) -> None:
-        self._wanted = set()
+def partition_counts(log: Engine, members: dict[str, dict]) -> dict[str, int]:
+    """Partition count of every topic some member subscribes to (by name or by
+    pattern; internal topics never match a pattern)."""
+    wanted: set[str] = set()
+    patterns = []
+    for info in members.values():
+        if info.get("topics") is not None:
+            wanted.update(info["topics"])
+        elif info.get("pattern") is not None:
+            patterns.append(re.compile(info["pattern"]))
+    if patterns:
+        for name in log.topics():
+            if not name.startswith("__") and any(p.fullmatch(name) for p in patterns):
+                wanted.add(name)
+    counts = {}
+    for name in sorted(wanted):
         try:
-            self._release(set(self._owned), revoke_callback)
-        finally:
-            if self._member_fd >= 0:
-                try:
-                    os.unlink(self._member_path())
-                except FileNotFoundError:
-                    pass
-                os.close(self._member_fd)
-                self._member_fd = -1
-            self.member_id = ""
+            counts[name] = log.partition_count(name)
+        except MqlogError:
+            continue  # deleted meanwhile
+    return counts
 
-    # -- polling ------------------------------------------------------------------------
 
-    def on_poll(self) -> None:
-        """Called by every poll: rejoin if evicted, look for changes, apply the plan."""
-        self.last_poll = time.monotonic()
-        with self._lock:
-            if self._closed:
-                return
-            if not self.member_id:  # gave up its partitions after a long pause
-                self._join()
-                self.evicted = False
-                self.rebalance()
-            now = time.monotonic()
-            if now - self._last_check >= self.config.group_check_interval_ms / 1000:
-                self._last_check = now
-                if self._membership_changed():
-                    self.rebalance()
-                self._apply_plan()
-            elif self._wanted - set(self._owned):
-                self._take(self._wanted - set(self._owned))
+def subscribed_topics(info: dict, counts: dict[str, int]) -> set[str]:
+    """The topics of ``counts`` that the member described by ``info`` subscribes to."""
+    if info.get("topics") is not None:
+        return set(info["topics"]) & set(counts)
+    pattern = re.compile(info.get("pattern") or r"(?!)")
+    return {topic for topic in counts if pattern.fullmatch(topic)}
 
-    def owns(self, tp: TopicPartition) -> bool:
-        return tp in self._owned
 
-    def _membership_changed(self) -> bool:
-        """Cheap check whether the plan is out of date: members or topics changed."""
-        plan = read_plan(self.directory)
-        planned = set(plan["members"])
-        names = {n[:-5] for n in os.listdir(os.path.join(self.directory, "members"))
-                 if n.endswith(".json")}
-        if names != planned:
+def plan_is_stale(log: Engine, directory: str, own: str) -> bool:
+    """Cheap check whether the published plan is out of date: a member joined,
+    left or died, or a subscribed topic appeared or grew (``own``: the caller's
+    member id, alive by definition)."""
+    plan = read_plan(directory)
+    planned = set(plan["members"])
+    names = {n[:-5] for n in os.listdir(os.path.join(directory, "members"))
+             if n.endswith(".json")}
+    if names != planned:
+        return True
+    for member_id in planned:
+        if member_id != own and not lock_is_held(member_file(directory, member_id)):
             return True
-        for member_id in planned:
-            if member_id != self.member_id and not lock_is_held(
-                os.path.join(self.directory, "members", f"{member_id}.json")
-            ):
-                return True
-        return self._partition_counts(plan["members"]) != plan.get("partitions", {})
+    return partition_counts(log, plan["members"]) != plan.get("partitions", {})
 
-    def _partition_counts(self, members: dict[str, dict]) -> dict[str, int]:
-        """Partition count of every topic some member subscribes to."""
-        wanted: set[str] = set()
-        patterns = []
-        for info in members.values():
-            if info.get("topics") is not None:
-                wanted.update(info["topics"])
-            elif info.get("pattern") is not None:
-                patterns.append(re.compile(info["pattern"]))
-        if patterns:
-            for name in self._log.topics():
-                if not name.startswith("__") and any(p.fullmatch(name) for p in patterns):
-                    wanted.add(name)
-        counts = {}
-        for name in sorted(wanted):
-            try:
-                counts[name] = self._log.partition_count(name)
-            except MqlogError:
-                continue  # deleted meanwhile
-        return counts
 
-    # -- the coordinator -----------------------------------------------------------------
+def _coordinator_lock(directory: str) -> int:
+    """An fd holding the group's coordinator lock (closing it releases the lock)."""
+    fd = os.open(os.path.join(directory, "coordinator.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
-    def rebalance(self) -> None:
-        """Recompute and publish the plan if it changed (under the coordinator lock)."""
-        fd = os.open(os.path.join(self.directory, "coordinator.lock"),
-                     os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            plan = read_plan(self.directory)
-            own = {self.member_id} if self.member_id else set()
-            members = live_members(self.directory, own)
-            counts = self._partition_counts(members)
-            subscriptions = {}
-            for member_id, info in members.items():
-                if info.get("topics") is not None:
-                    subscriptions[member_id] = set(info["topics"]) & set(counts)
-                else:
-                    pattern = re.compile(info.get("pattern") or r"(?!)")
-                    subscriptions[member_id] = {t for t in counts if pattern.fullmatch(t)}
-            previous = {m: [TopicPartition(*tp) for tp in tps]
-                        for m, tps in plan["assignment"].items()}
-            assignor = ASSIGNORS[self.config.assignor]
-            assignment = assignor(subscriptions, counts, previous)
-            document = {
-                "members": members,
-                "partitions": counts,
-                "assignment": {m: [list(tp) for tp in tps] for m, tps in assignment.items()},
-            }
-            if any(document[key] != plan.get(key) for key in document):
-                document["generation"] = plan["generation"] + 1
-                _write_json_atomically(os.path.join(self.directory, "assignment.json"), document)
-        finally:
-            os.close(fd)
 
-    # -- applying the plan ---------------------------------------------------------------
+def rebalance(log: Engine, directory: str, own: str, assignor: str) -> dict:
+    """Publish a new plan, computed by ``assignor``, with the next generation if
+    the live members (and their subscriptions) or the partition counts differ
+    from the plan's; return the plan now in force. A plan whose inputs did not
+    change stays as it is (so does a leader's, see :func:`install_plan`). Runs
+    under the coordinator lock: concurrent coordinators publish one after the
+    other."""
+    fd = _coordinator_lock(directory)
+    try:
+        plan = read_plan(directory)
+        members = live_members(directory, {own} if own else set())
+        counts = partition_counts(log, members)
+        if (members, counts) == (plan["members"], plan.get("partitions")):
+            return plan
+        subscriptions = {member_id: subscribed_topics(info, counts)
+                         for member_id, info in members.items()}
+        previous = {m: [TopicPartition(*tp) for tp in tps]
+                    for m, tps in plan["assignment"].items()}
+        assignment = ASSIGNORS[assignor](subscriptions, counts, previous)
+        document = {
+            "members": members,
+            "partitions": counts,
+            "assignment": {m: [list(tp) for tp in tps] for m, tps in assignment.items()},
+        }
+        document["generation"] = plan["generation"] + 1
+        _write_json_atomically(os.path.join(directory, "assignment.json"), document)
+        return document
+    finally:
+        os.close(fd)
 
-    def _apply_plan(self, force: bool = False) -> None:
-        path = os.path.join(self.directory, "assignment.json")
-        try:
-            stat = os.stat(path)
-            stamp = (stat.st_ino, stat.st_mtime_ns)
-        except FileNotFoundError:
-            stamp = None
-        if stamp == self._plan_stamp and not force:
-            if self._wanted - set(self._owned):
-                self._take(self._wanted - set(self._owned))
-            return
-        self._plan_stamp = stamp
-        plan = read_plan(self.directory)
-        self._generation = plan["generation"]
-        wanted = {TopicPartition(*tp) for tp in plan["assignment"].get(self.member_id, ())}
-        self._wanted = wanted  # first: a failing on_revoked must not make us take them back
-        self._release(set(self._owned) - wanted, revoke_callback=True)
-        self._take(wanted - set(self._owned))
 
-    def _release(self, partitions: set[TopicPartition], revoke_callback: bool) -> None:
-        if not partitions:
-            return
-        consumer = self._consumer
-        try:
-            if revoke_callback:
-                if consumer.config.enable_auto_commit and consumer.group is not None:
-                    positions = {tp: a.position for tp, a in consumer._assigned.items()
-                                 if tp in partitions and a.position is not None}
-                    if positions:
-                        consumer._offsets.commit(self.group, positions, self.member_id)
-                if self._on_revoked is not None:
-                    self._on_revoked(set(partitions))
-        finally:  # the partitions go even if the callback or the commit failed
-            for tp in partitions:
-                fd = self._owned.pop(tp, None)
-                if fd is not None:
-                    os.close(fd)  # closing releases the flock
-            consumer._set_assignment(set(self._owned))
-
-    def _take(self, partitions: set[TopicPartition]) -> None:
-        taken = set()
-        for tp in sorted(partitions):
-            path = os.path.join(self.directory, "owners", f"{tp.topic}.{tp.partition}")
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)  # the previous owner has not let go yet
-                continue
-            self._owned[tp] = fd
-            taken.add(tp)
-        if taken:  # new partitions start from the group's committed offset
-            self._consumer._set_assignment(set(self._owned))
-            if self._on_assigned is not None:
-                self._on_assigned(taken)
-
-    # -- the watchdog -----------------------------------------------------------------------
-
-    def _watch(self) -> None:
-        limit_s = self.config.max_poll_interval_ms / 1000
-        step_s = min(1.0, limit_s / 10)
-        while not self._closed:
-            time.sleep(step_s)
-            if time.monotonic() - self.last_poll > limit_s:
-                with self._lock:
-                    if self.member_id and not self._closed and (
-                        time.monotonic() - self.last_poll > limit_s
-                    ):
-                        self._drop_membership(revoke_callback=False)
-                        self.evicted = True
-                        self.rebalance()
+def install_plan(directory: str, generation: int, leader: str,
+                 assignment: dict[str, list[TopicPartition]]) -> dict | None:
+    """Replace the assignment of the published plan by the one its leader
+    computed (client-side assignment), if the plan is still of ``generation``;
+    return the plan now in force, or None when a newer generation came first.
+    The plan keeps its generation and records the leader in ``assigned_by``."""
+    fd = _coordinator_lock(directory)
+    try:
+        plan = read_plan(directory)
+        if plan["generation"] != generation:
+            return None
+        plan["assignment"] = {m: [list(tp) for tp in sorted(tps)] for m, tps in assignment.items()}
+        plan["assigned_by"] = leader
+        _write_json_atomically(os.path.join(directory, "assignment.json"), plan)
+        return plan
+    finally:
+        os.close(fd)
