@@ -14,7 +14,7 @@ import re
 import pytest
 
 import mqlog
-from mqlog.consumer import GroupMembership, MemberSubscription, TopicPartition
+from mqlog.consumer import GroupMembership, MemberSubscription, TopicPartition, offset_store
 from mqlog.errors import (
     CommitFailedError,
     ConfigError,
@@ -88,7 +88,7 @@ def join(log: mqlog.Log, clock: Clock, client_id: str, *, session_ms: int = LONG
     """A member of group "g" (range assignor: client ids fix the order), joined and
     synced."""
     events = Events()
-    membership = GroupMembership(log, "g", listener=events, watchdog=False, clock=clock)
+    membership = GroupMembership(log.engine, "g", listener=events, watchdog=False, clock=clock)
     joined = membership.join(client_id=client_id, topics=list(topics), assignors=("range",),
                              session_timeout_ms=session_ms, rebalance_timeout_ms=rebalance_ms)
     synced = membership.sync(joined.member_id, joined.generation)
@@ -168,7 +168,7 @@ def test_a_revoke_listener_that_fails_still_releases_the_partitions(log, clock):
 def test_the_leader_is_given_every_member_subscription(log, clock):
     log.create_topic("u", partitions=1)
     a = join(log, clock, "a")
-    b = GroupMembership(log, "g", watchdog=False, clock=clock)
+    b = GroupMembership(log.engine, "g", watchdog=False, clock=clock)
     joined = b.join(client_id="b", topics=re.compile("[tu]"), assignors=("cooperative", "sticky"),
                     session_timeout_ms=LONG_MS, rebalance_timeout_ms=LONG_MS)
     assert joined.leader_id == a.member_id
@@ -244,7 +244,7 @@ def test_joining_twice_without_the_member_id_is_refused(log, clock):
     {"rebalance_timeout_ms": True},
 ])
 def test_a_bad_join_changes_nothing_on_disk(log, clock, bad):
-    membership = GroupMembership(log, "g", watchdog=False, clock=clock)
+    membership = GroupMembership(log.engine, "g", watchdog=False, clock=clock)
     request = {"client_id": "a", "topics": ["t"], "assignors": ("range",),
                "session_timeout_ms": LONG_MS, "rebalance_timeout_ms": LONG_MS} | bad
     with pytest.raises(ConfigError):
@@ -329,7 +329,7 @@ def test_commit_writes_only_what_the_check_allows(log, clock):
         a.membership.commit(a.member_id, a.generation - 1, {TopicPartition("t", 1): 7})
     reader = log.consumer("g")
     assert [reader.committed(tp) for tp in sorted(ALL4)] == [5, None, None, None]
-    stored = log._offset_store().committed("g", TopicPartition("t", 0))
+    stored = offset_store(log.engine).committed("g", TopicPartition("t", 0))
     assert (stored.metadata, stored.member_id) == ("meta", a.member_id)
 
 
