@@ -480,6 +480,26 @@ class Log:
         return _admin.reset_offsets(self, group, topic, partitions, to=to, shift_by=shift_by,
                                     by_duration=by_duration, dry_run=dry_run)
 
+    def alter_offsets(self, group: str, offsets, *, dry_run: bool = False):
+        """Set a group's committed offsets (``{TopicPartition: offset}``, any topics)
+        in one commit; an offset beyond the end raises OffsetOutOfRangeError. See
+        :func:`mqlog.consumer._admin.alter_offsets`."""
+        from mqlog.consumer import _admin
+
+        if not dry_run:
+            self._check_writable(f"reset the offsets of group {group!r}")
+        return _admin.alter_offsets(self, group, offsets, dry_run=dry_run)
+
+    def delete_offsets(self, group: str, topic: str | None = None, partitions=None, *,
+                       dry_run: bool = False):
+        """Forget a group's committed offsets for a topic (all topics: None); returns
+        the partitions forgotten. See :func:`mqlog.consumer._admin.delete_offsets`."""
+        from mqlog.consumer import _admin
+
+        if not dry_run:
+            self._check_writable(f"delete offsets of group {group!r}")
+        return _admin.delete_offsets(self, group, topic, partitions, dry_run=dry_run)
+
     def delete_group(self, group: str) -> None:
         """Forget a group and its committed offsets or queue state (refused while it
         has members)."""
