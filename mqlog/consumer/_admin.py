@@ -315,47 +315,48 @@ def _apply(log: Log, group: str, offsets: dict[TopicPartition, int]) -> None:
         log._offset_store().commit(group, offsets, "reset-offsets")
 
 
-def delete_offsets(log: Log, group: str, topic: str | None = None,
+def delete_offsets(log: Log, group: str, topics: str | Iterable[str] | None = None,
                    partitions: Iterable[int] | None = None, *,
                    dry_run: bool = False) -> list[TopicPartition]:
     """Forget a group's committed offsets (a queue group's positions and delivery
-    state) for ``topic``, or for every topic (``topic=None``), as
+    state) for ``topics`` (a name or several), or for every topic (None), as
     ``kafka-consumer-groups --delete-offsets``; ``partitions`` narrows it to
-    those of ``topic``. The topic need not exist any more. Afterwards the group
-    starts those partitions by its ``auto_offset_reset``.
+    those numbers of one named topic. The topics need not exist any more.
+    Afterwards the group starts those partitions by its ``auto_offset_reset``.
 
     Returns the partitions forgotten, sorted (empty when the group had none of
     them); with ``dry_run`` nothing is written. Raises UnknownGroupError for an
     unknown group, and GroupNotEmptyError, writing nothing, while a live member
-    owns a partition of the topic (any live worker, for a queue group: workers
-    share every partition), as Kafka refuses while the group is subscribed to
-    it: the member would commit the offsets again.
+    owns a partition of one of the topics (any live worker, for a queue group:
+    workers share every partition), as Kafka refuses while the group is
+    subscribed to the topic: the member would commit the offsets again.
     """
     validate_group_name(group)
+    named = None if topics is None else ({topics} if isinstance(topics, str) else set(topics))
     if partitions is not None:
-        if topic is None:
-            raise ConfigError("partitions= needs a topic=")
+        if named is None or len(named) != 1:
+            raise ConfigError("partitions= needs exactly one topic")
         partitions = set(partitions)
     if group not in list_groups(log):
         raise UnknownGroupError(f"unknown group {group!r}")
     queue = is_queue_group(log, group)
     held = _queue_offsets(log, group) if queue else set(
         log._offset_store().group_offsets(group))
-    doomed = sorted(tp for tp in held if (topic is None or tp.topic == topic)
+    doomed = sorted(tp for tp in held if (named is None or tp.topic in named)
                     and (partitions is None or tp.partition in partitions))
-    _refuse_if_owned(log, group, {tp.topic for tp in held} if topic is None else {topic},
-                     queue)
-    if not dry_run and doomed:
-        if queue:
-            from mqlog.consumer._queue import reasons_path, share_state_path
+    if dry_run:
+        return doomed
+    _refuse_if_owned(log, group, {tp.topic for tp in held} if named is None else named, queue)
+    if queue:
+        from mqlog.consumer._queue import reasons_path, share_state_path
 
-            directory = queue_directory(log, group)
-            for tp in doomed:
-                for path in (share_state_path(directory, tp), reasons_path(directory, tp)):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-        else:
-            log._offset_store().delete(group, doomed)
+        directory = queue_directory(log, group)
+        for tp in doomed:
+            for path in (share_state_path(directory, tp), reasons_path(directory, tp)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+    else:
+        log._offset_store().delete(group, doomed)
     return doomed
 
 

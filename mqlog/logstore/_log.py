@@ -490,15 +490,16 @@ class Log:
             self._check_writable(f"reset the offsets of group {group!r}")
         return _admin.alter_offsets(self, group, offsets, dry_run=dry_run)
 
-    def delete_offsets(self, group: str, topic: str | None = None, partitions=None, *,
+    def delete_offsets(self, group: str, topics=None, partitions=None, *,
                        dry_run: bool = False):
-        """Forget a group's committed offsets for a topic (all topics: None); returns
-        the partitions forgotten. See :func:`mqlog.consumer._admin.delete_offsets`."""
+        """Forget a group's committed offsets for a topic or several (all topics:
+        None); returns the partitions forgotten. See
+        :func:`mqlog.consumer._admin.delete_offsets`."""
         from mqlog.consumer import _admin
 
         if not dry_run:
             self._check_writable(f"delete offsets of group {group!r}")
-        return _admin.delete_offsets(self, group, topic, partitions, dry_run=dry_run)
+        return _admin.delete_offsets(self, group, topics, partitions, dry_run=dry_run)
 
     def delete_group(self, group: str) -> None:
         """Forget a group and its committed offsets or queue state (refused while it

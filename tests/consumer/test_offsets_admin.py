@@ -87,8 +87,8 @@ def test_delete_offsets_forgets_one_topic_or_all(log):
     assert committed(log, "g") == {}
     with pytest.raises(UnknownGroupError):
         log.delete_offsets("other", "t")
-    with pytest.raises(ValueError, match="partitions= needs a topic="):
-        log.delete_offsets("g", None, [0])
+    with pytest.raises(ValueError, match="partitions= needs exactly one topic"):
+        log.delete_offsets("g", ["t", "u"], [0])
 
 
 def test_delete_offsets_is_refused_while_a_member_owns_the_topic(log):
@@ -100,6 +100,7 @@ def test_delete_offsets_is_refused_while_a_member_owns_the_topic(log):
                                                  r"for t while live members own its "
                                                  r"partitions: busy-"):
         log.delete_offsets("g", "t")
+    assert log.delete_offsets("g", "t", dry_run=True) == [TP0]  # a dry run is not refused
     assert log.delete_offsets("g", "u") == [U0]  # nobody owns u
     member.close()
     assert log.delete_offsets("g", "t") == [TP0]
