@@ -37,7 +37,7 @@ def consume(
     ctx: typer.Context,
     topics: Annotated[list[str], typer.Argument(
         help="Topic names; one starting with ^ is a regular expression (^orders\\.).",
-        show_default=False, metavar="TOPIC...")],
+        show_default=False, metavar="TOPIC")],
     group: Annotated[str | None, typer.Option(
         "--group", "-g", help="Consumer group to join (with --partition: whose offsets to "
                               "start from and commit).", show_default=False)] = None,

@@ -39,7 +39,7 @@ def tail(
     ctx: typer.Context,
     topics: Annotated[list[str], typer.Argument(
         help="Topic names; one starting with ^ is a regular expression (^orders\\.).",
-        show_default=False, metavar="TOPIC...")],
+        show_default=False, metavar="TOPIC")],
     partition: Annotated[int | None, typer.Option(
         "--partition", "-p", help="Only this partition (default: all, merged by time).",
         show_default=False)] = None,
