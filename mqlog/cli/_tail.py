@@ -119,7 +119,7 @@ def tail(
             else:
                 items = last_items(log, stops, _lines(lines), damage)
             printed = printer.write_items(_limited(printer, items, count))
-            if follow and printed != count:
+            if follow and (count is None or printed < count):
                 _follow(log, selection, partition, stops, bounds, printer, damage,
                         None if count is None else count - printed)
     except KeyboardInterrupt:

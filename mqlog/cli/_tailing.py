@@ -154,12 +154,15 @@ class Follower:
         self.done: set[TopicPartition] = set()
         #: Named topics that were deleted, waited for.
         self.waiting: set[str] = set()
-        self._counts = {tp.topic: 0 for tp in positions}
+        #: The partition count of each topic read, as last seen: with every partition
+        #: read, the count ``positions`` were taken at (a partition added since is
+        #: news); with -p, the count now (only P is read).
+        self._counts: dict[str, int] = {}
         for tp in positions:
-            self._counts[tp.topic] = max(self._counts[tp.topic], tp.partition + 1)
-        if partition is None:  # the partition counts as seen at start
-            for topic in self._counts:
-                self._counts[topic] = len(log.describe_topic(topic).partitions)
+            self._counts[tp.topic] = max(self._counts.get(tp.topic, 0), tp.partition + 1)
+        if partition is not None:
+            self._counts = {topic: len(log.describe_topic(topic).partitions)
+                            for topic in self._counts}
         self._watched_at = time.monotonic()
 
     def finished(self, found_nothing: bool) -> bool:
@@ -241,10 +244,10 @@ class Follower:
         known = self._counts.get(topic)
         if topic in self.waiting:
             self.waiting.discard(topic)
-            self.tell(f"topic {topic!r} was created again, with {count} partitions: "
+            self.tell(f"topic {topic!r} was created again, with {_partitions(count)}: "
                       f"reading it from its start")
         elif known is None:
-            self.tell(f"topic {topic!r} was created, with {count} partitions: reading it "
+            self.tell(f"topic {topic!r} was created, with {_partitions(count)}: reading it "
                       f"from its start")
         elif count > known:
             self.tell(f"topic {topic!r}: now {count} partitions")
@@ -271,3 +274,7 @@ class Follower:
         else:
             self.tell(f"topic {topic!r} was deleted")
         self._look_at(topic)
+
+
+def _partitions(count: int) -> str:
+    return f"{count} partition" + ("" if count == 1 else "s")

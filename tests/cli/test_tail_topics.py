@@ -4,22 +4,23 @@ partitions added later and a topic deleted and created again."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 import mqlog
 from mqlog import Record
+from mqlog.cli._tailing import Bounds, Follower, Selection
+from mqlog.consumer import TopicPartition
 
-from ._cli import ctrl_c, run
+from ._cli import finish, run, start
 from ._helpers import START_MS, TOPIC, value
 from .test_tail import P1_LINE, p0_line, text_line
 
-#: How long a following command may run before the test gives up on it (Ctrl-C):
+#: How long a following command may run before the test gives up on it (killed):
 #: a bound against a hang, not a measurement.
 GIVE_UP_S = 60
 
@@ -110,40 +111,35 @@ def test_topic_selection_errors(runner: CliRunner, three_topics: Path, args: lis
     assert (result.exit_code, result.stderr) == (code, f"mqlog: error: {message}\n")
 
 
-def follow_while(runner: CliRunner, args: list, change: Callable[[], None]) -> Result:
-    """Run ``mqlog tail ARGS -f`` while another thread makes ``change`` to the log;
-    the command must end by itself (its -c), else Ctrl-C after GIVE_UP_S."""
-    ended = threading.Event()
-
-    def act() -> None:
-        time.sleep(0.5)  # let tail start following
-        change()
-        if not ended.wait(GIVE_UP_S):
-            ctrl_c()
-
-    helper = threading.Thread(target=act)
-    helper.start()
+def follow_while(args: list, change: Callable[[], None]) -> tuple[int, str, str]:
+    """Run ``mqlog tail ARGS -f`` as a process; once it printed its first line (so it
+    took its starting positions), make ``change`` to the log from this process. The
+    command must end by itself (its -c or bounds): (exit code, stdout, stderr)."""
+    process = start(*args, "-f")
     try:
-        return run(runner, *args, "-f")
+        first = process.stdout.readline()
+        change()
+        code, rest, errors = finish(process, timeout=GIVE_UP_S)
     finally:
-        ended.set()
-        helper.join()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return code, first + rest, errors
 
 
-def test_follow_reads_partitions_added_later(runner: CliRunner, built: Path) -> None:
+def test_follow_reads_partitions_added_later(built: Path) -> None:
     def grow() -> None:
         with mqlog.open(built) as log:
             log.alter_topic(TOPIC, partitions=3)
             log.append(TOPIC, 2, [b"in-new-partition"])
 
-    result = follow_while(runner, ["-d", built, "tail", TOPIC, "-n", "0", "--format", "raw",
-                                   "-c", "1"], grow)
-    assert (result.exit_code, result.stdout) == (0, "in-new-partition\n")
-    assert result.stderr == f"mqlog: topic '{TOPIC}': now 3 partitions\n"
+    result = follow_while(["-d", built, "tail", TOPIC, "-n", "1", "--format", "raw", "-c", "2"],
+                          grow)
+    assert result == (0, "hello\nin-new-partition\n",
+                      f"mqlog: topic '{TOPIC}': now 3 partitions\n")
 
 
-def test_follow_waits_for_a_deleted_topic_and_reads_it_again(runner: CliRunner,
-                                                             log_dir: Path) -> None:
+def test_follow_waits_for_a_deleted_topic_and_reads_it_again(log_dir: Path) -> None:
     with mqlog.open(log_dir) as log:
         log.create_topic("events")
         log.append("events", 0, [b"old"])
@@ -154,33 +150,46 @@ def test_follow_waits_for_a_deleted_topic_and_reads_it_again(runner: CliRunner,
             log.create_topic("events", partitions=2)
             log.append("events", 1, [b"new"])
 
-    result = follow_while(runner, ["-d", log_dir, "tail", "events", "--format", "raw", "-c",
-                                   "2"], recreate)
-    assert (result.exit_code, result.stdout) == (0, "old\nnew\n")
-    assert result.stderr == (
-        "mqlog: topic 'events' was deleted: waiting for it to be created again\n"
-        "mqlog: topic 'events' was created again, with 2 partitions: reading it from its "
-        "start\n")
+    result = follow_while(["-d", log_dir, "tail", "events", "--format", "raw", "-c", "2"],
+                          recreate)
+    assert result == (0, "old\nnew\n",
+                      "mqlog: topic 'events' was deleted: waiting for it to be created again\n"
+                      "mqlog: topic 'events' was created again, with 2 partitions: reading it "
+                      "from its start\n")
 
 
-def test_follow_with_a_regex_picks_up_new_topics(runner: CliRunner, built: Path) -> None:
+def test_follow_with_a_regex_picks_up_new_topics(built: Path) -> None:
     def create() -> None:
         with mqlog.open(built) as log:
             log.create_topic("orders.us")
             log.append("orders.us", 0, [b"from-us"])
 
-    result = follow_while(runner, ["-d", built, "tail", "^orders", "-n", "0", "-F", "%t %s",
-                                   "-c", "1"], create)
-    assert (result.exit_code, result.stdout) == (0, "orders.us from-us\n")
-    assert result.stderr == ("mqlog: topic 'orders.us' was created, with 1 partitions: "
-                             "reading it from its start\n")
+    result = follow_while(["-d", built, "tail", "^orders", "-n", "1", "-F", "%t %s", "-c", "2"],
+                          create)
+    assert result == (0, f"{TOPIC} hello\norders.us from-us\n",
+                      "mqlog: topic 'orders.us' was created, with 1 partition: reading it from "
+                      "its start\n")
 
 
-def test_follow_ends_at_to_offset(runner: CliRunner, built: Path) -> None:
+def test_follow_ends_at_to_offset(built: Path) -> None:
     def append() -> None:
         with mqlog.open(built) as log:
             log.append(TOPIC, 1, [b"a", b"b", b"c"])
 
-    result = follow_while(runner, ["-d", built, "tail", TOPIC, "-p", "1", "--format", "raw",
-                                   "--to-offset", "3"], append)
-    assert (result.exit_code, result.stdout) == (0, "hello\na\nb\n")
+    result = follow_while(["-d", built, "tail", TOPIC, "-p", "1", "--format", "raw",
+                           "--to-offset", "3"], append)
+    assert result == (0, "hello\na\nb\n", "")
+
+
+def test_a_follower_of_one_partition_sees_no_change_in_an_unchanged_topic(built: Path) -> None:
+    """With -p, the other partitions of the topic are not news at the next look."""
+    told: list[str] = []
+    with mqlog.open(built) as log:
+        follower = Follower(log, Selection.parse([TOPIC]), 0, {TopicPartition(TOPIC, 0): 150},
+                            Bounds(), lambda error: None, told.append)
+        follower.watch()
+        assert (told, follower.positions) == ([], {TopicPartition(TOPIC, 0): 150})
+        log.alter_topic(TOPIC, partitions=3)
+        follower.watch()
+        assert (told, follower.positions) == ([f"topic '{TOPIC}': now 3 partitions"],
+                                              {TopicPartition(TOPIC, 0): 150})
