@@ -1,4 +1,4 @@
-"""Group administration: list, describe, reset offsets, delete (``Log`` methods).
+"""Group administration: list, describe, reset or delete offsets, delete (``Log`` methods).
 
 Both kinds of group are covered: consumer groups (``Log.consumer``: committed
 offsets in ``__consumer_offsets``) and queue groups (``Log.queue``: a share
@@ -6,10 +6,11 @@ state per partition, whose ``start`` plays the committed offset's part). The
 two kinds share one namespace of names.
 
 These read the group's files, the committed offsets and the share states;
-they never join the group. Changes (``reset_offsets``, ``delete_group``) are
-refused with GroupNotEmptyError while the group has live members, as Kafka
-refuses them: a running member would overwrite the change with its next
-commit.
+they never join the group. Changes (``reset_offsets``, ``alter_offsets``,
+``delete_group``) are refused with GroupNotEmptyError while the group has live
+members, as Kafka refuses them: a running member would overwrite the change
+with its next commit; ``delete_offsets`` only while a live member owns a
+partition of the topic. An offset these set is never beyond its partition's end.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from mqlog.errors import (
 
 if TYPE_CHECKING:
     from mqlog.logstore._log import Log
+    from mqlog.logstore._state import PartitionState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +250,7 @@ def reset_offsets(log: Log, group: str, topic: str, partitions: Iterable[int] | 
         elif isinstance(to, datetime.datetime):
             target = partition.offset_for_time(_epoch_ms(to))
         elif to is not None:
-            _check_not_beyond_end(tp, to, state.end_offset)
+            _check_not_beyond_end(tp, to, state)
             target = to
         elif shift_by is not None:
             target = (state.log_start_offset if current is None else current) + shift_by
@@ -281,19 +283,19 @@ def alter_offsets(log: Log, group: str, offsets: Mapping[TopicPartition, int], *
         if not isinstance(offset, int) or isinstance(offset, bool):
             raise TypeError(f"offsets must be ints, not {type(offset).__name__}")
         state = log._partition(tp.topic, tp.partition).state()
-        _check_not_beyond_end(tp, offset, state.end_offset)
+        _check_not_beyond_end(tp, offset, state)
         plan[tp] = (_current(log, group, tp), max(offset, state.log_start_offset))
     if not dry_run:
         _apply(log, group, {tp: new for tp, (_current, new) in plan.items()})
     return plan
 
 
-def _check_not_beyond_end(tp: TopicPartition, offset: int, end: int) -> None:
-    if offset > end:
+def _check_not_beyond_end(tp: TopicPartition, offset: int, state: PartitionState) -> None:
+    if offset > state.end_offset:
         raise OffsetOutOfRangeError(
-            f"offset {offset} is beyond the end of {tp.topic}/{tp.partition} ({end}): a "
-            f"group cannot have consumed records not written yet", offset=offset,
-            start_offset=0, end_offset=end)
+            f"offset {offset} is beyond the end of {tp.topic}/{tp.partition} "
+            f"({state.end_offset}): a group cannot have consumed records not written yet",
+            offset=offset, start_offset=state.log_start_offset, end_offset=state.end_offset)
 
 
 def _current(log: Log, group: str, tp: TopicPartition) -> int | None:

@@ -162,3 +162,10 @@ def test_seek_scope_errors(runner: CliRunner, two_topics: Path, options: list[st
     result = run(runner, "-d", two_topics, "seek", GROUP, *options)
     assert (result.exit_code, result.stderr) == (2, f"mqlog: error: {message}\n")
     assert all_committed(two_topics) == BEFORE
+
+
+def test_a_missing_plan_file_is_not_found(runner: CliRunner, two_topics: Path,
+                                          tmp_path: Path) -> None:
+    result = run(runner, "-d", two_topics, "seek", GROUP, "--from-file", tmp_path / "nope.csv")
+    assert (result.exit_code, result.stderr) == (
+        3, f"mqlog: error: No such file or directory: {tmp_path / 'nope.csv'}\n")
