@@ -10,10 +10,11 @@ forwards, checks that a write is allowed, and keeps track of its clients.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from mqlog.consumer import (
@@ -255,8 +256,9 @@ class Log:
         return admin.describe_group(self.engine, group)
 
     def reset_offsets(self, group: str, topic: str, partitions: Iterable[int] | None = None, *,
-                      to: object = None, shift_by: int | None = None,
-                      by_duration: object = None, dry_run: bool = False,
+                      to: str | int | datetime.datetime | None = None,
+                      shift_by: int | None = None,
+                      by_duration: datetime.timedelta | None = None, dry_run: bool = False,
                       ) -> dict[TopicPartition, tuple[int | None, int]]:
         """Move a group's committed offsets, or a queue group's position (refused
         while it has live members); returns ``{TopicPartition: (current, new)}``. See
@@ -265,6 +267,25 @@ class Log:
             self.engine.check_writable(f"reset the offsets of group {group!r}")
         return admin.reset_offsets(self.engine, group, topic, partitions, to=to,
                                    shift_by=shift_by, by_duration=by_duration, dry_run=dry_run)
+
+    def alter_offsets(self, group: str, offsets: Mapping[TopicPartition, int], *,
+                      dry_run: bool = False) -> dict[TopicPartition, tuple[int | None, int]]:
+        """Set a group's committed offsets (``{TopicPartition: offset}``, any topics)
+        in one commit; an offset beyond the end raises OffsetOutOfRangeError. See
+        :func:`mqlog.consumer.admin.alter_offsets`."""
+        if not dry_run:
+            self.engine.check_writable(f"reset the offsets of group {group!r}")
+        return admin.alter_offsets(self.engine, group, offsets, dry_run=dry_run)
+
+    def delete_offsets(self, group: str, topics: str | Iterable[str] | None = None,
+                       partitions: Iterable[int] | None = None, *,
+                       dry_run: bool = False) -> list[TopicPartition]:
+        """Forget a group's committed offsets for a topic or several (all topics:
+        None); returns the partitions forgotten. See
+        :func:`mqlog.consumer.admin.delete_offsets`."""
+        if not dry_run:
+            self.engine.check_writable(f"delete offsets of group {group!r}")
+        return admin.delete_offsets(self.engine, group, topics, partitions, dry_run=dry_run)
 
     def delete_group(self, group: str) -> None:
         """Forget a group and its committed offsets or queue state (refused while it

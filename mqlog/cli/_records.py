@@ -16,7 +16,7 @@ import re
 import select
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,8 +25,9 @@ from mqlog import Record
 from mqlog.cli._output import b64, format_ms
 from mqlog.errors import CorruptRecordError, OffsetOutOfRangeError
 
-#: Records fetched per partition and per step when following.
-FOLLOW_CHUNK = 500
+if TYPE_CHECKING:
+    from mqlog.cli._format_string import FormatString
+
 #: Lines printed per write (and flush) of a long output.
 WRITE_CHUNK = 1000
 #: Longest sleep between two looks for new records when nothing wakes the reader.
@@ -63,13 +64,16 @@ class RecordPrinter:
     """Writes records to stdout (as bytes) in one format.
 
     ``grep`` keeps only records whose value or key matches (searched in their
-    UTF-8 text).
+    UTF-8 text). ``template`` (``-F``) replaces the format; ``show_topic`` puts
+    ``TOPIC/`` before ``PARTITION:OFFSET`` in ``text`` (when several topics are read).
     """
 
     format: RecordFormat = RecordFormat.text
     show_key: bool = False
     show_headers: bool = False
     grep: re.Pattern | None = None
+    template: FormatString | None = None
+    show_topic: bool = False
 
     def matches(self, record: Record) -> bool:
         if self.grep is None:
@@ -79,13 +83,16 @@ class RecordPrinter:
 
     def line(self, topic: str, partition: int, record: Record) -> bytes:
         """The bytes printed for one record, newline included."""
+        if self.template is not None:
+            return self.template.render(topic, partition, record)
         if self.format is RecordFormat.json:
             document = record_json(topic, partition, record)
             return json.dumps(document, separators=(",", ":")).encode() + b"\n"
         if self.format is RecordFormat.raw:
             key = bytes(record.key or b"") + b"\t" if self.show_key else b""
             return key + bytes(record.value) + b"\n"
-        parts = [f"{partition}:{record.offset}", format_ms(record.timestamp)]
+        where = f"{topic}/{partition}" if self.show_topic else str(partition)
+        parts = [f"{where}:{record.offset}", format_ms(record.timestamp)]
         if self.show_key:
             parts.append(_text(record.key))
         parts.append(_text(record.value))
@@ -97,10 +104,14 @@ class RecordPrinter:
     def write(self, topic: str, items: Iterable[tuple[int, Record]]) -> int:
         """Print the matching ``(partition, record)`` items on stdout, flushing every
         WRITE_CHUNK lines and at the end; return how many were printed."""
+        return self.write_items((topic, partition, record) for partition, record in items)
+
+    def write_items(self, items: Iterable[tuple[str, int, Record]]) -> int:
+        """As :meth:`write`, for ``(topic, partition, record)`` items."""
         stream = _stdout_bytes()
         printed = 0
         chunk: list[bytes] = []
-        for partition, record in items:
+        for topic, partition, record in items:
             if self.matches(record):
                 chunk.append(self.line(topic, partition, record))
                 if len(chunk) >= WRITE_CHUNK:
@@ -197,61 +208,6 @@ def _keyed(log: mqlog.Log, topic: str, number: int, start: int, end: int,
     """One partition's records with their merge key in front."""
     for record in log.iter(topic, number, start, end, on_corrupt=on_corrupt):
         yield record.timestamp, number, record.offset, record
-
-
-def last_records(log: mqlog.Log, topic: str, ends: dict[int, int],
-                 count: int, on_corrupt: OnCorrupt = "raise") -> list[tuple[int, Record]]:
-    """The last ``count`` records of the partitions (up to ``ends``), in timestamp order."""
-    if count <= 0:
-        return []
-    starts = {number: max(end - count, log.start_offset(topic, number))
-              for number, end in ends.items()}
-    return list(merged(log, topic, starts, ends, on_corrupt))[-count:]
-
-
-class Follower:
-    """Reads what is appended to some partitions after given positions, waking on
-    appends (``Log.wait_for_append``: a futex, no polling)."""
-
-    def __init__(self, log: mqlog.Log, topic: str, positions: dict[int, int],
-                 on_corrupt: Callable[[CorruptRecordError], None] | None = None) -> None:
-        self.log = log
-        self.topic = topic
-        self.positions = dict(positions)
-        #: Told of each damaged range, which is then skipped (None: raise).
-        self.on_corrupt = on_corrupt
-
-    def fetch(self) -> list[tuple[int, Record]]:
-        """What is there now past the positions (at most FOLLOW_CHUNK per partition),
-        in timestamp order; moves the positions past it."""
-        found = []
-        for number, position in self.positions.items():
-            try:
-                records = self.log.read(self.topic, number, position, max_records=FOLLOW_CHUNK)
-            except OffsetOutOfRangeError as error:  # retention deleted what was next
-                self.positions[number] = error.start_offset
-                continue
-            except CorruptRecordError as error:
-                if self.on_corrupt is None or error.next_offset is None:
-                    raise
-                self.on_corrupt(error)
-                self.positions[number] = error.next_offset
-                continue
-            if records:
-                self.positions[number] = records[-1].offset + 1
-                found.extend((number, record) for record in records)
-        found.sort(key=lambda item: (item[1].timestamp, item[0], item[1].offset))
-        return found
-
-    def next_chunk(self, timeout_s: float) -> list[tuple[int, Record]]:
-        """What :meth:`fetch` finds, waiting up to ``timeout_s`` for an append if
-        there is nothing yet; [] if still nothing."""
-        seen = self.log.append_counter()
-        found = self.fetch()
-        if not found:
-            self.log.wait_for_append(seen, timeout_s)
-            found = self.fetch()
-        return found
 
 
 # -- the options of the commands that print records ----------------------------------------

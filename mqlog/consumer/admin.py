@@ -1,5 +1,5 @@
-"""Group administration: list, describe, reset offsets, delete (what ``Log``'s group
-methods call, each with the log's engine).
+"""Group administration: list, describe, reset or delete offsets, delete (what
+``Log``'s group methods call, each with the log's engine).
 
 Both kinds of group are covered: consumer groups (``Log.consumer``: committed
 offsets in ``__consumer_offsets``) and queue groups (``Log.queue``: a share
@@ -7,19 +7,21 @@ state per partition, whose ``start`` plays the committed offset's part). The
 two kinds share one namespace of names.
 
 These read the group's files, the committed offsets and the share states;
-they never join the group. Changes (``reset_offsets``, ``delete_group``) are
-refused with GroupNotEmptyError while the group has live members, as Kafka
-refuses them: a running member would overwrite the change with its next
-commit.
+they never join the group. Changes (``reset_offsets``, ``alter_offsets``,
+``delete_group``) are refused with GroupNotEmptyError while the group has live
+members, as Kafka refuses them: a running member would overwrite the change
+with its next commit; ``delete_offsets`` only while a live member owns a
+partition of the topic. An offset these set is never beyond its partition's end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._group import (
@@ -33,8 +35,14 @@ from mqlog.consumer._group import (
 )
 from mqlog.consumer._offsets import OFFSETS_TOPIC, offset_store
 from mqlog.consumer._share_state import ShareState
-from mqlog.errors import ConfigError, GroupNotEmptyError, MqlogError, UnknownGroupError
-from mqlog.logstore import Engine
+from mqlog.errors import (
+    ConfigError,
+    GroupNotEmptyError,
+    MqlogError,
+    OffsetOutOfRangeError,
+    UnknownGroupError,
+)
+from mqlog.logstore import Engine, PartitionState
 from mqlog.names import validate_name
 
 
@@ -191,12 +199,19 @@ def reset_offsets(log: Engine, group: str, topic: str, partitions: Iterable[int]
                   dry_run: bool = False) -> dict[TopicPartition, tuple[int | None, int]]:
     """Move a group's committed offsets, as ``kafka-consumer-groups --reset-offsets``.
 
-    Exactly one of: ``to`` = ``"earliest"``, ``"latest"``, an offset, or a
-    ``datetime`` (first record at or after it); ``shift_by`` = N (negative moves
-    back; from the log start when nothing is committed); ``by_duration`` = a
-    ``timedelta`` (first record at or after now minus it). Targets are clamped
-    to each partition's valid range. Returns ``{TopicPartition: (current,
-    new)}``; with ``dry_run`` nothing is written.
+    Exactly one of: ``to`` = ``"earliest"``, ``"latest"``, ``"current"`` (the
+    committed offset, or the end where none is, as Kafka's ``--to-current``),
+    an offset, or a ``datetime`` (first record at or after it); ``shift_by`` =
+    N (negative moves back; from the log start when nothing is committed);
+    ``by_duration`` = a ``timedelta`` (first record at or after now minus it).
+    Returns ``{TopicPartition: (current, new)}``; with ``dry_run`` nothing is
+    written.
+
+    Range, as kafka-consumer-groups: a target below a partition's log start
+    becomes the log start; a shift or a current offset past the end becomes the
+    end. An explicit offset (``to=N``) beyond a partition's end raises
+    OffsetOutOfRangeError, writing nothing: a group cannot have consumed records
+    not written yet (name the partitions it is meant for).
 
     For a queue group the position (first unfinished record) moves, as
     ``kafka-share-groups --reset-offsets`` moves a share group's start offset:
@@ -210,48 +225,168 @@ def reset_offsets(log: Engine, group: str, topic: str, partitions: Iterable[int]
         raise ConfigError("give exactly one of to=, shift_by=, by_duration=")
     if shift_by is not None and (not isinstance(shift_by, int) or isinstance(shift_by, bool)):
         raise TypeError(f"shift_by must be an int, not {type(shift_by).__name__}")
+    if isinstance(to, str) and to not in ("earliest", "latest", "current"):
+        raise ConfigError(f"to must be 'earliest', 'latest', 'current', an offset or a "
+                          f"datetime, not {to!r}")
+    if to is not None and not isinstance(to, (str, int, datetime.datetime)) or isinstance(
+            to, bool):
+        raise TypeError(f"to must be a str, int or datetime, not {type(to).__name__}")
+    if by_duration is not None and not isinstance(by_duration, datetime.timedelta):
+        raise TypeError("by_duration must be a datetime.timedelta")
     count = log.partition_count(topic)
     numbers = range(count) if partitions is None else list(partitions)
-    queue = is_queue_group(log, group)
-    store = offset_store(log)
     plan: dict[TopicPartition, tuple[int | None, int]] = {}
     for number in numbers:
         partition = log.partition(topic, number)
         state = partition.state()
         tp = TopicPartition(topic, number)
-        if queue:
-            current = _queue_position(log, group, tp)
-        else:
-            current_value = store.committed(group, tp)
-            current = None if current_value is None else current_value.offset
-        if isinstance(to, str):
-            if to not in ("earliest", "latest"):
-                raise ConfigError(f"to must be 'earliest', 'latest', an offset or a datetime, "
-                                 f"not {to!r}")
-            target = state.log_start_offset if to == "earliest" else state.end_offset
+        current = _current(log, group, tp)
+        if to == "earliest":
+            target = state.log_start_offset
+        elif to in ("latest", "current"):
+            target = state.end_offset if to == "latest" or current is None else current
         elif isinstance(to, datetime.datetime):
             target = partition.offset_for_time(_epoch_ms(to))
         elif to is not None:
-            if not isinstance(to, int) or isinstance(to, bool):
-                raise TypeError(f"to must be a str, int or datetime, not {type(to).__name__}")
+            _check_not_beyond_end(tp, to, state)
             target = to
         elif shift_by is not None:
             target = (state.log_start_offset if current is None else current) + shift_by
         else:
-            if not isinstance(by_duration, datetime.timedelta):
-                raise TypeError("by_duration must be a datetime.timedelta")
             target = partition.offset_for_time(
                 log.now_ms() - int(by_duration.total_seconds() * 1000))
         plan[tp] = (current, min(max(target, state.log_start_offset), state.end_offset))
     if not dry_run:
-        _refuse_if_active(log, group, "reset offsets of")
-        if queue:
-            for tp, (_current, new) in plan.items():
-                _reset_queue_partition(log, group, tp, new)
-        else:
-            store.commit(group, {tp: new for tp, (_current, new) in plan.items()},
-                         "reset-offsets")
+        _apply(log, group, {tp: new for tp, (_current, new) in plan.items()})
     return plan
+
+
+def alter_offsets(log: Engine, group: str, offsets: Mapping[TopicPartition, int], *,
+                  dry_run: bool = False) -> dict[TopicPartition, tuple[int | None, int]]:
+    """Set a group's committed offsets (a queue group's positions) to ``offsets``, of
+    any topics, in one commit: a reset plan as ``kafka-consumer-groups
+    --reset-offsets --from-file`` applies it.
+
+    Every offset is checked before anything is written: the topic and partition
+    must exist, an offset beyond the partition's end raises
+    OffsetOutOfRangeError, one below its log start becomes the log start (as
+    kafka-consumer-groups does). Returns ``{TopicPartition: (current, new)}``;
+    with ``dry_run`` nothing is written. Refused with GroupNotEmptyError while
+    the group has live members.
+    """
+    validate_name("group", group)
+    plan: dict[TopicPartition, tuple[int | None, int]] = {}
+    for key, offset in offsets.items():
+        tp = TopicPartition(*key)
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            raise TypeError(f"offsets must be ints, not {type(offset).__name__}")
+        state = log.partition(tp.topic, tp.partition).state()
+        _check_not_beyond_end(tp, offset, state)
+        plan[tp] = (_current(log, group, tp), max(offset, state.log_start_offset))
+    if not dry_run:
+        _apply(log, group, {tp: new for tp, (_current, new) in plan.items()})
+    return plan
+
+
+def _check_not_beyond_end(tp: TopicPartition, offset: int, state: PartitionState) -> None:
+    if offset > state.end_offset:
+        raise OffsetOutOfRangeError(
+            f"offset {offset} is beyond the end of {tp.topic}/{tp.partition} "
+            f"({state.end_offset}): a group cannot have consumed records not written yet",
+            offset=offset, start_offset=state.log_start_offset, end_offset=state.end_offset)
+
+
+def _current(log: Engine, group: str, tp: TopicPartition) -> int | None:
+    """The group's committed offset (a queue group's position) in ``tp``, or None."""
+    if is_queue_group(log, group):
+        return _queue_position(log, group, tp)
+    value = offset_store(log).committed(group, tp)
+    return None if value is None else value.offset
+
+
+def _apply(log: Engine, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Write checked offsets: one commit, or a queue group's share states (refused
+    while the group has live members)."""
+    _refuse_if_active(log, group, "reset offsets of")
+    if is_queue_group(log, group):
+        for tp, new in offsets.items():
+            _reset_queue_partition(log, group, tp, new)
+    else:
+        offset_store(log).commit(group, offsets, "reset-offsets")
+
+
+def delete_offsets(log: Engine, group: str, topics: str | Iterable[str] | None = None,
+                   partitions: Iterable[int] | None = None, *,
+                   dry_run: bool = False) -> list[TopicPartition]:
+    """Forget a group's committed offsets (a queue group's positions and delivery
+    state) for ``topics`` (a name or several), or for every topic (None), as
+    ``kafka-consumer-groups --delete-offsets``; ``partitions`` narrows it to
+    those numbers of one named topic. The topics need not exist any more.
+    Afterwards the group starts those partitions by its ``auto_offset_reset``.
+
+    Returns the partitions forgotten, sorted (empty when the group had none of
+    them); with ``dry_run`` nothing is written. Raises UnknownGroupError for an
+    unknown group, and GroupNotEmptyError, writing nothing, while a live member
+    owns a partition of one of the topics (any live worker, for a queue group:
+    workers share every partition), as Kafka refuses while the group is
+    subscribed to the topic: the member would commit the offsets again.
+    """
+    validate_name("group", group)
+    named = None if topics is None else ({topics} if isinstance(topics, str) else set(topics))
+    if partitions is not None:
+        if named is None or len(named) != 1:
+            raise ConfigError("partitions= needs exactly one topic")
+        partitions = set(partitions)
+    if group not in list_groups(log):
+        raise UnknownGroupError(f"unknown group {group!r}")
+    queue = is_queue_group(log, group)
+    held = _queue_offsets(log, group) if queue else set(
+        offset_store(log).group_offsets(group))
+    doomed = sorted(tp for tp in held if (named is None or tp.topic in named)
+                    and (partitions is None or tp.partition in partitions))
+    if dry_run:
+        return doomed
+    _refuse_if_owned(log, group, {tp.topic for tp in held} if named is None else named, queue)
+    if queue:
+        from mqlog.consumer._queue import reasons_path, share_state_path
+
+        directory = queue_directory(log, group)
+        for tp in doomed:
+            for path in (share_state_path(directory, tp), reasons_path(directory, tp)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+    else:
+        offset_store(log).delete(group, doomed)
+    return doomed
+
+
+def _queue_offsets(log: Engine, group: str) -> set[TopicPartition]:
+    """The partitions a queue group has a share state for."""
+    directory = queue_directory(log, group)
+    found = set()
+    for topic in os.listdir(directory) if os.path.isdir(directory) else ():
+        path = os.path.join(directory, topic)
+        if topic != "members" and os.path.isdir(path):
+            found.update(TopicPartition(topic, int(name)) for name in os.listdir(path)
+                         if name.isdigit())
+    return found
+
+
+def _refuse_if_owned(log: Engine, group: str, topics: set[str], queue: bool) -> None:
+    """GroupNotEmptyError if a live member owns a partition of ``topics`` (queue
+    groups: if any worker lives)."""
+    if not topics:
+        return
+    members = _members(log, group)
+    if not queue:
+        plan = read_plan(group_directory(log, group))
+        members = {member: info for member, info in members.items()
+                   if any(tp[0] in topics for tp in plan["assignment"].get(member, ()))}
+    if members:
+        names = ", ".join(f"{m} ({_who(info)})" for m, info in sorted(members.items()))
+        raise GroupNotEmptyError(
+            f"cannot delete the offsets of group {group!r} for {', '.join(sorted(topics))} "
+            f"while live members own its partitions: {names}")
 
 
 def _queue_position(log: Engine, group: str, tp: TopicPartition) -> int | None:

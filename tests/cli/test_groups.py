@@ -21,6 +21,8 @@ from ._helpers import START_MS, TOPIC
 
 GROUP = "billing"
 TP0, TP1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+TARGETS = ("give exactly one of --to-earliest, --to-latest, --to-current, --to-offset, "
+           "--shift-by, --to-datetime, --by-duration, --from-file, --delete")
 
 
 @pytest.fixture
@@ -185,7 +187,7 @@ def test_seek_is_a_dry_run_by_default(runner: CliRunner, grouped: Path) -> None:
     [
         (["--to-earliest"], {0: 0, 1: 0}),
         (["--to-latest"], {0: 150, 1: 1}),
-        (["--to-offset", "120"], {0: 120, 1: 1}),
+        (["--to-offset", "120", "-p", "0"], {0: 120, 1: 1}),
         (["--to-offset", "0", "-p", "0"], {0: 0, 1: 1}),
         (["--shift-by", "-30"], {0: 70, 1: 0}),
         (["--shift-by=+10", "--partition", "0"], {0: 110, 1: 1}),
@@ -205,11 +207,9 @@ def test_seek_execute_moves_the_offsets(runner: CliRunner, grouped: Path, option
 @pytest.mark.parametrize(
     ("options", "code", "message"),
     [
-        ([], 2, "give exactly one of --to-earliest, --to-latest, --to-offset, --shift-by, "
-                "--to-datetime, --by-duration"),
+        ([], 2, TARGETS),
         (["--to-earliest", "--to-offset", "3"], 2,
-         "give exactly one of --to-earliest, --to-latest, --to-offset, --shift-by, "
-         "--to-datetime, --by-duration"),
+         TARGETS),
         (["--by-duration", "an hour"], 2,
          "Invalid value for '--by-duration': 'an hour' is not a duration: use a number and a "
          "unit (ms, s, m, h, d, w), e.g. 15m, 2h, 1d, 1h30m (see 'mqlog seek --help')"),
@@ -222,6 +222,9 @@ def test_seek_execute_moves_the_offsets(runner: CliRunner, grouped: Path, option
          "(see 'mqlog seek --help')"),
         (["--to-latest", "-p", "5"], 3,
          f"topic '{TOPIC}' has no partition 5: it has partitions 0..1"),
+        (["--to-offset", "120"], 3,
+         f"offset 120 is beyond the end of {TOPIC}/1 (1): a group cannot have consumed "
+         f"records not written yet"),
     ],
 )
 def test_seek_errors(runner: CliRunner, grouped: Path, options: list[str], code: int,

@@ -161,8 +161,7 @@ def test_reset_to_earliest_latest_and_an_offset(log):
     assert log.reset_offsets("g", "t", to="latest") == {TP0: (0, 10), TP1: (0, 5)}
     assert log.reset_offsets("g", "t", [0], to=3) == {TP0: (10, 3)}
     assert committed(log, "g") == {TP0: 3, TP1: 5}
-    assert log.reset_offsets("g", "t", to=100) == {TP0: (3, 10), TP1: (5, 5)}
-    assert log.reset_offsets("g", "t", [1], to=-4) == {TP1: (5, 0)}
+    assert log.reset_offsets("g", "t", [1], to=-4) == {TP1: (5, 0)}  # clamped, as Kafka
 
 
 def test_reset_to_a_datetime(log):
@@ -219,7 +218,7 @@ def test_reset_is_refused_while_a_member_lives(log):
     ({}, ValueError, "give exactly one of to=, shift_by=, by_duration="),
     ({"to": 1, "shift_by": 1}, ValueError, "give exactly one of to=, shift_by=, by_duration="),
     ({"to": "middle"}, ValueError,
-     "to must be 'earliest', 'latest', an offset or a datetime, not 'middle'"),
+     "to must be 'earliest', 'latest', 'current', an offset or a datetime, not 'middle'"),
     ({"to": 1.5}, TypeError, "to must be a str, int or datetime, not float"),
     ({"by_duration": 5}, TypeError, "by_duration must be a datetime.timedelta"),
 ])

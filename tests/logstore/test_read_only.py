@@ -104,6 +104,8 @@ WRITES = {
     "compact": lambda log: log.compact("keys"),
     "flush": lambda log: log.flush(),
     "reset_offsets": lambda log: log.reset_offsets("g", "events", to="earliest"),
+    "alter_offsets": lambda log: log.alter_offsets("g", {("events", 0): 0}),
+    "delete_offsets": lambda log: log.delete_offsets("g", "events"),
     "delete_group": lambda log: log.delete_group("g"),
     "redrive": lambda log: log.redrive("jobs.dlq"),
 }
