@@ -9,7 +9,17 @@
             print(record.offset, record.value)
 """
 
-from mqlog.consumer import Consumer, ConsumerConfig, QueueConsumer, QueueMessage, TopicPartition
+from mqlog.consumer import (
+    Consumer,
+    ConsumerConfig,
+    PendingMessage,
+    PendingPartition,
+    PendingSummary,
+    QueueConsumer,
+    QueueMessage,
+    ReceivedMessage,
+    TopicPartition,
+)
 from mqlog.errors import (
     CommitFailedError,
     ConfigError,
@@ -72,6 +82,9 @@ __all__ = [
     "NoOffsetForPartitionError",
     "OffsetOutOfRangeError",
     "PartitionDescription",
+    "PendingMessage",
+    "PendingPartition",
+    "PendingSummary",
     "Producer",
     "ProducerBatch",
     "ProducerConfig",
@@ -79,6 +92,7 @@ __all__ = [
     "QueueConsumer",
     "QueueMessage",
     "ReadOnlyError",
+    "ReceivedMessage",
     "Record",
     "RecordColumns",
     "RecordMetadata",

@@ -2,6 +2,9 @@
 
 from mqlog.consumer._config import ConsumerConfig, TopicPartition
 from mqlog.consumer._consumer import Consumer
+from mqlog.consumer._pending import PendingMessage, PendingPartition, PendingSummary
 from mqlog.consumer._queue import QueueConsumer, QueueMessage
+from mqlog.consumer._receipts import ReceivedMessage
 
-__all__ = ["Consumer", "ConsumerConfig", "QueueConsumer", "QueueMessage", "TopicPartition"]
+__all__ = ["Consumer", "ConsumerConfig", "PendingMessage", "PendingPartition", "PendingSummary",
+           "QueueConsumer", "QueueMessage", "ReceivedMessage", "TopicPartition"]

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 
 from mqlog.consumer._config import TopicPartition, check_timeout, validate_group_name
 from mqlog.consumer._group import lock_is_held, queue_directory, refuse_other_kind
-from mqlog.consumer._share_state import ACKED, ARCHIVED, ShareState
+from mqlog.consumer._share_state import ACKED, ARCHIVED, DETACHED, ShareState
 from mqlog.errors import (
     ConfigError,
     CorruptRecordError,
@@ -222,7 +222,7 @@ class QueueConsumer:
             return member, fd
 
     def _alive(self, member: int) -> bool:
-        if member == self.member_id:
+        if member in (self.member_id, DETACHED):  # receipts are freed by their deadline
             return True
         path = member_path(self.directory, member)
         if lock_is_held(path):
@@ -511,6 +511,17 @@ class QueueConsumer:
                 f"lock ran out (ack_timeout_s={self.ack_timeout_ms / 1000}) and another "
                 f"worker holds it now"
             )
+
+    def claim(self, min_idle_s: float, max_messages: int = 100, *, topic: str | None = None,
+              partition: int | None = None, offsets: Iterable[int] | None = None
+              ) -> list[QueueMessage]:
+        """Take over pending messages idle at least ``min_idle_s`` seconds from the
+        workers holding them (Redis' XAUTOCLAIM; see ``mqlog.consumer._pending``):
+        each counts as a delivery and is held by this worker from now on."""
+        from mqlog.consumer._pending import claim
+
+        return claim(self, min_idle_s, max_messages, topic=topic, partition=partition,
+                     offsets=offsets)
 
     # -- dead letters ---------------------------------------------------------------------------
 

@@ -55,6 +55,9 @@ from mqlog.logstore._files import fsync_directory, fsync_file, sync_map
 from mqlog.logstore._space import reserve, storage_failed
 
 AVAILABLE, ACQUIRED, ACKED, ARCHIVED = 0, 1, 2, 3
+#: The owner of records handed out with receipt handles (``mqlog.consumer._receipts``):
+#: no worker, so only their deadline frees them. Worker ids are never 0.
+DETACHED = 0
 MAGIC = b"MQLSHARE"
 VERSION = 1
 HEADER = struct.Struct("<8sIIqq")

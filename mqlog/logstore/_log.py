@@ -528,6 +528,43 @@ class Log:
 
         return describe_queue(self, group)
 
+    def pending(self, group: str, *, topic: str | None = None, partition: int | None = None,
+                member_id: int | None = None, min_idle_s: float = 0.0,
+                limit: int | None = None) -> list:
+        """A queue group's pending messages (handed out, not finished) with their
+        owner, idle time and delivery count, filtered; Redis' XPENDING with a range.
+        See :func:`mqlog.consumer._pending.pending`."""
+        from mqlog.consumer._pending import pending
+
+        return pending(self, group, topic=topic, partition=partition, member_id=member_id,
+                       min_idle_s=min_idle_s, limit=limit)
+
+    def pending_summary(self, group: str):
+        """How many messages of a queue group are pending, per partition and per
+        owner; Redis' XPENDING without a range."""
+        from mqlog.consumer._pending import pending_summary
+
+        return pending_summary(self, group)
+
+    def receive_with_receipts(self, group: str, topics, *, max_messages: int = 1,
+                              visibility_s: float = 30.0, timeout: float | None = 0.0,
+                              **queue_options) -> list:
+        """Messages of a queue group, each held ``visibility_s`` seconds by a
+        receipt handle any process may ack with :meth:`ack_receipts`. See
+        :mod:`mqlog.consumer._receipts`."""
+        from mqlog.consumer._receipts import receive_with_receipts
+
+        return receive_with_receipts(self, group, topics, max_messages=max_messages,
+                                     visibility_s=visibility_s, timeout=timeout,
+                                     **queue_options)
+
+    def ack_receipts(self, group: str, receipts) -> None:
+        """Ack messages by receipt handle; DeliveryLostError names stale handles."""
+        from mqlog.consumer._receipts import ack_receipts
+
+        self._check_writable(f"ack messages of queue group {group!r}")
+        ack_receipts(self, group, receipts)
+
     def redrive(self, dlq_topic: str, offsets=None, where=None) -> int:
         """Move dead letters back to where they came from; returns how many moved.
         See :func:`mqlog.consumer._queue.redrive`."""
