@@ -10,6 +10,7 @@ later ``ack`` (from any process) finishes them; see docs/queues.md.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -169,7 +170,7 @@ def receive(
     json_output: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Receive messages with receipt handles for a script: one line each (receipt,
-    key, value), or --json objects with a "receipt" field. Ack them with
+    key and value, tab-separated), or --json objects with a "receipt" field. Ack them with
     'mqlog queues ack'; unacked, they come back after --visibility."""
     with open_log(ctx) as log:
         received = log.receive_with_receipts(
@@ -181,8 +182,7 @@ def receive(
             emit_json({"receipt": item.receipt, "delivery_count": message.delivery_count,
                        **record_json(message.topic, message.partition, message)})
         else:
-            console.print(f"{item.receipt}\t{_text(message.key)}\t{_text(message.value)}",
-                          markup=False, soft_wrap=True, highlight=False)
+            sys.stdout.write(f"{item.receipt}\t{_text(message.key)}\t{_text(message.value)}\n")
 
 
 @queues_app.command("ack")
