@@ -12,6 +12,7 @@
 from mqlog.consumer import (
     Consumer,
     ConsumerConfig,
+    DeadLetter,
     PendingMessage,
     PendingPartition,
     PendingSummary,
@@ -68,6 +69,7 @@ __all__ = [
     "ConsumerConfig",
     "CorruptMetadataError",
     "CorruptRecordError",
+    "DeadLetter",
     "Delivery",
     "DeliveryLostError",
     "DiskFullError",

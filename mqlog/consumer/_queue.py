@@ -628,54 +628,6 @@ def _milliseconds(name: str, seconds: object) -> int:
     return int(seconds * 1000)
 
 
-def redrive(log: Log, dlq_topic: str, offsets: Iterable[int] | None = None,
-            where: Callable[[QueueMessage], bool] | None = None) -> int:
-    """Move dead letters back to their original topic and partition (without the
-    ``dlq.*`` headers); all of them, or those at ``offsets`` and/or matching
-    ``where``. A message is redriven once: the redrive is itself a queue group
-    (``mqlog-redrive``) over the dead-letter topic. Returns how many moved.
-
-    Raises ConfigError, writing nothing, if ``dlq_topic`` is not a dead-letter
-    topic (see :func:`check_dead_letter_topic`); a topic with no records moves
-    nothing and writes nothing. A record without the ``dlq.*`` headers that say
-    where it came from is left where it is."""
-    wanted = None if offsets is None else set(offsets)
-    if wanted is not None and not all(
-        isinstance(offset, int) and not isinstance(offset, bool) for offset in wanted
-    ):
-        raise TypeError("offsets must be ints")
-    if where is not None and not callable(where):
-        raise TypeError("where must be callable(message) -> bool")
-    if not check_dead_letter_topic(log, dlq_topic):
-        return 0
-    worker = QueueConsumer(log, "mqlog-redrive", [dlq_topic], ack_timeout_s=300,
-                           max_deliveries=254)
-    moved = 0
-    skipped: list[QueueMessage] = []
-    try:
-        while True:
-            batch = worker.receive(max_messages=1000, timeout=0)
-            if not batch:
-                return moved
-            for message in batch:
-                origin = dead_letter_origin(message)
-                if origin is None or (wanted is not None and message.offset not in wanted) or (
-                    where is not None and not where(message)
-                ):
-                    skipped.append(message)
-                    continue
-                topic, partition = origin
-                headers = dict(message.headers)
-                clean = {k: v for k, v in headers.items() if not k.startswith("dlq.")}
-                log.append(topic, partition,
-                           [Record(message.value, message.key, clean, message.timestamp)])
-                message.ack()
-                moved += 1
-    finally:
-        worker._skip(skipped)
-        worker.close()
-
-
 def dead_letter_origin(record: Record) -> tuple[str, int] | None:
     """(topic, partition) a dead letter came from, from its ``dlq.topic`` and
     ``dlq.partition`` headers; None for a record without them (not a dead letter)."""

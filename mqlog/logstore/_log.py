@@ -565,13 +565,38 @@ class Log:
         self._check_writable(f"ack messages of queue group {group!r}")
         ack_receipts(self, group, receipts)
 
-    def redrive(self, dlq_topic: str, offsets=None, where=None) -> int:
-        """Move dead letters back to where they came from; returns how many moved.
-        See :func:`mqlog.consumer._queue.redrive`."""
-        from mqlog.consumer._queue import redrive
+    def redrive(self, dlq_topic: str, offsets=None, where=None, *, to: str | None = None,
+                partition: int | None = None, reason: str | None = None,
+                dry_run: bool = False) -> int:
+        """Move pending dead letters back to where they came from (or to topic
+        ``to``) and mark them redriven; returns how many moved (would move, with
+        ``dry_run``). See :func:`mqlog.consumer._dead_letters.redrive`."""
+        from mqlog.consumer._dead_letters import redrive
 
-        self._check_writable(f"redrive {dlq_topic!r}")
-        return redrive(self, dlq_topic, offsets, where)
+        if not dry_run:
+            self._check_writable(f"redrive {dlq_topic!r}")
+        return redrive(self, dlq_topic, offsets, where, to=to, partition=partition,
+                       reason=reason, dry_run=dry_run)
+
+    def dead_letters(self, dlq_topic: str, *, partition: int | None = None, offsets=None,
+                     reason: str | None = None, pending_only: bool = False) -> list:
+        """The letters of a dead-letter topic with their origin and state (pending,
+        redriven, purged). See :func:`mqlog.consumer._dead_letters.dead_letters`."""
+        from mqlog.consumer._dead_letters import dead_letters
+
+        return dead_letters(self, dlq_topic, partition=partition, offsets=offsets,
+                            reason=reason, pending_only=pending_only)
+
+    def purge_dead_letters(self, dlq_topic: str, offsets=None, *, partition: int | None = None,
+                           reason: str | None = None, dry_run: bool = False) -> int:
+        """Mark pending dead letters purged: never to be redriven. Returns how many.
+        See :func:`mqlog.consumer._dead_letters.purge`."""
+        from mqlog.consumer._dead_letters import purge
+
+        if not dry_run:
+            self._check_writable(f"purge {dlq_topic!r}")
+        return purge(self, dlq_topic, offsets, partition=partition, reason=reason,
+                     dry_run=dry_run)
 
     def _offset_store(self) -> OffsetStore:
         """The committed-offsets store of this log (created on first use)."""
