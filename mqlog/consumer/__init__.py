@@ -7,5 +7,5 @@ from mqlog.consumer._pending import PendingMessage, PendingPartition, PendingSum
 from mqlog.consumer._queue import QueueConsumer, QueueMessage
 from mqlog.consumer._receipts import ReceivedMessage
 
-__all__ = ["Consumer", "ConsumerConfig", "DeadLetter", "PendingMessage", "PendingPartition", "PendingSummary",
-           "QueueConsumer", "QueueMessage", "ReceivedMessage", "TopicPartition"]
+__all__ = ["Consumer", "ConsumerConfig", "DeadLetter", "PendingMessage", "PendingPartition",
+           "PendingSummary", "QueueConsumer", "QueueMessage", "ReceivedMessage", "TopicPartition"]

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from mqlog.consumer._queue import check_dead_letter_topic, dead_letter_origin
-from mqlog.errors import ConfigError, UnknownPartitionError
+from mqlog.errors import ConfigError, OffsetOutOfRangeError, UnknownPartitionError
 from mqlog.logstore._files import atomic_write
 from mqlog.logstore._record import Record
 
@@ -200,6 +200,22 @@ def dead_letters(log: Log, topic: str, *, partition: int | None = None,
     check_dead_letter_topic(log, topic)
     return [letter for letter in _letters(log, topic, only)
             if not pending_only or letter.state == PENDING]
+
+
+def dead_letter_at(log: Log, topic: str, partition: int, offset: int) -> DeadLetter:
+    """The letter at ``offset`` of ``partition``; OffsetOutOfRangeError when there is
+    none, ConfigError when the topic or the record is not a dead letter. Reads only."""
+    check_dead_letter_topic(log, topic)
+    [record] = log.read(topic, partition, offset, max_records=1) or [None]
+    if record is None or record.offset != offset:
+        raise OffsetOutOfRangeError(f"no dead letter at {topic}/{partition}@{offset}",
+                                    offset=offset, start_offset=offset, end_offset=offset)
+    if dead_letter_origin(record) is None:
+        raise ConfigError(f"{topic}/{partition}@{offset} is not a dead letter: it has no "
+                          f"dlq.topic and dlq.partition headers")
+    marks = _Marks(_marks_path(log, topic, partition))
+    marks.forget_if_beyond(log.end_offset(topic, partition))
+    return _letter(partition, record, marks.state(offset))
 
 
 @contextmanager

@@ -34,9 +34,11 @@ def test_list_names_origin_deliveries_and_reason(runner, dead):
     assert result.exit_code == 0, result.output
     letters = json_lines(result.stdout)
     assert [(d["partition"], d["offset"]) for d in letters] == [(0, 0), (0, 1)]
-    assert [(d["origin"]["topic"], d["origin"]["offset"], d["origin"]["delivery_count"],
-             d["origin"]["reason"]) for d in letters] == [
-        ("jobs", "0", "1", "boom"), ("jobs", "1", "1", "boom")]
+    assert [(d["origin"]["topic"], d["origin"]["partition"], d["origin"]["offset"],
+             d["origin"]["delivery_count"], d["origin"]["reason"], d["state"])
+            for d in letters] == [
+        ("jobs", 0, 0, 1, "boom", "pending"), ("jobs", 0, 1, 1, "boom", "pending")]
+    assert all(isinstance(d["origin"]["last_delivery_ms"], int) for d in letters)
     table = run(runner, "-d", dead, "dlq", "list", "jobs.dlq")
     assert table.exit_code == 0 and "2 dead letters in jobs.dlq" in table.stdout
 
@@ -53,9 +55,10 @@ def test_show_prints_one_dead_letter(runner, dead):
 
 def test_redrive_moves_dead_letters_back_once(runner, dead):
     result = run(runner, "-d", dead, "dlq", "redrive", "jobs.dlq", "--offset", "1", "--json")
-    assert json_lines(result.stdout) == [{"topic": "jobs.dlq", "redriven": 1}]
+    assert json_lines(result.stdout) == [{"topic": "jobs.dlq", "redriven": 1, "dry_run": False}]
     again = run(runner, "-d", dead, "dlq", "redrive", "jobs.dlq", "--json")
-    assert json_lines(again.stdout) == [{"topic": "jobs.dlq", "redriven": 1}]  # offset 0 only
+    assert json_lines(again.stdout) == [  # offset 0 only
+        {"topic": "jobs.dlq", "redriven": 1, "dry_run": False}]
     with mqlog.open(dead) as log:
         back = log.read("jobs", 0, 2)
     assert [(r.key, r.value) for r in back] == [(b"k", b"b"), (None, b"a")]
