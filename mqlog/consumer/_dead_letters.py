@@ -27,9 +27,11 @@ otherwise) and checks its arguments, so bad input writes nothing.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import fcntl
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -93,7 +95,8 @@ class _Marks:
 
     def state(self, offset: int) -> str:
         for state, ranges in self.ranges.items():
-            if any(first <= offset <= last for first, last in ranges):
+            index = bisect.bisect_right(ranges, (offset, math.inf)) - 1
+            if index >= 0 and ranges[index][0] <= offset <= ranges[index][1]:
                 return state
         return PENDING
 
@@ -173,13 +176,17 @@ class _Filter:
                 and (self.where is None or bool(self.where(letter.record))))
 
 
+def _check_partition(log: Log, topic: str, only: _Filter) -> None:
+    """UnknownPartitionError if ``only`` names a partition ``topic`` does not have."""
+    count = len(log.describe_topic(topic).partitions)
+    if only.partition is not None and only.partition >= count:
+        raise UnknownPartitionError(f"topic {topic!r} has no partition {only.partition}")
+
+
 def _letters(log: Log, topic: str, only: _Filter) -> Iterator[DeadLetter]:
     """The letters of ``topic`` that ``only`` selects, with their states."""
-    description = log.describe_topic(topic)
-    numbers = [p.partition for p in description.partitions]
-    if only.partition is not None and only.partition not in numbers:
-        raise UnknownPartitionError(f"topic {topic!r} has no partition {only.partition}")
-    for p in description.partitions:
+    _check_partition(log, topic, only)
+    for p in log.describe_topic(topic).partitions:
         if only.partition is not None and p.partition != only.partition:
             continue
         marks = _Marks(_marks_path(log, topic, p.partition))
@@ -243,14 +250,16 @@ def redrive(log: Log, topic: str, offsets: Iterable[int] | None = None,
     only = _Filter.of(partition, offsets, reason, where)
     if not check_dead_letter_topic(log, topic):
         return 0
+    _check_partition(log, topic, only)
     if to is not None:
         log.describe_topic(to)  # UnknownTopicError now
     if dry_run:
         return len(_targets(log, _redrivable(log, topic, only), to))
+    chosen = _redrivable(log, topic, only)
+    targets = _targets(log, chosen, to)  # a missing destination fails before any write
     durable = log.describe_topic(topic).config.durability == "always"
     with _locked(log, topic):
-        chosen = _redrivable(log, topic, only)
-        targets = _targets(log, chosen, to)
+        chosen, targets = _still_pending(log, topic, chosen, targets)
         moved = 0
         for start in range(0, len(chosen), REDRIVE_BATCH):
             batch = chosen[start:start + REDRIVE_BATCH]
@@ -274,11 +283,13 @@ def purge(log: Log, topic: str, offsets: Iterable[int] | None = None, *,
     only = _Filter.of(partition, offsets, reason)
     if not check_dead_letter_topic(log, topic):
         return 0
+    _check_partition(log, topic, only)
     if dry_run:
         return sum(1 for x in _letters(log, topic, only) if x.state == PENDING)
+    chosen = [x for x in _letters(log, topic, only) if x.state == PENDING]
     durable = log.describe_topic(topic).config.durability == "always"
     with _locked(log, topic):
-        chosen = [x for x in _letters(log, topic, only) if x.state == PENDING]
+        chosen, _ = _still_pending(log, topic, chosen, chosen)
         _mark(log, topic, PURGED, chosen, durable)
         return len(chosen)
 
@@ -287,6 +298,23 @@ def _redrivable(log: Log, topic: str, only: _Filter) -> list[DeadLetter]:
     """The pending letters ``only`` selects that say where they came from (a record
     without ``dlq.topic`` and ``dlq.partition`` headers is left where it is)."""
     return [x for x in _letters(log, topic, only) if x.state == PENDING and x.origin_topic]
+
+
+def _still_pending(log: Log, topic: str, letters: list[DeadLetter], paired: list
+                   ) -> tuple[list[DeadLetter], list]:
+    """The ``letters`` (and their ``paired`` items) still pending by the marks as
+    they are now: read under the lock, after a redrive or purge by another
+    process may have handled some."""
+    marks: dict[int, _Marks] = {}
+    kept, kept_paired = [], []
+    for letter, item in zip(letters, paired):
+        if letter.partition not in marks:
+            marks[letter.partition] = _Marks(_marks_path(log, topic, letter.partition))
+            marks[letter.partition].forget_if_beyond(log.end_offset(topic, letter.partition))
+        if marks[letter.partition].state(letter.offset) == PENDING:
+            kept.append(letter)
+            kept_paired.append(item)
+    return kept, kept_paired
 
 
 def _targets(log: Log, letters: list[DeadLetter], to: str | None) -> list[tuple[str, int]]:
