@@ -179,7 +179,7 @@ def receive(
     for item in received:
         message = item.message
         if json_output:
-            emit_json({"receipt": item.receipt, "delivery_count": message.delivery_count,
+            emit_json({"receipt": item.receipt, "delivery_count": item.delivery_count,
                        **record_json(message.topic, message.partition, message)})
         else:
             sys.stdout.write(f"{item.receipt}\t{_text(message.key)}\t{_text(message.value)}\n")

@@ -76,7 +76,10 @@ class ReceivedMessage:
 
     #: The handle to ack it with (``Log.ack_receipts``).
     receipt: str
+    #: The record (ack it by its receipt: no worker holds it).
     message: Message
+    #: Its delivery number at this hand-out (1 = first).
+    delivery_count: int
 
 
 def receive_with_receipts(log: Log, group: str, topics: Iterable[str] | str, *,
@@ -101,7 +104,7 @@ def receive_with_receipts(log: Log, group: str, topics: Iterable[str] | str, *,
                     delivered = int(state.entries["last_ms"][slot])
                     receipt = Receipt(message.topic, message.partition, message.offset,
                                       message.delivery_count, delivered)
-                    out.append(ReceivedMessage(str(receipt), message))
+                    out.append(ReceivedMessage(str(receipt), message, message.delivery_count))
         return out
     finally:
         worker.close()  # holds nothing now: every message is detached
