@@ -576,12 +576,6 @@ class QueueConsumer:
         if reason is None:
             state.count("dead_lettered", len(items))
 
-    def _skip(self, messages: list[QueueMessage]) -> None:
-        """Give messages back without counting the delivery (they were not processed)."""
-        for message in messages:
-            message._state.release(
-                self.member_id, [message.offset], 0, undeliver=True)
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[QueueMessage]:
