@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import mqlog
-from tests.cli._cli import json_lines, run
+from tests.cli._cli import finish, json_lines, run, start
 
 
 @pytest.fixture
@@ -98,3 +98,20 @@ def test_receive_prints_receipt_key_and_value(runner, tmp_path):
     assert result.exit_code == 0, result.output
     receipt, key, value = result.stdout.rstrip("\n").split("\t")
     assert (receipt.split(":")[:4], key, value) == (["jobs", "0", "0", "1"], "k", "v")
+
+
+def test_receipts_work_across_processes(tmp_path):
+    """A script receives in one process and acks in another, after the first ended."""
+    with mqlog.open(tmp_path) as log:
+        log.create_topic("jobs")
+        log.append("jobs", 0, [b"x", b"y"])
+    code, out, err = finish(start("-d", tmp_path, "queues", "receive", "w", "jobs", "-n", "2",
+                                  "--visibility", "600", "--json"))
+    assert code == 0, err
+    receipts = [document["receipt"] for document in json_lines(out)]
+    assert len(receipts) == 2
+    code, out, err = finish(start("-d", tmp_path, "queues", "ack", "w", *receipts))
+    assert (code, out.strip()) == (0, "acked 2 messages"), err
+    with mqlog.open(tmp_path) as log:
+        assert log.pending_summary("w").count == 0
+        assert log.queue("w", "jobs").receive(max_messages=10) == []
