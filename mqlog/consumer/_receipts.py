@@ -100,6 +100,9 @@ def receive_with_receipts(log: Log, group: str, topics: Iterable[str] | str, *,
             with state.locked():
                 for message in held:
                     slot = message.offset % state.capacity
+                    if (state.entries["state"][slot] != ACQUIRED
+                            or state.entries["owner"][slot] != worker.member_id):
+                        continue  # its lock already ran out and another worker took it
                     state.entries["owner"][slot] = DETACHED
                     delivered = int(state.entries["last_ms"][slot])
                     receipt = Receipt(message.topic, message.partition, message.offset,
@@ -148,7 +151,7 @@ def _ack(state: ShareState, receipts: list[Receipt]) -> list[Receipt]:
         end = state.bounds()[1]
         for receipt in receipts:
             slot = receipt.offset % state.capacity
-            entry = state.entries[slot]
+            entry = state.entries[slot].copy()  # not a view: the map closes later
             current = (end - state.capacity <= receipt.offset < end
                        and int(entry["deliveries"]) == receipt.delivery_count
                        and int(entry["last_ms"]) == receipt.delivered_ms)
