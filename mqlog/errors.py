@@ -22,6 +22,7 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── IllegalStateError            a call that does not fit the client's state
     ├── UnknownGroupError            no consumer or queue group of that name
     ├── DeliveryLostError            a queue ack/nack after another worker took the message
+    ├── RemoteHandlerError           a request's handler raised (its error's type and message)
     ├── ProducerSequenceError        an idempotent producer's batch out of sequence
     │   └── InvalidProducerEpochError    ... sent with an epoch older than the producer's
     ├── DiskFullError (OSError)      no space for a write (errno ENOSPC); retriable
@@ -173,6 +174,25 @@ class IllegalStateError(MqlogError):
 class DeliveryLostError(MqlogError):
     """A queue message's ack, nack or extend came after its lock ran out and
     another worker took it; that worker will process it (again)."""
+
+
+class RemoteHandlerError(MqlogError):
+    """The responder's handler raised while answering a request (``Log.request``).
+
+    ``type_name`` is the name of the exception's class (e.g. ``"KeyError"``) and
+    ``message`` its text, as the responder saw them: the exception itself stays
+    in the responder's process. The request was answered and acked, so it is
+    not retried; send it again to retry.
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"the responder's handler raised {type_name}: {message}"
+                         if message else f"the responder's handler raised {type_name}")
+        self.type_name = type_name
+        self.message = message
+
+    def __reduce__(self):
+        return RemoteHandlerError, (self.type_name, self.message)
 
 
 class ProducerSequenceError(MqlogError):

@@ -28,6 +28,9 @@ Header                     Meaning and value
 ``reply-to``               On a request (``Log.request``): where the reply goes,
                            ``<topic>/<partition>`` (UTF-8).
 ``correlation-id``         On a request and its reply: the request's id (32 hex digits).
+``error-type``             On a reply whose handler raised: the exception's class name
+                           (UTF-8); ``Log.request`` raises RemoteHandlerError.
+``error-message``          On such a reply: the exception's message (UTF-8).
 =========================  ==========================================================
 
 Redriving a dead letter (``redrive_dead_letters``, ``mqlog dlq redrive``)
@@ -73,4 +76,8 @@ DEAD_LETTER_HEADERS = (
 REPLY_TO = "reply-to"
 #: On a request and its reply: the request's id.
 CORRELATION_ID = "correlation-id"
+#: On a reply whose handler raised: the exception's class name.
+ERROR_TYPE = "error-type"
+#: On a reply whose handler raised: the exception's message.
+ERROR_MESSAGE = "error-message"
 

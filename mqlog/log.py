@@ -19,12 +19,22 @@ from typing import Any
 
 from mqlog.consumer import (
     Consumer,
+    DeadLetter,
     GroupDescription,
+    PendingMessage,
+    PendingSummary,
     QueueConsumer,
+    ReceivedMessage,
     TopicPartition,
+    ack_receipts,
     admin,
     committed_end_floor,
+    dead_letters,
     describe_queue,
+    pending,
+    pending_summary,
+    purge_dead_letters,
+    receive_with_receipts,
     redrive,
 )
 from mqlog.errors import CorruptRecordError
@@ -298,12 +308,65 @@ class Log:
         ready / in flight / delayed / expired / dead-lettered counts."""
         return describe_queue(self.engine, group)
 
-    def redrive(self, dlq_topic: str, offsets: Iterable[tuple[int, int]] | None = None,
-                where: Callable[[Any], bool] | None = None) -> int:
-        """Move dead letters back to where they came from; returns how many moved.
-        See :func:`mqlog.consumer.redrive`."""
-        self.engine.check_writable(f"redrive {dlq_topic!r}")
-        return redrive(self.engine, dlq_topic, offsets, where)
+    def pending(self, group: str, *, topic: str | None = None, partition: int | None = None,
+                member_id: int | None = None, min_idle_s: float = 0.0,
+                limit: int | None = None) -> list[PendingMessage]:
+        """A queue group's pending messages (handed out, not finished) with their
+        owner, idle time and delivery count, filtered; Redis' XPENDING with a range.
+        See :func:`mqlog.consumer.pending`."""
+        return pending(self.engine, group, topic=topic, partition=partition,
+                       member_id=member_id, min_idle_s=min_idle_s, limit=limit)
+
+    def pending_summary(self, group: str) -> PendingSummary:
+        """How many messages of a queue group are pending, per partition and per
+        owner; Redis' XPENDING without a range."""
+        return pending_summary(self.engine, group)
+
+    def receive_with_receipts(self, group: str, topics: Iterable[str] | str, *,
+                              max_messages: int = 1, visibility_s: float = 30.0,
+                              timeout: float | None = 0.0,
+                              **queue_options: Any) -> list[ReceivedMessage]:
+        """Messages of a queue group, each held ``visibility_s`` seconds by a
+        receipt handle any process may ack with :meth:`ack_receipts`. See
+        :func:`mqlog.consumer.receive_with_receipts`."""
+        return receive_with_receipts(self.engine, group, topics, max_messages=max_messages,
+                                     visibility_s=visibility_s, timeout=timeout,
+                                     **queue_options)
+
+    def ack_receipts(self, group: str, receipts: Iterable[str]) -> None:
+        """Ack messages by receipt handle; DeliveryLostError names stale handles."""
+        self.engine.check_writable(f"ack messages of queue group {group!r}")
+        ack_receipts(self.engine, group, receipts)
+
+    def redrive(self, dlq_topic: str, offsets: Iterable[int] | None = None,
+                where: Callable[[Record], bool] | None = None, *, to: str | None = None,
+                partition: int | None = None, reason: str | None = None,
+                dry_run: bool = False) -> int:
+        """Move pending dead letters back to where they came from (or to topic
+        ``to``) and mark them redriven; returns how many moved (would move, with
+        ``dry_run``). See :func:`mqlog.consumer.redrive`."""
+        if not dry_run:
+            self.engine.check_writable(f"redrive {dlq_topic!r}")
+        return redrive(self.engine, dlq_topic, offsets, where, to=to, partition=partition,
+                       reason=reason, dry_run=dry_run)
+
+    def dead_letters(self, dlq_topic: str, *, partition: int | None = None,
+                     offsets: Iterable[int] | None = None, reason: str | None = None,
+                     pending_only: bool = False) -> list[DeadLetter]:
+        """The letters of a dead-letter topic with their origin and state (pending,
+        redriven, purged). See :func:`mqlog.consumer.dead_letters`."""
+        return dead_letters(self.engine, dlq_topic, partition=partition, offsets=offsets,
+                            reason=reason, pending_only=pending_only)
+
+    def purge_dead_letters(self, dlq_topic: str, offsets: Iterable[int] | None = None, *,
+                           partition: int | None = None, reason: str | None = None,
+                           dry_run: bool = False) -> int:
+        """Mark pending dead letters purged: never to be redriven. Returns how many.
+        See :func:`mqlog.consumer.purge_dead_letters`."""
+        if not dry_run:
+            self.engine.check_writable(f"purge {dlq_topic!r}")
+        return purge_dead_letters(self.engine, dlq_topic, offsets, partition=partition,
+                                  reason=reason, dry_run=dry_run)
 
     # -- lifecycle -------------------------------------------------------------------------
 

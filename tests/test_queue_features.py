@@ -179,22 +179,24 @@ def test_request_reply(log):
         log.request("rpc", b"nobody", timeout=0.2)
 
 
-def test_a_failing_handler_nacks_and_another_try_answers(log):
+def test_a_failing_handler_is_answered_with_its_error_and_not_retried(log):
     log.create_topic("rpc")
     calls = []
 
     def handler(message):
         calls.append(message.delivery_count)
-        if len(calls) == 1:
-            raise RuntimeError("first try fails")
-        return b"ok"
+        raise KeyError("no such symbol")
 
     responder = log.responder("rpc", handler, backoff=lambda deliveries: 0.0)
     server = threading.Thread(target=responder.serve)
     server.start()
     try:
-        assert log.request("rpc", b"x", timeout=10).value == b"ok"
+        with pytest.raises(mqlog.RemoteHandlerError) as raised:
+            log.request("rpc", b"x", timeout=10)
     finally:
         responder.stop()
         server.join()
-    assert calls == [1, 2]
+    assert (raised.value.type_name, raised.value.message) == ("KeyError", "'no such symbol'")
+    assert "KeyError" in str(raised.value)
+    assert calls == [1]
+    assert log.describe_queue("responders")[0]["lag"] == 0  # acked

@@ -1,5 +1,5 @@
-"""``mqlog dlq list|show|redrive`` and ``mqlog queues describe``: dead letters and
-the depth of queue groups."""
+"""``mqlog dlq list|show|redrive|purge`` and ``mqlog queues describe``: dead
+letters and the depth of queue groups."""
 
 from __future__ import annotations
 
@@ -12,27 +12,28 @@ import mqlog
 from mqlog.cli._app import app, open_log
 from mqlog.cli._options import JSON_OPTION
 from mqlog.cli._output import console, emit_json, format_ms, short_repr
-from mqlog.consumer import check_dead_letter_topic, dead_letter_origin
-from mqlog.headers import (
-    DEAD_LETTER_HEADERS,
-    DEAD_LETTER_PARTITION,
-    DEAD_LETTER_PREFIX,
-    DEAD_LETTER_TOPIC,
-)
+from mqlog.consumer import dead_letter_at
+from mqlog.headers import DEAD_LETTER_HEADERS, DEAD_LETTER_PREFIX
 
-dlq_app = typer.Typer(help="List, show and redrive dead letters.", no_args_is_help=True)
+dlq_app = typer.Typer(help="List, show, redrive and purge dead letters.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
-queues_app = typer.Typer(help="Describe queue groups.", no_args_is_help=True)
+queues_app = typer.Typer(help="Queue groups: depth, pending messages, claim, receive, ack.",
+                         no_args_is_help=True)
 app.add_typer(queues_app, name="queues")
 
 DlqArgument = Annotated[str, typer.Argument(help="Dead-letter topic, e.g. orders.dlq.",
                                             show_default=False)]
 
 
-def _dead_letters(log: mqlog.Log, topic: str):
-    for description in log.describe_topic(topic).partitions:
-        for record in log.iter(topic, description.partition, description.start_offset):
-            yield description.partition, record
+PartitionOption = Annotated[int | None, typer.Option(
+    "--partition", "-p", help="Only dead letters of this partition of the dead-letter topic.")]
+ReasonOption = Annotated[str | None, typer.Option(
+    "--reason", metavar="PATTERN",
+    help="Only dead letters whose reason matches this regular expression.")]
+OffsetsOption = Annotated[list[int] | None, typer.Option(
+    "--offset", help="Only these dead-letter offsets (repeat the option).")]
+DryRunOption = Annotated[bool, typer.Option(
+    "--dry-run", help="Only count the dead letters it would handle; write nothing.")]
 
 
 def _origin(record: mqlog.Record) -> dict:
@@ -41,27 +42,40 @@ def _origin(record: mqlog.Record) -> dict:
         errors="replace") for name in DEAD_LETTER_HEADERS}
 
 
+def letter_json(letter: mqlog.DeadLetter) -> dict:
+    """A dead letter as the JSON object of ``dlq list --json``: numbers as numbers."""
+    return {"partition": letter.partition, "offset": letter.offset, "state": letter.state,
+            "origin": {"topic": letter.origin_topic, "partition": letter.origin_partition,
+                       "offset": letter.origin_offset,
+                       "delivery_count": letter.delivery_count, "reason": letter.reason,
+                       "first_delivery_ms": letter.first_delivery_ms,
+                       "last_delivery_ms": letter.last_delivery_ms}}
+
+
 @dlq_app.command("list")
 def list_dead_letters(ctx: typer.Context, topic: DlqArgument,
+                      partition: PartitionOption = None, reason: ReasonOption = None,
+                      pending: Annotated[bool, typer.Option(
+                          "--pending", help="Only pending ones (hide redriven and purged).")]
+                      = False,
                       json_output: Annotated[bool, JSON_OPTION] = False) -> None:
     """One line per dead letter: where it is, where it came from, how often it was
-    delivered and the last nack's reason."""
+    delivered, the last nack's reason and its state (pending, redriven, purged)."""
     with open_log(ctx, reading=True) as log:
-        check_dead_letter_topic(log.engine, topic)
-        letters = list(_dead_letters(log, topic))
+        letters = log.dead_letters(topic, partition=partition, reason=reason,
+                                   pending_only=pending)
     if json_output:
-        for partition, record in letters:
-            emit_json({"partition": partition, "offset": record.offset,
-                       "origin": _origin(record)})
+        for letter in letters:
+            emit_json(letter_json(letter))
         return
-    table = Table("PARTITION", "OFFSET", "FROM", "DELIVERIES", "REASON", "LAST DELIVERY")
-    for partition, record in letters:
-        origin = _origin(record)
-        last = origin["last_delivery_ms"]
-        table.add_row(str(partition), str(record.offset),
-                      f"{origin['topic']}/{origin['partition']}@{origin['offset']}",
-                      origin["delivery_count"], origin["reason"],
-                      format_ms(int(last)) if last.isdigit() else "")
+    table = Table("PARTITION", "OFFSET", "FROM", "DELIVERIES", "REASON", "LAST DELIVERY",
+                  "STATE")
+    for letter in letters:
+        last = letter.last_delivery_ms
+        table.add_row(str(letter.partition), str(letter.offset),
+                      f"{letter.origin_topic}/{letter.origin_partition}@{letter.origin_offset}",
+                      "" if letter.delivery_count is None else str(letter.delivery_count),
+                      letter.reason, "" if last is None else format_ms(last), letter.state)
     console.print(table)
     console.print(f"{len(letters):,} dead letters in {topic}", markup=False)
 
@@ -72,41 +86,56 @@ def show(ctx: typer.Context, topic: DlqArgument,
          partition: Annotated[int, typer.Option("--partition", "-p",
                                                 help="Partition of the dead letter.")] = 0,
          json_output: Annotated[bool, JSON_OPTION] = False) -> None:
-    """Print one dead letter: its key, value, headers and origin."""
+    """Print one dead letter: its origin, state, key and value."""
     with open_log(ctx, reading=True) as log:
-        [record] = log.read(topic, partition, offset, max_records=1) or [None]
-    if record is None:
-        raise mqlog.OffsetOutOfRangeError(
-            f"no dead letter at {topic}/{partition}@{offset}", offset=offset,
-            start_offset=offset, end_offset=offset)
-    if dead_letter_origin(record) is None:
-        raise mqlog.ConfigError(f"{topic}/{partition}@{offset} is not a dead letter: it has no "
-                                f"{DEAD_LETTER_TOPIC} and {DEAD_LETTER_PARTITION} headers")
-    origin = _origin(record)
+        letter = dead_letter_at(log.engine, topic, partition, offset)
+    record = letter.record
     if json_output:
-        emit_json({"partition": partition, "offset": record.offset, "origin": origin,
-                   "key": short_repr(record.key, 1 << 20),
+        emit_json({**letter_json(letter), "key": short_repr(record.key, 1 << 20),
                    "value": short_repr(record.value, 1 << 20)})
         return
-    for name, value in origin.items():
+    for name, value in _origin(record).items():
         console.print(f"{name}: {value}", markup=False, soft_wrap=True)
+    console.print(f"state: {letter.state}", markup=False, soft_wrap=True)
     console.print(f"key: {short_repr(record.key, 200)}", markup=False, soft_wrap=True)
     console.print(f"value: {short_repr(record.value, 2000)}", markup=False, soft_wrap=True)
 
 
 @dlq_app.command("redrive")
-def redrive(ctx: typer.Context, topic: DlqArgument,
-            offsets: Annotated[list[int] | None, typer.Option(
-                "--offset", help="Only these dead-letter offsets (repeat the option).")] = None,
+def redrive(ctx: typer.Context, topic: DlqArgument, offsets: OffsetsOption = None,
+            partition: PartitionOption = None, reason: ReasonOption = None,
+            to: Annotated[str | None, typer.Option(
+                "--to", metavar="TOPIC",
+                help="Append them to this topic instead of where they came from.")] = None,
+            dry_run: DryRunOption = False,
             json_output: Annotated[bool, JSON_OPTION] = False) -> None:
-    """Move dead letters back to their original topic and partition (all of them, or
-    those at --offset); each is redriven once."""
-    with open_log(ctx) as log:
-        moved = log.redrive(topic, offsets=offsets or None)
+    """Move pending dead letters back to their original topic and partition (or to
+    --to): all of them, or those the options select; each is redriven once."""
+    with open_log(ctx, reading=dry_run) as log:
+        moved = log.redrive(topic, offsets=offsets or None, partition=partition,
+                            reason=reason, to=to, dry_run=dry_run)
     if json_output:
-        emit_json({"topic": topic, "redriven": moved})
+        emit_json({"topic": topic, "redriven": moved, "dry_run": dry_run})
     else:
-        console.print(f"redriven {moved:,} dead letters from {topic}", markup=False)
+        verb = "would redrive" if dry_run else "redriven"
+        console.print(f"{verb} {moved:,} dead letters from {topic}", markup=False)
+
+
+@dlq_app.command("purge")
+def purge(ctx: typer.Context, topic: DlqArgument, offsets: OffsetsOption = None,
+          partition: PartitionOption = None, reason: ReasonOption = None,
+          dry_run: DryRunOption = False,
+          json_output: Annotated[bool, JSON_OPTION] = False) -> None:
+    """Give pending dead letters up (all, or those the options select): marked
+    purged, never redriven. Their records stay until retention deletes them."""
+    with open_log(ctx, reading=dry_run) as log:
+        purged = log.purge_dead_letters(topic, offsets or None, partition=partition,
+                                        reason=reason, dry_run=dry_run)
+    if json_output:
+        emit_json({"topic": topic, "purged": purged, "dry_run": dry_run})
+    else:
+        verb = "would purge" if dry_run else "purged"
+        console.print(f"{verb} {purged:,} dead letters of {topic}", markup=False)
 
 
 @queues_app.command("describe")

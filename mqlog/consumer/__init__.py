@@ -8,6 +8,13 @@ servers) uses the names exported here and the public ``admin`` module.
 from mqlog.consumer import admin
 from mqlog.consumer._config import ConsumerConfig, TopicPartition, check_timeout
 from mqlog.consumer._consumer import Consumer
+from mqlog.consumer._dead_letters import (
+    DeadLetter,
+    dead_letter_at,
+    dead_letters,
+    purge_dead_letters,
+    redrive,
+)
 from mqlog.consumer._group import is_queue_group
 from mqlog.consumer._membership import GroupMembership
 from mqlog.consumer._membership_messages import (
@@ -18,14 +25,21 @@ from mqlog.consumer._membership_messages import (
     SyncResult,
 )
 from mqlog.consumer._offsets import OFFSETS_TOPIC, committed_end_floor, offset_store
+from mqlog.consumer._pending import (
+    PendingMessage,
+    PendingPartition,
+    PendingSummary,
+    pending,
+    pending_summary,
+)
 from mqlog.consumer._queue import (
     QueueConsumer,
     QueueMessage,
     check_dead_letter_topic,
     dead_letter_origin,
     describe_queue,
-    redrive,
 )
+from mqlog.consumer._receipts import ReceivedMessage, ack_receipts, receive_with_receipts
 from mqlog.consumer.admin import (
     GroupDescription,
     GroupPartitionDescription,
@@ -36,6 +50,7 @@ __all__ = [
     "OFFSETS_TOPIC",
     "Consumer",
     "ConsumerConfig",
+    "DeadLetter",
     "GroupDescription",
     "GroupMembership",
     "GroupPartitionDescription",
@@ -44,17 +59,28 @@ __all__ = [
     "MemberDescription",
     "MemberSubscription",
     "MembershipListener",
+    "PendingMessage",
+    "PendingPartition",
+    "PendingSummary",
     "QueueConsumer",
     "QueueMessage",
+    "ReceivedMessage",
     "SyncResult",
     "TopicPartition",
+    "ack_receipts",
     "admin",
     "check_dead_letter_topic",
     "check_timeout",
     "committed_end_floor",
+    "dead_letter_at",
     "dead_letter_origin",
+    "dead_letters",
     "describe_queue",
     "is_queue_group",
     "offset_store",
+    "pending",
+    "pending_summary",
+    "purge_dead_letters",
+    "receive_with_receipts",
     "redrive",
 ]

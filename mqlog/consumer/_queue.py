@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from mqlog.consumer._config import TopicPartition, check_timeout
 from mqlog.consumer._group import lock_is_held, queue_directory, refuse_other_kind
-from mqlog.consumer._share_state import ACKED, ARCHIVED, ShareState
+from mqlog.consumer._share_state import ACKED, ARCHIVED, DETACHED, ShareState
 from mqlog.errors import (
     ConfigError,
     CorruptRecordError,
@@ -67,7 +67,6 @@ from mqlog.headers import (
     DEAD_LETTER_LAST_DELIVERY_MS,
     DEAD_LETTER_OFFSET,
     DEAD_LETTER_PARTITION,
-    DEAD_LETTER_PREFIX,
     DEAD_LETTER_REASON,
     DEAD_LETTER_TOPIC,
     DELIVER_AT,
@@ -220,7 +219,7 @@ class QueueConsumer:
             return member, fd
 
     def _alive(self, member: int) -> bool:
-        if member == self.member_id:
+        if member in (self.member_id, DETACHED):  # receipts are freed by their deadline
             return True
         path = member_path(self.directory, member)
         if lock_is_held(path):
@@ -509,6 +508,17 @@ class QueueConsumer:
                 f"worker holds it now"
             )
 
+    def claim(self, min_idle_s: float, max_messages: int = 100, *, topic: str | None = None,
+              partition: int | None = None, offsets: Iterable[int] | None = None
+              ) -> list[QueueMessage]:
+        """Take over pending messages idle at least ``min_idle_s`` seconds from the
+        workers holding them (Redis' XAUTOCLAIM; see ``mqlog.consumer._pending``):
+        each counts as a delivery and is held by this worker from now on."""
+        from mqlog.consumer._pending import claim
+
+        return claim(self, min_idle_s, max_messages, topic=topic, partition=partition,
+                     offsets=offsets)
+
     # -- dead letters ---------------------------------------------------------------------------
 
     def _remember_reason(self, tp: TopicPartition, offset: int, reason: str) -> None:
@@ -561,12 +571,6 @@ class QueueConsumer:
         if reason is None:
             state.count("dead_lettered", len(items))
 
-    def _skip(self, messages: list[QueueMessage]) -> None:
-        """Give messages back without counting the delivery (they were not processed)."""
-        for message in messages:
-            message._state.release(
-                self.member_id, [message.offset], 0, undeliver=True)
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[QueueMessage]:
@@ -611,54 +615,6 @@ def _milliseconds(name: str, seconds: object) -> int:
     if not (math.isfinite(seconds) and 0 <= seconds <= SECONDS_MAX):
         raise ConfigError(f"{name} must be from 0 to {SECONDS_MAX} seconds, not {seconds!r}")
     return int(seconds * 1000)
-
-
-def redrive(log: Engine, dlq_topic: str, offsets: Iterable[int] | None = None,
-            where: Callable[[QueueMessage], bool] | None = None) -> int:
-    """Move dead letters back to their original topic and partition (without the
-    ``dlq.*`` headers); all of them, or those at ``offsets`` and/or matching
-    ``where``. A message is redriven once: the redrive is itself a queue group
-    (``mqlog-redrive``) over the dead-letter topic. Returns how many moved.
-
-    Raises ConfigError, writing nothing, if ``dlq_topic`` is not a dead-letter
-    topic (see :func:`check_dead_letter_topic`); a topic with no records moves
-    nothing and writes nothing. A record without the ``dlq.*`` headers that say
-    where it came from is left where it is."""
-    wanted = None if offsets is None else set(offsets)
-    if wanted is not None and not all(
-        isinstance(offset, int) and not isinstance(offset, bool) for offset in wanted
-    ):
-        raise TypeError("offsets must be ints")
-    if where is not None and not callable(where):
-        raise TypeError("where must be callable(message) -> bool")
-    if not check_dead_letter_topic(log, dlq_topic):
-        return 0
-    worker = QueueConsumer(log, "mqlog-redrive", [dlq_topic], ack_timeout_s=300,
-                           max_deliveries=254)
-    moved = 0
-    skipped: list[QueueMessage] = []
-    try:
-        while True:
-            batch = worker.receive(max_messages=1000, timeout=0)
-            if not batch:
-                return moved
-            for message in batch:
-                origin = dead_letter_origin(message)
-                if origin is None or (wanted is not None and message.offset not in wanted) or (
-                    where is not None and not where(message)
-                ):
-                    skipped.append(message)
-                    continue
-                topic, partition = origin
-                headers = dict(message.headers)
-                clean = {k: v for k, v in headers.items() if not k.startswith(DEAD_LETTER_PREFIX)}
-                log.append(topic, partition,
-                           [Record(message.value, message.key, clean, message.timestamp)])
-                message.ack()
-                moved += 1
-    finally:
-        worker._skip(skipped)
-        worker.close()
 
 
 def dead_letter_origin(record: Record) -> tuple[str, int] | None:

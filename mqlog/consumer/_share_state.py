@@ -54,6 +54,9 @@ from mqlog.errors import DiskFullError, StorageFailedError
 from mqlog.logstore import fsync_directory, fsync_file, reserve, storage_failed, sync_map
 
 AVAILABLE, ACQUIRED, ACKED, ARCHIVED = 0, 1, 2, 3
+#: The owner of records handed out with receipt handles (``mqlog.consumer._receipts``):
+#: no worker, so only their deadline frees them. Worker ids are never 0.
+DETACHED = 0
 MAGIC = b"MQLSHARE"
 VERSION = 1
 HEADER = struct.Struct("<8sIIqq")

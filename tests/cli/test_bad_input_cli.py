@@ -49,8 +49,10 @@ def plain(tmp_path: Path) -> Path:
                        "dlq.topic and dlq.partition headers"),
     (["redrive", "jobs"], "topic 'jobs' is not a dead-letter topic: its record 0@0 has no "
                           "dlq.topic and dlq.partition headers"),
-    (["show", "jobs", "1"], "jobs/0@1 is not a dead letter: it has no dlq.topic and "
-                            "dlq.partition headers"),
+    (["show", "jobs", "1"], "topic 'jobs' is not a dead-letter topic: its record 0@0 has "
+                            "no dlq.topic and dlq.partition headers"),
+    (["purge", "jobs"], "topic 'jobs' is not a dead-letter topic: its record 0@0 has no "
+                        "dlq.topic and dlq.partition headers"),
 ])
 def test_dlq_commands_refuse_a_topic_that_is_not_a_dead_letter_topic(runner, plain, args,
                                                                      message) -> None:

@@ -34,8 +34,9 @@ def test_every_command_has_a_section_naming_each_option() -> None:
     documented = sections(DOC.read_text())
     registered = commands(typer.main.get_command(app))
     assert sorted(registered) == [
-        "consume", "demo", "dlq list", "dlq redrive", "dlq show", "dump", "groups delete",
-        "groups describe", "groups list", "lag", "produce", "queues describe", "repair", "replay",
+        "consume", "demo", "dlq list", "dlq purge", "dlq redrive", "dlq show", "dump",
+        "groups delete", "groups describe", "groups list", "lag", "produce", "queues ack",
+        "queues claim", "queues describe", "queues pending", "queues receive", "repair", "replay",
         "seek", "stats", "tail", "topics alter", "topics create", "topics delete",
         "topics describe", "topics list", "verify"]
     for name, command in registered.items():
