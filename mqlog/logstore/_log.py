@@ -70,6 +70,7 @@ from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._record import Record
 from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._topic import Topic, write_metadata
+from mqlog.logstore._topic_match import check_existing_topic
 from mqlog.logstore.config import TopicConfig, validate_topic_name
 
 if TYPE_CHECKING:
@@ -130,6 +131,8 @@ class Log:
         self.read_only = bool(read_only)
         #: False: segments are deleted for retention only by enforce_retention().
         self.apply_retention = bool(apply_retention) and not self.read_only
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise ConfigError(f"{self.path} is a file, not a log directory")
         if not os.path.isdir(self.path):
             if not create or self.read_only:
                 raise MqlogError(f"log directory {self.path} does not exist")
@@ -199,11 +202,20 @@ class Log:
         finally:
             os.close(fd)
 
-    def create_topic(self, name: str, partitions: int = 1, **topic_config) -> TopicDescription:
+    def create_topic(self, name: str, partitions: int = 1, *, exist_ok: bool = False,
+                     **topic_config) -> TopicDescription:
         """Create a topic; raises TopicExistsError if the name is taken. The topic
         appears complete or not at all: a failure (a full disk, too many open
-        files, a crash) leaves nothing behind."""
-        return self._create_topic(name, partitions, internal=False, **topic_config)
+        files, a crash) leaves nothing behind. With ``exist_ok`` (as ``mkdir -p``),
+        an existing topic with ``partitions`` partitions and the given config is
+        described instead; one that differs raises TopicExistsError naming the
+        differences (see :func:`check_existing_topic`)."""
+        try:
+            return self._create_topic(name, partitions, internal=False, **topic_config)
+        except TopicExistsError:
+            if not exist_ok:
+                raise
+        return check_existing_topic(self.describe_topic(name), partitions, topic_config)
 
     def _create_topic(self, name: str, partitions: int, internal: bool,
                       **topic_config) -> TopicDescription:
