@@ -15,10 +15,12 @@ from mqlog.cli._records import (
     FormatOption,
     GrepOption,
     HeadersOption,
+    JsonFormatOption,
     KeyOption,
     RecordFormat,
     RecordPrinter,
     check_stdout_open,
+    chosen_format,
     compile_grep,
 )
 from mqlog.consumer import Consumer
@@ -45,6 +47,7 @@ def consume(
         help="Stop when no record arrives for SECS (default: wait forever).",
         show_default=False)] = None,
     output_format: FormatOption = RecordFormat.text,
+    json_output: JsonFormatOption = False,
     key: KeyOption = False,
     headers: HeadersOption = False,
     grep: GrepOption = None,
@@ -55,7 +58,8 @@ def consume(
     after each printed batch (at-least-once). Ctrl-C leaves the group; its
     partitions go to the other members.
     """
-    printer = RecordPrinter(output_format, key, headers, compile_grep(grep))
+    printer = RecordPrinter(chosen_format(output_format, json_output), key, headers,
+                            compile_grep(grep))
     try:
         with open_log(ctx) as log, log.consumer(
             group, [topic], client_id=CLIENT_ID,

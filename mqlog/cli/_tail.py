@@ -17,10 +17,12 @@ from mqlog.cli._records import (
     FormatOption,
     GrepOption,
     HeadersOption,
+    JsonFormatOption,
     KeyOption,
     RecordFormat,
     RecordPrinter,
     check_stdout_open,
+    chosen_format,
     compile_grep,
     last_records,
     merged,
@@ -59,6 +61,7 @@ def tail(
         "--follow", "-f", help="Keep printing records as they are appended (Ctrl-C stops).")]
     = False,
     output_format: FormatOption = RecordFormat.text,
+    json_output: JsonFormatOption = False,
     key: KeyOption = False,
     headers: HeadersOption = False,
     grep: GrepOption = None,
@@ -77,7 +80,8 @@ def tail(
               if given]
     if len(starts) > 1:
         raise CliError(f"choose one starting point, not {' and '.join(starts)}", EXIT_USAGE)
-    printer = RecordPrinter(output_format, key, headers, compile_grep(grep))
+    printer = RecordPrinter(chosen_format(output_format, json_output), key, headers,
+                            compile_grep(grep))
     damage = _DamageReport()
     try:
         with open_log(ctx, reading=True) as log:
