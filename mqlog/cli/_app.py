@@ -140,6 +140,12 @@ def settings(ctx: typer.Context) -> Settings:
     return found
 
 
+def check_not_a_file(directory: Path) -> None:
+    """A file given as the log directory is bad input (exit 2), said as such."""
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"{directory} is a file, not a log directory", EXIT_USAGE)
+
+
 #: Why opening a log for writing fails where it can still be read: read-only
 #: media (EROFS), another user's log (EACCES, EPERM).
 _NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -153,6 +159,7 @@ def open_log(ctx: typer.Context, create: bool = False,
     and reads a log it may not write (read-only media, another user's) through
     a read-only open, which writes nothing at all."""
     directory = settings(ctx).directory
+    check_not_a_file(directory)
     if not create and not directory.is_dir():
         raise FileNotFoundError(errno.ENOENT, "log directory does not exist",
                                 os.fspath(directory))

@@ -3,6 +3,14 @@
 Data goes to stdout, messages and progress to stderr, so ``--json`` output
 can be piped as is. The consoles look up ``sys.stdout``/``sys.stderr`` at
 each write, so tests that swap the streams see the output.
+
+Tables never cut a number, an id or a time. Printed to a terminal, a table is
+drawn with borders, and a column is never narrower than its longest word:
+columns of text wrap at spaces, and a table that cannot fit even so is drawn
+wider than the terminal (which folds the lines) rather than cut. Printed
+anywhere else (a pipe, a file), a table is plain text for ``grep``, ``awk``
+and ``sort``: its title on a line of its own, then the header and the rows as
+columns separated by two spaces, aligned, never wrapped, never cut.
 """
 
 from __future__ import annotations
@@ -14,10 +22,90 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
+from rich.segment import Segments
+from rich.table import Table
+from rich.text import Text
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: Separates the columns of a plain table.
+PLAIN_SEPARATOR = "  "
+
+
+class TableConsole(Console):
+    """A console that prints tables without cutting them (see the module docstring)."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        if len(objects) == 1 and isinstance(objects[0], Group):
+            for renderable in objects[0].renderables:
+                self.print(renderable, **options)
+        elif len(objects) == 1 and isinstance(objects[0], Table):
+            self._print_table(objects[0], **options)
+        else:
+            super().print(*objects, **options)
+
+    def _print_table(self, table: Table, **options: Any) -> None:
+        if not self.is_terminal:
+            for line in plain_table(self, table):
+                super().print(line, markup=False, highlight=False, soft_wrap=True,
+                              crop=False)
+            return
+        for column, words in zip(table.columns, _longest_words(self, table)):
+            column.min_width = max(column.min_width or 0, words)
+        needed = Measurement.get(self, self.options.update(width=10**6), table).minimum
+        if needed <= self.width:
+            super().print(table, **options)
+            return
+        lines = self.render_lines(table, self.options.update(width=needed), pad=False,
+                                  new_lines=True)
+        super().print(Segments(segment for line in lines for segment in line), crop=False)
+
+
+def _cell_text(console: Console, cell: RenderableType) -> str:
+    """A cell's text on one line (markup rendered, styles dropped; a heading
+    broken after a dash, ``LOG-END-\\nOFFSET``, joined again)."""
+    if isinstance(cell, Text):
+        text = cell.plain
+    elif isinstance(cell, str):
+        text = console.render_str(cell).plain
+    else:
+        text = "".join(segment.text for segment in console.render(cell))
+    return " ".join(text.replace("-\n", "-").split())
+
+
+def _columns(console: Console, table: Table) -> list[list[str]]:
+    """Each column's cells as text: header, rows, footer (as the table shows them)."""
+    return [
+        ([_cell_text(console, column.header)] if table.show_header else [])
+        + [_cell_text(console, cell) for cell in column.cells]
+        + ([_cell_text(console, column.footer)] if table.show_footer else [])
+        for column in table.columns
+    ]
+
+
+def _longest_words(console: Console, table: Table) -> list[int]:
+    """Per column, the width of its longest word (what it may never be narrower than)."""
+    return [max((len(word) for cell in cells for word in cell.split()), default=1)
+            for cells in _columns(console, table)]
+
+
+def plain_table(console: Console, table: Table) -> list[str]:
+    """A table as plain lines: the title, aligned columns (right-justified where
+    the table justifies right; trailing spaces stripped), the caption."""
+    columns = _columns(console, table)
+    widths = [max((len(cell) for cell in cells), default=0) for cells in columns]
+    lines = [_cell_text(console, table.title)] if table.title else []
+    for row in zip(*columns):
+        cells = [cell.rjust(width) if column.justify == "right" else cell.ljust(width)
+                 for cell, width, column in zip(row, widths, table.columns)]
+        lines.append(PLAIN_SEPARATOR.join(cells).rstrip())
+    if table.caption:
+        lines.append(_cell_text(console, table.caption))
+    return lines
+
+
+console = TableConsole(highlight=False)
+err_console = TableConsole(stderr=True, highlight=False)
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from mqlog.cli._app import EXIT_FAILED, app, open_log
 from mqlog.cli._output import console, emit_json
-from mqlog.errors import UnknownTopicError
+from mqlog.errors import TopicExistsError, UnknownTopicError
 from mqlog.logstore import TopicDescription
 from mqlog.logstore._log import check_new_topic
 
@@ -108,6 +108,9 @@ def create(
     cleanup_policy: CleanupPolicyOption = None,
     min_cleanable_dirty_ratio: DirtyRatio = None,
     delete_retention_ms: DeleteRetentionMs = None,
+    if_not_exists: Annotated[bool, typer.Option(
+        "--if-not-exists", help="Succeed if the topic exists with these partitions and "
+                                "options (like mkdir -p); exit 4 if it differs.")] = False,
     json_output: Annotated[bool, _JSON] = False,
 ) -> None:
     """Create a topic (and the log directory if missing); options left out take the defaults."""
@@ -119,12 +122,22 @@ def create(
         min_cleanable_dirty_ratio=min_cleanable_dirty_ratio,
         delete_retention_ms=delete_retention_ms)
     check_new_topic(name, partitions, **config)  # bad input creates no log directory
+    created = True
     with open_log(ctx, create=True) as log:
-        description = log.create_topic(name, partitions, **config)
+        try:
+            description = log.create_topic(name, partitions, **config)
+        except TopicExistsError:
+            if not if_not_exists:
+                raise
+            description = log.create_topic(name, partitions, exist_ok=True, **config)
+            created = False
     if json_output:
-        emit_json(_description_json(description))
-    else:
+        emit_json({**_description_json(description), "created": created})
+    elif created:
         console.print(f"created topic {name!r} with {partitions} partitions", markup=False)
+    else:
+        console.print(f"topic {name!r} already exists with {partitions} partitions",
+                      markup=False, soft_wrap=True)
 
 
 @topics_app.command("alter")
