@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import errno
 import json
 import sys
 from collections.abc import Mapping
@@ -34,6 +35,12 @@ PLAIN_SEPARATOR = "  "
 
 class TableConsole(Console):
     """A console that prints tables without cutting them (see the module docstring)."""
+
+    def on_broken_pipe(self) -> None:
+        """The reader went away: stop writing, and raise for the app to exit quietly
+        with its closed-pipe code (rich's own handling exits 1)."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
 
     def print(self, *objects: Any, **options: Any) -> None:
         if len(objects) == 1 and isinstance(objects[0], Group):
