@@ -57,43 +57,41 @@ class TableConsole(Console):
                 super().print(line, markup=False, highlight=False, soft_wrap=True,
                               crop=False)
             return
-        for column, words in zip(table.columns, _longest_words(self, table)):
-            column.min_width = max(column.min_width or 0, words)
+        for column, cells in zip(table.columns, _columns(self, table, one_line=False)):
+            column.min_width = max([column.min_width or 0] + [
+                len(word) for cell in cells for word in cell.split()])
+            body = cells[1:] if table.show_header else cells
+            if not any(len(cell.split()) > 1 for cell in body):
+                column.no_wrap = True  # numbers, ids, times: the text columns give way
         needed = Measurement.get(self, self.options.update(width=10**6), table).minimum
         if needed <= self.width:
             super().print(table, **options)
             return
-        lines = self.render_lines(table, self.options.update(width=needed), pad=False,
-                                  new_lines=True)
-        super().print(Segments(segment for line in lines for segment in line), crop=False)
+        # Wider than the terminal: rendered whole (the terminal folds the lines), not cut.
+        rendered = self.render(table, self.options.update(width=needed))
+        super().print(Segments(list(rendered)), crop=False)
 
 
-def _cell_text(console: Console, cell: RenderableType) -> str:
-    """A cell's text on one line (markup rendered, styles dropped; a heading
-    broken after a dash, ``LOG-END-\\nOFFSET``, joined again)."""
+def _cell_text(console: Console, cell: RenderableType, one_line: bool = True) -> str:
+    """A cell's text (markup rendered, styles dropped); ``one_line``: on one line,
+    a heading broken after a dash (``LOG-END-\\nOFFSET``) joined again."""
     if isinstance(cell, Text):
         text = cell.plain
     elif isinstance(cell, str):
         text = console.render_str(cell).plain
     else:
         text = "".join(segment.text for segment in console.render(cell))
-    return " ".join(text.replace("-\n", "-").split())
+    return " ".join(text.replace("-\n", "-").split()) if one_line else text
 
 
-def _columns(console: Console, table: Table) -> list[list[str]]:
+def _columns(console: Console, table: Table, one_line: bool = True) -> list[list[str]]:
     """Each column's cells as text: header, rows, footer (as the table shows them)."""
     return [
-        ([_cell_text(console, column.header)] if table.show_header else [])
-        + [_cell_text(console, cell) for cell in column.cells]
-        + ([_cell_text(console, column.footer)] if table.show_footer else [])
+        ([_cell_text(console, column.header, one_line)] if table.show_header else [])
+        + [_cell_text(console, cell, one_line) for cell in column.cells]
+        + ([_cell_text(console, column.footer, one_line)] if table.show_footer else [])
         for column in table.columns
     ]
-
-
-def _longest_words(console: Console, table: Table) -> list[int]:
-    """Per column, the width of its longest word (what it may never be narrower than)."""
-    return [max((len(word) for cell in cells for word in cell.split()), default=1)
-            for cells in _columns(console, table)]
 
 
 def plain_table(console: Console, table: Table) -> list[str]:
