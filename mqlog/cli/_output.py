@@ -57,12 +57,10 @@ class TableConsole(Console):
                 super().print(line, markup=False, highlight=False, soft_wrap=True,
                               crop=False)
             return
-        for column, cells in zip(table.columns, _columns(self, table, one_line=False)):
-            column.min_width = max([column.min_width or 0] + [
-                len(word) for cell in cells for word in cell.split()])
-            body = cells[1:] if table.show_header else cells
-            if not any(len(cell.split()) > 1 for cell in body):
-                column.no_wrap = True  # numbers, ids, times: the text columns give way
+        widths = _fitted_widths(self, table)
+        for column, width in zip(table.columns, widths):
+            # Rows fit their width; a heading narrower than its text folds.
+            column.width, column.overflow, column.no_wrap = width, "fold", False
         needed = Measurement.get(self, self.options.update(width=10**6), table).minimum
         if needed <= self.width:
             super().print(table, **options)
@@ -70,6 +68,49 @@ class TableConsole(Console):
         # Wider than the terminal: rendered whole (the terminal folds the lines), not cut.
         rendered = self.render(table, self.options.update(width=needed))
         super().print(Segments(list(rendered)), crop=False)
+
+
+def _fitted_widths(console: Console, table: Table) -> list[int]:
+    """Column widths for ``console``'s width. Each column starts as wide as its
+    content; while the table is too wide, the widest column of text (rows of
+    several words) narrows, down to its longest word; then, only if that makes the
+    table fit, headings wider than their column's rows fold. A number, id or time
+    is never narrowed: a table that cannot fit keeps its width (see above)."""
+    columns = _columns(console, table, one_line=False)
+    rows = [cells[1:] if table.show_header else cells for cells in columns]
+    widest = [max((len(line) for cell in cells for line in cell.splitlines()), default=1)
+              for cells in columns]
+    longest_word = [max((len(word) for cell in cells for word in cell.split()), default=1)
+                    for cells in rows]
+    longest_row = [max((len(line) for cell in cells for line in cell.splitlines()), default=1)
+                   for cells in rows]
+    for column in table.columns:
+        column.width = 1
+    borders = Measurement.get(console, console.options.update(width=10**6), table).minimum
+    excess = sum(widest) + borders - len(widest) - console.width
+    widths = list(widest)
+    text = [max(len(cell.split()) for cell in cells) > 1 if cells else False for cells in rows]
+    texts = [index for index, is_text in enumerate(text) if is_text]
+    excess = _narrow(widths, texts, [longest_word[index] for index in texts], excess)
+    headings_slack = sum(max(width - max(longest_row[index], 1), 0)
+                         for index, width in enumerate(widths) if not text[index])
+    if 0 < excess <= headings_slack:
+        others = [index for index in range(len(widths)) if not text[index]]
+        _narrow(widths, others, [longest_row[index] for index in others], excess)
+    return widths
+
+
+def _narrow(widths: list[int], indexes: list[int], floors: list[int], excess: int) -> int:
+    """Take up to ``excess`` characters from the columns ``indexes``, the widest
+    first, none below its floor; return the excess left."""
+    floor = dict(zip(indexes, floors))
+    while excess > 0:
+        candidates = [index for index in indexes if widths[index] > floor[index]]
+        if not candidates:
+            break
+        widths[max(candidates, key=lambda index: widths[index])] -= 1
+        excess -= 1
+    return excess
 
 
 def _cell_text(console: Console, cell: RenderableType, one_line: bool = True) -> str:
