@@ -5,9 +5,11 @@ can be piped as is. The consoles look up ``sys.stdout``/``sys.stderr`` at
 each write, so tests that swap the streams see the output.
 
 Tables never cut a number, an id or a time. Printed to a terminal, a table is
-drawn with borders, and a column is never narrower than its longest word:
-columns of text wrap at spaces, and a table that cannot fit even so is drawn
-wider than the terminal (which folds the lines) rather than cut. Printed
+drawn with borders and laid out here, not by rich (whose layout cuts cells
+with an ellipsis): when the terminal is narrow, columns of text wrap at spaces
+down to their longest word, then headings fold if that makes the table fit,
+and a table that cannot fit even so is drawn wider than the terminal (which
+folds the lines) rather than cut. Printed
 anywhere else (a pipe, a file), a table is plain text for ``grep``, ``awk``
 and ``sort``: its title on a line of its own, then the header and the rows as
 columns separated by two spaces, aligned, never wrapped, never cut.
@@ -23,6 +25,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
 from rich.segment import Segments
@@ -52,6 +55,8 @@ class TableConsole(Console):
             super().print(*objects, **options)
 
     def _print_table(self, table: Table, **options: Any) -> None:
+        """Print ``table`` plain, or at a terminal with the widths of
+        :func:`_fitted_widths` (set on its columns)."""
         if not self.is_terminal:
             for line in plain_table(self, table):
                 super().print(line, markup=False, highlight=False, soft_wrap=True,
@@ -78,12 +83,12 @@ def _fitted_widths(console: Console, table: Table) -> list[int]:
     is never narrowed: a table that cannot fit keeps its width (see above)."""
     columns = _columns(console, table, one_line=False)
     rows = [cells[1:] if table.show_header else cells for cells in columns]
-    widest = [max((len(line) for cell in cells for line in cell.splitlines()), default=1)
-              for cells in columns]
-    longest_word = [max((len(word) for cell in cells for word in cell.split()), default=1)
+    widest = [max((cell_len(line) for cell in cells for line in cell.splitlines()),
+                  default=1) for cells in columns]
+    longest_word = [max((cell_len(word) for cell in cells for word in cell.split()), default=1)
                     for cells in rows]
-    longest_row = [max((len(line) for cell in cells for line in cell.splitlines()), default=1)
-                   for cells in rows]
+    longest_row = [max((cell_len(line) for cell in cells for line in cell.splitlines()),
+                       default=1) for cells in rows]
     for column in table.columns:
         column.width = 1
     borders = Measurement.get(console, console.options.update(width=10**6), table).minimum
@@ -135,14 +140,20 @@ def _columns(console: Console, table: Table, one_line: bool = True) -> list[list
     ]
 
 
+def _pad(text: str, width: int, right: bool) -> str:
+    """``text`` padded to ``width`` terminal cells (wide characters count two)."""
+    padding = " " * max(width - cell_len(text), 0)
+    return padding + text if right else text + padding
+
+
 def plain_table(console: Console, table: Table) -> list[str]:
     """A table as plain lines: the title, aligned columns (right-justified where
     the table justifies right; trailing spaces stripped), the caption."""
     columns = _columns(console, table)
-    widths = [max((len(cell) for cell in cells), default=0) for cells in columns]
+    widths = [max((cell_len(cell) for cell in cells), default=0) for cells in columns]
     lines = [_cell_text(console, table.title)] if table.title else []
     for row in zip(*columns):
-        cells = [cell.rjust(width) if column.justify == "right" else cell.ljust(width)
+        cells = [_pad(cell, width, column.justify == "right")
                  for cell, width, column in zip(row, widths, table.columns)]
         lines.append(PLAIN_SEPARATOR.join(cells).rstrip())
     if table.caption:
