@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import signal
 import sys
 
 import mqlog
@@ -58,4 +59,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # | head: stop quietly, as cat does
     sys.exit(main())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import re
+import signal
 import sys
 import time
 
@@ -85,4 +86,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # | head: stop quietly, as cat does
     sys.exit(main())

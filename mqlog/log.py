@@ -89,12 +89,15 @@ class Log:
 
     # -- topics ----------------------------------------------------------------------
 
-    def create_topic(self, name: str, partitions: int = 1, **topic_config: Any
-                     ) -> TopicDescription:
+    def create_topic(self, name: str, partitions: int = 1, *, exist_ok: bool = False,
+                     **topic_config: Any) -> TopicDescription:
         """Create a topic; raises TopicExistsError if the name is taken. The topic
         appears complete or not at all: a failure (a full disk, too many open
-        files, a crash) leaves nothing behind."""
-        return self.engine.create_topic(name, partitions, **topic_config)
+        files, a crash) leaves nothing behind. With ``exist_ok`` (as ``mkdir -p``),
+        an existing topic with ``partitions`` partitions and the given config is
+        described instead; one that differs raises TopicExistsError naming the
+        differences."""
+        return self.engine.create_topic(name, partitions, exist_ok=exist_ok, **topic_config)
 
     def topics(self) -> list[str]:
         """Names of the topics, sorted (internal ``__`` topics included)."""

@@ -275,7 +275,7 @@ class Producer:
             item = Record(value, key)
         else:
             item = value
-        if priority:
+        if type(priority) is not int or priority != 0:  # _lane checks all but the default 0
             topic = self._lane(topic, priority, size, partition)
         cached = self._topic_cache.get(topic)
         if cached is None or time.monotonic() >= cached[2]:

@@ -5,8 +5,8 @@ wraps every command: an expected failure (an ``MqlogError``, an ``OSError``, a
 :class:`CliError` or a usage error of a subcommand) becomes one line on
 stderr and a documented exit code, so scripts can tell "damage found" from
 "no such topic" from "bad option". ``--debug`` adds the traceback. Anything
-else is a bug and keeps Python's traceback. A closed stdout (``| head``) is
-left to typer, which stops quietly with exit code 1.
+else is a bug and keeps Python's traceback. A closed stdout (``| head``) stops
+the command quietly with exit code 141, as a tool killed by SIGPIPE reports.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +51,10 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 #: Any other mqlog or operating-system error.
 EXIT_ERROR = 4
+#: The reader of stdout went away (``mqlog tail -f T | head``): 128 + SIGPIPE, as
+#: ``cat`` or ``seq`` report in the shell; a command that wrote all its output
+#: before the reader left exits 0.
+EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
 #: Interrupted with Ctrl-C before the end of a finite job (as shells report SIGINT).
 EXIT_INTERRUPTED = 130
 
@@ -97,7 +103,8 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
-            raise  # typer stops quietly with exit code 1
+            _silence_stdout()
+            raise typer.Exit(EXIT_CLOSED_PIPE) from None
         except NoArgsIsHelpError:
             raise  # a command group without a subcommand: typer prints its help
         except UsageError as error:
@@ -105,6 +112,18 @@ class _Group(TyperGroup):
             _fail(ctx, error, f"{error.format_message()} (see '{where} --help')", EXIT_USAGE)
         except (MqlogError, OSError, CliError) as error:
             _fail(ctx, error, one_line(error), exit_code_for(error))
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that what is still buffered for the reader that
+    went away is dropped at exit instead of raising BrokenPipeError again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return  # not a file (a test's capture): nothing is flushed to a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 def _fail(ctx: typer.Context, error: BaseException, message: str, code: int) -> None:
@@ -146,6 +165,12 @@ def settings(ctx: typer.Context) -> Settings:
     return found
 
 
+def check_not_a_file(directory: Path) -> None:
+    """A file given as the log directory is bad input (exit 2), said as such."""
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"{directory} is a file, not a log directory", EXIT_USAGE)
+
+
 #: Why opening a log for writing fails where it can still be read: read-only
 #: media (EROFS), another user's log (EACCES, EPERM).
 _NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -159,6 +184,7 @@ def open_log(ctx: typer.Context, create: bool = False,
     and reads a log it may not write (read-only media, another user's) through
     a read-only open, which writes nothing at all."""
     directory = settings(ctx).directory
+    check_not_a_file(directory)
     if not create and not directory.is_dir():
         raise FileNotFoundError(errno.ENOENT, "log directory does not exist",
                                 os.fspath(directory))

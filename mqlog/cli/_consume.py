@@ -18,10 +18,12 @@ from mqlog.cli._records import (
     FormatOption,
     GrepOption,
     HeadersOption,
+    JsonFormatOption,
     KeyOption,
     RecordFormat,
     RecordPrinter,
     check_stdout_open,
+    chosen_format,
     compile_grep,
 )
 from mqlog.cli._tailing import Selection
@@ -60,6 +62,7 @@ def consume(
         show_default=False)] = None,
     output_format: FormatOption = RecordFormat.text,
     format_string: FormatStringOption = None,
+    json_output: JsonFormatOption = False,
     key: KeyOption = False,
     headers: HeadersOption = False,
     grep: GrepOption = None,
@@ -71,6 +74,7 @@ def consume(
     partitions go to the other members. With --partition it reads that one
     partition itself, from --offset, and commits only if a --group is given.
     """
+    output_format = chosen_format(output_format, json_output)
     selection = Selection.parse(topics)
     _check_choices(selection, group, partition, offset, from_beginning)
     check_format_choice(format_string, output_format, key, headers)

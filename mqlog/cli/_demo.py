@@ -42,6 +42,8 @@ def demo(
     with Live(console=err_console, auto_refresh=False, transient=False) as live:
         result = run_demo(records, seconds,
                           lambda snapshot: live.update(_view(snapshot), refresh=True))
+    if not err_console.is_terminal:
+        err_console.line()  # the last view printed once ends without a line break
     if json_output:
         emit_json(_as_json(result))
     else:

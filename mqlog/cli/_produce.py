@@ -59,6 +59,9 @@ def produce(
         "--header", "-H", metavar="NAME=VALUE", help="Add this header to every record "
                                                      "(repeat for several).",
         show_default=False)] = None,
+    key: Annotated[str | None, typer.Option(
+        "--key", "-k", metavar="KEY", help="The key of every record whose line gives none "
+                                           "(like kcat -k).", show_default=False)] = None,
     json_output: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Send each line of stdin as one record (empty lines are skipped).
@@ -71,7 +74,10 @@ def produce(
         key_sep.encode() if key_sep else None)
     pending: collections.deque[Delivery] = collections.deque()
     count = 0
+    default_key = None if key is None else key.encode()
     with open_log(ctx) as log, log.producer() as producer:
+        # The target exists before a line is read: UnknownTopicError, UnknownPartitionError.
+        log.end_offset(topic, 0 if partition is None else partition)
         for number, raw in enumerate(sys.stdin.buffer, 1):
             data = raw.rstrip(b"\n").rstrip(b"\r")
             if not data:
@@ -83,7 +89,8 @@ def produce(
                                EXIT_USAGE) from None
             headers = {**(line.headers or {}), **extra}
             pending.append(producer.send(
-                topic, line.value, key=line.key, headers=headers or None,
+                topic, line.value, key=default_key if line.key is None else line.key,
+                headers=headers or None,
                 partition=line.partition if partition is None else partition,
                 timestamp=line.timestamp))
             count += 1

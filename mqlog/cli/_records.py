@@ -22,6 +22,7 @@ import typer
 
 import mqlog
 from mqlog import Record
+from mqlog.cli._app import EXIT_USAGE, CliError
 from mqlog.cli._output import b64, format_ms
 from mqlog.errors import CorruptRecordError, OffsetOutOfRangeError
 
@@ -162,6 +163,14 @@ def compile_grep(pattern: str | None) -> re.Pattern | None:
 # -- reading -------------------------------------------------------------------------------
 
 
+def check_window(start_ms: int | None, stop_ms: int | None) -> None:
+    """Reject a time window that ends before it starts (``--since 1h --until 2h``):
+    a bad-input error (exit 2), not an empty result."""
+    if start_ms is not None and stop_ms is not None and stop_ms < start_ms:
+        raise CliError(f"the time window ends before it starts: --until is "
+                       f"{format_ms(stop_ms)}, the start is {format_ms(start_ms)}", EXIT_USAGE)
+
+
 def partitions_of(log: mqlog.Log, topic: str, partition: int | None) -> list[int]:
     """The partition numbers to read: ``[partition]`` (checked) or all of the topic."""
     if partition is not None:
@@ -215,6 +224,20 @@ def _keyed(log: mqlog.Log, topic: str, number: int, start: int, end: int,
 FormatOption = Annotated[RecordFormat, typer.Option(
     "--format", help="text: partition:offset, time, value; json: one object per record "
                      "(bytes in base64); raw: the value bytes only.")]
+JsonFormatOption = Annotated[bool, typer.Option(
+    "--json", help="Print one JSON object per record: the same as --format json.")]
+
+
+def chosen_format(output_format: RecordFormat, json_output: bool) -> RecordFormat:
+    """The record format of ``--format`` and its alias ``--json``; ``--json`` with
+    another explicit format (raw) is a usage error."""
+    if not json_output:
+        return output_format
+    if output_format is RecordFormat.raw:
+        raise CliError("--json and --format raw exclude each other", EXIT_USAGE)
+    return RecordFormat.json
+
+
 KeyOption = Annotated[bool, typer.Option("--key", help="Show each record's key too.")]
 HeadersOption = Annotated[bool, typer.Option("--headers", help="Show each record's headers too.")]
 GrepOption = Annotated[str | None, typer.Option(

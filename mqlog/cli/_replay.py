@@ -44,7 +44,13 @@ from mqlog.cli._options import (
     parse_rate,
 )
 from mqlog.cli._output import console, emit_json, err_console
-from mqlog.cli._records import merged, offset_positions, partitions_of, record_json
+from mqlog.cli._records import (
+    check_window,
+    merged,
+    offset_positions,
+    partitions_of,
+    record_json,
+)
 from mqlog.errors import UnknownTopicError
 from mqlog.headers import REPLAY_ORIGIN, REPLAY_TIMESTAMP
 from mqlog.producer import key_partition
@@ -234,14 +240,18 @@ def _range(log: mqlog.Log, topic: str, numbers: list[int], from_offset: int | No
            since: datetime.timedelta | None, at: datetime.datetime | None,
            until: Moment | None, until_offset: int | None, strict: bool) -> Range:
     now = log.now_ms()
-    if from_offset is not None:
-        starts = offset_positions(log, topic, numbers, from_offset, strict)
-    else:
+    moment = stop = None
+    if from_offset is None:
         moment = epoch_ms(at) if at is not None else now - int(since.total_seconds() * 1000)
-        starts = {n: log.offset_for_time(topic, n, moment) for n in numbers}
-    ends = {n: log.end_offset(topic, n) for n in numbers}
     if until is not None:
         stop = until.epoch_ms(now)
+    check_window(moment, stop)
+    if moment is None:
+        starts = offset_positions(log, topic, numbers, from_offset, strict)
+    else:
+        starts = {n: log.offset_for_time(topic, n, moment) for n in numbers}
+    ends = {n: log.end_offset(topic, n) for n in numbers}
+    if stop is not None:
         ends = {n: min(end, log.offset_for_time(topic, n, stop)) for n, end in ends.items()}
     if until_offset is not None:
         ends = {n: min(end, until_offset) for n, end in ends.items()}
@@ -291,7 +301,8 @@ def _run(log: mqlog.Log, chosen: Range, sink: _Copy | _Exec,
         except CliError:
             if not interrupted:
                 raise  # after Ctrl-C the command was interrupted too: not its failure
-        advance(sent)
+        # The range counts offsets; a compacted topic has fewer records: end at the count.
+        advance(sent, None if interrupted else sent)
     return sent, interrupted
 
 
@@ -305,12 +316,13 @@ def _throttle(sink: _Copy | _Exec, began: float, sent: int, rate: float) -> None
 
 @contextmanager
 def _progress(total: int) -> Iterator:
-    """A progress bar with ETA on stderr; yields ``advance(records_done)``."""
+    """A progress bar with ETA on stderr; yields ``advance(records_done, total=None)``
+    (a total given replaces the first estimate)."""
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"),
                TimeRemainingColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console) as bar:
         task = bar.add_task("replay", total=total)
-        yield lambda done: bar.update(task, completed=done)
+        yield lambda done, total=None: bar.update(task, completed=done, total=total)
 
 
 def _print_summary(summary: dict, json_output: bool) -> None:

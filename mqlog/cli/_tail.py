@@ -19,10 +19,12 @@ from mqlog.cli._records import (
     FormatOption,
     GrepOption,
     HeadersOption,
+    JsonFormatOption,
     KeyOption,
     RecordFormat,
     RecordPrinter,
     check_stdout_open,
+    chosen_format,
     compile_grep,
     offset_positions,
     partitions_of,
@@ -74,6 +76,7 @@ def tail(
     = False,
     output_format: FormatOption = RecordFormat.text,
     format_string: FormatStringOption = None,
+    json_output: JsonFormatOption = False,
     key: KeyOption = False,
     headers: HeadersOption = False,
     grep: GrepOption = None,
@@ -93,6 +96,7 @@ def tail(
               if given]
     if len(starts) > 1:
         raise CliError(f"choose one starting point, not {' and '.join(starts)}", EXIT_USAGE)
+    output_format = chosen_format(output_format, json_output)
     selection = Selection.parse(topics)
     if partition is not None and selection.several:
         raise CliError("--partition needs exactly one topic", EXIT_USAGE)

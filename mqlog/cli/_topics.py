@@ -12,7 +12,7 @@ from rich.text import Text
 from mqlog.cli._app import EXIT_FAILED, app, open_log
 from mqlog.cli._output import console, emit_json
 from mqlog.cli._topic_options import topic_config_options
-from mqlog.errors import UnknownTopicError
+from mqlog.errors import TopicExistsError, UnknownTopicError
 from mqlog.logstore import TopicDescription, check_new_topic
 
 topics_app = typer.Typer(help="List, create, describe, alter and delete topics.",
@@ -41,18 +41,31 @@ def create(
     name: Annotated[str, typer.Argument(
         help="Topic name: 1 to 249 letters, digits, dots, underscores or dashes.")],
     partitions: Annotated[int, typer.Option("--partitions", "-p", help="Partition count.")] = 1,
+    if_not_exists: Annotated[bool, typer.Option(
+        "--if-not-exists", help="Succeed if the topic exists with these partitions and "
+                                "options (like mkdir -p); exit 4 if it differs.")] = False,
     json_output: Annotated[bool, _JSON] = False,
     *,
     config: dict[str, object],
 ) -> None:
     """Create a topic (and the log directory if missing); options left out take the defaults."""
     check_new_topic(name, partitions, **config)  # bad input creates no log directory
+    created = True
     with open_log(ctx, create=True) as log:
-        description = log.create_topic(name, partitions, **config)
+        try:
+            description = log.create_topic(name, partitions, **config)
+        except TopicExistsError:
+            if not if_not_exists:
+                raise
+            description = log.create_topic(name, partitions, exist_ok=True, **config)
+            created = False
     if json_output:
-        emit_json(_description_json(description))
-    else:
+        emit_json({**_description_json(description), "created": created})
+    elif created:
         console.print(f"created topic {name!r} with {partitions} partitions", markup=False)
+    else:
+        console.print(f"topic {name!r} already exists with {partitions} partitions",
+                      markup=False, soft_wrap=True)
 
 
 @topics_app.command("alter")

@@ -72,6 +72,7 @@ from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._record import Record
 from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._topic import Topic, write_metadata
+from mqlog.logstore._topic_match import check_existing_topic
 from mqlog.logstore.config import TopicConfig
 from mqlog.logstore.layout import (
     CREATING_PREFIX,
@@ -143,6 +144,8 @@ class Engine:
         self.read_only = bool(read_only)
         #: False: segments are deleted for retention only by enforce_retention().
         self.apply_retention = bool(apply_retention) and not self.read_only
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise ConfigError(f"{self.path} is a file, not a log directory")
         if not os.path.isdir(self.path):
             if not create or self.read_only:
                 raise MqlogError(f"log directory {self.path} does not exist")
@@ -212,11 +215,25 @@ class Engine:
             os.close(fd)
 
     def create_topic(self, name: str, partitions: int = 1, *, internal: bool = False,
-                     **topic_config: object) -> TopicDescription:
+                     exist_ok: bool = False, **topic_config: object) -> TopicDescription:
         """Create a topic; raises TopicExistsError if the name is taken. The topic
         appears complete or not at all: a failure (a full disk, too many open
         files, a crash) leaves nothing behind. ``internal=True`` allows the
         reserved ``__`` names of the layers above (committed offsets, replies).
+        With ``exist_ok`` (as ``mkdir -p``), an existing topic with ``partitions``
+        partitions and the given config is described instead; one that differs
+        raises TopicExistsError naming the differences (see
+        :func:`check_existing_topic`)."""
+        try:
+            return self._create_topic(name, partitions, internal, topic_config)
+        except TopicExistsError:
+            if not exist_ok:
+                raise
+        return check_existing_topic(self.describe_topic(name), partitions, topic_config)
+
+    def _create_topic(self, name: str, partitions: int, internal: bool,
+                      topic_config: dict[str, object]) -> TopicDescription:
+        """Create the topic for :meth:`create_topic`.
 
         The topic is built in a ``~creating-`` directory -- metadata, then each
         partition opened, initialized and closed in turn, so that a wide topic

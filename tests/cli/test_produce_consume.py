@@ -205,8 +205,8 @@ def test_consume_errors(runner: CliRunner, built: Path, args: list[str], code: i
 
 
 def test_commands_stop_quietly_when_the_reader_goes_away(built: Path) -> None:
-    """mqlog ... | head: exit code 1, no error message, whether the reader goes away
-    while a long output is written or while tail -f waits for records."""
+    """mqlog ... | head: exit code 141 (as SIGPIPE), no error message, whether the
+    reader goes away while a long output is written or while tail -f waits."""
     with mqlog.open(built) as log:
         log.append(TOPIC, 1, [b"x" * 100] * 5000)  # 500 KB of text: more than a pipe holds
     for command in (["tail", TOPIC, "--from-beginning"], ["tail", TOPIC, "-n", "1", "-f"]):
@@ -214,7 +214,7 @@ def test_commands_stop_quietly_when_the_reader_goes_away(built: Path) -> None:
                                    stderr=subprocess.PIPE)
         assert process.stdout.readline()
         process.stdout.close()  # the reader goes away
-        assert process.wait(timeout=20) == 1
+        assert process.wait(timeout=20) == 141
         assert process.stderr.read() == b""
         process.stderr.close()
 

@@ -78,8 +78,8 @@ def test_lag_table_of_a_queue_group(runner: CliRunner, served: tuple[Path, int])
     lines = result.stdout.splitlines()
     assert lines[0].strip() == "queue group work: Stable, 1 workers"
     assert [line.split() for line in lines if "READY" in line] == [
-        ["TOPIC", "PARTITION", "POSITION", "OFFSET", "LAG", "READY", "FLIGHT", "DELAYED",
-         "LETTERED", "AGE"]]  # under LOG-END-, IN- and DEAD-
+        ["TOPIC", "PARTITION", "POSITION", "LOG-END-OFFSET", "LAG", "READY", "IN-FLIGHT",
+         "DELAYED", "DEAD-LETTERED", "AGE"]]  # piped: plain columns, one heading line
     [row] = [line.split() for line in lines if line.split()[:2] == [TOPIC, "0"]]
     assert row[:9] == [TOPIC, "0", "10", "30", "18", "12", "5", "1", "2"]
     [total] = [line.split() for line in lines if line.split()[:1] == ["total"]]
@@ -106,8 +106,8 @@ def test_groups_list_and_describe_a_queue_group(runner: CliRunner,
     assert human.splitlines()[0] == "queue group work: Stable, 1 workers, lag 18"
     assert "workers" in human and str(member) in human
     assert [line.split() for line in human.splitlines() if "READY" in line] == [
-        ["TOPIC", "PARTITION", "POSITION", "OFFSET", "LAG", "READY", "FLIGHT", "DELAYED",
-         "LETTERED", "AGE"]]  # no EXPIRED column: nothing expired
+        ["TOPIC", "PARTITION", "POSITION", "LOG-END-OFFSET", "LAG", "READY", "IN-FLIGHT",
+         "DELAYED", "DEAD-LETTERED", "AGE"]]  # no EXPIRED column: nothing expired
 
 
 def test_seek_and_delete_a_queue_group(runner: CliRunner, built: Path) -> None:
@@ -142,7 +142,7 @@ def test_describe_shows_expired_records_when_there_are_any(runner: CliRunner,
             assert [m.value for m in worker.receive(max_messages=10)] == []
     human = run(runner, "-d", built, "groups", "describe", "prices").stdout
     [heading] = [line.split() for line in human.splitlines() if "READY" in line]
-    assert heading == ["TOPIC", "PARTITION", "POSITION", "OFFSET", "LAG", "READY", "FLIGHT",
-                       "DELAYED", "EXPIRED", "LETTERED", "AGE"]
-    [row] = [line.split() for line in human.splitlines() if line.startswith(" quote")]
-    assert row[1:10] == ["0", "3", "3", "0", "0", "0", "0", "3", "0"]  # the topic may fold
+    assert heading == ["TOPIC", "PARTITION", "POSITION", "LOG-END-OFFSET", "LAG", "READY",
+                       "IN-FLIGHT", "DELAYED", "EXPIRED", "DEAD-LETTERED", "AGE"]
+    [row] = [line.split() for line in human.splitlines() if line.startswith("quotes ")]
+    assert row[1:10] == ["0", "3", "3", "0", "0", "0", "0", "3", "0"]
