@@ -8,12 +8,16 @@ one library method per partition or topic and prints what it did.
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 import mqlog
-from mqlog.cli._app import EXIT_USAGE, CliError, open_log
+from mqlog.cli._app import EXIT_USAGE, CliError, settings
 from mqlog.cli._output import console, emit_json
 from mqlog.cli._topics import topics_app
 from mqlog.errors import OffsetOutOfRangeError, UnknownPartitionError
@@ -43,7 +47,7 @@ def truncate(
     """
     if before < END:
         raise CliError(f"--before must be an offset or -1, not {before}", EXIT_USAGE)
-    with open_log(ctx) as log:
+    with _open_log(ctx) as log:
         partitions = log.describe_topic(name).partitions
         if partition is not None and not 0 <= partition < len(partitions):
             raise UnknownPartitionError(
@@ -78,7 +82,7 @@ def retention(
     json_output: Annotated[bool, _JSON] = False,
 ) -> None:
     """Apply retention now: delete the closed segments retention wants gone."""
-    with open_log(ctx) as log:
+    with _open_log(ctx) as log:
         names = [name] if name is not None else log.topics()
         for topic in names:
             before = _start_offsets(log, topic)
@@ -91,7 +95,7 @@ def retention(
             moved = ", ".join(f"{number}: {before[number]} -> {offset}"
                               for number, offset in enumerate(after)
                               if offset != before[number])
-            console.print(f"{topic}: {deleted} segments deleted"
+            console.print(f"{topic}: {_segments(deleted)} deleted"
                           + (f" (start offsets {moved})" if moved else ""),
                           markup=False, soft_wrap=True)
 
@@ -104,7 +108,7 @@ def compact(
     json_output: Annotated[bool, _JSON] = False,
 ) -> None:
     """Compact now: keep the latest record of each key in the closed segments."""
-    with open_log(ctx) as log:
+    with _open_log(ctx) as log:
         if name is not None:
             policy = log.describe_topic(name).config.cleanup_policy
             if policy != "compact":
@@ -119,9 +123,25 @@ def compact(
             if json_output:
                 emit_json({"topic": topic, "segments_rewritten": rewritten})
             else:
-                console.print(f"{topic}: {rewritten} segments rewritten", markup=False,
+                console.print(f"{topic}: {_segments(rewritten)} rewritten", markup=False,
                               soft_wrap=True)
+
+
+@contextmanager
+def _open_log(ctx: typer.Context) -> Iterator[mqlog.Log]:
+    """The --dir log, writable, without retention applied by opening partitions
+    (so that what a command reports is what it did)."""
+    directory = settings(ctx).directory
+    if not directory.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "log directory does not exist",
+                                os.fspath(directory))
+    with mqlog.open(directory, create=False, apply_retention=False) as log:
+        yield log
 
 
 def _start_offsets(log: mqlog.Log, topic: str) -> list[int]:
     return [described.start_offset for described in log.describe_topic(topic).partitions]
+
+
+def _segments(count: int) -> str:
+    return f"{count} segment" if count == 1 else f"{count} segments"
