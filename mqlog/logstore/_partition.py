@@ -142,7 +142,7 @@ class Partition:
 
     state = _views.state
     refresh_view = _views.refresh_view
-    _refresh = _views.refresh_view
+    _refresh = _views.refresh_view  # the former name, which tests still call
     describe = _views.describe
     check_offset = _reads.check_offset
     read = _reads.read
@@ -202,6 +202,7 @@ class Partition:
         return self._publish(state, previous)
 
     def _publish(self, state: PartitionState, previous: PartitionState | None) -> PartitionState:
+        # What appends and rolls call directly (no extra call on the hot path).
         return self.state_file.publish(state, previous)
 
     # -- appending ---------------------------------------------------------------------

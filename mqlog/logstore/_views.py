@@ -2,7 +2,7 @@
 
 Functions here take the :class:`~mqlog.logstore._partition.Partition` they
 work on; the partition binds the public ones as its methods (``state``,
-``refresh_view``, ``describe``).
+``refresh_view``, ``describe``, ``deleted``, ``create_segment``).
 
 State owned here (no other module writes it):
 
@@ -11,8 +11,9 @@ State owned here (no other module writes it):
   replaced whole under the view lock, so a reader holding one always sees a
   consistent set; segments dropped from a view close once no reader holds it.
 * ``partition._fresh``: segments opened or created by this process that the
-  next view takes over. Other jobs (roll, recovery) only add to it, before the
-  state naming the segment is published; :func:`load_view` takes them out.
+  next view takes over. :func:`create_segment` (for rolls and recovery) and
+  recovery add to it, before the state naming the segment is published;
+  :func:`load_view` takes them out.
 * ``partition._memory_state`` / ``partition._memory_sequence``: the state of
   a read-only partition worked out in memory (``_recovery``), used until a
   writer publishes a state of its own (see :func:`state`).
