@@ -153,3 +153,13 @@ def test_retention_afterwards_never_moves_the_start_back(log_dir: Path, clock) -
         assert log.start_offset(T, 0) >= start + 2
         assert [r.offset for r in log.read(T, 0, log.start_offset(T, 0), max_records=1)] == [
             log.start_offset(T, 0)]
+
+
+def test_a_consumer_below_the_new_start_resets(filled: Path, clock) -> None:
+    with open_log(filled, clock) as log:
+        tp = mqlog.TopicPartition(T, 0)
+        reader = log.consumer(auto_offset_reset="earliest")
+        reader.assign([tp])
+        reader.seek(tp, 2)
+        log.delete_records(T, 0, 6)
+        assert [m.offset for m in reader.poll(max_records=2)] == [6, 7]
