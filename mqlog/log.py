@@ -194,6 +194,15 @@ class Log:
         """The log's clock: ms since the epoch (the ``clock`` given to open)."""
         return self.engine.now_ms()
 
+    def delete_records(self, topic: str, partition: int, before_offset: int) -> int:
+        """Move the partition's log start offset up to ``before_offset`` (as
+        kafka-delete-records and Redis ``XTRIM MINID`` do) and return the start
+        offset now: whole segments below it are deleted, the records of the rest
+        below it are no longer read, found or counted. Durable before it returns.
+        At or below the start it changes nothing; beyond the end offset it raises
+        OffsetOutOfRangeError; on a read-only Log, ReadOnlyError."""
+        return self.engine.delete_records(topic, partition, before_offset)
+
     def enforce_retention(self, topic: str | None = None) -> int:
         """Apply retention now to one topic or all; return segments deleted."""
         return self.engine.enforce_retention(topic)

@@ -20,6 +20,7 @@ from mqlog.cli import (  # noqa: F401  (register commands)
     _stats,
     _tail,
     _topics,
+    _topics_maintenance,
     _verify,
 )
 from mqlog.cli._app import app, main

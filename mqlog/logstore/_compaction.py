@@ -240,7 +240,7 @@ def _compact_locked(partition: Partition, now_ms: int, force: bool, keys_max: in
                     should_stop: Callable[[], None]) -> CompactionResult | None:
     config = partition.config()
     state = partition.state()
-    view = partition._refresh(state)
+    view = partition.refresh_view(state)
     bases = view.bases.tolist()
     closed = bases[:-1]
     if not closed:
@@ -417,7 +417,7 @@ def _swap_in(partition: Partition, base: int) -> bool:
     module docstring); False, discarding the copy, if retention deleted the
     segment meanwhile."""
     stem = os.path.join(partition.directory, segment_name(base))
-    with partition._locked() as state:
+    with partition.locked() as state:
         if state is None or base >= state.active_base_offset or not os.path.exists(
             stem + LOG_SUFFIX
         ) or base < state.log_start_offset:
@@ -427,7 +427,7 @@ def _swap_in(partition: Partition, base: int) -> bool:
         fsync_directory(partition.directory)
         for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
             os.replace(stem + suffix + CLEANED_SUFFIX, stem + suffix)
-        partition._publish(state.replace(epoch=state.epoch + 1), state)
+        partition.publish(state.replace(epoch=state.epoch + 1), state)
     fsync_directory(partition.directory)  # appenders need not wait for this one
     return True
 

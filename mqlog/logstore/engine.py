@@ -614,6 +614,16 @@ class Engine:
         """The offset the next appended record will get."""
         return self.partition(topic, partition).state().end_offset
 
+    def delete_records(self, topic: str, partition: int, before_offset: int) -> int:
+        """Move the partition's log start offset up to ``before_offset`` (as
+        kafka-delete-records and Redis ``XTRIM MINID`` do) and return the start
+        offset now: whole segments below it are deleted, the records of the rest
+        below it are no longer read, found or counted. Durable before it returns.
+        At or below the start it changes nothing; beyond the end offset it raises
+        OffsetOutOfRangeError; on a read-only engine, ReadOnlyError."""
+        self.check_writable("delete records")
+        return self.partition(topic, partition).delete_records(before_offset)
+
     def enforce_retention(self, topic: str | None = None) -> int:
         """Apply retention now to one topic or all; return segments deleted."""
         self.check_writable("apply retention")

@@ -292,7 +292,7 @@ def _repair_partition(partition, stamp: str) -> tuple[list[DamagedRange], list[s
     """Repair one open partition under its append lock: (ranges, quarantine files)."""
     directory = partition.directory
     compact_policy = partition.config().cleanup_policy == "compact"
-    with partition._locked() as state:
+    with partition.locked() as state:
         if state is None:
             return [], []
         remove_stale_temporaries(directory)
@@ -302,10 +302,10 @@ def _repair_partition(partition, stamp: str) -> tuple[list[DamagedRange], list[s
             return [], []
         active = os.path.join(directory, segment_name(state.active_base_offset) + LOG_SUFFIX)
         if any(damage.file == active for damage in ranges):
-            state = partition._roll(state, partition.config())  # never rewrite a file in use
+            state = partition.roll(state, partition.config())  # never rewrite a file in use
             ranges = _plan_partition(directory, partition.topic, partition.number, state,
                                      compact_policy)
-        bases = partition._refresh(state).bases.tolist()
+        bases = partition.refresh_view(state).bases.tolist()
         written = []
         for path in sorted({damage.file for damage in ranges}):
             base = int(os.path.basename(path)[:20])
@@ -315,8 +315,8 @@ def _repair_partition(partition, stamp: str) -> tuple[list[DamagedRange], list[s
             if quarantine is not None:
                 written.append(quarantine)
             _rewrite(path, base, end, mine, partition.config().index_interval_bytes)
-        published = partition._publish(state.replace(epoch=state.epoch + 1), state)
-        partition._refresh(published)  # this process reopens the rewritten segments
+        published = partition.publish(state.replace(epoch=state.epoch + 1), state)
+        partition.refresh_view(published)  # this process reopens the rewritten segments
     return ranges, written
 
 

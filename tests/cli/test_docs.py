@@ -37,8 +37,9 @@ def test_every_command_has_a_section_naming_each_option() -> None:
         "consume", "demo", "dlq list", "dlq purge", "dlq redrive", "dlq show", "dump",
         "groups delete", "groups describe", "groups list", "lag", "produce", "queues ack",
         "queues claim", "queues describe", "queues pending", "queues receive", "repair", "replay",
-        "seek", "stats", "tail", "topics alter", "topics create", "topics delete",
-        "topics describe", "topics list", "verify"]
+        "seek", "stats", "tail", "topics alter", "topics compact", "topics create",
+        "topics delete", "topics describe", "topics list", "topics retention",
+        "topics truncate", "verify"]
     for name, command in registered.items():
         assert name in documented, f"docs/cli.md has no section for `mqlog {name}`"
         for parameter in command.params:

@@ -2,8 +2,9 @@
 
 :class:`Simulation` runs random steps -- appends to ``always``, ``interval`` and
 ``none`` topics (tiny segments: many rolls), explicit flushes, the interval
-flusher's ticks, retention, compaction, consumer-group commits, queue
-receive/ack, creating and deleting a topic, the kernel writing everything back
+flusher's ticks, retention, compaction, deleting records (``delete_records``),
+consumer-group commits, queue receive/ack, creating and deleting a topic, the
+kernel writing everything back
 -- interleaved with power losses and kill -9 crashes (see ``_simdisk``), after
 each of which it reopens the log and checks it against a model of what was
 acknowledged:
@@ -29,6 +30,9 @@ acknowledged:
 * ``commit_regressed`` / ``ack_regressed``: a group's committed offset went
   below the last commit that returned durably, or a message acked durably was
   delivered again.
+* ``start_regressed``: the log start offset went below an offset that a
+  ``delete_records`` call that returned moved it to (records deleted came
+  back).
 
 The model ignores what it cannot know: records cut by recovery that were never
 durable are forgotten (their offsets may come back with other data), and
@@ -85,6 +89,8 @@ class PartitionModel:
     end: int = 0
     #: Every offset below is durable (acknowledged under always, or flushed).
     durable_end: int = 0
+    #: The log start offset the last delete_records that returned moved it to.
+    deleted_before: int = 0
 
     def durable_at(self, now_ms: int, keep_page_cache: bool) -> int:
         """The end of what must survive a crash at ``now_ms``."""
@@ -183,7 +189,7 @@ class Simulation:
         actions: list[tuple[float, Callable[[], None]]] = [
             (30, self._append), (3, self._flush), (3, self._retention), (3, self._compact),
             (5, self._commit), (6, self._receive_ack), (2, self._temp_topic),
-            (2, self._writeback),
+            (2, self._writeback), (2, self._delete_records),
         ]
         weights = [w for w, _ in actions]
         for _ in range(steps):
@@ -242,6 +248,19 @@ class Simulation:
 
     def _compact(self) -> None:
         self.log.compact("compacted")
+
+    def _delete_records(self) -> None:
+        topic = self.rng.choice(["always", "interval", "none"])
+        model = self.models[(topic, 0)]
+        start = self.log.start_offset(topic, 0)
+        before = self.rng.randint(start, model.end) if self.rng.random() < 0.9 else start - 1
+        got = self.log.delete_records(topic, 0, before)
+        if got != max(before, start):
+            self._violation("start_regressed", f"{topic}: delete_records({before}) returned "
+                            f"{got}, the start was {start}")
+        model.deleted_before = max(model.deleted_before, got)
+        for offset in [o for o in model.records if o < got]:
+            del model.records[offset]
 
     def _commit(self) -> None:
         topic = self.rng.choice(["always", "interval", "none"])
@@ -350,6 +369,9 @@ class Simulation:
         if end < committed:
             self._violation("offsets_reused_committed", f"{topic}: end {end} after "
                             f"recovery, below the offset {committed} a group committed")
+        if start < min(model.deleted_before, end):
+            self._violation("start_regressed", f"{topic}: start {start} after recovery, "
+                            f"records before {model.deleted_before} were deleted")
         if keep_page_cache and end != model.end:
             self._violation("lost", f"{topic}: end {end} after kill -9, was {model.end}")
         records, complete = self._read_all(topic, number, start, end, model.durability)
