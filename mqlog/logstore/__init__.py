@@ -11,11 +11,12 @@ goes through them) and block reservation (``reserve``, ``storage_failed``).
 
 from mqlog.logstore._columns import RecordColumns
 from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file, sync_map
-from mqlog.logstore._partition import Partition, PartitionDescription
+from mqlog.logstore._partition import Partition
 from mqlog.logstore._producers import EPOCH_MAX, SEQUENCE_MAX, ProducerBatch
 from mqlog.logstore._record import Message, Record
 from mqlog.logstore._space import reserve, storage_failed
 from mqlog.logstore._state import PartitionState
+from mqlog.logstore._views import PartitionDescription
 from mqlog.logstore.config import TopicConfig
 from mqlog.logstore.engine import (
     EndFloor,

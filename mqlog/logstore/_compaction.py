@@ -77,9 +77,14 @@ from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file
 from mqlog.logstore._record import Record
-from mqlog.logstore._segment import (
+from mqlog.logstore.layout import (
+    CLEANED_SUFFIX,
+    CLEANER_CHECKPOINT_FILE,
+    CLEANER_LOCK_FILE,
     INDEX_SUFFIX,
     LOG_SUFFIX,
+    SEGMENT_NAME_DIGITS,
+    SEGMENT_SUFFIXES,
     TIME_INDEX_SUFFIX,
     segment_name,
 )
@@ -87,9 +92,6 @@ from mqlog.logstore._segment import (
 if TYPE_CHECKING:
     from mqlog.logstore._partition import Partition
 
-CLEANED_SUFFIX = ".cleaned"
-CHECKPOINT_FILE = "cleaner.json"
-LOCK_FILE = "cleaner.lock"
 #: Most distinct keys one pass maps. A key costs 24 bytes in the map (a 16-byte
 #: digest and an 8-byte offset), so about 24 MiB; merging new keys in briefly
 #: needs up to three times that. A partition with more keys takes several passes.
@@ -98,7 +100,6 @@ KEYS_MAX = 1_000_000
 CHUNK_RECORDS = 10_000
 #: Largest record a cleaned copy may hold (the topic's limit applied when it was written).
 _NO_LIMIT = 2**62
-_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
 _DIGEST = np.dtype("S16")
 
 
@@ -224,7 +225,7 @@ def compact(partition: Partition, now_ms: int, force: bool = False,
 def _cleaner_lock(directory: str, wait: bool) -> Iterator[bool]:
     """Hold ``cleaner.lock``; yields False (not held) if another cleaner has it
     and ``wait`` is false."""
-    lock_fd = os.open(os.path.join(directory, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    lock_fd = os.open(os.path.join(directory, CLEANER_LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -377,7 +378,7 @@ def _write_cleaned(stem: str, base: int, end: int, records: Iterable[Record],
     """Write and fsync the cleaned copy of segment ``base`` (data and both indexes)."""
     position = 0
     last_indexed = 0
-    max_timestamp = -(2**63)
+    max_timestamp = fmt.NO_TIMESTAMP
     offset_entries: list[tuple[int, int]] = []
     time_entries: list[tuple[int, int, int]] = []
     with open(stem + LOG_SUFFIX + CLEANED_SUFFIX, "wb") as data:
@@ -433,7 +434,7 @@ def _swap_in(partition: Partition, base: int) -> bool:
 
 
 def _remove_cleaned(stem: str) -> None:
-    for suffix in _SUFFIXES:
+    for suffix in SEGMENT_SUFFIXES:
         try:
             os.unlink(stem + suffix + CLEANED_SUFFIX)
         except FileNotFoundError:
@@ -458,8 +459,8 @@ def settle_leftovers(directory: str, names: Iterable[str] | None = None) -> None
 
 def _settle_locked(directory: str) -> None:
     """:func:`settle_leftovers` with ``cleaner.lock`` held."""
-    stems = {name[:20] for name in os.listdir(directory)
-             if name.endswith(CLEANED_SUFFIX) and name[:20].isdigit()}
+    stems = {name[:SEGMENT_NAME_DIGITS] for name in os.listdir(directory)
+             if name.endswith(CLEANED_SUFFIX) and name[:SEGMENT_NAME_DIGITS].isdigit()}
     for stem_name in sorted(stems):
         stem = os.path.join(directory, stem_name)
         if os.path.exists(stem + LOG_SUFFIX + CLEANED_SUFFIX) or not os.path.exists(
@@ -477,12 +478,12 @@ def _settle_locked(directory: str) -> None:
 
 def _read_checkpoint(directory: str) -> int:
     try:
-        with open(os.path.join(directory, CHECKPOINT_FILE)) as handle:
+        with open(os.path.join(directory, CLEANER_CHECKPOINT_FILE)) as handle:
             return int(json.load(handle)["cleaned_upto"])
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return 0
 
 
 def _write_checkpoint(directory: str, offset: int) -> None:
-    atomic_write(os.path.join(directory, CHECKPOINT_FILE),
+    atomic_write(os.path.join(directory, CLEANER_CHECKPOINT_FILE),
                  json.dumps({"cleaned_upto": offset}).encode())

@@ -57,7 +57,6 @@ from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._group_commit import GroupCommit
 from mqlog.logstore._producers import Admission, AppendMetadata, ProducerBatch, ProducerTable
-from mqlog.logstore._reads import joined
 from mqlog.logstore._retention import enforce_retention_locked
 from mqlog.logstore._segment import (
     Segment,
@@ -65,19 +64,13 @@ from mqlog.logstore._segment import (
     remove_segment_files,
 )
 from mqlog.logstore._space import storage_failed
-from mqlog.logstore._state import PartitionState, StateFile, current_boot_id
-from mqlog.logstore._views import NO_TIMESTAMP, PartitionDescription, empty_view
+from mqlog.logstore._state import PartitionState, StateFile
+from mqlog.logstore._views import NO_TIMESTAMP, empty_view
 from mqlog.logstore.config import TopicConfig
-
-#: Names other modules import from here (some now defined in the job modules).
-__all__ = [
-    "NO_TIMESTAMP", "STATE_FILE", "Clock", "ConfigSource", "Partition", "PartitionDescription",
-    "current_boot_id", "joined", "retire_partition",
-]
+from mqlog.logstore.layout import STATE_FILE
 
 _log = logging.getLogger("mqlog.logstore")
 
-STATE_FILE = "state"
 
 ConfigSource = Callable[[], TopicConfig]
 Clock = Callable[[], int]

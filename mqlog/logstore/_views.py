@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from mqlog.logstore._partition import Partition
 
 #: Smallest timestamp: "no record yet" in running maxima.
-NO_TIMESTAMP = -(2**63)
+NO_TIMESTAMP = fmt.NO_TIMESTAMP
 
 
 @dataclasses.dataclass(frozen=True)

@@ -67,12 +67,13 @@ from mqlog.logstore._compactor import BackgroundCompactor
 from mqlog.logstore._files import atomic_write, fsync_directory, remove_stale_temporaries
 from mqlog.logstore._flusher import IntervalFlusher
 from mqlog.logstore._notify import Notifier
-from mqlog.logstore._partition import Partition, PartitionDescription, retire_partition
+from mqlog.logstore._partition import Partition, retire_partition
 from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._record import Record
 from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._topic import Topic, write_metadata
 from mqlog.logstore._topic_match import check_existing_topic
+from mqlog.logstore._views import PartitionDescription
 from mqlog.logstore.config import TopicConfig
 from mqlog.logstore.layout import (
     CREATING_PREFIX,

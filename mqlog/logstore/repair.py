@@ -49,22 +49,23 @@ from mqlog.errors import UnknownTopicError
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import atomic_write, fsync_file, remove_stale_temporaries
 from mqlog.logstore._resync import resync
-from mqlog.logstore._segment import (
-    INDEX_SUFFIX,
-    LOG_SUFFIX,
-    TIME_INDEX_SUFFIX,
-    list_segment_bases,
-    segment_name,
-)
+from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._state import PartitionState, decode_state
 from mqlog.logstore._topic import read_metadata
 from mqlog.logstore.engine import Engine
-
-TOPICS_DIR = "topics"
-STATE_FILE = "state"
-QUARANTINE_INFIX = ".quarantine-"
-#: "No record yet" in running timestamp maxima.
-NO_TIMESTAMP = -(2**63)
+from mqlog.logstore.layout import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    QUARANTINE_DESCRIPTION_SUFFIX,
+    QUARANTINE_INFIX,
+    QUARANTINE_TIME_FORMAT,
+    SEGMENT_NAME_DIGITS,
+    STATE_FILE,
+    TIME_INDEX_SUFFIX,
+    TOPIC_METADATA_FILE,
+    TOPICS_DIR,
+    segment_name,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +134,7 @@ def repair_open_log(log: Engine, topics: Iterable[str]) -> RepairReport:
     """Repair the damaged partitions of ``topics`` in an open ``log`` (what
     ``repair_log(..., execute=True)`` does once it has opened the log)."""
     report = RepairReport(log.path, True, [])
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    stamp = time.strftime(QUARANTINE_TIME_FORMAT, time.gmtime())
     for name in topics:
         for number in range(len(log.describe_topic(name).partitions)):
             ranges, written = _repair_partition(log.partition(name, number), stamp)
@@ -241,7 +242,7 @@ def _topic_names(root: str) -> list[str]:
     if not os.path.isdir(directory):
         return []
     return sorted(name for name in os.listdir(directory)
-                  if os.path.isfile(os.path.join(directory, name, "topic.json")))
+                  if os.path.isfile(os.path.join(directory, name, TOPIC_METADATA_FILE)))
 
 
 def _plan_topic(root: str, topic: str) -> list[DamagedRange]:
@@ -308,7 +309,7 @@ def _repair_partition(partition, stamp: str) -> tuple[list[DamagedRange], list[s
         bases = partition.refresh_view(state).bases.tolist()
         written = []
         for path in sorted({damage.file for damage in ranges}):
-            base = int(os.path.basename(path)[:20])
+            base = int(os.path.basename(path)[:SEGMENT_NAME_DIGITS])
             end = bases[bases.index(base) + 1]
             mine = [damage for damage in ranges if damage.file == path]
             quarantine = _quarantine(path, mine, stamp)
@@ -340,7 +341,7 @@ def _quarantine(path: str, ranges: list[DamagedRange], stamp: str) -> str | None
             out.write(source.read(damage.size_bytes))
         out.flush()
         fsync_file(out.fileno())
-    with open(target + ".json", "w") as handle:
+    with open(target + QUARANTINE_DESCRIPTION_SUFFIX, "w") as handle:
         json.dump({"segment": os.path.basename(path), "ranges": described}, handle, indent=1)
         handle.flush()
         fsync_file(handle.fileno())
@@ -357,7 +358,7 @@ def _rewrite(path: str, base: int, end: int, ranges: list[DamagedRange],
     offsets: list[tuple[int, int]] = []
     times: list[tuple[int, int, int]] = []
     out = bytearray()
-    max_timestamp = NO_TIMESTAMP
+    max_timestamp = fmt.NO_TIMESTAMP
     last_indexed = 0
 
     def append(batch: bytes | memoryview, header: fmt.BatchHeader) -> None:

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from mqlog import CorruptRecordError
 from mqlog.consumer import TopicPartition
-from mqlog.logstore.repair import QUARANTINE_INFIX, repair_log, repair_open_log
+from mqlog.logstore.layout import QUARANTINE_INFIX
+from mqlog.logstore.repair import repair_log, repair_open_log
 from mqlog.logstore.verify import verify_log
 
 from ._lab import TOPIC, Lab, runs, seen

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import mqlog
-from mqlog.logstore import _files, _partition, _segment, _state
+from mqlog.logstore import _files, _recovery, _segment, _state
 from tests.faults._simdisk import PAGE_BYTES, FaultPlan, SimDisk
 
 
@@ -70,10 +70,10 @@ def test_kill9_keeps_the_page_cache_and_the_boot(root: Path) -> None:
         assert (root / "file").read_bytes() == b"unsynced"
         assert _state.current_boot_id() == boot
         disk.crash(lambda: None, keep_page_cache=False)
-        assert _partition.current_boot_id() != boot  # the alias in _partition too
+        assert _recovery.current_boot_id() != boot  # the alias in _recovery too
     finally:
         disk.uninstall()
-    assert _partition.current_boot_id() == _state.BOOT_ID
+    assert _recovery.current_boot_id() == _state.BOOT_ID
 
 
 def test_an_entry_created_without_a_directory_fsync_may_vanish(root: Path) -> None:

@@ -23,8 +23,8 @@ import pytest
 
 import mqlog
 from mqlog import ReadOnlyError
-from mqlog.logstore._partition import STATE_FILE
 from mqlog.logstore._state import FILE_SIZE, SLOT_SIZE, StateFile
+from mqlog.logstore.layout import STATE_FILE
 from tests.conftest import FakeClock
 from tests.logstore._read_only_log import build, tree
 
