@@ -8,23 +8,9 @@ columns, offsets and time lookup, waiting for appends, retention and
 compaction. It knows nothing of consumer groups or queues; what those layers
 need from it is named here (``set_end_floor``, ``attachment``).
 
-Directory layout (the names are ``layout``'s)::
-
-    <path>/mqlog.json              layout version
-    <path>/.lock                   every open Engine holds a shared flock on it
-    <path>/.meta.lock              exclusive flock around topic create/alter/delete
-    <path>/topics/<name>/          one topic (see _topic), partitions inside
-    <path>/topics/~creating-<hex>/ a topic being built by create_topic (metadata lock held)
-
-Any number of processes may open the same directory. The last one to close
-(it can take ``.lock`` exclusively) trims the preallocated tails of the active
-segments so that a log at rest holds no slack.
-
-Opening an Engine removes what dead processes left: the temporary files of
-``_files.atomic_write`` everywhere but under ``topics/`` (topics and partitions
-do the same when opened), and ``~creating-`` directories of a create_topic
-that died (removed under the metadata lock, which their creator held while
-alive).
+The directory's files are ``_directory``'s (layout, locks, leftovers of dead
+processes) and ``_topic_files``' (building, removing topics); the last engine
+of a directory to close trims the active segments' preallocated tails.
 
 An Engine opened ``read_only`` writes nothing at all, so it can read a log on
 read-only media or one owned by another user: it creates no file, takes
@@ -35,26 +21,14 @@ the flusher, and every call that would write raises ReadOnlyError.
 
 from __future__ import annotations
 
-import builtins
-import dataclasses
-import fcntl
-import gc
-import json
-import logging
-import operator
 import os
-import shutil
 import threading
 import time
-import traceback
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import TypeVar
 
 from mqlog.errors import (
     ConfigError,
-    CorruptMetadataError,
     CorruptRecordError,
     LogClosedError,
     MqlogError,
@@ -62,64 +36,37 @@ from mqlog.errors import (
     TopicExistsError,
     UnknownTopicError,
 )
+from mqlog.logstore import _directory
+from mqlog.logstore._arguments import (
+    check_new_topic,
+    check_partition_count,
+    check_read_limits,
+    checked_timestamp,
+)
 from mqlog.logstore._columns import RecordColumns
 from mqlog.logstore._compactor import BackgroundCompactor
-from mqlog.logstore._files import atomic_write, fsync_directory, remove_stale_temporaries
 from mqlog.logstore._flusher import IntervalFlusher
+from mqlog.logstore._iteration import check_on_corrupt, iterate
 from mqlog.logstore._notify import Notifier
-from mqlog.logstore._partition import Partition, retire_partition
+from mqlog.logstore._partition import Partition
 from mqlog.logstore._producers import ProducerBatch
 from mqlog.logstore._record import Record
 from mqlog.logstore._segment import list_segment_bases
-from mqlog.logstore._topic import Topic, write_metadata
+from mqlog.logstore._topic import write_metadata
+from mqlog.logstore._topic_files import TopicDescription, build_topic, doom_topic, remove_doomed
 from mqlog.logstore._topic_match import check_existing_topic
-from mqlog.logstore._views import PartitionDescription
+from mqlog.logstore._topic_table import EndFloor, TopicTable
 from mqlog.logstore.config import TopicConfig
-from mqlog.logstore.layout import (
-    CREATING_PREFIX,
-    DELETING_PREFIX,
-    LAYOUT_FILE,
-    LAYOUT_VERSION,
-    META_LOCK_FILE,
-    OPEN_LOCK_FILE,
-    STATE_FILE,
-    TOPICS_DIR,
-)
+from mqlog.logstore.layout import STATE_FILE, TOPICS_DIR
 from mqlog.names import validate_name
 
 T = TypeVar("T")
-#: The lowest end offset a partition must have when opened, if any (see
-#: ``Engine.set_end_floor``).
-EndFloor = Callable[[str, int], "int | None"]
 
-_log = logging.getLogger("mqlog")
-
-#: Records fetched per step by Engine.iter.
-ITER_CHUNK_RECORDS = 4096
-#: Most partitions a topic may have (each is a directory with a few open files).
-PARTITIONS_MAX = 10_000
+__all__ = ["Engine", "EndFloor", "TopicDescription", "check_new_topic", "checked_timestamp"]
 
 
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclasses.dataclass(frozen=True)
-class TopicDescription:
-    """A topic's name, config and per-partition offsets, sizes and segment counts
-    (from ``describe_topic``; a snapshot, not kept up to date)."""
-
-    name: str
-    config: TopicConfig
-    partitions: list[PartitionDescription]
-
-    @property
-    def record_count(self) -> int:
-        return sum(p.record_count for p in self.partitions)
-
-    @property
-    def size_bytes(self) -> int:
-        return sum(p.size_bytes for p in self.partitions)
 
 
 class Engine:
@@ -145,75 +92,20 @@ class Engine:
         self.read_only = bool(read_only)
         #: False: segments are deleted for retention only by enforce_retention().
         self.apply_retention = bool(apply_retention) and not self.read_only
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise ConfigError(f"{self.path} is a file, not a log directory")
-        if not os.path.isdir(self.path):
-            if not create or self.read_only:
-                raise MqlogError(f"log directory {self.path} does not exist")
-            os.makedirs(self.path, exist_ok=True)
-        self._check_layout()
-        if self.read_only:
-            self._open_lock_fd = _shared_lock_for_reading(os.path.join(self.path, OPEN_LOCK_FILE))
-        else:
-            os.makedirs(os.path.join(self.path, TOPICS_DIR), exist_ok=True)
-            self._remove_leftovers()
-            self._open_lock_fd = os.open(os.path.join(self.path, OPEN_LOCK_FILE),
-                                         os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._open_lock_fd, fcntl.LOCK_SH)
+        _directory.prepare(self.path, create=create, read_only=self.read_only)
+        self._open_lock_fd = _directory.hold_open_lock(self.path, self.read_only)
         self._lock = threading.RLock()
-        self._topics: dict[str, Topic] = {}
         self._closed = False
         self._flusher = IntervalFlusher(self._interval_partitions)
         self._compactor = BackgroundCompactor()
         self._notifier = Notifier(self.path, read_only=self.read_only)
-        self._end_floor: EndFloor | None = None
+        self._table = TopicTable(os.path.join(self.path, TOPICS_DIR), self.clock,
+                                 self._notifier.notify, self._compactor.request,
+                                 self.check_open,
+                                 read_only=self.read_only, apply_retention=self.apply_retention)
         self._attachments: dict[object, object] = {}
 
-    def _check_layout(self) -> None:
-        path = os.path.join(self.path, LAYOUT_FILE)
-        try:
-            with builtins.open(path, "rb") as handle:
-                version = json.loads(handle.read()).get("layout_version")
-        except (ValueError, AttributeError) as error:
-            raise CorruptMetadataError(f"{path} is damaged ({type(error).__name__}: {error})",
-                                       file=path) from None
-        except FileNotFoundError:
-            if self.read_only:
-                raise MqlogError(f"{self.path} is not a log directory (it has no "
-                                 f"{LAYOUT_FILE}); a read-only open creates nothing") from None
-            atomic_write(path, (json.dumps({"layout_version": LAYOUT_VERSION}) + "\n").encode())
-            return
-        if version != LAYOUT_VERSION:
-            raise MqlogError(
-                f"{self.path} has layout version {version}; this mqlog reads {LAYOUT_VERSION}"
-            )
-
-    def _remove_leftovers(self) -> None:
-        """Remove what dead processes left (see the module docstring)."""
-        for directory, subdirectories, names in os.walk(self.path):
-            if directory == self.path and TOPICS_DIR in subdirectories:
-                subdirectories.remove(TOPICS_DIR)
-            remove_stale_temporaries(directory, names)
-        if any(name.startswith(CREATING_PREFIX) for name in os.listdir(self._topics_dir())):
-            with self._metadata_lock():  # held by every live creator: these are dead
-                for name in os.listdir(self._topics_dir()):
-                    if name.startswith(CREATING_PREFIX):
-                        shutil.rmtree(os.path.join(self._topics_dir(), name),
-                                      ignore_errors=True)
-
     # -- topics ----------------------------------------------------------------------
-
-    def _topics_dir(self) -> str:
-        return os.path.join(self.path, TOPICS_DIR)
-
-    @contextmanager
-    def _metadata_lock(self) -> Iterator[None]:
-        fd = os.open(os.path.join(self.path, META_LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
 
     def create_topic(self, name: str, partitions: int = 1, *, internal: bool = False,
                      exist_ok: bool = False, **topic_config: object) -> TopicDescription:
@@ -234,62 +126,22 @@ class Engine:
 
     def _create_topic(self, name: str, partitions: int, internal: bool,
                       topic_config: dict[str, object]) -> TopicDescription:
-        """Create the topic for :meth:`create_topic`.
-
-        The topic is built in a ``~creating-`` directory -- metadata, then each
-        partition opened, initialized and closed in turn, so that a wide topic
-        never holds more than one partition's files open -- and renamed into
-        place, all under the metadata lock; durable once this returns."""
+        """Create the topic for :meth:`create_topic` (see ``_topic_files``)."""
         self.check_writable(f"create topic {name!r}")
         validate_name("topic", name, internal=internal)
-        _check_partition_count(partitions)
+        check_partition_count(partitions)
         config = TopicConfig.from_options(self.topic_defaults, **topic_config)
-        final = os.path.join(self._topics_dir(), name)
-        with self._metadata_lock():
-            if os.path.exists(final):
+        with _directory.metadata_lock(self.path):
+            if os.path.exists(os.path.join(self._table.topics_dir, name)):
                 raise TopicExistsError(f"topic {name!r} already exists")
-            staging = os.path.join(self._topics_dir(), f"{CREATING_PREFIX}{uuid.uuid4().hex}")
-            renamed = False
-            try:
-                os.makedirs(staging)
-                write_metadata(staging, partitions, config)
-                described = [self._initialize_partition(staging, name, number, config)
-                             for number in range(partitions)]
-                fsync_directory(staging)
-                os.rename(staging, final)
-                renamed = True
-                fsync_directory(self._topics_dir())
-            except BaseException as error:
-                if renamed:
-                    os.rename(final, staging)
-                # Files a half-opened partition holds stay open while its frame is
-                # referenced by the traceback: release them (out of descriptors,
-                # rmtree needs some). What rmtree cannot remove, the next open does.
-                traceback.clear_frames(error.__traceback__)
-                gc.collect()
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-        return TopicDescription(name, config, described)
-
-    def _initialize_partition(self, directory: str, topic: str, number: int,
-                              config: TopicConfig) -> PartitionDescription:
-        """Create partition ``number`` of a topic being built in ``directory``, with
-        its state and first segment (trimmed: it is preallocated when opened)."""
-        path = os.path.join(directory, str(number))
-        os.makedirs(path)
-        partition = Partition(path, topic, number, lambda: config, self.clock)
-        try:
-            partition.trim_active()
-            return partition.describe()
-        finally:
-            partition.close()
+            return build_topic(self._table.topics_dir, name, partitions, config, self.clock)
 
     def topics(self) -> list[str]:
         """Names of the topics, sorted (internal ``__`` topics included)."""
         self.check_open()
         names = []
         try:
-            entries = os.listdir(self._topics_dir())
+            entries = os.listdir(self._table.topics_dir)
         except FileNotFoundError:  # read-only: no topic was ever created
             return []
         for name in entries:
@@ -304,40 +156,19 @@ class Engine:
         """Whether topic ``name`` exists (internal names allowed); opens nothing."""
         self.check_open()
         validate_name("topic", name, internal=True)
-        return os.path.isdir(os.path.join(self._topics_dir(), name))
+        return os.path.isdir(os.path.join(self._table.topics_dir, name))
 
     def topic_config(self, name: str) -> TopicConfig:
         """The config of topic ``name`` as this process last read it (re-read when
         another process altered it); UnknownTopicError if there is no such topic."""
-        return self._topic(name).config()
+        return self._table.topic(name).config()
 
     def partition_count(self, name: str) -> int:
         """How many partitions topic ``name`` has now (another process's alter_topic
         included: costs one ``stat``); UnknownTopicError if there is no such topic."""
-        topic = self._topic(name)
+        topic = self._table.topic(name)
         topic.reload_if_changed()
         return topic.partition_count
-
-    def _topic(self, name: str) -> Topic:
-        topic = self._topics.get(name)
-        if topic is not None:
-            return topic
-        self.check_open()
-        validate_name("topic", name, internal=True)
-        with self._lock:
-            topic = self._topics.get(name)
-            if topic is None:
-                directory = os.path.join(self._topics_dir(), name)
-                try:
-                    topic = Topic(directory, name, self.clock, self._notifier.notify,
-                                  on_open=self._apply_end_floor,
-                                  on_roll=self._compactor.request,
-                                  read_only=self.read_only,
-                                  apply_retention=self.apply_retention)
-                except FileNotFoundError:
-                    raise UnknownTopicError(f"unknown topic {name!r}") from None
-                self._topics[name] = topic
-        return topic
 
     def set_end_floor(self, end_floor: EndFloor | None) -> None:
         """Register the layer above's lowest end offset for a partition.
@@ -352,23 +183,7 @@ class Engine:
         group would skip the new records. A floor that fails (offsets
         unreadable, disk full) is logged and the partition opens as it is.
         Nothing is lifted in a read-only engine."""
-        self._end_floor = end_floor
-
-    def _apply_end_floor(self, partition: Partition) -> None:
-        """``on_open`` hook of every topic: apply the end floor (see set_end_floor)."""
-        end_floor = self._end_floor
-        if end_floor is None or self.read_only or partition.topic.startswith("__"):
-            return
-        try:
-            floor = end_floor(partition.topic, partition.number)
-            end = partition.state().end_offset
-            if floor is not None and floor > end:
-                partition.ensure_end_at_least(
-                    floor, f"the end floor (a committed offset {floor}) is beyond the "
-                    f"partition's end {end}")
-        except (MqlogError, OSError):  # offsets unreadable, disk full: still open it
-            _log.exception("could not lift %s/%d to its committed offsets", partition.topic,
-                           partition.number)
+        self._table.end_floor = end_floor
 
     def attachment(self, key: object, factory: Callable[[], T]) -> T:
         """The object stored under ``key`` for this engine, made by ``factory()`` on
@@ -382,34 +197,15 @@ class Engine:
                 found = self._attachments[key] = factory()
             return found  # type: ignore[return-value]
 
-    def _forget_topic(self, name: str, deleted: Partition) -> None:
-        """Close and drop this process's handle of a topic that another process
-        deleted (``deleted`` is one of its partitions), so that the next call opens
-        the topic anew: a topic of that name created since, or UnknownTopicError."""
-        with self._lock:
-            topic = self._topics.get(name)
-            if topic is None or deleted not in topic.open_partitions():
-                return  # already forgotten
-            del self._topics[name]
-        topic.close()
-
     def partition(self, topic: str, partition: int) -> Partition:
         """The handle of one partition (opened on first use, then cached): what
         clients hold to poll it without a lookup per call. UnknownTopicError /
         UnknownPartitionError if there is no such partition."""
-        handle = self._topic(topic)
-        try:
-            return handle.partition(partition)
-        except UnknownTopicError:  # deleted by another process: forget our copy
-            with self._lock:
-                if self._topics.get(topic) is handle:
-                    del self._topics[topic]
-            handle.close()
-            raise
+        return self._table.partition(topic, partition)
 
     def describe_topic(self, name: str) -> TopicDescription:
         """Config and per-partition offsets, sizes and segment counts."""
-        topic = self._topic(name)
+        topic = self._table.topic(name)
         topic.reload_if_changed()
         partitions = [
             topic.partition(number).describe() for number in range(topic.partition_count)
@@ -422,13 +218,13 @@ class Engine:
         keyed records would move). Validated before anything is written;
         unknown options raise TypeError."""
         self.check_writable(f"alter topic {name!r}")
-        topic = self._topic(name)
-        with self._metadata_lock():
+        topic = self._table.topic(name)
+        with _directory.metadata_lock(self.path):
             topic.reload_if_changed()
             config = TopicConfig.from_options(topic.config(), **topic_config)
             count = topic.partition_count
             if partitions is not None:
-                _check_partition_count(partitions)
+                check_partition_count(partitions)
                 if partitions < count:
                     raise ConfigError(
                         f"topic {name!r} has {count} partitions; the count can only grow"
@@ -444,21 +240,13 @@ class Engine:
         """Delete a topic and all its data."""
         self.check_writable(f"delete topic {name!r}")
         validate_name("topic", name, internal=True)
-        directory = os.path.join(self._topics_dir(), name)
-        with self._metadata_lock():
+        directory = os.path.join(self._table.topics_dir, name)
+        with _directory.metadata_lock(self.path):
             if not os.path.isdir(directory):
                 raise UnknownTopicError(f"unknown topic {name!r}")
-            doomed = os.path.join(self._topics_dir(), f"{DELETING_PREFIX}{uuid.uuid4().hex}")
-            os.rename(directory, doomed)
-            fsync_directory(self._topics_dir())
-        for entry in os.listdir(doomed):
-            if entry.isdigit():
-                retire_partition(os.path.join(doomed, entry))
-        with self._lock:
-            topic = self._topics.pop(name, None)
-        if topic is not None:
-            topic.close()
-        shutil.rmtree(doomed, ignore_errors=True)
+            doomed = doom_topic(self._table.topics_dir, name)
+        self._table.close_topic(name)
+        remove_doomed(doomed)
 
     # -- records -----------------------------------------------------------------------
 
@@ -494,12 +282,12 @@ class Engine:
         try:
             first = target.append(records, now_ms, producer, flush)
         except UnknownTopicError:  # deleted by another process: forget our copy
-            self._forget_topic(target.topic, target)
+            self._table.forget(target.topic, target)
             raise
         except FileNotFoundError:  # its directory was renamed away mid-append (a roll)
             if os.path.isdir(target.directory):
                 raise
-            self._forget_topic(target.topic, target)
+            self._table.forget(target.topic, target)
             raise UnknownTopicError(f"topic {target.topic!r} was deleted "
                                     f"(partition {target.number})") from None
         if target.config().durability == "interval":
@@ -534,7 +322,7 @@ class Engine:
         A batch damaged on disk ends the read before it; a read that starts in
         one raises CorruptRecordError, whose ``next_offset`` is where reading
         can go on (``damaged_start``..``damaged_end`` cannot be read)."""
-        _check_read_limits(max_records, max_bytes)
+        check_read_limits(max_records, max_bytes)
         target = self.partition(topic, partition)
         return self._read_from(target, target.read, offset, max_records, max_bytes)
 
@@ -544,7 +332,7 @@ class Engine:
         offsets, timestamps and payload positions over one bytes object, with no
         Python object per record (see :class:`~mqlog.RecordColumns`). For bulk
         work -- replays, exports, numpy -- several times faster than ``read``."""
-        _check_read_limits(max_records, max_bytes)
+        check_read_limits(max_records, max_bytes)
         target = self.partition(topic, partition)
         return self._read_from(target, target.read_columns, offset, max_records, max_bytes)
 
@@ -560,7 +348,7 @@ class Engine:
                 return found
         except UnknownTopicError:
             pass
-        self._forget_topic(target.topic, target)
+        self._table.forget(target.topic, target)
         raise UnknownTopicError(f"topic {target.topic!r} was deleted")
 
     def iter(self, topic: str, partition: int, start: int = 0, end: int | None = None,
@@ -573,34 +361,10 @@ class Engine:
         raises once the records before them were yielded; ``"skip"`` logs a
         warning and goes on from the next readable offset; a callable is
         called with the error, then the damage is skipped."""
-        if on_corrupt not in ("raise", "skip") and not callable(on_corrupt):
-            raise ValueError(f"on_corrupt must be 'raise', 'skip' or a callable, "
-                             f"not {on_corrupt!r}")
+        check_on_corrupt(on_corrupt)
         target = self.partition(topic, partition)
         target.check_offset(start, target.state())
-        offset = start
-        while end is None or offset < end:
-            want = ITER_CHUNK_RECORDS if end is None else min(ITER_CHUNK_RECORDS, end - offset)
-            try:
-                records = target.read(offset, want, None)
-            except CorruptRecordError as error:
-                if on_corrupt == "raise" or error.next_offset is None or (
-                        error.next_offset <= offset):
-                    raise
-                if on_corrupt == "skip":
-                    _log.warning("skipping damaged records: %s", error)
-                else:
-                    on_corrupt(error)
-                offset = error.next_offset
-                continue
-            if end is not None and records and records[-1].offset >= end:
-                records = [r for r in records if r.offset < end]  # compaction gaps
-                yield from records
-                return
-            if not records:
-                return
-            yield from records
-            offset = records[-1].offset + 1
+        return iterate(target, start, end, on_corrupt)
 
     def offset_for_time(self, topic: str, partition: int, ts_ms: int) -> int:
         """The first offset whose timestamp is >= ``ts_ms`` (the end offset if none);
@@ -631,7 +395,7 @@ class Engine:
         names = [topic] if topic is not None else self.topics()
         deleted = 0
         for name in names:
-            handle = self._topic(name)
+            handle = self._table.topic(name)
             for number in range(handle.partition_count):
                 directory = os.path.join(handle.directory, str(number))
                 before = len(list_segment_bases(directory)) if os.path.isdir(directory) else 0
@@ -647,7 +411,7 @@ class Engine:
         names = [topic] if topic is not None else self.topics()
         rewritten = 0
         for name in names:
-            handle = self._topic(name)
+            handle = self._table.topic(name)
             if handle.config().cleanup_policy != "compact":
                 continue
             for number in range(handle.partition_count):
@@ -658,14 +422,14 @@ class Engine:
     def flush(self) -> None:
         """fdatasync everything this process appended."""
         self.check_writable("flush")
-        for topic in list(self._topics.values()):
+        for topic in self._table.open_topics():
             for partition in topic.open_partitions():
                 partition.flush()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def _interval_partitions(self):
-        for topic in list(self._topics.values()):
+        for topic in self._table.open_topics():
             config = topic.config()
             if config.durability == "interval":
                 for partition in topic.open_partitions():
@@ -696,12 +460,12 @@ class Engine:
             return
         self._compactor.stop()
         self._flusher.stop()
-        last = not self.read_only and _try_exclusive(self._open_lock_fd)
+        last = not self.read_only and _directory.is_last_open(self._open_lock_fd)
         if last:  # no other engine is open: trim every partition's preallocation
             self._open_every_partition()
         with self._lock:
             self._closed = True
-            topics, self._topics = list(self._topics.values()), {}
+            topics = self._table.take_all()
             self._attachments.clear()
         for topic in topics:
             if last:
@@ -716,7 +480,7 @@ class Engine:
         """Open the partitions other engines wrote and closed, so close can trim them."""
         for name in self.topics():
             try:
-                topic = self._topic(name)
+                topic = self._table.topic(name)
             except MqlogError:
                 continue  # deleted meanwhile
             for number in range(topic.partition_count):
@@ -732,69 +496,3 @@ class Engine:
     def __repr__(self) -> str:
         read_only = " read-only" if self.read_only else ""
         return f"<mqlog.Engine {self.path!r}{read_only}{' closed' if self._closed else ''}>"
-
-
-def _check_read_limits(max_records: object, max_bytes: object) -> None:
-    """TypeError unless ``max_records`` is an int and ``max_bytes`` None or an int;
-    ConfigError unless ``max_records`` >= 1 and ``max_bytes`` >= 0."""
-    if not isinstance(max_records, int) or isinstance(max_records, bool):
-        raise TypeError(f"max_records must be a positive int, not {max_records!r}")
-    if max_records < 1:
-        raise ConfigError(f"max_records must be a positive int, not {max_records!r}")
-    if max_bytes is not None:
-        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
-            raise TypeError(f"max_bytes must be None or an int, not {type(max_bytes).__name__}")
-        if max_bytes < 0:
-            raise ConfigError(f"max_bytes must be >= 0, not {max_bytes}")
-
-
-def check_new_topic(name: object, partitions: object, **topic_config) -> TopicConfig:
-    """Raise what ``create_topic(name, partitions, **topic_config)`` on a log without
-    topic defaults raises for bad input, without a log: so that a command can
-    refuse bad input before it creates the log directory. Returns the config."""
-    validate_name("topic", name)
-    _check_partition_count(partitions)
-    return TopicConfig.from_options(**topic_config)
-
-
-def checked_timestamp(ts_ms: object) -> int:
-    """``ts_ms`` (ms since the epoch: an int or numpy integer, not a bool) clamped to
-    the 64-bit range of record timestamps, so that a far past or future moment
-    finds the first or end offset; TypeError for anything else."""
-    if isinstance(ts_ms, bool):
-        raise TypeError("a timestamp must be an int (ms since the epoch), not bool")
-    try:
-        value = operator.index(ts_ms)
-    except TypeError:
-        raise TypeError(f"a timestamp must be an int (ms since the epoch), not "
-                        f"{type(ts_ms).__name__}") from None
-    return min(max(value, -(2**63)), 2**63 - 1)
-
-
-def _check_partition_count(partitions: object) -> None:
-    if not isinstance(partitions, int) or isinstance(partitions, bool) or not (
-        1 <= partitions <= PARTITIONS_MAX
-    ):
-        raise ConfigError(f"partitions must be an int from 1 to {PARTITIONS_MAX}, "
-                          f"not {partitions!r}")
-
-
-def _shared_lock_for_reading(path: str) -> int:
-    """A read-only engine's hold on ``.lock``: shared, as every open one holds it (so
-    a closing writer does not take itself for the last one), through a descriptor
-    opened for reading; -1 where the file cannot be opened (never created, or not
-    readable by this user): reading works without it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, PermissionError):
-        return -1
-    fcntl.flock(fd, fcntl.LOCK_SH)
-    return fd
-
-
-def _try_exclusive(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False

@@ -13,7 +13,7 @@ import pytest
 
 import mqlog
 from mqlog.errors import TopicExistsError
-from mqlog.logstore import engine as _log
+from mqlog.logstore import _topic_files
 from mqlog.logstore.verify import verify_log
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -79,9 +79,9 @@ class Failing:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_at: int | None) -> None:
         self.steps = 0
         self.fail_at = fail_at
-        for owner, name in [(_log, "write_metadata"), (_log, "Partition"),
-                            (_log, "fsync_directory"), (_log.os, "rename"),
-                            (_log.os, "makedirs")]:
+        for owner, name in [(_topic_files, "write_metadata"), (_topic_files, "Partition"),
+                            (_topic_files, "fsync_directory"), (_topic_files.os, "rename"),
+                            (_topic_files.os, "makedirs")]:
             monkeypatch.setattr(owner, name, self.wrap(getattr(owner, name)))
 
     def wrap(self, function):
@@ -126,13 +126,13 @@ def test_a_topic_that_raised_is_not_there_and_one_that_returned_is(log_dir, monk
 def test_a_creator_killed_midway_leaves_a_directory_that_open_removes(log_dir):
     script = (
         "import os, signal, sys, mqlog\n"
-        "from mqlog.logstore import engine as _log\n"
-        "real = _log.Engine._initialize_partition\n"
-        "def init(self, directory, topic, number, config):\n"
+        "from mqlog.logstore import _topic_files\n"
+        "real = _topic_files.initialize_partition\n"
+        "def init(directory, topic, number, config, clock):\n"
         "    if number == 5:\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    return real(self, directory, topic, number, config)\n"
-        "_log.Engine._initialize_partition = init\n"
+        "    return real(directory, topic, number, config, clock)\n"
+        "_topic_files.initialize_partition = init\n"
         "mqlog.open(sys.argv[1]).create_topic('t', 10)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))

@@ -18,8 +18,7 @@ import mqlog
 from mqlog import PartitionDescription, Record, RecordTooLargeError, TopicConfig, TopicDescription
 from mqlog.errors import UnknownTopicError
 from mqlog.logstore import _format as fmt
-from mqlog.logstore import _topic
-from mqlog.logstore import engine as _log
+from mqlog.logstore import _iteration, _topic
 from mqlog.logstore._segment import index_capacity
 
 T = "orders"
@@ -261,7 +260,7 @@ def test_max_bytes_counts_keys_headers_and_values(log: mqlog.Log) -> None:
 
 
 def test_iter(log: mqlog.Log, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_log, "ITER_CHUNK_RECORDS", 3)  # several reads per iteration
+    monkeypatch.setattr(_iteration, "ITER_CHUNK_RECORDS", 3)  # several reads per iteration
     log.create_topic(T)
     for start in range(0, 10, 2):
         log.append(T, 0, [str(start).encode(), str(start + 1).encode()])
@@ -274,7 +273,7 @@ def test_iter(log: mqlog.Log, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_iter_reaches_records_appended_while_iterating(log: mqlog.Log,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_log, "ITER_CHUNK_RECORDS", 2)
+    monkeypatch.setattr(_iteration, "ITER_CHUNK_RECORDS", 2)
     log.create_topic(T)
     log.append(T, 0, [b"0", b"1", b"2"])
     seen = []
