@@ -36,6 +36,7 @@ import json
 import os
 import re
 from collections.abc import Set as AbstractSet
+from typing import Any
 
 from mqlog.consumer._assignors import ASSIGNORS
 from mqlog.consumer._config import TopicPartition
@@ -89,8 +90,9 @@ def _write_json_atomically(path: str, document: dict) -> None:
     atomic_write(path, json.dumps(document, sort_keys=True).encode())
 
 
-def read_plan(directory: str) -> dict:
-    """The published plan of a group (generation 0 and nothing assigned if none)."""
+def read_plan(directory: str) -> dict[str, Any]:
+    """The published plan of a group, as its JSON document (generation 0 and
+    nothing assigned if none, or if the group has no directory)."""
     try:
         with open(os.path.join(directory, "assignment.json")) as handle:
             return json.load(handle)

@@ -174,16 +174,16 @@ class Segment:
         while position < limit:
             try:
                 header = self.header_at(position, limit)
-                reason = None if header.base_offset >= expected else (
-                    f"batch has offset {header.base_offset}, expected {expected} or above")
             except fmt.BatchError as error:
-                header, reason = None, str(error)
-            if reason is None:
-                if header.next_offset > offset:
-                    return position, header
-                expected = header.next_offset
-                position += header.batch_length
-                continue
+                reason = str(error)
+            else:
+                if header.base_offset >= expected:
+                    if header.next_offset > offset:
+                        return position, header
+                    expected = header.next_offset
+                    position += header.batch_length
+                    continue
+                reason = f"batch has offset {header.base_offset}, expected {expected} or above"
             damage = resync(self, position, expected, limit, index_count, end_offset, reason)
             if offset < damage.next_offset:
                 raise DamagedRangeError(damage)
