@@ -56,6 +56,7 @@ from mqlog.logstore import (
     TopicDescription,
 )
 from mqlog.producer import BatchDelivery, Delivery, Producer, ProducerConfig, RecordMetadata
+from mqlog.request import Responder
 
 __version__ = "0.1.0"
 
@@ -96,6 +97,7 @@ __all__ = [
     "RecordColumns",
     "RecordMetadata",
     "RecordTooLargeError",
+    "Responder",
     "StorageFailedError",
     "TopicConfig",
     "TopicDescription",

@@ -27,6 +27,7 @@ from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._group import (
     GROUPS_DIR,
     QUEUES_DIR,
+    Document,
     group_directory,
     is_queue_group,
     live_members,
@@ -111,7 +112,7 @@ def list_groups(log: Engine) -> list[str]:
     return sorted(names)
 
 
-def _members(log: Engine, group: str) -> dict[str, dict]:
+def _members(log: Engine, group: str) -> dict[str, Document]:
     """Live members of either kind of group, by member id."""
     directory = queue_directory(log, group) if is_queue_group(log, group) else (
         group_directory(log, group))
@@ -451,7 +452,7 @@ def _refuse_if_active(log: Engine, group: str, action: str) -> None:
         )
 
 
-def _who(info: dict) -> str:
+def _who(info: Document) -> str:
     """``client C, pid P on H`` of a member's file (queue workers have no client id)."""
     where = f"pid {info.get('pid')} on {info.get('host')}"
     return f"client {info['client_id']}, {where}" if info.get("client_id") else where

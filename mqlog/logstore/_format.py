@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Iterable
 from typing import NamedTuple, TypeAlias, overload
 
 import numpy as np
@@ -179,7 +180,7 @@ def pack_header(
     return header
 
 
-def seal(header: bytearray, body_parts: tuple) -> None:
+def seal(header: bytearray, body_parts: Iterable[bytes | bytearray | memoryview]) -> None:
     """Write the checksum into ``header`` (covering header[8:] and every body part)."""
     hasher = xxhash.xxh3_64(memoryview(header)[8:])
     for part in body_parts:

@@ -85,7 +85,7 @@ class SparseIndex:
             os.close(fd)
         self.remap()
 
-    def write(self, slot: int, entry: tuple) -> bool:
+    def write(self, slot: int, entry: tuple[int, ...]) -> bool:
         """Store ``entry`` at ``slot``; False when the index is full (lookups
         then scan further, they stay correct)."""
         if slot >= self.capacity:

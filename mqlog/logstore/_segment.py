@@ -18,6 +18,7 @@ import ctypes.util
 import errno
 import mmap
 import os
+from collections.abc import Sequence
 
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import fdatasync_file
@@ -213,7 +214,8 @@ class Segment:
 
     # -- writing (partition lock held) -----------------------------------------
 
-    def write(self, position: int, buffers: tuple, expected: int) -> None:
+    def write(self, position: int, buffers: Sequence[bytes | bytearray | memoryview],
+              expected: int) -> None:
         """Write ``buffers`` (``expected`` bytes in all) at ``position``, beyond the
         published end.
 

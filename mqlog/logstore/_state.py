@@ -112,7 +112,7 @@ class StateSlots(NamedTuple):
         return self.valid[-1] if self.valid else None
 
 
-def _state_of(fields: tuple) -> PartitionState:
+def _state_of(fields: tuple[Any, ...]) -> PartitionState:
     (_, sequence, start_offset, end, base, position, max_ts, created, flushed,
      index_count, time_count, epoch, boot_id, _version) = fields
     return PartitionState(start_offset, end, base, position, max_ts, created, flushed,

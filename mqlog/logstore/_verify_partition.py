@@ -110,10 +110,10 @@ def read_state(path: str) -> PartitionState | None:
 class _Walk:
     """The batches found in one segment file: where they start and what they hold."""
 
-    positions: array = dataclasses.field(default_factory=lambda: array("q"))
-    offsets: array = dataclasses.field(default_factory=lambda: array("q"))
+    positions: array[int] = dataclasses.field(default_factory=lambda: array("q"))
+    offsets: array[int] = dataclasses.field(default_factory=lambda: array("q"))
     #: Largest timestamp of the segment's records before each batch.
-    max_before: array = dataclasses.field(default_factory=lambda: array("q"))
+    max_before: array[int] = dataclasses.field(default_factory=lambda: array("q"))
     end_position: int = 0
     end_offset: int = 0
     max_timestamp: int = fmt.NO_TIMESTAMP

@@ -83,7 +83,7 @@ class DumpedBatch:
         return bool(self.attributes & fmt.ATTR_GAP)
 
 
-def dump_segment(path: str | os.PathLike, records: bool = True) -> Iterator[DumpedBatch]:
+def dump_segment(path: str | os.PathLike[str], records: bool = True) -> Iterator[DumpedBatch]:
     """Decode the batches of one segment (``.log``) file, in file order.
 
     Stops at the end of the written data (a zero length field, as in the
