@@ -38,6 +38,7 @@ from mqlog import (
     TopicDescription,
     TopicPartition,
 )
+from mqlog.monitor import LagSample, sample_lag, sample_topics, topic_stats
 
 
 def main(path: str) -> int:
@@ -62,7 +63,10 @@ def main(path: str) -> int:
         columns: RecordColumns = log.read_columns("orders", sent.partition, 0)
         values: list[bytes] = columns.values()
         first_offset = int(columns.offsets[0])
-        print(topic.name, group.state, lag, ages, values, first_offset)
+        sample: LagSample = sample_lag(log)  # the Log is a monitor.LogView
+        stats = topic_stats(sample_topics(log, ["orders"]))
+        print(topic.name, group.state, lag, ages, values, first_offset,
+              [g.total_lag for g in sample.groups], [s.records for s in stats])
         return len(messages)
 
 
