@@ -62,6 +62,7 @@ from mqlog.logstore import (
     TopicDescription,
 )
 from mqlog.producer import BatchDelivery, Delivery, Producer, ProducerConfig, RecordMetadata
+from mqlog.request import Responder
 
 __version__ = "0.1.0"
 
@@ -108,6 +109,7 @@ __all__ = [
     "RecordMetadata",
     "RecordTooLargeError",
     "RemoteHandlerError",
+    "Responder",
     "StorageFailedError",
     "TopicConfig",
     "TopicDescription",

@@ -36,6 +36,7 @@ what was wrong and, where it helps, the valid alternative.
 from __future__ import annotations
 
 import errno as _errno
+from collections.abc import Callable as _Callable
 
 
 class MqlogError(Exception):
@@ -233,7 +234,7 @@ class DiskFullError(MqlogError, OSError):
     def __str__(self) -> str:
         return str(self.strerror)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[_Callable[..., DiskFullError], tuple[object, ...]]:
         return _rebuild_disk_full, (self.strerror, self.filename, self.bytes_needed, self.errno)
 
 
@@ -257,7 +258,7 @@ class StorageFailedError(MqlogError):
         self.original = original
         self.__cause__ = original
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[_Callable[..., StorageFailedError], tuple[object, ...]]:
         return _rebuild_storage_failed, (self.args[0], self.original)
 
 

@@ -15,7 +15,7 @@ import logging
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from mqlog.consumer import (
     Consumer,
@@ -48,24 +48,33 @@ from mqlog.logstore import (
     TopicDescription,
 )
 from mqlog.producer import Producer
-from mqlog.request import Responder, request
+from mqlog.request import Handler, Responder, request
 
 _log = logging.getLogger("mqlog")
+
+
+class _Client(Protocol):
+    """What a Log keeps of the clients it made: it closes them."""
+
+    def close(self) -> None: ...
+
+
+_ClientT = TypeVar("_ClientT", bound=_Client)
 
 
 class Log:
     """A log directory open in this process. Thread-safe; open one per process
     (after any ``fork``) with :func:`mqlog.open`."""
 
-    def __init__(self, path: str | os.PathLike, *, create: bool = True, read_only: bool = False,
-                 apply_retention: bool = True, clock: Callable[[], int] | None = None,
-                 **topic_defaults: Any) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True,
+                 read_only: bool = False, apply_retention: bool = True,
+                 clock: Callable[[], int] | None = None, **topic_defaults: Any) -> None:
         #: The storage engine of this log: what servers and other layers use.
         self.engine = Engine(path, create=create, read_only=read_only,
                              apply_retention=apply_retention, clock=clock, **topic_defaults)
         self.engine.set_end_floor(committed_end_floor(self.engine))
         #: Producers and consumers made by this Log: closed (flushed, groups left) with it.
-        self._clients: weakref.WeakSet = weakref.WeakSet()
+        self._clients: weakref.WeakSet[_Client] = weakref.WeakSet()
 
     @property
     def path(self) -> str:
@@ -254,13 +263,13 @@ class Log:
         :class:`~mqlog.request.Responder` (see ``mqlog.request``)."""
         return request(self.engine, topic, value, timeout, **options)
 
-    def responder(self, topic: str, handler: Callable, group: str = "responders",
+    def responder(self, topic: str, handler: Handler, group: str = "responders",
                   **queue_options: Any) -> Responder:
         """A :class:`~mqlog.request.Responder` answering requests on ``topic``."""
         self.engine.check_writable("start a responder")
         return self._track(Responder(self.engine, topic, handler, group, **queue_options))
 
-    def _track(self, client: Any) -> Any:
+    def _track(self, client: _ClientT) -> _ClientT:
         """Remember ``client`` so that :meth:`close` closes it; returns it."""
         self._clients.add(client)
         return client
@@ -407,7 +416,7 @@ class Log:
         return f"<mqlog.Log {self.path!r}{read_only}{closed}>"
 
 
-def open(path: str | os.PathLike, **config: Any) -> Log:  # noqa: A001 - mirrors builtins.open
+def open(path: str | os.PathLike[str], **config: Any) -> Log:  # noqa: A001 - mirrors builtins.open
     """Open (creating if missing) the log directory at ``path``.
 
     ``config``: defaults for topics created through this Log (any TopicConfig

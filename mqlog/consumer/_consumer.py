@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mqlog.consumer._config import (
     ConsumerConfig,
@@ -48,6 +48,11 @@ if TYPE_CHECKING:
     from mqlog.consumer._membership_messages import JoinResult
 
 Listener = Callable[[set[TopicPartition]], None]
+#: What one partition's read gives a poll: a list of messages, or columns.
+_Piece = TypeVar("_Piece", list[Message], RecordColumns)
+#: Reads one partition for a poll: (partition, position, most records, byte budget,
+#: at least one) -> (piece, how many records, their size, the offset after them).
+_Read = Callable[[Partition, int, int, int, bool], tuple[_Piece, int, int, int]]
 #: Damaged ranges ``Consumer.skipped_ranges`` remembers (the most recent ones).
 SKIPPED_RANGES_KEPT = 100
 _log = logging.getLogger("mqlog.consumer")
@@ -69,7 +74,7 @@ class Consumer:
     """Reads records from a Log; see ``Log.consumer``."""
 
     def __init__(self, log: Engine, group: str | None = None,
-                 topics: Iterable[str] | str = (), **config) -> None:
+                 topics: Iterable[str] | str = (), **config: Any) -> None:
         self.config = ConsumerConfig(**config)
         if group is not None:
             validate_name("group", group)
@@ -83,7 +88,7 @@ class Consumer:
         #: As a remote member would: the member id and generation of the last join / sync.
         self._member_id = ""
         self._generation = -1
-        self._topics: list[str] | re.Pattern = []
+        self._topics: list[str] | re.Pattern[str] = []
         self._on_assigned: Listener | None = None
         self._on_revoked: Listener | None = None
         self._closed = False
@@ -100,7 +105,7 @@ class Consumer:
 
     # -- what to read -----------------------------------------------------------------
 
-    def subscribe(self, topics: Iterable[str] | str | re.Pattern,
+    def subscribe(self, topics: Iterable[str] | str | re.Pattern[str],
                   on_assigned: Listener | None = None,
                   on_revoked: Listener | None = None) -> None:
         """Join the group and consume ``topics`` (names, or a compiled regex whose
@@ -185,9 +190,7 @@ class Consumer:
 
     def position(self, tp: TopicPartition) -> int:
         """The offset of the next record ``poll`` will return from ``tp``."""
-        assigned = self._get(tp)
-        self._ensure_position(assigned)
-        return assigned.position
+        return self._ensure_position(self._get(tp))
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Make ``offset`` the next record returned from ``tp`` (checked on fetch:
@@ -225,8 +228,8 @@ class Consumer:
         """Records between each partition's position and its end offset."""
         out = {}
         for tp, assigned in self._assigned.items():
-            self._ensure_position(assigned)
-            out[tp] = assigned.partition.state().end_offset - assigned.position
+            position = self._ensure_position(assigned)
+            out[tp] = assigned.partition.state().end_offset - position
         return out
 
     def _targets(self, partitions: tuple[TopicPartition, ...]) -> list[_Assigned]:
@@ -240,27 +243,29 @@ class Consumer:
             raise IllegalStateError(f"{tp} is not assigned to this consumer")
         return assigned
 
-    def _ensure_position(self, assigned: _Assigned) -> None:
-        """Give a partition without a position its committed offset, else reset."""
+    def _ensure_position(self, assigned: _Assigned) -> int:
+        """Give a partition without a position its committed offset, else reset;
+        returns the position."""
         if assigned.position is not None:
-            return
+            return assigned.position
         committed = self.committed(assigned.tp) if self.group is not None else None
         if committed is not None:
             assigned.position = committed
-            return
-        self._reset(assigned, NoOffsetForPartitionError(
+            return committed
+        return self._reset(assigned, NoOffsetForPartitionError(
             f"no committed offset for {assigned.tp} in group {self.group!r} "
             f"and auto_offset_reset='error'"
         ))
 
-    def _reset(self, assigned: _Assigned, error: Exception) -> None:
+    def _reset(self, assigned: _Assigned, error: Exception) -> int:
+        """Apply ``auto_offset_reset``; returns the new position."""
         policy = self.config.auto_offset_reset
         if policy == "error":
             raise error
         state = assigned.partition.state()
-        assigned.position = (
-            state.log_start_offset if policy == "earliest" else state.end_offset
-        )
+        position = state.log_start_offset if policy == "earliest" else state.end_offset
+        assigned.position = position
+        return position
 
     # -- fetching -------------------------------------------------------------------------
 
@@ -282,7 +287,8 @@ class Consumer:
         consumers. Positions, commits and limits work as with ``poll``."""
         return self._poll(timeout, max_records, self._read_columns)
 
-    def _poll(self, timeout: float | None, max_records: int | None, read: Callable) -> list:
+    def _poll(self, timeout: float | None, max_records: int | None,
+              read: _Read[_Piece]) -> list[_Piece]:
         """One piece per partition read (see :meth:`_fetch`); [] if none came in time."""
         self._check_open()
         limit = self.config.max_poll_records if max_records is None else max_records
@@ -308,10 +314,10 @@ class Consumer:
             self._log.wait_for_append(seen, wait if remaining is None else min(remaining, wait))
             self._check_open()
 
-    def _fetch(self, limit: int, read: Callable) -> list:
+    def _fetch(self, limit: int, read: _Read[_Piece]) -> list[_Piece]:
         """One piece (a list of messages, or columns) per partition that had records,
         ``limit`` records and ``fetch_max_bytes`` in all."""
-        out: list = []
+        out: list[_Piece] = []
         taken = 0
         order = self._order
         count = len(order)
@@ -321,9 +327,9 @@ class Consumer:
             if assigned.paused or (self._member is not None and not self._member.owns(
                     assigned.tp)):
                 continue
-            self._ensure_position(assigned)
-            piece, size, used, next_offset = self._read_at(assigned, read, limit - taken, budget,
-                                                           not taken)
+            piece, size, used, next_offset = self._read_at(
+                assigned, self._ensure_position(assigned), read, limit - taken, budget,
+                not taken)
             if size:
                 out.append(piece)
                 taken += size
@@ -334,47 +340,49 @@ class Consumer:
                     break
         return out
 
-    def _read_at(self, assigned: _Assigned, read: Callable, count: int, budget: int,
-                 at_least_one: bool) -> tuple:
-        """``read`` at the partition's position: an offset out of range applies
-        ``auto_offset_reset`` (once), damage applies ``on_corrupt``."""
+    def _read_at(self, assigned: _Assigned, position: int, read: _Read[_Piece], count: int,
+                 budget: int, at_least_one: bool) -> tuple[_Piece, int, int, int]:
+        """``read`` at the partition's position (``position``): an offset out of range
+        applies ``auto_offset_reset`` (once), damage applies ``on_corrupt``."""
         reset = False
         while True:
             try:
-                return read(assigned, count, budget, at_least_one)
+                return read(assigned.partition, position, count, budget, at_least_one)
             except OffsetOutOfRangeError as error:
                 if reset:
                     raise
                 reset = True
-                self._reset(assigned, error)  # then read from where the reset put us
+                position = self._reset(assigned, error)  # then read from where it put us
             except CorruptRecordError as error:
                 if self.config.on_corrupt == "raise" or error.next_offset is None or (
-                        error.next_offset <= assigned.position):
+                        error.next_offset <= position):
                     raise
-                self._skip_damage(assigned, error)
+                position = self._skip_damage(assigned, position, error.next_offset, error)
 
-    def _skip_damage(self, assigned: _Assigned, error: CorruptRecordError) -> None:
-        """Move past a damaged range (``on_corrupt="skip"``): logged and counted."""
-        first, after = assigned.position, error.next_offset
+    def _skip_damage(self, assigned: _Assigned, first: int, after: int,
+                     error: CorruptRecordError) -> int:
+        """Move past a damaged range, ``first`` up to ``after`` (``on_corrupt="skip"``):
+        logged and counted; returns the new position, ``after``."""
         _log.warning("skipping offsets %d..%d of %s/%d: damaged on disk (%s)", first,
                      after - 1, assigned.tp.topic, assigned.tp.partition, error)
         self.skipped_corrupt += after - first
         self.skipped_ranges.append((assigned.tp, first, after - 1))
         assigned.position = after
+        return after
 
-    def _read_messages(self, assigned: _Assigned, count: int, budget: int,
+    def _read_messages(self, partition: Partition, position: int, count: int, budget: int,
                        at_least_one: bool) -> tuple[list[Message], int, int, int]:
         """(messages, how many, their size, the offset after them)."""
-        records, used = assigned.partition.read_sized(
-            assigned.position, count, budget, messages=True, zero_copy=self.config.zero_copy,
+        records, used = partition.read_sized(
+            position, count, budget, messages=True, zero_copy=self.config.zero_copy,
             at_least_one=at_least_one)
-        return records, len(records), used, records[-1].offset + 1 if records else 0
+        messages = cast("list[Message]", records)  # messages=True: every record is one
+        return messages, len(messages), used, messages[-1].offset + 1 if messages else 0
 
-    def _read_columns(self, assigned: _Assigned, count: int, budget: int,
+    def _read_columns(self, partition: Partition, position: int, count: int, budget: int,
                       at_least_one: bool) -> tuple[RecordColumns, int, int, int]:
         """(columns, how many records, their size, the offset after them)."""
-        columns, used = assigned.partition.read_columns_sized(
-            assigned.position, count, budget, at_least_one)
+        columns, used = partition.read_columns_sized(position, count, budget, at_least_one)
         return columns, len(columns), used, columns.next_offset or 0
 
     def __iter__(self) -> Iterator[Message]:
@@ -424,6 +432,10 @@ class Consumer:
         return None if value is None else value.offset
 
     def _maybe_auto_commit(self, force: bool = False) -> None:
+        """Commit the positions of owned partitions once the interval passed (or
+        when ``force``); without a group there is nothing to commit to."""
+        if self.group is None:
+            return
         now = time.monotonic()
         if force or now - self._last_auto_commit >= self.config.auto_commit_interval_ms / 1000:
             self._last_auto_commit = now
@@ -454,7 +466,7 @@ class Consumer:
     def __enter__(self) -> Consumer:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 

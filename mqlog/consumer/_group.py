@@ -36,6 +36,7 @@ import json
 import os
 import re
 from collections.abc import Set as AbstractSet
+from typing import Any
 
 from mqlog.consumer._assignors import ASSIGNORS
 from mqlog.consumer._config import TopicPartition
@@ -43,6 +44,9 @@ from mqlog.consumer._offsets import OFFSETS_TOPIC, offset_store
 from mqlog.errors import ConfigError, MqlogError
 from mqlog.logstore import Engine, atomic_write
 from mqlog.names import validate_name
+
+#: A JSON document of a group's files (a plan, a member's info), as read or written.
+Document = dict[str, Any]
 
 GROUPS_DIR = "groups"
 QUEUES_DIR = "queues"
@@ -85,12 +89,13 @@ def refuse_other_kind(log: Engine, group: str, kind: str) -> None:
         raise ConfigError(f"{group!r} is a {other} group; a {kind} group needs another name")
 
 
-def _write_json_atomically(path: str, document: dict) -> None:
+def _write_json_atomically(path: str, document: Document) -> None:
     atomic_write(path, json.dumps(document, sort_keys=True).encode())
 
 
-def read_plan(directory: str) -> dict:
-    """The published plan of a group (generation 0 and nothing assigned if none)."""
+def read_plan(directory: str) -> Document:
+    """The published plan of a group, as its JSON document (generation 0 and
+    nothing assigned if none, or if the group has no directory)."""
     try:
         with open(os.path.join(directory, "assignment.json")) as handle:
             return json.load(handle)
@@ -99,7 +104,7 @@ def read_plan(directory: str) -> dict:
 
 
 def live_members(directory: str, own: AbstractSet[str] = frozenset(),
-                 prune: bool = True) -> dict[str, dict]:
+                 prune: bool = True) -> dict[str, Document]:
     """Member id -> info of the members whose lock is held (``own``: ours, held
     in this process, where a probe would wrongly succeed). Files of dead
     members are removed (unless not ``prune``: a read-only Log)."""
@@ -154,7 +159,7 @@ def owner_file(directory: str, tp: TopicPartition) -> str:
     return os.path.join(directory, "owners", f"{tp.topic}.{tp.partition}")
 
 
-def partition_counts(log: Engine, members: dict[str, dict]) -> dict[str, int]:
+def partition_counts(log: Engine, members: dict[str, Document]) -> dict[str, int]:
     """Partition count of every topic some member subscribes to (by name or by
     pattern; internal topics never match a pattern)."""
     wanted: set[str] = set()
@@ -177,7 +182,7 @@ def partition_counts(log: Engine, members: dict[str, dict]) -> dict[str, int]:
     return counts
 
 
-def subscribed_topics(info: dict, counts: dict[str, int]) -> set[str]:
+def subscribed_topics(info: Document, counts: dict[str, int]) -> set[str]:
     """The topics of ``counts`` that the member described by ``info`` subscribes to."""
     if info.get("topics") is not None:
         return set(info["topics"]) & set(counts)
@@ -212,7 +217,7 @@ def _coordinator_lock(directory: str) -> int:
     return fd
 
 
-def rebalance(log: Engine, directory: str, own: str, assignor: str) -> dict:
+def rebalance(log: Engine, directory: str, own: str, assignor: str) -> Document:
     """Publish a new plan, computed by ``assignor``, with the next generation if
     the live members (and their subscriptions) or the partition counts differ
     from the plan's; return the plan now in force. A plan whose inputs did not
@@ -244,7 +249,7 @@ def rebalance(log: Engine, directory: str, own: str, assignor: str) -> dict:
 
 
 def install_plan(directory: str, generation: int, leader: str,
-                 assignment: dict[str, list[TopicPartition]]) -> dict | None:
+                 assignment: dict[str, list[TopicPartition]]) -> Document | None:
     """Replace the assignment of the published plan by the one its leader
     computed (client-side assignment), if the plan is still of ``generation``;
     return the plan now in force, or None when a newer generation came first.

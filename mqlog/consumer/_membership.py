@@ -79,6 +79,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._group import (
+    Document,
     group_directory,
     install_plan,
     member_file,
@@ -137,7 +138,7 @@ class GroupMembership:
         self._lock = threading.RLock()
         self._member_id = ""
         self._member_fd = -1
-        self._info: dict = {}
+        self._info: Document = {}
         self._assignor = ""
         self._session_s = 0.0
         self._rebalance_s = 0.0
@@ -149,7 +150,7 @@ class GroupMembership:
         #: assignor, else the leader that replaced its assignment (``sync``).
         self._synced_by = ""
         self._latest_by = ""
-        self._plan: dict | None = None
+        self._plan: Document | None = None
         self._plan_stamp: tuple[int, int] | None = None
         self._last_check = -float("inf")
         self._last_heartbeat = clock()
@@ -414,7 +415,7 @@ class GroupMembership:
 
     # -- the plan --------------------------------------------------------------------------
 
-    def _current_plan(self) -> dict:
+    def _current_plan(self) -> Document:
         """The published plan, read again only when the file changed."""
         path = os.path.join(self.directory, "assignment.json")
         try:
@@ -427,7 +428,7 @@ class GroupMembership:
             self._plan = read_plan(self.directory)
         return self._plan
 
-    def _note_latest(self, plan: dict) -> None:
+    def _note_latest(self, plan: Document) -> None:
         """Remember the newest plan seen; start the rebalance deadline when the
         member's synced plan falls behind it."""
         if plan["generation"] >= self._latest:
@@ -437,7 +438,8 @@ class GroupMembership:
         elif self._behind_since is None:
             self._behind_since = self._clock()
 
-    def _install(self, plan: dict, assignment: Mapping[str, Iterable[TopicPartition]]) -> dict:
+    def _install(self, plan: Document, assignment: Mapping[str, Iterable[TopicPartition]]
+                 ) -> Document:
         """Publish the leader's ``assignment`` as the plan of ``plan``'s generation."""
         leader = min(plan["members"], default="")
         if leader != self._member_id:
@@ -453,12 +455,12 @@ class GroupMembership:
         self._note_latest(installed)
         return installed
 
-    def _join_result(self, plan: dict) -> JoinResult:
+    def _join_result(self, plan: Document) -> JoinResult:
         leader = min(plan["members"], default="")
         members = subscriptions(plan) if leader == self._member_id else {}
         return JoinResult(self._member_id, plan["generation"], leader, members)
 
-    def _apply(self, plan: dict) -> None:
+    def _apply(self, plan: Document) -> None:
         """Rule 2 of the module; the generation is the plan's once it is applied."""
         wanted = {TopicPartition(*tp) for tp in plan["assignment"].get(self._member_id, ())}
         self._wanted = wanted  # first: a failing revoke must not make us take them back

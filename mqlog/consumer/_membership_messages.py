@@ -14,7 +14,7 @@ from typing import Protocol
 
 from mqlog.consumer._assignors import ASSIGNORS
 from mqlog.consumer._config import TopicPartition
-from mqlog.consumer._group import subscribed_topics
+from mqlog.consumer._group import Document, subscribed_topics
 from mqlog.errors import ConfigError
 
 
@@ -102,12 +102,12 @@ def check_join(client_id: str, topics: Sequence[str] | re.Pattern[str],
     return known[0]
 
 
-def unstamped(info: dict) -> dict:
+def unstamped(info: Document) -> Document:
     """A member file's content without its time: what a rejoin may leave unchanged."""
     return {key: value for key, value in info.items() if key != "joined_ms"}
 
 
-def checked_assignment(plan: dict, assignment: Mapping[str, Iterable[TopicPartition]],
+def checked_assignment(plan: Document, assignment: Mapping[str, Iterable[TopicPartition]],
                         ) -> dict[str, list[TopicPartition]]:
     """A leader's assignment, checked against ``plan`` (see ``sync``): ConfigError
     unless each partition exists, goes to one member, and that member subscribes
@@ -132,7 +132,7 @@ def checked_assignment(plan: dict, assignment: Mapping[str, Iterable[TopicPartit
     return checked
 
 
-def subscriptions(plan: dict) -> dict[str, MemberSubscription]:
+def subscriptions(plan: Document) -> dict[str, MemberSubscription]:
     counts = plan.get("partitions", {})
     return {
         member_id: MemberSubscription(

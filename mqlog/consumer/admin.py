@@ -27,6 +27,7 @@ from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._group import (
     GROUPS_DIR,
     QUEUES_DIR,
+    Document,
     group_directory,
     is_queue_group,
     live_members,
@@ -111,7 +112,7 @@ def list_groups(log: Engine) -> list[str]:
     return sorted(names)
 
 
-def _members(log: Engine, group: str) -> dict[str, dict]:
+def _members(log: Engine, group: str) -> dict[str, Document]:
     """Live members of either kind of group, by member id."""
     directory = queue_directory(log, group) if is_queue_group(log, group) else (
         group_directory(log, group))
@@ -130,8 +131,7 @@ def describe_group(log: Engine, group: str) -> GroupDescription:
     if group not in list_groups(log):
         raise UnknownGroupError(f"unknown group {group!r}")
     directory = group_directory(log, group)
-    plan = read_plan(directory) if os.path.isdir(directory) else {
-        "generation": 0, "assignment": {}, "members": {}}
+    plan = read_plan(directory)  # generation 0, nothing assigned, when there is none
     members = _members(log, group)
     owners = {TopicPartition(*tp): member for member, tps in plan["assignment"].items()
               for tp in tps if member in members}
@@ -247,12 +247,13 @@ def reset_offsets(log: Engine, group: str, topic: str, partitions: Iterable[int]
             target = state.end_offset if to == "latest" or current is None else current
         elif isinstance(to, datetime.datetime):
             target = partition.offset_for_time(_epoch_ms(to))
-        elif to is not None:
+        elif isinstance(to, int):  # the strings and None are the branches above
             _check_not_beyond_end(tp, to, state)
             target = to
         elif shift_by is not None:
             target = (state.log_start_offset if current is None else current) + shift_by
         else:
+            assert by_duration is not None  # exactly one of the three (checked above)
             target = partition.offset_for_time(
                 log.now_ms() - int(by_duration.total_seconds() * 1000))
         plan[tp] = (current, min(max(target, state.log_start_offset), state.end_offset))
@@ -363,7 +364,7 @@ def delete_offsets(log: Engine, group: str, topics: str | Iterable[str] | None =
 def _queue_offsets(log: Engine, group: str) -> set[TopicPartition]:
     """The partitions a queue group has a share state for."""
     directory = queue_directory(log, group)
-    found = set()
+    found: set[TopicPartition] = set()
     for topic in os.listdir(directory) if os.path.isdir(directory) else ():
         path = os.path.join(directory, topic)
         if topic != "members" and os.path.isdir(path):
@@ -451,7 +452,7 @@ def _refuse_if_active(log: Engine, group: str, action: str) -> None:
         )
 
 
-def _who(info: dict) -> str:
+def _who(info: Document) -> str:
     """``client C, pid P on H`` of a member's file (queue workers have no client id)."""
     where = f"pid {info.get('pid')} on {info.get('host')}"
     return f"client {info['client_id']}, {where}" if info.get("client_id") else where

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from operator import getitem
+from typing import cast
 
 import msgpack
 import numpy as np
@@ -50,16 +51,17 @@ class EncodedBatch:
             timestamps = table["timestamp"]
             self.first_timestamp = int(timestamps[0])
             self.max_timestamp = int(timestamps.max())
-            table = table.data
+            rows: memoryview | bytes = table.data
         else:
             self.first_timestamp = self.max_timestamp = timestamp
+            rows = table
         self.count = count
         self.attributes = attributes
-        self.table = table
+        self.table = rows
         self.payload = payload
         self.length = fmt.BATCH_HEADER_SIZE + count * _TABLE_ROW + len(payload)
 
-    def frame(self, base_offset: int) -> tuple:
+    def frame(self, base_offset: int) -> tuple[bytearray, memoryview | bytes, bytes]:
         """The batch's buffers (header, table, payload) with base offset and checksum set."""
         header = fmt.pack_header(
             self.length, self.attributes, base_offset, self.count, self.first_timestamp,
@@ -87,7 +89,7 @@ def _check_table(table: np.ndarray, payload_length: int, attributes: int) -> Non
                              f"{payload_length}-byte payload")
 
 
-def _as_bytes(value, what: str, index: int) -> bytes:
+def _as_bytes(value: object, what: str, index: int) -> bytes:
     """``value`` as bytes: str is UTF-8 encoded; any other buffer (bytearray,
     memoryview, array.array, numpy array ...) is copied as its bytes in C order, so
     that its length is its byte count (``len()`` of a buffer counts items, not
@@ -97,7 +99,7 @@ def _as_bytes(value, what: str, index: int) -> bytes:
     if isinstance(value, str):
         return value.encode()
     try:
-        view = memoryview(value)
+        view = memoryview(value)  # type: ignore[arg-type]  # what is not a buffer raises
     except TypeError:
         raise TypeError(
             f"record {index}: {what} must be bytes or str, not {type(value).__name__}"
@@ -106,7 +108,7 @@ def _as_bytes(value, what: str, index: int) -> bytes:
         return view.tobytes()
 
 
-def _encode_headers(headers, index: int) -> bytes:
+def _encode_headers(headers: object, index: int) -> bytes:
     if headers is None:
         return b""
     if not isinstance(headers, Mapping):
@@ -267,7 +269,7 @@ def _split(table: np.ndarray, sizes: np.ndarray, payload: bytes, attributes: int
     return batches
 
 
-def table_span(buffer, position: int, count: int, first: int, stop: int,
+def table_span(buffer: fmt.ReadBuffer, position: int, count: int, first: int, stop: int,
                max_bytes: int | None, at_least_one: bool) -> tuple[np.ndarray, int, int, int]:
     """The record table of the batch at ``position`` (``count`` records) and which of
     records ``first`` .. ``stop - 1`` to take: those whose payload fits
@@ -285,8 +287,8 @@ def table_span(buffer, position: int, count: int, first: int, stop: int,
 
 
 def decode(
-    buffer, position: int, header: fmt.BatchHeader, first: int = 0, stop: int | None = None,
-    max_bytes: int | None = None, at_least_one: bool = True,
+    buffer: fmt.ReadBuffer, position: int, header: fmt.BatchHeader, first: int = 0,
+    stop: int | None = None, max_bytes: int | None = None, at_least_one: bool = True,
     topic_partition: tuple[type[Message], str, int] | None = None, zero_copy: bool = False,
 ) -> tuple[list[Record], int]:
     """Records ``first`` (inclusive) to ``stop`` (exclusive, default all) of the
@@ -304,6 +306,9 @@ def decode(
     if stop is None or stop > count:
         stop = count
     table_base = position + fmt.BATCH_HEADER_SIZE
+    key_lengths: list[int] | None
+    header_lengths: list[int] | None
+    table_rows: np.ndarray  # the rows taken, when read with numpy
     if count <= _SMALL_BATCH:  # a few rows: struct reads beat numpy's per-call cost
         rows = [_ROW.unpack_from(buffer, table_base + row * _TABLE_ROW) for row in range(stop)]
         low = rows[first - 1][3] if first else 0
@@ -323,49 +328,62 @@ def decode(
         if stop == first:
             return [], 0
         ends_list = (table["payload_end"][first:stop].astype(np.int64) - low).tolist()
-        rows = table[first:stop]
-        timestamps = rows["timestamp"].tolist()
+        table_rows = table[first:stop]
+        timestamps = table_rows["timestamp"].tolist()
         key_lengths = header_lengths = None  # read below only when the batch needs them
     payload_base = table_base + count * _TABLE_ROW
+    data: bytes
     if zero_copy:
-        data = memoryview(buffer)[payload_base + low : payload_base + high]
+        # Typed as bytes: zero_copy hands out memoryviews where Record declares bytes.
+        data = cast(bytes, memoryview(buffer)[payload_base + low : payload_base + high])
     else:
-        data = buffer[payload_base + low : payload_base + high]
-        if not isinstance(data, bytes):
-            data = bytes(data)
+        piece = buffer[payload_base + low : payload_base + high]
+        data = piece if isinstance(piece, bytes) else bytes(piece)
     starts = [0]
     starts += ends_list[:-1]
     offsets = range(header.base_offset + first, header.base_offset + stop)
+    values: Iterable[bytes]
+    keys: Iterable[bytes | None]
+    headers: Iterable[Mapping[str, bytes]]
     if not header.attributes & fmt.ATTR_RECORD_LAYOUT:  # each payload is just the value
-        values = map(getitem, repeat(data), map(slice, starts, ends_list))
-        if topic_partition is None:
-            records = list(map(Record, values, repeat(None), repeat(NO_HEADERS), timestamps,
-                               offsets))
-        else:
-            kind, topic, partition = topic_partition
-            records = list(map(kind, values, repeat(None), repeat(NO_HEADERS), timestamps,
-                               offsets, repeat(topic), repeat(partition)))
-        return records, high - low
-    if key_lengths is None:
-        key_lengths = rows["key_length"].tolist()
-        header_lengths = rows["headers_length"].tolist()
-    records = []
-    for start, end, key_length, header_length, timestamp, offset in zip(
-        starts, ends_list, key_lengths, header_lengths, timestamps, offsets
-    ):
+        # getitem of bytes by a slice is bytes (typeshed types it for any Sequence)
+        values = cast("Iterator[bytes]", map(getitem, repeat(data), map(slice, starts,
+                                                                         ends_list)))
+        keys, headers = repeat(None), repeat(NO_HEADERS)
+    else:
+        if key_lengths is None or header_lengths is None:
+            key_lengths = table_rows["key_length"].tolist()
+            header_lengths = table_rows["headers_length"].tolist()
+        values, keys, headers = _split_payloads(data, starts, ends_list, key_lengths,
+                                                header_lengths)
+    if topic_partition is None:
+        return list(map(Record, values, keys, headers, timestamps, offsets)), high - low
+    kind, topic, partition = topic_partition
+    records: list[Record] = list(map(kind, values, keys, headers, timestamps, offsets,
+                                     repeat(topic), repeat(partition)))
+    return records, high - low
+
+
+def _split_payloads(
+    data: bytes, starts: list[int], ends: list[int], key_lengths: list[int],
+    header_lengths: list[int],
+) -> tuple[list[bytes], list[bytes | None], list[Mapping[str, bytes]]]:
+    """The values, keys and headers of records whose payloads (key, headers,
+    value) span ``data[starts[i]:ends[i]]``."""
+    values: list[bytes] = []
+    keys: list[bytes | None] = []
+    headers: list[Mapping[str, bytes]] = []
+    for start, end, key_length, header_length in zip(starts, ends, key_lengths,
+                                                     header_lengths):
         if key_length < 0:
-            key = None
+            keys.append(None)
         else:
-            key = data[start : start + key_length]
+            keys.append(data[start : start + key_length])
             start += key_length
         if header_length:
-            headers = msgpack.unpackb(data[start : start + header_length], raw=False)
+            headers.append(msgpack.unpackb(data[start : start + header_length], raw=False))
             start += header_length
         else:
-            headers = NO_HEADERS
-        records.append(Record(data[start:end], key, headers, timestamp, offset))
-    if topic_partition is not None:
-        kind, topic, partition = topic_partition
-        records = [kind(r.value, r.key, r.headers, r.timestamp, r.offset, topic, partition)
-                   for r in records]
-    return records, high - low
+            headers.append(NO_HEADERS)
+        values.append(data[start:end])
+    return values, keys, headers

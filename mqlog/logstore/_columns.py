@@ -18,7 +18,7 @@ value ``payload[value_starts[i]:value_ends[i]]``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 import msgpack
@@ -41,8 +41,8 @@ class ColumnChunk(NamedTuple):
     payload: bytes
 
 
-def decode_columns(buffer, position: int, header: fmt.BatchHeader, first: int, stop: int,
-                   max_bytes: int | None, at_least_one: bool
+def decode_columns(buffer: fmt.ReadBuffer, position: int, header: fmt.BatchHeader, first: int,
+                   stop: int, max_bytes: int | None, at_least_one: bool
                    ) -> tuple[ColumnChunk | None, int, int]:
     """Records ``first`` to ``stop`` (exclusive) of the verified batch at
     ``position``, stopping before their payload passes ``max_bytes`` (but taking
@@ -115,7 +115,7 @@ class RecordColumns:
         start = int(self.key_starts[index])
         return self.payload[start:start + length]
 
-    def headers(self, index: int) -> dict[str, bytes]:
+    def headers(self, index: int) -> Mapping[str, bytes]:
         start, end = int(self.headers_starts[index]), int(self.value_starts[index])
         if start == end:
             return NO_HEADERS

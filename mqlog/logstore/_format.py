@@ -44,8 +44,10 @@ these is ever returned as a record.
 
 from __future__ import annotations
 
+import mmap
 import struct
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple, TypeAlias, overload
 
 import numpy as np
 import xxhash
@@ -106,7 +108,12 @@ TIME_INDEX_DTYPE = np.dtype(
 _MASK32 = 0xFFFFFFFF
 
 
-def time_check(timestamp, relative_offset):
+@overload
+def time_check(timestamp: int, relative_offset: int) -> int: ...
+@overload
+def time_check(timestamp: np.ndarray, relative_offset: np.ndarray) -> np.ndarray: ...
+def time_check(timestamp: int | np.ndarray,
+               relative_offset: int | np.ndarray) -> int | np.ndarray:
     """The check word of a time-index entry (works on ints and on numpy arrays).
 
     Each input is multiplied by an odd constant (a bijection modulo 2**32) and
@@ -115,12 +122,12 @@ def time_check(timestamp, relative_offset):
         stamp = timestamp.astype(np.int64).view(np.uint64)
         low = (stamp & np.uint64(_MASK32)).astype(np.uint32)
         high = (stamp >> np.uint64(32)).astype(np.uint32)
-        offsets = relative_offset.astype(np.uint32)
+        offsets = np.asarray(relative_offset).astype(np.uint32)
         with np.errstate(over="ignore"):
             return (low * np.uint32(0x9E3779B1)) ^ (high * np.uint32(0x85EBCA77)) ^ (
                 offsets * np.uint32(0xC2B2AE3D)) ^ np.uint32(0x27D4EB2F)
-    stamp = timestamp & 0xFFFFFFFFFFFFFFFF
-    return (((stamp & _MASK32) * 0x9E3779B1) ^ ((stamp >> 32) * 0x85EBCA77)
+    word = timestamp & 0xFFFFFFFFFFFFFFFF
+    return (((word & _MASK32) * 0x9E3779B1) ^ ((word >> 32) * 0x85EBCA77)
             ^ (relative_offset * 0xC2B2AE3D) ^ 0x27D4EB2F) & _MASK32
 
 
@@ -129,6 +136,9 @@ def time_entry(timestamp: int, relative_offset: int) -> tuple[int, int, int]:
     return timestamp, relative_offset, time_check(timestamp, relative_offset)
 
 _checksum = xxhash.xxh3_64_intdigest
+
+#: What batches are read from: a segment's memory map (or a view of it), or bytes.
+ReadBuffer: TypeAlias = "mmap.mmap | memoryview | bytes | bytearray"
 
 
 class BatchHeader(NamedTuple):
@@ -170,7 +180,7 @@ def pack_header(
     return header
 
 
-def seal(header: bytearray, body_parts: tuple) -> None:
+def seal(header: bytearray, body_parts: Iterable[bytes | bytearray | memoryview]) -> None:
     """Write the checksum into ``header`` (covering header[8:] and every body part)."""
     hasher = xxhash.xxh3_64(memoryview(header)[8:])
     for part in body_parts:
@@ -178,7 +188,7 @@ def seal(header: bytearray, body_parts: tuple) -> None:
     struct.pack_into("<Q", header, 0, hasher.intdigest())
 
 
-def decode_header(buffer, position: int, limit: int) -> BatchHeader:
+def decode_header(buffer: ReadBuffer, position: int, limit: int) -> BatchHeader:
     """Decode and sanity-check the header at ``position``; raise BatchError if it
     cannot start a valid batch ending at or before ``limit``.
 
@@ -203,7 +213,7 @@ def decode_header(buffer, position: int, limit: int) -> BatchHeader:
     return BatchHeader(checksum, length, magic, attributes, base, count, first_ts, max_ts)
 
 
-def verify_batch(buffer, position: int, header: BatchHeader) -> None:
+def verify_batch(buffer: ReadBuffer, position: int, header: BatchHeader) -> None:
     """Raise BatchError unless the checksum and the record table agree with the header."""
     view = memoryview(buffer)[position + 8 : position + header.batch_length]
     if _checksum(view) != header.checksum:
@@ -252,7 +262,7 @@ def is_gap(header: BatchHeader) -> bool:
     return bool(header.attributes & ATTR_GAP)
 
 
-def record_table(buffer, position: int, record_count: int) -> np.ndarray:
+def record_table(buffer: ReadBuffer, position: int, record_count: int) -> np.ndarray:
     """The batch's record table as a structured array viewing ``buffer``."""
     return np.frombuffer(
         buffer, dtype=RECORD_DTYPE, count=record_count, offset=position + BATCH_HEADER_SIZE

@@ -33,9 +33,11 @@ class SparseIndex:
         self.read_only = read_only
         if not read_only:
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
+        assert dtype.names is not None, "an index's dtype has named fields"
+        self._names: tuple[str, ...] = dtype.names
         self.capacity = 0
         self.entries = np.zeros(0, dtype=dtype)
-        self.columns = {name: self.entries[name] for name in dtype.names}
+        self.columns = {name: self.entries[name] for name in self._names}
         self.remap()
 
     def remap(self) -> None:
@@ -69,7 +71,7 @@ class SparseIndex:
             os.close(fd)
         self.capacity = capacity
         self.entries = entries
-        self.columns = {name: self.entries[name] for name in self.dtype.names}
+        self.columns = {name: self.entries[name] for name in self._names}
 
     def ensure_capacity(self, capacity: int) -> None:
         """Grow the zero-filled file to hold ``capacity`` entries, with its blocks
@@ -83,7 +85,7 @@ class SparseIndex:
             os.close(fd)
         self.remap()
 
-    def write(self, slot: int, entry: tuple) -> bool:
+    def write(self, slot: int, entry: tuple[int, ...]) -> bool:
         """Store ``entry`` at ``slot``; False when the index is full (lookups
         then scan further, they stay correct)."""
         if slot >= self.capacity:
@@ -99,7 +101,7 @@ class SparseIndex:
 
     def close(self) -> None:
         self.entries = np.zeros(0, dtype=self.dtype)
-        self.columns = {name: self.entries[name] for name in self.dtype.names}
+        self.columns = {name: self.entries[name] for name in self._names}
         self.capacity = 0
 
 

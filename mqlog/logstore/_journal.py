@@ -87,7 +87,7 @@ def record(root: str, event: RecoveryEvent) -> None:
         _log.exception("could not append to the recovery journal in %s", root)
 
 
-def read_journal(root: str | os.PathLike) -> list[RecoveryEvent]:
+def read_journal(root: str | os.PathLike[str]) -> list[RecoveryEvent]:
     """The entries of the journal of the log at ``root``, oldest first ([] when
     there is none); lines that do not parse (a torn last line) are skipped."""
     try:

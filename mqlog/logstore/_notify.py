@@ -27,6 +27,7 @@ import platform
 import struct
 import sys
 import time
+from collections.abc import Callable
 
 from mqlog.logstore._space import reserve
 from mqlog.logstore.layout import NOTIFY_FILE
@@ -50,7 +51,7 @@ class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
-def _load_syscall():
+def _load_syscall() -> Callable[..., int] | None:
     if _SYS_FUTEX is None or not sys.platform.startswith("linux"):
         return None
     try:
@@ -61,6 +62,11 @@ def _load_syscall():
 
 
 _syscall = _load_syscall()
+
+
+def _zeros() -> mmap.mmap:
+    """A private zero-filled map: the counter of a file no process created yet."""
+    return mmap.mmap(-1, FILE_SIZE)
 
 
 class Notifier:
@@ -87,11 +93,11 @@ class Notifier:
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
-            self._map = bytes(FILE_SIZE)
+            self._map = _zeros()
             return
         try:
             if os.fstat(fd).st_size < FILE_SIZE:
-                self._map = bytes(FILE_SIZE)
+                self._map = _zeros()
             else:
                 self._map = mmap.mmap(fd, FILE_SIZE, access=mmap.ACCESS_READ)
         finally:
@@ -132,8 +138,7 @@ class Notifier:
 
     def close(self) -> None:
         if self._read_only:
-            if isinstance(self._map, mmap.mmap):
-                self._map.close()
+            self._map.close()
             return
         del self._counter
         self._map.close()

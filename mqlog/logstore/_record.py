@@ -23,6 +23,13 @@ class Record:
 
     __slots__ = ("value", "key", "headers", "timestamp", "offset")
 
+    value: bytes
+    key: bytes | None
+    headers: Mapping[str, bytes] | None
+    #: None on a record built to append until it is appended; set on records read.
+    timestamp: int | None
+    offset: int | None
+
     def __init__(
         self,
         value: bytes,
@@ -63,19 +70,26 @@ class Record:
 
 class Message(Record):
     """A record as a consumer receives it: a Record plus its ``topic`` and
-    ``partition``."""
+    ``partition``. Only reads make them, so every field is known: ``offset``,
+    ``timestamp`` and ``headers`` are never None."""
 
     __slots__ = ("topic", "partition")
+
+    headers: Mapping[str, bytes]
+    timestamp: int
+    offset: int
+    topic: str
+    partition: int
 
     def __init__(
         self,
         value: bytes,
-        key: bytes | None = None,
-        headers: Mapping[str, bytes] | None = None,
-        timestamp: int | None = None,
-        offset: int | None = None,
-        topic: str | None = None,
-        partition: int | None = None,
+        key: bytes | None,
+        headers: Mapping[str, bytes],
+        timestamp: int,
+        offset: int,
+        topic: str,
+        partition: int,
     ) -> None:
         # Assigned here rather than through Record.__init__: one call less per
         # message on the consumer's hot path.
@@ -99,4 +113,4 @@ class Message(Record):
             super().__eq__(other)
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None

@@ -74,7 +74,9 @@ class DamagedRangeError(fmt.BatchError):
         self.damage = damage
 
 
-_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Per segment: (position, expected offset, end offset) -> (damage, the limit scanned to).
+_cache: weakref.WeakKeyDictionary[Segment, dict[tuple[int, int, int], tuple[Damage, int]]] = (
+    weakref.WeakKeyDictionary())
 
 
 def resync(segment: Segment, position: int, expected_offset: int, limit: int,

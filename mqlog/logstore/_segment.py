@@ -18,6 +18,7 @@ import ctypes.util
 import errno
 import mmap
 import os
+from collections.abc import Sequence
 
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import fdatasync_file
@@ -174,16 +175,16 @@ class Segment:
         while position < limit:
             try:
                 header = self.header_at(position, limit)
-                reason = None if header.base_offset >= expected else (
-                    f"batch has offset {header.base_offset}, expected {expected} or above")
             except fmt.BatchError as error:
-                header, reason = None, str(error)
-            if reason is None:
-                if header.next_offset > offset:
-                    return position, header
-                expected = header.next_offset
-                position += header.batch_length
-                continue
+                reason = str(error)
+            else:
+                if header.base_offset >= expected:
+                    if header.next_offset > offset:
+                        return position, header
+                    expected = header.next_offset
+                    position += header.batch_length
+                    continue
+                reason = f"batch has offset {header.base_offset}, expected {expected} or above"
             damage = resync(self, position, expected, limit, index_count, end_offset, reason)
             if offset < damage.next_offset:
                 raise DamagedRangeError(damage)
@@ -213,7 +214,8 @@ class Segment:
 
     # -- writing (partition lock held) -----------------------------------------
 
-    def write(self, position: int, buffers: tuple, expected: int) -> None:
+    def write(self, position: int, buffers: Sequence[bytes | bytearray | memoryview],
+              expected: int) -> None:
         """Write ``buffers`` (``expected`` bytes in all) at ``position``, beyond the
         published end.
 

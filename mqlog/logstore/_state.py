@@ -45,7 +45,7 @@ import mmap
 import os
 import struct
 import uuid
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import xxhash
 
@@ -94,7 +94,8 @@ class PartitionState(NamedTuple):
     boot_id: bytes = BOOT_ID
     sequence: int = 0
 
-    def replace(self, **changes) -> PartitionState:
+    def replace(self, **changes: Any) -> PartitionState:
+        """A copy with ``changes`` (field name -> value; checked by ``_replace``)."""
         return self._replace(**changes)
 
 
@@ -111,7 +112,7 @@ class StateSlots(NamedTuple):
         return self.valid[-1] if self.valid else None
 
 
-def _state_of(fields: tuple) -> PartitionState:
+def _state_of(fields: tuple[Any, ...]) -> PartitionState:
     (_, sequence, start_offset, end, base, position, max_ts, created, flushed,
      index_count, time_count, epoch, boot_id, _version) = fields
     return PartitionState(start_offset, end, base, position, max_ts, created, flushed,
@@ -195,11 +196,13 @@ class StateFile:
 
     def read(self) -> PartitionState | None:
         """The newest complete slot, or None if neither slot is valid."""
-        if self._map is None:  # read-only, and no process created the file yet
+        state_map = self._map
+        if state_map is None:  # read-only, and no process created the file yet
             self._open_read_only()
-            if self._map is None:
+            state_map = self._map
+            if state_map is None:
                 return None
-        data = self._map[:FILE_SIZE]
+        data = state_map[:FILE_SIZE]
         raw, state = self._decoded
         if data != raw:
             state = decode_state(data)
@@ -208,7 +211,7 @@ class StateFile:
 
     def slots(self) -> StateSlots:
         """Both slots as they are now (recovery: the partition lock is held)."""
-        return decode_slots(self._map[:FILE_SIZE])
+        return decode_slots(cast(mmap.mmap, self._map)[:FILE_SIZE])
 
     def publish(self, state: PartitionState, previous: PartitionState | None) -> PartitionState:
         """Write ``state`` as the newest slot; the caller holds the partition lock.
@@ -226,17 +229,18 @@ class StateFile:
         )
         struct.pack_into("<Q", slot, 0, _checksum(memoryview(slot)[8:]))
         start = (sequence % 2) * SLOT_SIZE
-        self._map[start : start + SLOT_SIZE] = slot
+        state_map = cast(mmap.mmap, self._map)  # opened for writing: always mapped
+        state_map[start : start + SLOT_SIZE] = slot
         published = PartitionState(*state[:10], boot, sequence)
         # What decoding the file's bytes now gives (nobody else writes under the lock).
-        self._decoded = (self._map[:FILE_SIZE], published)
+        self._decoded = (state_map[:FILE_SIZE], published)
         return published
 
     def sync(self) -> None:
         """msync the file; a failure raises StorageFailedError (never retry it as
         if nothing happened: the pages may be marked clean without being on disk)."""
         try:
-            sync_map(self._map, self.fd)
+            sync_map(cast(mmap.mmap, self._map), self.fd)
         except OSError as error:
             raise storage_failed("msync", self.path, error) from error
 

@@ -16,6 +16,7 @@ Owns no state beyond the pass: a :class:`PartitionReport` (counts) and the
 from __future__ import annotations
 
 import dataclasses
+import mmap
 import os
 from array import array
 from typing import Literal
@@ -109,10 +110,10 @@ def read_state(path: str) -> PartitionState | None:
 class _Walk:
     """The batches found in one segment file: where they start and what they hold."""
 
-    positions: array = dataclasses.field(default_factory=lambda: array("q"))
-    offsets: array = dataclasses.field(default_factory=lambda: array("q"))
+    positions: array[int] = dataclasses.field(default_factory=lambda: array("q"))
+    offsets: array[int] = dataclasses.field(default_factory=lambda: array("q"))
     #: Largest timestamp of the segment's records before each batch.
-    max_before: array = dataclasses.field(default_factory=lambda: array("q"))
+    max_before: array[int] = dataclasses.field(default_factory=lambda: array("q"))
     end_position: int = 0
     end_offset: int = 0
     max_timestamp: int = fmt.NO_TIMESTAMP
@@ -216,10 +217,11 @@ class PartitionCheck:
         self.report.segments += 1
         if state is not None and base > state.active_base_offset:
             return self._check_unpublished_segment(base, buffer, state)
-        active = state is not None and base == state.active_base_offset
+        active_state = state if state is not None and base == state.active_base_offset else None
+        active = active_state is not None
         # Without a state the newest segment is still the one being appended to.
         closed = not active if state is not None else bool(later)
-        limit = state.active_position if active else len(buffer)
+        limit = active_state.active_position if active_state is not None else len(buffer)
         if limit > len(buffer):
             self.problem("error", f"state publishes {limit} bytes but the file holds "
                          f"{len(buffer)}", path)
@@ -227,15 +229,18 @@ class PartitionCheck:
         walk = self._walk(base, buffer, limit, gaps=self.compacted and closed)
         if walk.complete:
             walk.complete = self._check_tail(base, buffer, walk, active, closed)
-        if active and walk.complete:
-            self._check_active_state(walk, state)
-        self._check_offset_index(base, walk, state.offset_index_count if active else None)
+        if active_state is not None and walk.complete:
+            self._check_active_state(walk, active_state)
+        self._check_offset_index(
+            base, walk, active_state.offset_index_count if active_state is not None else None)
         end = later[0] if later else walk.end_offset
-        self._check_time_index(base, walk, state.time_index_count if active else None,
-                               end if closed else None)
+        self._check_time_index(
+            base, walk, active_state.time_index_count if active_state is not None else None,
+            end if closed else None)
         return walk
 
-    def _walk(self, base: int, buffer, limit: int, gaps: bool) -> _Walk:
+    def _walk(self, base: int, buffer: bytes | mmap.mmap, limit: int,
+              gaps: bool) -> _Walk:
         """Check every batch from the file start up to ``limit``; with ``gaps``, a
         batch may start past where the previous one ended (compaction removed records)."""
         path = self._path(base, LOG_SUFFIX)
@@ -268,8 +273,8 @@ class PartitionCheck:
         self.report.bytes += position
         return walk
 
-    def _check_batch(self, path: str, buffer, position: int, header: fmt.BatchHeader,
-                     walk: _Walk, gaps: bool) -> bool:
+    def _check_batch(self, path: str, buffer: bytes | mmap.mmap, position: int,
+                     header: fmt.BatchHeader, walk: _Walk, gaps: bool) -> bool:
         """Report what is wrong with one batch; False when its checksum fails."""
         if header.base_offset < walk.end_offset or (
                 header.base_offset > walk.end_offset and not gaps):
@@ -294,7 +299,8 @@ class PartitionCheck:
                          offset=header.base_offset, position=position)
         return True
 
-    def _check_tail(self, base: int, buffer, walk: _Walk, active: bool, closed: bool) -> bool:
+    def _check_tail(self, base: int, buffer: bytes | mmap.mmap, walk: _Walk, active: bool,
+                    closed: bool) -> bool:
         """What follows the data: nothing, zeroed preallocation, or leftover bytes.
         False when the walk ended early: a zeroed length field hides data after it."""
         position = walk.end_position
@@ -302,6 +308,7 @@ class PartitionCheck:
             return True
         path = self._path(base, LOG_SUFFIX)
         if active:  # only the next header: the preallocated rest may be 100s of MiB
+            reason: str | None
             try:
                 fmt.decode_header(buffer, position, len(buffer))
                 reason = "a batch"
@@ -325,7 +332,8 @@ class PartitionCheck:
                          f"follow its data (the next open trims it)", path, position=position)
         return True
 
-    def _check_unpublished_segment(self, base: int, buffer, state: PartitionState) -> _Walk:
+    def _check_unpublished_segment(self, base: int, buffer: bytes | mmap.mmap,
+                                   state: PartitionState) -> _Walk:
         """A segment newer than the published active one: a roll the writer did not publish."""
         path = self._path(base, LOG_SUFFIX)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from mqlog.errors import ConfigError
@@ -127,7 +128,7 @@ class TopicConfig:
         return dataclasses.replace(base or cls(), **options)
 
     @classmethod
-    def from_stored(cls, data: dict) -> TopicConfig:
+    def from_stored(cls, data: Mapping[str, Any]) -> TopicConfig:
         """The config stored in ``topic.json``; settings this version does not know
         (written by a newer mqlog) are ignored, missing ones take their defaults."""
         names = {field.name for field in dataclasses.fields(cls)}

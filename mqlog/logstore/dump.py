@@ -27,6 +27,7 @@ from mqlog.errors import MqlogError
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import map_read_only
+from mqlog.logstore._record import Record
 from mqlog.logstore.layout import segment_base
 
 #: What ``decode_header`` says where the written data of a segment ends (a zero
@@ -82,7 +83,7 @@ class DumpedBatch:
         return bool(self.attributes & fmt.ATTR_GAP)
 
 
-def dump_segment(path: str | os.PathLike, records: bool = True) -> Iterator[DumpedBatch]:
+def dump_segment(path: str | os.PathLike[str], records: bool = True) -> Iterator[DumpedBatch]:
     """Decode the batches of one segment (``.log``) file, in file order.
 
     Stops at the end of the written data (a zero length field, as in the
@@ -156,6 +157,12 @@ def _decode_records(buffer: bytes | mmap.mmap, position: int,
     if fmt.is_gap(header):
         return ()
     decoded, _size = _batch.decode(buffer, position, header)
-    return tuple(
-        DumpedRecord(r.offset, r.timestamp, r.key, r.value, dict(r.headers)) for r in decoded
-    )
+    return tuple(map(_dumped_record, decoded))
+
+
+def _dumped_record(record: Record) -> DumpedRecord:
+    """A record as decoded from a batch: its offset, timestamp and headers are set."""
+    assert record.offset is not None and record.timestamp is not None
+    assert record.headers is not None
+    return DumpedRecord(record.offset, record.timestamp, record.key, record.value,
+                        dict(record.headers))

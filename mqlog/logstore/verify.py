@@ -96,7 +96,7 @@ class VerifyReport:
         return sum(p.bytes for p in self.partitions)
 
 
-def verify_log(path: str | os.PathLike) -> VerifyReport:
+def verify_log(path: str | os.PathLike[str]) -> VerifyReport:
     """Check every topic, partition, segment and index of the log at ``path``.
 
     Raises FileNotFoundError when ``path`` is not a directory and MqlogError

@@ -61,6 +61,21 @@ def test_poll_returns_messages_of_assigned_partitions_only(log):
     assert (consumer.position(TP0), consumer.position(TP2)) == (3, 3)
 
 
+def test_auto_commit_without_a_group_is_skipped_as_on_close(log):
+    """Positions of a consumer without a group have nowhere to be committed: polls
+    past the auto-commit interval return records as usual (they used to fail)."""
+    fill(log, "t", 0, 2)
+    consumer = log.consumer(enable_auto_commit=True, auto_commit_interval_ms=1,
+                            auto_offset_reset="earliest", max_poll_records=1)
+    consumer.assign([TP0])
+    first = consumer.poll()
+    time.sleep(0.005)  # past the 1 ms interval: the next poll is due to auto-commit
+    second = consumer.poll()
+    consumer.close()
+    assert [m.offset for m in first + second] == [0, 1]
+    assert log.list_groups() == []
+
+
 def test_assign_replaces_the_assignment_and_keeps_positions_of_kept_partitions(log):
     fill(log, "t", 0, 5)
     fill(log, "t", 1, 5)
