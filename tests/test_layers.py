@@ -5,12 +5,12 @@ Every import of every module counts -- at the top, inside functions, and under
 
     base      mqlog.errors, mqlog.headers, mqlog.names
     storage   mqlog.logstore.*                          imports base
-    clients   mqlog.consumer.*, mqlog.producer, ...      imports storage, base
+    clients   mqlog.consumer.*, mqlog.producer.*, ...    imports storage, base
     session   mqlog (package), mqlog.log                imports clients, storage, base
     cli       mqlog.cli.*                               imports anything but servers
     servers   mqlog.server.*                            imports anything but the cli
 
-And no module outside the storage or clients package imports a
+And no module outside the storage or a clients package imports a
 ``_``-prefixed module or name of it: each package's public names are its API.
 """
 
@@ -49,7 +49,7 @@ ALLOWED = {
     "servers": {"base", "storage", "clients", "session", "servers"},
 }
 #: Packages whose ``_`` names are private to them.
-SEALED = ("mqlog.logstore", "mqlog.consumer")
+SEALED = ("mqlog.logstore", "mqlog.consumer", "mqlog.producer")
 
 
 def layer_of(module: str) -> str:
@@ -142,4 +142,12 @@ def test_a_private_import_from_outside_is_caught() -> None:
         "private to mqlog.logstore",
         "mqlog.cli._rogue:2: mqlog.cli._rogue uses mqlog.consumer._queue, "
         "private to mqlog.consumer",
+    ]
+
+
+def test_a_private_producer_import_from_outside_is_caught() -> None:
+    rogue = ("mqlog.log", "from mqlog.producer._producer import Producer\n", False)
+    assert violations([rogue]) == [
+        "mqlog.log:1: mqlog.log uses mqlog.producer._producer.Producer, "
+        "private to mqlog.producer",
     ]

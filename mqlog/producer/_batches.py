@@ -1,0 +1,102 @@
+"""Batches and the results of sends: what a send is waiting for.
+
+Owns: a :class:`Batch` owns the records queued for one partition, their
+callbacks and, once the sender appended it, its outcome (base offset and
+append time, or the error). :class:`Delivery` and :class:`BatchDelivery` hold
+no state of their own: they read the outcome of their batches.
+
+Invariants: records are added to a batch only under the producer's lock and
+only while ``taken`` is False; the sender sets ``taken`` (under the lock)
+before appending, then fills in the outcome and sets ``done`` last, so whoever
+sees ``done`` set sees the whole outcome.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import NamedTuple
+
+
+class RecordMetadata(NamedTuple):
+    """Where a sent record was written."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class Batch:
+    """Records queued for one partition, appended together."""
+
+    __slots__ = ("topic", "partition", "items", "timestamps", "callbacks", "size", "created",
+                 "taken", "done", "base_offset", "append_ms", "error")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.items: list = []
+        #: Explicit record timestamps by index; the others get the append time.
+        self.timestamps: dict[int, int] = {}
+        self.callbacks: list = []
+        #: Set once the sender took the batch: nothing may be added any more.
+        self.taken = False
+        self.size = 0
+        self.created = time.monotonic()
+        self.done = threading.Event()
+        self.base_offset = -1
+        self.append_ms = 0
+        self.error: BaseException | None = None
+
+    def metadata(self, index: int) -> RecordMetadata:
+        return RecordMetadata(self.topic, self.partition, self.base_offset + index,
+                              self.timestamps.get(index, self.append_ms))
+
+
+class Delivery:
+    """The outcome of one ``send``: wait for it with :meth:`result`."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: Batch, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    def done(self) -> bool:
+        return self._batch.done.is_set()
+
+    def result(self, timeout: float | None = None) -> RecordMetadata:
+        """Wait until the record is written; raise what writing it raised, or
+        TimeoutError after ``timeout`` seconds."""
+        batch = self._batch
+        if not batch.done.wait(timeout):
+            raise TimeoutError(f"record not written within {timeout} s")
+        if batch.error is not None:
+            raise batch.error
+        return batch.metadata(self._index)
+
+
+class BatchDelivery:
+    """The outcome of one ``send_many``: offsets per partition."""
+
+    __slots__ = ("_batches",)
+
+    def __init__(self, batches: list[Batch]) -> None:
+        self._batches = batches
+
+    def done(self) -> bool:
+        return all(batch.done.is_set() for batch in self._batches)
+
+    def result(self, timeout: float | None = None) -> dict[int, range]:
+        """Wait until every record is written; return ``{partition: offsets}``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ranges: dict[int, range] = {}
+        for batch in self._batches:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if not batch.done.wait(remaining):
+                raise TimeoutError(f"records not written within {timeout} s")
+            if batch.error is not None:
+                raise batch.error
+            ranges[batch.partition] = range(batch.base_offset, batch.base_offset + len(batch.items))
+        return ranges
