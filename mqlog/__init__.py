@@ -21,6 +21,7 @@ from mqlog.consumer import (
     PendingSummary,
     QueueConsumer,
     QueueMessage,
+    QueuePartitionDescription,
     ReceivedMessage,
     TopicPartition,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "ProducerSequenceError",
     "QueueConsumer",
     "QueueMessage",
+    "QueuePartitionDescription",
     "ReadOnlyError",
     "ReceivedMessage",
     "Record",

@@ -24,6 +24,7 @@ from mqlog.consumer import (
     PendingMessage,
     PendingSummary,
     QueueConsumer,
+    QueuePartitionDescription,
     ReceivedMessage,
     TopicPartition,
     ack_receipts,
@@ -324,9 +325,10 @@ class Log:
         self.engine.check_writable(f"delete group {group!r}")
         admin.delete_group(self.engine, group)
 
-    def describe_queue(self, group: str) -> list[dict[str, Any]]:
+    def describe_queue(self, group: str) -> list[QueuePartitionDescription]:
         """Depth of a queue group per partition: position, end offset, lag, and
-        ready / in flight / delayed / expired / dead-lettered counts."""
+        ready / in flight / delayed / expired / dead-lettered / corrupt counts
+        (see ``QueuePartitionDescription``)."""
         return describe_queue(self.engine, group)
 
     def pending(self, group: str, *, topic: str | None = None, partition: int | None = None,

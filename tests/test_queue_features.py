@@ -53,8 +53,8 @@ def test_delayed_messages_wait_and_do_not_hold_up_later_ones(log, clock):
     clock.now_ms += 30_000
     later = queue.receive(10)
     assert values(later) == [b"later"] and later[0].delivery_count == 1
-    rows = {r["partition"]: r for r in log.describe_queue("w")}
-    assert rows[0]["in_flight"] == 2
+    rows = {r.partition: r for r in log.describe_queue("w")}
+    assert rows[0].in_flight == 2
 
 
 def test_a_waiting_receive_wakes_when_a_delay_runs_out(tmp_path):
@@ -106,8 +106,8 @@ def test_expired_messages_are_counted_not_delivered(log, clock):
     clock.now_ms += 11_000
     queue = log.queue("w", ["jobs"])
     assert values(queue.receive(10)) == [b"keep"]
-    [row] = [r for r in log.describe_queue("w") if r["partition"] == 0]
-    assert (row["expired"], row["dead_lettered"]) == (1, 0)
+    [row] = [r for r in log.describe_queue("w") if r.partition == 0]
+    assert (row.expired, row.dead_lettered) == (1, 0)
 
 
 def test_topic_ttl_can_dead_letter_expired_messages(log, clock):
@@ -199,4 +199,4 @@ def test_a_failing_handler_is_answered_with_its_error_and_not_retried(log):
     assert (raised.value.type_name, raised.value.message) == ("KeyError", "'no such symbol'")
     assert "KeyError" in str(raised.value)
     assert calls == [1]
-    assert log.describe_queue("responders")[0]["lag"] == 0  # acked
+    assert log.describe_queue("responders")[0].lag == 0  # acked

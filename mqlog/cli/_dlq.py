@@ -3,6 +3,7 @@ letters and the depth of queue groups."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -148,13 +149,13 @@ def describe_queue(ctx: typer.Context,
         rows = log.describe_queue(group)
     if json_output:
         for row in rows:
-            emit_json(row)
+            emit_json(dataclasses.asdict(row))
         return
     table = Table("TOPIC", "PARTITION", "POSITION", "END", "LAG", "READY", "IN FLIGHT",
                   "DELAYED", "EXPIRED", "DEAD")
     for row in rows:
-        table.add_row(row["topic"], str(row["partition"]), f"{row['position']:,}",
-                      f"{row['end_offset']:,}", f"{row['lag']:,}", f"{row['ready']:,}",
-                      f"{row['in_flight']:,}", f"{row['delayed']:,}", f"{row['expired']:,}",
-                      f"{row['dead_lettered']:,}")
+        table.add_row(row.topic, str(row.partition), f"{row.position:,}",
+                      f"{row.end_offset:,}", f"{row.lag:,}", f"{row.ready:,}",
+                      f"{row.in_flight:,}", f"{row.delayed:,}", f"{row.expired:,}",
+                      f"{row.dead_lettered:,}")
     console.print(table)

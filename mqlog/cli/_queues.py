@@ -135,7 +135,7 @@ def claim(
     (XAUTOCLAIM). The command's worker leaves at once, so they become available to
     every worker now; the claim counts as a delivery."""
     with open_log(ctx) as log:
-        topics = sorted({row["topic"] for row in log.describe_queue(group)})
+        topics = sorted({row.topic for row in log.describe_queue(group)})
         if not topics:
             claimed = []
         else:

@@ -32,9 +32,9 @@ from mqlog.consumer._pending import (
     pending,
     pending_summary,
 )
-from mqlog.consumer._queue import (
-    QueueConsumer,
-    QueueMessage,
+from mqlog.consumer._queue import QueueConsumer, QueueMessage
+from mqlog.consumer._queue_views import (
+    QueuePartitionDescription,
     check_dead_letter_topic,
     dead_letter_origin,
     describe_queue,
@@ -64,6 +64,7 @@ __all__ = [
     "PendingSummary",
     "QueueConsumer",
     "QueueMessage",
+    "QueuePartitionDescription",
     "ReceivedMessage",
     "SyncResult",
     "TopicPartition",

@@ -2,8 +2,8 @@
 ``Log.redrive``, ``Log.purge_dead_letters``).
 
 A dead-letter topic holds the records queue groups gave up on, each with
-``dlq.*`` headers saying where it came from (see ``_queue``, rule 4). Each
-dead letter is in one state:
+``dlq.*`` headers saying where it came from (see ``_queue``, rule 4; workers
+move them there through ``_dead_lettering``). Each dead letter is in one state:
 
 - ``pending``: not handled yet;
 - ``redriven``: appended again to its original topic and partition (or to the
@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from mqlog.consumer._queue import check_dead_letter_topic, dead_letter_origin
+from mqlog.consumer._queue_views import check_dead_letter_topic, dead_letter_origin
 from mqlog.errors import ConfigError, OffsetOutOfRangeError, UnknownPartitionError
 from mqlog.headers import (
     DEAD_LETTER_DELIVERY_COUNT,

@@ -25,14 +25,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mqlog.consumer._config import TopicPartition
+from mqlog.consumer._dead_lettering import dead_letter
 from mqlog.consumer._group import queue_directory
-from mqlog.consumer._queue import _milliseconds
+from mqlog.consumer._queue import QueueMessage, milliseconds
+from mqlog.consumer._queue_take import read_offsets
 from mqlog.consumer._share_state import ACQUIRED, ARCHIVED, DELIVERIES_MAX, ShareState
 from mqlog.errors import ConfigError, UnknownGroupError, UnknownPartitionError, UnknownTopicError
 from mqlog.logstore import Engine
 
 if TYPE_CHECKING:
-    from mqlog.consumer._queue import QueueConsumer, QueueMessage
+    from mqlog.consumer._queue import QueueConsumer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,9 +169,9 @@ def claim(worker: QueueConsumer, min_idle_s: float, max_messages: int = 100, *,
         raise ConfigError("max_messages must be an int >= 1, not None")
     min_idle_ms = _check_filters(partition, None, min_idle_s, max_messages)
     wanted = None if offsets is None else _offsets(offsets)
-    worker._check_open()
+    worker.check_open()
     out: list[QueueMessage] = []
-    for lane in worker._current_lanes():
+    for lane in worker.lanes():
         for tp in lane:
             if len(out) >= max_messages:
                 return out
@@ -184,7 +186,7 @@ def claim(worker: QueueConsumer, min_idle_s: float, max_messages: int = 100, *,
 def _claim_from(worker: QueueConsumer, tp: TopicPartition, min_idle_ms: int, limit: int,
                 wanted: set[int] | None) -> list[QueueMessage]:
     """Claim in one partition: the state change under its lock, then the read."""
-    state = worker._state(tp)
+    state = worker.share_state(tp)
     now = worker.now_ms()
     with state.locked():
         start, end = state.bounds()
@@ -207,8 +209,8 @@ def _claim_from(worker: QueueConsumer, tp: TopicPartition, min_idle_ms: int, lim
         first = state.entries["first_ms"][picked].tolist()
     if not claimed:
         return []
-    partition = worker._log.partition(tp.topic, tp.partition)
-    records, _damaged = worker._read(partition, claimed)
+    partition = worker.engine.partition(tp.topic, tp.partition)
+    records, _damaged = read_offsets(partition, claimed, QueueMessage)
     by_offset = {record.offset: record for record in records}
     out, dead, missing = [], [], []
     for offset, count, first_ms in zip(claimed, deliveries.tolist(), first):
@@ -226,7 +228,7 @@ def _claim_from(worker: QueueConsumer, tp: TopicPartition, min_idle_ms: int, lim
     if missing:
         state.finish(worker.member_id, missing, ARCHIVED)
     if dead:
-        worker._dead_letter(tp, state, dead, now)
+        dead_letter(worker, tp, state, dead, now)
     return out
 
 
@@ -248,4 +250,4 @@ def _check_filters(partition: object, member_id: object, min_idle_s: object,
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
                               or limit < 1):
         raise ConfigError(f"the limit must be an int >= 1, not {limit!r}")
-    return _milliseconds("min_idle_s", min_idle_s)
+    return milliseconds("min_idle_s", min_idle_s)

@@ -1,11 +1,21 @@
 """Queue semantics on the log: competing workers, per-message ack/nack, lock
 deadlines, durable delivery counts and dead letters (``Log.queue``).
 
-Owner: a QueueConsumer owns its member id (an ``flock`` on
-``<log>/queues/<group>/members/<id>``: a killed worker is known dead at once)
-and the messages it holds. The shared truth is each partition's ShareState
-(see ``_share_state``): a message is held by one worker at a time, until it
-is acked, nacked, its lock deadline passes, or its worker dies.
+Owner: a QueueConsumer (the worker, this module) owns its member id (an
+``flock`` on ``<log>/queues/<group>/members/<id>.json``: a killed worker is
+known dead at once), its open share states (one per partition it has served,
+closed with it) and the messages it holds. The shared truth is each
+partition's ShareState (see ``_share_state``): a message is held by one worker
+at a time, until it is acked, nacked, its lock deadline passes, or its worker
+dies. A closed worker takes, acks, nacks and extends nothing (LogClosedError)
+and has released what it held.
+
+The other modules of queue groups: ``_queue_take`` (taking records from the
+partitions: lanes, expiry, delays), ``_dead_lettering`` (moving records to the
+dead-letter topic, nack reasons), ``_queue_files`` (the group's files),
+``_queue_views`` (read-only descriptions), ``_pending`` (pending messages and
+claims), ``_receipts`` (receipt handles) and ``_dead_letters`` (listing,
+redriving and purging dead letters).
 
 Rules:
 1. ``receive`` hands out records in offset order per partition, each held for
@@ -38,91 +48,36 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import math
 import os
 import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from mqlog.consumer._config import TopicPartition, check_timeout
+from mqlog.consumer._dead_lettering import DLQ_SUFFIX, remember_reason
 from mqlog.consumer._group import lock_is_held, queue_directory, refuse_other_kind
-from mqlog.consumer._share_state import ACKED, ARCHIVED, DETACHED, ShareState
-from mqlog.errors import (
-    ConfigError,
-    CorruptRecordError,
-    DeliveryLostError,
-    LogClosedError,
-    OffsetOutOfRangeError,
-    TopicExistsError,
-    UnknownGroupError,
-    UnknownPartitionError,
-    UnknownTopicError,
+from mqlog.consumer._queue_files import (
+    WINDOW_RECORDS,
+    member_path,
+    share_state_path,
+    state_is_durable,
 )
-from mqlog.headers import (
-    DEAD_LETTER_DELIVERY_COUNT,
-    DEAD_LETTER_FIRST_DELIVERY_MS,
-    DEAD_LETTER_LAST_DELIVERY_MS,
-    DEAD_LETTER_OFFSET,
-    DEAD_LETTER_PARTITION,
-    DEAD_LETTER_REASON,
-    DEAD_LETTER_TOPIC,
-    DELIVER_AT,
-    EXPIRES_AT,
-)
-from mqlog.lanes import PRIORITY_MAX, lane_topic
-from mqlog.logstore import Engine, Message, Record, atomic_write
+from mqlog.consumer._queue_take import Taker
+from mqlog.consumer._share_state import ACKED, DETACHED, ShareState
+from mqlog.errors import ConfigError, DeliveryLostError, LogClosedError
+from mqlog.logstore import Engine, Message
 from mqlog.names import validate_name
 
-#: Takes from one partition in one receive when records had to be set aside.
-TAKE_ATTEMPTS = 8
-LANES_RECHECK_S = 1.0
-#: Records one worker may hold per partition at once (the share window).
-WINDOW_RECORDS = 65_536
 #: How often a worker looks for dead workers whose records it can free.
 DEAD_CHECK_S = 0.1
-DLQ_SUFFIX = ".dlq"
 #: Longest lock, nack delay or extension: times are whole ms in 64-bit fields, and
 #: ms counts up to 2**53 are exact in a float (about 285,000 years).
 SECONDS_MAX = 2**53 // 1000
 
 Backoff = Callable[[int], float]
-_log = logging.getLogger("mqlog.queue")
-
-
-def member_path(directory: str, member: int) -> str:
-    """The file a worker holds an ``flock`` on while it lives (JSON: pid, host)."""
-    return os.path.join(directory, "members", f"{member}.json")
-
-
-def share_state_path(directory: str, tp: TopicPartition) -> str:
-    """The share-state file of one partition of the queue group at ``directory``."""
-    return os.path.join(directory, tp.topic, str(tp.partition))
-
-
-def reasons_path(directory: str, tp: TopicPartition) -> str:
-    """The last nack reasons of one partition's unfinished records (JSON)."""
-    return share_state_path(directory, tp) + ".reasons"
-
-
-def state_is_durable(partition) -> bool:
-    """Whether a queue's share state of ``partition`` is flushed on every change:
-    when the topic's records are (durability "always")."""
-    return partition.config().durability == "always"
-
-
-def _timing(record: Message, ttl_ms: int | None) -> tuple[int | None, int | None]:
-    """(deliver at, expires at) of a record, in ms; None where it has none."""
-    headers = record.headers
-    due = headers.get(DELIVER_AT)
-    expires = headers.get(EXPIRES_AT)
-    expires_ms = int(expires) if expires is not None else None
-    if ttl_ms is not None:
-        by_topic = record.timestamp + ttl_ms
-        expires_ms = by_topic if expires_ms is None else min(expires_ms, by_topic)
-    return (int(due) if due is not None else None), expires_ms
 
 
 def default_backoff(deliveries: int) -> float:
@@ -132,14 +87,32 @@ def default_backoff(deliveries: int) -> float:
 
 
 class QueueMessage(Message):
-    """A message held by one worker until it is acked or nacked."""
+    """A message held by one worker until it is acked or nacked.
+
+    ``_state`` (its partition's share state) and ``_queue`` (the worker holding
+    it) are set by the queue modules that hand messages out (``_queue_take``,
+    ``_pending``), as plain slot stores: no call per message on the receive path.
+    """
 
     __slots__ = ("delivery_count", "first_delivery_ms", "_state", "_queue")
+
+    # Read records always have these (``Message`` allows None for records to append).
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    headers: Mapping[str, bytes]
+    #: How many times it was handed out, this time included (1 = first).
+    delivery_count: int
+    #: When it was first handed out (ms since the epoch).
+    first_delivery_ms: int
+    _state: ShareState
+    _queue: QueueConsumer
 
     def ack(self) -> None:
         """Done: the message is never delivered to the group again."""
         queue = self._queue
-        queue._check_open()
+        queue.check_open()
         if not self._state.ack_fast(queue.member_id, self.offset, queue.now_ms(),
                                     queue.safe_margin_ms):
             queue._finish(self, ACKED)
@@ -176,7 +149,8 @@ class QueueConsumer:
         topics = [topics] if isinstance(topics, str) else sorted(set(topics))
         if not topics:
             raise ConfigError("a queue needs at least one topic")
-        self._log = log
+        #: The storage engine the queue's topics are in.
+        self.engine = log
         self.group = group
         self.topics = topics
         self.ack_timeout_ms = int(ack_timeout_s * 1000)
@@ -190,17 +164,15 @@ class QueueConsumer:
         for topic in self.topics:
             log.partition_count(topic)  # UnknownTopicError now, not at receive
         refuse_other_kind(log, group, "queue")
-        #: Per priority, highest first: the partitions of the topics' lanes.
-        self._lanes: list[list[TopicPartition]] = []
-        self._lanes_checked = 0.0
-        self._next = 0
         self._states: dict[TopicPartition, ShareState] = {}
         #: Held while taking messages and while closing (threads may share a worker).
         self._lock = threading.RLock()
         self._closed = False
         self._last_dead_check = 0.0
+        #: The group's directory (see ``_queue_files``).
         self.directory = queue_directory(log, group)
         self.member_id, self._member_fd = self._register()
+        self._taker = Taker(self, QueueMessage)
 
     # -- membership -----------------------------------------------------------------------
 
@@ -244,11 +216,13 @@ class QueueConsumer:
         state.release_owners({owner for owner in state.owners() if not self._alive(owner)})
 
     def _next_due(self) -> int | None:
-        now = self._log.now_ms()
+        now = self.engine.now_ms()
         times = [t for t in (s.next_due(now) for s in self._states.values()) if t is not None]
         return min(times) if times else None
 
-    def _state(self, tp: TopicPartition) -> ShareState:
+    def share_state(self, tp: TopicPartition) -> ShareState:
+        """The share state of ``tp``, opened on first use and kept until ``close``
+        (for the queue modules that take, claim and dead-letter for this worker)."""
         state = self._states.get(tp)
         if state is not None:
             return state
@@ -259,12 +233,17 @@ class QueueConsumer:
         state = self._states.get(tp)
         if state is None:
             path = share_state_path(self.directory, tp)
-            partition = self._log.partition(tp.topic, tp.partition)
+            partition = self.engine.partition(tp.topic, tp.partition)
             start = partition.state().log_start_offset
             state = self._states[tp] = ShareState(path, WINDOW_RECORDS, start,
                                                   state_is_durable(partition))
             self._release_dead(state)  # a newcomer frees what dead workers held at once
         return state
+
+    def lanes(self) -> list[list[TopicPartition]]:
+        """The partitions this worker serves, grouped by priority lane, highest
+        first (re-read at most once a second)."""
+        return self._taker.lanes()
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -279,12 +258,12 @@ class QueueConsumer:
         check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._check_open()
+            self.check_open()
             self._free_dead_workers()
-            seen = self._log.append_counter()
+            seen = self.engine.append_counter()
             with self._lock:  # close() waits for a take in progress
-                self._check_open()
-                out = self._take(max_messages)
+                self.check_open()
+                out = self._taker.take(max_messages)
             if out:
                 return out
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -294,167 +273,8 @@ class QueueConsumer:
             wait = DEAD_CHECK_S if remaining is None else min(remaining, DEAD_CHECK_S)
             due = self._next_due()
             if due is not None:
-                wait = min(wait, max(due - self._log.now_ms(), 0) / 1000)
-            self._log.wait_for_append(seen, wait)
-
-    def _take(self, limit: int) -> list[QueueMessage]:
-        """Messages from the highest priority lane that has any, then lower ones;
-        within a lane, partitions take turns."""
-        out: list[QueueMessage] = []
-        for lane in self._current_lanes():
-            count = len(lane)
-            for step in range(count):
-                if len(out) >= limit:
-                    break
-                tp = lane[(self._next + step) % count]
-                for _attempt in range(TAKE_ATTEMPTS):
-                    taken, removed, stopped = self._take_from(tp, limit - len(out), not out)
-                    out += taken
-                    if stopped and (out or not removed):
-                        self._next += 1
-                        return out  # a last attempt is handed out alone
-                    if not removed or len(out) >= limit:
-                        break  # records that were dead-lettered or dropped made room
-            if len(out) >= limit:
-                break
-        self._next += 1
-        return out
-
-    def _current_lanes(self) -> list[list[TopicPartition]]:
-        """The partitions to serve, grouped by priority (re-read once a second, so
-        lanes and partitions created meanwhile are picked up)."""
-        now = time.monotonic()
-        if now - self._lanes_checked < LANES_RECHECK_S:
-            return self._lanes
-        self._lanes_checked = now
-        existing = set(self._log.topics())
-        lanes = []
-        for priority in range(PRIORITY_MAX, -1, -1):
-            lane = []
-            for topic in self.topics:
-                name = lane_topic(topic, priority)
-                if name in existing:
-                    count = self._log.partition_count(name)
-                    lane += [TopicPartition(name, p) for p in range(count)]
-            if lane:
-                lanes.append(lane)
-        self._lanes = lanes
-        return lanes
-
-    def _take_from(self, tp: TopicPartition, limit: int, alone_ok: bool
-                   ) -> tuple[list[QueueMessage], int, bool]:
-        """(messages handed out, records acquired but not handed out: dead-lettered,
-        expired, not due yet or deleted, whether a last attempt ends the receive).
-        ``alone_ok``: nothing was taken yet, so a last attempt may be taken."""
-        partition = self._log.partition(tp.topic, tp.partition)
-        published = partition.state()
-        state = self._state(tp)
-        if state.bounds()[0] >= published.end_offset:
-            return [], 0, False  # everything there is finished
-        now = self._log.now_ms()
-        state.durable = state_is_durable(partition)  # alter_topic may change it
-        acquired = state.acquire(self.member_id, now, self.ack_timeout_ms, limit,
-                                 published.log_start_offset, published.end_offset,
-                                 self.max_deliveries, alone_ok)
-        if not acquired.offsets:
-            return [], 0, acquired.stopped
-        read, damaged = self._read(partition, acquired.offsets)
-        records = iter(read)
-        ttl_ms = partition.config().message_ttl_ms
-        out, dead, gone, later, expired, corrupt = [], [], [], [], [], []
-        record = next(records, None)
-        for offset, deliveries, first, last in zip(acquired.offsets, acquired.deliveries,
-                                                   acquired.first_ms, acquired.last_ms):
-            while record is not None and record.offset < offset:
-                record = next(records, None)  # read past an offset not acquired
-            if record is None or record.offset != offset:
-                if any(low <= offset < high for low, high in damaged):
-                    corrupt.append(offset)  # cannot be read: rule 5
-                else:
-                    gone.append(offset)  # deleted by retention before anyone finished it
-                continue
-            if record.headers or ttl_ms is not None:
-                due, expires = _timing(record, ttl_ms)
-                if expires is not None and expires <= now:
-                    expired.append((record, deliveries, first, last))
-                    record = next(records, None)
-                    continue
-                if due is not None and due > now:
-                    later.append((offset, due))  # held back: not a delivery
-                    record = next(records, None)
-                    continue
-            if deliveries > self.max_deliveries:
-                dead.append((record, deliveries, first, last))
-            else:
-                record.delivery_count = deliveries
-                record.first_delivery_ms = first
-                record._state = state
-                record._queue = self
-                out.append(record)
-            record = next(records, None)
-        if dead:
-            self._dead_letter(tp, state, dead, now)
-        if gone:
-            state.finish(self.member_id, gone, ARCHIVED)
-        if corrupt:
-            _log.warning("archiving %d records of %s/%d in queue group %r: damaged on disk "
-                         "(offsets %s)", len(corrupt), tp.topic, tp.partition, self.group,
-                         ", ".join(f"{low}..{high - 1}" for low, high in damaged))
-            state.finish(self.member_id, corrupt, ARCHIVED)
-            state.count("corrupt", len(corrupt))
-        for offset, due in later:
-            state.release(self.member_id, [offset], due, undeliver=True)
-        if expired:
-            self._expire(tp, state, partition, expired, now)
-        return (out, len(dead) + len(gone) + len(later) + len(expired) + len(corrupt),
-                acquired.stopped)
-
-    def _expire(self, tp: TopicPartition, state: ShareState, partition,
-                items: list[tuple[QueueMessage, int, int, int]], now: int) -> None:
-        """Drop records whose time to live ran out: counted, and dead-lettered if the
-        topic says so."""
-        if partition.config().dead_letter_expired:
-            self._dead_letter(tp, state, items, now, reason="expired")
-        else:
-            state.finish(self.member_id, [item[0].offset for item in items], ARCHIVED)
-        state.count("expired", len(items))
-
-    @staticmethod
-    def _read(partition, offsets: list[int]
-              ) -> tuple[list[QueueMessage], list[tuple[int, int]]]:
-        """The records at ``offsets`` (ascending), read in runs of consecutive
-        offsets, and the damaged ranges met ([low, high) each): records deleted
-        meanwhile or damaged are missing from the result."""
-        records: list[QueueMessage] = []
-        damaged: list[tuple[int, int]] = []
-        run_start = previous = offsets[0]
-        for offset in offsets[1:] + [None]:
-            if offset is not None and offset == previous + 1:
-                previous = offset
-                continue
-            first = run_start
-            while first <= previous:
-                try:
-                    got = partition.read(first, previous - first + 1, None,
-                                         messages=QueueMessage)
-                except OffsetOutOfRangeError as error:  # retention moved the start
-                    if error.start_offset <= first:
-                        break
-                    first = error.start_offset  # read what is still there
-                    continue
-                except CorruptRecordError as error:
-                    if error.next_offset is None or error.next_offset <= first:
-                        raise
-                    damaged.append((first, error.next_offset))
-                    first = error.next_offset  # the records after the damage
-                    continue
-                if not got:
-                    break
-                records += got
-                first = got[-1].offset + 1  # short only when damage follows
-            if offset is not None:
-                run_start = previous = offset
-        return records, damaged
+                wait = min(wait, max(due - self.engine.now_ms(), 0) / 1000)
+            self.engine.wait_for_append(seen, wait)
 
     # -- acknowledging ------------------------------------------------------------------------
 
@@ -463,7 +283,7 @@ class QueueConsumer:
         ``durability="always"`` topic one flush, per partition rather than per
         message. A message whose lock ran out and that another worker holds now
         is not acked: DeliveryLostError names those once the others are acked."""
-        self._check_open()
+        self.check_open()
         by_state: dict[int, tuple[ShareState, list[QueueMessage]]] = {}
         for message in messages:
             if getattr(message, "_queue", None) is not self:
@@ -483,21 +303,21 @@ class QueueConsumer:
         self._raise_if_lost(message, lost, "ack")
 
     def _nack(self, message: QueueMessage, delay_s: float | None, reason: str | None) -> None:
-        self._check_open()
+        self.check_open()
         tp = TopicPartition(message.topic, message.partition)
-        delay_ms = _milliseconds("delay_s", self.backoff(message.delivery_count)
-                                 if delay_s is None else delay_s)
+        delay_ms = milliseconds("delay_s", self.backoff(message.delivery_count)
+                                if delay_s is None else delay_s)
         if reason is not None:
-            self._remember_reason(tp, message.offset, reason)
+            remember_reason(self, tp, message.offset, reason)
         lost = message._state.release(self.member_id, [message.offset],
-                                       self._log.now_ms() + delay_ms)
+                                       self.engine.now_ms() + delay_ms)
         self._raise_if_lost(message, lost, "nack")
 
     def _extend(self, message: QueueMessage, seconds: float) -> None:
-        self._check_open()
+        self.check_open()
         lost = message._state.extend(
-            self.member_id, [message.offset], self._log.now_ms() + _milliseconds("seconds",
-                                                                                 seconds))
+            self.member_id, [message.offset], self.engine.now_ms() + milliseconds("seconds",
+                                                                                  seconds))
         self._raise_if_lost(message, lost, "extend")
 
     def _raise_if_lost(self, message: QueueMessage, lost: list[int], action: str) -> None:
@@ -519,57 +339,10 @@ class QueueConsumer:
         return claim(self, min_idle_s, max_messages, topic=topic, partition=partition,
                      offsets=offsets)
 
-    # -- dead letters ---------------------------------------------------------------------------
-
-    def _remember_reason(self, tp: TopicPartition, offset: int, reason: str) -> None:
-        state = self._state(tp)
-        with state.locked():
-            start = state.bounds()[0]
-            reasons = {k: v for k, v in self._load_reasons(tp).items() if k >= start}
-            reasons[offset] = str(reason)
-            path = reasons_path(self.directory, tp)
-            document = json.dumps({str(k): v for k, v in reasons.items()}).encode()
-            atomic_write(path, document, durable=state.durable)  # as durable as the state
-
-    def _load_reasons(self, tp: TopicPartition) -> dict[int, str]:
-        try:
-            with open(reasons_path(self.directory, tp)) as handle:
-                return {int(k): v for k, v in json.load(handle).items()}
-        except (FileNotFoundError, ValueError):
-            return {}
-
     def dead_letter_topic_for(self, topic: str) -> str:
+        """Where this worker moves ``topic``'s records it gives up on: its
+        ``dead_letter_topic``, else ``<topic>.dlq``."""
         return self.dead_letter_topic or topic + DLQ_SUFFIX
-
-    def _dead_letter(self, tp: TopicPartition, state: ShareState,
-                     items: list[tuple[QueueMessage, int, int, int]], now: int,
-                     reason: str | None = None) -> None:
-        target = self.dead_letter_topic_for(tp.topic)
-        config = self._log.topic_config(tp.topic)
-        try:  # as durable as the topic the records come from
-            self._log.create_topic(target, self._log.partition_count(tp.topic),
-                                   durability=config.durability, flush_ms=config.flush_ms)
-        except TopicExistsError:
-            pass
-        reasons = self._load_reasons(tp)
-        records = []
-        for record, deliveries, first, last in items:
-            headers = dict(record.headers)
-            headers.update({
-                DEAD_LETTER_TOPIC: tp.topic.encode(),
-                DEAD_LETTER_PARTITION: str(tp.partition).encode(),
-                DEAD_LETTER_OFFSET: str(record.offset).encode(),
-                DEAD_LETTER_DELIVERY_COUNT: str(deliveries - 1).encode(),
-                DEAD_LETTER_REASON: (reason or reasons.get(record.offset, "")).encode(),
-                DEAD_LETTER_FIRST_DELIVERY_MS: str(first).encode(),
-                DEAD_LETTER_LAST_DELIVERY_MS: str(last).encode(),
-            })
-            records.append(Record(record.value, record.key, headers, record.timestamp))
-        partitions = self._log.partition_count(target)
-        self._log.append(target, tp.partition % partitions, records)
-        state.finish(self.member_id, [item[0].offset for item in items], ARCHIVED)
-        if reason is None:
-            state.count("dead_lettered", len(items))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -580,7 +353,8 @@ class QueueConsumer:
             except LogClosedError:
                 return
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """LogClosedError once the worker is closed."""
         if self._closed:
             raise LogClosedError("queue consumer is closed")
 
@@ -603,11 +377,11 @@ class QueueConsumer:
     def __enter__(self) -> QueueConsumer:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-def _milliseconds(name: str, seconds: object) -> int:
+def milliseconds(name: str, seconds: object) -> int:
     """``seconds`` (an int or float from 0 to SECONDS_MAX) in whole ms; TypeError
     for another type, ConfigError out of range (NaN and infinities included)."""
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
@@ -615,82 +389,3 @@ def _milliseconds(name: str, seconds: object) -> int:
     if not (math.isfinite(seconds) and 0 <= seconds <= SECONDS_MAX):
         raise ConfigError(f"{name} must be from 0 to {SECONDS_MAX} seconds, not {seconds!r}")
     return int(seconds * 1000)
-
-
-def dead_letter_origin(record: Record) -> tuple[str, int] | None:
-    """(topic, partition) a dead letter came from, from its ``dlq.topic`` and
-    ``dlq.partition`` headers; None for a record without them (not a dead letter)."""
-    headers = record.headers
-    try:
-        topic = validate_name("topic", bytes(headers[DEAD_LETTER_TOPIC]).decode(),
-                              internal=True)
-        partition = int(bytes(headers[DEAD_LETTER_PARTITION]))
-    except (KeyError, ValueError, UnicodeDecodeError):  # InvalidTopicError is a ValueError
-        return None
-    return topic, partition
-
-
-def check_dead_letter_topic(log: Engine, topic: str) -> bool:
-    """Raise ConfigError if ``topic`` holds records that are not dead letters (the
-    first record of each partition is looked at); UnknownTopicError if there is
-    no such topic. Returns whether the topic holds any record. Reads only."""
-    description = log.describe_topic(topic)
-    found = False
-    for partition in description.partitions:
-        if partition.end_offset <= partition.start_offset:
-            continue
-        records = log.read(topic, partition.partition, partition.start_offset, max_records=1)
-        if not records:
-            continue
-        first = records[0]
-        if dead_letter_origin(first) is None:
-            raise ConfigError(
-                f"topic {topic!r} is not a dead-letter topic: its record {partition.partition}"
-                f"@{first.offset} has no dlq.topic and dlq.partition headers")
-        found = True
-    return found
-
-
-def describe_queue(log: Engine, group: str) -> list[dict]:
-    """Per partition of a queue group: its position (first unfinished offset), the
-    log's end offset, and how many records are ready, in flight, delayed, expired,
-    dead-lettered and archived as damaged (``corrupt``), read without taking any
-    lock. Partitions of deleted topics are left out."""
-    root = queue_directory(log, group)
-    if not os.path.isdir(root):
-        raise UnknownGroupError(f"unknown queue group {group!r}")
-    now = log.now_ms()
-    rows = []
-    for topic in sorted(os.listdir(root)):
-        if topic == "members" or not os.path.isdir(os.path.join(root, topic)):
-            continue
-        for name in sorted(os.listdir(os.path.join(root, topic)), key=_numeric_first):
-            if not name.isdigit():
-                continue
-            partition = int(name)
-            try:
-                end = log.end_offset(topic, partition)
-            except (UnknownTopicError, UnknownPartitionError):
-                continue  # deleted since
-            state = ShareState(os.path.join(root, topic, name), WINDOW_RECORDS, 0,
-                               read_only=log.read_only)
-            try:
-                counts = state.counts(now)
-                counters = state.counters()
-            finally:
-                state.close()
-            rows.append({
-                "topic": topic, "partition": partition, "position": counts["position"],
-                "end_offset": end,
-                "lag": max(end - counts["position"], 0) - counts["finished"],
-                "ready": counts["ready"] + max(end - counts["window_end"], 0),
-                "in_flight": counts["in_flight"], "delayed": counts["delayed"],
-                "expired": counters["expired"], "dead_lettered": counters["dead_lettered"],
-                "corrupt": counters["corrupt"],
-            })
-    return rows
-
-
-def _numeric_first(name: str) -> tuple[int, str]:
-    """Sort key putting partition numbers in numeric order (2 before 10)."""
-    return (int(name), "") if name.isdigit() else (-1, name)

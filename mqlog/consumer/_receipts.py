@@ -23,7 +23,8 @@ from collections.abc import Iterable
 
 from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._group import queue_directory
-from mqlog.consumer._queue import WINDOW_RECORDS, QueueConsumer, share_state_path
+from mqlog.consumer._queue import QueueConsumer
+from mqlog.consumer._queue_files import WINDOW_RECORDS, share_state_path
 from mqlog.consumer._share_state import (
     ACKED,
     ACQUIRED,

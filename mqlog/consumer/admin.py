@@ -171,20 +171,19 @@ def describe_group(log: Engine, group: str) -> GroupDescription:
 def _describe_queue_group(log: Engine, group: str) -> GroupDescription:
     """A queue group: "Empty" or "Stable" (workers come and go without a plan),
     generation 0, every worker sharing every partition."""
-    from mqlog.consumer._queue import describe_queue
+    from mqlog.consumer._queue_views import describe_queue
 
     now = log.now_ms()
     partitions = []
     for row in describe_queue(log, group):
         age = None
-        if row["lag"]:
-            oldest = log.partition(row["topic"], row["partition"]).timestamp_at(
-                row["position"])
+        if row.lag:
+            oldest = log.partition(row.topic, row.partition).timestamp_at(row.position)
             age = None if oldest is None else max(now - oldest, 0)
         partitions.append(GroupPartitionDescription(
-            row["topic"], row["partition"], row["position"], row["end_offset"], row["lag"],
-            age, None, ready=row["ready"], in_flight=row["in_flight"], delayed=row["delayed"],
-            expired=row["expired"], dead_lettered=row["dead_lettered"]))
+            row.topic, row.partition, row.position, row.end_offset, row.lag,
+            age, None, ready=row.ready, in_flight=row.in_flight, delayed=row.delayed,
+            expired=row.expired, dead_lettered=row.dead_lettered))
     shared = [TopicPartition(p.topic, p.partition) for p in partitions]
     members = [MemberDescription(member_id, "", info.get("host", ""), int(info.get("pid", 0)),
                                  shared)
@@ -349,7 +348,7 @@ def delete_offsets(log: Engine, group: str, topics: str | Iterable[str] | None =
         return doomed
     _refuse_if_owned(log, group, {tp.topic for tp in held} if named is None else named, queue)
     if queue:
-        from mqlog.consumer._queue import reasons_path, share_state_path
+        from mqlog.consumer._queue_files import reasons_path, share_state_path
 
         directory = queue_directory(log, group)
         for tp in doomed:
@@ -393,7 +392,7 @@ def _refuse_if_owned(log: Engine, group: str, topics: set[str], queue: bool) -> 
 def _queue_position(log: Engine, group: str, tp: TopicPartition) -> int | None:
     """A queue group's first unfinished offset in ``tp``; None before any worker
     served the partition."""
-    from mqlog.consumer._queue import WINDOW_RECORDS, share_state_path
+    from mqlog.consumer._queue_files import WINDOW_RECORDS, share_state_path
 
     path = share_state_path(queue_directory(log, group), tp)
     if not os.path.exists(path):
@@ -408,7 +407,7 @@ def _queue_position(log: Engine, group: str, tp: TopicPartition) -> int | None:
 def _reset_queue_partition(log: Engine, group: str, tp: TopicPartition, offset: int) -> None:
     """Move a queue group's position in ``tp`` to ``offset``: every record from there
     on is new to the group again (delivery counts and nack reasons are dropped)."""
-    from mqlog.consumer._queue import (
+    from mqlog.consumer._queue_files import (
         WINDOW_RECORDS,
         reasons_path,
         share_state_path,

@@ -116,4 +116,4 @@ def test_delete_offsets_of_a_queue_group(log):
     worker.close()
     forgotten = log.delete_offsets("q", message.topic)
     assert TopicPartition(message.topic, message.partition) in forgotten
-    assert all(row["topic"] != message.topic for row in log.describe_queue("q"))
+    assert all(row.topic != message.topic for row in log.describe_queue("q"))

@@ -81,10 +81,10 @@ def test_a_full_disk_raises_disk_full_error_and_loses_nothing(small_disk: Path,
         consumer = log.consumer("g", ["t"])
         assert [consumer.committed(TopicPartition("t", 0))] == summary["committed"]
         consumer.close()
-        queue = {row["partition"]: row for row in log.describe_queue("q")}
+        queue = {row.partition: row for row in log.describe_queue("q")}
         acked = summary["acked"]
         assert acked == list(range(len(acked)))  # one worker acks in order
-        assert queue[0]["position"] >= len(acked)
+        assert queue[0].position >= len(acked)
 
 
 def test_an_index_entry_on_a_new_page_of_a_full_disk_is_no_sigbus(small_disk: Path) -> None:

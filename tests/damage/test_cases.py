@@ -173,7 +173,7 @@ def test_queue_archives_damaged_records_and_delivers_the_rest(damaged_78: Path) 
         worker.close()
         assert delivered == [*range(78), *range(80, 200)]
         [row] = log.describe_queue("workers")
-        assert (row["position"], row["corrupt"], row["lag"]) == (200, 2, 0)
+        assert (row.position, row.corrupt, row.lag) == (200, 2, 0)
 
 
 def test_a_closed_segment_cut_mid_batch_hides_nothing_else(log_dir: Path) -> None:

@@ -81,7 +81,7 @@ def test_a_read_only_log_reads_everything_and_changes_nothing(built: Path, clock
     assert sum(p.committed_offset for p in seen["g"].partitions) == 300
     assert [m.member_id for m in seen["g"].members] == []
     [queue] = seen["queue"]
-    assert (queue["position"], queue["dead_lettered"]) == (5, 2)
+    assert (queue.position, queue.dead_lettered) == (5, 2)
     assert [r[2] for r in seen["jobs.dlq", 0]] == [b"job-3", b"job-4"]
     # The same reads through a writable Log: the same records, but the directory changes
     # (retention deletes segments, the dead member's file goes): the check above can fail.

@@ -814,9 +814,9 @@ def test_ack_many_acks_per_partition_with_one_flush_each(log, clock, monkeypatch
     with pytest.raises(DeliveryLostError, match=r"cannot ack d/0@0: their locks ran out"):
         worker.ack_many(received)
     assert len(synced) == 2  # one flush per partition
-    assert [row["position"] for row in log.describe_queue("g")] == [0, 3]
+    assert [row.position for row in log.describe_queue("g")] == [0, 3]
     taken.ack()
-    assert [row["position"] for row in log.describe_queue("g")] == [3, 3]
+    assert [row.position for row in log.describe_queue("g")] == [3, 3]
     with pytest.raises(ValueError, match="was not received by this worker"):
         other.ack_many(received[1:2])
     worker.close()

@@ -172,7 +172,7 @@ def test_partitions_of_a_deleted_topic_are_left_out(log):
     log.delete_topic("gone")
     assert [(p.topic, p.partition) for p in log.describe_group("w").partitions] == [
         ("t", 0), ("t", 1)]
-    assert [(r["topic"], r["partition"]) for r in log.describe_queue("w")] == [
+    assert [(r.topic, r.partition) for r in log.describe_queue("w")] == [
         ("t", 0), ("t", 1)]
 
 
