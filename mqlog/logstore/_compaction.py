@@ -287,15 +287,19 @@ def _size(path: str) -> int:
 
 
 def _chunks(partition: Partition, start: int, end: int) -> Iterator[list[Record]]:
-    """The records from ``start`` to ``end`` (exclusive), in chunks."""
+    """The records from ``start`` to ``end`` (exclusive), in chunks. Records read
+    from the log carry their offset and timestamp (never None): the ignores
+    below of this module's per-record code say so."""
     offset = start
     while offset < end:
         chunk = partition.read(offset, CHUNK_RECORDS, None)
-        chunk = [record for record in chunk if record.offset < end]
+        chunk = [record for record in chunk if record.offset < end]  # type: ignore[operator]
         if not chunk:
             return
         yield chunk
-        offset = chunk[-1].offset + 1
+        last = chunk[-1].offset
+        assert last is not None  # read from the log
+        offset = last + 1
 
 
 def _map_keys(partition: Partition, start: int, end: int, keys_max: int,
@@ -306,10 +310,12 @@ def _map_keys(partition: Partition, start: int, end: int, keys_max: int,
     for chunk in _chunks(partition, start, end):
         should_stop()
         keyed = [record for record in chunk if record.key is not None]
-        taken = latest.add([digest(record.key) for record in keyed],
-                           [record.offset for record in keyed])
+        taken = latest.add([digest(record.key) for record in keyed],  # type: ignore[arg-type]
+                           [record.offset for record in keyed])  # type: ignore[misc]
         if taken < len(keyed):
-            return latest, keyed[taken].offset
+            stop = keyed[taken].offset
+            assert stop is not None  # read from the log
+            return latest, stop
     return latest, end
 
 
@@ -319,11 +325,12 @@ def _keep_flags(chunk: list[Record], latest: KeyOffsetMap, horizon: int) -> list
     keep = [True] * len(chunk)
     keyed = [index for index, record in enumerate(chunk) if record.key is not None]
     if keyed:
-        mapped = latest.latest([digest(chunk[index].key) for index in keyed]).tolist()
+        mapped = latest.latest(
+            [digest(chunk[index].key) for index in keyed]).tolist()  # type: ignore[arg-type]
         for index, newest in zip(keyed, mapped):
             record = chunk[index]
             keep[index] = newest <= record.offset and (
-                len(record.value) > 0 or record.timestamp >= horizon)
+                len(record.value) > 0 or record.timestamp >= horizon)  # type: ignore[operator]
     return keep
 
 
@@ -333,7 +340,7 @@ def _clean_segment(partition: Partition, base: int, start: int, end: int,
     """Rewrite closed segment ``base`` (offsets ``start`` .. ``end - 1``) without the
     records it no longer needs; return how many it dropped (0: left alone)."""
     total = kept = 0
-    last_offset = -1
+    last_offset: int | None = -1
     for chunk in _chunks(partition, start, end):
         should_stop()
         flags = _keep_flags(chunk, latest, horizon)
@@ -365,7 +372,8 @@ def _runs(records: Iterable[Record]) -> Iterator[list[Record]]:
     """Maximal runs of consecutive offsets (a batch's offsets are consecutive)."""
     run: list[Record] = []
     for record in records:
-        if run and (record.offset != run[-1].offset + 1 or len(run) >= CHUNK_RECORDS):
+        if run and (record.offset != run[-1].offset + 1  # type: ignore[operator]
+                    or len(run) >= CHUNK_RECORDS):
             yield run
             run = []
         run.append(record)
@@ -385,6 +393,7 @@ def _write_cleaned(stem: str, base: int, end: int, records: Iterable[Record],
         for run in _runs(records):
             copies = [Record(r.value, r.key, r.headers or None, r.timestamp) for r in run]
             next_offset = run[0].offset
+            assert next_offset is not None  # read from the log
             for batch in _batch.encode(copies, 0, _NO_LIMIT):
                 batch.attributes |= fmt.ATTR_COMPACTED  # gaps before it are legitimate
                 relative = next_offset - base
