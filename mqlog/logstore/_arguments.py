@@ -45,7 +45,7 @@ def check_new_topic(name: object, partitions: object, **topic_config: object) ->
     refuse bad input before it creates the log directory. Returns the config."""
     validate_name("topic", name)
     check_partition_count(partitions)
-    return TopicConfig.from_options(None, **topic_config)
+    return TopicConfig.from_options(**topic_config)
 
 
 def checked_timestamp(ts_ms: object) -> int:

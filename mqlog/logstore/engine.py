@@ -86,7 +86,7 @@ class Engine:
         if clock is not None and not callable(clock):
             raise TypeError("clock must be a callable returning ms since the epoch")
         self.path = os.path.abspath(path)
-        self.topic_defaults = TopicConfig.from_options(None, **topic_defaults)
+        self.topic_defaults = TopicConfig.from_options(**topic_defaults)
         #: The engine's clock: a callable returning ms since the epoch.
         self.clock: Callable[[], int] = clock or _wall_clock_ms
         #: Nothing is ever written through this engine (see the module docstring).
@@ -430,7 +430,7 @@ class Engine:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def _interval_partitions(self):
+    def _interval_partitions(self) -> Iterator[tuple[Partition, int]]:
         for topic in self._table.open_topics():
             config = topic.config()
             if config.durability == "interval":
