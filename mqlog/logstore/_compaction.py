@@ -76,7 +76,7 @@ import xxhash
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file
-from mqlog.logstore._record import Record
+from mqlog.logstore._record import Message, Record
 from mqlog.logstore.layout import (
     CLEANED_SUFFIX,
     CLEANER_CHECKPOINT_FILE,
@@ -286,20 +286,17 @@ def _size(path: str) -> int:
         return 0
 
 
-def _chunks(partition: Partition, start: int, end: int) -> Iterator[list[Record]]:
-    """The records from ``start`` to ``end`` (exclusive), in chunks. Records read
-    from the log carry their offset and timestamp (never None): the ignores
-    below of this module's per-record code say so."""
+def _chunks(partition: Partition, start: int, end: int) -> Iterator[list[Message]]:
+    """The records from ``start`` to ``end`` (exclusive), in chunks (as Messages:
+    their offset, timestamp and headers are set)."""
     offset = start
     while offset < end:
-        chunk = partition.read(offset, CHUNK_RECORDS, None)
-        chunk = [record for record in chunk if record.offset < end]  # type: ignore[operator]
+        chunk = partition.read(offset, CHUNK_RECORDS, None, messages=True)
+        chunk = [record for record in chunk if record.offset < end]
         if not chunk:
             return
         yield chunk
-        last = chunk[-1].offset
-        assert last is not None  # read from the log
-        offset = last + 1
+        offset = chunk[-1].offset + 1
 
 
 def _map_keys(partition: Partition, start: int, end: int, keys_max: int,
@@ -310,27 +307,26 @@ def _map_keys(partition: Partition, start: int, end: int, keys_max: int,
     for chunk in _chunks(partition, start, end):
         should_stop()
         keyed = [record for record in chunk if record.key is not None]
+        # (keyed: every key is set)
         taken = latest.add([digest(record.key) for record in keyed],  # type: ignore[arg-type]
-                           [record.offset for record in keyed])  # type: ignore[misc]
+                           [record.offset for record in keyed])
         if taken < len(keyed):
-            stop = keyed[taken].offset
-            assert stop is not None  # read from the log
-            return latest, stop
+            return latest, keyed[taken].offset
     return latest, end
 
 
-def _keep_flags(chunk: list[Record], latest: KeyOffsetMap, horizon: int) -> list[bool]:
+def _keep_flags(chunk: list[Message], latest: KeyOffsetMap, horizon: int) -> list[bool]:
     """Which records of ``chunk`` survive: keyless ones, and keyed ones no mapped
     record supersedes unless they are tombstones older than ``horizon``."""
     keep = [True] * len(chunk)
     keyed = [index for index, record in enumerate(chunk) if record.key is not None]
     if keyed:
-        mapped = latest.latest(
+        mapped = latest.latest(  # (keyed: the records whose key is set)
             [digest(chunk[index].key) for index in keyed]).tolist()  # type: ignore[arg-type]
         for index, newest in zip(keyed, mapped):
             record = chunk[index]
             keep[index] = newest <= record.offset and (
-                len(record.value) > 0 or record.timestamp >= horizon)  # type: ignore[operator]
+                len(record.value) > 0 or record.timestamp >= horizon)
     return keep
 
 
@@ -340,7 +336,7 @@ def _clean_segment(partition: Partition, base: int, start: int, end: int,
     """Rewrite closed segment ``base`` (offsets ``start`` .. ``end - 1``) without the
     records it no longer needs; return how many it dropped (0: left alone)."""
     total = kept = 0
-    last_offset: int | None = -1
+    last_offset = -1
     for chunk in _chunks(partition, start, end):
         should_stop()
         flags = _keep_flags(chunk, latest, horizon)
@@ -350,7 +346,7 @@ def _clean_segment(partition: Partition, base: int, start: int, end: int,
     if kept == total:
         return 0
 
-    def survivors() -> Iterator[Record]:
+    def survivors() -> Iterator[Message]:
         for chunk in _chunks(partition, start, end):
             should_stop()
             flags = _keep_flags(chunk, latest, horizon)
@@ -368,12 +364,11 @@ def _clean_segment(partition: Partition, base: int, start: int, end: int,
     return total - max(kept, 1) if swapped else 0
 
 
-def _runs(records: Iterable[Record]) -> Iterator[list[Record]]:
+def _runs(records: Iterable[Message]) -> Iterator[list[Message]]:
     """Maximal runs of consecutive offsets (a batch's offsets are consecutive)."""
-    run: list[Record] = []
+    run: list[Message] = []
     for record in records:
-        if run and (record.offset != run[-1].offset + 1  # type: ignore[operator]
-                    or len(run) >= CHUNK_RECORDS):
+        if run and (record.offset != run[-1].offset + 1 or len(run) >= CHUNK_RECORDS):
             yield run
             run = []
         run.append(record)
@@ -381,7 +376,7 @@ def _runs(records: Iterable[Record]) -> Iterator[list[Record]]:
         yield run
 
 
-def _write_cleaned(stem: str, base: int, end: int, records: Iterable[Record],
+def _write_cleaned(stem: str, base: int, end: int, records: Iterable[Message],
                    index_interval_bytes: int) -> None:
     """Write and fsync the cleaned copy of segment ``base`` (data and both indexes)."""
     position = 0
@@ -393,7 +388,6 @@ def _write_cleaned(stem: str, base: int, end: int, records: Iterable[Record],
         for run in _runs(records):
             copies = [Record(r.value, r.key, r.headers or None, r.timestamp) for r in run]
             next_offset = run[0].offset
-            assert next_offset is not None  # read from the log
             for batch in _batch.encode(copies, 0, _NO_LIMIT):
                 batch.attributes |= fmt.ATTR_COMPACTED  # gaps before it are legitimate
                 relative = next_offset - base
