@@ -165,5 +165,5 @@ class Responder:
     def __enter__(self) -> Responder:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -38,9 +38,14 @@ from mqlog.errors import (
 )
 
 try:
+    from typer._click import Context
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
-except ImportError:  # typer before it vendored click
-    from click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # typer before it vendored click (mypy checks against a newer one)
+    from click import Context  # type: ignore[import-not-found,no-redef,unused-ignore]
+    from click.exceptions import (  # type: ignore[import-not-found,no-redef,unused-ignore]
+        NoArgsIsHelpError,
+        UsageError,
+    )
 
 #: A check failed (verify or dump found damage, the demo lost a record, a lag is
 #: over --max-lag, a replay command failed), or the user declined a confirmation.
@@ -95,11 +100,11 @@ class _Group(TyperGroup):
     """The root command group: maps expected errors to a message and an exit code,
     and shows flags without a type in every command's ``--help``."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         hide_flag_types(self, ctx)  # before --help, which parsing handles, is seen
         return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
@@ -126,7 +131,7 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def _fail(ctx: typer.Context, error: BaseException, message: str, code: int) -> None:
+def _fail(ctx: Context, error: BaseException, message: str, code: int) -> None:
     """Print ``mqlog: error: message`` (after the traceback with --debug) and exit."""
     if isinstance(ctx.obj, Settings) and ctx.obj.debug:
         err_console.print_exception()

@@ -160,7 +160,7 @@ class _Demo:
         self.on_snapshot = on_snapshot
         self.began = time.monotonic()
         self.workers: dict[str, subprocess.Popen] = {}
-        self.producers: list[subprocess.Popen] = []
+        self.producers: list[subprocess.Popen[bytes]] = []
         self.events: list[str] = []
         self.failures: list[str] = []
         self.generation = -1
@@ -272,6 +272,7 @@ class _Demo:
         self.produce_done = time.monotonic()
         windows = []
         for producer in self.producers:
+            assert producer.stdout is not None  # started with stdout=PIPE
             report = producer.stdout.read().decode().split()
             if producer.returncode != 0 or len(report) != 8:
                 raise _Failed(f"a producer failed with exit code {producer.returncode}: "
@@ -328,7 +329,8 @@ class _Demo:
     def _sample(self, log: mqlog.Log) -> Snapshot:
         description = self._describe(log)
         ends = [log.end_offset(TOPIC, number) for number in range(PARTITIONS)]
-        names = {m.member_id: m.client_id for m in description.members} if description else {}
+        names: dict[str | None, str] = (
+            {m.member_id: m.client_id for m in description.members} if description else {})
         rows = {p.partition: p for p in description.partitions} if description else {}
         partitions = [PartitionView(number, names.get(rows[number].member_id) if number in rows
                                     else None,
@@ -409,11 +411,13 @@ def read_topic(log: mqlog.Log) -> tuple[set[tuple[int, int]], int, int]:
     homes: dict[bytes, set[int]] = collections.defaultdict(set)
     for number in range(PARTITIONS):
         for record in log.iter(TOPIC, number):
+            key, offset = record.key, record.offset
+            assert key is not None and offset is not None  # orders are keyed; read: offset set
             order = json.loads(record.value)["order"]
             if order not in orders:
                 orders.add(order)
-                offsets.add((number, record.offset))
-            homes[bytes(record.key)].add(number)
+                offsets.add((number, offset))
+            homes[bytes(key)].add(number)
     return offsets, len(homes), sum(len(found) > 1 for found in homes.values())
 
 

@@ -39,6 +39,7 @@ DryRunOption = Annotated[bool, typer.Option(
 
 def _origin(record: mqlog.Record) -> dict:
     headers = record.headers
+    assert headers is not None  # read from the log: a mapping, maybe empty
     return {name.removeprefix(DEAD_LETTER_PREFIX): (headers.get(name) or b"").decode(
         errors="replace") for name in DEAD_LETTER_HEADERS}
 

@@ -26,13 +26,14 @@ from mqlog.cli._records import RecordFormat
 _TOKENS: dict[str, Callable[[str, int, Record], bytes]] = {
     "t": lambda topic, partition, record: topic.encode(),
     "p": lambda topic, partition, record: b"%d" % partition,
-    "o": lambda topic, partition, record: b"%d" % record.offset,
+    # Records read from the log: their offset and timestamp are set.
+    "o": lambda topic, partition, record: b"%d" % record.offset,  # type: ignore[str-format]
     "k": lambda topic, partition, record: bytes(record.key or b""),
     "s": lambda topic, partition, record: bytes(record.value),
     "K": lambda topic, partition, record: b"%d" % (-1 if record.key is None
                                                   else len(record.key)),
     "S": lambda topic, partition, record: b"%d" % len(record.value),
-    "T": lambda topic, partition, record: b"%d" % record.timestamp,
+    "T": lambda topic, partition, record: b"%d" % record.timestamp,  # type: ignore[str-format]
     "h": lambda topic, partition, record: b",".join(
         name.encode() + b"=" + bytes(value) for name, value in (record.headers or {}).items()),
 }

@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
+
+if TYPE_CHECKING:
+    from typer._click import Context
 
 #: ``--json`` of every command that prints data.
 JSON_OPTION = typer.Option("--json", help="Print one JSON object per line.")
@@ -117,7 +120,7 @@ def _is_number(words: list[str]) -> bool:
     return True
 
 
-def hide_flag_types(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:
+def hide_flag_types(command: TyperCommand | TyperGroup, ctx: Context) -> None:
     """Show every flag of ``command`` and of its subcommands, ``--help`` included,
     without a type in ``--help``: typer's rich help prints ``<bool>`` after a
     flag (``--follow <bool>``), as if it took a value. An option's metavar is

@@ -9,6 +9,7 @@ import dataclasses
 import enum
 import json
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -121,7 +122,7 @@ def _headers(pairs: list[str]) -> dict[str, bytes]:
     return headers
 
 
-def _text_line(key_sep: bytes | None):
+def _text_line(key_sep: bytes | None) -> Callable[[bytes], Line]:
     """The parser of text lines: the whole line is the value, or KEY SEP VALUE."""
 
     def parse(data: bytes) -> Line:
@@ -133,7 +134,7 @@ def _text_line(key_sep: bytes | None):
     return parse
 
 
-def _json_line(base64_input: bool):
+def _json_line(base64_input: bool) -> Callable[[bytes], Line]:
     """The parser of JSON lines (strings UTF-8, or base64 with ``base64_input``)."""
 
     def as_bytes(field: str, text: Any) -> bytes:

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from typer.models import OptionInfo
 
 import mqlog
 from mqlog.cli._app import open_log
@@ -39,7 +40,7 @@ def parse_seconds(text: str | float) -> float:
         return parse_duration(text).total_seconds()
 
 
-def _seconds_option(name: str, help_text: str) -> typer.Option:
+def _seconds_option(name: str, help_text: str) -> OptionInfo:
     return typer.Option(name, parser=parse_seconds, metavar="SECONDS", help=help_text)
 
 

@@ -93,6 +93,7 @@ class RecordPrinter:
             key = bytes(record.key or b"") + b"\t" if self.show_key else b""
             return key + bytes(record.value) + b"\n"
         where = f"{topic}/{partition}" if self.show_topic else str(partition)
+        assert record.timestamp is not None  # read from the log
         parts = [f"{where}:{record.offset}", format_ms(record.timestamp)]
         if self.show_key:
             parts.append(_text(record.key))
@@ -216,7 +217,9 @@ def _keyed(log: mqlog.Log, topic: str, number: int, start: int, end: int,
            on_corrupt: OnCorrupt = "raise") -> Iterator[tuple[int, int, int, Record]]:
     """One partition's records with their merge key in front."""
     for record in log.iter(topic, number, start, end, on_corrupt=on_corrupt):
-        yield record.timestamp, number, record.offset, record
+        timestamp, offset = record.timestamp, record.offset
+        assert timestamp is not None and offset is not None  # read from the log
+        yield timestamp, number, offset, record
 
 
 # -- the options of the commands that print records ----------------------------------------

@@ -87,6 +87,7 @@ class _Copy:
         self.keyless = 0
 
     def send(self, source: str, partition: int, record: Record) -> None:
+        assert record.timestamp is not None  # read from the log
         headers = {**(record.headers or {}), REPLAY_TIMESTAMP: b"%d" % record.timestamp,
                    REPLAY_ORIGIN: f"{source}/{partition}/{record.offset}".encode()}
         target = self._partition(partition, record.key)
@@ -125,26 +126,28 @@ class _Exec:
     def __init__(self, command: str) -> None:
         self.command = command
         self.process = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE)
+        assert self.process.stdin is not None  # stdin=PIPE
+        self.stdin = self.process.stdin
         self.sent = 0
 
     def send(self, source: str, partition: int, record: Record) -> None:
         line = json.dumps(record_json(source, partition, record), separators=(",", ":"))
         try:
-            self.process.stdin.write(line.encode() + b"\n")
+            self.stdin.write(line.encode() + b"\n")
         except BrokenPipeError:
             self._failed()
         self.sent += 1
 
     def flush(self) -> None:
         try:
-            self.process.stdin.flush()
+            self.stdin.flush()
         except BrokenPipeError:
             self._failed()
 
     def close(self) -> None:
         """Close the command's stdin and wait for it; fail unless it exits with 0."""
         try:
-            self.process.stdin.close()
+            self.stdin.close()
         except BrokenPipeError:
             pass  # its exit code tells how it ended
         if self.process.wait() != 0:
@@ -213,8 +216,12 @@ def replay(
         numbers = partitions_of(log, topic, partition)
         chosen = _range(log, topic, numbers, from_offset, since, at, until, until_offset,
                         strict=partition is not None)
-        sink = (_Exec(exec_command) if exec_command is not None else
-                _copy(stack, log, topic, to_topic, to_dir, len(numbers)))
+        sink: _Copy | _Exec
+        if exec_command is not None:
+            sink = _Exec(exec_command)
+        else:
+            assert to_topic is not None  # _check_choices: --to-topic or --exec
+            sink = _copy(stack, log, topic, to_topic, to_dir, len(numbers))
         sent, interrupted = _run(log, chosen, sink, rate)
     summary = {"type": "replay", "topic": topic, "partitions": sorted(chosen.starts),
                "records": sent, "offsets": chosen.size, "interrupted": interrupted,
@@ -241,15 +248,18 @@ def _range(log: mqlog.Log, topic: str, numbers: list[int], from_offset: int | No
            until: Moment | None, until_offset: int | None, strict: bool) -> Range:
     now = log.now_ms()
     moment = stop = None
-    if from_offset is None:
-        moment = epoch_ms(at) if at is not None else now - int(since.total_seconds() * 1000)
+    if at is not None:
+        moment = epoch_ms(at)
+    elif since is not None:  # _check_choices: exactly one of the three starts
+        moment = now - int(since.total_seconds() * 1000)
     if until is not None:
         stop = until.epoch_ms(now)
     check_window(moment, stop)
-    if moment is None:
-        starts = offset_positions(log, topic, numbers, from_offset, strict)
-    else:
+    if moment is not None:
         starts = {n: log.offset_for_time(topic, n, moment) for n in numbers}
+    else:
+        assert from_offset is not None  # _check_choices: exactly one of the three starts
+        starts = offset_positions(log, topic, numbers, from_offset, strict)
     ends = {n: log.end_offset(topic, n) for n in numbers}
     if stop is not None:
         ends = {n: min(end, log.offset_for_time(topic, n, stop)) for n, end in ends.items()}

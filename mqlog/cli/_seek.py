@@ -4,6 +4,7 @@ by default), as ``kafka-consumer-groups --reset-offsets`` / ``--delete-offsets``
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ from mqlog.consumer import TopicPartition
 
 #: A plan: each partition's current offset (None: never committed) and its new
 #: one (None: forgotten, ``--delete``).
-Plan = dict[TopicPartition, tuple[int | None, int | None]]
+Plan = Mapping[TopicPartition, tuple[int | None, int | None]]
 
 
 @app.command()
@@ -92,7 +93,8 @@ def seek(
         members = [] if execute else log.describe_group(group).members
     _warn_clamped(plan, requested)
     if export is not None:
-        write_plan(export, {tp: new for tp, (_current, new) in plan.items()})
+        # (a --delete plan, whose new offsets are None, is never exported)
+        write_plan(export, {tp: new for tp, (_current, new) in plan.items() if new is not None})
     if json_output:
         for tp, (current, new) in plan.items():
             emit_json({"group": group, "topic": tp.topic, "partition": tp.partition,
@@ -130,7 +132,7 @@ def _check_scope(target: dict[str, Any], topics: list[str] | None, all_topics: b
         return
     if bool(topics) == all_topics:
         raise CliError("give --topic T (repeat for several) or --all-topics", EXIT_USAGE)
-    if partitions and (all_topics or len(topics) != 1):
+    if partitions and (all_topics or len(topics or ()) != 1):
         raise CliError("--partition needs exactly one --topic", EXIT_USAGE)
     if "delete" in target and export is not None:
         raise CliError("--delete forgets offsets: there is no reset plan to --export",
@@ -152,9 +154,10 @@ def _plan(log: mqlog.Log, group: str, target: dict[str, Any], topics: list[str] 
         return log.alter_offsets(group, value, dry_run=not execute), value
     if all_topics:
         topics = sorted({p.topic for p in log.describe_group(group).partitions})
+    assert topics is not None  # _check_scope: --topic or --all-topics
     keyword = ({"to": name[3:]} if name in ("to_earliest", "to_latest", "to_current") else
                {"to": value} if name in ("to_offset", "to_datetime") else {name: value})
-    plan: Plan = {}
+    plan: dict[TopicPartition, tuple[int | None, int]] = {}
     for topic in topics:  # every topic checked before anything is written
         plan.update(log.reset_offsets(group, topic, partitions, dry_run=True, **keyword))
     if execute:

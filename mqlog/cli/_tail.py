@@ -115,6 +115,7 @@ def tail(
                     for name in selection.topics(log)
                     for number in partitions_of(log, name, partition)}
             stops = {tp: bounds.end(log, tp, end) for tp, end in ends.items()}
+            items: Iterable[Item]
             if starts and starts[0] != "--lines":
                 begin = _positions(log, list(ends), from_beginning, offset, since, at,
                                    strict=partition is not None)
@@ -167,9 +168,14 @@ def _tell(message: str) -> None:
 def _check_window(since: datetime.timedelta | None, at: datetime.datetime | None,
                   bounds: Bounds, now_ms: int) -> None:
     """A window that ends before it starts cannot be meant: a usage error."""
-    if bounds.until_ms is None or (since is None and at is None):
+    if bounds.until_ms is None:
         return
-    begin_ms = epoch_ms(at) if at is not None else now_ms - int(since.total_seconds() * 1000)
+    if at is not None:
+        begin_ms = epoch_ms(at)
+    elif since is not None:
+        begin_ms = now_ms - int(since.total_seconds() * 1000)
+    else:
+        return
     if bounds.until_ms < begin_ms:
         raise CliError("--until is before the start (--since or --at): the window is empty",
                        EXIT_USAGE)
@@ -205,6 +211,9 @@ def _positions(log: mqlog.Log, tps: list[TopicPartition], from_beginning: bool,
             positions.update({TopicPartition(topic, number): position for number, position in
                               offset_positions(log, topic, numbers, offset, strict).items()})
         return positions
-    moment_ms = epoch_ms(at) if at is not None else (
-        log.now_ms() - int(since.total_seconds() * 1000))
+    if at is not None:
+        moment_ms = epoch_ms(at)
+    else:
+        assert since is not None  # the caller gives one of the four starts
+        moment_ms = log.now_ms() - int(since.total_seconds() * 1000)
     return {tp: log.offset_for_time(tp.topic, tp.partition, moment_ms) for tp in tps}

@@ -99,9 +99,12 @@ class Bounds:
         return end
 
     def stops_at(self, record: Record) -> bool:
-        """Whether ``record`` is past the bounds (it and all after it are not read)."""
-        return (self.to_offset is not None and record.offset >= self.to_offset) or (
-            self.until_ms is not None and record.timestamp >= self.until_ms)
+        """Whether ``record`` (read from the log) is past the bounds (it and all
+        after it are not read)."""
+        offset, timestamp = record.offset, record.timestamp
+        assert offset is not None and timestamp is not None  # read from the log
+        return (self.to_offset is not None and offset >= self.to_offset) or (
+            self.until_ms is not None and timestamp >= self.until_ms)
 
 
 #: What a reader does at damaged records: a callable told of each damaged range
@@ -122,7 +125,9 @@ def merged(log: mqlog.Log, starts: dict[TopicPartition, int], ends: dict[TopicPa
 def _keyed(log: mqlog.Log, tp: TopicPartition, start: int, end: int,
            on_corrupt: OnCorrupt) -> Iterator[tuple[int, str, int, int, Record]]:
     for record in log.iter(tp.topic, tp.partition, start, end, on_corrupt=on_corrupt):
-        yield record.timestamp, tp.topic, tp.partition, record.offset, record
+        timestamp, offset = record.timestamp, record.offset
+        assert timestamp is not None and offset is not None  # read from the log
+        yield timestamp, tp.topic, tp.partition, offset, record
 
 
 def last_items(log: mqlog.Log, ends: dict[TopicPartition, int], count: int,
@@ -216,7 +221,9 @@ class Follower:
                     records = records[:index]
                     break
             if records:
-                self.positions[tp] = records[-1].offset + 1
+                last = records[-1].offset
+                assert last is not None  # read from the log
+                self.positions[tp] = last + 1
                 found.extend((tp.topic, tp.partition, record) for record in records)
         found.sort(key=lambda item: (item[2].timestamp, item[0], item[1], item[2].offset))
         return found

@@ -53,7 +53,7 @@ def create(
     created = True
     with open_log(ctx, create=True) as log:
         try:
-            description = log.create_topic(name, partitions, **config)
+            description = log.create_topic(name, partitions, exist_ok=False, **config)
         except TopicExistsError:
             if not if_not_exists:
                 raise

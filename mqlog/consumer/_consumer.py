@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mqlog.consumer._config import (
     ConsumerConfig,
@@ -373,10 +373,9 @@ class Consumer:
     def _read_messages(self, partition: Partition, position: int, count: int, budget: int,
                        at_least_one: bool) -> tuple[list[Message], int, int, int]:
         """(messages, how many, their size, the offset after them)."""
-        records, used = partition.read_sized(
+        messages, used = partition.read_sized(
             position, count, budget, messages=True, zero_copy=self.config.zero_copy,
             at_least_one=at_least_one)
-        messages = cast("list[Message]", records)  # messages=True: every record is one
         return messages, len(messages), used, messages[-1].offset + 1 if messages else 0
 
     def _read_columns(self, partition: Partition, position: int, count: int, budget: int,

@@ -34,7 +34,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from mqlog.consumer._queue_views import check_dead_letter_topic, dead_letter_origin
@@ -128,8 +128,8 @@ def _marks_path(log: Engine, topic: str, partition: int) -> str:
     return os.path.join(_marks_directory(log, topic), f"{partition}.marks")
 
 
-def _int_header(record: Record, name: str) -> int | None:
-    value = record.headers.get(name)
+def _int_header(headers: Mapping[str, bytes], name: str) -> int | None:
+    value = headers.get(name)
     try:
         return int(bytes(value)) if value is not None else None
     except ValueError:
@@ -137,13 +137,15 @@ def _int_header(record: Record, name: str) -> int | None:
 
 
 def _letter(partition: int, record: Record, state: str) -> DeadLetter:
+    headers, offset = record.headers, record.offset
+    assert headers is not None and offset is not None  # read from the log: both set
     origin_topic, origin_partition = dead_letter_origin(record) or ("", -1)
-    reason = bytes(record.headers.get(DEAD_LETTER_REASON) or b"").decode(errors="replace")
-    return DeadLetter(partition, record.offset, origin_topic, origin_partition,
-                      _int_header(record, DEAD_LETTER_OFFSET),
-                      _int_header(record, DEAD_LETTER_DELIVERY_COUNT),
-                      reason, _int_header(record, DEAD_LETTER_FIRST_DELIVERY_MS),
-                      _int_header(record, DEAD_LETTER_LAST_DELIVERY_MS), state, record)
+    reason = bytes(headers.get(DEAD_LETTER_REASON) or b"").decode(errors="replace")
+    return DeadLetter(partition, offset, origin_topic, origin_partition,
+                      _int_header(headers, DEAD_LETTER_OFFSET),
+                      _int_header(headers, DEAD_LETTER_DELIVERY_COUNT),
+                      reason, _int_header(headers, DEAD_LETTER_FIRST_DELIVERY_MS),
+                      _int_header(headers, DEAD_LETTER_LAST_DELIVERY_MS), state, record)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +198,9 @@ def _letters(log: Engine, topic: str, only: _Filter) -> Iterator[DeadLetter]:
         marks = _Marks(_marks_path(log, topic, p.partition))
         marks.forget_if_beyond(p.end_offset)
         for record in log.iter(topic, p.partition, p.start_offset, p.end_offset):
-            letter = _letter(p.partition, record, marks.state(record.offset))
+            offset = record.offset
+            assert offset is not None  # read from the log
+            letter = _letter(p.partition, record, marks.state(offset))
             if only.matches(letter):
                 yield letter
 
@@ -217,10 +221,11 @@ def dead_letter_at(log: Engine, topic: str, partition: int, offset: int) -> Dead
     """The letter at ``offset`` of ``partition``; OffsetOutOfRangeError when there is
     none, ConfigError when the topic or the record is not a dead letter. Reads only."""
     check_dead_letter_topic(log, topic)
-    [record] = log.read(topic, partition, offset, max_records=1) or [None]
-    if record is None or record.offset != offset:
+    found = log.read(topic, partition, offset, max_records=1)
+    if not found or found[0].offset != offset:
         raise OffsetOutOfRangeError(f"no dead letter at {topic}/{partition}@{offset}",
                                     offset=offset, start_offset=offset, end_offset=offset)
+    record = found[0]
     if dead_letter_origin(record) is None:
         raise ConfigError(f"{topic}/{partition}@{offset} is not a dead letter: it has no "
                           f"dlq.topic and dlq.partition headers")
@@ -340,6 +345,7 @@ def _targets(log: Engine, letters: list[DeadLetter], to: str | None) -> list[tup
 
 
 def _undead(record: Record) -> Record:
+    assert record.headers is not None  # read from the log: a mapping, maybe empty
     headers = {k: v for k, v in record.headers.items() if not k.startswith(DEAD_LETTER_PREFIX)}
     return Record(record.value, record.key, headers, record.timestamp)
 

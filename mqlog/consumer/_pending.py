@@ -116,7 +116,9 @@ def pending(log: Engine, group: str, *, topic: str | None = None, partition: int
 def pending_summary(log: Engine, group: str) -> PendingSummary:
     """How many messages of ``group`` are pending: in all, per partition (with the
     lowest and highest offset) and per owner. Reads only."""
-    partitions, members, oldest = [], {}, None
+    partitions: list[PendingPartition] = []
+    members: dict[int, int] = {}
+    oldest: int | None = None
     for tp, (offsets, window), now in _windows(log, group):
         if not len(offsets):
             continue

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypedDict
 
 from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._group import queue_directory
@@ -34,6 +35,9 @@ from mqlog.consumer._share_state import (
 from mqlog.errors import ConfigError, DeliveryLostError, UnknownGroupError
 from mqlog.logstore import Engine, Message
 from mqlog.names import validate_name
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,9 +83,18 @@ class ReceivedMessage:
     delivery_count: int
 
 
+class QueueOptions(TypedDict, total=False):
+    """The options of ``Log.queue`` a receive with receipts passes on."""
+
+    max_deliveries: int
+    dead_letter_topic: str | None
+    backoff: Callable[[int], float] | None
+
+
 def receive_with_receipts(log: Engine, group: str, topics: Iterable[str] | str, *,
                           max_messages: int = 1, visibility_s: float = 30.0,
-                          timeout: float | None = 0.0, **queue_options) -> list[ReceivedMessage]:
+                          timeout: float | None = 0.0, **queue_options: Unpack[QueueOptions]
+                          ) -> list[ReceivedMessage]:
     """Up to ``max_messages`` messages of queue group ``group``, each held for
     ``visibility_s`` seconds by its receipt handle rather than by a worker (see the
     module): a receive of a worker that leaves at once. ``queue_options`` are

@@ -76,7 +76,7 @@ import xxhash
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file
-from mqlog.logstore._record import Record
+from mqlog.logstore._record import Message, Record
 from mqlog.logstore.layout import (
     CLEANED_SUFFIX,
     CLEANER_CHECKPOINT_FILE,
@@ -286,11 +286,12 @@ def _size(path: str) -> int:
         return 0
 
 
-def _chunks(partition: Partition, start: int, end: int) -> Iterator[list[Record]]:
-    """The records from ``start`` to ``end`` (exclusive), in chunks."""
+def _chunks(partition: Partition, start: int, end: int) -> Iterator[list[Message]]:
+    """The records from ``start`` to ``end`` (exclusive), in chunks (as Messages:
+    their offset, timestamp and headers are set)."""
     offset = start
     while offset < end:
-        chunk = partition.read(offset, CHUNK_RECORDS, None)
+        chunk = partition.read(offset, CHUNK_RECORDS, None, messages=True)
         chunk = [record for record in chunk if record.offset < end]
         if not chunk:
             return
@@ -306,20 +307,22 @@ def _map_keys(partition: Partition, start: int, end: int, keys_max: int,
     for chunk in _chunks(partition, start, end):
         should_stop()
         keyed = [record for record in chunk if record.key is not None]
-        taken = latest.add([digest(record.key) for record in keyed],
+        # (keyed: every key is set)
+        taken = latest.add([digest(record.key) for record in keyed],  # type: ignore[arg-type]
                            [record.offset for record in keyed])
         if taken < len(keyed):
             return latest, keyed[taken].offset
     return latest, end
 
 
-def _keep_flags(chunk: list[Record], latest: KeyOffsetMap, horizon: int) -> list[bool]:
+def _keep_flags(chunk: list[Message], latest: KeyOffsetMap, horizon: int) -> list[bool]:
     """Which records of ``chunk`` survive: keyless ones, and keyed ones no mapped
     record supersedes unless they are tombstones older than ``horizon``."""
     keep = [True] * len(chunk)
     keyed = [index for index, record in enumerate(chunk) if record.key is not None]
     if keyed:
-        mapped = latest.latest([digest(chunk[index].key) for index in keyed]).tolist()
+        mapped = latest.latest(  # (keyed: the records whose key is set)
+            [digest(chunk[index].key) for index in keyed]).tolist()  # type: ignore[arg-type]
         for index, newest in zip(keyed, mapped):
             record = chunk[index]
             keep[index] = newest <= record.offset and (
@@ -343,7 +346,7 @@ def _clean_segment(partition: Partition, base: int, start: int, end: int,
     if kept == total:
         return 0
 
-    def survivors() -> Iterator[Record]:
+    def survivors() -> Iterator[Message]:
         for chunk in _chunks(partition, start, end):
             should_stop()
             flags = _keep_flags(chunk, latest, horizon)
@@ -361,9 +364,9 @@ def _clean_segment(partition: Partition, base: int, start: int, end: int,
     return total - max(kept, 1) if swapped else 0
 
 
-def _runs(records: Iterable[Record]) -> Iterator[list[Record]]:
+def _runs(records: Iterable[Message]) -> Iterator[list[Message]]:
     """Maximal runs of consecutive offsets (a batch's offsets are consecutive)."""
-    run: list[Record] = []
+    run: list[Message] = []
     for record in records:
         if run and (record.offset != run[-1].offset + 1 or len(run) >= CHUNK_RECORDS):
             yield run
@@ -373,7 +376,7 @@ def _runs(records: Iterable[Record]) -> Iterator[list[Record]]:
         yield run
 
 
-def _write_cleaned(stem: str, base: int, end: int, records: Iterable[Record],
+def _write_cleaned(stem: str, base: int, end: int, records: Iterable[Message],
                    index_interval_bytes: int) -> None:
     """Write and fsync the cleaned copy of segment ``base`` (data and both indexes)."""
     position = 0

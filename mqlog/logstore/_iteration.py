@@ -53,10 +53,13 @@ def iterate(target: Partition, start: int, end: int | None,
                 on_corrupt(error)  # type: ignore[operator]  # checked: a callable
             offset = error.next_offset
             continue
-        if end is not None and records and records[-1].offset >= end:
-            yield from [r for r in records if r.offset < end]  # compaction gaps
-            return
         if not records:
             return
+        last = records[-1].offset
+        assert last is not None  # records read from the log carry their offsets
+        if end is not None and last >= end:  # compaction gaps: the read ran past end
+            # Records read from the log carry their offsets.
+            yield from [r for r in records if r.offset < end]  # type: ignore[operator]
+            return
         yield from records
-        offset = records[-1].offset + 1
+        offset = last + 1

@@ -45,6 +45,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from mqlog.errors import (
     LogClosedError,
@@ -68,6 +69,9 @@ from mqlog.logstore._state import PartitionState, StateFile
 from mqlog.logstore._views import NO_TIMESTAMP, empty_view
 from mqlog.logstore.config import TopicConfig
 from mqlog.logstore.layout import STATE_FILE
+
+if TYPE_CHECKING:
+    from mqlog.logstore._compaction import CompactionResult
 
 _log = logging.getLogger("mqlog.logstore")
 
@@ -236,6 +240,7 @@ class Partition:
                 if os.fstat(self.state_file.fd).st_nlink == 0:
                     raise UnknownTopicError(
                         f"topic {self.topic!r} was deleted (partition {self.number})")
+                assert state is not None  # opening published one; only recovery meets None
                 if not batches:
                     return state.end_offset
                 admission = None if producer is None else self._already_written(
@@ -255,6 +260,7 @@ class Partition:
         self.on_append()
         if durable:
             if producer is not None:  # a retry after a power loss must still find it
+                assert self._producer_table is not None  # _already_written opened it
                 try:
                     self._producer_table.sync()
                 except StorageFailedError as error:
@@ -302,6 +308,8 @@ class Partition:
                 max_timestamp = max(max_timestamp, batch.max_timestamp)
             index_count = self._index_append_start(state, segment, first_position, config)
             if admission is not None:  # before the publish: see _producers
+                # An admission comes from _already_written, for a producer's append.
+                assert self._producer_table is not None and producer is not None
                 self._producer_table.record(admission, AppendMetadata(
                     producer.base_sequence, producer.last_sequence(offset - first_offset),
                     first_offset, offset, checksum))
@@ -383,7 +391,8 @@ class Partition:
     #: ``compact`` topic (its Topic sets it to the log's background compactor).
     on_roll: Callable[[Partition], None] = staticmethod(lambda partition: None)
 
-    def compact(self, force: bool = False, should_stop: Callable[[], None] | None = None):
+    def compact(self, force: bool = False, should_stop: Callable[[], None] | None = None
+                ) -> CompactionResult | None:
         """Compact this partition if due (or ``force``: waiting for another cleaner
         to finish); returns what it did (see ``_compaction``)."""
         from mqlog.logstore import _compaction

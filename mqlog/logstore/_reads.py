@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 
@@ -52,15 +52,48 @@ def check_offset(partition: Partition, offset: int, state: PartitionState) -> No
         )
 
 
+#: The Message class a read makes with ``messages=`` that class.
+M = TypeVar("M", bound=Message)
+
+
+@overload
 def read(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
-         messages: bool | type[Message] = False, zero_copy: bool = False) -> list[Record]:
-    """See :meth:`read_sized` (this returns only the records)."""
+         messages: Literal[False] = False, zero_copy: bool = False) -> list[Record]: ...
+@overload
+def read(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
+         messages: Literal[True], zero_copy: bool = False) -> list[Message]: ...
+@overload
+def read(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
+         messages: type[M], zero_copy: bool = False) -> list[M]: ...
+@overload
+def read(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
+         messages: bool | type[Message] = False, zero_copy: bool = False) -> list[Record]: ...
+def read(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
+         messages: bool | type[Message] = False, zero_copy: bool = False) -> list[Any]:
+    """See :meth:`read_sized` (this returns only the records). (Records or
+    Messages, as ``messages`` says: the overloads above give the type.)"""
     return read_sized(partition, offset, max_records, max_bytes, messages, zero_copy)[0]
 
 
+@overload
+def read_sized(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
+               messages: Literal[False] = False, zero_copy: bool = False,
+               at_least_one: bool = True) -> tuple[list[Record], int]: ...
+@overload
+def read_sized(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
+               messages: Literal[True], zero_copy: bool = False,
+               at_least_one: bool = True) -> tuple[list[Message], int]: ...
+@overload
+def read_sized(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
+               messages: type[M], zero_copy: bool = False,
+               at_least_one: bool = True) -> tuple[list[M], int]: ...
+@overload
 def read_sized(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
                messages: bool | type[Message] = False, zero_copy: bool = False,
-               at_least_one: bool = True) -> tuple[list[Record], int]:
+               at_least_one: bool = True) -> tuple[list[Record], int]: ...
+def read_sized(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
+               messages: bool | type[Message] = False, zero_copy: bool = False,
+               at_least_one: bool = True) -> tuple[list[Any], int]:
     """Up to ``max_records`` records from ``offset`` (at least one if any is there,
     then stopping before ``max_bytes`` of keys + headers + values is passed),
     and their size; with ``messages`` (True, or a Message subclass), Message

@@ -71,15 +71,15 @@ def recover_in_memory(partition: Partition, state: PartitionState | None) -> Non
             active_created_ms=partition.clock(), flushed_offset=start, offset_index_count=0,
             time_index_count=0, epoch=state.epoch if state is not None else 0))
         return
-    trusted_history = (state is not None and state.boot_id == current_boot_id()
-                       and not partition.state_file.slots().damaged)
-    while trusted_history and len(bases) > 1 and bases[-1] > state.active_base_offset:
+    history = state if (state is not None and state.boot_id == current_boot_id()
+                        and not partition.state_file.slots().damaged) else None
+    while history is not None and len(bases) > 1 and bases[-1] > history.active_base_offset:
         bases.pop()  # a roll died unpublished
-    segment, trusted, scan = scan_newest(partition, bases, state, trusted_history,
+    segment, trusted, scan = scan_newest(partition, bases, state, history,
                                          partition.config(), writable=False)
     newest = segment.base_offset
     partition._fresh[newest] = segment
-    cut = not trusted or scan.position != state.active_position
+    cut = trusted is None or scan.position != trusted.active_position
     recovered = PartitionState(
         log_start_offset=bases[0] if state is None else min(
             max(state.log_start_offset, bases[0]), scan.offset),
@@ -87,8 +87,9 @@ def recover_in_memory(partition: Partition, state: PartitionState | None) -> Non
         active_base_offset=newest,
         active_position=scan.position,
         active_max_timestamp=scan.max_timestamp,
-        active_created_ms=state.active_created_ms if trusted else partition.clock(),
-        flushed_offset=min(state.flushed_offset, scan.offset) if trusted else 0,
+        active_created_ms=(trusted.active_created_ms if trusted is not None
+                           else partition.clock()),
+        flushed_offset=min(trusted.flushed_offset, scan.offset) if trusted is not None else 0,
         offset_index_count=scan.index_count,
         time_index_count=scan.index_count,
         epoch=(state.epoch + (1 if cut else 0)) if state is not None else 1,
@@ -134,27 +135,27 @@ def recover(partition: Partition, state: PartitionState | None) -> PartitionStat
             active_created_ms=partition.clock(), flushed_offset=floor, offset_index_count=0,
             time_index_count=0, epoch=(state.epoch + 1) if state is not None else 1,
         )
-        published = partition.publish(fresh, state)
-        partition.refresh_view(published)
-        return published
-    trusted_history = (state is not None and state.boot_id == current_boot_id()
-                       and not slots.damaged)
-    while trusted_history and len(bases) > 1 and bases[-1] > state.active_base_offset:
+        first = partition.publish(fresh, state)
+        partition.refresh_view(first)
+        return first
+    history = state if (state is not None and state.boot_id == current_boot_id()
+                        and not slots.damaged) else None
+    while history is not None and len(bases) > 1 and bases[-1] > history.active_base_offset:
         remove_segment_files(partition.directory, bases.pop())  # a roll died unpublished
-    segment, trusted, scan = scan_newest(partition, bases, state, trusted_history, config,
+    segment, trusted, scan = scan_newest(partition, bases, state, history, config,
                                          writable=True)
     newest = segment.base_offset
     partition._fresh[newest] = segment
-    if trusted and scan.position < state.active_position:
-        kept = keep_published_damage(partition, segment, scan, state)
+    if trusted is not None and scan.position < trusted.active_position:
+        kept = keep_published_damage(partition, segment, scan, trusted)
         if kept:
-            check_closed(partition, bases, state, config, thorough=False)
-            partition.refresh_view(state)
-            return enforce_retention_locked(partition, state, config)
+            check_closed(partition, bases, trusted, config, thorough=False)
+            partition.refresh_view(trusted)
+            return enforce_retention_locked(partition, trusted, config)
     published = (state.active_position if state is not None
                  and state.active_base_offset == newest else 0)
     leftover = segment.has_bytes_at(scan.position)
-    cut = not trusted or scan.position != state.active_position
+    cut = trusted is None or scan.position != trusted.active_position
     if cut or leftover:
         segment.zero_from(scan.position)  # a torn write or a bad tail: never data again
     if leftover or published > scan.position:
@@ -176,8 +177,9 @@ def recover(partition: Partition, state: PartitionState | None) -> PartitionStat
         active_base_offset=newest,
         active_position=position,
         active_max_timestamp=scan.max_timestamp,
-        active_created_ms=state.active_created_ms if trusted else partition.clock(),
-        flushed_offset=min(state.flushed_offset, scan.offset) if trusted else 0,
+        active_created_ms=(trusted.active_created_ms if trusted is not None
+                           else partition.clock()),
+        flushed_offset=min(trusted.flushed_offset, scan.offset) if trusted is not None else 0,
         offset_index_count=scan.index_count,
         time_index_count=scan.index_count,
         epoch=(state.epoch + (1 if cut else 0)) if state is not None else 1,
@@ -186,38 +188,41 @@ def recover(partition: Partition, state: PartitionState | None) -> PartitionStat
         recovered = partition.publish(recovered, state)
     else:
         recovered = state
-    check_closed(partition, bases, recovered, config, thorough=not trusted_history)
+    check_closed(partition, bases, recovered, config, thorough=history is None)
     partition.refresh_view(recovered)
     return enforce_retention_locked(partition, recovered, config)
 
 
 def scan_newest(partition: Partition, bases: list[int], state: PartitionState | None,
-                trusted_history: bool, config: TopicConfig,
-                writable: bool) -> tuple[Segment, bool, TailScan]:
+                history: PartitionState | None, config: TopicConfig,
+                writable: bool) -> tuple[Segment, PartitionState | None, TailScan]:
     """(segment, trusted, scan) for the active segment as recovery finds it: the
-    newest of ``bases`` scanned from its last usable index entry (up to the
-    published position when the state is ``trusted`` for it, else to the end
-    of its file). An empty newest segment is left by a roll that died before
-    publishing (or holds nothing anyway): it is dropped from ``bases`` and the
-    one before it is the active segment. ``writable``: the segment is
+    newest of ``bases`` scanned from its last usable index entry: up to the
+    published position when ``history`` (the state, if its history is
+    trusted; else None) is about this segment, and then ``trusted`` is that
+    state; otherwise to the end of its file, and ``trusted`` is None. An
+    empty newest segment is left by a roll that died before publishing (or
+    holds nothing anyway): it is dropped from ``bases`` and the one before it
+    is the active segment. ``writable``: the segment is
     preallocated first (rebuilt index entries need room), its index entries
     rebuilt, and the files of an empty newest segment removed; otherwise
     nothing is written (a read-only open)."""
     while True:
         segment = Segment(partition.directory, bases[-1], read_only=not writable)
-        trusted = trusted_history and state.active_base_offset == bases[-1]
+        trusted = (history if history is not None
+                   and history.active_base_offset == bases[-1] else None)
         if writable:
             segment.preallocate(
                 config.segment_bytes,
                 index_capacity(config.segment_bytes, config.index_interval_bytes),
             )
         scan = TailScan(segment, config.index_interval_bytes, rebuild=writable)
-        if trusted:
-            limit = state.active_position
-            scan.run(segment.index.valid_prefix(limit, state.offset_index_count), limit)
+        if trusted is not None:
+            limit = trusted.active_position
+            scan.run(segment.index.valid_prefix(limit, trusted.offset_index_count), limit)
         else:
             scan.run(entries_known_durable(segment, state), segment.file_size())
-        if trusted or scan.position or len(bases) == 1:
+        if trusted is not None or scan.position or len(bases) == 1:
             return segment, trusted, scan
         segment.close()
         if writable:

@@ -35,19 +35,42 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from mqlog.logstore import _format as fmt
 
-if TYPE_CHECKING:
-    from mqlog.logstore._segment import Segment
-
 #: Bytes examined per numpy step of the scan: small first (damage is usually one
 #: batch long), then larger (a damaged length field can hide a long stretch).
 SCAN_FIRST_BYTES = 64 * 1024
 SCAN_STEP_BYTES = 4 * 1024 * 1024
+class IndexEntries(Protocol):
+    """What resynchronisation reads of an offset index: its entry columns
+    (``position``, ``relative_offset``) and how many entries it has room for."""
+
+    @property
+    def capacity(self) -> int: ...
+
+    @property
+    def columns(self) -> dict[str, np.ndarray]: ...
+
+
+class SegmentData(Protocol):
+    """What resynchronisation reads of a segment (an open ``Segment``, or
+    ``repair``'s read-only mapping of one)."""
+
+    @property
+    def base_offset(self) -> int: ...
+
+    @property
+    def index(self) -> IndexEntries: ...
+
+    def buffer(self, needed_bytes: int) -> fmt.ReadBuffer: ...
+
+    def header_at(self, position: int, limit: int) -> fmt.BatchHeader: ...
+
+
 #: Results remembered per open segment (each is one damaged position).
 CACHE_ENTRIES_MAX = 256
 _UNKNOWN_ATTRIBUTES = ~fmt.ATTR_ALL & 0xFF
@@ -75,11 +98,11 @@ class DamagedRangeError(fmt.BatchError):
 
 
 #: Per segment: (position, expected offset, end offset) -> (damage, the limit scanned to).
-_cache: weakref.WeakKeyDictionary[Segment, dict[tuple[int, int, int], tuple[Damage, int]]] = (
+_cache: weakref.WeakKeyDictionary[SegmentData, dict[tuple[int, int, int], tuple[Damage, int]]] = (
     weakref.WeakKeyDictionary())
 
 
-def resync(segment: Segment, position: int, expected_offset: int, limit: int,
+def resync(segment: SegmentData, position: int, expected_offset: int, limit: int,
            index_count: int, end_offset: int, reason: str) -> Damage:
     """The damage starting at ``position`` (where a batch holding
     ``expected_offset`` should begin) and the first intact batch after it, below
@@ -105,14 +128,14 @@ def resync(segment: Segment, position: int, expected_offset: int, limit: int,
     return damage
 
 
-def _intact(segment: Segment, position: int, limit: int) -> fmt.BatchHeader | None:
+def _intact(segment: SegmentData, position: int, limit: int) -> fmt.BatchHeader | None:
     try:
         return segment.header_at(position, limit)
     except fmt.BatchError:
         return None
 
 
-def _anchor(segment: Segment, position: int, expected_offset: int, limit: int,
+def _anchor(segment: SegmentData, position: int, expected_offset: int, limit: int,
             index_count: int) -> tuple[int, fmt.BatchHeader] | None:
     """The first index entry past ``position`` that names an intact batch."""
     count = min(index_count, segment.index.capacity)
@@ -129,7 +152,7 @@ def _anchor(segment: Segment, position: int, expected_offset: int, limit: int,
     return None
 
 
-def _scan(segment: Segment, start: int, bound: int, lowest_offset: int, upper_offset: int,
+def _scan(segment: SegmentData, start: int, bound: int, lowest_offset: int, upper_offset: int,
           limit: int) -> tuple[int, fmt.BatchHeader] | None:
     """The first position in [start, bound) where an intact batch lies that ends
     by ``bound`` and holds offsets in [lowest_offset, upper_offset)."""

@@ -65,6 +65,7 @@ def enforce_retention(partition: Partition) -> int:
     """Apply the topic's retention to ``partition`` now; return how many segments
     were deleted."""
     with partition.locked() as state:
+        assert state is not None  # opening published one; only recovery meets None
         before = len(partition.refresh_view(state).bases)
         after = enforce_retention_locked(partition, state, partition.config(), explicit=True)
         return before - len(partition.refresh_view(after).bases)
@@ -111,6 +112,7 @@ def delete_records(partition: Partition, before_offset: int) -> int:
     if not isinstance(before_offset, int) or isinstance(before_offset, bool):
         raise TypeError(f"before_offset must be an int, not {type(before_offset).__name__}")
     with partition.locked() as state:
+        assert state is not None  # opening published one; only recovery meets None
         if partition.deleted():
             raise UnknownTopicError(
                 f"topic {partition.topic!r} was deleted (partition {partition.number})")

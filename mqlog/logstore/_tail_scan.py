@@ -96,7 +96,7 @@ class TailScan:
 
 
 
-def closed_tail(buffer, position: int, offset: int, size: int) -> str:
+def closed_tail(buffer: fmt.ReadBuffer, position: int, offset: int, size: int) -> str:
     """What follows the last valid batch of a closed segment at ``position``:
     ``"zeros"`` up to the end of the file; ``"torn"``, a batch of the expected
     ``offset`` that the end of the file cuts short; else ``"damaged"``."""

@@ -16,7 +16,7 @@ from mqlog.errors import TopicExistsError
 from mqlog.logstore.config import TopicConfig
 
 if TYPE_CHECKING:
-    from mqlog.logstore._log import TopicDescription
+    from mqlog.logstore._topic_files import TopicDescription
 
 
 def check_existing_topic(existing: TopicDescription, partitions: int,

@@ -117,8 +117,9 @@ class TopicConfig:
             raise ConfigError("dead_letter_expired must be a bool")
 
     @classmethod
-    def from_options(cls, base: TopicConfig | None = None, **options: Any) -> TopicConfig:
-        """``base`` with ``options`` applied; an unknown option raises TypeError."""
+    def from_options(cls, base: TopicConfig | None = None, /, **options: Any) -> TopicConfig:
+        """``base`` with ``options`` applied; an unknown option raises TypeError
+        (``base`` too: it is positional only, never taken from the options)."""
         names = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(options) - names)
         if unknown:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from typing import TypeVar
 
 from mqlog.errors import (
@@ -61,6 +61,7 @@ from mqlog.logstore.layout import STATE_FILE, TOPICS_DIR
 from mqlog.names import validate_name
 
 T = TypeVar("T")
+_Found = TypeVar("_Found", bound=Sized)  # what a read returns: records or columns
 
 __all__ = ["Engine", "EndFloor", "TopicDescription", "check_new_topic", "checked_timestamp"]
 
@@ -76,7 +77,7 @@ class Engine:
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True, read_only: bool = False,
                  apply_retention: bool = True, clock: Callable[[], int] | None = None,
-                 **topic_defaults) -> None:
+                 **topic_defaults: object) -> None:
         path = os.fspath(path)
         if not isinstance(path, str):
             raise TypeError(f"path must be a str or os.PathLike of str, not {type(path).__name__}")
@@ -213,7 +214,7 @@ class Engine:
         return TopicDescription(name, topic.config(), partitions)
 
     def alter_topic(self, name: str, partitions: int | None = None,
-                    **topic_config) -> TopicConfig:
+                    **topic_config: object) -> TopicConfig:
         """Change a topic's config and/or raise its partition count (never lower:
         keyed records would move). Validated before anything is written;
         unknown options raise TypeError."""
@@ -336,7 +337,8 @@ class Engine:
         target = self.partition(topic, partition)
         return self._read_from(target, target.read_columns, offset, max_records, max_bytes)
 
-    def _read_from(self, target: Partition, read: Callable, *args):
+    def _read_from(self, target: Partition, read: Callable[..., _Found],
+                   *args: object) -> _Found:
         """What ``read(*args)`` returns from ``target``; UnknownTopicError instead
         when another process deleted the topic and there is nothing more to read
         (records the handle still had are returned first), after which the next
@@ -428,7 +430,7 @@ class Engine:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def _interval_partitions(self):
+    def _interval_partitions(self) -> Iterator[tuple[Partition, int]]:
         for topic in self._table.open_topics():
             config = topic.config()
             if config.durability == "interval":
@@ -490,7 +492,7 @@ class Engine:
     def __enter__(self) -> Engine:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

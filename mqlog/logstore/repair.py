@@ -48,6 +48,7 @@ import numpy as np
 from mqlog.errors import UnknownTopicError
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import atomic_write, fsync_file, remove_stale_temporaries
+from mqlog.logstore._partition import Partition
 from mqlog.logstore._resync import resync
 from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._state import PartitionState, decode_state
@@ -165,7 +166,7 @@ class _SegmentFile:
     def __len__(self) -> int:
         return len(self._map)
 
-    def buffer(self, _needed_bytes: int):
+    def buffer(self, _needed_bytes: int) -> mmap.mmap | bytes:
         return self._map
 
     def header_at(self, position: int, limit: int) -> fmt.BatchHeader:
@@ -194,7 +195,9 @@ class _IndexEntries:
         entries = np.frombuffer(data[: len(data) - len(data) % size],
                                 dtype=fmt.OFFSET_INDEX_DTYPE)
         self.capacity = len(entries)
-        self.columns = {name: entries[name] for name in fmt.OFFSET_INDEX_DTYPE.names}
+        names = fmt.OFFSET_INDEX_DTYPE.names
+        assert names is not None, "an index's dtype has named fields"
+        self.columns = {name: entries[name] for name in names}
 
 
 def find_damage(segment: _SegmentFile, limit: int, index_count: int, end_offset: int,
@@ -217,17 +220,17 @@ def find_damage(segment: _SegmentFile, limit: int, index_count: int, end_offset:
             break
         try:
             header = segment.header_at(position, limit)
-            reason = None if header.base_offset >= expected else (
-                f"batch has offset {header.base_offset}, expected {expected} or above")
         except fmt.BatchError as error:
-            header, reason = None, str(error)
-        if reason is None:
-            if header.base_offset > expected and not (
-                    compacted or header.attributes & fmt.ATTR_COMPACTED):
-                add(position, position, expected, header.base_offset, "offsets are missing")
-            expected = header.next_offset
-            position += header.batch_length
-            continue
+            reason = str(error)
+        else:
+            if header.base_offset >= expected:
+                if header.base_offset > expected and not (
+                        compacted or header.attributes & fmt.ATTR_COMPACTED):
+                    add(position, position, expected, header.base_offset, "offsets are missing")
+                expected = header.next_offset
+                position += header.batch_length
+                continue
+            reason = f"batch has offset {header.base_offset}, expected {expected} or above"
         damage = resync(segment, position, expected, limit, index_count, end_offset, reason)
         stop = limit if damage.next_position is None else damage.next_position
         add(position, stop, expected, damage.next_offset, reason)
@@ -289,7 +292,7 @@ def _plan_partition(directory: str, topic: str, number: int, state: PartitionSta
 # -- repairing -------------------------------------------------------------------------
 
 
-def _repair_partition(partition, stamp: str) -> tuple[list[DamagedRange], list[str]]:
+def _repair_partition(partition: Partition, stamp: str) -> tuple[list[DamagedRange], list[str]]:
     """Repair one open partition under its append lock: (ranges, quarantine files)."""
     directory = partition.directory
     compact_policy = partition.config().cleanup_policy == "compact"

@@ -39,6 +39,7 @@ def keyed_partition(partitioner: Partitioner | None, key: bytes | None, count: i
     without one, the key's."""
     if partitioner is not None:
         return _checked_choice(partitioner(key, count), count)
+    assert key is not None  # keyless records without a partitioner go sticky
     return key_partition(key, count)  # keyed: the key decides
 
 

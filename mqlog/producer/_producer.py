@@ -104,6 +104,7 @@ class Producer(Sender):
         if key is not None:
             key = as_bytes(key, "key")
             size += len(key)
+        item: Record | bytes
         if headers is not None or timestamp is not None:
             item = Record(value, key, headers, timestamp)
             if headers:
@@ -126,6 +127,7 @@ class Producer(Sender):
             )
         if partition is not None:
             check_partition(topic, partition, count)
+        batch: Batch | None
         with self._lock:
             if self._closed:
                 raise LogClosedError("producer is closed")
@@ -161,18 +163,19 @@ class Producer(Sender):
         limit, count = self._topic_limits(topic)
         if isinstance(values, (str, bytes, bytearray, memoryview, Mapping)):
             raise TypeError(f"values must be a list of bytes or str, not {type(values).__name__}")
-        values = [as_bytes(value, "value") for value in values]
-        if keys is not None and len(keys) != len(values):
-            raise ConfigError(f"{len(keys)} keys for {len(values)} values")
+        blobs = [as_bytes(value, "value") for value in values]
+        if keys is not None and len(keys) != len(blobs):
+            raise ConfigError(f"{len(keys)} keys for {len(blobs)} values")
         groups: dict[int, list] = {}
         if keys is None:
-            biggest = max(map(len, values), default=0)
+            biggest = max(map(len, blobs), default=0)
             if biggest > limit:
                 raise RecordTooLargeError(
                     f"a record is {biggest} bytes, over max_record_bytes={limit} of {topic!r}"
                 )
         else:
-            for value, key in zip(values, keys):
+            item: bytes | Record
+            for value, key in zip(blobs, keys):
                 if key is None:
                     item, size = value, len(value)
                 else:
@@ -188,7 +191,7 @@ class Producer(Sender):
         with self._lock:
             self._check_open()
             if keys is None:
-                groups = {self._choose(topic, count): values}
+                groups = {self._choose(topic, count): blobs}
             elif -1 in groups:
                 groups.setdefault(self._choose(topic, count), []).extend(groups.pop(-1))
             for partition, items in groups.items():
@@ -311,5 +314,5 @@ class Producer(Sender):
     def __enter__(self) -> Producer:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

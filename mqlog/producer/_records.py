@@ -7,11 +7,15 @@ is queued, so a bad record raises TypeError and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import msgpack
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
-def as_bytes(value, what: str) -> bytes:
+
+def as_bytes(value: str | ReadableBuffer, what: str) -> bytes:
     """bytes of a str (UTF-8) or of any buffer (its bytes in C order: ``len()`` of
     an array or memoryview counts items, not bytes)."""
     if type(value) is bytes:
@@ -26,7 +30,7 @@ def as_bytes(value, what: str) -> bytes:
         return view.tobytes()
 
 
-def encoded_headers(headers) -> bytes:
+def encoded_headers(headers: object) -> bytes:
     """The headers as the log stores them (checks their types; the size counts
     toward max_record_bytes)."""
     if not isinstance(headers, Mapping):

@@ -19,7 +19,7 @@ import random
 import threading
 import time
 
-from mqlog.logstore import EPOCH_MAX, SEQUENCE_MAX, Engine, ProducerBatch
+from mqlog.logstore import EPOCH_MAX, SEQUENCE_MAX, Engine, Partition, ProducerBatch
 from mqlog.producer._batches import Batch
 from mqlog.producer._config import ProducerConfig
 
@@ -115,7 +115,7 @@ class Sender:
             except Exception:
                 log.exception("on_delivery callback failed")
 
-    def _append_to(self, target, batch: Batch) -> int:
+    def _append_to(self, target: Partition, batch: Batch) -> int:
         """Append a batch; an idempotent producer retries an OSError with the same
         sequence numbers, so a first try that was written is not written again."""
         if self.producer_id is None:

@@ -10,6 +10,7 @@ groups obey them; plain consumers see every record at once.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from mqlog.errors import ConfigError
 from mqlog.headers import DELIVER_AT, EXPIRES_AT
@@ -19,8 +20,8 @@ from mqlog.headers import DELIVER_AT, EXPIRES_AT
 SECONDS_MAX = 2**53 // 1000
 
 
-def timing_headers(headers, now_ms: int, delay_s: float | None, deliver_at: int | None,
-                   ttl_s: float | None) -> dict:
+def timing_headers(headers: Mapping[str, bytes] | None, now_ms: int, delay_s: float | None,
+                   deliver_at: int | None, ttl_s: float | None) -> dict[str, bytes]:
     """``headers`` plus the delivery-time and expiry headers queue groups obey."""
     if delay_s is not None and deliver_at is not None:
         raise ConfigError("give delay_s or deliver_at, not both")
