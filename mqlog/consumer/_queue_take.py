@@ -207,7 +207,7 @@ def read_offsets(partition: Partition, offsets: list[int], message_type: type[Qu
         first = run_start
         while first <= previous:
             try:
-                got: list[QueueMessage] = partition.read(  # type: ignore[assignment]
+                got: list[QueueMessage] = partition.read(
                     first, previous - first + 1, None, messages=message_type)
             except OffsetOutOfRangeError as error:  # retention moved the start
                 if error.start_offset <= first:
