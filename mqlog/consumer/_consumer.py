@@ -24,11 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mqlog.consumer._config import (
-    ConsumerConfig,
-    TopicPartition,
-    check_timeout,
-)
+from mqlog.consumer._config import ConsumerConfig, TopicPartition, check_timeout
 from mqlog.consumer._offsets import offset_store
 from mqlog.errors import (
     ConfigError,
