@@ -80,20 +80,8 @@ def recover_in_memory(partition: Partition, state: PartitionState | None) -> Non
     newest = segment.base_offset
     partition._fresh[newest] = segment
     cut = trusted is None or scan.position != trusted.active_position
-    recovered = PartitionState(
-        log_start_offset=bases[0] if state is None else min(
-            max(state.log_start_offset, bases[0]), scan.offset),
-        end_offset=scan.offset,
-        active_base_offset=newest,
-        active_position=scan.position,
-        active_max_timestamp=scan.max_timestamp,
-        active_created_ms=(trusted.active_created_ms if trusted is not None
-                           else partition.clock()),
-        flushed_offset=min(trusted.flushed_offset, scan.offset) if trusted is not None else 0,
-        offset_index_count=scan.index_count,
-        time_index_count=scan.index_count,
-        epoch=(state.epoch + (1 if cut else 0)) if state is not None else 1,
-    )
+    recovered = recovered_state(partition, state, trusted, scan, bases[0], newest,
+                                scan.offset, scan.position, cut)
     if state is None or recovered != state.replace(sequence=0):
         use_memory_state(partition, state, recovered)
 
@@ -170,8 +158,29 @@ def recover(partition: Partition, state: PartitionState | None) -> PartitionStat
                                         "recovery cut offsets a valid state slot "
                                         "records as written"):
         end_offset, position, cut = floor, position + fmt.BATCH_HEADER_SIZE, True
-    start_offset = bases[0] if state is None else max(state.log_start_offset, bases[0])
-    recovered = PartitionState(
+    recovered = recovered_state(partition, state, trusted, scan, bases[0], newest, end_offset,
+                                position, cut)
+    if state is None or cut or recovered != state.replace(sequence=0):
+        recovered = partition.publish(recovered, state)
+    else:
+        recovered = state
+    check_closed(partition, bases, recovered, config, thorough=history is None)
+    partition.refresh_view(recovered)
+    return enforce_retention_locked(partition, recovered, config)
+
+
+def recovered_state(partition: Partition, state: PartitionState | None,
+                    trusted: PartitionState | None, scan: TailScan, first_base: int,
+                    newest: int, end_offset: int, position: int, cut: bool) -> PartitionState:
+    """The state recovery arrives at: the active segment is ``newest`` (the
+    oldest segment left starts at ``first_base``), valid up to ``position``
+    (``end_offset``, past a gap batch if one was written); the log start stays
+    where ``state`` had it (never below the first segment, never above the
+    end); what only a ``trusted`` state knows (when the segment was created, how
+    far it was flushed) is kept from it; the epoch moves on when something was
+    ``cut``."""
+    start_offset = first_base if state is None else max(state.log_start_offset, first_base)
+    return PartitionState(
         log_start_offset=min(start_offset, end_offset),
         end_offset=end_offset,
         active_base_offset=newest,
@@ -184,14 +193,6 @@ def recover(partition: Partition, state: PartitionState | None) -> PartitionStat
         time_index_count=scan.index_count,
         epoch=(state.epoch + (1 if cut else 0)) if state is not None else 1,
     )
-    if state is None or cut or recovered != state.replace(sequence=0):
-        recovered = partition.publish(recovered, state)
-    else:
-        recovered = state
-    check_closed(partition, bases, recovered, config, thorough=history is None)
-    partition.refresh_view(recovered)
-    return enforce_retention_locked(partition, recovered, config)
-
 
 def scan_newest(partition: Partition, bases: list[int], state: PartitionState | None,
                 history: PartitionState | None, config: TopicConfig,
