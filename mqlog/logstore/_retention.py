@@ -103,8 +103,9 @@ def delete_records(partition: Partition, before_offset: int) -> int:
     """Move the log start offset of ``partition`` up to ``before_offset``; return
     the start offset now. The closed segments wholly below it are deleted; the
     records of the first kept segment below it are hidden from reads, offset
-    lookups and the start offset. The new start is published and synced (it
-    survives a crash and a power loss) before this returns.
+    lookups and the start offset. The new start is published into both state
+    slots and synced (it survives a crash and a power loss, even one that tears a
+    later publish) before this returns.
 
     ``before_offset`` at or below the start changes nothing; above the end
     offset it raises OffsetOutOfRangeError, changing nothing. A read-only
@@ -130,6 +131,10 @@ def delete_records(partition: Partition, before_offset: int) -> int:
         published = partition.publish(state.replace(
             log_start_offset=before_offset,
             epoch=state.epoch + 1 if below else state.epoch), state)
+        # Into the other slot too, then sync: only the state file records a start
+        # inside a segment, and a later publish torn by a power loss would leave
+        # the other slot -- which still had the old start -- as the newest valid one.
+        published = partition.publish(published, published)
         partition.state_file.sync()
         partition.refresh_view(published)
         for base in below:

@@ -97,6 +97,19 @@ def test_the_start_is_synced_before_it_returns(
         assert synced
 
 
+def test_both_state_slots_carry_the_new_start(filled: Path, clock) -> None:
+    """Only the state file records a start inside a segment: a later publish torn
+    by a power loss leaves the other slot as the newest valid one, so that slot
+    must carry the new start too (a power-loss simulation found this)."""
+    with open_log(filled, clock) as log:
+        log.delete_records(T, 0, 4)
+        log.append(T, 0, [b"later"])  # an unsynced publish into one of the slots
+        data = (filled / "topics" / T / "0" / "state").read_bytes()
+    slots = _state.decode_slots(data[:_state.FILE_SIZE])
+    assert len(slots.valid) == 2
+    assert [slot.log_start_offset for slot in slots.valid] == [4, 4]
+
+
 def test_up_to_the_end_hides_everything_and_appends_go_on(filled: Path, clock) -> None:
     with open_log(filled, clock) as log:
         assert log.delete_records(T, 0, 10) == 10
