@@ -103,7 +103,7 @@ def test_both_state_slots_carry_the_new_start(filled: Path, clock) -> None:
     must carry the new start too (a power-loss simulation found this)."""
     with open_log(filled, clock) as log:
         log.delete_records(T, 0, 4)
-        log.append(T, 0, [b"later"])  # an unsynced publish into one of the slots
+        # What the sync made durable: a later (unsynced) publish overwrites one slot.
         data = (filled / "topics" / T / "0" / "state").read_bytes()
     slots = _state.decode_slots(data[:_state.FILE_SIZE])
     assert len(slots.valid) == 2
