@@ -16,15 +16,12 @@ DISTINCT = [value for name, value in vars(layout).items()
             if name.isupper() and isinstance(value, str)
             and value not in (layout.STATE_FILE, layout.PRODUCERS_FILE, layout.NOTIFY_FILE,
                               layout.TOPICS_DIR, layout.QUARANTINE_DESCRIPTION_SUFFIX)]
-#: Modules being split meanwhile; they switch to layout's constants when merged.
-NOT_YET_SWITCHED: set[str] = set()
 
 
 def test_file_names_are_spelled_only_in_layout() -> None:
-    spelled = [(module, value)
+    spelled = [(str(path.relative_to(PACKAGE)), value)
                for path in sorted(PACKAGE.rglob("*.py"))
-               if (module := str(path.relative_to(PACKAGE))) not in NOT_YET_SWITCHED
-               and path.name != "layout.py"
+               if path.name != "layout.py"
                for value in DISTINCT if f'"{value}' in path.read_text()]
     assert spelled == []
 
