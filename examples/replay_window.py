@@ -31,7 +31,7 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def handle(message: mqlog.Message) -> None:
     """What to do with each replayed record: here, print it."""
-    moment = datetime.datetime.fromtimestamp(message.timestamp / 1000, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(message.timestamp / 1000, datetime.UTC)
     print(f"{moment:%Y-%m-%dT%H:%M:%S}Z {message.partition}:{message.offset} "
           f"{message.value.decode(errors='replace')}")
 

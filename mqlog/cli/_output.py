@@ -164,7 +164,7 @@ def plain_table(console: Console, table: Table) -> list[str]:
 console = TableConsole(highlight=False)
 err_console = TableConsole(stderr=True, highlight=False)
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 def emit_json(document: Mapping[str, Any]) -> None:

@@ -33,7 +33,7 @@ def test_bad_durations(text: str) -> None:
 
 
 def test_datetimes() -> None:
-    utc = datetime.timezone.utc
+    utc = datetime.UTC
     assert parse_datetime("2026-11-22T17:15:00Z") == datetime.datetime(2026, 11, 22, 17, 15,
                                                                        tzinfo=utc)
     assert parse_datetime("2026-11-22 18:15:00+01:00").astimezone(utc) == (

@@ -23,7 +23,7 @@ from ._helpers import KEYED_RECORD, START_MS, TOPIC, value
 
 
 def text_line(partition: int, offset: int, timestamp_ms: int, shown: str) -> str:
-    stamp = datetime.datetime.fromtimestamp(timestamp_ms / 1000, datetime.timezone.utc)
+    stamp = datetime.datetime.fromtimestamp(timestamp_ms / 1000, datetime.UTC)
     return f"{partition}:{offset}  {stamp.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z  {shown}"
 
 

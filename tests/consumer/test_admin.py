@@ -57,7 +57,7 @@ def offsets_end(log: mqlog.Log, group: str) -> int:
 
 
 def at(ms: int) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
 
 
 # -- list and describe --------------------------------------------------------------------------

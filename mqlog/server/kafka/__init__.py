@@ -1,0 +1,1 @@
+"""The Kafka wire protocol over an mqlog log directory (``mqlog serve --kafka``)."""

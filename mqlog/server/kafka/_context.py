@@ -1,0 +1,48 @@
+"""What every Kafka API handler gets: the server's shared state.
+
+A handler is ``async def handle(server: ServerState, request: Request) ->
+response``, where ``request.body`` is the decoded kio request entity and the
+response is an instance of ``response_type(request.api_key,
+request.api_version)`` (build it with :func:`~mqlog.server.kafka._codec.build`,
+which drops the fields a version does not have). Handlers run on the
+server's event loop: anything that may block for long (a flush under
+``durability="always"``, waiting for appends) goes through
+``asyncio.to_thread`` or an awaitable; short file operations run inline.
+A handler answers every error a client can cause with a Kafka error code in
+its response; an exception escaping a handler is a server bug, logged, and
+closes only that connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mqlog.logstore import Engine
+from mqlog.server.kafka._codec import Entity, Request
+
+#: The broker id this server reports: one broker, the leader of every partition
+#: and the coordinator of every group.
+NODE_ID = 0
+
+
+@dataclasses.dataclass
+class ServerState:
+    """Shared by every connection of one server.
+
+    ``host``/``port``: the advertised address clients are told to connect to
+    (Metadata, FindCoordinator). ``cluster_id``: stable for a log directory.
+    ``extensions``: per-feature state owned by the modules that create it
+    (the group coordinator keeps its groups there under ``"groups"``).
+    """
+
+    engine: Engine
+    host: str
+    port: int
+    cluster_id: str
+    node_id: int = NODE_ID
+    extensions: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+Handler = Callable[[ServerState, Request], Awaitable[Entity]]
