@@ -28,7 +28,7 @@ from mqlog.server.kafka._connection import Connection
 from mqlog.server.kafka._context import ServerState
 from mqlog.server.kafka._handlers import default_table
 from mqlog.server.kafka._lifecycle import shutdown_hooks, stopping
-from mqlog.server.kafka._limits import KafkaLimits
+from mqlog.server.kafka._limits import KafkaLimits, install_limits
 from mqlog.server.kafka._settings import KafkaSettings, install_settings
 from mqlog.server.kafka._topic_ids import cluster_id_for
 
@@ -91,6 +91,7 @@ class KafkaServer:
         self.state = ServerState(engine, "", 0, cluster_id_for(engine.path))
         self.state.extensions[APIS] = self.table
         install_settings(self.state, settings or KafkaSettings())
+        install_limits(self.state, self.limits)
         self._listener: asyncio.Server | None = None
         self._connections: dict[Connection, asyncio.Task[None]] = {}
         self._closing = False
