@@ -64,6 +64,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_bind(host: str, insecure: bool) -> None:
+    """ConfigError unless ``host`` is loopback or ``insecure`` allows it. (Where
+    authentication and TLS options come, they will be the other way.)"""
+    if not is_loopback(host) and not insecure:
+        raise ConfigError(
+            f"{host} is not a loopback address: serving it needs --insecure "
+            f"(insecure=True), since the server has no authentication")
+
+
 class KafkaServer:
     """A Kafka-protocol server over an open log.
 
@@ -78,10 +87,7 @@ class KafkaServer:
                  advertised: tuple[str, int] | None = None, insecure: bool = False,
                  limits: KafkaLimits | None = None, settings: KafkaSettings | None = None,
                  table: ApiTable | None = None) -> None:
-        if not is_loopback(host) and not insecure:
-            raise ConfigError(
-                f"{host} is not a loopback address: serving it needs insecure=True "
-                f"(--insecure), since the server has no authentication")
+        check_bind(host, insecure)
         self.engine = engine
         self.host = host
         self.port = port
