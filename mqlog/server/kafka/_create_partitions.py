@@ -34,6 +34,7 @@ async def handle(server: ServerState, request: Request) -> Entity:
     counts = collections.Counter(topic.name for topic in body.topics)
     results = []
     for topic in body.topics:
+        message: str | None
         if counts[topic.name] > 1:
             code, message = ErrorCode.invalid_request, f"{topic.name!r} is named more than once"
         else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
+from typing import Any
 
 from kio.schema.errors import ErrorCode
 
@@ -110,7 +111,7 @@ def _checked(server: ServerState, topic: Entity) -> tuple[int, TopicConfig]:
     return partitions, config
 
 
-def _options(config: TopicConfig) -> dict[str, object]:
+def _options(config: TopicConfig) -> dict[str, Any]:
     return {setting.name: getattr(config, setting.name) for setting, _, _ in kafka_values(config)}
 
 

@@ -67,7 +67,7 @@ ERROR_CODES: dict[type[MqlogError], ErrorCode] = {
 def error_code(error: BaseException) -> ErrorCode:
     """The Kafka error code for ``error`` (see the module docstring)."""
     for cls in type(error).__mro__:
-        code = ERROR_CODES.get(cls)  # type: ignore[call-overload]
+        code = ERROR_CODES.get(cls)
         if code is not None:
             return code
     return ErrorCode.unknown_server_error
