@@ -79,3 +79,15 @@ def test_advertised_address_is_what_metadata_reports(tmp_path: Path) -> None:
     finally:
         code, stderr = stop_server(server)
     assert code == 0, stderr
+
+
+def test_other_commands_do_not_import_the_protocol_codec() -> None:
+    """Importing the CLI leaves the server (and kio, slow to import) out."""
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, mqlog.cli; print('kio' in sys.modules, "
+                               "'mqlog.server.kafka' in sys.modules)"],
+        capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == ["False", "False"]
