@@ -7,7 +7,8 @@ their responses, so responses always leave in request order (Kafka's
 per-connection guarantee) however the handlers interleave. A request of a
 ``concurrent`` API starts once every earlier non-concurrent request has
 finished; any other request starts once every earlier request has finished
-(see ``_apis``). Produce with ``acks=0`` gets no response.
+(see ``_apis``). Produce with ``acks=0`` gets no response, whatever its
+handler returns, and neither does a request whose handler returns None.
 
 Bounds (``KafkaLimits``): at most ``max_in_flight_per_connection`` requests
 read and not answered (the reader waits for the oldest answer first), a
@@ -88,6 +89,9 @@ class Connection:
             graceful = False
         except (ConnectionError, OSError) as error:
             _log.debug("connection from %s failed: %s", self.peer, error)
+            graceful = False
+        except Exception:
+            _log.exception("reading requests failed; closing connection from %s", self.peer)
             graceful = False
         finally:
             self._answers.put_nowait(None)
