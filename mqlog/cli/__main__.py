@@ -2,4 +2,5 @@
 
 from mqlog.cli import main
 
-main()
+if __name__ == "__main__":  # importing the module (walking the package) runs nothing
+    main()

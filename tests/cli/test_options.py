@@ -91,4 +91,4 @@ def test_shell_completion(tmp_path: Path) -> None:
     env = dict(os.environ, _MQLOG_COMPLETE="complete_bash", COMP_WORDS="mqlog se",
                COMP_CWORD="1")
     words = subprocess.run([MQLOG], capture_output=True, text=True, env=env, timeout=60)
-    assert words.stdout.split() == ["seek"]
+    assert words.stdout.split() == ["seek", "serve"]
