@@ -78,3 +78,22 @@ def test_bad_addresses_are_config_errors(text: str) -> None:
 def test_loopback_addresses() -> None:
     assert all(map(is_loopback, ["127.0.0.1", "127.5.6.7", "::1", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.0.2.1", "example.org"]))
+
+
+@pytest.mark.parametrize("bad", [
+    {"max_request_bytes": 0}, {"max_connections": -1}, {"max_in_flight_per_connection": True},
+    {"idle_timeout_s": 0}, {"shutdown_timeout_s": "1"},
+])
+def test_limits_are_checked(bad: dict) -> None:
+    from mqlog.server import KafkaLimits
+
+    with pytest.raises(ConfigError):
+        KafkaLimits(**bad)
+
+
+@pytest.mark.parametrize("bad", [{"auto_create_topics": 1}, {"default_partitions": 0}])
+def test_settings_are_checked(bad: dict) -> None:
+    from mqlog.server import KafkaSettings
+
+    with pytest.raises(ConfigError):
+        KafkaSettings(**bad)
