@@ -39,6 +39,10 @@ from mqlog.server.kafka._context import ServerState
 from mqlog.server.kafka._storage_errors import storage_error_code
 from mqlog.server.kafka._topic_ids import TopicIds
 
+API_KEY = 1
+MIN_VERSION = 4
+MAX_VERSION = 16
+
 #: Longest a fetch waits, whatever it asks (Kafka clients ask 500 ms by default).
 MAX_WAIT_CAP_MS = 30_000
 
@@ -60,7 +64,7 @@ def topic_ids(server: ServerState) -> TopicIds:
     return ids
 
 
-async def handle_fetch(server: ServerState, request: Request) -> Entity:
+async def handle(server: ServerState, request: Request) -> Entity:
     """Read what the request asks, waiting up to ``max_wait`` for ``min_bytes``."""
     body = request.body
     watch = append_watch(server)

@@ -22,10 +22,14 @@ from mqlog.server.kafka._codec import NO_THROTTLE, Entity, Request, build, part,
 from mqlog.server.kafka._context import ServerState
 from mqlog.server.kafka._storage_errors import storage_error_code
 
+API_KEY = 0
+MIN_VERSION = 3
+MAX_VERSION = 12
+
 log = logging.getLogger("mqlog.server.kafka")
 
 
-async def handle_produce(server: ServerState, request: Request) -> Entity:
+async def handle(server: ServerState, request: Request) -> Entity:
     """Append every partition's batches; one result per partition."""
     body = request.body
     transactional = getattr(body, "transactional_id", None) is not None

@@ -19,11 +19,15 @@ from kio.schema.errors import ErrorCode
 from mqlog.server.kafka._codec import NO_THROTTLE, Entity, Request, build, response_type
 from mqlog.server.kafka._context import ServerState
 
+API_KEY = 22
+MIN_VERSION = 0
+MAX_VERSION = 5
+
 #: Kafka's largest producer epoch; a client past it must take a new id.
 EPOCH_MAX = 32767
 
 
-async def handle_init_producer_id(server: ServerState, request: Request) -> Entity:
+async def handle(server: ServerState, request: Request) -> Entity:
     """A new producer id, or the next epoch of the one the client had."""
     body = request.body
     response = response_type(request.api_key, request.api_version)
