@@ -36,8 +36,8 @@ from mqlog.server.kafka._codec import (
     response_type,
 )
 from mqlog.server.kafka._context import ServerState
-from mqlog.server.kafka._storage_errors import storage_error_code
-from mqlog.server.kafka._topic_ids import TopicIds
+from mqlog.server.kafka._errors import error_code
+from mqlog.server.kafka._topic_ids import topic_for_id
 
 API_KEY = 1
 MIN_VERSION = 4
@@ -54,14 +54,6 @@ def append_watch(server: ServerState) -> AppendWatch:
         watch = server.extensions["append_watch"] = AppendWatch(
             server.engine, asyncio.get_running_loop())
     return watch
-
-
-def topic_ids(server: ServerState) -> TopicIds:
-    """The server's topic id map."""
-    ids = server.extensions.get("topic_ids")
-    if ids is None:
-        ids = server.extensions["topic_ids"] = TopicIds(server.engine)
-    return ids
 
 
 async def handle(server: ServerState, request: Request) -> Entity:
@@ -101,7 +93,8 @@ def _read_all(server: ServerState, body: Entity, by_id: bool
     topics = []
     for asked in body.topics:
         identifier = asked.topic_id if by_id else None
-        name = topic_ids(server).name(asked.topic_id) if by_id else asked.topic
+        name = (topic_for_id(engine, server.cluster_id, asked.topic_id) if by_id
+                else asked.topic)
         partitions = []
         for wanted in asked.partitions:
             fields: dict = {"partition_index": wanted.partition, "aborted_transactions": None,
@@ -120,7 +113,7 @@ def _read_all(server: ServerState, body: Entity, by_id: bool
                     name, wanted.partition, wanted.fetch_offset, max(limit, 1)
                 ) if limit > 0 or not size else []
             except MqlogError as error:
-                fields["error_code"] = storage_error_code(error)
+                fields["error_code"] = error_code(error)
                 partitions.append(fields)
                 continue
             data = b"".join(batches)

@@ -20,7 +20,7 @@ from kio.schema.errors import ErrorCode
 from mqlog.errors import MqlogError
 from mqlog.server.kafka._codec import NO_THROTTLE, Entity, Request, build, part, response_type
 from mqlog.server.kafka._context import ServerState
-from mqlog.server.kafka._storage_errors import storage_error_code
+from mqlog.server.kafka._errors import error_code
 
 API_KEY = 0
 MIN_VERSION = 3
@@ -66,7 +66,7 @@ def _append_all(server: ServerState, work: list, transactional: bool
             base_offset = engine.append_kafka_batches(topic, partition, records)
             start = engine.start_offset(topic, partition)
         except MqlogError as error:
-            code = storage_error_code(error)
+            code = error_code(error)
             if code == ErrorCode.unknown_server_error:
                 log.warning("produce to %s/%d failed: %s", topic, partition, error)
             results.append((code, -1, -1, str(error)))
