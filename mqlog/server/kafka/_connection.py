@@ -35,7 +35,6 @@ from mqlog.server.kafka._apis import ApiTable
 from mqlog.server.kafka._codec import (
     MalformedRequestError,
     Request,
-    UnsupportedVersionError,
     decode_request,
     encode_response,
     peek_prefix,
@@ -154,24 +153,23 @@ class Connection:
                 f"truncated request: {len(error.partial)} of {size} bytes") from None
 
     def _start(self, frame: bytes) -> None:
-        """Decode ``frame`` and queue its answer (or raise BadRequest)."""
+        """Decode ``frame`` and queue its answer (or raise BadRequest). The API
+        and version are checked before the body is decoded."""
         try:
-            request = decode_request(frame)
-        except UnsupportedVersionError as error:
-            if error.api_key != API_VERSIONS:
-                raise BadRequest(str(error)) from None
-            self._queue_frame(unsupported_version_frame(self.table, error.correlation_id))
-            return
+            api_key, api_version, correlation = peek_prefix(frame)
         except MalformedRequestError as error:
             raise BadRequest(f"malformed request: {error}") from None
-        api = self.table.get(request.api_key)
-        if api is None or not api.supports(request.api_version):
-            if request.api_key == API_VERSIONS:
-                _, _, correlation = peek_prefix(frame)
+        api = self.table.get(api_key)
+        if api is None or not api.supports(api_version):
+            if api_key == API_VERSIONS:  # KIP-511
                 self._queue_frame(unsupported_version_frame(self.table, correlation))
                 return
             what = "unknown API key" if api is None else "unsupported version of API key"
-            raise BadRequest(f"{what} {request.api_key} (v{request.api_version})")
+            raise BadRequest(f"{what} {api_key} (v{api_version})")
+        try:
+            request = decode_request(frame)
+        except MalformedRequestError as error:
+            raise BadRequest(f"malformed request: {error}") from None
         after = list(self._barrier) if api.concurrent else self._barrier + self._since_barrier
         task = asyncio.create_task(self._run(request, after))
         if api.concurrent:

@@ -6,7 +6,18 @@ A new API is a module with ``API_KEY``, ``MIN_VERSION``, ``MAX_VERSION`` and
 
 from __future__ import annotations
 
-from mqlog.server.kafka import _api_versions, _fetch, _metadata, _produce, _producer_id
+from mqlog.server.kafka import (
+    _api_versions,
+    _create_partitions,
+    _create_topics,
+    _delete_topics,
+    _describe_configs,
+    _fetch,
+    _list_offsets,
+    _metadata,
+    _produce,
+    _producer_id,
+)
 from mqlog.server.kafka._apis import ApiTable
 
 
@@ -19,6 +30,11 @@ def default_table() -> ApiTable:
         (_produce, False),
         (_fetch, True),
         (_producer_id, True),
+        (_list_offsets, True),
+        (_describe_configs, True),
+        (_create_topics, False),
+        (_delete_topics, False),
+        (_create_partitions, False),
     ):
         table.register(module.API_KEY, module.MIN_VERSION, module.MAX_VERSION, module.handle,
                        concurrent=concurrent)
