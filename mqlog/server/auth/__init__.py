@@ -1,0 +1,50 @@
+"""Who may use a server, and over what: the users file (SCRAM-SHA-256
+credentials, checked by SASL/PLAIN and SASL/SCRAM-SHA-256 logins) and the TLS
+context.
+
+For the server runtime:
+
+- ``UserStore(path)`` reads the users file once (ConfigError when it is bad or
+  missing, before the server listens) and again whenever it changes;
+  ``check_password(name, password)`` and ``scram_credentials(name)`` answer
+  logins, alike for unknown users and wrong passwords.
+- ``server_ssl_context(cert, key, client_ca=None)`` builds the
+  :class:`ssl.SSLContext` to pass to ``asyncio.start_server(ssl=...)``.
+
+For ``mqlog users``: :func:`load_users`, :func:`set_user`,
+:func:`remove_user` and :meth:`Credentials.from_password` (the file is
+replaced atomically and kept mode 0600). The file format is in the docstring
+of :mod:`mqlog.server.auth._users` and in docs/server-auth.md.
+"""
+
+from mqlog.server.auth._tls import server_ssl_context
+from mqlog.server.auth._users import (
+    DEFAULT_ITERATIONS,
+    MAX_ITERATIONS,
+    MIN_ITERATIONS,
+    Credentials,
+    UserStore,
+    check_iterations,
+    check_user_name,
+    load_users,
+    parse_users,
+    remove_user,
+    save_users,
+    set_user,
+)
+
+__all__ = [
+    "DEFAULT_ITERATIONS",
+    "MAX_ITERATIONS",
+    "MIN_ITERATIONS",
+    "Credentials",
+    "UserStore",
+    "check_iterations",
+    "check_user_name",
+    "load_users",
+    "parse_users",
+    "remove_user",
+    "save_users",
+    "server_ssl_context",
+    "set_user",
+]

@@ -1,0 +1,239 @@
+"""SASL authentication of one Kafka connection: SaslHandshake (API key 17) and
+SaslAuthenticate (API key 36), mechanisms PLAIN and SCRAM-SHA-256.
+
+How the runtime uses it, per connection that must authenticate:
+
+1. Make ``session = SaslSession(users)`` (``users``: the server's one
+   :class:`~mqlog.server.auth.UserStore`) when the connection is accepted.
+2. Before ``session.authenticated``, answer only the requests for which
+   :func:`allowed_before_auth` is true (ApiVersions, SaslHandshake,
+   SaslAuthenticate); any other request closes the connection, unanswered,
+   as a Kafka broker does.
+3. Dispatch SaslHandshake to :func:`handle_sasl_handshake` and SaslAuthenticate
+   to :func:`handle_sasl_authenticate` (``await handler(server, request,
+   session)``, the handler signature of ``_context`` plus the session); send
+   the response they return; then, if ``session.failed``, close the
+   connection (a failed login, an unknown mechanism, a step out of order).
+4. ApiVersions advertises :data:`API_VERSIONS` for the two keys.
+
+The exchange: SaslHandshake names a mechanism; an enabled one is chosen,
+any other gets UNSUPPORTED_SASL_MECHANISM with the enabled list. Then
+SaslAuthenticate carries PLAIN's single message (``authzid NUL user NUL
+password``) or SCRAM's two rounds (client-first -> server-first,
+client-final -> server-final). A wrong password and an unknown user get the
+same SASL_AUTHENTICATION_FAILED and the same message, after the same work
+(see ``UserStore``). Re-authentication (KIP-368) is not offered: the
+session lifetime is 0, so a client never re-authenticates and a second
+handshake on an authenticated connection is ILLEGAL_SASL_STATE.
+
+SaslHandshake v0 (auth bytes sent afterwards as bare frames without a Kafka
+header, for brokers older than 1.0) is not supported: :data:`API_VERSIONS`
+advertises SaslHandshake v1 only, and every client that asks for ApiVersions
+first (librdkafka, kafka-python 3, aiokafka, kafkajs) then uses v1 and
+SaslAuthenticate; a v0 handshake is answered UNSUPPORTED_VERSION and fails.
+
+The SCRAM server side is the ``scramp`` package (RFC 5802 / RFC 7677), fed
+the stored keys of the users file: it never needs a password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+
+import scramp
+from kio.schema.errors import ErrorCode
+
+from mqlog.server.auth import UserStore
+from mqlog.server.kafka._codec import Entity, Request, build, response_type
+from mqlog.server.kafka._context import ServerState
+
+log = logging.getLogger(__name__)
+
+API_VERSIONS_KEY = 18
+SASL_HANDSHAKE_KEY = 17
+SASL_AUTHENTICATE_KEY = 36
+
+#: The versions of the SASL APIs this server answers, for ApiVersions: key ->
+#: (min, max).
+API_VERSIONS: dict[int, tuple[int, int]] = {
+    SASL_HANDSHAKE_KEY: (1, 1),
+    SASL_AUTHENTICATE_KEY: (0, 2),
+}
+#: The mechanisms offered, in the order the handshake lists them.
+MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256")
+#: Largest SaslAuthenticate payload accepted (PLAIN and SCRAM messages are
+#: a few hundred bytes).
+AUTH_BYTES_MAX = 16 * 1024
+
+_SCRAM = scramp.ScramMechanism("SCRAM-SHA-256")
+
+
+def allowed_before_auth(api_key: int) -> bool:
+    """True for the requests a connection may send before it has authenticated:
+    ApiVersions, SaslHandshake and SaslAuthenticate."""
+    return api_key in (API_VERSIONS_KEY, SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY)
+
+
+class _Stage(enum.Enum):
+    START = "start"  # waiting for SaslHandshake
+    CHOSEN = "chosen"  # mechanism chosen, waiting for the first SaslAuthenticate
+    SCRAM_FINAL = "scram final"  # server-first sent, waiting for client-final
+    DONE = "done"  # authenticated
+    FAILED = "failed"  # the connection is to be closed
+
+
+class SaslSession:
+    """The SASL state of one connection: start -> mechanism chosen -> (SCRAM:
+    server-first sent ->) authenticated; any error moves it to failed, for good.
+
+    Not thread-safe: one connection's requests are handled one at a time.
+    """
+
+    def __init__(self, users: UserStore, mechanisms: tuple[str, ...] = MECHANISMS) -> None:
+        unknown = set(mechanisms) - set(MECHANISMS)
+        assert not unknown, f"no such mechanisms: {sorted(unknown)}"
+        self._users = users
+        self._mechanisms = list(mechanisms)
+        self._stage = _Stage.START
+        self._mechanism: str | None = None
+        self._scram: scramp.core.ScramServer | None = None
+        self._scram_user: str | None = None
+        self._principal: str | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        """True once a login succeeded: every request is allowed from then on."""
+        return self._stage is _Stage.DONE
+
+    @property
+    def failed(self) -> bool:
+        """True after an error: the runtime sends the response, then closes."""
+        return self._stage is _Stage.FAILED
+
+    @property
+    def principal(self) -> str | None:
+        """The user name that logged in (None before)."""
+        return self._principal
+
+    @property
+    def mechanism(self) -> str | None:
+        """The mechanism the handshake chose (None before)."""
+        return self._mechanism
+
+    def handshake(self, mechanism: str) -> tuple[ErrorCode, list[str]]:
+        """SaslHandshake: (error code, the enabled mechanisms)."""
+        if self._stage is not _Stage.START:
+            return self._fail(ErrorCode.illegal_sasl_state), self._mechanisms
+        if mechanism not in self._mechanisms:
+            return self._fail(ErrorCode.unsupported_sasl_mechanism), self._mechanisms
+        self._mechanism = mechanism
+        self._stage = _Stage.CHOSEN
+        return ErrorCode.none, self._mechanisms
+
+    def authenticate(self, auth_bytes: bytes) -> tuple[ErrorCode, str | None, bytes, bool]:
+        """SaslAuthenticate: (error code, error message or None, bytes for the
+        client, True when the exchange is over). PLAIN costs one key derivation
+        (PBKDF2): call it off the event loop."""
+        if self._stage not in (_Stage.CHOSEN, _Stage.SCRAM_FINAL):
+            return (self._fail(ErrorCode.illegal_sasl_state),
+                    f"SaslAuthenticate not expected now (stage: {self._stage.value})",
+                    b"", True)
+        if len(auth_bytes) > AUTH_BYTES_MAX:
+            return self._refuse(f"SASL message of {len(auth_bytes)} bytes is over "
+                                f"{AUTH_BYTES_MAX}")
+        if self._mechanism == "PLAIN":
+            return self._plain(auth_bytes)
+        if self._stage is _Stage.CHOSEN:
+            return self._scram_first(auth_bytes)
+        return self._scram_final(auth_bytes)
+
+    def _fail(self, code: ErrorCode) -> ErrorCode:
+        self._stage = _Stage.FAILED
+        self._scram = None
+        return code
+
+    def _refuse(self, reason: str | None = None) -> tuple[ErrorCode, str, bytes, bool]:
+        """Authentication failed; ``reason`` only for a malformed message (never
+        for anything that depends on whether the user exists)."""
+        message = (f"Authentication failed: {reason}" if reason else
+                   f"Authentication failed: invalid user name or password "
+                   f"(SASL mechanism {self._mechanism})")
+        return self._fail(ErrorCode.sasl_authentication_failed), message, b"", True
+
+    def _succeed(self, user: str, server_bytes: bytes) -> tuple[ErrorCode, None, bytes, bool]:
+        self._stage = _Stage.DONE
+        self._principal = user
+        self._scram = None
+        log.info("authenticated %r with %s", user, self._mechanism)
+        return ErrorCode.none, None, server_bytes, True
+
+    def _plain(self, auth_bytes: bytes) -> tuple[ErrorCode, str | None, bytes, bool]:
+        parts = auth_bytes.split(b"\0")
+        if len(parts) != 3:
+            return self._refuse("a PLAIN message is authzid NUL user NUL password")
+        try:
+            authzid, user, password = (part.decode("utf-8") for part in parts)
+        except UnicodeDecodeError:
+            return self._refuse("the PLAIN message is not UTF-8")
+        if not user or not password:
+            return self._refuse("empty user name or password")
+        if authzid and authzid != user:
+            return self._refuse("an authorization id other than the user name")
+        if not self._users.check_password(user, password):
+            return self._refuse()
+        return self._succeed(user, b"")
+
+    def _scram_first(self, auth_bytes: bytes) -> tuple[ErrorCode, str | None, bytes, bool]:
+        def auth_fn(user: str) -> tuple[bytes, bytes, bytes, int]:
+            self._scram_user = user
+            found = self._users.scram_credentials(user)
+            return found.salt, found.stored_key, found.server_key, found.iterations
+
+        server = _SCRAM.make_server(auth_fn)
+        try:
+            server.set_client_first(auth_bytes.decode("utf-8"))
+            server_first = server.get_server_first()
+        except UnicodeDecodeError:
+            return self._refuse("the SCRAM client-first message is not UTF-8")
+        except scramp.ScramException as error:
+            return self._refuse(f"bad SCRAM client-first message: {error}")
+        self._scram = server
+        self._stage = _Stage.SCRAM_FINAL
+        return ErrorCode.none, None, server_first.encode("utf-8"), False
+
+    def _scram_final(self, auth_bytes: bytes) -> tuple[ErrorCode, str | None, bytes, bool]:
+        server, user = self._scram, self._scram_user
+        assert server is not None and user is not None, "SCRAM final without a first"
+        try:
+            server.set_client_final(auth_bytes.decode("utf-8"))
+            server_final = server.get_server_final()
+        except (UnicodeDecodeError, scramp.ScramException):
+            # A bad proof and a malformed final message alike: the proof check is
+            # where an unknown user fails too, so say nothing more.
+            return self._refuse()
+        if self._users.credentials(user) is None:  # decoys cannot match; be sure
+            return self._refuse()
+        return self._succeed(user, server_final.encode("utf-8"))
+
+
+async def handle_sasl_handshake(server: ServerState, request: Request,
+                                session: SaslSession) -> Entity:
+    """SaslHandshake v0-v1 (v0 is refused: see the module docstring)."""
+    response = response_type(request.api_key, request.api_version)
+    if request.api_version < API_VERSIONS[SASL_HANDSHAKE_KEY][0]:
+        session._fail(ErrorCode.unsupported_version)
+        return build(response, error_code=ErrorCode.unsupported_version,
+                     mechanisms=tuple(MECHANISMS))
+    code, mechanisms = session.handshake(request.body.mechanism)
+    return build(response, error_code=code, mechanisms=tuple(mechanisms))
+
+
+async def handle_sasl_authenticate(server: ServerState, request: Request,
+                                   session: SaslSession) -> Entity:
+    """SaslAuthenticate v0-v2; the key derivation of PLAIN runs in a thread."""
+    code, message, server_bytes, _done = await asyncio.to_thread(
+        session.authenticate, bytes(request.body.auth_bytes))
+    return build(response_type(request.api_key, request.api_version), error_code=code,
+                 error_message=message, auth_bytes=server_bytes)
