@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mqlog.errors import ConfigError
-from mqlog.server.auth import server_ssl_context
+from mqlog.server.auth import Credentials, ServerSecurity, server_ssl_context, set_user
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="needs the openssl command")
@@ -127,3 +127,34 @@ def test_missing_and_bad_files_are_config_errors(pki: dict, tmp_path: Path) -> N
             server_ssl_context(cert_path, key_path)
     with pytest.raises(ConfigError, match="--tls-client-ca .*junk.pem: no PEM certificate"):
         server_ssl_context(cert, key, client_ca=junk)
+
+
+def test_server_security_from_options(pki: dict, tmp_path: Path) -> None:
+    cert, key = pki["server"]
+    users = tmp_path / "users.json"
+    set_user(users, "alice", Credentials.from_password("wonderland"))
+    plain = ServerSecurity.from_options()
+    assert (plain.users, plain.ssl_context, plain.authenticates,
+            plain.kafka_security_protocol) == (None, None, False, "PLAINTEXT")
+    tls = ServerSecurity.from_options(tls_cert=cert, tls_key=key)
+    assert tls.ssl_context is not None and not tls.authenticates
+    assert tls.kafka_security_protocol == "SSL"
+    sasl = ServerSecurity.from_options(users=users)
+    assert sasl.authenticates and sasl.kafka_security_protocol == "SASL_PLAINTEXT"
+    assert sasl.users is not None and sasl.users.names() == ["alice"]
+    both = ServerSecurity.from_options(users, cert, key)
+    assert both.kafka_security_protocol == "SASL_SSL"
+    mutual = ServerSecurity.from_options(tls_cert=cert, tls_key=key,
+                                         tls_client_ca=pki["ca"][0])
+    assert mutual.authenticates and mutual.kafka_security_protocol == "SSL"
+
+
+@pytest.mark.parametrize(("options", "complaint"), [
+    ({"tls_cert": "c.pem"}, "--tls-cert and --tls-key go together"),
+    ({"tls_key": "k.pem"}, "--tls-cert and --tls-key go together"),
+    ({"tls_client_ca": "ca.pem"}, "--tls-client-ca needs --tls-cert"),
+    ({"users": "/nonexistent/users.json"}, "users file /nonexistent/users.json does not"),
+])
+def test_server_security_refuses_incomplete_options(options: dict, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        ServerSecurity.from_options(**options)

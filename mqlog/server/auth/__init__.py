@@ -4,6 +4,11 @@ context.
 
 For the server runtime:
 
+- ``ServerSecurity.from_options(users, tls_cert, tls_key, tls_client_ca)``
+  checks and reads the options of ``mqlog serve`` at once: its ``users`` (a
+  ``UserStore`` or None: logins required when set), ``ssl_context`` (TLS when
+  set), ``authenticates`` (what a non-loopback address needs without
+  ``--insecure``) and ``kafka_security_protocol``.
 - ``UserStore(path)`` reads the users file once (ConfigError when it is bad or
   missing, before the server listens) and again whenever it changes;
   ``check_password(name, password)`` and ``scram_credentials(name)`` answer
@@ -17,6 +22,7 @@ replaced atomically and kept mode 0600). The file format is in the docstring
 of :mod:`mqlog.server.auth._users` and in docs/server-auth.md.
 """
 
+from mqlog.server.auth._security import ServerSecurity
 from mqlog.server.auth._tls import server_ssl_context
 from mqlog.server.auth._users import (
     DEFAULT_ITERATIONS,
@@ -38,6 +44,7 @@ __all__ = [
     "MAX_ITERATIONS",
     "MIN_ITERATIONS",
     "Credentials",
+    "ServerSecurity",
     "UserStore",
     "check_iterations",
     "check_user_name",
