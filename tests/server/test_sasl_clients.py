@@ -1,4 +1,5 @@
-"""Real Kafka clients log in through SaslSession and the TLS context: a small
+"""Real Kafka clients (confluent-kafka, kafka-python, aiokafka, kcat) log in
+through SaslSession and the TLS context: a small
 loopback broker made here answers ApiVersions, the two SASL APIs and
 Metadata (enough for a client to connect and list topics), closes a
 connection that sends anything else before logging in, and records each
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import shutil
 import ssl
 import struct
 import subprocess
@@ -208,8 +210,22 @@ def aiokafka_list_topics(port: int, mechanism: str, password: str, cafile: Path 
     asyncio.run(run())
 
 
+def kcat_list_topics(port: int, mechanism: str, password: str, cafile: Path | None) -> None:
+    """kcat -L: Debian's kcat links an older librdkafka (2.0.2) than confluent-kafka's."""
+    if shutil.which("kcat") is None:
+        pytest.skip("needs kcat")
+    options = {"security.protocol": "SASL_SSL" if cafile else "SASL_PLAINTEXT",
+               "sasl.mechanism": mechanism, "sasl.username": "alice", "sasl.password": password}
+    if cafile is not None:
+        options["ssl.ca.location"] = str(cafile)
+    arguments = [item for key, value in options.items() for item in ("-X", f"{key}={value}")]
+    subprocess.run(["kcat", "-b", f"127.0.0.1:{port}", *arguments, "-L", "-m",
+                    str(CLIENT_TIMEOUT_S)], check=True, capture_output=True,
+                   timeout=CLIENT_TIMEOUT_S * 2)
+
+
 CLIENTS = {"confluent-kafka": confluent_list_topics, "kafka-python": kafka_python_list_topics,
-           "aiokafka": aiokafka_list_topics}
+           "aiokafka": aiokafka_list_topics, "kcat": kcat_list_topics}
 
 
 @pytest.mark.parametrize("tls", [True, False], ids=["SASL_SSL", "SASL_PLAINTEXT"])

@@ -9,13 +9,14 @@ import stat
 from pathlib import Path
 
 import pytest
-import scramp
 
 from mqlog.errors import ConfigError
 from mqlog.server.auth import (
     DEFAULT_ITERATIONS,
     Credentials,
+    ScramExchange,
     UserStore,
+    _scram,
     _users,
     check_user_name,
     load_users,
@@ -30,32 +31,23 @@ def alice() -> Credentials:
     return Credentials.from_password("wonderland")
 
 
-def test_credentials_are_scramp_s_for_the_same_salt_and_iterations() -> None:
-    salt = b"0123456789abcdef"
-    ours = Credentials.from_password("pencil", iterations=4096, salt=salt)
-    theirs = scramp.ScramMechanism("SCRAM-SHA-256").make_auth_info(
-        "pencil", iteration_count=4096, salt=salt)
-    assert (ours.salt, ours.stored_key, ours.server_key, ours.iterations) == theirs
-
-
-def test_rfc7677_test_vector() -> None:
+def test_rfc7677_test_vector(monkeypatch: pytest.MonkeyPatch) -> None:
     """RFC 7677 section 3: user "user", password "pencil", salt
-    W22ZaJ0SNY7soEsUEjb6gQ==, 4096 iterations; the server signature it gives
-    follows from the server key these credentials hold."""
+    W22ZaJ0SNY7soEsUEjb6gQ==, 4096 iterations: the exchange it prints, byte for
+    byte, from credentials made here."""
     salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
     credentials = Credentials.from_password("pencil", 4096, salt)
-    client = scramp.ScramClient(["SCRAM-SHA-256"], "user", "pencil",
-                                c_nonce="rOprNGfwEbeRWgbNEkqO")
-
-    def auth_fn(_name: str) -> tuple[bytes, bytes, bytes, int]:
-        return salt, credentials.stored_key, credentials.server_key, 4096
-
-    server = scramp.ScramMechanism("SCRAM-SHA-256").make_server(
-        auth_fn, s_nonce="%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0")
-    server.set_client_first(client.get_client_first())
-    client.set_server_first(server.get_server_first())
-    server.set_client_final(client.get_client_final())
-    assert server.get_server_final() == "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+    monkeypatch.setattr(_scram.secrets, "token_urlsafe",
+                        lambda _size: "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0")
+    exchange = ScramExchange(lambda _name: credentials)
+    assert exchange.first(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO") == (
+        b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+        b"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+    assert exchange.final(
+        b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+        b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=") == (
+        b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+    assert exchange.user == "user"
 
 
 def test_a_password_matches_its_credentials_only(alice: Credentials) -> None:

@@ -13,6 +13,8 @@ For the server runtime:
   missing, before the server listens) and again whenever it changes;
   ``check_password(name, password)`` and ``scram_credentials(name)`` answer
   logins, alike for unknown users and wrong passwords.
+- ``ScramExchange(store.scram_credentials)``: the server side of one
+  SCRAM-SHA-256 exchange (``first``, then ``final``; ``ScramError`` refuses).
 - ``server_ssl_context(cert, key, client_ca=None)`` builds the
   :class:`ssl.SSLContext` to pass to ``asyncio.start_server(ssl=...)``.
 
@@ -22,6 +24,7 @@ replaced atomically and kept mode 0600). The file format is in the docstring
 of :mod:`mqlog.server.auth._users` and in docs/server-auth.md.
 """
 
+from mqlog.server.auth._scram import ScramError, ScramExchange
 from mqlog.server.auth._security import ServerSecurity
 from mqlog.server.auth._tls import server_ssl_context
 from mqlog.server.auth._users import (
@@ -44,6 +47,8 @@ __all__ = [
     "MAX_ITERATIONS",
     "MIN_ITERATIONS",
     "Credentials",
+    "ScramError",
+    "ScramExchange",
     "ServerSecurity",
     "UserStore",
     "check_iterations",

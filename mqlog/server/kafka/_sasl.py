@@ -27,13 +27,16 @@ session lifetime is 0, so a client never re-authenticates and a second
 handshake on an authenticated connection is ILLEGAL_SASL_STATE.
 
 SaslHandshake v0 (auth bytes sent afterwards as bare frames without a Kafka
-header, for brokers older than 1.0) is not supported: :data:`API_VERSIONS`
-advertises SaslHandshake v1 only, and every client that asks for ApiVersions
-first (librdkafka, kafka-python 3, aiokafka, kafkajs) then uses v1 and
-SaslAuthenticate; a v0 handshake is answered UNSUPPORTED_VERSION and fails.
+header, for brokers older than 1.0) is not supported: a v0 handshake is
+answered UNSUPPORTED_VERSION and fails. Every client that asks for
+ApiVersions first (librdkafka, kafka-python 3, aiokafka, kafkajs) picks v1
+and SaslAuthenticate when both are advertised. :data:`API_VERSIONS` still
+lists SaslHandshake from v0: librdkafka before 2.x's newer releases (2.0.2,
+as Debian's kcat links) decides that a broker "does not support SASL
+handshake" unless v0 is in the advertised range.
 
-The SCRAM server side is the ``scramp`` package (RFC 5802 / RFC 7677), fed
-the stored keys of the users file: it never needs a password.
+The SCRAM server side is :class:`~mqlog.server.auth.ScramExchange`, run
+from the stored keys of the users file: it never needs a password.
 """
 
 from __future__ import annotations
@@ -42,10 +45,9 @@ import asyncio
 import enum
 import logging
 
-import scramp
 from kio.schema.errors import ErrorCode
 
-from mqlog.server.auth import UserStore
+from mqlog.server.auth import ScramError, ScramExchange, UserStore
 from mqlog.server.kafka._codec import Entity, Request, build, response_type
 from mqlog.server.kafka._context import ServerState
 
@@ -58,7 +60,7 @@ SASL_AUTHENTICATE_KEY = 36
 #: The versions of the SASL APIs this server answers, for ApiVersions: key ->
 #: (min, max).
 API_VERSIONS: dict[int, tuple[int, int]] = {
-    SASL_HANDSHAKE_KEY: (1, 1),
+    SASL_HANDSHAKE_KEY: (0, 1),
     SASL_AUTHENTICATE_KEY: (0, 2),
 }
 #: The mechanisms offered, in the order the handshake lists them.
@@ -66,8 +68,6 @@ MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256")
 #: Largest SaslAuthenticate payload accepted (PLAIN and SCRAM messages are
 #: a few hundred bytes).
 AUTH_BYTES_MAX = 16 * 1024
-
-_SCRAM = scramp.ScramMechanism("SCRAM-SHA-256")
 
 
 def allowed_before_auth(api_key: int) -> bool:
@@ -98,8 +98,7 @@ class SaslSession:
         self._mechanisms = list(mechanisms)
         self._stage = _Stage.START
         self._mechanism: str | None = None
-        self._scram: scramp.core.ScramServer | None = None
-        self._scram_user: str | None = None
+        self._scram: ScramExchange | None = None
         self._principal: str | None = None
 
     @property
@@ -186,43 +185,34 @@ class SaslSession:
         return self._succeed(user, b"")
 
     def _scram_first(self, auth_bytes: bytes) -> tuple[ErrorCode, str | None, bytes, bool]:
-        def auth_fn(user: str) -> tuple[bytes, bytes, bytes, int]:
-            self._scram_user = user
-            found = self._users.scram_credentials(user)
-            return found.salt, found.stored_key, found.server_key, found.iterations
-
-        server = _SCRAM.make_server(auth_fn)
+        exchange = ScramExchange(self._users.scram_credentials)
         try:
-            server.set_client_first(auth_bytes.decode("utf-8"))
-            server_first = server.get_server_first()
-        except UnicodeDecodeError:
-            return self._refuse("the SCRAM client-first message is not UTF-8")
-        except scramp.ScramException as error:
+            server_first = exchange.first(auth_bytes)
+        except ScramError as error:  # malformed: says nothing about the user
             return self._refuse(f"bad SCRAM client-first message: {error}")
-        self._scram = server
+        self._scram = exchange
         self._stage = _Stage.SCRAM_FINAL
-        return ErrorCode.none, None, server_first.encode("utf-8"), False
+        return ErrorCode.none, None, server_first, False
 
     def _scram_final(self, auth_bytes: bytes) -> tuple[ErrorCode, str | None, bytes, bool]:
-        server, user = self._scram, self._scram_user
-        assert server is not None and user is not None, "SCRAM final without a first"
+        exchange = self._scram
+        assert exchange is not None and exchange.user is not None, "final without first"
         try:
-            server.set_client_final(auth_bytes.decode("utf-8"))
-            server_final = server.get_server_final()
-        except (UnicodeDecodeError, scramp.ScramException):
+            server_final = exchange.final(auth_bytes)
+        except ScramError:
             # A bad proof and a malformed final message alike: the proof check is
             # where an unknown user fails too, so say nothing more.
             return self._refuse()
-        if self._users.credentials(user) is None:  # decoys cannot match; be sure
+        if self._users.credentials(exchange.user) is None:  # decoys cannot match; be sure
             return self._refuse()
-        return self._succeed(user, server_final.encode("utf-8"))
+        return self._succeed(exchange.user, server_final)
 
 
 async def handle_sasl_handshake(server: ServerState, request: Request,
                                 session: SaslSession) -> Entity:
     """SaslHandshake v0-v1 (v0 is refused: see the module docstring)."""
     response = response_type(request.api_key, request.api_version)
-    if request.api_version < API_VERSIONS[SASL_HANDSHAKE_KEY][0]:
+    if request.api_version == 0:
         session._fail(ErrorCode.unsupported_version)
         return build(response, error_code=ErrorCode.unsupported_version,
                      mechanisms=tuple(MECHANISMS))
