@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,6 @@ from mqlog.server.auth import (
     check_user_name,
     load_users,
     remove_user,
-    save_users,
     set_user,
 )
 
@@ -219,7 +219,7 @@ def test_user_store_refuses_to_start_on_a_bad_file(tmp_path: Path) -> None:
 
 def test_unknown_users_get_stable_decoys(tmp_path: Path, alice: Credentials) -> None:
     path = tmp_path / "users.json"
-    save_users(path, {"alice": alice})
+    set_user(path, "alice", alice)
     store = UserStore(path)
     decoy = store.scram_credentials("mallory")
     assert decoy == store.scram_credentials("mallory")
@@ -229,3 +229,22 @@ def test_unknown_users_get_stable_decoys(tmp_path: Path, alice: Credentials) -> 
     assert store.scram_credentials("alice") == alice
     assert not store.check_password("mallory", "")
     assert not store.check_password("mallory", "wonderland")
+
+
+def test_concurrent_edits_lose_nothing(tmp_path: Path) -> None:
+    """Writers serialise on the directory lock: every user added at once stays."""
+    path = tmp_path / "users.json"
+    credentials = Credentials.from_password("same for all")
+    names = [f"user{number}" for number in range(12)]
+    start = threading.Barrier(len(names))
+
+    def add(name: str) -> None:
+        start.wait()
+        set_user(path, name, credentials)
+
+    threads = [threading.Thread(target=add, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(load_users(path)) == sorted(names)

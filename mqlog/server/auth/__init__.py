@@ -36,9 +36,7 @@ from mqlog.server.auth._users import (
     check_iterations,
     check_user_name,
     load_users,
-    parse_users,
     remove_user,
-    save_users,
     set_user,
 )
 
@@ -54,9 +52,7 @@ __all__ = [
     "check_iterations",
     "check_user_name",
     "load_users",
-    "parse_users",
     "remove_user",
-    "save_users",
     "server_ssl_context",
     "set_user",
 ]

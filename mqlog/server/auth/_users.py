@@ -23,9 +23,9 @@ Invariants:
 - :func:`load_users` returns only valid credentials or raises
   :class:`~mqlog.errors.ConfigError` naming the file and the line or user at
   fault; it never returns part of a bad file.
-- :func:`save_users` (and so :func:`set_user` and :func:`remove_user`) replace
-  the file whole: a temporary file beside it, written, fsynced, renamed over
-  it, then the directory fsynced; the file is always mode 0600. A reader sees
+- :func:`set_user` and :func:`remove_user` replace the file whole: a
+  temporary file beside it, written, fsynced, renamed over it, then the
+  directory fsynced; the file is always mode 0600. A reader sees
   the old file or the new one, never a mix, and bad input writes nothing.
   Writers serialise on an exclusive ``flock`` of the directory, so two
   concurrent edits do not lose one another.
@@ -161,10 +161,10 @@ def load_users(path: str | os.PathLike[str]) -> dict[str, Credentials]:
         raise ConfigError(f"users file {path} is a directory") from None
     if len(data) > FILE_BYTES_MAX:
         raise ConfigError(f"users file {path} is larger than {FILE_BYTES_MAX} bytes")
-    return parse_users(data, str(path))
+    return _parse_users(data, str(path))
 
 
-def parse_users(data: bytes, where: str) -> dict[str, Credentials]:
+def _parse_users(data: bytes, where: str) -> dict[str, Credentials]:
     """The users in ``data`` (the bytes of a users file named ``where`` in errors)."""
     try:
         text = data.decode("utf-8")
@@ -244,13 +244,6 @@ def _decode(entry: Mapping[str, Any], field: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise ConfigError(f"{field} is not valid base64") from None
-
-
-def save_users(path: str | os.PathLike[str], users: Mapping[str, Credentials]) -> None:
-    """Replace the users file at ``path`` by ``users``, atomically, mode 0600."""
-    path = Path(path)
-    with _locked_directory(path):
-        _replace(path, users)
 
 
 def set_user(path: str | os.PathLike[str], name: str, credentials: Credentials) -> bool:

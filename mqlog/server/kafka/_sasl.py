@@ -31,9 +31,9 @@ header, for brokers older than 1.0) is not supported: a v0 handshake is
 answered UNSUPPORTED_VERSION and fails. Every client that asks for
 ApiVersions first (librdkafka, kafka-python 3, aiokafka, kafkajs) picks v1
 and SaslAuthenticate when both are advertised. :data:`API_VERSIONS` still
-lists SaslHandshake from v0: librdkafka before 2.x's newer releases (2.0.2,
-as Debian's kcat links) decides that a broker "does not support SASL
-handshake" unless v0 is in the advertised range.
+lists SaslHandshake from v0: older librdkafka releases (2.0.2, which
+Debian's kcat links, among them) decide that a broker "does not support
+SASL handshake" unless v0 is in the advertised range.
 
 The SCRAM server side is :class:`~mqlog.server.auth.ScramExchange`, run
 from the stored keys of the users file: it never needs a password.
