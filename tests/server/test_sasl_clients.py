@@ -79,6 +79,11 @@ class SmallBroker:
         self._ready.set()
         self.loop.run_forever()
         server.close()
+        connections = asyncio.all_tasks(self.loop)
+        for task in connections:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*connections, return_exceptions=True))
+        self.loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = SaslSession(self.users)

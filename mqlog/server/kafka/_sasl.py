@@ -121,15 +121,20 @@ class SaslSession:
         """The mechanism the handshake chose (None before)."""
         return self._mechanism
 
-    def handshake(self, mechanism: str) -> tuple[ErrorCode, list[str]]:
-        """SaslHandshake: (error code, the enabled mechanisms)."""
+    def handshake(self, mechanism: str, version: int = 1) -> tuple[ErrorCode, list[str]]:
+        """SaslHandshake in ``version``: (error code, the enabled mechanisms).
+        Version 0 is refused (see the module docstring)."""
+        enabled = list(self._mechanisms)
+        if version == 0:
+            return self._fail(ErrorCode.unsupported_version), enabled
         if self._stage is not _Stage.START:
-            return self._fail(ErrorCode.illegal_sasl_state), self._mechanisms
+            return self._fail(ErrorCode.illegal_sasl_state), enabled
         if mechanism not in self._mechanisms:
-            return self._fail(ErrorCode.unsupported_sasl_mechanism), self._mechanisms
+            log.info("SASL handshake refused: mechanism %r is not enabled", mechanism)
+            return self._fail(ErrorCode.unsupported_sasl_mechanism), enabled
         self._mechanism = mechanism
         self._stage = _Stage.CHOSEN
-        return ErrorCode.none, self._mechanisms
+        return ErrorCode.none, enabled
 
     def authenticate(self, auth_bytes: bytes) -> tuple[ErrorCode, str | None, bytes, bool]:
         """SaslAuthenticate: (error code, error message or None, bytes for the
@@ -159,6 +164,7 @@ class SaslSession:
         message = (f"Authentication failed: {reason}" if reason else
                    f"Authentication failed: invalid user name or password "
                    f"(SASL mechanism {self._mechanism})")
+        log.info("SASL login refused: %s", message)
         return self._fail(ErrorCode.sasl_authentication_failed), message, b"", True
 
     def _succeed(self, user: str, server_bytes: bytes) -> tuple[ErrorCode, None, bytes, bool]:
@@ -211,13 +217,9 @@ class SaslSession:
 async def handle_sasl_handshake(server: ServerState, request: Request,
                                 session: SaslSession) -> Entity:
     """SaslHandshake v0-v1 (v0 is refused: see the module docstring)."""
-    response = response_type(request.api_key, request.api_version)
-    if request.api_version == 0:
-        session._fail(ErrorCode.unsupported_version)
-        return build(response, error_code=ErrorCode.unsupported_version,
-                     mechanisms=tuple(MECHANISMS))
-    code, mechanisms = session.handshake(request.body.mechanism)
-    return build(response, error_code=code, mechanisms=tuple(mechanisms))
+    code, mechanisms = session.handshake(request.body.mechanism, request.api_version)
+    return build(response_type(request.api_key, request.api_version), error_code=code,
+                 mechanisms=tuple(mechanisms))
 
 
 async def handle_sasl_authenticate(server: ServerState, request: Request,
