@@ -7,10 +7,10 @@ Every import of every module counts -- at the top, inside functions, and under
     storage   mqlog.logstore.*                          imports base
     clients   mqlog.consumer.*, mqlog.producer.*, ...    imports storage, base
     session   mqlog (package), mqlog.log                imports clients, storage, base
-    cli       mqlog.cli.*                               imports anything but servers
     servers   mqlog.server.*                            imports anything but the cli
+    cli       mqlog.cli.*                               imports anything (``mqlog serve``)
 
-And no module outside the storage or a clients package imports a
+And no module outside the storage, a clients or the servers package imports a
 ``_``-prefixed module or name of it: each package's public names are its API.
 """
 
@@ -45,11 +45,11 @@ ALLOWED = {
     "storage": {"base", "storage"},
     "clients": {"base", "storage", "clients"},
     "session": {"base", "storage", "clients", "session"},
-    "cli": {"base", "storage", "clients", "session", "cli"},
+    "cli": {"base", "storage", "clients", "session", "servers", "cli"},
     "servers": {"base", "storage", "clients", "session", "servers"},
 }
 #: Packages whose ``_`` names are private to them.
-SEALED = ("mqlog.logstore", "mqlog.consumer", "mqlog.producer")
+SEALED = ("mqlog.logstore", "mqlog.consumer", "mqlog.producer", "mqlog.server")
 
 
 def layer_of(module: str) -> str:

@@ -17,6 +17,7 @@ from mqlog.cli import (  # noqa: F401  (register commands)
     _repair,
     _replay,
     _seek,
+    _serve,
     _stats,
     _tail,
     _topics,

@@ -37,7 +37,7 @@ def test_every_command_has_a_section_naming_each_option() -> None:
         "consume", "demo", "dlq list", "dlq purge", "dlq redrive", "dlq show", "dump",
         "groups delete", "groups describe", "groups list", "lag", "produce", "queues ack",
         "queues claim", "queues describe", "queues pending", "queues receive", "repair", "replay",
-        "seek", "stats", "tail", "topics alter", "topics compact", "topics create",
+        "seek", "serve", "stats", "tail", "topics alter", "topics compact", "topics create",
         "topics delete", "topics describe", "topics list", "topics retention",
         "topics truncate", "verify"]
     for name, command in registered.items():

@@ -7,11 +7,13 @@ request's bytes begin with its header: ``api_key`` (i16), ``api_version``
 tagged fields; the version of the header follows from the API and version,
 and kio knows it (``__header_schema__``).
 
-Invariants: :func:`decode_request` either returns a request that used every
-byte of the frame or raises :class:`MalformedRequestError`; it never raises
-anything else on any input. Response classes are looked up by the request's
-API key and version, so a response is always encoded in the version the
-client asked for.
+Invariants: :func:`decode_request` either returns a request or raises
+:class:`MalformedRequestError`; it never raises anything else on any input.
+Bytes after the body are ignored, as Kafka's broker ignores them: librdkafka
+2.x sends three (its all-topics Metadata v9+ request keeps a 4-byte
+placeholder where the 1-byte null array goes). Response classes are looked
+up by the request's API key and version, so a response is always encoded in
+the version the client asked for.
 """
 
 from __future__ import annotations
@@ -97,14 +99,10 @@ def decode_request(frame: bytes | memoryview) -> Request:
     data = bytes(frame)
     try:
         header, used = read_header(data, 0)
-        body, body_used = read_body(data, used)
+        body, _ = read_body(data, used)
     except Exception as error:  # kio raises several kinds on bad bytes
         raise MalformedRequestError(
             f"API key {api_key} v{api_version}: {type(error).__name__}: {error}") from error
-    if used + body_used != len(data):
-        raise MalformedRequestError(
-            f"API key {api_key} v{api_version}: {len(data) - used - body_used} bytes "
-            f"after the request")
     return Request(api_key, api_version, correlation, header.client_id or "", body)
 
 

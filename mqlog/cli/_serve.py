@@ -1,0 +1,63 @@
+"""``mqlog serve --kafka HOST:PORT``: serve the log directory over the Kafka protocol.
+
+The command only parses options and calls :func:`mqlog.server.run_server`;
+it prints ``listening on kafka://HOST:PORT`` (the real port when 0 was asked
+for) once clients can connect, logs refused requests and connections on
+stderr, and exits 0 after a graceful shutdown on SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from mqlog.cli._app import app, check_not_a_file, settings
+from mqlog.server import KafkaSettings, run_server
+
+#: Where ``--kafka`` listens by default: loopback, Kafka's port.
+DEFAULT_KAFKA = "127.0.0.1:9092"
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    kafka: Annotated[str, typer.Option(
+        "--kafka", metavar="HOST:PORT",
+        help="Serve the Kafka protocol on this address (port 0: a free port, printed).",
+    )] = DEFAULT_KAFKA,
+    advertised: Annotated[str | None, typer.Option(
+        "--advertised", metavar="HOST:PORT",
+        help="The address clients are told to connect to (default: the --kafka address).",
+        show_default=False)] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure",
+        help="Allow a non-loopback --kafka address although the server has no "
+             "authentication: anyone who reaches it can read and write the log.",
+    )] = False,
+    auto_create_topics: Annotated[bool, typer.Option(
+        "--auto-create-topics/--no-auto-create-topics",
+        help="Create a missing topic when a client's Metadata request allows it "
+             "(Kafka's auto.create.topics.enable).",
+    )] = True,
+    # Authentication and TLS options (--users FILE, --tls-cert, --tls-key) go here.
+) -> None:
+    """Serve the log directory to Kafka clients until SIGTERM or Ctrl-C.
+
+    Prints `listening on kafka://HOST:PORT` once clients can connect. Embedded
+    processes keep using the directory meanwhile. Binding an address that is
+    not loopback needs --insecure. See docs/server.md for the APIs served and
+    the limits.
+    """
+    options = settings(ctx)
+    check_not_a_file(options.directory)
+    logging.basicConfig(level=logging.DEBUG if options.debug else logging.WARNING,
+                        format="mqlog serve: %(levelname)s: %(message)s", stream=sys.stderr)
+
+    def ready(address: str) -> None:
+        print(f"listening on kafka://{address}", flush=True)
+
+    run_server(options.directory, kafka, advertised, insecure=insecure,
+               settings=KafkaSettings(auto_create_topics=auto_create_topics), ready=ready)

@@ -1,0 +1,242 @@
+"""One client connection: read request frames, run them, answer in order.
+
+Frames are a 4-byte big-endian size and that many bytes. The reader reads
+one frame at a time, decodes it and starts its handler as a task; the
+responder awaits those tasks in the order the requests came and writes
+their responses, so responses always leave in request order (Kafka's
+per-connection guarantee) however the handlers interleave. A request of a
+``concurrent`` API starts once every earlier non-concurrent request has
+finished; any other request starts once every earlier request has finished
+(see ``_apis``). Produce with ``acks=0`` gets no response.
+
+Bounds (``KafkaLimits``): at most ``max_in_flight_per_connection`` requests
+read and not answered (the reader waits for the oldest answer first), a
+frame of at most ``max_request_bytes`` (a bigger size closes the connection
+before its body is read), ``idle_timeout_s`` without a request and nothing
+in flight closes it.
+
+A bad request (malformed, truncated, oversized, an API or version not
+registered) closes this connection at once with one logged line naming the
+peer and the reason; an exception escaping a handler is logged with its
+traceback and closes this connection too. Nothing else is affected. The
+one exception is an ApiVersions request of a version the server does not
+know, which is answered per KIP-511 (see ``_api_versions``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+from mqlog.server.kafka._api_versions import API_KEY as API_VERSIONS
+from mqlog.server.kafka._api_versions import unsupported_version_frame
+from mqlog.server.kafka._apis import ApiTable
+from mqlog.server.kafka._codec import (
+    MalformedRequestError,
+    Request,
+    UnsupportedVersionError,
+    decode_request,
+    encode_response,
+    peek_prefix,
+)
+from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._limits import KafkaLimits
+
+_log = logging.getLogger("mqlog.server.kafka")
+_SIZE = struct.Struct(">i")
+PRODUCE = 0
+
+Answer = asyncio.Task[bytes | None]
+
+
+class BadRequest(Exception):
+    """Why a connection is closed because of what its client sent."""
+
+
+class Connection:
+    """Serves one client connection until it closes, is stopped or misbehaves."""
+
+    def __init__(self, server: ServerState, table: ApiTable, limits: KafkaLimits,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.table = table
+        self.limits = limits
+        self.reader = reader
+        self.writer = writer
+        self.peer = _peer_name(writer)
+        self._answers: asyncio.Queue[Answer | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(limits.max_in_flight_per_connection)
+        self._in_flight = 0
+        self._barrier: list[Answer] = []  # the last non-concurrent request, if any
+        self._since_barrier: list[Answer] = []
+        self._reading: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    async def serve(self) -> None:
+        """Run the connection; returns once it is closed."""
+        responder = asyncio.create_task(self._respond())
+        self._reading = asyncio.create_task(self._read())
+        graceful = True
+        try:
+            await self._reading
+        except asyncio.CancelledError:
+            if not self._stopped:
+                responder.cancel()
+                raise
+        except BadRequest as reason:
+            _log.warning("closing connection from %s: %s", self.peer, reason)
+            graceful = False
+        except (ConnectionError, OSError) as error:
+            _log.debug("connection from %s failed: %s", self.peer, error)
+            graceful = False
+        finally:
+            self._answers.put_nowait(None)
+        try:
+            if graceful:
+                await responder
+            else:
+                responder.cancel()
+        finally:
+            self._abandon()
+            self.writer.close()
+
+    def stop_reading(self) -> None:
+        """Read no more requests; those in flight are still answered."""
+        self._stopped = True
+        if self._reading is not None:
+            self._reading.cancel()
+
+    def abort(self) -> None:
+        """Close now, answering nothing more."""
+        self._abandon()
+        self.writer.transport.abort()
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        """Read and start requests until the peer closes (returns) or sends
+        something bad (raises BadRequest)."""
+        while True:
+            frame = await self._read_frame()
+            if frame is None:
+                return
+            await self._slots.acquire()
+            self._in_flight += 1
+            self._start(frame)
+
+    async def _read_frame(self) -> bytes | None:
+        """The next frame's bytes, or None at a clean end of the stream."""
+        while True:
+            try:
+                prefix = await asyncio.wait_for(self.reader.readexactly(_SIZE.size),
+                                                self.limits.idle_timeout_s)
+                break
+            except TimeoutError:
+                if self._in_flight == 0:
+                    _log.info("closing connection from %s: idle for %gs", self.peer,
+                              self.limits.idle_timeout_s)
+                    return None
+            except asyncio.IncompleteReadError as error:
+                if error.partial:
+                    raise BadRequest(
+                        f"truncated request: {len(error.partial)} bytes of a size prefix"
+                    ) from None
+                return None
+        (size,) = _SIZE.unpack(prefix)
+        if size < 0 or size > self.limits.max_request_bytes:
+            raise BadRequest(f"request size {size} is outside 0..{self.limits.max_request_bytes}"
+                             f" (max_request_bytes)")
+        try:
+            return await self.reader.readexactly(size)
+        except asyncio.IncompleteReadError as error:
+            raise BadRequest(
+                f"truncated request: {len(error.partial)} of {size} bytes") from None
+
+    def _start(self, frame: bytes) -> None:
+        """Decode ``frame`` and queue its answer (or raise BadRequest)."""
+        try:
+            request = decode_request(frame)
+        except UnsupportedVersionError as error:
+            if error.api_key != API_VERSIONS:
+                raise BadRequest(str(error)) from None
+            self._queue_frame(unsupported_version_frame(self.table, error.correlation_id))
+            return
+        except MalformedRequestError as error:
+            raise BadRequest(f"malformed request: {error}") from None
+        api = self.table.get(request.api_key)
+        if api is None or not api.supports(request.api_version):
+            if request.api_key == API_VERSIONS:
+                _, _, correlation = peek_prefix(frame)
+                self._queue_frame(unsupported_version_frame(self.table, correlation))
+                return
+            what = "unknown API key" if api is None else "unsupported version of API key"
+            raise BadRequest(f"{what} {request.api_key} (v{request.api_version})")
+        after = list(self._barrier) if api.concurrent else self._barrier + self._since_barrier
+        task = asyncio.create_task(self._run(request, after))
+        if api.concurrent:
+            self._since_barrier.append(task)
+        else:
+            self._barrier, self._since_barrier = [task], []
+        self._answers.put_nowait(task)
+
+    def _queue_frame(self, frame: bytes) -> None:
+        async def ready() -> bytes:
+            return frame
+        self._answers.put_nowait(asyncio.create_task(ready()))
+
+    async def _run(self, request: Request, after: list[Answer]) -> bytes | None:
+        """The response frame of ``request`` (None: no response is due)."""
+        if after:
+            await asyncio.wait(after)
+        api = self.table.get(request.api_key)
+        assert api is not None
+        body = await api.handler(self.server, request)
+        if body is None or (request.api_key == PRODUCE and request.body.acks == 0):
+            return None
+        return encode_response(request.api_key, request.api_version, request.correlation_id,
+                               body)
+
+    # -- answering --------------------------------------------------------------------
+
+    async def _respond(self) -> None:
+        """Write the answers in request order until the end marker."""
+        while True:
+            answer = await self._answers.get()
+            if answer is None:
+                return
+            try:
+                frame = await answer
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("a handler failed; closing connection from %s", self.peer)
+                self.stop_reading()
+                self._abandon()
+                return
+            if frame is not None:
+                try:
+                    self.writer.write(frame)
+                    await self.writer.drain()
+                except (ConnectionError, OSError) as error:
+                    _log.debug("connection from %s failed: %s", self.peer, error)
+                    self.stop_reading()
+                    self._abandon()
+                    return
+            self._in_flight -= 1
+            self._slots.release()
+
+    def _abandon(self) -> None:
+        """Cancel every answer not yet written."""
+        while not self._answers.empty():
+            answer = self._answers.get_nowait()
+            if answer is not None:
+                answer.cancel()
+
+
+def _peer_name(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(peer)

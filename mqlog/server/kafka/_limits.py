@@ -1,0 +1,53 @@
+"""The named limits of a Kafka server, with their defaults and the reasons.
+
+Every queue and size a client can grow on the server is bounded here; the
+table in docs/server.md lists the same fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mqlog.errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class KafkaLimits:
+    """Bounds on what clients may make the server hold.
+
+    ``max_request_bytes``: the largest request frame (size prefix excluded),
+    100 MiB as Kafka's ``socket.request.max.bytes``; a larger size closes the
+    connection before a byte of the body is read, so a bad size prefix never
+    allocates. ``max_connections``: open client connections at once; one more
+    is accepted and closed at once with a logged line (Kafka's
+    ``max.connections`` is unbounded by default; each connection here costs a
+    task and buffers, so the default is a round 1,000 the server is measured
+    at). ``max_in_flight_per_connection``: requests read from one connection
+    and not yet answered; past it the server stops reading that connection
+    until the oldest is answered (Kafka reads one at a time; clients send at
+    most 5 by default, ``max.in.flight.requests.per.connection``).
+    ``idle_timeout_s``: a connection with no request for this long and nothing
+    in flight is closed, as Kafka's ``connections.max.idle.ms`` (10 minutes).
+    ``shutdown_timeout_s``: how long a graceful shutdown waits for in-flight
+    requests to be answered before it cancels them (a long-poll Fetch or a
+    JoinGroup waits for less than this; Kafka's
+    ``controlled.shutdown`` waits 30 s by default too).
+    """
+
+    max_request_bytes: int = 100 * MiB
+    max_connections: int = 1000
+    max_in_flight_per_connection: int = 32
+    idle_timeout_s: float = 600.0
+    shutdown_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_request_bytes", "max_connections", "max_in_flight_per_connection"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be an int >= 1, not {value!r}")
+        for name in ("idle_timeout_s", "shutdown_timeout_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a number > 0, not {value!r}")

@@ -1,0 +1,168 @@
+"""The Kafka listener: accept connections, serve each, shut down gracefully.
+
+:class:`KafkaServer` serves one open log (its :class:`~mqlog.logstore.Engine`)
+on one asyncio event loop; embedded processes keep using the log directory
+at the same time. Graceful shutdown (:meth:`KafkaServer.close`): stop
+accepting, stop reading requests on every connection, set the stopping
+flag and await the shutdown hooks (``_lifecycle``: the group coordinator
+tells its groups), wait up to ``shutdown_timeout_s`` for the requests in
+flight to be answered, then close the connections.
+
+Only loopback addresses are served unless ``insecure=True``: the server has
+no authentication yet, and a log directory must not be opened to a network
+by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+
+from mqlog.errors import ConfigError
+from mqlog.logstore import Engine
+from mqlog.server.kafka._apis import EXTENSION as APIS
+from mqlog.server.kafka._apis import ApiTable
+from mqlog.server.kafka._connection import Connection
+from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._handlers import default_table
+from mqlog.server.kafka._lifecycle import shutdown_hooks, stopping
+from mqlog.server.kafka._limits import KafkaLimits
+from mqlog.server.kafka._settings import KafkaSettings, install_settings
+from mqlog.server.kafka._topic_ids import cluster_id_for
+
+_log = logging.getLogger("mqlog.server.kafka")
+
+#: Kafka's port, the default of ``--kafka``.
+DEFAULT_PORT = 9092
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[IPV6]:PORT`` for IPv6) as (host, port); ConfigError if
+    it is not one."""
+    host, colon, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(f"address {text!r} is not HOST:PORT (PORT 0 to 65535)")
+    return host, int(port_text)
+
+
+def format_address(host: str, port: int) -> str:
+    """``HOST:PORT``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and the loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class KafkaServer:
+    """A Kafka-protocol server over an open log.
+
+    ``host``/``port``: where to listen (port 0: a free port, see
+    :attr:`address`). ``advertised``: the (host, port) clients are told to
+    connect to (Metadata, FindCoordinator); by default the address listened
+    on. ``insecure``: allow a non-loopback ``host``. ``table``: the APIs to
+    serve (default: every API implemented, ``_handlers.default_table``).
+    The server does not close the engine."""
+
+    def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
+                 advertised: tuple[str, int] | None = None, insecure: bool = False,
+                 limits: KafkaLimits | None = None, settings: KafkaSettings | None = None,
+                 table: ApiTable | None = None) -> None:
+        if not is_loopback(host) and not insecure:
+            raise ConfigError(
+                f"{host} is not a loopback address: serving it needs insecure=True "
+                f"(--insecure), since the server has no authentication")
+        self.engine = engine
+        self.host = host
+        self.port = port
+        self.advertised = advertised
+        self.limits = limits or KafkaLimits()
+        self.table = table or default_table()
+        self.state = ServerState(engine, "", 0, cluster_id_for(engine.path))
+        self.state.extensions[APIS] = self.table
+        install_settings(self.state, settings or KafkaSettings())
+        self._listener: asyncio.Server | None = None
+        self._connections: dict[Connection, asyncio.Task[None]] = {}
+        self._closing = False
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) listened on, the real port when 0 was asked for."""
+        if self._listener is None:
+            raise RuntimeError("the server is not started")
+        name = self._listener.sockets[0].getsockname()
+        return name[0], name[1]
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_UNSPEC
+        self._listener = await asyncio.start_server(self._accept, self.host, self.port,
+                                                    family=family, reuse_address=True)
+        host, port = self.address
+        advertised = self.advertised or (host, port)
+        if advertised[0] in ("0.0.0.0", "::"):
+            advertised = (socket.gethostname(), advertised[1])
+        self.state.host, self.state.port = advertised[0], advertised[1] or port
+        stopping(self.state)  # created on this loop
+        _log.info("listening on kafka://%s (advertised %s)", format_address(host, port),
+                  format_address(self.state.host, self.state.port))
+
+    async def close(self) -> None:
+        """Shut down gracefully (see the module docstring); idempotent."""
+        if self._closing or self._listener is None:
+            return
+        self._closing = True
+        self._listener.close()
+        stopping(self.state).set()
+        for connection in list(self._connections):
+            connection.stop_reading()
+        for hook in shutdown_hooks(self.state):
+            try:
+                await hook()
+            except Exception:
+                _log.exception("a shutdown hook failed")
+        tasks = list(self._connections.values())
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self.limits.shutdown_timeout_s)
+            for connection, task in list(self._connections.items()):
+                if task in late:
+                    _log.warning("closing connection from %s with requests unanswered after"
+                                 " %gs", connection.peer, self.limits.shutdown_timeout_s)
+                    connection.abort()
+                    task.cancel()
+        await self._listener.wait_closed()
+
+    async def __aenter__(self) -> KafkaServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = Connection(self.state, self.table, self.limits, reader, writer)
+        if self._closing:
+            writer.close()
+            return
+        if len(self._connections) >= self.limits.max_connections:
+            _log.warning("refusing connection from %s: %d connections open (max_connections)",
+                         connection.peer, len(self._connections))
+            writer.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[connection] = task
+        try:
+            await connection.serve()
+        finally:
+            del self._connections[connection]

@@ -1,0 +1,159 @@
+"""A real ``mqlog serve --kafka`` process for tests, and raw-socket Kafka calls.
+
+:func:`start_server` runs ``python -m mqlog.cli --dir D serve --kafka
+127.0.0.1:0 ...`` and waits for its ``listening on kafka://HOST:PORT`` line;
+:func:`stop_server` sends SIGTERM and returns the exit code and stderr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mqlog.server.kafka._codec import Entity, build
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: How long a server may take to print its listening line (a loaded machine).
+START_TIMEOUT_S = 30.0
+#: How long a graceful shutdown may take.
+STOP_TIMEOUT_S = 30.0
+_LISTENING = re.compile(r"^listening on kafka://(?P<host>.+):(?P<port>\d+)$")
+
+
+@dataclasses.dataclass
+class RunningServer:
+    """A server process the test started: ``address`` is ``HOST:PORT``."""
+
+    process: subprocess.Popen
+    directory: Path
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def server_command(directory: Path, *args: str) -> list[str]:
+    """The command line of a server over ``directory`` (``args`` after ``serve``)."""
+    return [sys.executable, "-m", "mqlog.cli", "--dir", os.fspath(directory), "serve", *args]
+
+
+def start_server(directory: Path, *args: str) -> RunningServer:
+    """Start a server on a free loopback port (unless ``args`` has ``--kafka``)
+    and wait until it listens."""
+    if "--kafka" not in args:
+        args = ("--kafka", "127.0.0.1:0", *args)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.fspath(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    process = subprocess.Popen(server_command(directory, *args), cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.2)
+        if ready:
+            line = process.stdout.readline()
+            found = _LISTENING.match(line.strip())
+            if found:
+                return RunningServer(process, directory, found["host"], int(found["port"]))
+            if not line:
+                break
+    process.kill()
+    _, stderr = process.communicate()
+    raise AssertionError(f"the server did not start (exit {process.returncode}): {stderr}")
+
+
+def stop_server(server: RunningServer) -> tuple[int, str]:
+    """SIGTERM the server; its exit code and what it wrote on stderr."""
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = server.process.communicate(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        _, stderr = server.process.communicate()
+    return server.process.returncode, stderr
+
+
+# -- raw requests -----------------------------------------------------------------------
+
+_HEADER_V1 = struct.Struct(">hhih")
+
+
+def request_frame(api_key: int, version: int, correlation_id: int, body: bytes,
+                  client_id: str = "test", flexible: bool = False) -> bytes:
+    """A request frame with header v1 (v2 when ``flexible``: an empty tag buffer
+    after the client id), ``body`` already encoded."""
+    name = client_id.encode()
+    header = _HEADER_V1.pack(api_key, version, correlation_id, len(name)) + name
+    if flexible:
+        header += b"\0"
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def encode_request(api_key: int, version: int, correlation_id: int, **fields: object) -> bytes:
+    """A request frame built by kio from ``fields`` (the body's fields)."""
+    from kio.index import load_request_schema
+    from kio.serial import entity_writer
+
+    schema = load_request_schema(api_key, version)
+    header_type = schema.__header_schema__
+    out = io.BytesIO()
+    entity_writer(header_type)(out, build(header_type, request_api_key=api_key,
+                                          request_api_version=version,
+                                          correlation_id=correlation_id, client_id="test"))
+    entity_writer(schema)(out, schema(**fields))
+    payload = out.getvalue()
+    return struct.pack(">i", len(payload)) + payload
+
+
+def connect(server: RunningServer) -> socket.socket:
+    """A socket connected to ``server`` with a 10 s timeout on every call."""
+    sock = socket.create_connection((server.host, server.port), timeout=10)
+    return sock
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    """The next response frame's bytes (without the size prefix)."""
+    (size,) = struct.unpack(">i", read_exactly(sock, 4))
+    return read_exactly(sock, size)
+
+
+def read_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError(f"closed after {len(data)} of {count} bytes")
+        data += chunk
+    return data
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    """True when the server closed ``sock`` (reads end) within the socket's timeout."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def decode_response(api_key: int, version: int, frame: bytes) -> tuple[int, Entity]:
+    """(correlation id, body) of a response frame (kio's reader)."""
+    from kio.index import load_response_schema
+    from kio.serial import entity_reader
+
+    schema = load_response_schema(api_key, version)
+    header, used = entity_reader(schema.__header_schema__)(frame, 0)
+    body, _ = entity_reader(schema)(frame, used)
+    return header.correlation_id, body
