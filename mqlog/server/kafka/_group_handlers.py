@@ -8,14 +8,14 @@ kio describes decodes; fields a version lacks are dropped by ``build``.
 
 from __future__ import annotations
 
-import contextvars
 import datetime
 
 from kio.schema.errors import ErrorCode
 
 from mqlog.server.kafka._codec import Entity, Request, build, part, response_type
-from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._context import CLIENT_ADDRESS, ServerState
 from mqlog.server.kafka._group_coordinator import GroupCoordinator
+from mqlog.server.kafka._lifecycle import on_shutdown
 
 #: The key types of FindCoordinator: 0 a group, 1 a transactional id.
 GROUP_KEY = 0
@@ -28,13 +28,8 @@ def coordinator(server: ServerState) -> GroupCoordinator:
     found = server.extensions.get("groups")
     if found is None:
         found = server.extensions["groups"] = GroupCoordinator(server.engine)
+        on_shutdown(server, found.close)  # members leave: their files and locks go
     return found
-
-
-#: The address of the client whose connection is being served; the connection's
-#: task sets it, so every request of that connection sees its own.
-CLIENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "mqlog_kafka_client_address", default="")
 
 
 def client_host(request: Request) -> str:
