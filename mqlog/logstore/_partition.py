@@ -72,6 +72,10 @@ from mqlog.logstore.layout import STATE_FILE
 
 if TYPE_CHECKING:
     from mqlog.logstore._compaction import CompactionResult
+    from mqlog.logstore._kafka_batch import ProducedBatch
+
+    #: A batch ready to write once it has a base offset.
+    Encoded = _batch.EncodedBatch | ProducedBatch
 
 _log = logging.getLogger("mqlog.logstore")
 
@@ -146,6 +150,7 @@ class Partition:
     read_sized = _reads.read_sized
     read_columns = _reads.read_columns
     read_columns_sized = _reads.read_columns_sized
+    read_kafka = _reads.read_kafka
     timestamp_at = _reads.timestamp_at
     offset_for_time = _reads.offset_for_time
     flush = _group_commit.flush
@@ -227,7 +232,15 @@ class Partition:
         config = self.config()
         if now_ms is None:
             now_ms = self.clock()
-        batches = _batch.encode(records, now_ms, config.max_record_bytes)
+        return self.append_encoded(_batch.encode(records, now_ms, config.max_record_bytes),
+                                   producer, flush, config)
+
+    def append_encoded(self, batches: Sequence[Encoded], producer: ProducerBatch | None,
+                       flush: bool | None, config: TopicConfig | None = None) -> int:
+        """:meth:`append` of batches already encoded: native ones from
+        ``_batch.encode``, or Kafka batches from ``_kafka_batch.parse_produced``."""
+        if config is None:
+            config = self.config()
         if flush is None:
             flush = config.durability == "always"
         durable = flush and bool(batches)
@@ -280,7 +293,7 @@ class Partition:
         return self._producer_table.lookup(producer, count,
                                            lambda append: _reads.landed(self, append, state))
 
-    def _append_batches(self, state: PartitionState, batches: list[_batch.EncodedBatch],
+    def _append_batches(self, state: PartitionState, batches: Sequence[Encoded],
                         config: TopicConfig, producer: ProducerBatch | None,
                         admission: Admission | None) -> PartitionState:
         """Write the batches of one append into the active segment, index its start,

@@ -19,6 +19,7 @@ the version the client asked for.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import io
 import struct
 import sys
@@ -33,6 +34,10 @@ from mqlog.errors import MqlogError
 
 _PREFIX = struct.Struct(">hhi")
 _SIZE = struct.Struct(">i")
+
+#: ``throttle_time`` of every response: this server does not throttle (kio
+#: types durations as timedeltas).
+NO_THROTTLE = datetime.timedelta(0)
 
 #: A kio entity (a frozen dataclass generated from a Kafka message schema).
 Entity = Any

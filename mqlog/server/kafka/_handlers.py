@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from mqlog.server.kafka import (
     _api_versions,
+    _fetch,
     _group_admin,
     _group_handlers,
     _metadata,
     _offset_commit,
     _offset_fetch,
+    _produce,
+    _producer_id,
 )
 from mqlog.server.kafka._apis import ApiTable
 
@@ -23,6 +26,9 @@ def default_table() -> ApiTable:
     for module, concurrent in (
         (_api_versions, True),
         (_metadata, True),
+        (_produce, False),
+        (_fetch, True),
+        (_producer_id, True),
     ):
         table.register(module.API_KEY, module.MIN_VERSION, module.MAX_VERSION, module.handle,
                        concurrent=concurrent)
