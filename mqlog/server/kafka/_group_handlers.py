@@ -17,9 +17,6 @@ from mqlog.server.kafka._context import CLIENT_ADDRESS, ServerState
 from mqlog.server.kafka._group_coordinator import GroupCoordinator
 from mqlog.server.kafka._lifecycle import on_shutdown
 
-#: The key types of FindCoordinator: 0 a group, 1 a transactional id.
-GROUP_KEY = 0
-
 NO_THROTTLE = datetime.timedelta(0)
 
 
@@ -46,23 +43,18 @@ def _ms(value: datetime.timedelta | int) -> int:
 
 
 async def find_coordinator(server: ServerState, request: Request) -> Entity:
-    """This broker for every group; transactions are not supported."""
+    """This broker, for every key: a group's, and a transactional id's too, so a
+    transactional producer goes on to InitProducerId and gets its fatal error
+    there (``_producer_id``) rather than retrying a coordinator lookup forever."""
     body = request.body
     cls = response_type(request.api_key, request.api_version)
-
-    def answer(key: str) -> dict:
-        if body.key_type != GROUP_KEY:
-            return dict(error_code=ErrorCode.coordinator_not_available,
-                        error_message="mqlog serve supports no transactions", node_id=-1,
-                        host="", port=-1, key=key)
-        return dict(error_code=ErrorCode.none, error_message=None, node_id=server.node_id,
-                    host=server.host, port=server.port, key=key)
-
+    found = dict(error_code=ErrorCode.none, error_message=None, node_id=server.node_id,
+                 host=server.host, port=server.port)
     if hasattr(body, "coordinator_keys"):  # v4+: a batch of keys
         entry = part(cls, "Coordinator")
         return build(cls, throttle_time=NO_THROTTLE, coordinators=tuple(
-            build(entry, **answer(key)) for key in body.coordinator_keys))
-    return build(cls, throttle_time=NO_THROTTLE, **answer(body.key))
+            build(entry, key=key, **found) for key in body.coordinator_keys))
+    return build(cls, throttle_time=NO_THROTTLE, **found)
 
 
 async def join_group(server: ServerState, request: Request) -> Entity:
