@@ -424,3 +424,48 @@ def test_this_server_coordinates_every_group(server: ServerState) -> None:
         assert [(c.key, c.port) for c in batch.coordinators] == [("a", 9092), ("b", 9092)]
 
     asyncio.run(scenario())
+
+
+def test_client_ids_and_group_ids_are_checked_before_reaching_the_disk(
+        server: ServerState, clock: Clock, log: mqlog.Log, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        bad_group = await call(server, JOIN, 5, **join_request("../escape"))
+        assert bad_group.error_code == ErrorCode.invalid_group_id
+        task = asyncio.create_task(call(server, JOIN, 5, client_id="../../x y",
+                                        **join_request("g")))
+        await settle(lambda: coordinator(server).find("g") is not None and bool(
+            coordinator(server).find("g").members), "member registered")
+        clock.advance(JOIN_GATHER_MAX_S)
+        await coordinator(server).tick()
+        answer = await task
+        assert answer.error_code == ErrorCode.none
+        assert answer.member_id.startswith(".._.._x_y-")  # one file name, no path
+        (member,) = log.describe_group("g").members
+        assert member.member_id == answer.member_id
+        simple = await call(server, COMMIT, 8, **_commit("../escape", "", -1, {("t", 0): 1}))
+        assert _codes(simple) == {("t", 0): ErrorCode.invalid_group_id}
+        assert not (tmp_path / "escape").exists()
+
+    asyncio.run(scenario())
+
+
+def test_a_join_whose_connection_closed_does_not_hold_the_others(
+        server: ServerState, clock: Clock) -> None:
+    async def scenario() -> None:
+        leader, follower = await stable_pair(server, clock)
+        gone = asyncio.create_task(call(server, JOIN, 5, **join_request(
+            "g", member_id=follower.member_id)))
+        await settle(lambda: coordinator(server).find("g").members[
+            follower.member_id].joining(), "held")
+        gone.cancel()  # the connection closed
+        rejoin = asyncio.create_task(call(server, JOIN, 5, **join_request(
+            "g", member_id=leader.member_id)))
+        await settle(lambda: coordinator(server).find("g").members[
+            leader.member_id].joining(), "leader held")
+        clock.advance(21)  # the rebalance timeout: the closed join counts as absent
+        await coordinator(server).tick()
+        answer = await rejoin
+        assert answer.error_code == ErrorCode.none
+        assert [m.member_id for m in answer.members] == [leader.member_id]
+
+    asyncio.run(scenario())

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 
@@ -45,6 +46,7 @@ from kio.schema.errors import ErrorCode
 from mqlog.consumer import GroupMembership
 from mqlog.errors import ConfigError, IllegalGenerationError, MqlogError
 from mqlog.logstore import Engine
+from mqlog.names import NAME_CHARACTERS, validate_name
 from mqlog.server.kafka._group_protocol import (
     CONSUMER_PROTOCOL_TYPE,
     ConsumerProtocolError,
@@ -74,8 +76,17 @@ JOIN_GATHER_MAX_S = 0.5
 #: Session timeouts accepted (Kafka's broker defaults are 6 s to 30 min).
 MIN_SESSION_TIMEOUT_MS = 1_000
 MAX_SESSION_TIMEOUT_MS = 1_800_000
+#: Longest client id in a member id (mqlog allows 229; Kafka ids are short).
+CLIENT_ID_CHARS = 64
 #: How often the server's timer looks for expired sessions and ended join phases.
 TICK_S = 0.05
+
+
+def file_safe(client_id: str) -> str:
+    """A Kafka client id as mqlog's member ids use it (a file name): characters
+    other than ``[a-zA-Z0-9._-]`` become ``_``, at most 64 of them, "kafka" when
+    none is left. The member's client id as sent is kept for Kafka's APIs."""
+    return re.sub(f"[^{NAME_CHARACTERS}]", "_", client_id)[:CLIENT_ID_CHARS] or "kafka"
 
 
 class GroupCoordinator:
@@ -106,7 +117,7 @@ class GroupCoordinator:
             return JoinOutcome(refusal, member_id)
         self._start_ticker()
         waiter = await asyncio.shield(self._join(
-            self._group(group_id), member_id, client_id or "kafka", client_host,
+            self._group(group_id), member_id, client_id, client_host,
             protocols, session_timeout_ms, max(rebalance_timeout_ms, session_timeout_ms)))
         if isinstance(waiter, JoinOutcome):
             return waiter
@@ -120,7 +131,10 @@ class GroupCoordinator:
                         "membership is not supported (UNSUPPORTED_VERSION)", group_id,
                         instance_id)
             return ErrorCode.unsupported_version
-        if not group_id:
+        try:
+            validate_name("group", group_id)
+        except ConfigError as error:
+            log.warning("refused a join: %s", error)
             return ErrorCode.invalid_group_id
         if protocol_type != CONSUMER_PROTOCOL_TYPE or not protocols:
             log.warning("group %s: refused a join with protocol type %r: only Kafka "
@@ -150,7 +164,8 @@ class GroupCoordinator:
             except ConsumerProtocolError as error:
                 log.warning("group %s: refused a join of %s: %s", group.name, client_id, error)
                 return JoinOutcome(ErrorCode.inconsistent_group_protocol, member_id)
-            fields = dict(client_id=client_id, topics=topics, assignors=mqlog_assignors(names),
+            fields = dict(client_id=file_safe(client_id), topics=topics,
+                          assignors=mqlog_assignors(names),
                           session_timeout_ms=session_ms, rebalance_timeout_ms=rebalance_ms,
                           remote_host=client_host)
             try:
@@ -185,8 +200,7 @@ class GroupCoordinator:
         membership = GroupMembership(self._engine, group, watchdog=False, clock=self._clock,
                                      check_interval_ms=0)
         joined = membership.join(**fields)
-        return Member(joined.member_id, membership, fields["client_id"], fields["remote_host"],
-                      (), 0.0, 0.0, self._clock())
+        return Member(joined.member_id, membership, "", "", (), 0.0, 0.0, self._clock())
 
     def _prepare(self, group: Group, why: str) -> None:
         """Enter PreparingRebalance: held syncs are told, joins are held."""
@@ -231,7 +245,8 @@ class GroupCoordinator:
                  beat.generation, protocol, leader.member_id, [m.member_id for m in members])
         for member in members:
             waiter, member.join_waiter, member.last_seen = member.join_waiter, None, now
-            assert waiter is not None  # every member left is joining (absent ones removed)
+            if waiter is None or waiter.done():  # its connection closed meanwhile
+                continue
             waiter.set_result(JoinOutcome(
                 ErrorCode.none, member.member_id, beat.generation, CONSUMER_PROTOCOL_TYPE,
                 protocol, leader.member_id, everyone_metadata if member is leader else ()))

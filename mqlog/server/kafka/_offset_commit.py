@@ -23,8 +23,14 @@ from collections.abc import Mapping
 from kio.schema.errors import ErrorCode
 
 from mqlog.consumer import TopicPartition, is_queue_group, offset_store
-from mqlog.errors import CommitFailedError, IllegalGenerationError, UnknownMemberError
+from mqlog.errors import (
+    CommitFailedError,
+    ConfigError,
+    IllegalGenerationError,
+    UnknownMemberError,
+)
 from mqlog.logstore import Engine
+from mqlog.names import validate_name
 from mqlog.server.kafka._codec import Entity, Request, build, part, response_type
 from mqlog.server.kafka._context import ServerState
 from mqlog.server.kafka._group_coordinator import GroupCoordinator
@@ -80,7 +86,10 @@ async def commit(groups: GroupCoordinator, engine: Engine, group_id: str, member
     if generation < 0 and not member_id:
         if group is not None and group.members:
             return ErrorCode.unknown_member_id
-        if not group_id or is_queue_group(engine, group_id):
+        try:
+            if is_queue_group(engine, validate_name("group", group_id)):
+                return ErrorCode.invalid_group_id
+        except ConfigError:
             return ErrorCode.invalid_group_id
         await asyncio.to_thread(offset_store(engine).commit, group_id, offsets, "", metadata)
         return ErrorCode.none
