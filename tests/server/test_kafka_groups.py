@@ -290,3 +290,43 @@ def test_a_subscriber_gets_its_first_record_within_a_second(
         python_consumer.close()
     assert took <= 1.0, f"first record after {took:.2f} s"
     assert log.describe_group("g").total_lag < 20
+
+
+@needs_fetch
+def test_aiokafka_consumers_share_read_and_commit(kafka_server: RunningServer,
+                                                  log: mqlog.Log) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    with log.producer() as producer:
+        for number in range(8):
+            producer.send("t", f"v{number}", partition=number % 4)
+    log.alter_offsets("a", {TopicPartition("t", n): 0 for n in range(4)})
+
+    async def run() -> tuple[list[bytes], list[set[tuple[str, int]]]]:
+        consumers = [AIOKafkaConsumer("t", bootstrap_servers=kafka_server.address,
+                                      group_id="a", enable_auto_commit=False,
+                                      heartbeat_interval_ms=300) for _ in range(2)]
+        for consumer in consumers:
+            await consumer.start()
+        got: list[bytes] = []
+        start = time.monotonic()
+        while len(got) < 8 and time.monotonic() - start < WAIT_S:
+            for consumer in consumers:
+                for messages in (await consumer.getmany(timeout_ms=50)).values():
+                    got += [m.value for m in messages]
+        shares = [{(tp.topic, tp.partition) for tp in c.assignment()} for c in consumers]
+        for consumer in consumers:
+            await consumer.commit()
+            await consumer.stop()
+        return got, shares
+
+    got, shares = asyncio.run(run())
+    assert sorted(got) == sorted(f"v{n}".encode() for n in range(8))
+    assert shares[0] | shares[1] == ALL and not shares[0] & shares[1]
+    description = log.describe_group("a")
+    assert description.state == "Empty"
+    assert {p.partition: p.committed_offset for p in description.partitions} == {
+        n: 2 for n in range(4)}
+    assert description.total_lag == 0
