@@ -39,7 +39,7 @@ from mqlog.server.kafka._codec import (
     encode_response,
     peek_prefix,
 )
-from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._context import CLIENT_ADDRESS, ServerState
 from mqlog.server.kafka._limits import KafkaLimits
 
 _log = logging.getLogger("mqlog.server.kafka")
@@ -74,6 +74,7 @@ class Connection:
 
     async def serve(self) -> None:
         """Run the connection; returns once it is closed."""
+        CLIENT_ADDRESS.set(self.peer.rsplit(":", 1)[0])  # this connection's tasks see it
         responder = asyncio.create_task(self._respond())
         self._reading = asyncio.create_task(self._read())
         graceful = True

@@ -15,6 +15,7 @@ closes only that connection.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -46,3 +47,8 @@ class ServerState:
 
 
 Handler = Callable[[ServerState, Request], Awaitable[Entity]]
+
+#: The address (host) of the client whose connection is being served: each
+#: connection sets it in its own context, so a handler sees its request's client.
+CLIENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "mqlog_kafka_client_address", default="")

@@ -55,9 +55,10 @@ async def handle(server: ServerState, request: Request) -> Entity:
     """One result per topic asked for, in the request's order."""
     body = request.body
     cls = response_type(API_KEY, request.api_version)
-    counts = collections.Counter(topic.name for topic in body.topics)
+    topics = body.topics or ()  # a null array asks for nothing
+    counts = collections.Counter(topic.name for topic in topics)
     results = []
-    for topic in body.topics:
+    for topic in topics:
         try:
             if counts[topic.name] > 1:
                 raise _Refused(ErrorCode.invalid_request,
