@@ -125,7 +125,8 @@ class Run:
                   partitions: int | None, records: int | None) -> Iterator[float]:
         """Report an exception of the block as this measurement's error line."""
         load = os.getloadavg()[0]
-        _common.progress(f"{target}: {measurement} {size} B x {partitions} partitions")
+        shape = f" {size} B x {partitions} partitions" if size and partitions else ""
+        _common.progress(f"{target}: {measurement}{shape}")
         try:
             yield load
         except Exception as error:  # one failed measurement must not end the run
