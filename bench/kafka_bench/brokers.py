@@ -220,6 +220,11 @@ def mqlog_serve(target: str, topics: Sequence[TopicSpec]) -> Iterator[Broker]:
 @contextmanager
 def external(address: str, pid: int | None, topics: Sequence[TopicSpec]) -> Iterator[Broker]:
     """A broker the harness did not start: ``topics`` are created on it."""
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5.0).close()
+    except OSError as error:
+        raise RuntimeError(f"cannot connect to {address}: {error}") from error
     create_topics(address, topics)
     yield Broker("external", address, pid)
 

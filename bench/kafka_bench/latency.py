@@ -15,10 +15,10 @@ for their delivery; the child stops after ``warmup + count`` records and
 returns the measured records' latencies. Warm-up records are not counted.
 
 Kafka clients: confluent-kafka, the producer with ``linger.ms`` as given
-(default 0 here: the figure is the broker's latency, not the client's
-batching delay), the consumer with librdkafka's defaults (``fetch.wait.max.ms``
-500, ``fetch.min.bytes`` 1: a fetch returns as soon as a record is there).
-Embedded: ``Producer.send`` (``linger_ms=0``) and a Consumer with ``assign``
+(0: the broker's latency without the client's batching delay), the consumer
+with librdkafka's defaults (``fetch.wait.max.ms`` 500, ``fetch.min.bytes`` 1:
+a fetch returns as soon as a record is there).
+Embedded: ``Producer.send`` (``linger_ms`` as given) and a Consumer with ``assign``
 on the same log directory.
 """
 
@@ -184,7 +184,7 @@ def _sender(kind: str, where: str, topic: str, partitions: int, size: int, linge
     import mqlog
 
     log = mqlog.open(where)
-    embedded = log.producer()
+    embedded = log.producer(linger_ms=linger_ms)
 
     def send_embedded() -> None:
         embedded.send(topic, STAMP.pack(time.monotonic_ns()) + padding,

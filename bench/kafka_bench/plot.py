@@ -56,6 +56,13 @@ def load(path: str) -> list[dict]:
     return [line for line in lines if "error" not in line]
 
 
+def _name(figure: dict) -> str:
+    """The bar's series: the target, and the producer's linger for latency."""
+    if figure["measurement"] == "latency":
+        return f"{figure['target']}, linger.ms={figure['linger_ms']}"
+    return figure["target"]
+
+
 def _value(figure: dict, panel: Panel) -> tuple[float, str]:
     """The bar's length and its label (a timed-out first record: the cap)."""
     if figure.get("timed_out"):
@@ -92,8 +99,9 @@ def _panel(figures: list[dict], panel: Panel, top: float, targets: list[str]
     scale = _scale([_value(f, panel)[0] for f in chosen], panel.log, bar_room)
     y = top + TITLE_HEIGHT - 14
     for size, partitions in groups:
-        rows = [f for t in targets for f in chosen
-                if f["target"] == t and (f["value_bytes"], f["partitions"]) == (size, partitions)]
+        rows = sorted((f for f in chosen
+                       if (f["value_bytes"], f["partitions"]) == (size, partitions)),
+                      key=lambda f: (targets.index(f["target"]), f.get("linger_ms", 0)))
         label = f"{size:,} B, {partitions} partition{'s' if partitions > 1 else ''}"
         middle = y + len(rows) * BAR_HEIGHT / 2 + 4
         elements.append(f'<text x="{LABEL_WIDTH - 8}" y="{middle}" font-size="11" '
@@ -105,7 +113,7 @@ def _panel(figures: list[dict], panel: Panel, top: float, targets: list[str]
             elements.append(f'<rect x="{LABEL_WIDTH}" y="{y}" width="{length:.1f}" '
                             f'height="{BAR_HEIGHT - 2}" fill="{colour}"/>')
             elements.append(f'<text x="{LABEL_WIDTH + length + 4:.1f}" y="{y + 10}" '
-                            f'font-size="10">{escape(figure["target"])}: {escape(text)}</text>')
+                            f'font-size="10">{escape(_name(figure))}: {escape(text)}</text>')
             y += BAR_HEIGHT
         y += GROUP_GAP
     return elements, y - top

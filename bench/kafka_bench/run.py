@@ -17,7 +17,9 @@ count (``--partitions``, default 1 and 8), each on a topic of its own:
   record on a topic holding 1,000 records, capped at ``--first-record-timeout``
   (default 60 s; a timeout is reported as such);
 * ``latency``: end-to-end p50/p99/p99.9 at ``--rate`` records/s (default 5,000)
-  from the harness to a consumer process (kafka_bench.latency);
+  from the harness to a consumer process (kafka_bench.latency), once with the
+  producer's ``linger.ms=0`` (the broker's own latency) and once with 5 (the
+  setting of the throughput runs);
 
 and once per target, ``connections``: 1,000 idle connections, then 100 active
 producers, with the broker's memory and CPU (kafka_bench.connections).
@@ -74,8 +76,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=5_000, help="latency: records/s (5,000)")
     parser.add_argument("--latency-records", type=int,
                         help="latency: measured records (25,000: 5 s at the default rate)")
-    parser.add_argument("--latency-linger-ms", type=int, default=0,
-                        help="latency: the producer's linger.ms (0)")
+    parser.add_argument("--latency-linger-ms", type=int, nargs="+", default=[0, 5],
+                        help="latency: the producer's linger.ms, one run each (0 5)")
     parser.add_argument("--first-record-timeout", type=float, default=60.0,
                         help="first_record: give up after this many seconds (60)")
     parser.add_argument("--idle", type=int, help="connections: idle ones (1,000)")
@@ -158,7 +160,9 @@ def _percentiles(latencies_ns: np.ndarray) -> dict[str, float]:
 def topics_of(args: argparse.Namespace) -> list[TopicSpec]:
     """Every topic a target needs for this run, known before it starts."""
     topics = [TopicSpec(f"{kind}-{size}-{p}", p) for size in args.sizes
-              for p in args.partitions for kind in ("data", "first", "latency")]
+              for p in args.partitions for kind in ("data", "first")]
+    topics += [TopicSpec(f"latency-{size}-{p}-{linger_ms}", p) for size in args.sizes
+               for p in args.partitions for linger_ms in args.latency_linger_ms]
     return [*topics, TopicSpec("connections", 1)]
 
 
@@ -191,14 +195,9 @@ def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: in
                     run.emit("first_record", target, size, p, FIRST_RECORD_FILL, load,
                              seconds=seconds, timed_out=seconds is None, wait_s=wait_s)
             if "latency" in chosen:
-                with run.measuring("latency", target, size, p, args.latency_records) as load:
-                    warmup = args.rate  # one second
-                    samples = latency.measure("embedded" if local else "kafka", where, lat, p,
-                                              size, args.rate, warmup, args.latency_records,
-                                              args.latency_linger_ms)
-                    run.emit("latency", target, size, p, args.latency_records, load,
-                             rate=args.rate, linger_ms=args.latency_linger_ms,
-                             warmup_records=warmup, **_percentiles(samples))
+                for linger_ms in args.latency_linger_ms:
+                    measure_latency(run, args, target, where, f"{lat}-{linger_ms}", size, p,
+                                    linger_ms)
     if "connections" in chosen and not local:
         with run.measuring("connections", target, 100, 1, None) as load:
             if pid is None:
@@ -208,6 +207,20 @@ def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: in
             run.emit("connections", target, 100, 1, None, load, idle_connections=args.idle,
                      active_producers=args.active, active_rate=args.active_rate,
                      window_s=args.window, **figures)
+
+
+def measure_latency(run: Run, args: argparse.Namespace, target: str, where: str, topic: str,
+                    size: int, partitions: int, linger_ms: int) -> None:
+    """One latency run (one second of warm-up at the rate, then the measured
+    records) on ``topic``, a fresh one for each run."""
+    with run.measuring("latency", target, size, partitions, args.latency_records) as load:
+        warmup = args.rate
+        samples = latency.measure("embedded" if target == "embedded" else "kafka", where,
+                                  topic, partitions, size, args.rate, warmup,
+                                  args.latency_records, linger_ms)
+        run.emit("latency", target, size, partitions, args.latency_records, load,
+                 rate=args.rate, linger_ms=linger_ms, warmup_records=warmup,
+                 **_percentiles(samples))
 
 
 @contextmanager
@@ -229,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     topics = topics_of(args)
     try:
         if args.broker:
-            with brokers.external(args.broker, args.broker_pid, topics) as broker:
+            with run.measuring("start", "external", None, None, None), \
+                    brokers.external(args.broker, args.broker_pid, topics) as broker:
                 measure(run, args, broker.target, broker.bootstrap, broker.pid)
         for target in args.target or ():
             started = time.perf_counter()
