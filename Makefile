@@ -45,11 +45,14 @@ bench-peers: $(STAMP)
 	cd bench && $(abspath $(PY)) -m peers --strict
 
 # mqlog serve (durability none and always), Tansu and the embedded API over the Kafka
-# protocol (docs/benchmarks.md#mqlog-serve-against-tansu); about 10 minutes. Then the plot.
+# protocol (docs/benchmarks.md#mqlog-serve-against-tansu); about 15 minutes. Then the
+# tables (bench/results/kafka_serve.md) and the plot (docs/img/kafka_serve.svg).
 .PHONY: bench-kafka
 bench-kafka: $(STAMP)
 	cd bench && $(abspath $(PY)) kafka_serve.py --output results/kafka_serve.jsonl; \
-		status=$$?; $(abspath $(PY)) -m kafka_bench.plot results/kafka_serve.jsonl \
+		status=$$?; $(abspath $(PY)) -m kafka_bench.report results/kafka_serve.jsonl \
+		> results/kafka_serve.md && cat results/kafka_serve.md && \
+		$(abspath $(PY)) -m kafka_bench.plot results/kafka_serve.jsonl \
 		../docs/img/kafka_serve.svg && exit $$status
 
 lint: $(STAMP)

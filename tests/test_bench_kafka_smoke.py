@@ -18,7 +18,7 @@ import pytest
 BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
 sys.path.append(str(BENCH_DIR))  # after everything installed: shadows nothing
 
-from kafka_bench import plot  # noqa: E402
+from kafka_bench import plot, report  # noqa: E402
 
 COMMON_KEYS = {"bench", "measurement", "target", "value_bytes", "partitions", "records",
                "load_avg_1m", "python", "machine"}
@@ -101,3 +101,16 @@ def test_plot_draws_every_figure_and_labels_a_timeout(embedded_run: list[dict],
     # produce, consume, first record (+ the timeout) and two latency panels (p50, p99)
     assert len(bars) == 2 * 5 + 1
     assert any("timeout > 60 s" in (e.text or "") for e in root)
+
+
+def test_report_has_a_column_per_target_and_a_row_per_figure(embedded_run: list[dict]) -> None:
+    failed = {"bench": "kafka_serve", "measurement": "start", "target": "mqlog-none",
+              "value_bytes": None, "partitions": None, "records": None,
+              "error": "RuntimeError: mqlog serve exited with 2:\nusage"}
+    tables = report.render([failed, *embedded_run])
+    throughput, connections = tables.split("\n\n")
+    header, _rule, *rows = throughput.splitlines()
+    assert header.endswith("| mqlog serve, none | embedded API |")
+    assert len(rows) == len(embedded_run)
+    assert all("| failed: RuntimeError: mqlog serve exited with 2: |" in row for row in rows)
+    assert connections.count("\n") == 1  # the embedded API has no connections figures

@@ -49,11 +49,15 @@ PANELS = (
 )
 
 
+def load_all(path: str) -> list[dict]:
+    """Every line of a run's JSON lines file, error lines included."""
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 def load(path: str) -> list[dict]:
     """The successful figures of a run (error lines left out)."""
-    with open(path) as handle:
-        lines = [json.loads(line) for line in handle if line.strip()]
-    return [line for line in lines if "error" not in line]
+    return [line for line in load_all(path) if "error" not in line]
 
 
 def _name(figure: dict) -> str:

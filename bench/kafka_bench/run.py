@@ -124,8 +124,10 @@ class Run:
 
     @contextmanager
     def measuring(self, measurement: str, target: str, size: int | None,
-                  partitions: int | None, records: int | None) -> Iterator[float]:
-        """Report an exception of the block as this measurement's error line."""
+                  partitions: int | None, records: int | None,
+                  **parameters: object) -> Iterator[float]:
+        """Report an exception of the block as this measurement's error line
+        (with ``parameters``); yields the load average at the start."""
         load = os.getloadavg()[0]
         shape = f" {size} B x {partitions} partitions" if size and partitions else ""
         _common.progress(f"{target}: {measurement}{shape}")
@@ -133,7 +135,7 @@ class Run:
             yield load
         except Exception as error:  # one failed measurement must not end the run
             self.failed = True
-            self.emit(measurement, target, size, partitions, records, load,
+            self.emit(measurement, target, size, partitions, records, load, **parameters,
                       error=f"{type(error).__name__}: {error}")
 
     def close(self) -> None:
@@ -213,7 +215,8 @@ def measure_latency(run: Run, args: argparse.Namespace, target: str, where: str,
                     size: int, partitions: int, linger_ms: int) -> None:
     """One latency run (one second of warm-up at the rate, then the measured
     records) on ``topic``, a fresh one for each run."""
-    with run.measuring("latency", target, size, partitions, args.latency_records) as load:
+    with run.measuring("latency", target, size, partitions, args.latency_records,
+                       linger_ms=linger_ms) as load:
         warmup = args.rate
         samples = latency.measure("embedded" if target == "embedded" else "kafka", where,
                                   topic, partitions, size, args.rate, warmup,
