@@ -114,3 +114,19 @@ def test_report_has_a_column_per_target_and_a_row_per_figure(embedded_run: list[
     assert len(rows) == len(embedded_run)
     assert all("| failed: RuntimeError: mqlog serve exited with 2: |" in row for row in rows)
     assert connections.count("\n") == 1  # the embedded API has no connections figures
+
+
+def test_median_of_runs_takes_each_figure_and_counts_a_timeout_as_slowest() -> None:
+    def figure(measurement: str, **figures: object) -> dict:
+        return {"measurement": measurement, "target": "tansu", "value_bytes": 100,
+                "partitions": 1, "records": 1000, **figures}
+
+    runs = [[figure("produce", msgs_per_s=300.0, mb_per_s=0.03),
+             figure("first_record", seconds=None, timed_out=True, wait_s=60.0)],
+            [figure("produce", msgs_per_s=100.0, mb_per_s=0.01),
+             figure("first_record", seconds=None, timed_out=True, wait_s=60.0)],
+            [figure("produce", error="WorkloadError: stalled"),
+             figure("first_record", seconds=2.0, timed_out=False, wait_s=60.0)]]
+    produce, first = report.median_figures(runs)
+    assert (produce["msgs_per_s"], produce["runs"], produce["value_bytes"]) == (200.0, 2, 100)
+    assert (first["timed_out"], first["seconds"], first["runs"]) == (True, None, 3)
