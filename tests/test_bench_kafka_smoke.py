@@ -18,7 +18,7 @@ import pytest
 BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
 sys.path.append(str(BENCH_DIR))  # after everything installed: shadows nothing
 
-from kafka_bench import plot, report  # noqa: E402
+from kafka_bench import plot, report, results  # noqa: E402
 
 COMMON_KEYS = {"bench", "measurement", "target", "value_bytes", "partitions", "records",
                "load_avg_1m", "python", "machine"}
@@ -127,6 +127,6 @@ def test_median_of_runs_takes_each_figure_and_counts_a_timeout_as_slowest() -> N
              figure("first_record", seconds=None, timed_out=True, wait_s=60.0)],
             [figure("produce", error="WorkloadError: stalled"),
              figure("first_record", seconds=2.0, timed_out=False, wait_s=60.0)]]
-    produce, first = report.median_figures(runs)
+    produce, first = results.median_figures(runs)
     assert (produce["msgs_per_s"], produce["runs"], produce["value_bytes"]) == (200.0, 2, 100)
     assert (first["timed_out"], first["seconds"], first["runs"]) == (True, None, 3)

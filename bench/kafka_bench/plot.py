@@ -1,4 +1,5 @@
-"""Draw a run's JSON lines as one SVG: ``python -m kafka_bench.plot RESULTS.jsonl OUT.svg``.
+"""Draw a run as one SVG: ``python -m kafka_bench.plot RESULTS.jsonl [MORE.jsonl ...] OUT.svg``
+(several runs: the median of each figure, see kafka_bench.results).
 
 Panels (one bar per target, grouped by record size and partition count):
 produce and consume records/s, the first record after ``subscribe()`` (s, log
@@ -9,11 +10,12 @@ library), so the plot needs nothing beyond the standard library.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
+
+from kafka_bench.results import combined
 
 COLOURS = {"mqlog-none": "#4c72b0", "mqlog-always": "#8172b3", "tansu": "#dd8452",
            "embedded": "#55a868"}
@@ -47,17 +49,6 @@ PANELS = (
           "latency", "p50_ms", "ms", True),
     Panel("end-to-end latency p99 (log scale)", "latency", "p99_ms", "ms", True),
 )
-
-
-def load_all(path: str) -> list[dict]:
-    """Every line of a run's JSON lines file, error lines included."""
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def load(path: str) -> list[dict]:
-    """The successful figures of a run (error lines left out)."""
-    return [line for line in load_all(path) if "error" not in line]
 
 
 def _name(figure: dict) -> str:
@@ -114,8 +105,10 @@ def _panel(figures: list[dict], panel: Panel, top: float, targets: list[str]
             value, text = _value(figure, panel)
             length = max(1.0, scale(value))
             colour = COLOURS.get(figure["target"], OTHER_COLOUR)
+            opacity = 0.55 if figure.get("linger_ms") else 1.0  # the batching client: lighter
             elements.append(f'<rect x="{LABEL_WIDTH}" y="{y}" width="{length:.1f}" '
-                            f'height="{BAR_HEIGHT - 2}" fill="{colour}"/>')
+                            f'height="{BAR_HEIGHT - 2}" fill="{colour}" '
+                            f'fill-opacity="{opacity}"/>')
             elements.append(f'<text x="{LABEL_WIDTH + length + 4:.1f}" y="{y + 10}" '
                             f'font-size="10">{escape(_name(figure))}: {escape(text)}</text>')
             y += BAR_HEIGHT
@@ -133,6 +126,9 @@ def render(figures: list[dict]) -> str:
         elements += panel_elements
         top += height + PANEL_GAP
     machine = figures[0]["machine"] if figures else ""
+    runs = max((f.get("runs", 1) for f in figures), default=1)
+    if runs > 1:
+        machine = f"median of {runs} runs; {machine}"
     elements.append(f'<text x="10" y="{top + 4}" font-size="10" fill="#555">'
                     f"{escape(machine)}</text>")
     height = top + 16
@@ -144,12 +140,14 @@ def render(figures: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m kafka_bench.plot RESULTS.jsonl OUT.svg", file=sys.stderr)
+    if len(args) < 2:
+        print("usage: python -m kafka_bench.plot RESULTS.jsonl [MORE.jsonl ...] OUT.svg",
+              file=sys.stderr)
         return 2
-    source, target = args
+    *sources, target = args
+    figures = [f for f in combined(sources) if "error" not in f]
     with open(target, "w") as handle:
-        handle.write(render(load(source)))
+        handle.write(render(figures))
     print(target)
     return 0
 

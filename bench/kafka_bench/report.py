@@ -1,9 +1,7 @@
 """Markdown tables of runs: ``python -m kafka_bench.report RESULTS.jsonl [MORE.jsonl ...]``.
 
 With several files (runs of the same command), each cell is the median of the
-runs that measured it (each figure separately; a first record that timed out
-counts as slower than any that came), so that one run disturbed by other work
-on the machine does not set the figure.
+runs (kafka_bench.results).
 
 One column per target (in the order TARGETS, then any other), one row per
 workload, record size and partition count: produce and consume records/s
@@ -16,12 +14,10 @@ run shows "—".
 
 from __future__ import annotations
 
-import math
-import statistics
 import sys
 
 from kafka_bench.brokers import TARGETS
-from kafka_bench.plot import load_all
+from kafka_bench.results import combined
 
 NAMES = {"mqlog-none": "mqlog serve, none", "mqlog-always": "mqlog serve, always",
          "tansu": "Tansu 0.6.0", "embedded": "embedded API"}
@@ -93,47 +89,6 @@ def connections_table(figures: list[dict], targets: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _identity(figure: dict) -> tuple:
-    return (figure["measurement"], figure["target"], figure["value_bytes"],
-            figure["partitions"], figure.get("linger_ms"))
-
-
-def _median(values: list) -> object:
-    if all(isinstance(v, dict) for v in values):
-        return {key: _median([v[key] for v in values]) for key in values[0]}
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return statistics.median_low(values)  # sizes, counts: one of the runs' own
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return statistics.median(values)
-    return values[0]
-
-
-def median_figures(runs: list[list[dict]]) -> list[dict]:
-    """One figure per measurement, target, size, partitions and linger: the
-    median over ``runs`` of those that succeeded (an error line only when none
-    did), in the order of first appearance."""
-    groups: dict[tuple, list[dict]] = {}
-    for figures in runs:
-        for figure in figures:
-            groups.setdefault(_identity(figure), []).append(figure)
-    combined = []
-    for group in groups.values():
-        good = [f for f in group if "error" not in f]
-        if not good:
-            combined.append(group[0])
-            continue
-        figure = {key: _median([f[key] for f in good]) for key in good[0]
-                  if all(key in f for f in good)}
-        if figure["measurement"] == "first_record":
-            waits = sorted(math.inf if f["timed_out"] else f["seconds"] for f in good)
-            middle = statistics.median_high(waits)
-            figure.update(seconds=None if middle == math.inf else middle,
-                          timed_out=middle == math.inf)
-        figure["runs"] = len(good)
-        combined.append(figure)
-    return combined
-
-
 def render(figures: list[dict]) -> str:
     present = list(dict.fromkeys(f["target"] for f in figures))
     targets = [t for t in TARGETS if t in present] + [t for t in present if t not in TARGETS]
@@ -146,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m kafka_bench.report RESULTS.jsonl [MORE.jsonl ...]",
               file=sys.stderr)
         return 2
-    runs = [load_all(path) for path in args]
-    print(render(runs[0] if len(runs) == 1 else median_figures(runs)))
+    print(render(combined(args)))
     return 0
 
 
