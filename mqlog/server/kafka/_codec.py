@@ -111,6 +111,7 @@ def decode_request(frame: bytes | memoryview) -> Request:
     return Request(api_key, api_version, correlation, header.client_id or "", body)
 
 
+@cache
 def response_type(api_key: int, api_version: int) -> type:
     """The kio response class of ``api_key`` in ``api_version``."""
     return load_response_schema(api_key, api_version)
