@@ -9,6 +9,7 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── UnknownTopicError            the topic does not exist
     ├── UnknownPartitionError        the topic has no such partition
     ├── RecordTooLargeError          a record exceeds max_record_bytes
+    ├── InvalidRecordBatchError      a Kafka record batch that is malformed or unsupported
     ├── OffsetOutOfRangeError        an offset outside [start_offset, end_offset]
     ├── CorruptRecordError           a batch on disk fails its checksum or framing
     ├── CorruptMetadataError         a metadata file (mqlog.json, topic.json) cannot be read
@@ -74,6 +75,23 @@ class UnknownPartitionError(MqlogError, KeyError):
 
 class RecordTooLargeError(MqlogError, ValueError):
     """A record's encoded size is over the topic's ``max_record_bytes``."""
+
+
+class InvalidRecordBatchError(MqlogError, ValueError):
+    """A Kafka record batch offered for append is malformed (``corrupt``: its
+    CRC or a length is wrong) or of a kind mqlog does not store (an old magic,
+    a transactional or control batch, an unknown compression codec)."""
+
+    def __init__(self, message: str, *, corrupt: bool = False) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
+
+    def __reduce__(self):
+        return _rebuild_invalid_batch, (str(self), self.corrupt)
+
+
+def _rebuild_invalid_batch(message: str, corrupt: bool) -> InvalidRecordBatchError:
+    return InvalidRecordBatchError(message, corrupt=corrupt)
 
 
 class OffsetOutOfRangeError(MqlogError, IndexError):

@@ -149,6 +149,29 @@ def lock_is_held(path: str) -> bool:
 
 
 
+def mixed_membership(directory: str, group: str, member_id: str) -> str | None:
+    """Why member ``member_id`` may not stay in the group in ``directory``, or
+    None: it is local (an embedded consumer) and some live member is remote (a
+    server's member for a remote client, such as a Kafka client), or the other
+    way round. The two kinds assign partitions differently (the plan's
+    assignor, or a remote leader's assignment relayed by the server), so a
+    group's live members are all of one kind."""
+    members = live_members(directory, {member_id})
+    remote = bool(members.get(member_id, {}).get("remote"))
+    others = {other: info for other, info in members.items()
+              if bool(info.get("remote")) != remote}
+    if not others:
+        return None
+    who = ", ".join(f"{other} (client {info.get('client_id')} on {info.get('host')}"
+                    f"{'' if info.get('remote') else ', pid ' + str(info.get('pid'))})"
+                    for other, info in sorted(others.items()))
+    if remote:
+        return (f"group {group!r} has embedded consumers as members: {who}; a client of "
+                f"mqlog serve cannot join it while they are members")
+    return (f"group {group!r} has members that are clients of mqlog serve (Kafka clients): "
+            f"{who}; an embedded consumer cannot join it while they are members")
+
+
 def member_file(directory: str, member_id: str) -> str:
     """The file of member ``member_id`` of the group in ``directory``."""
     return os.path.join(directory, "members", f"{member_id}.json")

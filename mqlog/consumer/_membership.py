@@ -49,6 +49,8 @@ Invariants (under the membership's lock):
 5. Commit authority: only the member that owns a partition (holds its lock)
    may commit its offset, with its current member id and generation
    (:meth:`authorize_commit`; :meth:`commit` checks and writes under the lock).
+6. Live members are all local (embedded consumers) or all remote (a server's,
+   joined with ``remote_host``): a join of the other kind raises ConfigError.
 
 Assignment. The membership that publishes a generation computes its plan with
 its member's first known assignor. Client-side assignment, as Kafka's: the
@@ -71,7 +73,6 @@ import fcntl
 import json
 import os
 import re
-import socket
 import threading
 import time
 import uuid
@@ -83,6 +84,7 @@ from mqlog.consumer._group import (
     group_directory,
     install_plan,
     member_file,
+    mixed_membership,
     owner_file,
     plan_is_stale,
     read_plan,
@@ -97,6 +99,7 @@ from mqlog.consumer._membership_messages import (
     SyncResult,
     check_join,
     checked_assignment,
+    member_info,
     named,
     subscriptions,
     unstamped,
@@ -104,6 +107,7 @@ from mqlog.consumer._membership_messages import (
 from mqlog.consumer._offsets import offset_store
 from mqlog.errors import (
     CommitFailedError,
+    ConfigError,
     IllegalGenerationError,
     IllegalStateError,
     UnknownMemberError,
@@ -184,15 +188,17 @@ class GroupMembership:
 
     def join(self, *, client_id: str, topics: Sequence[str] | re.Pattern[str],
              assignors: Sequence[str], session_timeout_ms: int, rebalance_timeout_ms: int,
-             member_id: str = "") -> JoinResult:
+             member_id: str = "", remote_host: str | None = None) -> JoinResult:
         """Become a member (``member_id`` "") or change the subscription of the
         member (``member_id`` its id); the group rebalances if that changed its
         plan. The member owns nothing new until it syncs the returned generation.
 
         ``assignors``: names the member supports, preferred first; the first
         known one (range, roundrobin, sticky) computes plans this membership
-        publishes. ConfigError for bad values, UnknownMemberError for an id
-        that is not this member's, IllegalStateError once it left.
+        publishes. ``remote_host``: the host of the remote client this member
+        stands for (rule 6). ConfigError for bad values or a group of the other
+        kind, UnknownMemberError for an id not this member's, IllegalStateError
+        once it left.
         """
         chosen = check_join(client_id, topics, assignors, session_timeout_ms,
                              rebalance_timeout_ms)
@@ -208,19 +214,15 @@ class GroupMembership:
             self._assignor = chosen
             self._session_s = session_timeout_ms / 1000
             self._rebalance_s = rebalance_timeout_ms / 1000
-            info = {
-                "client_id": client_id,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "assignor": chosen,
-                "assignors": list(assignors),
-                "topics": list(topics) if not isinstance(topics, re.Pattern) else None,
-                "pattern": topics.pattern if isinstance(topics, re.Pattern) else None,
-                "joined_ms": self._log.now_ms(),
-            }
+            info = member_info(client_id, chosen, assignors, topics, remote_host,
+                               self._log.now_ms())
             if not self._member_id:
                 self._info = info
                 self._create_member(client_id)
+                refusal = mixed_membership(self.directory, self.group, self._member_id)
+                if refusal:  # rule 6; of two kinds joining at once, one at least sees the other
+                    self._drop(revoke=False)
+                    raise ConfigError(refusal)
             elif unstamped(info) != unstamped(self._info):
                 self._info = info
                 self._write_member_file()

@@ -8,7 +8,9 @@ assignment). Plain data: see ``_membership`` for the protocol.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -100,6 +102,24 @@ def check_join(client_id: str, topics: Sequence[str] | re.Pattern[str],
         raise ConfigError(f"assignors {list(assignors)!r} name none of "
                           f"{', '.join(sorted(ASSIGNORS))}")
     return known[0]
+
+
+def member_info(client_id: str, assignor: str, assignors: Sequence[str],
+                topics: Sequence[str] | re.Pattern[str], remote_host: str | None,
+                now_ms: int) -> Document:
+    """What a member file holds: who the member is (a remote client's host and pid
+    0, or this process's), how it assigns, what it subscribes to, since when."""
+    return {
+        "client_id": client_id,
+        "host": socket.gethostname() if remote_host is None else remote_host,
+        "pid": os.getpid() if remote_host is None else 0,
+        "remote": remote_host is not None,
+        "assignor": assignor,
+        "assignors": list(assignors),
+        "topics": list(topics) if not isinstance(topics, re.Pattern) else None,
+        "pattern": topics.pattern if isinstance(topics, re.Pattern) else None,
+        "joined_ms": now_ms,
+    }
 
 
 def unstamped(info: Document) -> Document:

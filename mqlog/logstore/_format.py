@@ -11,7 +11,8 @@ A batch::
     12  u8   magic            format version, MAGIC
     13  u8   attributes       bit 0: some record has a key; bit 1: some record has headers;
                               bit 2: written by compaction; bit 3: a recorded gap (below);
-                              bit 4: the append continues
+                              bit 4: the append continues; bit 5: the payload is a
+                              Kafka record batch, stored as sent (``_kafka_batch``)
     14  u16  reserved         0
     16  i64  base_offset      offset of the first record
     24  u32  record_count     >= 1
@@ -74,10 +75,16 @@ GAP_OFFSETS_MAX = 2**31 - 1
 #: until a batch without this bit follows. Recovery cuts a trailing run of such
 #: batches, so no crash leaves a prefix of an append in the log.
 ATTR_CONTINUES = 0x10
+#: The payload is one Kafka RecordBatch (magic 2) as a Kafka client produced it,
+#: with no record table: ``_kafka_batch`` reads it.
+ATTR_KAFKA = 0x20
+#: The 61 bytes of a Kafka batch header: the least a Kafka batch's payload holds.
+KAFKA_HEADER_SIZE = 61
 #: The bits that say how records are encoded (the others are about the batch).
 ATTR_RECORD_LAYOUT = ATTR_HAS_KEYS | ATTR_HAS_HEADERS
 #: Every attribute bit a valid batch may carry.
-ATTR_ALL = ATTR_HAS_KEYS | ATTR_HAS_HEADERS | ATTR_COMPACTED | ATTR_GAP | ATTR_CONTINUES
+ATTR_ALL = (ATTR_HAS_KEYS | ATTR_HAS_HEADERS | ATTR_COMPACTED | ATTR_GAP | ATTR_CONTINUES
+            | ATTR_KAFKA)
 
 #: One row of a batch's record table.
 RECORD_DTYPE = np.dtype(
@@ -206,6 +213,9 @@ def decode_header(buffer: ReadBuffer, position: int, limit: int) -> BatchHeader:
     if attributes & ATTR_GAP:
         if count == 0 or length != BATCH_HEADER_SIZE:
             raise BatchError(f"bad gap batch: length {length}, {count} offsets")
+    elif attributes & ATTR_KAFKA:
+        if count == 0 or length < BATCH_HEADER_SIZE + KAFKA_HEADER_SIZE:
+            raise BatchError(f"bad length {length} for a Kafka batch of {count} records")
     elif count == 0 or length < BATCH_HEADER_SIZE + count * RECORD_DTYPE.itemsize:
         raise BatchError(f"bad length {length} for {count} records")
     if position + length > limit:
@@ -220,6 +230,9 @@ def verify_batch(buffer: ReadBuffer, position: int, header: BatchHeader) -> None
         raise BatchError("checksum mismatch")
     if header.attributes & ATTR_GAP:
         return  # no record table
+    if header.attributes & ATTR_KAFKA:
+        _verify_kafka_framing(buffer, position, header)
+        return
     count = header.record_count
     if count <= _SMALL_BATCH:  # a few rows: plain struct reads beat numpy's call overhead
         last = 0
@@ -244,6 +257,24 @@ def verify_batch(buffer: ReadBuffer, position: int, header: BatchHeader) -> None
         raise BatchError(
             f"record table sums to {expected} bytes, header says {header.batch_length}"
         )
+
+
+#: The fields of a Kafka batch header an mqlog header must agree with: baseOffset,
+#: batchLength, (partitionLeaderEpoch), magic, (crc, attributes), lastOffsetDelta
+#: and (after 30 bytes) recordsCount.
+_KAFKA_FRAMING = struct.Struct(">qi4xb6xi30xi")
+
+
+def _verify_kafka_framing(buffer: ReadBuffer, position: int, header: BatchHeader) -> None:
+    """The Kafka batch inside a checksummed mqlog batch must say what its mqlog
+    header says (base offset, length, record count) and be magic 2."""
+    base, length, magic, last_delta, count = _KAFKA_FRAMING.unpack_from(
+        buffer, position + BATCH_HEADER_SIZE)
+    if magic != 2 or length + 12 != header.batch_length - BATCH_HEADER_SIZE:
+        raise BatchError(f"bad Kafka batch: magic {magic}, length {length}")
+    if base != header.base_offset or count != header.record_count or last_delta != count - 1:
+        raise BatchError(f"Kafka batch at offset {base} with {count} records does not match "
+                         f"its header ({header.base_offset}, {header.record_count} records)")
 
 
 def gap_batch(base_offset: int, count: int, recorded_ms: int) -> bytes:

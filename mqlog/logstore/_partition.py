@@ -72,6 +72,10 @@ from mqlog.logstore.layout import STATE_FILE
 
 if TYPE_CHECKING:
     from mqlog.logstore._compaction import CompactionResult
+    from mqlog.logstore._kafka_batch import ProducedBatch
+
+    #: A batch ready to write once it has a base offset.
+    Encoded = _batch.EncodedBatch | ProducedBatch
 
 _log = logging.getLogger("mqlog.logstore")
 
@@ -146,6 +150,7 @@ class Partition:
     read_sized = _reads.read_sized
     read_columns = _reads.read_columns
     read_columns_sized = _reads.read_columns_sized
+    read_kafka = _reads.read_kafka
     timestamp_at = _reads.timestamp_at
     offset_for_time = _reads.offset_for_time
     flush = _group_commit.flush
@@ -227,7 +232,15 @@ class Partition:
         config = self.config()
         if now_ms is None:
             now_ms = self.clock()
-        batches = _batch.encode(records, now_ms, config.max_record_bytes)
+        return self.append_encoded(_batch.encode(records, now_ms, config.max_record_bytes),
+                                   producer, flush, config)
+
+    def append_encoded(self, batches: Sequence[Encoded], producer: ProducerBatch | None,
+                       flush: bool | None, config: TopicConfig | None = None) -> int:
+        """:meth:`append` of batches already encoded: native ones from
+        ``_batch.encode``, or Kafka batches from ``_kafka_batch.parse_produced``."""
+        if config is None:
+            config = self.config()
         if flush is None:
             flush = config.durability == "always"
         durable = flush and bool(batches)
@@ -259,17 +272,23 @@ class Partition:
         self.dirty = True
         self.on_append()
         if durable:
-            if producer is not None:  # a retry after a power loss must still find it
-                assert self._producer_table is not None  # _already_written opened it
-                try:
-                    self._producer_table.sync()
-                except StorageFailedError as error:
-                    self.fail(error)
-                    raise
-            commit.make_durable(state.end_offset)
+            self.make_durable(state.end_offset, idempotent=producer is not None)
         if state.epoch != epoch and config.cleanup_policy == "compact":
             self.on_roll(self)  # maybe enough to clean: the log's compactor thread looks
         return first_offset
+
+    def make_durable(self, offset: int, idempotent: bool = False) -> None:
+        """Return once every offset below ``offset`` is on stable storage (group
+        commit: concurrent callers share one flush); with ``idempotent``, the
+        producer table first, so that a retry after a power loss still finds
+        its append."""
+        if idempotent and self._producer_table is not None:
+            try:
+                self._producer_table.sync()
+            except StorageFailedError as error:
+                self.fail(error)
+                raise
+        self.group_commit.make_durable(offset)
 
     def _already_written(self, producer: ProducerBatch, count: int,
                          state: PartitionState) -> Admission:
@@ -280,7 +299,7 @@ class Partition:
         return self._producer_table.lookup(producer, count,
                                            lambda append: _reads.landed(self, append, state))
 
-    def _append_batches(self, state: PartitionState, batches: list[_batch.EncodedBatch],
+    def _append_batches(self, state: PartitionState, batches: Sequence[Encoded],
                         config: TopicConfig, producer: ProducerBatch | None,
                         admission: Admission | None) -> PartitionState:
         """Write the batches of one append into the active segment, index its start,

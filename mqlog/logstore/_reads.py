@@ -26,6 +26,7 @@ from mqlog.errors import CorruptRecordError, OffsetOutOfRangeError
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._columns import RecordColumns, decode_columns
+from mqlog.logstore._kafka_batch import as_native, encode_records, kafka_bytes
 from mqlog.logstore._producers import AppendMetadata
 from mqlog.logstore._record import Message, Record
 from mqlog.logstore._resync import Damage, DamagedRangeError
@@ -136,8 +137,32 @@ def read_columns_sized(partition: Partition, offset: int, max_records: int,
     return RecordColumns(partition.topic, partition.number, chunks), used
 
 
+def read_kafka(partition: Partition, offset: int, max_bytes: int) -> list[bytes]:
+    """See :meth:`Engine.read_kafka_batches`."""
+
+    def take(buffer, position, header, first, stop, max_bytes, at_least_one):
+        if header.attributes & fmt.ATTR_KAFKA:
+            stored = kafka_bytes(buffer, position, header)
+            if len(stored) > max_bytes and not at_least_one:
+                return None, 0, 0
+            return bytes(stored), header.record_count - first, len(stored)
+        records, used = _batch.decode(buffer, position, header, first, stop, max_bytes,
+                                      at_least_one)
+        if not records:
+            return None, 0, 0
+        return encode_records(records, header.base_offset + first), len(records), used
+
+    return read_pieces(partition, offset, KAFKA_READ_RECORDS_MAX, max_bytes, take, True,
+                       kafka=True)[0]
+
+
+#: Records a Kafka read takes at most (its bytes bound it first).
+KAFKA_READ_RECORDS_MAX = 2**31 - 1
+
+
 def read_pieces(partition: Partition, offset: int, max_records: int, max_bytes: int | None,
-                decode: Callable, at_least_one: bool) -> tuple[list, int, int]:
+                decode: Callable, at_least_one: bool,
+                kafka: bool = False) -> tuple[list, int, int]:
     """Run :func:`read_batches` on a consistent snapshot, starting over when the
     partition changed under a read that met bytes it could not decode."""
     while True:
@@ -145,7 +170,7 @@ def read_pieces(partition: Partition, offset: int, max_records: int, max_bytes: 
         check_offset(partition, offset, state)
         try:
             return read_batches(partition, view, state, offset, max_records, max_bytes,
-                                decode, at_least_one)
+                                decode, at_least_one, kafka)
         except CorruptRecordError:
             if partition.state().epoch == state.epoch:
                 raise
@@ -153,11 +178,13 @@ def read_pieces(partition: Partition, offset: int, max_records: int, max_bytes: 
 
 def read_batches(partition: Partition, view: View, state: PartitionState, offset: int,
                  max_records: int, max_bytes: int | None, decode: Callable,
-                 at_least_one: bool) -> tuple[list, int, int]:
+                 at_least_one: bool, kafka: bool = False) -> tuple[list, int, int]:
     """Decode batches from ``offset`` on: (one piece per batch as ``decode``
     returns it, records in all, payload bytes in all). ``decode(buffer,
     position, header, first, stop, max_bytes, at_least_one)`` returns (piece,
     records taken, bytes) for records ``first`` .. ``stop - 1`` of a batch.
+    Stored Kafka batches reach ``decode`` converted to native ones, or as
+    they are with ``kafka``.
 
     Damage: the records before the first damaged batch met are returned; a
     read that meets damage before any record (it starts in a damaged range)
@@ -198,8 +225,12 @@ def read_batches(partition: Partition, view: View, state: PartitionState, offset
                 offset = header.next_offset  # records removed by repair
             else:
                 first = offset - header.base_offset
+                buffer: fmt.ReadBuffer = segment.buffer(position + header.batch_length)
+                at, batch = position, header
+                if header.attributes & fmt.ATTR_KAFKA and not kafka:
+                    buffer, at, batch = as_native(buffer, position, header)
                 piece, taken, used = decode(
-                    segment.buffer(position + header.batch_length), position, header,
+                    buffer, at, batch,
                     first, first + max_records - count,
                     None if max_bytes is None else max_bytes - used_total,
                     at_least_one and not count,
@@ -289,7 +320,7 @@ def timestamp_at(partition: Partition, offset: int) -> int | None:
             offset = header.next_offset
             continue
         row = max(offset - header.base_offset, 0)
-        table = segment.buffer(limit)
+        table, position, _header = as_native(segment.buffer(limit), position, header)
         return _TIMESTAMP.unpack_from(
             table, position + fmt.BATCH_HEADER_SIZE + row * fmt.RECORD_DTYPE.itemsize)[0]
     return None
@@ -346,7 +377,8 @@ def scan_for_time(segment: Segment, offset: int, end: int, limit: int,
             return None
         if not fmt.is_gap(header) and header.max_timestamp >= timestamp:
             # the map holds the header just read: buffer() cannot fail here
-            table = fmt.record_table(segment.buffer(limit), position, header.record_count)
+            buffer, at, _header = as_native(segment.buffer(limit), position, header)
+            table = fmt.record_table(buffer, at, header.record_count)
             first = max(offset - header.base_offset, 0)
             hits = np.flatnonzero(table["timestamp"][first:] >= timestamp)
             if len(hits):

@@ -25,6 +25,7 @@ import numpy as np
 
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import map_read_only
+from mqlog.logstore._kafka_batch import as_native
 from mqlog.logstore._segment import list_segment_bases
 from mqlog.logstore._state import FILE_SIZE, PartitionState, decode_state
 from mqlog.logstore.layout import (
@@ -289,7 +290,13 @@ class PartitionCheck:
             return False
         if fmt.is_gap(header):
             return True  # a gap batch: no records, hence no timestamps to check
-        timestamps = fmt.record_table(buffer, position, header.record_count)["timestamp"]
+        try:
+            table_buffer, at, _native = as_native(buffer, position, header)
+        except fmt.BatchError as error:  # a stored Kafka batch whose records do not parse
+            self.problem("error", f"bad batch: {error}", path, offset=header.base_offset,
+                         position=position)
+            return False
+        timestamps = fmt.record_table(table_buffer, at, header.record_count)["timestamp"]
         if int(timestamps[0]) != header.first_timestamp or (
             int(timestamps.max()) != header.max_timestamp
         ):

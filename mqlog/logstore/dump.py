@@ -27,6 +27,7 @@ from mqlog.errors import MqlogError
 from mqlog.logstore import _batch
 from mqlog.logstore import _format as fmt
 from mqlog.logstore._files import map_read_only
+from mqlog.logstore._kafka_batch import as_native
 from mqlog.logstore._record import Record
 from mqlog.logstore.layout import segment_base
 
@@ -124,10 +125,10 @@ def _dump_batches(buffer: bytes | mmap.mmap, records: bool) -> Iterator[DumpedBa
             return
         try:
             fmt.verify_batch(buffer, position, header)
-        except fmt.BatchError as error:
+            decoded = _decode_records(buffer, position, header) if records else ()
+        except fmt.BatchError as error:  # bad framing, or a Kafka batch that does not parse
             yield _dumped(position, header, str(error), ())
         else:
-            decoded = _decode_records(buffer, position, header) if records else ()
             yield _dumped(position, header, None, decoded)
         position += header.batch_length
 
@@ -156,7 +157,7 @@ def _decode_records(buffer: bytes | mmap.mmap, position: int,
                     header: fmt.BatchHeader) -> tuple[DumpedRecord, ...]:
     if fmt.is_gap(header):
         return ()
-    decoded, _size = _batch.decode(buffer, position, header)
+    decoded, _size = _batch.decode(*as_native(buffer, position, header))
     return tuple(map(_dumped_record, decoded))
 
 

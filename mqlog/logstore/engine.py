@@ -47,6 +47,7 @@ from mqlog.logstore._columns import RecordColumns
 from mqlog.logstore._compactor import BackgroundCompactor
 from mqlog.logstore._flusher import IntervalFlusher
 from mqlog.logstore._iteration import check_on_corrupt, iterate
+from mqlog.logstore._kafka_batch import parse_produced
 from mqlog.logstore._notify import Notifier
 from mqlog.logstore._partition import Partition
 from mqlog.logstore._producers import ProducerBatch
@@ -277,11 +278,45 @@ class Engine:
         UnknownTopicError, and the next call opens the topic anew; a failed
         background flush of interval durability is raised here, once."""
         self.check_writable(f"append to {target.topic}/{target.number}")
+        return self._write(target, lambda: target.append(records, now_ms, producer, flush))
+
+    def append_kafka_batches(self, topic: str, partition: int, data: bytes | memoryview, *,
+                             flush: bool | None = None, now_ms: int | None = None) -> int:
+        """Append Kafka RecordBatch v2 bytes (what a Kafka client produced for one
+        partition) as they are, with the broker's fields set: they are stored
+        whole and fetched back whole (docs/format.md, "Kafka batches"); embedded
+        readers see their records like any others. A producer id in the batch
+        makes the append idempotent, as :meth:`append`'s ``producer`` does.
+        Returns the offset of the first record. InvalidRecordBatchError /
+        RecordTooLargeError (the topic's ``max_record_bytes`` bounds a batch)
+        before anything is written."""
+        target = self.partition(topic, partition)
+        self.check_writable(f"append to {topic}/{partition}")
+        config = target.config()
+        batches = parse_produced(data, config.max_record_bytes,
+                                 self.now_ms() if now_ms is None else now_ms)
+        return self._write(target, lambda: target.append_encoded(
+            batches, batches[0].producer, flush, config))
+
+    def make_durable(self, topic: str, partition: int, offset: int, *,
+                     idempotent: bool = False) -> None:
+        """Return once every record of the partition below ``offset`` is on stable
+        storage, as an append with ``flush=True`` does before it returns: for a
+        caller that appends with ``flush=False`` and waits for durability later
+        (a server appending pipelined requests in order while earlier ones are
+        flushed). Concurrent callers share one flush (group commit).
+        ``idempotent``: the append carried a producer id (its record in the
+        producer table is flushed too). StorageFailedError if the flush fails."""
+        self.partition(topic, partition).make_durable(offset, idempotent)
+
+    def _write(self, target: Partition, append: Callable[[], int]) -> int:
+        """Run ``append`` on ``target``: a failed background flush is raised here
+        first (once), a topic deleted meanwhile is forgotten (UnknownTopicError)."""
         if self._flusher.error is not None:
             error, self._flusher.error = self._flusher.error, None
             raise MqlogError(f"a background flush failed: {error}") from error
         try:
-            first = target.append(records, now_ms, producer, flush)
+            first = append()
         except UnknownTopicError:  # deleted by another process: forget our copy
             self._table.forget(target.topic, target)
             raise
@@ -336,6 +371,17 @@ class Engine:
         check_read_limits(max_records, max_bytes)
         target = self.partition(topic, partition)
         return self._read_from(target, target.read_columns, offset, max_records, max_bytes)
+
+    def read_kafka_batches(self, topic: str, partition: int, offset: int,
+                           max_bytes: int) -> list[bytes]:
+        """Kafka RecordBatch v2 bytes of the records from ``offset`` on, about
+        ``max_bytes`` of them (at least one batch when a record is there): stored
+        Kafka batches whole, the one holding ``offset`` included (a Kafka client
+        skips the records before the offset it asked for), native batches encoded
+        from ``offset``. Errors as :meth:`read`."""
+        check_read_limits(1, max_bytes)
+        target = self.partition(topic, partition)
+        return self._read_from(target, target.read_kafka, offset, max_bytes)
 
     def _read_from(self, target: Partition, read: Callable[..., _Found],
                    *args: object) -> _Found:

@@ -20,6 +20,7 @@ the version the client asked for.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import io
 import struct
 import sys
@@ -35,6 +36,10 @@ from mqlog.server.kafka._nulls import check_nulls
 
 _PREFIX = struct.Struct(">hhi")
 _SIZE = struct.Struct(">i")
+
+#: ``throttle_time`` of every response: this server does not throttle (kio
+#: types durations as timedeltas).
+NO_THROTTLE = datetime.timedelta(0)
 
 #: A kio entity (a frozen dataclass generated from a Kafka message schema).
 Entity = Any
@@ -109,6 +114,7 @@ def decode_request(frame: bytes | memoryview) -> Request:
     return Request(api_key, api_version, correlation, header.client_id or "", body)
 
 
+@cache
 def response_type(api_key: int, api_version: int) -> type:
     """The kio response class of ``api_key`` in ``api_version``."""
     return load_response_schema(api_key, api_version)

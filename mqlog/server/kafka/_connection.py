@@ -16,6 +16,11 @@ frame of at most ``max_request_bytes`` (a bigger size closes the connection
 before its body is read), ``idle_timeout_s`` without a request and nothing
 in flight closes it.
 
+A handler may return :class:`~mqlog.server.kafka._context.Later`: its
+request counts as finished for the ordering above (the requests behind it
+start), and its response is written, still in order, once the Later's
+future resolves.
+
 A bad request (malformed, truncated, oversized, an API or version not
 registered) closes this connection at once with one logged line naming the
 peer and the reason; an exception escaping a handler is logged with its
@@ -40,14 +45,16 @@ from mqlog.server.kafka._codec import (
     encode_response,
     peek_prefix,
 )
-from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._context import CLIENT_ADDRESS, Later, ServerState
 from mqlog.server.kafka._limits import KafkaLimits
 
 _log = logging.getLogger("mqlog.server.kafka")
 _SIZE = struct.Struct(">i")
 PRODUCE = 0
 
-Answer = asyncio.Task[bytes | None]
+#: A request's answer: its response frame, None (no response is due), or the
+#: future of a response that a :class:`Later` promised.
+Answer = asyncio.Task["bytes | None | asyncio.Future[bytes | None]"]
 
 
 class BadRequest(Exception):
@@ -75,6 +82,7 @@ class Connection:
 
     async def serve(self) -> None:
         """Run the connection; returns once it is closed."""
+        CLIENT_ADDRESS.set(self.peer.rsplit(":", 1)[0])  # this connection's tasks see it
         responder = asyncio.create_task(self._respond())
         self._reading = reading = asyncio.create_task(self._read())
         try:
@@ -190,17 +198,22 @@ class Connection:
             return frame
         self._answers.put_nowait(asyncio.create_task(ready()))
 
-    async def _run(self, request: Request, after: list[Answer]) -> bytes | None:
-        """The response frame of ``request`` (None: no response is due)."""
+    async def _run(self, request: Request, after: list[Answer]
+                   ) -> bytes | None | asyncio.Future[bytes | None]:
+        """The response frame of ``request`` (None: no response is due), or the
+        future of it when the handler answered :class:`Later`."""
         if after:
             await asyncio.wait(after)
         api = self.table.get(request.api_key)
         assert api is not None
         body = await api.handler(self.server, request)
-        if body is None or (request.api_key == PRODUCE and request.body.acks == 0):
-            return None
-        return encode_response(request.api_key, request.api_version, request.correlation_id,
-                               body)
+        if isinstance(body, Later):
+            return asyncio.ensure_future(self._encode_later(request, body))
+        return _encode(request, body)
+
+    @staticmethod
+    async def _encode_later(request: Request, later: Later) -> bytes | None:
+        return _encode(request, await later.future)
 
     # -- answering --------------------------------------------------------------------
 
@@ -212,6 +225,8 @@ class Connection:
                 return
             try:
                 frame = await answer
+                if isinstance(frame, asyncio.Future):
+                    frame = await frame
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -241,6 +256,13 @@ class Connection:
             if answer.done() and not answer.cancelled():
                 answer.exception()  # retrieved: asyncio does not log it again
             answer.cancel()
+
+
+def _encode(request: Request, body: object) -> bytes | None:
+    """The response frame of ``body`` (None: no response is due)."""
+    if body is None or (request.api_key == PRODUCE and request.body.acks == 0):
+        return None
+    return encode_response(request.api_key, request.api_version, request.correlation_id, body)
 
 
 def _peer_name(writer: asyncio.StreamWriter) -> str:

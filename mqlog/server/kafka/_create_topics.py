@@ -55,17 +55,17 @@ async def handle(server: ServerState, request: Request) -> Entity:
     """One result per topic asked for, in the request's order."""
     body = request.body
     cls = response_type(API_KEY, request.api_version)
-    counts = collections.Counter(topic.name for topic in body.topics)
+    topics = body.topics or ()  # a null array asks for nothing
+    counts = collections.Counter(topic.name for topic in topics)
     results = []
-    for topic in body.topics:
+    for topic in topics:
         try:
             if counts[topic.name] > 1:
                 raise _Refused(ErrorCode.invalid_request,
                                f"topic {topic.name!r} is named more than once")
             partitions, config = _checked(server, topic)
             if not body.validate_only:
-                await asyncio.to_thread(server.engine.create_topic, topic.name, partitions,
-                                        **_options(config))
+                await asyncio.to_thread(_create, server, topic.name, partitions, config)
         except _Refused as refused:
             results.append(_result(server, cls, topic.name, refused.code, str(refused)))
         except MqlogError as error:
@@ -113,6 +113,10 @@ def _checked(server: ServerState, topic: Entity) -> tuple[int, TopicConfig]:
 
 def _options(config: TopicConfig) -> dict[str, Any]:
     return {setting.name: getattr(config, setting.name) for setting, _, _ in kafka_values(config)}
+
+
+def _create(server: ServerState, name: str, partitions: int, config: TopicConfig) -> None:
+    server.engine.create_topic(name, partitions, **_options(config))
 
 
 def _result(server: ServerState, cls: type, name: str, code: ErrorCode, message: str | None,

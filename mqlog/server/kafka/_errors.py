@@ -21,6 +21,7 @@ from mqlog.errors import (
     GroupNotEmptyError,
     IllegalGenerationError,
     InvalidProducerEpochError,
+    InvalidRecordBatchError,
     InvalidTopicError,
     LogClosedError,
     MqlogError,
@@ -66,6 +67,8 @@ ERROR_CODES: dict[type[MqlogError], ErrorCode] = {
 
 def error_code(error: BaseException) -> ErrorCode:
     """The Kafka error code for ``error`` (see the module docstring)."""
+    if isinstance(error, InvalidRecordBatchError):  # a bad CRC or length, or a kind refused
+        return ErrorCode.corrupt_message if error.corrupt else ErrorCode.invalid_record
     for cls in type(error).__mro__:
         code = ERROR_CODES.get(cls)
         if code is not None:

@@ -79,6 +79,5 @@ def _look_up(engine: Engine, topic: str, partition: int,
     if not found:  # every record is older: no offset, as Kafka answers
         return ErrorCode.none, NO_OFFSET, NO_TIMESTAMP
     record = found[0]
-    found_offset = record.offset if record.offset is not None else offset
-    found_time = record.timestamp if record.timestamp is not None else NO_TIMESTAMP
-    return ErrorCode.none, found_offset, found_time
+    assert record.offset is not None and record.timestamp is not None  # records read have both
+    return ErrorCode.none, record.offset, record.timestamp

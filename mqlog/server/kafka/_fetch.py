@@ -1,0 +1,125 @@
+"""Fetch (API key 1): record batches from an offset, with long polling.
+
+A fetch reads every partition asked (:meth:`Engine.read_kafka_batches`:
+stored Kafka batches whole, so a fetch from an offset inside a batch returns
+that batch, and native batches encoded from the offset). When the response
+holds fewer than ``min_bytes`` it waits for an append -- by any process --
+until ``max_wait`` has passed, then reads again (:class:`AppendWatch`).
+
+Bytes: a partition gets at most its ``partition_max_bytes``, the response at
+most ``max_bytes``, except that the first partition with data returns at
+least one batch (KIP-74), so a batch larger than the limits is never stuck.
+
+Fetch sessions (KIP-227) are not kept: every response is full and carries
+session id 0, which tells clients to send full requests. Topics are named by
+id from v13 on (``_topic_ids``). Isolation levels are the same here: there
+are no transactions, so the last stable offset is the high watermark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from kio.schema.errors import ErrorCode
+
+from mqlog.errors import MqlogError
+from mqlog.server.kafka._append_watch import AppendWatch
+from mqlog.server.kafka._codec import (
+    NO_THROTTLE,
+    Entity,
+    Request,
+    build,
+    has_field,
+    part,
+    response_type,
+)
+from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._errors import error_code
+from mqlog.server.kafka._topic_ids import topic_for_id
+
+API_KEY = 1
+MIN_VERSION = 4
+MAX_VERSION = 16
+
+#: Longest a fetch waits, whatever it asks (Kafka clients ask 500 ms by default).
+MAX_WAIT_CAP_MS = 30_000
+
+
+def append_watch(server: ServerState) -> AppendWatch:
+    """The server's append watch, started on first use in the running loop."""
+    watch = server.extensions.get("append_watch")
+    if watch is None:
+        watch = server.extensions["append_watch"] = AppendWatch(
+            server.engine, asyncio.get_running_loop())
+    return watch
+
+
+async def handle(server: ServerState, request: Request) -> Entity:
+    """Read what the request asks, waiting up to ``max_wait`` for ``min_bytes``."""
+    body = request.body
+    watch = append_watch(server)
+    wait_ms = max(0, min(int(_milliseconds(body.max_wait)), MAX_WAIT_CAP_MS))
+    deadline = time.monotonic() + wait_ms / 1000
+    by_id = has_field(type(body.topics[0]) if body.topics else type(body), "topic_id")
+    while True:
+        seen = watch.counter()
+        topics, size = _read_all(server, body, by_id)
+        remaining = deadline - time.monotonic()
+        if size >= body.min_bytes or remaining <= 0 or not topics:
+            break
+        await watch.changed(seen, remaining)
+    response = response_type(request.api_key, request.api_version)
+    topic_type = part(response, "FetchableTopicResponse")
+    return build(response, throttle_time=NO_THROTTLE, error_code=ErrorCode.none, session_id=0,
+                 node_endpoints=(), responses=tuple(
+                     build(topic_type, topic=name, topic_id=identifier,
+                           partitions=tuple(build(part(response, "PartitionData"), **fields)
+                                            for fields in partitions))
+                     for name, identifier, partitions in topics))
+
+
+def _milliseconds(value: object) -> float:
+    seconds = getattr(value, "total_seconds", None)
+    return seconds() * 1000 if seconds is not None else float(value)  # type: ignore[arg-type]
+
+
+def _read_all(server: ServerState, body: Entity, by_id: bool
+              ) -> tuple[list[tuple[str, uuid.UUID | None, list[dict]]], int]:
+    engine = server.engine
+    budget = body.max_bytes if has_field(type(body), "max_bytes") else 2**31 - 1
+    size = 0
+    topics = []
+    for asked in body.topics:
+        identifier = asked.topic_id if by_id else None
+        name = (topic_for_id(engine, server.cluster_id, asked.topic_id) if by_id
+                else asked.topic)
+        partitions = []
+        for wanted in asked.partitions:
+            fields: dict = {"partition_index": wanted.partition, "aborted_transactions": None,
+                            "preferred_read_replica": -1, "records": None,
+                            "high_watermark": -1, "last_stable_offset": -1,
+                            "log_start_offset": -1}
+            if name is None:
+                fields["error_code"] = ErrorCode.unknown_topic_id
+                partitions.append(fields)
+                continue
+            try:
+                end = engine.end_offset(name, wanted.partition)
+                start = engine.start_offset(name, wanted.partition)
+                limit = min(wanted.partition_max_bytes, budget - size)
+                batches = engine.read_kafka_batches(
+                    name, wanted.partition, wanted.fetch_offset, max(limit, 1)
+                ) if limit > 0 or not size else []
+            except MqlogError as error:
+                fields["error_code"] = error_code(error)
+                partitions.append(fields)
+                continue
+            data = b"".join(batches)
+            size += len(data)
+            fields.update(error_code=ErrorCode.none, high_watermark=end,
+                          last_stable_offset=end, log_start_offset=start, records=data)
+            partitions.append(fields)
+        topics.append((name or "", identifier, partitions))
+    return topics, size

@@ -1,0 +1,141 @@
+"""The state the group coordinator keeps per Kafka group and member, and the
+outcomes it hands to the handlers.
+
+A Kafka group goes through Kafka's states::
+
+    Empty -> PreparingRebalance -> CompletingRebalance -> Stable
+               ^   (joins held)       (followers' syncs       |
+               |                       held until the         |
+               +---- a join, a leave, an expiry, a plan ------+
+                     change (topic grew)
+
+Invariants: a member has at most one held JoinGroup (``join_waiter``) and one
+held SyncGroup (``sync_waiter``); a held request is answered exactly once
+(its future gets a result, or was cancelled because its connection closed).
+``generation`` is the generation of mqlog's plan that the last completed
+join phase handed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from kio.schema.errors import ErrorCode
+
+from mqlog.consumer import GroupMembership, TopicPartition
+
+EMPTY = "Empty"
+PREPARING = "PreparingRebalance"
+COMPLETING = "CompletingRebalance"
+STABLE = "Stable"
+
+
+@dataclasses.dataclass(frozen=True)
+class JoinOutcome:
+    """What a JoinGroup is answered: the generation, the protocol chosen, the
+    leader, the member's id; ``members`` (id, metadata in the chosen protocol)
+    for the leader only."""
+
+    error: ErrorCode
+    member_id: str = ""
+    generation: int = -1
+    protocol_type: str | None = None
+    protocol: str | None = None
+    leader: str = ""
+    members: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncOutcome:
+    """What a SyncGroup is answered: the member's assignment bytes, as its leader
+    sent them."""
+
+    error: ErrorCode
+    protocol_type: str | None = None
+    protocol: str | None = None
+    assignment: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberSnapshot:
+    member_id: str
+    client_id: str
+    client_host: str
+    metadata: bytes
+    assignment: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSnapshot:
+    """A group as DescribeGroups and ListGroups show it."""
+
+    group: str
+    state: str
+    protocol_type: str
+    protocol: str
+    members: tuple[MemberSnapshot, ...]
+
+
+@dataclasses.dataclass(eq=False)
+class Member:
+    """One Kafka member: its mqlog membership and what Kafka's protocol needs."""
+
+    member_id: str
+    membership: GroupMembership
+    client_id: str
+    client_host: str
+    protocols: tuple[tuple[str, bytes], ...]
+    session_s: float
+    rebalance_s: float
+    last_seen: float
+    join_waiter: asyncio.Future[JoinOutcome] | None = None
+    sync_waiter: asyncio.Future[SyncOutcome] | None = None
+    #: The generation this member last synced, its assignment bytes and the
+    #: partitions they give it (some may wait for their previous owner).
+    synced: int = -1
+    assignment: bytes = b""
+    wanted: frozenset[TopicPartition] = frozenset()
+
+    @property
+    def protocol_names(self) -> list[str]:
+        return [name for name, _metadata in self.protocols]
+
+    def metadata(self, protocol: str | None) -> bytes:
+        return next((data for name, data in self.protocols if name == protocol), b"")
+
+    def joining(self) -> bool:
+        """True while a JoinGroup of this member is held (and still wanted)."""
+        return self.join_waiter is not None and not self.join_waiter.done()
+
+    def waiting(self) -> bool:
+        """True while a JoinGroup or SyncGroup of this member is held: its session
+        does not run out meanwhile, as in Kafka."""
+        return self.joining() or (self.sync_waiter is not None and not self.sync_waiter.done())
+
+
+@dataclasses.dataclass(eq=False)
+class Group:
+    """One Kafka group; every change happens under ``lock``."""
+
+    name: str
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    state: str = EMPTY
+    members: dict[str, Member] = dataclasses.field(default_factory=dict)
+    protocol_type: str = ""
+    protocol: str = ""
+    generation: int = 0
+    leader: str = ""
+    #: PreparingRebalance: when the join phase ends at the latest, and (for a
+    #: group that was empty) until when it waits for members starting together.
+    join_deadline: float = 0.0
+    gather_until: float | None = None
+    gather_limit: float = 0.0
+    #: CompletingRebalance: when members that did not sync are removed.
+    sync_deadline: float = 0.0
+
+    def snapshot(self) -> GroupSnapshot:
+        return GroupSnapshot(self.name, self.state, self.protocol_type, self.protocol, tuple(
+            MemberSnapshot(m.member_id, m.client_id, m.client_host, m.metadata(self.protocol),
+                           m.assignment)
+            for m in sorted(self.members.values(), key=lambda m: m.member_id)))
