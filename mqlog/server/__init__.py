@@ -12,6 +12,21 @@ directory and serve it until SIGTERM or Ctrl-C), bounded by
 :class:`KafkaLimits` and configured by :class:`KafkaSettings`.
 """
 
-from mqlog.server.kafka import KafkaLimits, KafkaServer, KafkaSettings, run_server
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mqlog.server.kafka import KafkaLimits, KafkaServer, KafkaSettings, run_server
 
 __all__ = ["KafkaLimits", "KafkaServer", "KafkaSettings", "run_server"]
+
+
+def __getattr__(name: str) -> Any:
+    """The Kafka names, imported on first use: the protocol codec takes most of
+    a second to import, which ``mqlog.server.auth`` (the ``mqlog users``
+    command) does not need."""
+    if name in __all__:
+        return getattr(importlib.import_module("mqlog.server.kafka"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
