@@ -16,7 +16,9 @@ frame of at most ``max_request_bytes`` (a bigger size closes the connection
 before its body is read), ``idle_timeout_s`` without a request and nothing
 in flight closes it.
 
-A handler may return :class:`~mqlog.server.kafka._context.Later`: its
+A handler returns its response as a kio entity, or as the whole response
+frame (``bytes``: see ``_hot_responses``). It may also return
+:class:`~mqlog.server.kafka._context.Later`: its
 request counts as finished for the ordering above (the requests behind it
 start), and its response is written, still in order, once the Later's
 future resolves.
@@ -259,9 +261,12 @@ class Connection:
 
 
 def _encode(request: Request, body: object) -> bytes | None:
-    """The response frame of ``body`` (None: no response is due)."""
+    """The response frame of ``body`` (None: no response is due; bytes: the
+    frame, written by the handler itself)."""
     if body is None or (request.api_key == PRODUCE and request.body.acks == 0):
         return None
+    if isinstance(body, bytes):
+        return body
     return encode_response(request.api_key, request.api_version, request.correlation_id, body)
 
 

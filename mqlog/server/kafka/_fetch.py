@@ -27,21 +27,20 @@ from kio.schema.errors import ErrorCode
 from mqlog.errors import MqlogError
 from mqlog.server.kafka._append_watch import AppendWatch
 from mqlog.server.kafka._codec import (
-    NO_THROTTLE,
     Entity,
     Request,
-    build,
     has_field,
-    part,
-    response_type,
 )
 from mqlog.server.kafka._context import ServerState
 from mqlog.server.kafka._errors import error_code
+from mqlog.server.kafka._hot_responses import FetchedPartition, fetch_response
 from mqlog.server.kafka._topic_ids import topic_for_id
 
 API_KEY = 1
 MIN_VERSION = 4
 MAX_VERSION = 16
+
+UNKNOWN_TOPIC_ID = ErrorCode.unknown_topic_id.value
 
 #: Longest a fetch waits, whatever it asks (Kafka clients ask 500 ms by default).
 MAX_WAIT_CAP_MS = 30_000
@@ -56,7 +55,7 @@ def append_watch(server: ServerState) -> AppendWatch:
     return watch
 
 
-async def handle(server: ServerState, request: Request) -> Entity:
+async def handle(server: ServerState, request: Request) -> bytes:
     """Read what the request asks, waiting up to ``max_wait`` for ``min_bytes``."""
     body = request.body
     watch = append_watch(server)
@@ -70,14 +69,7 @@ async def handle(server: ServerState, request: Request) -> Entity:
         if size >= body.min_bytes or remaining <= 0 or not topics:
             break
         await watch.changed(seen, remaining)
-    response = response_type(request.api_key, request.api_version)
-    topic_type = part(response, "FetchableTopicResponse")
-    return build(response, throttle_time=NO_THROTTLE, error_code=ErrorCode.none, session_id=0,
-                 node_endpoints=(), responses=tuple(
-                     build(topic_type, topic=name, topic_id=identifier,
-                           partitions=tuple(build(part(response, "PartitionData"), **fields)
-                                            for fields in partitions))
-                     for name, identifier, partitions in topics))
+    return fetch_response(request.api_version, request.correlation_id, topics)
 
 
 def _milliseconds(value: object) -> float:
@@ -86,7 +78,9 @@ def _milliseconds(value: object) -> float:
 
 
 def _read_all(server: ServerState, body: Entity, by_id: bool
-              ) -> tuple[list[tuple[str, uuid.UUID | None, list[dict]]], int]:
+              ) -> tuple[list[tuple[str, uuid.UUID | None, list[FetchedPartition]]], int]:
+    """Every partition asked: its batches (within the byte limits) and offsets.
+    The high watermark is read after the batches, so it is never below them."""
     engine = server.engine
     budget = body.max_bytes if has_field(type(body), "max_bytes") else 2**31 - 1
     size = 0
@@ -97,29 +91,22 @@ def _read_all(server: ServerState, body: Entity, by_id: bool
                 else asked.topic)
         partitions = []
         for wanted in asked.partitions:
-            fields: dict = {"partition_index": wanted.partition, "aborted_transactions": None,
-                            "preferred_read_replica": -1, "records": None,
-                            "high_watermark": -1, "last_stable_offset": -1,
-                            "log_start_offset": -1}
             if name is None:
-                fields["error_code"] = ErrorCode.unknown_topic_id
-                partitions.append(fields)
+                partitions.append(FetchedPartition(wanted.partition, UNKNOWN_TOPIC_ID, -1, -1,
+                                                   None))
                 continue
             try:
-                end = engine.end_offset(name, wanted.partition)
-                start = engine.start_offset(name, wanted.partition)
                 limit = min(wanted.partition_max_bytes, budget - size)
                 batches = engine.read_kafka_batches(
                     name, wanted.partition, wanted.fetch_offset, max(limit, 1)
                 ) if limit > 0 or not size else []
+                end = engine.end_offset(name, wanted.partition)
+                start = engine.start_offset(name, wanted.partition)
             except MqlogError as error:
-                fields["error_code"] = error_code(error)
-                partitions.append(fields)
+                partitions.append(FetchedPartition(wanted.partition, error_code(error).value,
+                                                   -1, -1, None))
                 continue
-            data = b"".join(batches)
-            size += len(data)
-            fields.update(error_code=ErrorCode.none, high_watermark=end,
-                          last_stable_offset=end, log_start_offset=start, records=data)
-            partitions.append(fields)
+            size += sum(map(len, batches))
+            partitions.append(FetchedPartition(wanted.partition, 0, end, start, batches))
         topics.append((name or "", identifier, partitions))
     return topics, size

@@ -27,16 +27,10 @@ import logging
 from kio.schema.errors import ErrorCode
 
 from mqlog.errors import MqlogError
-from mqlog.server.kafka._codec import (
-    NO_THROTTLE,
-    Entity,
-    Request,
-    build,
-    part,
-    response_type,
-)
+from mqlog.server.kafka._codec import Request
 from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
+from mqlog.server.kafka._hot_responses import ProducedPartition, produce_response
 
 API_KEY = 0
 MIN_VERSION = 3
@@ -60,7 +54,7 @@ class _Result:
     idempotent: bool = False
 
 
-async def handle(server: ServerState, request: Request) -> Entity | Later:
+async def handle(server: ServerState, request: Request) -> bytes | Later:
     """Append every partition's batches now; answer once the durable ones are flushed."""
     body = request.body
     transactional = getattr(body, "transactional_id", None) is not None
@@ -69,7 +63,7 @@ async def handle(server: ServerState, request: Request) -> Entity | Later:
     if all(result.sync_to is None for result in results):
         return _response(request, results)
 
-    async def after_flush() -> Entity:
+    async def after_flush() -> bytes:
         await asyncio.to_thread(_make_durable, server, results)
         return _response(request, results)
 
@@ -125,17 +119,10 @@ def _failed(result: _Result, error: MqlogError) -> None:
         log.warning("produce to %s/%d failed: %s", result.topic, result.partition, error)
 
 
-def _response(request: Request, results: list[_Result]) -> Entity:
-    response = response_type(request.api_key, request.api_version)
-    topic_type = part(response, "TopicProduceResponse")
-    partition_type = part(response, "PartitionProduceResponse")
-    by_topic: dict[str, list[Entity]] = {}
+def _response(request: Request, results: list[_Result]) -> bytes:
+    by_topic: dict[str, list[ProducedPartition]] = {}
     for result in results:
-        by_topic.setdefault(result.topic, []).append(build(
-            partition_type, index=result.partition, error_code=result.code,
-            base_offset=result.base_offset, log_append_time=None,
-            log_start_offset=result.log_start_offset, record_errors=(),
-            error_message=result.message))
-    return build(response, responses=tuple(
-        build(topic_type, name=name, partition_responses=tuple(partitions))
-        for name, partitions in by_topic.items()), throttle_time=NO_THROTTLE)
+        by_topic.setdefault(result.topic, []).append(ProducedPartition(
+            result.partition, result.code.value, result.base_offset, result.log_start_offset,
+            result.message))
+    return produce_response(request.api_version, request.correlation_id, list(by_topic.items()))
