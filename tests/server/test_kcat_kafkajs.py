@@ -3,6 +3,8 @@ server process, with the embedded API reading and writing the same log."""
 
 from __future__ import annotations
 
+import time
+
 import mqlog
 from mqlog import Record
 
@@ -63,3 +65,17 @@ def test_kafkajs_idempotent_producer_is_accepted(kafka_server):
     assert produced[-1] == {"op": "done", "count": 10}
     with mqlog.open(kafka_server.directory) as log:
         assert sum(log.end_offset("js-idem", p) for p in range(3)) == 10
+
+
+def test_kcat_produces_with_every_acks_setting_and_idempotence(kafka_server):
+    for acks in (0, 1, -1):
+        kcat.produce(kafka_server.address, f"kc-acks{acks}", [(None, f"v{i}") for i in range(10)],
+                     acks=acks)
+    kcat.produce(kafka_server.address, "kc-idem", [(None, f"v{i}") for i in range(10)],
+                 config={"enable.idempotence": "true"})
+    with mqlog.open(kafka_server.directory) as log:
+        for topic in ("kc-acks0", "kc-acks1", "kc-acks-1", "kc-idem"):
+            deadline = time.monotonic() + 10
+            while log.end_offset(topic, 0) < 10 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert [r.value for r in log.read(topic, 0, 0)] == [b"v%d" % i for i in range(10)]

@@ -176,3 +176,65 @@ def test_a_transactional_producer_gets_an_error_not_a_hang(kafka_server):
     error = caught.value.args[0]
     assert error.fatal() and error.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, (
         error)
+
+
+def test_confluent_kafka_idempotent_producer_and_seek(kafka_server):
+    ck_produce(kafka_server.address, "idem", 300, **{"enable.idempotence": True})
+    consumer = CkConsumer({"bootstrap.servers": kafka_server.address, "group.id": "unused",
+                           "enable.auto.commit": False})
+    consumer.assign([TopicPartition("idem", 0, 0)])
+    try:
+        first = None
+        while first is None:
+            first = consumer.poll(1.0)
+        consumer.seek(TopicPartition("idem", 0, 250))
+        after_seek = None
+        deadline = time.monotonic() + 20
+        while (after_seek is None or after_seek.offset() < 250) and time.monotonic() < deadline:
+            after_seek = consumer.poll(1.0)
+        assert after_seek is not None and after_seek.offset() == 250
+        assert after_seek.value() == b"value 250"
+    finally:
+        consumer.close()
+    with mqlog.open(kafka_server.directory) as log:
+        assert log.end_offset("idem", 0) == 300  # no retry written twice
+
+
+@pytest.mark.parametrize("acks", [0, 1, "all"])
+def test_kafka_python_producer_acks(kafka_server, acks):
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=kafka_server.address, acks=acks,
+                             enable_idempotence=False)
+    for i in range(50):
+        producer.send("kp-acks", value=b"v%d" % i)
+    producer.flush(30)
+    producer.close()
+    with mqlog.open(kafka_server.directory) as log:
+        deadline = time.monotonic() + 10
+        while log.end_offset("kp-acks", 0) < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r.value for r in log.read("kp-acks", 0, 0, 100)] == [b"v%d" % i for i in range(50)]
+
+
+@pytest.mark.parametrize("acks", [0, 1, "all"])
+def test_aiokafka_producer_acks(kafka_server, acks):
+    from aiokafka import AIOKafkaProducer
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_server.address, acks=acks)
+        await producer.start()
+        try:
+            for i in range(50):
+                await producer.send("aio-acks", value=b"v%d" % i)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+    with mqlog.open(kafka_server.directory) as log:
+        deadline = time.monotonic() + 10
+        while log.end_offset("aio-acks", 0) < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r.value for r in log.read("aio-acks", 0, 0, 100)] == [
+            b"v%d" % i for i in range(50)]
