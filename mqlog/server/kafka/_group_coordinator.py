@@ -397,8 +397,10 @@ class GroupCoordinator:
     async def tick(self) -> None:
         """Expire members whose session ran out, end join phases whose time is up,
         remove members that did not sync within the rebalance timeout."""
+        now = self._clock()
         for group in list(self._groups.values()):
-            await asyncio.shield(self._tick(group))
+            if _due(group, now):
+                await asyncio.shield(self._tick(group))
 
     async def _tick(self, group: Group) -> None:
         async with group.lock:
@@ -471,3 +473,12 @@ class GroupCoordinator:
         if group is None:
             group = self._groups[group_id] = Group(group_id)
         return group
+
+
+def _due(group: Group, now: float) -> bool:
+    """Whether :meth:`GroupCoordinator.tick` may have something to do for ``group``
+    (read without its lock; the tick checks again under it)."""
+    if group.state == PREPARING or (group.state == COMPLETING and now >= group.sync_deadline):
+        return True
+    return any(not m.waiting() and now - m.last_seen > m.session_s
+               for m in group.members.values())
