@@ -40,6 +40,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from kio.schema.errors import ErrorCode
 
@@ -164,10 +165,11 @@ class GroupCoordinator:
             except ConsumerProtocolError as error:
                 log.warning("group %s: refused a join of %s: %s", group.name, client_id, error)
                 return JoinOutcome(ErrorCode.inconsistent_group_protocol, member_id)
-            fields = dict(client_id=file_safe(client_id), topics=topics,
-                          assignors=mqlog_assignors(names),
-                          session_timeout_ms=session_ms, rebalance_timeout_ms=rebalance_ms,
-                          remote_host=client_host)
+            fields: dict[str, Any] = dict(client_id=file_safe(client_id), topics=topics,
+                                          assignors=mqlog_assignors(names),
+                                          session_timeout_ms=session_ms,
+                                          rebalance_timeout_ms=rebalance_ms,
+                                          remote_host=client_host)
             try:
                 if member is None:
                     member = await asyncio.to_thread(self._new_member, group.name, fields)
@@ -196,7 +198,7 @@ class GroupCoordinator:
             await self._complete_join_if_done(group)
             return waiter
 
-    def _new_member(self, group: str, fields: dict) -> Member:
+    def _new_member(self, group: str, fields: dict[str, Any]) -> Member:
         membership = GroupMembership(self._engine, group, watchdog=False, clock=self._clock,
                                      check_interval_ms=0)
         joined = membership.join(**fields)

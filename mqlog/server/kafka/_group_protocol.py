@@ -32,7 +32,9 @@ from kio.schema.consumer_protocol_subscription.v0.data import (
     ConsumerProtocolSubscription as SubscriptionV0,
 )
 from kio.schema.consumer_protocol_subscription.v3.data import ConsumerProtocolSubscription
+from kio.schema.types import TopicName
 from kio.serial import entity_reader, entity_writer
+from kio.static.primitive import i32
 
 from mqlog.consumer import TopicPartition
 from mqlog.errors import MqlogError
@@ -112,7 +114,8 @@ def encode_assignment(partitions: Iterable[TopicPartition]) -> bytes:
     out = io.BytesIO()
     out.write(_VERSION.pack(0))
     _writer("assignment")(out, AssignmentV0(assigned_partitions=tuple(
-        AssignedV0(topic=topic, partitions=tuple(numbers)) for topic, numbers in by_topic.items()),
+        AssignedV0(topic=TopicName(topic), partitions=tuple(i32(n) for n in numbers))
+        for topic, numbers in by_topic.items()),
         user_data=None))
     return out.getvalue()
 
