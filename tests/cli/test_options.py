@@ -88,7 +88,7 @@ def test_shell_completion(tmp_path: Path) -> None:
                             text=True, env=named, timeout=60)
     assert script.returncode == 0
     assert "complete -o default -F _mqlog_completion mqlog" in script.stdout
-    env = dict(os.environ, _MQLOG_COMPLETE="complete_bash", COMP_WORDS="mqlog se",
+    env = dict(os.environ, _MQLOG_COMPLETE="complete_bash", COMP_WORDS="mqlog see",
                COMP_CWORD="1")
     words = subprocess.run([MQLOG], capture_output=True, text=True, env=env, timeout=60)
     assert words.stdout.split() == ["seek"]
