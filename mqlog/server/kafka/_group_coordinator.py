@@ -39,8 +39,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from kio.schema.errors import ErrorCode
 
@@ -117,12 +117,9 @@ class GroupCoordinator:
         if refusal is not None:
             return JoinOutcome(refusal, member_id)
         self._start_ticker()
-        waiter = await asyncio.shield(self._join(
+        return await _answer(self._join(
             self._group(group_id), member_id, client_id, client_host,
             protocols, session_timeout_ms, max(rebalance_timeout_ms, session_timeout_ms)))
-        if isinstance(waiter, JoinOutcome):
-            return waiter
-        return await waiter
 
     def _check_join(self, group_id: str, protocol_type: str,
                     protocols: tuple[tuple[str, bytes], ...], session_timeout_ms: int,
@@ -260,10 +257,7 @@ class GroupCoordinator:
         group = self._groups.get(group_id)
         if group is None:
             return SyncOutcome(ErrorCode.unknown_member_id)
-        waiter = await asyncio.shield(self._sync(group, member_id, generation, assignments))
-        if isinstance(waiter, SyncOutcome):
-            return waiter
-        return await waiter
+        return await _answer(self._sync(group, member_id, generation, assignments))
 
     async def _sync(self, group: Group, member_id: str, generation: int,
                     assignments: Mapping[str, bytes]) -> asyncio.Future[SyncOutcome] | SyncOutcome:
@@ -475,6 +469,30 @@ class GroupCoordinator:
         if group is None:
             group = self._groups[group_id] = Group(group_id)
         return group
+
+
+Outcome = TypeVar("Outcome", JoinOutcome, SyncOutcome)
+
+
+async def _answer(change: Coroutine[Any, Any, asyncio.Future[Outcome] | Outcome]) -> Outcome:
+    """Run ``change`` to its end even if the request is cancelled (its connection
+    closed), then await the answer it may hold back. A request cancelled
+    meanwhile cancels its held answer, so the group does not count on it."""
+    running = asyncio.ensure_future(change)
+    try:
+        held = await asyncio.shield(running)
+    except asyncio.CancelledError:
+        running.add_done_callback(_cancel_held)
+        raise
+    if isinstance(held, asyncio.Future):
+        return await held
+    return held
+
+
+def _cancel_held(running: asyncio.Future[Any]) -> None:
+    if not running.cancelled() and running.exception() is None and isinstance(
+            running.result(), asyncio.Future):
+        running.result().cancel()
 
 
 def _due(group: Group, now: float) -> bool:
