@@ -11,7 +11,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# kcat and kafkajs for the server tests (tests/server/install_tools.sh); the stamp
+# is only written once every tool is present, so an offline run tries again later.
+TOOLS_STAMP := tests/server/.tools-installed
+$(TOOLS_STAMP): tests/server/install_tools.sh tests/server/node/package-lock.json
+	sh tests/server/install_tools.sh $(TOOLS_STAMP)
+
+test: $(STAMP) $(TOOLS_STAMP)
 	$(PY) -m pytest -q
 
 # The long crash, power-loss, disk-full and kill-storm tests (over 1,000 kill -9
@@ -38,9 +44,20 @@ bench-peers: $(STAMP)
 	sh bench/peers/install.sh $(PY)
 	cd bench && $(abspath $(PY)) -m peers --strict
 
+# mqlog serve (durability none and always), Tansu and the embedded API over the Kafka
+# protocol (docs/benchmarks.md#mqlog-serve-against-tansu); about 15 minutes. Then the
+# tables (bench/results/kafka_serve.md) and the plot (docs/img/kafka_serve.svg).
+.PHONY: bench-kafka
+bench-kafka: $(STAMP)
+	cd bench && $(abspath $(PY)) kafka_serve.py --output results/kafka_serve.jsonl; \
+		status=$$?; $(abspath $(PY)) -m kafka_bench.report results/kafka_serve.jsonl \
+		> results/kafka_serve.md && cat results/kafka_serve.md && \
+		$(abspath $(PY)) -m kafka_bench.plot results/kafka_serve.jsonl \
+		../docs/img/kafka_serve.svg && exit $$status
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(TOOLS_STAMP)

@@ -22,6 +22,7 @@ from mqlog.cli import (  # noqa: F401  (register commands)
     _tail,
     _topics,
     _topics_maintenance,
+    _users,
     _verify,
 )
 from mqlog.cli._app import app, main

@@ -272,17 +272,23 @@ class Partition:
         self.dirty = True
         self.on_append()
         if durable:
-            if producer is not None:  # a retry after a power loss must still find it
-                assert self._producer_table is not None  # _already_written opened it
-                try:
-                    self._producer_table.sync()
-                except StorageFailedError as error:
-                    self.fail(error)
-                    raise
-            commit.make_durable(state.end_offset)
+            self.make_durable(state.end_offset, idempotent=producer is not None)
         if state.epoch != epoch and config.cleanup_policy == "compact":
             self.on_roll(self)  # maybe enough to clean: the log's compactor thread looks
         return first_offset
+
+    def make_durable(self, offset: int, idempotent: bool = False) -> None:
+        """Return once every offset below ``offset`` is on stable storage (group
+        commit: concurrent callers share one flush); with ``idempotent``, the
+        producer table first, so that a retry after a power loss still finds
+        its append."""
+        if idempotent and self._producer_table is not None:
+            try:
+                self._producer_table.sync()
+            except StorageFailedError as error:
+                self.fail(error)
+                raise
+        self.group_commit.make_durable(offset)
 
     def _already_written(self, producer: ProducerBatch, count: int,
                          state: PartitionState) -> Admission:

@@ -39,7 +39,7 @@ def test_every_command_has_a_section_naming_each_option() -> None:
         "queues claim", "queues describe", "queues pending", "queues receive", "repair", "replay",
         "seek", "serve", "stats", "tail", "topics alter", "topics compact", "topics create",
         "topics delete", "topics describe", "topics list", "topics retention",
-        "topics truncate", "verify"]
+        "topics truncate", "users add", "users list", "users remove", "verify"]
     for name, command in registered.items():
         assert name in documented, f"docs/cli.md has no section for `mqlog {name}`"
         for parameter in command.params:

@@ -74,9 +74,11 @@ def start_server(directory: Path, *args: str) -> RunningServer:
     raise AssertionError(f"the server did not start (exit {process.returncode}): {stderr}")
 
 
-def stop_server(server: RunningServer) -> tuple[int, str]:
-    """SIGTERM the server; its exit code and what it wrote on stderr."""
-    server.process.send_signal(signal.SIGTERM)
+def stop_server(server: RunningServer, signalled: bool = False) -> tuple[int, str]:
+    """SIGTERM the server (unless the test did: ``signalled``) and wait for it to
+    exit; its exit code and what it wrote on stderr."""
+    if not signalled:
+        server.process.send_signal(signal.SIGTERM)
     try:
         _, stderr = server.process.communicate(timeout=STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:

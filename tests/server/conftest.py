@@ -4,11 +4,13 @@
 fresh log directory, waits for its listening line and yields a
 :class:`~tests.server._serve.RunningServer` (``.address`` is ``HOST:PORT``,
 ``.directory`` the log directory, which the test may open embedded at the same
-time). At teardown it sends SIGTERM and checks the server exits 0.
+time). At teardown it sends SIGTERM, checks the server exits 0 and writes its
+stderr to the test's (pytest shows it with a failure).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,4 +27,5 @@ def kafka_server(tmp_path: Path) -> Iterator[RunningServer]:
         yield server
     finally:
         code, stderr = stop_server(server)
+        sys.stderr.write(stderr)  # shown with a failing test's report
         assert code == 0, f"the server exited {code}: {stderr}"

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, NamedTuple
 
-from kio.index import UnknownEntity, load_request_schema, load_response_schema
+from kio.index import KioIndexError, load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
 
 from mqlog.errors import MqlogError
@@ -97,7 +97,7 @@ def decode_request(frame: bytes | memoryview) -> Request:
     api_key, api_version, correlation = peek_prefix(frame)
     try:
         read_header, read_body = _request_codec(api_key, api_version)
-    except UnknownEntity as error:
+    except KioIndexError as error:  # an unknown API key, or a version with no schema
         raise UnsupportedVersionError(
             f"no schema for API key {api_key} version {api_version}", api_key,
             correlation) from error
@@ -111,6 +111,7 @@ def decode_request(frame: bytes | memoryview) -> Request:
     return Request(api_key, api_version, correlation, header.client_id or "", body)
 
 
+@cache
 def response_type(api_key: int, api_version: int) -> type:
     """The kio response class of ``api_key`` in ``api_version``."""
     return load_response_schema(api_key, api_version)

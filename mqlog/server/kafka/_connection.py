@@ -15,6 +15,11 @@ frame of at most ``max_request_bytes`` (a bigger size closes the connection
 before its body is read), ``idle_timeout_s`` without a request and nothing
 in flight closes it.
 
+A handler may return :class:`~mqlog.server.kafka._context.Later`: its
+request counts as finished for the ordering above (the requests behind it
+start), and its response is written, still in order, once the Later's
+future resolves.
+
 A bad request (malformed, truncated, oversized, an API or version not
 registered) closes this connection at once with one logged line naming the
 peer and the reason; an exception escaping a handler is logged with its
@@ -35,19 +40,20 @@ from mqlog.server.kafka._apis import ApiTable
 from mqlog.server.kafka._codec import (
     MalformedRequestError,
     Request,
-    UnsupportedVersionError,
     decode_request,
     encode_response,
     peek_prefix,
 )
-from mqlog.server.kafka._context import CLIENT_ADDRESS, ServerState
+from mqlog.server.kafka._context import CLIENT_ADDRESS, Later, ServerState
 from mqlog.server.kafka._limits import KafkaLimits
 
 _log = logging.getLogger("mqlog.server.kafka")
 _SIZE = struct.Struct(">i")
 PRODUCE = 0
 
-Answer = asyncio.Task[bytes | None]
+#: A request's answer: its response frame, None (no response is due), or the
+#: future of a response that a :class:`Later` promised.
+Answer = asyncio.Task["bytes | None | asyncio.Future[bytes | None]"]
 
 
 class BadRequest(Exception):
@@ -155,24 +161,23 @@ class Connection:
                 f"truncated request: {len(error.partial)} of {size} bytes") from None
 
     def _start(self, frame: bytes) -> None:
-        """Decode ``frame`` and queue its answer (or raise BadRequest)."""
+        """Decode ``frame`` and queue its answer (or raise BadRequest). The API
+        and version are checked before the body is decoded."""
         try:
-            request = decode_request(frame)
-        except UnsupportedVersionError as error:
-            if error.api_key != API_VERSIONS:
-                raise BadRequest(str(error)) from None
-            self._queue_frame(unsupported_version_frame(self.table, error.correlation_id))
-            return
+            api_key, api_version, correlation = peek_prefix(frame)
         except MalformedRequestError as error:
             raise BadRequest(f"malformed request: {error}") from None
-        api = self.table.get(request.api_key)
-        if api is None or not api.supports(request.api_version):
-            if request.api_key == API_VERSIONS:
-                _, _, correlation = peek_prefix(frame)
+        api = self.table.get(api_key)
+        if api is None or not api.supports(api_version):
+            if api_key == API_VERSIONS:  # KIP-511
                 self._queue_frame(unsupported_version_frame(self.table, correlation))
                 return
             what = "unknown API key" if api is None else "unsupported version of API key"
-            raise BadRequest(f"{what} {request.api_key} (v{request.api_version})")
+            raise BadRequest(f"{what} {api_key} (v{api_version})")
+        try:
+            request = decode_request(frame)
+        except MalformedRequestError as error:
+            raise BadRequest(f"malformed request: {error}") from None
         after = list(self._barrier) if api.concurrent else self._barrier + self._since_barrier
         task = asyncio.create_task(self._run(request, after))
         if api.concurrent:
@@ -186,17 +191,22 @@ class Connection:
             return frame
         self._answers.put_nowait(asyncio.create_task(ready()))
 
-    async def _run(self, request: Request, after: list[Answer]) -> bytes | None:
-        """The response frame of ``request`` (None: no response is due)."""
+    async def _run(self, request: Request, after: list[Answer]
+                   ) -> bytes | None | asyncio.Future[bytes | None]:
+        """The response frame of ``request`` (None: no response is due), or the
+        future of it when the handler answered :class:`Later`."""
         if after:
             await asyncio.wait(after)
         api = self.table.get(request.api_key)
         assert api is not None
         body = await api.handler(self.server, request)
-        if body is None or (request.api_key == PRODUCE and request.body.acks == 0):
-            return None
-        return encode_response(request.api_key, request.api_version, request.correlation_id,
-                               body)
+        if isinstance(body, Later):
+            return asyncio.ensure_future(self._encode_later(request, body))
+        return _encode(request, body)
+
+    @staticmethod
+    async def _encode_later(request: Request, later: Later) -> bytes | None:
+        return _encode(request, await later.future)
 
     # -- answering --------------------------------------------------------------------
 
@@ -208,6 +218,8 @@ class Connection:
                 return
             try:
                 frame = await answer
+                if isinstance(frame, asyncio.Future):
+                    frame = await frame
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -233,6 +245,13 @@ class Connection:
             answer = self._answers.get_nowait()
             if answer is not None:
                 answer.cancel()
+
+
+def _encode(request: Request, body: object) -> bytes | None:
+    """The response frame of ``body`` (None: no response is due)."""
+    if body is None or (request.api_key == PRODUCE and request.body.acks == 0):
+        return None
+    return encode_response(request.api_key, request.api_version, request.correlation_id, body)
 
 
 def _peer_name(writer: asyncio.StreamWriter) -> str:

@@ -15,6 +15,7 @@ closes only that connection.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import dataclasses
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,19 @@ class ServerState:
     cluster_id: str
     node_id: int = NODE_ID
     extensions: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Later:
+    """What a handler returns when its response is not ready but the part of the
+    request that must happen in request order is done: the connection starts
+    the requests behind it and writes ``future``'s response (still in request
+    order) once it resolves. Produce returns one while its appends, already
+    made, are being flushed, so that pipelined produces share flushes."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[Entity]) -> None:
+        self.future = future
 
 
 Handler = Callable[[ServerState, Request], Awaitable[Entity]]

@@ -108,7 +108,7 @@ def encode_subscription(topics: Iterable[str]) -> bytes:
 
 def encode_assignment(partitions: Iterable[TopicPartition]) -> bytes:
     """Version-0 assignment bytes giving ``partitions``."""
-    by_topic: dict[str, list[int]] = {}
+    by_topic: dict[str, list[Any]] = {}
     for tp in sorted(partitions):
         by_topic.setdefault(tp.topic, []).append(tp.partition)
     out = io.BytesIO()

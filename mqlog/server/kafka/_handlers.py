@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from mqlog.server.kafka import (
     _api_versions,
+    _create_partitions,
+    _create_topics,
+    _delete_topics,
+    _describe_configs,
     _fetch,
     _group_admin,
     _group_handlers,
+    _list_offsets,
     _metadata,
     _offset_commit,
     _offset_fetch,
@@ -29,6 +34,11 @@ def default_table() -> ApiTable:
         (_produce, False),
         (_fetch, True),
         (_producer_id, True),
+        (_list_offsets, True),
+        (_describe_configs, True),
+        (_create_topics, False),
+        (_delete_topics, False),
+        (_create_partitions, False),
     ):
         table.register(module.API_KEY, module.MIN_VERSION, module.MAX_VERSION, module.handle,
                        concurrent=concurrent)

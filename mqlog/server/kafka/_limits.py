@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from mqlog.errors import ConfigError
+from mqlog.server.kafka._context import ServerState
 
 MiB = 1024 * 1024
 
@@ -51,3 +52,17 @@ class KafkaLimits:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a number > 0, not {value!r}")
+
+
+_EXTENSION = "limits"
+
+
+def install_limits(server: ServerState, limits: KafkaLimits) -> None:
+    """Keep ``limits`` on ``server`` for the handlers that report them."""
+    server.extensions[_EXTENSION] = limits
+
+
+def limits_of(server: ServerState) -> KafkaLimits:
+    """The limits of ``server`` (the defaults if none were installed)."""
+    found = server.extensions.get(_EXTENSION)
+    return found if isinstance(found, KafkaLimits) else KafkaLimits()

@@ -1,25 +1,41 @@
 """Produce (API key 0): Kafka record batches appended as sent.
 
-Each partition's records go to :meth:`Engine.append_kafka_batches` in a worker
-thread (an append under ``durability="always"`` waits for its flush, and
-concurrent requests share flushes through the engine's group commit), so the
-event loop keeps serving other requests meanwhile. ``acks`` does not change
-durability: a topic's durability class decides when an append is flushed
-(acks=all on a single broker means "written to the log"). With acks=0 the
-runtime sends no response; the records are appended all the same.
+Each partition's records go to :meth:`Engine.append_kafka_batches` on the
+event loop, without a flush: an append is a header parse, a CRC check and one
+``pwritev``, and appending before the first ``await`` keeps pipelined
+produces of a connection in request order. Partitions of topics with
+``durability="always"`` are then flushed in a worker thread
+(:meth:`Engine.make_durable`) while the handler answers :class:`Later`: the
+connection reads and appends the requests behind it meanwhile, and their
+flushes are shared (group commit), so a producer with several requests in
+flight pays about one flush per group of them, not one each. The response
+(in request order) goes out once the flush is done; a failed flush answers
+KAFKA_STORAGE_ERROR for the partitions it covered.
+
+``acks`` does not change durability: a topic's durability class decides when
+an append is on disk (acks=all on a single broker means "appended"). With
+acks=0 the runtime sends no response; the records are appended all the same.
 Transactional produces are refused: the server has no transactions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 from kio.schema.errors import ErrorCode
 
 from mqlog.errors import MqlogError
-from mqlog.server.kafka._codec import NO_THROTTLE, Entity, Request, build, part, response_type
-from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._codec import (
+    NO_THROTTLE,
+    Entity,
+    Request,
+    build,
+    part,
+    response_type,
+)
+from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
 
 API_KEY = 0
@@ -29,47 +45,97 @@ MAX_VERSION = 12
 log = logging.getLogger("mqlog.server.kafka")
 
 
-async def handle(server: ServerState, request: Request) -> Entity:
-    """Append every partition's batches; one result per partition."""
+@dataclasses.dataclass
+class _Result:
+    """One partition's outcome; ``sync_to``: the end offset to flush up to
+    (durability "always"), else None."""
+
+    topic: str
+    partition: int
+    code: ErrorCode = ErrorCode.none
+    base_offset: int = -1
+    log_start_offset: int = -1
+    message: str | None = None
+    sync_to: int | None = None
+    idempotent: bool = False
+
+
+async def handle(server: ServerState, request: Request) -> Entity | Later:
+    """Append every partition's batches now; answer once the durable ones are flushed."""
     body = request.body
     transactional = getattr(body, "transactional_id", None) is not None
-    work = [(topic.name, data.index, data.records)
-            for topic in body.topic_data for data in topic.partition_data]
-    results = await asyncio.to_thread(_append_all, server, work, transactional)
+    results = [_append(server, topic.name, data.index, data.records, transactional)
+               for topic in body.topic_data for data in topic.partition_data]
+    if all(result.sync_to is None for result in results):
+        return _response(request, results)
+
+    async def after_flush() -> Entity:
+        await asyncio.to_thread(_make_durable, server, results)
+        return _response(request, results)
+
+    return Later(asyncio.ensure_future(after_flush()))
+
+
+def _append(server: ServerState, topic: str, partition: int, records: bytes | None,
+            transactional: bool) -> _Result:
+    result = _Result(topic, partition)
+    if transactional:
+        result.code, result.message = (ErrorCode.transactional_id_authorization_failed,
+                                       "transactions are not supported")
+        return result
+    if records is None:
+        result.code, result.message = ErrorCode.invalid_record, "no records"
+        return result
+    engine = server.engine
+    try:
+        result.base_offset = engine.append_kafka_batches(topic, partition, records,
+                                                         flush=False)
+        result.log_start_offset = engine.start_offset(topic, partition)
+        if engine.topic_config(topic).durability == "always":
+            result.sync_to = engine.end_offset(topic, partition)
+            result.idempotent = _carries_producer_id(records)
+    except MqlogError as error:
+        _failed(result, error)
+    return result
+
+
+def _carries_producer_id(records: bytes) -> bool:
+    """Whether the (validated) batch names a producer: bytes 43..51 of a Kafka
+    batch header are its producer id, -1 for none."""
+    return int.from_bytes(records[43:51], "big", signed=True) >= 0
+
+
+def _make_durable(server: ServerState, results: list[_Result]) -> None:
+    """Flush every durable partition appended to; a failure fails its results."""
+    for result in results:
+        if result.sync_to is None or result.code != ErrorCode.none:
+            continue
+        try:
+            server.engine.make_durable(result.topic, result.partition, result.sync_to,
+                                       idempotent=result.idempotent)
+        except MqlogError as error:
+            _failed(result, error)
+
+
+def _failed(result: _Result, error: MqlogError) -> None:
+    result.code = error_code(error)
+    result.base_offset = result.log_start_offset = -1
+    result.message = str(error)
+    if result.code == ErrorCode.unknown_server_error:
+        log.warning("produce to %s/%d failed: %s", result.topic, result.partition, error)
+
+
+def _response(request: Request, results: list[_Result]) -> Entity:
     response = response_type(request.api_key, request.api_version)
     topic_type = part(response, "TopicProduceResponse")
     partition_type = part(response, "PartitionProduceResponse")
-    by_topic: dict[str, list] = {}
-    for (topic, partition, _records), (code, base_offset, start, message) in zip(work, results):
-        by_topic.setdefault(topic, []).append(build(
-            partition_type, index=partition, error_code=code, base_offset=base_offset,
-            log_append_time=None, log_start_offset=start, record_errors=(),
-            error_message=message))
+    by_topic: dict[str, list[Entity]] = {}
+    for result in results:
+        by_topic.setdefault(result.topic, []).append(build(
+            partition_type, index=result.partition, error_code=result.code,
+            base_offset=result.base_offset, log_append_time=None,
+            log_start_offset=result.log_start_offset, record_errors=(),
+            error_message=result.message))
     return build(response, responses=tuple(
         build(topic_type, name=name, partition_responses=tuple(partitions))
         for name, partitions in by_topic.items()), throttle_time=NO_THROTTLE)
-
-
-def _append_all(server: ServerState, work: list, transactional: bool
-                ) -> list[tuple[ErrorCode, int, int, str | None]]:
-    engine = server.engine
-    results: list[tuple[ErrorCode, int, int, str | None]] = []
-    for topic, partition, records in work:
-        if transactional:
-            results.append((ErrorCode.transactional_id_authorization_failed, -1, -1,
-                            "transactions are not supported"))
-            continue
-        if records is None:
-            results.append((ErrorCode.invalid_record, -1, -1, "no records"))
-            continue
-        try:
-            base_offset = engine.append_kafka_batches(topic, partition, records)
-            start = engine.start_offset(topic, partition)
-        except MqlogError as error:
-            code = error_code(error)
-            if code == ErrorCode.unknown_server_error:
-                log.warning("produce to %s/%d failed: %s", topic, partition, error)
-            results.append((code, -1, -1, str(error)))
-        else:
-            results.append((ErrorCode.none, base_offset, start, None))
-    return results

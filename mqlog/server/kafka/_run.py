@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import mqlog
 from mqlog.server.kafka._limits import KafkaLimits
-from mqlog.server.kafka._server import KafkaServer, format_address, parse_address
+from mqlog.server.kafka._server import KafkaServer, check_bind, format_address, parse_address
 from mqlog.server.kafka._settings import KafkaSettings
 
 
@@ -27,6 +27,7 @@ def run_server(directory: str | os.PathLike[str], kafka: str = "127.0.0.1:9092",
     ``advertised``: ``HOST:PORT`` clients are told to connect to."""
     host, port = parse_address(kafka)
     told = parse_address(advertised) if advertised is not None else None
+    check_bind(host, insecure)  # bad input: refused before the directory is created
     with mqlog.open(directory) as log:
         server = KafkaServer(log.engine, host, port, advertised=told, insecure=insecure,
                              limits=limits, settings=settings)
@@ -48,7 +49,7 @@ async def _serve(server: KafkaServer, ready: Callable[[str], None] | None,
             ready(format_address(*server.address))
         await stop.wait()
     finally:
+        await server.close()  # a repeated signal meanwhile changes nothing
         if main_thread:
             for number in signals:
                 loop.remove_signal_handler(number)
-        await server.close()

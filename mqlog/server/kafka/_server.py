@@ -28,7 +28,7 @@ from mqlog.server.kafka._connection import Connection
 from mqlog.server.kafka._context import ServerState
 from mqlog.server.kafka._handlers import default_table
 from mqlog.server.kafka._lifecycle import shutdown_hooks, stopping
-from mqlog.server.kafka._limits import KafkaLimits
+from mqlog.server.kafka._limits import KafkaLimits, install_limits
 from mqlog.server.kafka._settings import KafkaSettings, install_settings
 from mqlog.server.kafka._topic_ids import cluster_id_for
 
@@ -64,6 +64,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_bind(host: str, insecure: bool) -> None:
+    """ConfigError unless ``host`` is loopback or ``insecure`` allows it. (Where
+    authentication and TLS options come, they will be the other way.)"""
+    if not is_loopback(host) and not insecure:
+        raise ConfigError(
+            f"{host} is not a loopback address: serving it needs --insecure "
+            f"(insecure=True), since the server has no authentication")
+
+
 class KafkaServer:
     """A Kafka-protocol server over an open log.
 
@@ -78,10 +87,7 @@ class KafkaServer:
                  advertised: tuple[str, int] | None = None, insecure: bool = False,
                  limits: KafkaLimits | None = None, settings: KafkaSettings | None = None,
                  table: ApiTable | None = None) -> None:
-        if not is_loopback(host) and not insecure:
-            raise ConfigError(
-                f"{host} is not a loopback address: serving it needs insecure=True "
-                f"(--insecure), since the server has no authentication")
+        check_bind(host, insecure)
         self.engine = engine
         self.host = host
         self.port = port
@@ -91,6 +97,7 @@ class KafkaServer:
         self.state = ServerState(engine, "", 0, cluster_id_for(engine.path))
         self.state.extensions[APIS] = self.table
         install_settings(self.state, settings or KafkaSettings())
+        install_limits(self.state, self.limits)
         self._listener: asyncio.Server | None = None
         self._connections: dict[Connection, asyncio.Task[None]] = {}
         self._closing = False

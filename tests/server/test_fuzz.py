@@ -1,0 +1,151 @@
+"""The request decoder and dispatch under random and mutated frames.
+
+Random bytes, and valid requests of every served API with bytes replaced,
+inserted, removed or cut off: decoding raises nothing but
+MalformedRequestError, and a request that decodes is answered by its
+handler with a response that encodes (handlers answer bad input with error
+codes, never an exception), within a bound. CreateTopics and
+CreatePartitions run with ``validate_only`` (every check, no creation: a
+mutated count could ask for thousands of partitions, which is legal but
+slow). Bounded (EXAMPLES); ``MQLOG_SOAK=1`` runs many more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import os
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kio.index import load_request_schema
+
+import mqlog
+from mqlog.server.kafka._apis import EXTENSION
+from mqlog.server.kafka._codec import (
+    MalformedRequestError,
+    decode_request,
+    encode_response,
+    part,
+)
+from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._handlers import default_table
+from tests.server._serve import encode_request
+
+SOAK = os.environ.get("MQLOG_SOAK", "") not in ("", "0")
+EXAMPLES = 10_000 if SOAK else 1000
+#: Longest a handler may take on one request here (a hang guard, not a timing test).
+HANDLER_BOUND_S = 10
+VALIDATE_ONLY = (19, 37)  # CreateTopics, CreatePartitions
+
+
+def _seeds() -> list[bytes]:
+    """Valid request frames (without the size prefix) of every served API."""
+    def body(key: int, version: int, **fields: object) -> bytes:
+        return encode_request(key, version, 7, **fields)[4:]
+
+    metadata = load_request_schema(3, 12)
+    create = load_request_schema(19, 7)
+    offsets = load_request_schema(2, 9)
+    describe = load_request_schema(32, 4)
+    grow = load_request_schema(37, 3)
+    delete = load_request_schema(20, 6)
+    seconds = datetime.timedelta(seconds=1)
+    return [
+        body(18, 3, client_software_name="fuzz", client_software_version="1"),
+        body(18, 0),
+        body(3, 12, topics=(part(metadata, "MetadataRequestTopic")(name="t", topic_id=None),),
+             allow_auto_topic_creation=True, include_topic_authorized_operations=False),
+        body(3, 1, topics=None),
+        body(19, 7, topics=(part(create, "CreatableTopic")(
+            name="n", num_partitions=2, replication_factor=1, assignments=(),
+            configs=(part(create, "CreatableTopicConfig")(name="retention.ms", value="1"),)),),
+            timeout=seconds, validate_only=True),
+        body(2, 9, replica_id=-1, isolation_level=0, topics=(part(offsets, "ListOffsetsTopic")(
+            name="t", partitions=(part(offsets, "ListOffsetsPartition")(
+                partition_index=0, current_leader_epoch=-1, timestamp=-1),)),)),
+        body(32, 4, resources=(part(describe, "DescribeConfigsResource")(
+            resource_type=2, resource_name="t", configuration_keys=None),),
+            include_synonyms=False, include_documentation=True),
+        body(37, 3, topics=(part(grow, "CreatePartitionsTopic")(
+            name="t", count=3, assignments=None),), timeout=seconds, validate_only=True),
+        body(20, 6, topics=(part(delete, "DeleteTopicState")(name="gone", topic_id=None),),
+             timeout=seconds),
+    ]
+
+
+SEEDS = _seeds()
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    """A seed with a few bytes replaced, inserted or removed, or cut short."""
+    frame = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 4))):
+        where = draw(st.integers(0, max(len(frame) - 1, 0)))
+        kind = draw(st.sampled_from(["replace", "insert", "remove", "cut"]))
+        if kind == "replace" and frame:
+            frame[where] = draw(st.integers(0, 255))
+        elif kind == "insert":
+            frame[where:where] = draw(st.binary(min_size=1, max_size=4))
+        elif kind == "remove" and frame:
+            del frame[where]
+        elif kind == "cut":
+            del frame[where:]
+    return bytes(frame)
+
+
+def _headed_noise() -> st.SearchStrategy[bytes]:
+    """A served API's key and version, a correlation id, then random bytes."""
+    apis = [(api.api_key, version) for api in default_table()
+            for version in range(api.min_version, api.max_version + 1)]
+    return st.builds(lambda kv, rest: struct.pack(">hhi", *kv, 1) + rest,
+                     st.sampled_from(apis), st.binary(max_size=64))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    """A server state over a log with topic ``t`` (2 partitions, a few records),
+    and an event loop to run handlers on."""
+    log = mqlog.open(Path(tmp_path_factory.mktemp("fuzz")) / "log")
+    log.create_topic("t", partitions=2)
+    log.append("t", 0, [b"a", b"b", b"c"])
+    state = ServerState(log.engine, "127.0.0.1", 9092, "fuzz-cluster")
+    state.extensions[EXTENSION] = default_table()
+    loop = asyncio.new_event_loop()
+    yield state, loop
+    loop.close()
+    log.close()
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(frame=st.one_of(st.binary(max_size=128), mutated(), _headed_noise()))
+def test_any_frame_is_refused_or_answered(served, frame: bytes) -> None:
+    state, loop = served
+    try:
+        request = decode_request(frame)
+    except MalformedRequestError:
+        return
+    api = default_table().get(request.api_key)
+    if api is None or not api.supports(request.api_version):
+        return  # the connection closes it before decoding (tests/server/test_connections)
+    if request.api_key in VALIDATE_ONLY:
+        request = request._replace(body=dataclasses.replace(request.body, validate_only=True))
+    response = loop.run_until_complete(
+        asyncio.wait_for(api.handler(state, request), HANDLER_BOUND_S))
+    encode_response(request.api_key, request.api_version, request.correlation_id, response)
+
+
+def test_the_seeds_are_answered_without_error(served) -> None:
+    """The fuzz starts from requests that are valid (else it only tests refusals)."""
+    state, loop = served
+    for frame in SEEDS:
+        request = decode_request(frame)
+        api = default_table().get(request.api_key)
+        assert api is not None and api.supports(request.api_version)
+        loop.run_until_complete(api.handler(state, request))

@@ -1,0 +1,90 @@
+"""ListOffsets: earliest, latest and by time, on records appended embedded."""
+
+from __future__ import annotations
+
+import pytest
+
+import mqlog
+from tests.server._serve import (
+    RunningServer,
+    connect,
+    decode_response,
+    encode_request,
+    read_frame,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+T0 = 1_700_000_000_000  # the first record's timestamp; each next one is 1 s later
+RECORDS = 10
+
+
+@pytest.fixture
+def timed(kafka_server: RunningServer) -> RunningServer:
+    """Topic ``times``: partition 0 has 10 records at T0, T0+1s... with the first 2
+    deleted (start offset 2); partition 1 is empty."""
+    with mqlog.open(kafka_server.directory) as log:
+        log.create_topic("times", partitions=2)
+        with log.producer() as producer:
+            for number in range(RECORDS):
+                producer.send("times", f"r{number}", partition=0, timestamp=T0 + number * 1000)
+        log.engine.delete_records("times", 0, 2)
+    return kafka_server
+
+
+def test_librdkafka_watermarks_and_offsets_for_times(timed: RunningServer) -> None:
+    from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": timed.address, "group.id": "lister"})
+    try:
+        assert consumer.get_watermark_offsets(TopicPartition("times", 0), timeout=10) == (2, 10)
+        assert consumer.get_watermark_offsets(TopicPartition("times", 1), timeout=10) == (0, 0)
+        asked = [
+            (0, T0 + 4500, 5),  # between the 5th and 6th record: the 6th
+            (0, T0 + 3000, 3),  # exactly the 4th
+            (0, T0, 2),  # before the start: the start
+            (0, T0 + 60_000, OFFSET_END),  # after every record
+            (1, T0, OFFSET_END),  # empty
+        ]
+        for partition, timestamp, expected in asked:
+            (found,) = consumer.offsets_for_times(
+                [TopicPartition("times", partition, timestamp)], timeout=10)
+            assert (found.error, found.offset) == (None, expected), (partition, timestamp)
+    finally:
+        consumer.close()
+
+
+def test_kafka_python_beginning_end_and_offsets_for_times(timed: RunningServer) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=timed.address)
+    first, empty = TopicPartition("times", 0), TopicPartition("times", 1)
+    try:
+        assert consumer.beginning_offsets([first, empty]) == {first: 2, empty: 0}
+        assert consumer.end_offsets([first, empty]) == {first: 10, empty: 0}
+        found = consumer.offsets_for_times({first: T0 + 4500, empty: T0})
+        assert (found[first].offset, found[first].timestamp) == (5, T0 + 5000)
+        assert found[empty] is None
+        assert consumer.offsets_for_times({first: T0 + 60_000})[first] is None
+    finally:
+        consumer.close()
+
+
+def test_unknown_topics_and_partitions_are_answered(timed: RunningServer) -> None:
+    from kio.index import load_request_schema
+    from kio.schema.errors import ErrorCode
+
+    from mqlog.server.kafka._codec import part
+
+    schema = load_request_schema(2, 7)
+    partition = part(schema, "ListOffsetsPartition")
+    topic = part(schema, "ListOffsetsTopic")
+    topics = (topic(name="times", partitions=(partition(partition_index=7, timestamp=-1),
+                                              partition(partition_index=0, timestamp=-3))),
+              topic(name="nowhere", partitions=(partition(partition_index=0, timestamp=-2),)))
+    with connect(timed) as sock:
+        sock.sendall(encode_request(2, 7, 9, replica_id=-1, isolation_level=0, topics=topics))
+        _, body = decode_response(2, 7, read_frame(sock))
+    codes = [[p.error_code for p in t.partitions] for t in body.topics]
+    assert codes == [[ErrorCode.unknown_topic_or_partition, ErrorCode.unsupported_version],
+                     [ErrorCode.unknown_topic_or_partition]]
