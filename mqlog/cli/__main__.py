@@ -2,4 +2,5 @@
 
 from mqlog.cli import main
 
-main()
+if __name__ == "__main__":  # importing it (as a walk of the package does) runs nothing
+    main()
