@@ -475,3 +475,13 @@ def test_a_join_whose_connection_closed_does_not_hold_the_others(
         assert [m.member_id for m in answer.members] == [leader.member_id]
 
     asyncio.run(scenario())
+
+
+def test_only_the_classic_group_protocol_is_advertised() -> None:
+    from mqlog.server.kafka._handlers import default_table
+
+    table = default_table()
+    for classic in (10, 11, 12, 13, 14, 8, 9, 15, 16, 42, 47):
+        assert table.get(classic) is not None
+    assert table.get(68) is None  # ConsumerGroupHeartbeat (KIP-848): clients fall back
+    assert table.get(69) is None  # ConsumerGroupDescribe
