@@ -483,5 +483,5 @@ def test_only_the_classic_group_protocol_is_advertised() -> None:
     table = default_table()
     for classic in (10, 11, 12, 13, 14, 8, 9, 15, 16, 42, 47):
         assert table.get(classic) is not None
-    assert table.get(68) is None  # ConsumerGroupHeartbeat (KIP-848): clients fall back
+    assert table.get(68) is None  # ConsumerGroupHeartbeat (KIP-848): not advertised
     assert table.get(69) is None  # ConsumerGroupDescribe
