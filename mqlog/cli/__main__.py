@@ -2,5 +2,5 @@
 
 from mqlog.cli import main
 
-if __name__ == "__main__":  # importing it (as a walk of the package does) runs nothing
+if __name__ == "__main__":  # importing the module (walking the package) runs nothing
     main()

@@ -1,6 +1,7 @@
 """``mqlog serve --kafka HOST:PORT``: serve the log directory over the Kafka protocol.
 
-The command only parses options and calls :func:`mqlog.server.run_server`;
+The command only parses options and calls :func:`mqlog.server.run_server`
+(imported when the command runs: no other command pays for the codec);
 it prints ``listening on kafka://HOST:PORT`` (the real port when 0 was asked
 for) once clients can connect, logs refused requests and connections on
 stderr, and exits 0 after a graceful shutdown on SIGTERM or Ctrl-C.
@@ -15,7 +16,6 @@ from typing import Annotated
 import typer
 
 from mqlog.cli._app import app, check_not_a_file, settings
-from mqlog.server import KafkaSettings, run_server
 
 #: Where ``--kafka`` listens by default: loopback, Kafka's port.
 DEFAULT_KAFKA = "127.0.0.1:9092"
@@ -51,6 +51,10 @@ def serve(
     not loopback needs --insecure. See docs/server.md for the APIs served and
     the limits.
     """
+    # Imported here: the protocol codec takes most of a second to import, which
+    # no other command should pay.
+    from mqlog.server import KafkaSettings, run_server
+
     options = settings(ctx)
     check_not_a_file(options.directory)
     logging.basicConfig(level=logging.DEBUG if options.debug else logging.WARNING,

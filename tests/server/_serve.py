@@ -17,8 +17,10 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 from mqlog.server.kafka._codec import Entity, build
 
@@ -32,12 +34,16 @@ _LISTENING = re.compile(r"^listening on kafka://(?P<host>.+):(?P<port>\d+)$")
 
 @dataclasses.dataclass
 class RunningServer:
-    """A server process the test started: ``address`` is ``HOST:PORT``."""
+    """A server process the test started: ``address`` is ``HOST:PORT``. Its
+    stderr goes to an unnamed temporary file (a pipe nobody reads until the
+    end could fill and stall a server that logs much); :func:`stop_server`
+    returns it."""
 
     process: subprocess.Popen
     directory: Path
     host: str
     port: int
+    stderr: IO[str]
 
     @property
     def address(self) -> str:
@@ -56,8 +62,9 @@ def start_server(directory: Path, *args: str) -> RunningServer:
         args = ("--kafka", "127.0.0.1:0", *args)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.fspath(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop_server
     process = subprocess.Popen(server_command(directory, *args), cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=stderr, text=True)
     assert process.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -66,12 +73,14 @@ def start_server(directory: Path, *args: str) -> RunningServer:
             line = process.stdout.readline()
             found = _LISTENING.match(line.strip())
             if found:
-                return RunningServer(process, directory, found["host"], int(found["port"]))
+                return RunningServer(process, directory, found["host"], int(found["port"]),
+                                     stderr)
             if not line:
                 break
     process.kill()
-    _, stderr = process.communicate()
-    raise AssertionError(f"the server did not start (exit {process.returncode}): {stderr}")
+    process.communicate()
+    raise AssertionError(f"the server did not start (exit {process.returncode}): "
+                         f"{_read_all(stderr)}")
 
 
 def stop_server(server: RunningServer, signalled: bool = False) -> tuple[int, str]:
@@ -80,11 +89,18 @@ def stop_server(server: RunningServer, signalled: bool = False) -> tuple[int, st
     if not signalled:
         server.process.send_signal(signal.SIGTERM)
     try:
-        _, stderr = server.process.communicate(timeout=STOP_TIMEOUT_S)
+        server.process.communicate(timeout=STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         server.process.kill()
-        _, stderr = server.process.communicate()
-    return server.process.returncode, stderr
+        server.process.communicate()
+    return server.process.returncode, _read_all(server.stderr)
+
+
+def _read_all(file: IO[str]) -> str:
+    """All of ``file`` (the server's stderr so far), then closed."""
+    with file:
+        file.seek(0)
+        return file.read()
 
 
 # -- raw requests -----------------------------------------------------------------------

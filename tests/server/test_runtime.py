@@ -266,3 +266,24 @@ def test_registering_a_key_twice_or_a_version_without_schema_fails() -> None:
         table.register(18, 0, 4, _empty_describe)
     with pytest.raises(ValueError, match="no schema"):
         ApiTable().register(0, 0, 99, _empty_produce)
+
+
+def test_close_gives_up_on_a_request_that_never_ends(log_dir: Path, caplog) -> None:
+    """Past shutdown_timeout_s the request is cancelled and its connection closed."""
+    started = asyncio.Event()
+
+    async def describe(server: ServerState, request: Request) -> Entity:
+        started.set()
+        await asyncio.Event().wait()  # never set
+        raise AssertionError("unreachable")
+
+    async def body(server: KafkaServer) -> None:
+        client = await Client.open(server)
+        await client.send(_describe(1))
+        await started.wait()
+        await server.close()
+        assert await client.closed()
+
+    with caplog.at_level(logging.WARNING, logger="mqlog.server.kafka"):
+        _serve(log_dir, _only(DESCRIBE_CONFIGS, describe), body, shutdown_timeout_s=0.2)
+    assert any("unanswered" in record.getMessage() for record in caplog.records)

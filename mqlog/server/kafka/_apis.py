@@ -12,7 +12,9 @@ later request on the same connection could read: ApiVersions, Metadata,
 ListOffsets...) may run alongside the requests before and after it; any
 other request runs alone, after every earlier request of its connection has
 finished, and before any later one starts. Responses go out in request order
-either way (see ``_connection``).
+either way (see ``_connection``). A handler may return None: then no
+response is written (the connection does so for Produce with ``acks=0``
+itself).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ and kio knows it (``__header_schema__``).
 
 Invariants: :func:`decode_request` either returns a request or raises
 :class:`MalformedRequestError`; it never raises anything else on any input.
+A null where the schema allows none is malformed (``_nulls``).
 Bytes after the body are ignored, as Kafka's broker ignores them: librdkafka
 2.x sends three (its all-topics Metadata v9+ request keeps a 4-byte
 placeholder where the 1-byte null array goes). Response classes are looked
@@ -31,6 +32,7 @@ from kio.index import KioIndexError, load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
 
 from mqlog.errors import MqlogError
+from mqlog.server.kafka._nulls import check_nulls
 
 _PREFIX = struct.Struct(">hhi")
 _SIZE = struct.Struct(">i")
@@ -105,6 +107,7 @@ def decode_request(frame: bytes | memoryview) -> Request:
     try:
         header, used = read_header(data, 0)
         body, _ = read_body(data, used)
+        check_nulls(body)
     except Exception as error:  # kio raises several kinds on bad bytes
         raise MalformedRequestError(
             f"API key {api_key} v{api_version}: {type(error).__name__}: {error}") from error

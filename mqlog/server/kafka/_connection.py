@@ -7,7 +7,8 @@ their responses, so responses always leave in request order (Kafka's
 per-connection guarantee) however the handlers interleave. A request of a
 ``concurrent`` API starts once every earlier non-concurrent request has
 finished; any other request starts once every earlier request has finished
-(see ``_apis``). Produce with ``acks=0`` gets no response.
+(see ``_apis``). Produce with ``acks=0`` gets no response, whatever its
+handler returns, and neither does a request whose handler returns None.
 
 Bounds (``KafkaLimits``): at most ``max_in_flight_per_connection`` requests
 read and not answered (the reader waits for the oldest answer first), a
@@ -83,30 +84,36 @@ class Connection:
         """Run the connection; returns once it is closed."""
         CLIENT_ADDRESS.set(self.peer.rsplit(":", 1)[0])  # this connection's tasks see it
         responder = asyncio.create_task(self._respond())
-        self._reading = asyncio.create_task(self._read())
-        graceful = True
+        self._reading = reading = asyncio.create_task(self._read())
         try:
-            await self._reading
-        except asyncio.CancelledError:
-            if not self._stopped:
-                responder.cancel()
-                raise
-        except BadRequest as reason:
-            _log.warning("closing connection from %s: %s", self.peer, reason)
-            graceful = False
-        except (ConnectionError, OSError) as error:
-            _log.debug("connection from %s failed: %s", self.peer, error)
-            graceful = False
-        finally:
-            self._answers.put_nowait(None)
-        try:
-            if graceful:
+            if await self._read_until_done(reading):
                 await responder
-            else:
-                responder.cancel()
         finally:
+            responder.cancel()
             self._abandon()
             self.writer.close()
+
+    async def _read_until_done(self, reading: asyncio.Task[None]) -> bool:
+        """Wait for the reader to end; True when the answers in flight are still
+        to be written (the peer closed, or the server stops reading)."""
+        try:
+            await reading
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._stopped or (task is not None and task.cancelling()):
+                raise  # the connection itself is cancelled, not only its reader
+        except BadRequest as reason:
+            _log.warning("closing connection from %s: %s", self.peer, reason)
+            return False
+        except (ConnectionError, OSError) as error:
+            _log.debug("connection from %s failed: %s", self.peer, error)
+            return False
+        except Exception:
+            _log.exception("reading requests failed; closing connection from %s", self.peer)
+            return False
+        finally:
+            self._answers.put_nowait(None)
+        return True
 
     def stop_reading(self) -> None:
         """Read no more requests; those in flight are still answered."""
@@ -240,11 +247,15 @@ class Connection:
             self._slots.release()
 
     def _abandon(self) -> None:
-        """Cancel every answer not yet written."""
+        """Cancel every answer not yet written (an answer that already failed is
+        dropped: its connection is closing)."""
         while not self._answers.empty():
             answer = self._answers.get_nowait()
-            if answer is not None:
-                answer.cancel()
+            if answer is None:
+                continue
+            if answer.done() and not answer.cancelled():
+                answer.exception()  # retrieved: asyncio does not log it again
+            answer.cancel()
 
 
 def _encode(request: Request, body: object) -> bytes | None:

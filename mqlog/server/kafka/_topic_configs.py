@@ -36,6 +36,9 @@ _KAFKA_NAMES = {
     "delete_retention_ms": "delete.retention.ms",
 }
 
+#: What a value of each type must be, for error messages.
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number"}
+
 #: Kafka's ConfigType (DescribeConfigs v3+) of each value type.
 _CONFIG_TYPES = {bool: 1, str: 2, int: 5, float: 6}
 
@@ -102,7 +105,8 @@ def _parse(setting: TopicSetting, name: str, text: str) -> Any:
         if setting.type is float:
             return float(text)
     except ValueError:
-        raise ConfigError(f"{name}={text!r}: not a {setting.type.__name__}") from None
+        expected = _EXPECTED[setting.type]
+        raise ConfigError(f"{name}={text!r}: not {expected}") from None
     if setting.name == "cleanup_policy" and sorted(text.replace(" ", "").split(",")) == [
             "compact", "delete"]:
         return "compact"
