@@ -449,15 +449,21 @@ def test_client_ids_and_group_ids_are_checked_before_reaching_the_disk(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("when", ["while joining", "once held"])
 def test_a_join_whose_connection_closed_does_not_hold_the_others(
-        server: ServerState, clock: Clock) -> None:
+        server: ServerState, clock: Clock, when: str) -> None:
     async def scenario() -> None:
         leader, follower = await stable_pair(server, clock)
         gone = asyncio.create_task(call(server, JOIN, 5, **join_request(
             "g", member_id=follower.member_id)))
-        await settle(lambda: coordinator(server).find("g").members[
-            follower.member_id].joining(), "held")
+        member = coordinator(server).find("g").members[follower.member_id]
+        if when == "once held":
+            await settle(member.joining, "held")
+        else:
+            await asyncio.sleep(0)  # the join is under way: its file work in a thread
         gone.cancel()  # the connection closed
+        await settle(lambda: member.join_waiter is not None and member.join_waiter.cancelled(),
+                     "the held answer is cancelled")
         rejoin = asyncio.create_task(call(server, JOIN, 5, **join_request(
             "g", member_id=leader.member_id)))
         await settle(lambda: coordinator(server).find("g").members[
@@ -469,3 +475,13 @@ def test_a_join_whose_connection_closed_does_not_hold_the_others(
         assert [m.member_id for m in answer.members] == [leader.member_id]
 
     asyncio.run(scenario())
+
+
+def test_only_the_classic_group_protocol_is_advertised() -> None:
+    from mqlog.server.kafka._handlers import default_table
+
+    table = default_table()
+    for classic in (10, 11, 12, 13, 14, 8, 9, 15, 16, 42, 47):
+        assert table.get(classic) is not None
+    assert table.get(68) is None  # ConsumerGroupHeartbeat (KIP-848): not advertised
+    assert table.get(69) is None  # ConsumerGroupDescribe

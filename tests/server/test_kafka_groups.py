@@ -154,6 +154,14 @@ def test_commits_are_mqlogs_committed_offsets_both_ways(kafka_server: RunningSer
     committed = {p.partition: p.committed_offset for p in description.partitions}
     assert committed == {0: 1, 1: 1, 2: 2, 3: 1}
     assert description.total_lag == 12 - 5
+    lag = subprocess.run([sys.executable, "-m", "mqlog.cli", "--dir",
+                          os.fspath(kafka_server.directory), "lag", "g"],
+                         capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=os.fspath(REPO_ROOT)))
+    assert lag.returncode == 0, lag.stderr
+    (member,) = description.members
+    assert "Stable" in lag.stdout and member.member_id in lag.stdout
+    assert "/127.0.0.1" in lag.stdout
     with pytest.raises(GroupNotEmptyError):
         log.reset_offsets("g", "t", to="earliest")
     consumer.close()

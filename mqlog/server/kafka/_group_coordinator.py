@@ -39,8 +39,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from kio.schema.errors import ErrorCode
 
@@ -117,12 +117,9 @@ class GroupCoordinator:
         if refusal is not None:
             return JoinOutcome(refusal, member_id)
         self._start_ticker()
-        waiter = await asyncio.shield(self._join(
+        return await _answer(self._join(
             self._group(group_id), member_id, client_id, client_host,
             protocols, session_timeout_ms, max(rebalance_timeout_ms, session_timeout_ms)))
-        if isinstance(waiter, JoinOutcome):
-            return waiter
-        return await waiter
 
     def _check_join(self, group_id: str, protocol_type: str,
                     protocols: tuple[tuple[str, bytes], ...], session_timeout_ms: int,
@@ -166,9 +163,10 @@ class GroupCoordinator:
                 log.warning("group %s: refused a join of %s: %s", group.name, client_id, error)
                 return JoinOutcome(ErrorCode.inconsistent_group_protocol, member_id)
             fields: dict[str, Any] = dict(client_id=file_safe(client_id), topics=topics,
-                          assignors=mqlog_assignors(names),
-                          session_timeout_ms=session_ms, rebalance_timeout_ms=rebalance_ms,
-                          remote_host=client_host)
+                                          assignors=mqlog_assignors(names),
+                                          session_timeout_ms=session_ms,
+                                          rebalance_timeout_ms=rebalance_ms,
+                                          remote_host=client_host)
             try:
                 if member is None:
                     member = await asyncio.to_thread(self._new_member, group.name, fields)
@@ -197,7 +195,7 @@ class GroupCoordinator:
             await self._complete_join_if_done(group)
             return waiter
 
-    def _new_member(self, group: str, fields: dict) -> Member:
+    def _new_member(self, group: str, fields: dict[str, Any]) -> Member:
         membership = GroupMembership(self._engine, group, watchdog=False, clock=self._clock,
                                      check_interval_ms=0)
         joined = membership.join(**fields)
@@ -259,10 +257,7 @@ class GroupCoordinator:
         group = self._groups.get(group_id)
         if group is None:
             return SyncOutcome(ErrorCode.unknown_member_id)
-        waiter = await asyncio.shield(self._sync(group, member_id, generation, assignments))
-        if isinstance(waiter, SyncOutcome):
-            return waiter
-        return await waiter
+        return await _answer(self._sync(group, member_id, generation, assignments))
 
     async def _sync(self, group: Group, member_id: str, generation: int,
                     assignments: Mapping[str, bytes]) -> asyncio.Future[SyncOutcome] | SyncOutcome:
@@ -398,8 +393,10 @@ class GroupCoordinator:
     async def tick(self) -> None:
         """Expire members whose session ran out, end join phases whose time is up,
         remove members that did not sync within the rebalance timeout."""
+        now = self._clock()
         for group in list(self._groups.values()):
-            await asyncio.shield(self._tick(group))
+            if _due(group, now):
+                await asyncio.shield(self._tick(group))
 
     async def _tick(self, group: Group) -> None:
         async with group.lock:
@@ -472,3 +469,36 @@ class GroupCoordinator:
         if group is None:
             group = self._groups[group_id] = Group(group_id)
         return group
+
+
+Outcome = TypeVar("Outcome", JoinOutcome, SyncOutcome)
+
+
+async def _answer(change: Coroutine[Any, Any, asyncio.Future[Outcome] | Outcome]) -> Outcome:
+    """Run ``change`` to its end even if the request is cancelled (its connection
+    closed), then await the answer it may hold back. A request cancelled
+    meanwhile cancels its held answer, so the group does not count on it."""
+    running = asyncio.ensure_future(change)
+    try:
+        held = await asyncio.shield(running)
+    except asyncio.CancelledError:
+        running.add_done_callback(_cancel_held)
+        raise
+    if isinstance(held, asyncio.Future):
+        return await held
+    return held
+
+
+def _cancel_held(running: asyncio.Future[Any]) -> None:
+    if not running.cancelled() and running.exception() is None and isinstance(
+            running.result(), asyncio.Future):
+        running.result().cancel()
+
+
+def _due(group: Group, now: float) -> bool:
+    """Whether :meth:`GroupCoordinator.tick` may have something to do for ``group``
+    (read without its lock; the tick checks again under it)."""
+    if group.state == PREPARING or (group.state == COMPLETING and now >= group.sync_deadline):
+        return True
+    return any(not m.waiting() and now - m.last_seen > m.session_s
+               for m in group.members.values())

@@ -21,7 +21,7 @@ import struct
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from kio.schema.consumer_protocol_assignment.v0.data import (
     ConsumerProtocolAssignment as AssignmentV0,
@@ -32,7 +32,9 @@ from kio.schema.consumer_protocol_subscription.v0.data import (
     ConsumerProtocolSubscription as SubscriptionV0,
 )
 from kio.schema.consumer_protocol_subscription.v3.data import ConsumerProtocolSubscription
+from kio.schema.types import TopicName
 from kio.serial import entity_reader, entity_writer
+from kio.static.primitive import i32
 
 from mqlog.consumer import TopicPartition
 from mqlog.errors import MqlogError
@@ -112,7 +114,7 @@ def encode_assignment(partitions: Iterable[TopicPartition]) -> bytes:
     out = io.BytesIO()
     out.write(_VERSION.pack(0))
     _writer("assignment")(out, AssignmentV0(assigned_partitions=tuple(
-        AssignedV0(topic=cast(Any, topic), partitions=tuple(numbers))
+        AssignedV0(topic=TopicName(topic), partitions=tuple(i32(n) for n in numbers))
         for topic, numbers in by_topic.items()),
         user_data=None))
     return out.getvalue()
