@@ -39,8 +39,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kio.schema.errors import ErrorCode
 
@@ -66,6 +66,7 @@ from mqlog.server.kafka._group_state import (
     JoinOutcome,
     Member,
     SyncOutcome,
+    answer,
 )
 
 log = logging.getLogger("mqlog.server.kafka.groups")
@@ -117,7 +118,7 @@ class GroupCoordinator:
         if refusal is not None:
             return JoinOutcome(refusal, member_id)
         self._start_ticker()
-        return await _answer(self._join(
+        return await answer(self._join(
             self._group(group_id), member_id, client_id, client_host,
             protocols, session_timeout_ms, max(rebalance_timeout_ms, session_timeout_ms)))
 
@@ -257,7 +258,7 @@ class GroupCoordinator:
         group = self._groups.get(group_id)
         if group is None:
             return SyncOutcome(ErrorCode.unknown_member_id)
-        return await _answer(self._sync(group, member_id, generation, assignments))
+        return await answer(self._sync(group, member_id, generation, assignments))
 
     async def _sync(self, group: Group, member_id: str, generation: int,
                     assignments: Mapping[str, bytes]) -> asyncio.Future[SyncOutcome] | SyncOutcome:
@@ -395,7 +396,7 @@ class GroupCoordinator:
         remove members that did not sync within the rebalance timeout."""
         now = self._clock()
         for group in list(self._groups.values()):
-            if _due(group, now):
+            if group.due(now):
                 await asyncio.shield(self._tick(group))
 
     async def _tick(self, group: Group) -> None:
@@ -469,36 +470,3 @@ class GroupCoordinator:
         if group is None:
             group = self._groups[group_id] = Group(group_id)
         return group
-
-
-Outcome = TypeVar("Outcome", JoinOutcome, SyncOutcome)
-
-
-async def _answer(change: Coroutine[Any, Any, asyncio.Future[Outcome] | Outcome]) -> Outcome:
-    """Run ``change`` to its end even if the request is cancelled (its connection
-    closed), then await the answer it may hold back. A request cancelled
-    meanwhile cancels its held answer, so the group does not count on it."""
-    running = asyncio.ensure_future(change)
-    try:
-        held = await asyncio.shield(running)
-    except asyncio.CancelledError:
-        running.add_done_callback(_cancel_held)
-        raise
-    if isinstance(held, asyncio.Future):
-        return await held
-    return held
-
-
-def _cancel_held(running: asyncio.Future[Any]) -> None:
-    if not running.cancelled() and running.exception() is None and isinstance(
-            running.result(), asyncio.Future):
-        running.result().cancel()
-
-
-def _due(group: Group, now: float) -> bool:
-    """Whether :meth:`GroupCoordinator.tick` may have something to do for ``group``
-    (read without its lock; the tick checks again under it)."""
-    if group.state == PREPARING or (group.state == COMPLETING and now >= group.sync_deadline):
-        return True
-    return any(not m.waiting() and now - m.last_seen > m.session_s
-               for m in group.members.values())

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from kio.schema.errors import ErrorCode
 
@@ -134,8 +136,41 @@ class Group:
     #: CompletingRebalance: when members that did not sync are removed.
     sync_deadline: float = 0.0
 
+    def due(self, now: float) -> bool:
+        """Whether the coordinator's timer may have something to do for this group
+        (read without its lock; the timer checks again under it)."""
+        if self.state == PREPARING or (self.state == COMPLETING and now >= self.sync_deadline):
+            return True
+        return any(not m.waiting() and now - m.last_seen > m.session_s
+                   for m in self.members.values())
+
     def snapshot(self) -> GroupSnapshot:
         return GroupSnapshot(self.name, self.state, self.protocol_type, self.protocol, tuple(
             MemberSnapshot(m.member_id, m.client_id, m.client_host, m.metadata(self.protocol),
                            m.assignment)
             for m in sorted(self.members.values(), key=lambda m: m.member_id)))
+
+
+Outcome = TypeVar("Outcome", JoinOutcome, SyncOutcome)
+
+
+async def answer(change: Coroutine[Any, Any, asyncio.Future[Outcome] | Outcome]) -> Outcome:
+    """Run ``change`` (a step of the coordinator) to its end even if the request
+    is cancelled (its connection closed), then await the answer it may hold
+    back. A request cancelled meanwhile cancels its held answer, so the group
+    does not count on a member that will never read it."""
+    running = asyncio.ensure_future(change)
+    try:
+        held = await asyncio.shield(running)
+    except asyncio.CancelledError:
+        running.add_done_callback(_cancel_held)
+        raise
+    if isinstance(held, asyncio.Future):
+        return await held
+    return held
+
+
+def _cancel_held(running: asyncio.Future[Any]) -> None:
+    if not running.cancelled() and running.exception() is None and isinstance(
+            running.result(), asyncio.Future):
+        running.result().cancel()
