@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from typing import Any
 
 from mqlog.server.kafka._api_versions import API_KEY as API_VERSIONS
 from mqlog.server.kafka._api_versions import unsupported_version_frame
@@ -57,6 +58,8 @@ PRODUCE = 0
 #: A request's answer: its response frame, None (no response is due), or the
 #: future of a response that a :class:`Later` promised.
 Answer = asyncio.Task["bytes | None | asyncio.Future[bytes | None]"]
+#: "The queue of answers is empty for now" (None in it is the end marker).
+_NONE_YET: Any = object()
 
 
 class BadRequest(Exception):
@@ -81,16 +84,21 @@ class Connection:
         self._since_barrier: list[Answer] = []
         self._reading: asyncio.Task[None] | None = None
         self._stopped = False
+        self._loop = asyncio.get_running_loop()
+        self._last_read = self._loop.time()
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     async def serve(self) -> None:
         """Run the connection; returns once it is closed."""
         CLIENT_ADDRESS.set(self.peer.rsplit(":", 1)[0])  # this connection's tasks see it
         responder = asyncio.create_task(self._respond())
         self._reading = reading = asyncio.create_task(self._read())
+        self._idle_timer = self._loop.call_later(self.limits.idle_timeout_s, self._check_idle)
         try:
             if await self._read_until_done(reading):
                 await responder
         finally:
+            self._idle_timer.cancel()
             responder.cancel()
             self._abandon()
             self.writer.close()
@@ -141,24 +149,31 @@ class Connection:
             self._in_flight += 1
             self._start(frame)
 
+    def _check_idle(self) -> None:
+        """The idle timer: stop reading once nothing came for ``idle_timeout_s``
+        and nothing is in flight, else look again when that may be true. One
+        timer per connection rather than a timeout around every read: a read
+        under ``wait_for`` costs a task and a timer per request."""
+        idle_s = self._loop.time() - self._last_read
+        if idle_s >= self.limits.idle_timeout_s and self._in_flight == 0:
+            _log.info("closing connection from %s: idle for %gs", self.peer,
+                      self.limits.idle_timeout_s)
+            self.stop_reading()
+            return
+        wait_s = max(self.limits.idle_timeout_s - idle_s, 0.0) or self.limits.idle_timeout_s
+        self._idle_timer = self._loop.call_later(wait_s, self._check_idle)
+
     async def _read_frame(self) -> bytes | None:
         """The next frame's bytes, or None at a clean end of the stream."""
-        while True:
-            try:
-                prefix = await asyncio.wait_for(self.reader.readexactly(_SIZE.size),
-                                                self.limits.idle_timeout_s)
-                break
-            except TimeoutError:
-                if self._in_flight == 0:
-                    _log.info("closing connection from %s: idle for %gs", self.peer,
-                              self.limits.idle_timeout_s)
-                    return None
-            except asyncio.IncompleteReadError as error:
-                if error.partial:
-                    raise BadRequest(
-                        f"truncated request: {len(error.partial)} bytes of a size prefix"
-                    ) from None
-                return None
+        try:
+            prefix = await self.reader.readexactly(_SIZE.size)
+        except asyncio.IncompleteReadError as error:
+            if error.partial:
+                raise BadRequest(
+                    f"truncated request: {len(error.partial)} bytes of a size prefix"
+                ) from None
+            return None
+        self._last_read = self._loop.time()
         (size,) = _SIZE.unpack(prefix)
         if size < 0 or size > self.limits.max_request_bytes:
             raise BadRequest(f"request size {size} is outside 0..{self.limits.max_request_bytes}"
@@ -204,8 +219,9 @@ class Connection:
                    ) -> bytes | None | asyncio.Future[bytes | None]:
         """The response frame of ``request`` (None: no response is due), or the
         future of it when the handler answered :class:`Later`."""
-        if after:
-            await asyncio.wait(after)
+        pending = [answer for answer in after if not answer.done()]
+        if pending:
+            await asyncio.wait(pending)
         api = self.table.get(request.api_key)
         assert api is not None
         body = await api.handler(self.server, request)
@@ -220,33 +236,45 @@ class Connection:
     # -- answering --------------------------------------------------------------------
 
     async def _respond(self) -> None:
-        """Write the answers in request order until the end marker."""
-        while True:
-            answer = await self._answers.get()
-            if answer is None:
-                return
-            try:
-                frame = await answer
-                if isinstance(frame, asyncio.Future):
-                    frame = await frame
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                _log.exception("a handler failed; closing connection from %s", self.peer)
-                self.stop_reading()
-                self._abandon()
-                return
-            if frame is not None:
+        """Write the answers in request order until the end marker (None).
+        Answers ready one after another go out in one write: one system call
+        for a burst of pipelined responses."""
+        answer = await self._answers.get()
+        while answer is not None:
+            frames: list[bytes] = []
+            answered = 0
+            while True:  # this answer, then the next ones while they are ready
                 try:
-                    self.writer.write(frame)
+                    frame = await answer
+                    if isinstance(frame, asyncio.Future):
+                        frame = await frame
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    _log.exception("a handler failed; closing connection from %s", self.peer)
+                    self.stop_reading()
+                    self._abandon()
+                    return
+                if frame is not None:
+                    frames.append(frame)
+                answered += 1
+                following = self._answers.get_nowait() if not self._answers.empty() else _NONE_YET
+                if following is None or following is _NONE_YET or not _ready(following):
+                    break
+                answer = following
+            if frames:
+                try:
+                    self.writer.write(b"".join(frames) if len(frames) > 1 else frames[0])
                     await self.writer.drain()
                 except (ConnectionError, OSError) as error:
                     _log.debug("connection from %s failed: %s", self.peer, error)
                     self.stop_reading()
                     self._abandon()
                     return
-            self._in_flight -= 1
-            self._slots.release()
+            self._in_flight -= answered
+            for _ in range(answered):
+                self._slots.release()
+            answer = await self._answers.get() if following is _NONE_YET else following
 
     def _abandon(self) -> None:
         """Cancel every answer not yet written (an answer that already failed is
@@ -258,6 +286,14 @@ class Connection:
             if answer.done() and not answer.cancelled():
                 answer.exception()  # retrieved: asyncio does not log it again
             answer.cancel()
+
+
+def _ready(answer: Answer) -> bool:
+    """Whether ``answer`` can be written without waiting."""
+    if not answer.done() or answer.cancelled() or answer.exception() is not None:
+        return answer.done()
+    result = answer.result()
+    return not isinstance(result, asyncio.Future) or result.done()
 
 
 def _encode(request: Request, body: object) -> bytes | None:
