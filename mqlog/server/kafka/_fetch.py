@@ -4,7 +4,7 @@ A fetch reads every partition asked (:meth:`Engine.read_kafka_batches`:
 stored Kafka batches whole, so a fetch from an offset inside a batch returns
 that batch, and native batches encoded from the offset). When the response
 holds fewer than ``min_bytes`` it waits for an append -- by any process --
-until ``max_wait`` has passed, then reads again (:class:`AppendWatch`).
+until ``max_wait`` has passed, then reads again (``_append_watch``).
 
 Bytes: a partition gets at most its ``partition_max_bytes``, the response at
 most ``max_bytes``, except that the first partition with data returns at
@@ -18,14 +18,13 @@ are no transactions, so the last stable offset is the high watermark.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
 from kio.schema.errors import ErrorCode
 
 from mqlog.errors import MqlogError
-from mqlog.server.kafka._append_watch import AppendWatch
+from mqlog.server.kafka._append_watch import append_watch
 from mqlog.server.kafka._codec import (
     Entity,
     Request,
@@ -44,15 +43,6 @@ UNKNOWN_TOPIC_ID = ErrorCode.unknown_topic_id.value
 
 #: Longest a fetch waits, whatever it asks (Kafka clients ask 500 ms by default).
 MAX_WAIT_CAP_MS = 30_000
-
-
-def append_watch(server: ServerState) -> AppendWatch:
-    """The server's append watch, started on first use in the running loop."""
-    watch = server.extensions.get("append_watch")
-    if watch is None:
-        watch = server.extensions["append_watch"] = AppendWatch(
-            server.engine, asyncio.get_running_loop())
-    return watch
 
 
 async def handle(server: ServerState, request: Request) -> bytes:
