@@ -40,6 +40,7 @@ MIN_VERSION = 4
 MAX_VERSION = 16
 
 UNKNOWN_TOPIC_ID = ErrorCode.unknown_topic_id.value
+_TOPIC_NAMES = "fetch_topic_names"
 
 #: Longest a fetch waits, whatever it asks (Kafka clients ask 500 ms by default).
 MAX_WAIT_CAP_MS = 30_000
@@ -67,6 +68,19 @@ def _milliseconds(value: object) -> float:
     return seconds() * 1000 if seconds is not None else float(value)  # type: ignore[arg-type]
 
 
+def _topic_named(server: ServerState, identifier: uuid.UUID) -> str | None:
+    """The topic whose id is ``identifier`` (remembered per server: deriving every
+    topic's id on each fetch would cost in proportion to the topic count)."""
+    names: dict[uuid.UUID, str] = server.extensions.setdefault(_TOPIC_NAMES, {})
+    name = names.get(identifier)
+    if name is not None and server.engine.has_topic(name):
+        return name
+    name = topic_for_id(server.engine, server.cluster_id, identifier)
+    if name is not None:
+        names[identifier] = name
+    return name
+
+
 def _read_all(server: ServerState, body: Entity, by_id: bool
               ) -> tuple[list[tuple[str, uuid.UUID | None, list[FetchedPartition]]], int]:
     """Every partition asked: its batches (within the byte limits) and offsets.
@@ -77,8 +91,7 @@ def _read_all(server: ServerState, body: Entity, by_id: bool
     topics = []
     for asked in body.topics:
         identifier = asked.topic_id if by_id else None
-        name = (topic_for_id(engine, server.cluster_id, asked.topic_id) if by_id
-                else asked.topic)
+        name = _topic_named(server, asked.topic_id) if by_id else asked.topic
         partitions = []
         for wanted in asked.partitions:
             if name is None:
@@ -86,11 +99,14 @@ def _read_all(server: ServerState, body: Entity, by_id: bool
                                                    None))
                 continue
             try:
-                limit = min(wanted.partition_max_bytes, budget - size)
-                batches = engine.read_kafka_batches(
-                    name, wanted.partition, wanted.fetch_offset, max(limit, 1)
-                ) if limit > 0 or not size else []
                 end = engine.end_offset(name, wanted.partition)
+                limit = min(wanted.partition_max_bytes, budget - size)
+                if wanted.fetch_offset == end or (limit <= 0 and size):
+                    batches = []  # nothing new, or no room left: no read
+                else:
+                    batches = engine.read_kafka_batches(name, wanted.partition,
+                                                        wanted.fetch_offset, max(limit, 1))
+                    end = engine.end_offset(name, wanted.partition)  # not below the records
                 start = engine.start_offset(name, wanted.partition)
             except MqlogError as error:
                 partitions.append(FetchedPartition(wanted.partition, error_code(error).value,
