@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import threading
@@ -45,6 +46,12 @@ async def _serve(server: KafkaServer, ready: Callable[[str], None] | None,
             loop.add_signal_handler(number, stop.set)
     try:
         await server.start()
+        # Everything loaded so far (the codec's schema classes, about 90,000
+        # objects) lives as long as the process: out of the collector's sight,
+        # a full collection takes well under a millisecond instead of ~50 ms,
+        # which showed as 200 ms outliers in end-to-end latency under load.
+        gc.collect()
+        gc.freeze()
         if ready is not None:
             ready(format_address(*server.address))
         await stop.wait()
