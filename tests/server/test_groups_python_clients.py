@@ -1,0 +1,152 @@
+"""Consumer groups of kafka-python and aiokafka against a real server process:
+their assignors share the partitions, a member that leaves or is killed
+hands its partitions over, and lag reads through their admin clients.
+(librdkafka's groups: test_kafka_groups.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+import mqlog
+from tests.server._serve import REPO_ROOT, RunningServer
+from tests.server.test_kafka_groups import ALL, in_mqlog, wait_for
+
+
+@pytest.fixture
+def log(kafka_server: RunningServer) -> Iterator[mqlog.Log]:
+    with mqlog.open(kafka_server.directory) as opened:
+        opened.create_topic("t", 4)
+        yield opened
+
+
+def kp_consumer(server: RunningServer, assignor: object):
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer("t", bootstrap_servers=server.address, group_id="kp",
+                         enable_auto_commit=False, heartbeat_interval_ms=300,
+                         session_timeout_ms=6000, partition_assignment_strategy=[assignor])
+
+
+def kp_owned(consumer) -> set[tuple[str, int]]:
+    return {(tp.topic, tp.partition) for tp in consumer.assignment()}
+
+
+@pytest.mark.parametrize("assignor", ["range", "roundrobin", "sticky"])
+def test_kafka_python_consumers_share_and_take_over(kafka_server, log, assignor):
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+    from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+    from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+
+    chosen = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor,
+              "sticky": StickyPartitionAssignor}[assignor]
+    consumers = [kp_consumer(kafka_server, chosen) for _ in range(2)]
+
+    def poll_all() -> None:
+        for consumer in consumers:
+            consumer.poll(timeout_ms=50)
+
+    try:
+        wait_for(lambda: all(kp_owned(c) for c in consumers) and kp_owned(
+            consumers[0]) | kp_owned(consumers[1]) == ALL and not kp_owned(
+            consumers[0]) & kp_owned(consumers[1]), "both consumers own a share", poll_all)
+        assert sorted(map(sorted, in_mqlog(log, "kp").values())) == sorted(
+            sorted(kp_owned(c)) for c in consumers)
+        consumers[1].close()
+        wait_for(lambda: kp_owned(consumers[0]) == ALL, "the other takes over",
+                 lambda: consumers[0].poll(timeout_ms=50))
+    finally:
+        for consumer in consumers:
+            consumer.close()
+
+
+_KP_CHILD = """
+import sys
+from kafka import KafkaConsumer
+consumer = KafkaConsumer("t", bootstrap_servers=sys.argv[1], group_id="kp",
+                         enable_auto_commit=False, heartbeat_interval_ms=300,
+                         session_timeout_ms=2000)
+while True:
+    consumer.poll(timeout_ms=50)
+"""
+
+
+def test_a_killed_kafka_python_consumer_hands_its_partitions_over(kafka_server, log):
+    child = subprocess.Popen([sys.executable, "-c", _KP_CHILD, kafka_server.address],
+                             cwd=REPO_ROOT, stderr=subprocess.DEVNULL)
+    survivor = kp_consumer(kafka_server, _range())
+    try:
+        wait_for(lambda: len(in_mqlog(log, "kp")) == 2 and kp_owned(survivor) and kp_owned(
+            survivor) != ALL, "two members sharing", lambda: survivor.poll(timeout_ms=50))
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        wait_for(lambda: kp_owned(survivor) == ALL, "the survivor takes every partition",
+                 lambda: survivor.poll(timeout_ms=50))
+        assert list(in_mqlog(log, "kp").values()) == [ALL]
+    finally:
+        survivor.close()
+        child.kill()
+        child.wait()
+
+
+def _range():
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+    return RangePartitionAssignor
+
+
+@pytest.mark.parametrize("assignor", ["range", "roundrobin", "sticky"])
+def test_aiokafka_assignors_take_over_and_admin_lag(kafka_server, log, assignor):
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+    from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+    from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+
+    chosen = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor,
+              "sticky": StickyPartitionAssignor}[assignor]
+    with log.producer() as producer:
+        for number in range(8):
+            producer.send("t", f"v{number}", partition=number % 4)
+
+    async def run() -> dict:
+        consumers = [AIOKafkaConsumer("t", bootstrap_servers=kafka_server.address,
+                                      group_id="aio", enable_auto_commit=False,
+                                      auto_offset_reset="earliest", heartbeat_interval_ms=300,
+                                      partition_assignment_strategy=(chosen,))
+                     for _ in range(2)]
+        for consumer in consumers:
+            await consumer.start()
+        try:
+            while True:  # both own a share
+                for consumer in consumers:
+                    await consumer.getmany(timeout_ms=50)
+                shares = [{(tp.topic, tp.partition) for tp in c.assignment()} for c in consumers]
+                if all(shares) and shares[0] | shares[1] == ALL:
+                    break
+            await consumers[1].stop()
+            got = 0
+            while {(tp.topic, tp.partition) for tp in consumers[0].assignment()} != ALL or \
+                    got < 8:
+                for messages in (await consumers[0].getmany(timeout_ms=50)).values():
+                    got += len(messages)
+                    if got >= 8:
+                        await consumers[0].commit()
+        finally:
+            await consumers[0].stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_server.address)
+        await admin.start()
+        try:
+            return await admin.list_consumer_group_offsets("aio")
+        finally:
+            await admin.close()
+
+    offsets = asyncio.run(asyncio.wait_for(run(), 60))
+    assert {tp.partition: meta.offset for tp, meta in offsets.items()} == {n: 2 for n in range(4)}
+    assert log.describe_group("aio").total_lag == 0
