@@ -76,10 +76,16 @@ def produce(bootstrap: str, topic: str, partitions: int, count: int, size: int) 
     return Timed(count, seconds)
 
 
+#: librdkafka settings added to the consume workload's consumer
+#: (``--consumer-config``), e.g. ``fetch.queue.backoff.ms=0``.
+CONSUMER_CONFIG: dict[str, str] = {}
+
+
 def consume(bootstrap: str, topic: str, partitions: int, count: int) -> Timed:
     """Receive ``count`` records with ``assign()`` from the beginning."""
     client = Consumer({"bootstrap.servers": bootstrap, "group.id": "kafka-bench-assign",
-                       "enable.auto.commit": False, "enable.partition.eof": False})
+                       "enable.auto.commit": False, "enable.partition.eof": False,
+                       **CONSUMER_CONFIG})
     try:
         start = time.perf_counter()
         client.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])

@@ -85,6 +85,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--active-rate", type=int, default=50,
                         help="connections: records/s of each active producer (50)")
     parser.add_argument("--window", type=float, help="connections: seconds per sample (5)")
+    parser.add_argument("--consumer-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="consume: a librdkafka setting for the consumer (repeatable), "
+                             "e.g. fetch.queue.backoff.ms=0")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="where to write the JSON lines")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -97,6 +100,11 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--broker and --target exclude each other")
     if not args.broker and not args.target:
         args.target = list(brokers.TARGETS)
+    for setting in args.consumer_config:
+        key, equals, value = setting.partition("=")
+        if not equals or not key:
+            parser.error(f"--consumer-config takes KEY=VALUE, not {setting!r}")
+        clients.CONSUMER_CONFIG[key] = value
     return args
 
 
@@ -186,8 +194,10 @@ def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: in
             if "consume" in chosen:
                 with run.measuring("consume", target, size, p, args.records) as load:
                     timed = side.consume(where, data, p, args.records)
+                    extra = {"consumer_config": clients.CONSUMER_CONFIG} if (
+                        clients.CONSUMER_CONFIG and not local) else {}
                     run.emit("consume", target, size, p, args.records, load,
-                             **_throughput(timed, size))
+                             **_throughput(timed, size), **extra)
             if "first_record" in chosen:
                 with run.measuring("first_record", target, size, p, FIRST_RECORD_FILL) as load:
                     side.produce(where, first, p, FIRST_RECORD_FILL, size)
