@@ -10,8 +10,8 @@ options (``--users``, ``--tls-cert``...) shared by a module's tests, and
 
 from __future__ import annotations
 
-import contextlib
 import concurrent.futures
+import contextlib
 import dataclasses
 import io
 import os

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import socket
 import ssl
 import time
 from collections.abc import Iterator
