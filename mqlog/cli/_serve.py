@@ -2,7 +2,9 @@
 
 The command only parses options and calls :func:`mqlog.server.run_server`
 (imported when the command runs: no other command pays for the codec);
-it prints ``listening on kafka://HOST:PORT`` (the real port when 0 was asked
+the security options are read and checked first (a bad users file or
+certificate: a one-line error, bad-input exit code, nothing started); it
+prints ``listening on kafka://HOST:PORT`` (the real port when 0 was asked
 for) once clients can connect, logs refused requests and connections on
 stderr, and exits 0 after a graceful shutdown on SIGTERM or Ctrl-C.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,23 +37,40 @@ def serve(
         show_default=False)] = None,
     insecure: Annotated[bool, typer.Option(
         "--insecure",
-        help="Allow a non-loopback --kafka address although the server has no "
-             "authentication: anyone who reaches it can read and write the log.",
+        help="Allow a non-loopback --kafka address without authentication (--users "
+             "or --tls-client-ca): anyone who reaches it can read and write the log.",
     )] = False,
     auto_create_topics: Annotated[bool, typer.Option(
         "--auto-create-topics/--no-auto-create-topics",
         help="Create a missing topic when a client's Metadata request allows it "
              "(Kafka's auto.create.topics.enable).",
     )] = True,
-    # Authentication and TLS options (--users FILE, --tls-cert, --tls-key) go here.
+    users: Annotated[Path | None, typer.Option(
+        "--users", metavar="FILE", envvar="MQLOG_USERS_FILE", show_envvar=True,
+        help="Require a SASL login (PLAIN or SCRAM-SHA-256) against this users file "
+             "(see 'mqlog users').", show_default=False)] = None,
+    tls_cert: Annotated[Path | None, typer.Option(
+        "--tls-cert", metavar="PEM",
+        help="Speak TLS with this certificate (PEM; intermediates after it).",
+        show_default=False)] = None,
+    tls_key: Annotated[Path | None, typer.Option(
+        "--tls-key", metavar="PEM",
+        help="The private key of --tls-cert (PEM, unencrypted).", show_default=False)] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(
+        "--tls-client-ca", metavar="PEM",
+        help="Require client certificates signed by these CAs (PEM): mutual TLS.",
+        show_default=False)] = None,
 ) -> None:
     """Serve the log directory to Kafka clients until SIGTERM or Ctrl-C.
 
     Prints `listening on kafka://HOST:PORT` once clients can connect. Embedded
     processes keep using the directory meanwhile. Binding an address that is
-    not loopback needs --insecure. See docs/server.md for the APIs served and
-    the limits.
+    not loopback needs authentication (--users) or --insecure. See
+    docs/server.md for the APIs served, security and the limits.
     """
+    from mqlog.server.auth import ServerSecurity
+
+    security = ServerSecurity.from_options(users, tls_cert, tls_key, tls_client_ca)
     # Imported here: the protocol codec takes most of a second to import, which
     # no other command should pay.
     from mqlog.server import KafkaSettings, run_server
@@ -63,5 +83,5 @@ def serve(
     def ready(address: str) -> None:
         print(f"listening on kafka://{address}", flush=True)
 
-    run_server(options.directory, kafka, advertised, insecure=insecure,
+    run_server(options.directory, kafka, advertised, insecure=insecure, security=security,
                settings=KafkaSettings(auto_create_topics=auto_create_topics), ready=ready)

@@ -2,11 +2,16 @@
 
 :func:`start_server` runs ``python -m mqlog.cli --dir D serve --kafka
 127.0.0.1:0 ...`` and waits for its ``listening on kafka://HOST:PORT`` line;
-:func:`stop_server` sends SIGTERM and returns the exit code and stderr.
+:func:`stop_server` sends SIGTERM and returns the exit code and stderr;
+:func:`serving` does both around a block, for a server with extra ``serve``
+options (``--users``, ``--tls-cert``...) shared by a module's tests, and
+:func:`serving_several` for several servers started at once.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import dataclasses
 import io
 import os
@@ -19,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -94,6 +100,37 @@ def stop_server(server: RunningServer, signalled: bool = False) -> tuple[int, st
         server.process.kill()
         server.process.communicate()
     return server.process.returncode, _read_all(server.stderr)
+
+
+@contextlib.contextmanager
+def serving(directory: Path, *args: str) -> Iterator[RunningServer]:
+    """A server over ``directory`` started with ``serve`` options ``args`` (see
+    :func:`start_server`); stopped at the end of the block, which fails unless
+    it exits 0. Its stderr goes to the test's (pytest shows it with a failure)."""
+    with serving_several([(directory, args)]) as (server,):
+        yield server
+
+
+@contextlib.contextmanager
+def serving_several(servers: Sequence[tuple[Path, Sequence[str]]]
+                    ) -> Iterator[list[RunningServer]]:
+    """:func:`serving` for several servers (directory, ``serve`` options), started
+    side by side (each start mostly waits for Python to import the codec)."""
+    with concurrent.futures.ThreadPoolExecutor(len(servers)) as pool:
+        starts = [pool.submit(start_server, directory, *args) for directory, args in servers]
+    running = [start.result() for start in starts if start.exception() is None]
+    try:
+        for start in starts:
+            start.result()  # the first failure to start, if any
+        yield running
+    finally:
+        failures = []
+        for server in running:
+            code, stderr = stop_server(server)
+            sys.stderr.write(stderr)
+            if code != 0:
+                failures.append(f"the server exited {code}: {stderr}")
+        assert not failures, "\n".join(failures)
 
 
 def _read_all(file: IO[str]) -> str:

@@ -30,6 +30,7 @@ def test_api_versions_v3_lists_the_registered_apis(kafka_server: RunningServer) 
     assert ranges[18] == (0, 4)
     assert ranges[3] == (0, 12)
     assert 71 not in ranges  # GetTelemetrySubscriptions is never advertised
+    assert 17 not in ranges and 36 not in ranges  # no SASL on a server without --users
 
 
 def test_every_api_versions_version_is_answered(kafka_server: RunningServer) -> None:

@@ -21,7 +21,7 @@ For the server runtime:
 For ``mqlog users``: :func:`load_users`, :func:`set_user`,
 :func:`remove_user` and :meth:`Credentials.from_password` (the file is
 replaced atomically and kept mode 0600). The file format is in the docstring
-of :mod:`mqlog.server.auth._users` and in docs/server-auth.md.
+of :mod:`mqlog.server.auth._users` and in docs/server.md (Security).
 """
 
 from mqlog.server.auth._scram import ScramError, ScramExchange

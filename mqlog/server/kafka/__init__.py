@@ -4,8 +4,9 @@ Modules: ``_codec`` (frames, through kio), ``_context`` (what handlers get),
 ``_apis`` (the API table) and ``_handlers`` (what fills it), ``_connection``
 (one client), ``_server`` (the listener), ``_run`` (the blocking entry
 point), ``_limits``/``_settings`` (bounds and options), ``_errors`` (mqlog
-errors as Kafka error codes), ``_lifecycle`` (shutdown hooks), and one
-module per API.
+errors as Kafka error codes), ``_lifecycle`` (shutdown hooks), ``_sasl``
+(logins: SaslHandshake and SaslAuthenticate, served when the server has
+users), and one module per API.
 """
 
 from mqlog.server.kafka._limits import KafkaLimits

@@ -29,6 +29,13 @@ peer and the reason; an exception escaping a handler is logged with its
 traceback and closes this connection too. Nothing else is affected. The
 one exception is an ApiVersions request of a version the server does not
 know, which is answered per KIP-511 (see ``_api_versions``).
+
+Login (a connection given a :class:`~mqlog.server.kafka._sasl.SaslSession`):
+until the session is authenticated, a request other than ApiVersions,
+SaslHandshake and SaslAuthenticate closes the connection (one logged line,
+nothing answered), and a failed login closes it once its response is
+written. Once logged in, the connection forgets the session: a connection
+that needs no login, or has logged in, pays one attribute test per request.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from mqlog.server.kafka._codec import (
 )
 from mqlog.server.kafka._context import CLIENT_ADDRESS, Later, ServerState
 from mqlog.server.kafka._limits import KafkaLimits
+from mqlog.server.kafka._sasl import SESSION, SaslSession, allowed_before_auth
 
 _log = logging.getLogger("mqlog.server.kafka")
 _SIZE = struct.Struct(">i")
@@ -67,10 +75,13 @@ class BadRequest(Exception):
 
 
 class Connection:
-    """Serves one client connection until it closes, is stopped or misbehaves."""
+    """Serves one client connection until it closes, is stopped or misbehaves.
+    ``login``: the SASL session the client must authenticate through first
+    (None: no login needed)."""
 
     def __init__(self, server: ServerState, table: ApiTable, limits: KafkaLimits,
-                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 login: SaslSession | None = None) -> None:
         self.server = server
         self.table = table
         self.limits = limits
@@ -87,6 +98,9 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         self._last_read = self._loop.time()
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._login = login  # None once logged in
+        if login is not None:
+            SESSION.set(login)  # in the connection's own task: its handler tasks see it
 
     async def serve(self) -> None:
         """Run the connection; returns once it is closed."""
@@ -191,6 +205,7 @@ class Connection:
             api_key, api_version, correlation = peek_prefix(frame)
         except MalformedRequestError as error:
             raise BadRequest(f"malformed request: {error}") from None
+        login_step = self._login is not None and self._check_login(api_key)
         api = self.table.get(api_key)
         if api is None or not api.supports(api_version):
             if api_key == API_VERSIONS:  # KIP-511
@@ -204,11 +219,33 @@ class Connection:
             raise BadRequest(f"malformed request: {error}") from None
         after = list(self._barrier) if api.concurrent else self._barrier + self._since_barrier
         task = asyncio.create_task(self._run(request, after))
+        if login_step:
+            task.add_done_callback(self._close_if_login_failed)
         if api.concurrent:
             self._since_barrier.append(task)
         else:
             self._barrier, self._since_barrier = [task], []
         self._answers.put_nowait(task)
+
+    def _check_login(self, api_key: int) -> bool:
+        """Before login: BadRequest for a request not allowed yet; True for a
+        login step (SaslHandshake, SaslAuthenticate). Once logged in, forget the
+        session and allow everything."""
+        login = self._login
+        assert login is not None
+        if login.authenticated:
+            self._login = None
+            return False
+        if not allowed_before_auth(api_key):
+            raise BadRequest(f"API key {api_key} before authentication")
+        return api_key != API_VERSIONS
+
+    def _close_if_login_failed(self, task: Answer) -> None:
+        """After a login step's handler: once the login has failed, read no more
+        (the answers queued, this step's among them, are still written)."""
+        if self._login is not None and self._login.failed:
+            _log.warning("closing connection from %s: authentication failed", self.peer)
+            self.stop_reading()
 
     def _queue_frame(self, frame: bytes) -> None:
         async def ready() -> bytes:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 import mqlog
+from mqlog.server.auth import ServerSecurity
 from mqlog.server.kafka._limits import KafkaLimits
 from mqlog.server.kafka._server import KafkaServer, check_bind, format_address, parse_address
 from mqlog.server.kafka._settings import KafkaSettings
@@ -17,6 +18,7 @@ from mqlog.server.kafka._settings import KafkaSettings
 
 def run_server(directory: str | os.PathLike[str], kafka: str = "127.0.0.1:9092",
                advertised: str | None = None, *, insecure: bool = False,
+               security: ServerSecurity | None = None,
                limits: KafkaLimits | None = None, settings: KafkaSettings | None = None,
                ready: Callable[[str], None] | None = None,
                stop: asyncio.Event | None = None) -> None:
@@ -25,13 +27,14 @@ def run_server(directory: str | os.PathLike[str], kafka: str = "127.0.0.1:9092",
     SIGINT (when called in the main thread) or until ``stop`` is set, then shut
     down gracefully and close the log. ``ready`` is called with the
     ``HOST:PORT`` listened on (the real port) once clients can connect.
-    ``advertised``: ``HOST:PORT`` clients are told to connect to."""
+    ``advertised``: ``HOST:PORT`` clients are told to connect to. ``security``:
+    TLS and logins (``ServerSecurity.from_options``, read before this call)."""
     host, port = parse_address(kafka)
     told = parse_address(advertised) if advertised is not None else None
-    check_bind(host, insecure)  # bad input: refused before the directory is created
+    check_bind(host, insecure, security)  # bad input: refused before the directory is created
     with mqlog.open(directory) as log:
         server = KafkaServer(log.engine, host, port, advertised=told, insecure=insecure,
-                             limits=limits, settings=settings)
+                             limits=limits, settings=settings, security=security)
         asyncio.run(_serve(server, ready, stop))
 
 

@@ -1,20 +1,22 @@
 """SASL authentication of one Kafka connection: SaslHandshake (API key 17) and
 SaslAuthenticate (API key 36), mechanisms PLAIN and SCRAM-SHA-256.
 
-How the runtime uses it, per connection that must authenticate:
+How the runtime uses it, on a server that authenticates (``--users``):
 
-1. Make ``session = SaslSession(users)`` (``users``: the server's one
-   :class:`~mqlog.server.auth.UserStore`) when the connection is accepted.
-2. Before ``session.authenticated``, answer only the requests for which
-   :func:`allowed_before_auth` is true (ApiVersions, SaslHandshake,
+1. :func:`register` puts the two APIs in the server's API table (so
+   ApiVersions advertises :data:`API_VERSIONS` for them; a server without
+   users never registers them, and never advertises them).
+2. Each connection makes ``session = SaslSession(users)`` (``users``: the
+   server's one :class:`~mqlog.server.auth.UserStore`) when it is accepted
+   and sets it in :data:`SESSION`, a context variable its handler tasks
+   inherit; the registered handlers (:func:`sasl_handshake`,
+   :func:`sasl_authenticate`) find it there.
+3. Before ``session.authenticated``, the connection answers only the requests
+   for which :func:`allowed_before_auth` is true (ApiVersions, SaslHandshake,
    SaslAuthenticate); any other request closes the connection, unanswered,
-   as a Kafka broker does.
-3. Dispatch SaslHandshake to :func:`handle_sasl_handshake` and SaslAuthenticate
-   to :func:`handle_sasl_authenticate` (``await handler(server, request,
-   session)``, the handler signature of ``_context`` plus the session); send
-   the response they return; then, if ``session.failed``, close the
-   connection (a failed login, an unknown mechanism, a step out of order).
-4. ApiVersions advertises :data:`API_VERSIONS` for the two keys.
+   as a Kafka broker does. Once ``session.failed`` (a failed login, an
+   unknown mechanism, a step out of order) it sends that response, then
+   closes the connection.
 
 The exchange: SaslHandshake names a mechanism; an enabled one is chosen,
 any other gets UNSUPPORTED_SASL_MECHANISM with the enabled list. Then
@@ -42,12 +44,14 @@ from the stored keys of the users file: it never needs a password.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import logging
 
 from kio.schema.errors import ErrorCode
 
 from mqlog.server.auth import ScramError, ScramExchange, UserStore
+from mqlog.server.kafka._apis import ApiTable
 from mqlog.server.kafka._codec import Entity, Request, build, response_type
 from mqlog.server.kafka._context import ServerState
 
@@ -229,3 +233,35 @@ async def handle_sasl_authenticate(server: ServerState, request: Request,
         session.authenticate, bytes(request.body.auth_bytes))
     return build(response_type(request.api_key, request.api_version), error_code=code,
                  error_message=message, auth_bytes=server_bytes)
+
+
+#: The SASL session of the connection whose request is being handled (None on
+#: a connection that needs no login): set by the connection, inherited by the
+#: tasks it starts.
+SESSION: contextvars.ContextVar[SaslSession | None] = contextvars.ContextVar(
+    "mqlog_kafka_sasl_session", default=None)
+
+
+def _session() -> SaslSession:
+    session = SESSION.get()
+    assert session is not None, "a SASL request on a connection without a session"
+    return session
+
+
+async def sasl_handshake(server: ServerState, request: Request) -> Entity:
+    """SaslHandshake with this connection's session (:data:`SESSION`)."""
+    return await handle_sasl_handshake(server, request, _session())
+
+
+async def sasl_authenticate(server: ServerState, request: Request) -> Entity:
+    """SaslAuthenticate with this connection's session (:data:`SESSION`)."""
+    return await handle_sasl_authenticate(server, request, _session())
+
+
+def register(table: ApiTable) -> None:
+    """Serve SaslHandshake and SaslAuthenticate from ``table`` (each runs alone,
+    in request order, like any API that changes its connection's state)."""
+    for key, handler in ((SASL_HANDSHAKE_KEY, sasl_handshake),
+                         (SASL_AUTHENTICATE_KEY, sasl_authenticate)):
+        low, high = API_VERSIONS[key]
+        table.register(key, low, high, handler)

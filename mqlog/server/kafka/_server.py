@@ -8,9 +8,13 @@ flag and await the shutdown hooks (``_lifecycle``: the group coordinator
 tells its groups), wait up to ``shutdown_timeout_s`` for the requests in
 flight to be answered, then close the connections.
 
-Only loopback addresses are served unless ``insecure=True``: the server has
-no authentication yet, and a log directory must not be opened to a network
-by accident.
+Security (``security``, a :class:`~mqlog.server.auth.ServerSecurity`): with
+a TLS context the listener speaks TLS; with users every connection logs in
+(SASL PLAIN or SCRAM-SHA-256, see ``_sasl``) before anything but ApiVersions
+is answered, and only then are SaslHandshake and SaslAuthenticate served and
+advertised. A non-loopback address is served only to clients that
+authenticate (users, or TLS client certificates) unless ``insecure=True``: a
+log directory must not be opened to a network by accident.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import socket
 
 from mqlog.errors import ConfigError
 from mqlog.logstore import Engine
+from mqlog.server.auth import ServerSecurity
 from mqlog.server.kafka._apis import EXTENSION as APIS
 from mqlog.server.kafka._apis import ApiTable
 from mqlog.server.kafka._connection import Connection
@@ -29,6 +34,8 @@ from mqlog.server.kafka._context import ServerState
 from mqlog.server.kafka._handlers import default_table
 from mqlog.server.kafka._lifecycle import shutdown_hooks, stopping
 from mqlog.server.kafka._limits import KafkaLimits, install_limits
+from mqlog.server.kafka._sasl import SaslSession
+from mqlog.server.kafka._sasl import register as register_sasl
 from mqlog.server.kafka._settings import KafkaSettings, install_settings
 from mqlog.server.kafka._topic_ids import cluster_id_for
 
@@ -64,13 +71,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, insecure: bool) -> None:
-    """ConfigError unless ``host`` is loopback or ``insecure`` allows it. (Where
-    authentication and TLS options come, they will be the other way.)"""
-    if not is_loopback(host) and not insecure:
+def check_bind(host: str, insecure: bool, security: ServerSecurity | None = None) -> None:
+    """ConfigError unless ``host`` is loopback, or every client authenticates
+    (``security.authenticates``: users, or TLS client certificates), or
+    ``insecure`` allows anyone. TLS alone does not do: anyone can connect."""
+    if is_loopback(host) or insecure or (security is not None and security.authenticates):
+        return
+    if security is not None and security.ssl_context is not None:
         raise ConfigError(
-            f"{host} is not a loopback address: serving it needs --insecure "
-            f"(insecure=True), since the server has no authentication")
+            f"{host} is not a loopback address: serving it needs authentication "
+            f"(--users FILE or --tls-client-ca) or --insecure; TLS alone lets anyone "
+            f"connect")
+    raise ConfigError(
+        f"{host} is not a loopback address: serving it needs authentication "
+        f"(--users FILE) or --insecure (insecure=True)")
 
 
 class KafkaServer:
@@ -79,21 +93,27 @@ class KafkaServer:
     ``host``/``port``: where to listen (port 0: a free port, see
     :attr:`address`). ``advertised``: the (host, port) clients are told to
     connect to (Metadata, FindCoordinator); by default the address listened
-    on. ``insecure``: allow a non-loopback ``host``. ``table``: the APIs to
-    serve (default: every API implemented, ``_handlers.default_table``).
-    The server does not close the engine."""
+    on. ``security``: TLS and logins (see the module docstring; default
+    none). ``insecure``: allow a non-loopback ``host`` without
+    authentication. ``table``: the APIs to serve (default: every API
+    implemented, ``_handlers.default_table``; the SASL APIs are added to it
+    when ``security`` has users). The server does not close the engine."""
 
     def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
                  advertised: tuple[str, int] | None = None, insecure: bool = False,
                  limits: KafkaLimits | None = None, settings: KafkaSettings | None = None,
-                 table: ApiTable | None = None) -> None:
-        check_bind(host, insecure)
+                 table: ApiTable | None = None,
+                 security: ServerSecurity | None = None) -> None:
+        check_bind(host, insecure, security)
         self.engine = engine
         self.host = host
         self.port = port
         self.advertised = advertised
         self.limits = limits or KafkaLimits()
         self.table = table or default_table()
+        self.security = security or ServerSecurity()
+        if self.security.users is not None:
+            register_sasl(self.table)
         self.state = ServerState(engine, "", 0, cluster_id_for(engine.path))
         self.state.extensions[APIS] = self.table
         install_settings(self.state, settings or KafkaSettings())
@@ -114,15 +134,17 @@ class KafkaServer:
         """Bind and start accepting connections."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_UNSPEC
         self._listener = await asyncio.start_server(self._accept, self.host, self.port,
-                                                    family=family, reuse_address=True)
+                                                    family=family, reuse_address=True,
+                                                    ssl=self.security.ssl_context)
         host, port = self.address
         advertised = self.advertised or (host, port)
         if advertised[0] in ("0.0.0.0", "::"):
             advertised = (socket.gethostname(), advertised[1])
         self.state.host, self.state.port = advertised[0], advertised[1] or port
         stopping(self.state)  # created on this loop
-        _log.info("listening on kafka://%s (advertised %s)", format_address(host, port),
-                  format_address(self.state.host, self.state.port))
+        _log.info("listening on kafka://%s (advertised %s; clients' security.protocol: %s)",
+                  format_address(host, port), format_address(self.state.host, self.state.port),
+                  self.security.kafka_security_protocol)
 
     async def close(self) -> None:
         """Shut down gracefully (see the module docstring); idempotent."""
@@ -157,7 +179,9 @@ class KafkaServer:
         await self.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection = Connection(self.state, self.table, self.limits, reader, writer)
+        users = self.security.users
+        connection = Connection(self.state, self.table, self.limits, reader, writer,
+                                SaslSession(users) if users is not None else None)
         if self._closing:
             writer.close()
             return

@@ -13,6 +13,11 @@
 //   node kafkajs_client.js BROKER admin offsets TOPIC
 //   node kafkajs_client.js BROKER admin group-offsets GROUP TOPIC
 //
+// Any command also takes the connection options
+//   [--ssl-ca PEM]  TLS, the server's certificate checked against PEM;
+//   [--sasl-mechanism plain|scram-sha-256 --sasl-username U --sasl-password P]
+//                   a SASL login.
+//
 // stdout carries only JSON lines, one per thing done, each with an "op":
 //   produce: {"op":"produced","topic","partition","base_offset"} per partition
 //            written (one send of N records: key "<prefix>key-<i>", value
@@ -26,6 +31,7 @@
 // own log goes to stderr.
 "use strict";
 
+const fs = require("fs");
 const { Kafka, CompressionTypes, logLevel } = require("kafkajs");
 
 function usage() {
@@ -195,6 +201,19 @@ async function admin(kafka, words) {
   }
 }
 
+// kafkajs' ssl and sasl settings from the connection options (none: plaintext).
+function security(flags) {
+  const settings = {};
+  if (flags["--ssl-ca"] !== undefined) {
+    settings.ssl = { ca: [fs.readFileSync(flags["--ssl-ca"], "utf-8")] };
+  }
+  if (flags["--sasl-mechanism"] !== undefined) {
+    settings.sasl = { mechanism: flags["--sasl-mechanism"],
+                      username: flags["--sasl-username"], password: flags["--sasl-password"] };
+  }
+  return settings;
+}
+
 async function main() {
   const { words, flags } = parse(process.argv.slice(2));
   if (words.length < 2) usage();
@@ -207,6 +226,7 @@ async function main() {
     retry: { retries: 3 },
     logLevel: logLevel.ERROR,
     logCreator: stderrLog,
+    ...security(flags),
   });
   if (command === "produce" && rest.length === 2) {
     await produce(kafka, rest[0], count(rest[1]), flags);
