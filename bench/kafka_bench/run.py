@@ -12,7 +12,8 @@ count (``--partitions``, default 1 and 8), each on a topic of its own:
 
 * ``produce``: ``--records`` records (default 300,000) through confluent-kafka
   (``linger.ms=5``), until every delivery report arrived (kafka_bench.clients);
-* ``consume``: the same records read back with ``assign()`` from the beginning;
+* ``consume``: the same records read back with ``assign()`` from the beginning
+  (``--only consume`` therefore runs ``produce`` too);
 * ``first_record``: a new group member's wait from ``subscribe()`` to its first
   record on a topic holding 1,000 records, capped at ``--first-record-timeout``
   (default 60 s; a timeout is reported as such);
@@ -56,6 +57,7 @@ DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__
                               "results", "kafka_serve.jsonl")
 FIRST_RECORD_FILL = 1_000
 PERCENTILES = {"p50_ms": 50.0, "p99_ms": 99.0, "p999_ms": 99.9}
+RUN_TAG = time.strftime("%Y%m%d%H%M%S")
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -167,13 +169,20 @@ def _percentiles(latencies_ns: np.ndarray) -> dict[str, float]:
     return {name: float(np.percentile(latencies_ns, q)) / 1e6 for name, q in PERCENTILES.items()}
 
 
+def topic_name(kind: str, size: int, partitions: int, linger_ms: int | None = None) -> str:
+    """Topic names carry the run's start time, so that runs against one external
+    broker never meet each other's topics."""
+    name = f"bench-{RUN_TAG}-{kind}-{size}-{partitions}"
+    return name if linger_ms is None else f"{name}-{linger_ms}"
+
+
 def topics_of(args: argparse.Namespace) -> list[TopicSpec]:
     """Every topic a target needs for this run, known before it starts."""
-    topics = [TopicSpec(f"{kind}-{size}-{p}", p) for size in args.sizes
+    topics = [TopicSpec(topic_name(kind, size, p), p) for size in args.sizes
               for p in args.partitions for kind in ("data", "first")]
-    topics += [TopicSpec(f"latency-{size}-{p}-{linger_ms}", p) for size in args.sizes
+    topics += [TopicSpec(topic_name("latency", size, p, linger_ms), p) for size in args.sizes
                for p in args.partitions for linger_ms in args.latency_linger_ms]
-    return [*topics, TopicSpec("connections", 1)]
+    return [*topics, TopicSpec(topic_name("connections", 100, 1), 1)]
 
 
 def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: int | None
@@ -185,7 +194,7 @@ def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: in
     side: ModuleType = embedded if local else clients
     for size in args.sizes:
         for p in args.partitions:
-            data, first, lat = f"data-{size}-{p}", f"first-{size}-{p}", f"latency-{size}-{p}"
+            data, first = topic_name("data", size, p), topic_name("first", size, p)
             if {"produce", "consume"} & chosen:
                 with run.measuring("produce", target, size, p, args.records) as load:
                     timed = side.produce(where, data, p, args.records, size)
@@ -202,20 +211,19 @@ def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: in
                 with run.measuring("first_record", target, size, p, FIRST_RECORD_FILL) as load:
                     side.produce(where, first, p, FIRST_RECORD_FILL, size)
                     wait_s = args.first_record_timeout
-                    seconds = side.first_record_seconds(where, first, f"first-{size}-{p}",
-                                                        wait_s)
+                    seconds = side.first_record_seconds(where, first, first, wait_s)
                     run.emit("first_record", target, size, p, FIRST_RECORD_FILL, load,
                              seconds=seconds, timed_out=seconds is None, wait_s=wait_s)
             if "latency" in chosen:
                 for linger_ms in args.latency_linger_ms:
-                    measure_latency(run, args, target, where, f"{lat}-{linger_ms}", size, p,
-                                    linger_ms)
+                    measure_latency(run, args, target, where,
+                                    topic_name("latency", size, p, linger_ms), size, p, linger_ms)
     if "connections" in chosen and not local:
         with run.measuring("connections", target, 100, 1, None) as load:
             if pid is None:
                 raise RuntimeError("no broker process id (--broker-pid)")
-            figures = connections.measure(pid, where, "connections", args.idle, args.active,
-                                          args.active_rate, args.window)
+            figures = connections.measure(pid, where, topic_name("connections", 100, 1),
+                                          args.idle, args.active, args.active_rate, args.window)
             run.emit("connections", target, 100, 1, None, load, idle_connections=args.idle,
                      active_producers=args.active, active_rate=args.active_rate,
                      window_s=args.window, **figures)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from . import kafkajs, kcat
+from . import _tools, kafkajs, kcat
 from ._tansu import running_tansu
 from ._tools import ALLOW_MISSING, require_program
 
@@ -107,3 +107,11 @@ def test_a_missing_tool_fails_the_test_unless_allowed(monkeypatch: pytest.Monkey
     monkeypatch.setenv(ALLOW_MISSING, "1")
     with pytest.raises(pytest.skip.Exception, match="kcat"):
         require_program("kcat")
+
+
+def test_kafkajs_without_its_package_fails_the_test(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    monkeypatch.setattr(_tools, "NODE_DIR", tmp_path)  # no node_modules there
+    monkeypatch.delenv(ALLOW_MISSING, raising=False)
+    with pytest.raises(pytest.fail.Exception, match="kafkajs"):
+        kafkajs.run("127.0.0.1:1", "admin", "topics")
