@@ -187,3 +187,14 @@ def test_compaction_keeps_the_latest_value_of_keys_from_kafka_batches(tmp_path):
     kept = list(engine.iter("c", 0))
     assert kept[0].offset > 0 and len(kept) < 180 // 2  # older values are gone
     engine.close()
+
+
+def test_a_kafka_batch_without_timestamps_verifies_clean(tmp_path):
+    path = tmp_path / "log"
+    engine = Engine(path)
+    engine.create_topic("t")
+    engine.append_kafka_batches("t", 0, kafka_batch([(None, b"v", [], -1)] * 3))
+    assert [r.timestamp for r in engine.read("t", 0, 0)] == [-1, -1, -1]
+    engine.close()
+    report = verify_log(path)
+    assert report.ok, report
