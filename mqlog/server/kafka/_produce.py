@@ -5,11 +5,12 @@ event loop, without a flush: an append is a header parse, a CRC check and one
 ``pwritev``, and appending before the first ``await`` keeps pipelined
 produces of a connection in request order. Partitions of topics with
 ``durability="always"`` are then flushed in a worker thread
-(:meth:`Engine.make_durable`) while the handler answers :class:`Later`: the
-connection reads and appends the requests behind it meanwhile, and their
-flushes are shared (group commit), so a producer with several requests in
-flight pays about one flush per group of them, not one each. The response
-(in request order) goes out once the flush is done; a failed flush answers
+(``_flushes``: one flush at a time per partition, shared by every request
+it covers) while the handler answers :class:`Later`: the connection reads
+and appends the requests behind it meanwhile, so a producer with several
+requests in flight pays about one flush per group of them, not one each.
+The response (in request order) goes out once the flush is done; a failed
+flush answers
 KAFKA_STORAGE_ERROR for the partitions it covered.
 
 ``acks`` does not change durability: a topic's durability class decides when
@@ -31,6 +32,7 @@ from mqlog.server.kafka._append_watch import append_watch
 from mqlog.server.kafka._codec import Request
 from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
+from mqlog.server.kafka._flushes import flushes
 from mqlog.server.kafka._hot_responses import ProducedPartition, produce_response
 
 API_KEY = 0
@@ -66,7 +68,13 @@ async def handle(server: ServerState, request: Request) -> bytes | Later:
         return _response(request, results)
 
     async def after_flush() -> bytes:
-        await asyncio.to_thread(_make_durable, server, results)
+        for result in results:
+            if result.sync_to is not None and result.code == ErrorCode.none:
+                try:
+                    await flushes(server).durable(result.topic, result.partition,
+                                                  result.sync_to, result.idempotent)
+                except MqlogError as error:
+                    _failed(result, error)
         return _response(request, results)
 
     return Later(asyncio.ensure_future(after_flush()))
@@ -99,18 +107,6 @@ def _carries_producer_id(records: bytes) -> bool:
     """Whether the (validated) batch names a producer: bytes 43..51 of a Kafka
     batch header are its producer id, -1 for none."""
     return int.from_bytes(records[43:51], "big", signed=True) >= 0
-
-
-def _make_durable(server: ServerState, results: list[_Result]) -> None:
-    """Flush every durable partition appended to; a failure fails its results."""
-    for result in results:
-        if result.sync_to is None or result.code != ErrorCode.none:
-            continue
-        try:
-            server.engine.make_durable(result.topic, result.partition, result.sync_to,
-                                       idempotent=result.idempotent)
-        except MqlogError as error:
-            _failed(result, error)
 
 
 def _failed(result: _Result, error: MqlogError) -> None:
