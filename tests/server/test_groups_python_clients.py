@@ -150,3 +150,28 @@ def test_aiokafka_assignors_take_over_and_admin_lag(kafka_server, log, assignor)
     offsets = asyncio.run(asyncio.wait_for(run(), 60))
     assert {tp.partition: meta.offset for tp, meta in offsets.items()} == {n: 2 for n in range(4)}
     assert log.describe_group("aio").total_lag == 0
+
+
+def test_kafka_python_commits_are_mqlogs_committed_offsets(kafka_server, log):
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KpTopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    with log.producer() as producer:
+        for number in range(8):
+            producer.send("t", f"v{number}", partition=number % 4)
+    consumer = KafkaConsumer("t", bootstrap_servers=kafka_server.address, group_id="kpc",
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             heartbeat_interval_ms=300)
+    try:
+        got: list[bytes] = []
+        wait_for(lambda: len(got) >= 8, "every record",
+                 lambda: got.extend(m.value for batch in consumer.poll(timeout_ms=100).values()
+                                    for m in batch))
+        consumer.commit()
+        consumer.commit({KpTopicPartition("t", 0): OffsetAndMetadata(1, "", -1)})
+        assert consumer.committed(KpTopicPartition("t", 0)) == 1
+    finally:
+        consumer.close()
+    committed = {p.partition: p.committed_offset for p in log.describe_group("kpc").partitions}
+    assert committed == {0: 1, 1: 2, 2: 2, 3: 2}
