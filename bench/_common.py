@@ -84,6 +84,21 @@ def percentile_us(samples_ns: Sequence[int], percent: float) -> float:
     return float(np.percentile(np.asarray(samples_ns, dtype=np.int64), percent)) / 1000.0
 
 
+def paced(send: Callable[[], object], rate: int, records: int) -> None:
+    """Call ``send`` ``records`` times at ``rate`` per second."""
+    interval_ns = 1_000_000_000 / rate
+    start = time.monotonic_ns()
+    sent = 0
+    while sent < records:
+        due = min(int((time.monotonic_ns() - start) / interval_ns) + 1, records)
+        while sent < due:
+            send()
+            sent += 1
+        wait_ns = start + sent * interval_ns - time.monotonic_ns()
+        if wait_ns > 0:
+            time.sleep(wait_ns / 1e9)
+
+
 def median(values: Sequence[float]) -> float:
     """The median run: robust to one run disturbed by other work on the machine."""
     return float(np.median(np.asarray(values, dtype=np.float64)))

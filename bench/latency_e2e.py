@@ -58,21 +58,6 @@ _STAMP = struct.Struct("<Q")
 Receiver = Callable[[Callable[[], object]], np.ndarray]
 
 
-def paced(send: Callable[[], object], rate: int, records: int) -> None:
-    """Call ``send`` ``records`` times at ``rate`` per second."""
-    interval_ns = 1_000_000_000 / rate
-    start = time.monotonic_ns()
-    sent = 0
-    while sent < records:
-        due = min(int((time.monotonic_ns() - start) / interval_ns) + 1, records)
-        while sent < due:
-            send()
-            sent += 1
-        wait_ns = start + sent * interval_ns - time.monotonic_ns()
-        if wait_ns > 0:
-            time.sleep(wait_ns / 1e9)
-
-
 # -- receivers: each calls on_ready once it can receive, returns latencies (ns) ---------
 
 
@@ -128,7 +113,7 @@ def in_thread(receive: Receiver, send: Callable[[], object], rate: int,
     receiver.start()
     if not ready.wait(STARTUP_TIMEOUT_S):
         raise RuntimeError("the receiving thread did not get ready")
-    paced(send, rate, records)
+    _common.paced(send, rate, records)
     receiver.join(STARTUP_TIMEOUT_S)
     if not result:
         raise RuntimeError("the receiving thread failed")
@@ -146,7 +131,7 @@ def in_child(role: str, argument: str, send: Callable[[], object], rate: int, re
         line = child.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"the {role} process did not get ready: {line!r}")
-        paced(send, rate, records)
+        _common.paced(send, rate, records)
         if child.wait(STARTUP_TIMEOUT_S) != 0:
             raise RuntimeError(f"the {role} process exited with {child.returncode}")
     finally:

@@ -19,10 +19,8 @@ when the harness is killed with SIGKILL.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -33,11 +31,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-HOST = "127.0.0.1"
+from peers.servers import HOST, die_with_parent, free_port, log_tail, stop, wait_listening
+
 STARTUP_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 ADMIN_TIMEOUT_S = 30.0
-_PR_SET_PDEATHSIG = 1
 _LISTENING = re.compile(r"listening on kafka://(\S+):(\d+)")
 #: Starts the mqlog CLI with the interpreter running the harness (the venv's).
 _MQLOG_CLI = "import sys; from mqlog.cli import main; sys.argv[0] = 'mqlog'; main()"
@@ -80,53 +77,7 @@ def tansu_version() -> str:
     return (done.stdout or done.stderr).strip()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the harness dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL if the process has not exited within STOP_TIMEOUT_S."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _tail(path: str, lines: int = 20) -> str:
-    try:
-        with open(path, errors="replace") as handle:
-            return "".join(handle.readlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _wait_port(process: subprocess.Popen, port: int, log_path: str) -> None:
-    """Wait until ``port`` accepts; raise with the broker's log if it exits first."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the broker exited with {process.returncode}:\n"
-                               f"{_tail(log_path)}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the broker did not listen on {HOST}:{port} within "
-                       f"{STARTUP_TIMEOUT_S:.0f} s:\n{_tail(log_path)}")
 
 
 def create_topics(bootstrap: str, topics: Sequence[TopicSpec]) -> None:
@@ -152,14 +103,14 @@ def tansu(topics: Sequence[TopicSpec]) -> Iterator[Broker]:
                 [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url",
                  url, "--storage-engine", "memory://tansu/"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=work,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                start_new_session=True, preexec_fn=die_with_parent)
         try:
-            _wait_port(process, port, log_path)
+            wait_listening(process, port, log_path, STARTUP_TIMEOUT_S)
             bootstrap = f"{HOST}:{port}"
             create_topics(bootstrap, topics)
             yield Broker("tansu", bootstrap, process.pid)
         finally:
-            _stop(process)
+            stop(process)
 
 
 def _read_listening_line(process: subprocess.Popen, log_path: str) -> tuple[str, int]:
@@ -182,10 +133,10 @@ def _read_listening_line(process: subprocess.Popen, log_path: str) -> tuple[str,
     while not found:
         if process.poll() is not None:
             raise RuntimeError(f"mqlog serve exited with {process.returncode}:\n"
-                               f"{_tail(log_path)}")
+                               f"{log_tail(log_path)}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"mqlog serve printed no 'listening on' line within "
-                               f"{STARTUP_TIMEOUT_S:.0f} s:\n{_tail(log_path)}")
+                               f"{STARTUP_TIMEOUT_S:.0f} s:\n{log_tail(log_path)}")
         time.sleep(0.02)
     return found[0]
 
@@ -209,12 +160,12 @@ def mqlog_serve(target: str, topics: Sequence[TopicSpec]) -> Iterator[Broker]:
                 [sys.executable, "-c", _MQLOG_CLI, "--dir", directory, "serve", "--kafka",
                  f"{HOST}:0"],
                 stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                start_new_session=True, preexec_fn=die_with_parent)
         try:
             host, port = _read_listening_line(process, log_path)
             yield Broker(target, f"{host}:{port}", process.pid)
         finally:
-            _stop(process)
+            stop(process)
 
 
 @contextmanager

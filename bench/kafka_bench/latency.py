@@ -33,27 +33,13 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import _common
 import numpy as np
 
 STAMP = struct.Struct("<Q")
 #: How long the child may take to get ready, and to receive the last record.
 CHILD_TIMEOUT_S = 60.0
 POLL_TIMEOUT_S = 0.1
-
-
-def paced(send: Callable[[], object], rate: int, records: int) -> None:
-    """Call ``send`` ``records`` times at ``rate`` per second."""
-    interval_ns = 1_000_000_000 / rate
-    start = time.monotonic_ns()
-    sent = 0
-    while sent < records:
-        due = min(int((time.monotonic_ns() - start) / interval_ns) + 1, records)
-        while sent < due:
-            send()
-            sent += 1
-        wait_ns = start + sent * interval_ns - time.monotonic_ns()
-        if wait_ns > 0:
-            time.sleep(wait_ns / 1e9)
 
 
 def _kafka_receiver(bootstrap: str, topic: str, partitions: int
@@ -146,7 +132,7 @@ def measure(kind: str, where: str, topic: str, partitions: int, size: int, rate:
             raise RuntimeError("the consumer process did not get ready")
         send, finish = _sender(kind, where, topic, partitions, size, linger_ms)
         try:
-            paced(send, rate, warmup + count)
+            _common.paced(send, rate, warmup + count)
         finally:
             finish()
         seen, latencies = _wait(parent_end, child, "sent no result")

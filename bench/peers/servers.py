@@ -46,24 +46,25 @@ def die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _wait_listening(process: subprocess.Popen, port: int, log_path: str) -> None:
+def wait_listening(process: subprocess.Popen, port: int, log_path: str,
+                   timeout_s: float = STARTUP_TIMEOUT_S) -> None:
     """Wait until ``port`` accepts connections; raise with the server's log if
-    the process exits or the port stays closed."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    the process exits or the port stays closed for ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args[0]} exited with {process.returncode}:\n"
-                               f"{_tail(log_path)}")
+                               f"{log_tail(log_path)}")
         try:
             with socket.create_connection((HOST, port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{process.args[0]} did not listen on {HOST}:{port} within "
-                       f"{STARTUP_TIMEOUT_S:.0f} s:\n{_tail(log_path)}")
+                       f"{timeout_s:.0f} s:\n{log_tail(log_path)}")
 
 
-def _tail(path: str, lines: int = 20) -> str:
+def log_tail(path: str, lines: int = 20) -> str:
     try:
         with open(path, errors="replace") as handle:
             return "".join(handle.readlines()[-lines:])
@@ -107,7 +108,7 @@ def _running(name: str, command: Sequence[str], port: int, data_dir: str,
                                    stdin=subprocess.DEVNULL, cwd=data_dir,
                                    start_new_session=True, preexec_fn=die_with_parent)
     try:
-        _wait_listening(process, port, log_path)
+        wait_listening(process, port, log_path)
         yield Server(name, version, port, data_dir, process)
     finally:
         stop(process)
