@@ -272,19 +272,20 @@ class Partition:
         self.dirty = True
         self.on_append()
         if durable:
-            self.make_durable(state.end_offset, idempotent=producer is not None)
+            self.make_durable(state.end_offset)
         if state.epoch != epoch and config.cleanup_policy == "compact":
             self.on_roll(self)  # maybe enough to clean: the log's compactor thread looks
         return first_offset
 
-    def make_durable(self, offset: int, idempotent: bool = False) -> None:
+    def make_durable(self, offset: int) -> None:
         """Return once every offset below ``offset`` is on stable storage (group
-        commit: concurrent callers share one flush); with ``idempotent``, the
-        producer table first, so that a retry after a power loss still finds
-        its append."""
-        if idempotent and self._producer_table is not None:
+        commit: concurrent callers share one flush), the producer table first
+        when this process wrote to it since its last sync, so that a retry after
+        a power loss still finds the append."""
+        table = self._producer_table
+        if table is not None and table.unsynced:
             try:
-                self._producer_table.sync()
+                table.sync()
             except StorageFailedError as error:
                 self.fail(error)
                 raise

@@ -204,6 +204,8 @@ class ProducerTable:
     def __init__(self, directory: str) -> None:
         self.path = os.path.join(directory, PRODUCERS_FILE)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        #: A record was written since the last :meth:`sync` began.
+        self.unsynced = False
         try:
             os.posix_fallocate(self._fd, 0, FILE_SIZE)  # idempotent; reserves the blocks
         except BaseException:
@@ -264,6 +266,7 @@ class ProducerTable:
                                    *chain.from_iterable(entry.appends))
         data = _checksum(body).to_bytes(8, "little") + body
         self._decoded.pop(admission.slot, None)
+        self.unsynced = True  # before the write: a sync racing it must not miss it
         written = os.pwrite(self._fd, data, admission.slot * RECORD_SIZE)
         if written != RECORD_SIZE:
             raise OSError(f"short write to {self.path}: {written} of {RECORD_SIZE} bytes")
@@ -271,7 +274,9 @@ class ProducerTable:
 
     def sync(self) -> None:
         """fdatasync the table; a failure raises StorageFailedError (the partition
-        latches it: see ``Partition``)."""
+        latches it: see ``Partition``). ``unsynced`` is cleared before the
+        fdatasync, so a record written during it is synced by the next one."""
+        self.unsynced = False
         try:
             fdatasync_file(self._fd)
         except OSError as error:

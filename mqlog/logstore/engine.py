@@ -298,16 +298,15 @@ class Engine:
         return self._write(target, lambda: target.append_encoded(
             batches, batches[0].producer, flush, config))
 
-    def make_durable(self, topic: str, partition: int, offset: int, *,
-                     idempotent: bool = False) -> None:
+    def make_durable(self, topic: str, partition: int, offset: int) -> None:
         """Return once every record of the partition below ``offset`` is on stable
         storage, as an append with ``flush=True`` does before it returns: for a
         caller that appends with ``flush=False`` and waits for durability later
         (a server appending pipelined requests in order while earlier ones are
-        flushed). Concurrent callers share one flush (group commit).
-        ``idempotent``: the append carried a producer id (its record in the
-        producer table is flushed too). StorageFailedError if the flush fails."""
-        self.partition(topic, partition).make_durable(offset, idempotent)
+        flushed). Concurrent callers share one flush (group commit); the
+        producer table of idempotent appends is flushed too. StorageFailedError
+        if the flush fails."""
+        self.partition(topic, partition).make_durable(offset)
 
     def _write(self, target: Partition, append: Callable[[], int]) -> int:
         """Run ``append`` on ``target``: a failed background flush is raised here

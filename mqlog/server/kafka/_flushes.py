@@ -31,7 +31,6 @@ EXTENSION = "flushes"
 class _PartitionFlushes:
     wanted: int = 0  # the highest offset asked for
     done: int = 0  # every offset below it is durable
-    idempotent: bool = False  # an append waiting carried a producer id
     running: asyncio.Future[None] | None = None
 
 
@@ -42,22 +41,19 @@ class Flushes:
         self._server = server
         self._partitions: dict[tuple[str, int], _PartitionFlushes] = {}
 
-    async def durable(self, topic: str, partition: int, offset: int, idempotent: bool) -> None:
+    async def durable(self, topic: str, partition: int, offset: int) -> None:
         """Return once every offset of the partition below ``offset`` is on disk."""
         state = self._partitions.setdefault((topic, partition), _PartitionFlushes())
         state.wanted = max(state.wanted, offset)
-        state.idempotent |= idempotent
         while state.done < offset:
             if state.running is None:
                 state.running = asyncio.ensure_future(self._flush(topic, partition, state))
             await asyncio.shield(state.running)
 
     async def _flush(self, topic: str, partition: int, state: _PartitionFlushes) -> None:
-        target, idempotent = state.wanted, state.idempotent
-        state.idempotent = False
+        target = state.wanted
         try:
-            await asyncio.to_thread(self._server.engine.make_durable, topic, partition, target,
-                                    idempotent=idempotent)
+            await asyncio.to_thread(self._server.engine.make_durable, topic, partition, target)
             state.done = max(state.done, target)
         finally:
             state.running = None

@@ -54,7 +54,6 @@ class _Result:
     log_start_offset: int = -1
     message: str | None = None
     sync_to: int | None = None
-    idempotent: bool = False
 
 
 async def handle(server: ServerState, request: Request) -> bytes | Later:
@@ -72,7 +71,7 @@ async def handle(server: ServerState, request: Request) -> bytes | Later:
             if result.sync_to is not None and result.code == ErrorCode.none:
                 try:
                     await flushes(server).durable(result.topic, result.partition,
-                                                  result.sync_to, result.idempotent)
+                                                  result.sync_to)
                 except MqlogError as error:
                     _failed(result, error)
         return _response(request, results)
@@ -97,16 +96,9 @@ def _append(server: ServerState, topic: str, partition: int, records: bytes | No
         result.log_start_offset = engine.start_offset(topic, partition)
         if engine.topic_config(topic).durability == "always":
             result.sync_to = engine.end_offset(topic, partition)
-            result.idempotent = _carries_producer_id(records)
     except MqlogError as error:
         _failed(result, error)
     return result
-
-
-def _carries_producer_id(records: bytes) -> bool:
-    """Whether the (validated) batch names a producer: bytes 43..51 of a Kafka
-    batch header are its producer id, -1 for none."""
-    return int.from_bytes(records[43:51], "big", signed=True) >= 0
 
 
 def _failed(result: _Result, error: MqlogError) -> None:
