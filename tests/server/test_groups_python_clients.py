@@ -1,6 +1,9 @@
 """Consumer groups of kafka-python and aiokafka against a real server process:
-their assignors share the partitions, a member that leaves or is killed
+aiokafka's assignors share the partitions, a member that leaves or is killed
 hands its partitions over, and lag reads through their admin clients.
+(kafka-python's poll() joins a group synchronously, so two of its consumers
+polled from one thread wait on each other's join: its second member runs in
+a process of its own.)
 (librdkafka's groups: test_kafka_groups.py.)"""
 
 from __future__ import annotations
@@ -36,34 +39,6 @@ def kp_consumer(server: RunningServer, assignor: object):
 
 def kp_owned(consumer) -> set[tuple[str, int]]:
     return {(tp.topic, tp.partition) for tp in consumer.assignment()}
-
-
-@pytest.mark.parametrize("assignor", ["range", "roundrobin", "sticky"])
-def test_kafka_python_consumers_share_and_take_over(kafka_server, log, assignor):
-    from kafka.coordinator.assignors.range import RangePartitionAssignor
-    from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-    from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
-
-    chosen = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor,
-              "sticky": StickyPartitionAssignor}[assignor]
-    consumers = [kp_consumer(kafka_server, chosen) for _ in range(2)]
-
-    def poll_all() -> None:
-        for consumer in consumers:
-            consumer.poll(timeout_ms=50)
-
-    try:
-        wait_for(lambda: all(kp_owned(c) for c in consumers) and kp_owned(
-            consumers[0]) | kp_owned(consumers[1]) == ALL and not kp_owned(
-            consumers[0]) & kp_owned(consumers[1]), "both consumers own a share", poll_all)
-        assert sorted(map(sorted, in_mqlog(log, "kp").values())) == sorted(
-            sorted(kp_owned(c)) for c in consumers)
-        consumers[1].close()
-        wait_for(lambda: kp_owned(consumers[0]) == ALL, "the other takes over",
-                 lambda: consumers[0].poll(timeout_ms=50))
-    finally:
-        for consumer in consumers:
-            consumer.close()
 
 
 _KP_CHILD = """
