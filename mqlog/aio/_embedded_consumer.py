@@ -198,7 +198,7 @@ class EmbeddedConsumer(AsyncConsumer):
                 append_watch(self._engine).poke()  # waiting polls see the close now
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._closed or self._engine.closed:
             raise LogClosedError("consumer is closed")
 
     async def _exclusive(self, blocking: bool, fn: Callable[..., _T], *args: object,

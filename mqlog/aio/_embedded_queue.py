@@ -157,7 +157,7 @@ class EmbeddedQueueConsumer(AsyncQueueConsumer):
                 append_watch(self._engine).poke()
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._closed or self._engine.closed:
             raise LogClosedError("queue consumer is closed")
 
 
