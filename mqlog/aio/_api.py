@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from mqlog.consumer import TopicPartition
@@ -27,19 +27,21 @@ class AsyncProducer(abc.ABC):
     topic's durability, with where it was written."""
 
     @abc.abstractmethod
-    async def send(self, topic: str, value: bytes | str, *, key: bytes | str | None = None,
-                   headers: Mapping[str, bytes] | None = None, partition: int | None = None,
-                   timestamp: int | None = None, delay_s: float | None = None,
-                   deliver_at: int | None = None, ttl_s: float | None = None,
-                   priority: int = 0) -> RecordMetadata:
-        """Send one record and wait until it is written (see ``Producer.send``)."""
+    def send(self, topic: str, value: bytes | str, *, key: bytes | str | None = None,
+             headers: Mapping[str, bytes] | None = None, partition: int | None = None,
+             timestamp: int | None = None, delay_s: float | None = None,
+             deliver_at: int | None = None, ttl_s: float | None = None,
+             priority: int = 0) -> Awaitable[RecordMetadata]:
+        """Send one record; await the result for where it was written, once it is
+        (see ``Producer.send``). Bad input raises at the call, before anything is
+        queued; the order of sends is the order of the calls."""
 
     @abc.abstractmethod
-    async def send_many(self, topic: str, values: Sequence[bytes | str],
-                        keys: Sequence[bytes | str | None] | None = None
-                        ) -> dict[int, range]:
-        """Send many records and wait until all are written; ``{partition:
-        offsets}`` (see ``Producer.send_many``)."""
+    def send_many(self, topic: str, values: Sequence[bytes | str],
+                  keys: Sequence[bytes | str | None] | None = None
+                  ) -> Awaitable[dict[int, range]]:
+        """Send many records; await the result for ``{partition: offsets}`` once
+        all are written (see ``Producer.send_many``)."""
 
     @abc.abstractmethod
     async def flush(self, timeout: float | None = None) -> int:

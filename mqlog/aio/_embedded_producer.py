@@ -42,33 +42,34 @@ class EmbeddedProducer(AsyncProducer):
         self._reports: collections.deque[_Report] = collections.deque()
         self._drain_due = False
 
-    async def send(self, topic: str, value: bytes | str, *, key: bytes | str | None = None,
-                   headers: Mapping[str, bytes] | None = None, partition: int | None = None,
-                   timestamp: int | None = None, delay_s: float | None = None,
-                   deliver_at: int | None = None, ttl_s: float | None = None,
-                   priority: int = 0) -> RecordMetadata:
-        """Send one record and wait until it is written; its
-        :class:`~mqlog.RecordMetadata`. Errors as ``Producer.send`` (raised before
-        anything is queued), or what writing it raised. Cancelling the wait does
-        not take the record back. When ``buffer_bytes`` are queued (many sends at
+    def send(self, topic: str, value: bytes | str, *, key: bytes | str | None = None,
+             headers: Mapping[str, bytes] | None = None, partition: int | None = None,
+             timestamp: int | None = None, delay_s: float | None = None,
+             deliver_at: int | None = None, ttl_s: float | None = None,
+             priority: int = 0) -> asyncio.Future[RecordMetadata]:
+        """Queue one record (on the loop's thread: microseconds) and return the
+        future of its :class:`~mqlog.RecordMetadata`, done once it is written.
+        Errors as ``Producer.send``, raised here before anything is queued, or
+        what writing it raised, from the future. Cancelling the future does not
+        take the record back. When ``buffer_bytes`` are queued (many sends at
         once), queueing waits for the sender to append, as the synchronous send."""
         future: asyncio.Future[RecordMetadata] = self._loop.create_future()
         self.producer.send(topic, value, key=key, headers=headers, partition=partition,
                            timestamp=timestamp, delay_s=delay_s, deliver_at=deliver_at,
                            ttl_s=ttl_s, priority=priority,
                            on_delivery=functools.partial(self._report, future))
-        return await future
+        return future
 
-    async def send_many(self, topic: str, values: Sequence[bytes | str],
-                        keys: Sequence[bytes | str | None] | None = None
-                        ) -> dict[int, range]:
-        """Send many records (``Producer.send_many``: keyless ones in one batch,
-        appended in one call) and wait until all are written; ``{partition:
-        offsets}``."""
+    def send_many(self, topic: str, values: Sequence[bytes | str],
+                  keys: Sequence[bytes | str | None] | None = None
+                  ) -> asyncio.Future[dict[int, range]]:
+        """Queue many records (``Producer.send_many``: keyless ones in one batch,
+        appended in one call); the future of ``{partition: offsets}``, done once
+        all are written."""
         future: asyncio.Future[dict[int, range]] = self._loop.create_future()
         self.producer.send_many(topic, values, keys,
                                 on_delivery=functools.partial(self._report, future))
-        return await future
+        return future
 
     async def flush(self, timeout: float | None = None) -> int:
         """Write everything queued; how many records are still unwritten after
