@@ -78,17 +78,18 @@ class EmbeddedConsumer(AsyncConsumer):
         self._subscription = None
 
     async def _join_if_needed(self) -> None:
-        """Join with the topics given to ``AsyncLog.consumer``, once."""
+        """Join with the topics given to ``AsyncLog.consumer``, once: concurrent
+        calls share one join; after a failed one, the next call tries again."""
         if self._subscription is None:
             return
-        if self._joining is None:
-            self._joining = asyncio.ensure_future(self.subscribe(self._subscription))
-        try:
-            await asyncio.shield(self._joining)
-        except BaseException:
-            if self._joining.done():  # failed: the next call tries again
-                self._joining = None
-            raise
+        joining = self._joining
+        if joining is None or (joining.done() and (joining.cancelled()
+                                                   or joining.exception() is not None)):
+            joining = self._joining = asyncio.ensure_future(self.subscribe(self._subscription))
+            # Its error goes to the polls awaiting it; if they were all cancelled,
+            # the next call joins again, so nothing is left unreported.
+            joining.add_done_callback(_retrieve)
+        await asyncio.shield(joining)
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Read exactly these partitions (no group membership)."""
@@ -162,8 +163,10 @@ class EmbeddedConsumer(AsyncConsumer):
         return await self._exclusive(True, self.consumer.commit, offsets, metadata)
 
     async def committed(self, tp: TopicPartition) -> int | None:
-        """The group's committed offset for ``tp``, or None."""
-        return await self._exclusive(False, self.consumer.committed, tp)
+        """The group's committed offset for ``tp``, or None (read in the shared
+        executor: the first read of a log goes through its committed offsets)."""
+        return await self._exclusive(self.consumer.group is not None, self.consumer.committed,
+                                     tp)
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Make ``offset`` the next record returned from ``tp`` (between polls, as
@@ -179,8 +182,10 @@ class EmbeddedConsumer(AsyncConsumer):
         await self._exclusive(False, self.consumer.seek_to_end, *partitions)
 
     async def position(self, tp: TopicPartition) -> int:
-        """The offset of the next record ``poll`` will return from ``tp``."""
-        return await self._exclusive(False, self.consumer.position, tp)
+        """The offset of the next record ``poll`` will return from ``tp`` (a group
+        member's in the shared executor: it may read the committed offset)."""
+        return await self._exclusive(self.consumer.group is not None, self.consumer.position,
+                                     tp)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -229,3 +234,9 @@ class EmbeddedConsumer(AsyncConsumer):
         except asyncio.CancelledError:
             cancelled = True
             raise
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Mark a finished join's error as seen (its awaiters get it themselves)."""
+    if not task.cancelled():
+        task.exception()

@@ -18,6 +18,7 @@ from mqlog.aio._blocking import run_blocking
 from mqlog.aio._embedded_consumer import EmbeddedConsumer
 from mqlog.aio._embedded_producer import EmbeddedProducer
 from mqlog.aio._embedded_queue import EmbeddedQueueConsumer
+from mqlog.consumer import offset_store
 from mqlog.log import Log
 from mqlog.logstore import TopicDescription, append_watch
 
@@ -73,6 +74,18 @@ class EmbeddedLog(AsyncLog):
         return f"<mqlog.aio.EmbeddedLog {self.log.path!r}>"
 
 
+def _open_log(path: str | os.PathLike[str], config: dict[str, Any]) -> Log:
+    """Open the log and its committed-offsets store (which creates its topic on
+    first use), so that making a group consumer on the loop later syncs nothing."""
+    log = Log(path, **config)
+    try:
+        offset_store(log.engine)
+    except BaseException:
+        log.close()
+        raise
+    return log
+
+
 class Opening:
     """What :func:`mqlog.aio.open` returns: await it for the log, or use it as an
     async context manager that closes the log on the way out."""
@@ -83,7 +96,7 @@ class Opening:
         self._log: EmbeddedLog | None = None
 
     async def _open(self) -> EmbeddedLog:
-        return EmbeddedLog(await run_blocking(Log, self._path, **self._config))
+        return EmbeddedLog(await run_blocking(_open_log, self._path, self._config))
 
     def __await__(self) -> Generator[Any, None, EmbeddedLog]:
         return self._open().__await__()

@@ -226,3 +226,20 @@ def test_closing_the_log_ends_waiting_consumers(log_dir: Path) -> None:
 
 async def _drain(consumer: mqlog.aio.AsyncConsumer) -> list[bytes]:
     return [m.value async for m in consumer]
+
+
+def test_a_failed_join_is_reported_and_tried_again(log_dir: Path) -> None:
+    async def main() -> None:
+        async with mqlog.aio.open(log_dir) as log:
+            await log.create_topic("t")
+            consumer = log.consumer("g", "t", auto_offset_reset="earliest")
+            log.log.delete_topic("t")
+            first, second = await asyncio.gather(consumer.poll(), consumer.poll(),
+                                                 return_exceptions=True)
+            assert isinstance(first, mqlog.UnknownTopicError)
+            assert isinstance(second, mqlog.UnknownTopicError)
+            await log.create_topic("t")
+            log.log.append("t", 0, [b"a"])
+            assert [m.value for m in await consumer.poll(timeout=30)] == [b"a"]
+
+    run(main())

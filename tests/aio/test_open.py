@@ -24,7 +24,7 @@ def test_open_is_awaitable_and_an_async_context_manager(log_dir: Path) -> None:
         await log.close()
         assert log.log.engine.closed
         async with mqlog.aio.open(log_dir, create=False) as again:
-            assert again.log.topics() == ["t"]
+            assert "t" in again.log.topics()
             with pytest.raises(mqlog.TopicExistsError):
                 await again.create_topic("t")
         assert again.log.engine.closed
