@@ -16,7 +16,7 @@ from typing import Any
 
 from mqlog.consumer import TopicPartition
 from mqlog.errors import LogClosedError
-from mqlog.logstore import Message, TopicDescription
+from mqlog.logstore import Message, RecordColumns, TopicDescription
 from mqlog.producer import RecordMetadata
 
 Listener = Callable[[set[TopicPartition]], None]
@@ -84,6 +84,11 @@ class AsyncConsumer(abc.ABC):
         seconds (None: until some arrive); [] if none came (see ``Consumer.poll``)."""
 
     @abc.abstractmethod
+    async def poll_columns(self, timeout: float | None = 0.0,
+                           max_records: int | None = None) -> list[RecordColumns]:
+        """As :meth:`poll`, each partition's records as one ``RecordColumns``."""
+
+    @abc.abstractmethod
     async def commit(self, offsets: Mapping[TopicPartition, int] | None = None,
                      metadata: str = "") -> dict[TopicPartition, int]:
         """Commit ``offsets``, or the positions of everything returned so far
@@ -104,6 +109,26 @@ class AsyncConsumer(abc.ABC):
     @abc.abstractmethod
     async def seek_to_end(self, *partitions: TopicPartition) -> None:
         """Next records: those appended from now on (all partitions if none named)."""
+
+    @abc.abstractmethod
+    async def seek_to_time(self, ts_ms: int, *partitions: TopicPartition) -> None:
+        """Next records: the first with a timestamp >= ``ts_ms``."""
+
+    @abc.abstractmethod
+    def pause(self, *partitions: TopicPartition) -> None:
+        """Fetch nothing from these partitions (all if none named) until resumed."""
+
+    @abc.abstractmethod
+    def resume(self, *partitions: TopicPartition) -> None:
+        """Fetch from these paused partitions again (all if none named)."""
+
+    @abc.abstractmethod
+    def paused(self) -> set[TopicPartition]:
+        """The paused partitions."""
+
+    @abc.abstractmethod
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Records between each partition's position and its end offset."""
 
     @abc.abstractmethod
     async def position(self, tp: TopicPartition) -> int:

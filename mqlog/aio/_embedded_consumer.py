@@ -32,12 +32,13 @@ from mqlog.aio._api import AsyncConsumer, Listener
 from mqlog.aio._blocking import start_blocking
 from mqlog.consumer import Consumer, TopicPartition, check_timeout
 from mqlog.errors import IllegalStateError, LogClosedError
-from mqlog.logstore import Engine, Message, append_watch
+from mqlog.logstore import Engine, Message, RecordColumns, append_watch
 
 #: Longest wait between two rounds of a consumer without a group (seconds).
 IDLE_STEP_S = 1.0
 
 _T = TypeVar("_T")
+_Piece = TypeVar("_Piece", Message, RecordColumns)
 
 
 class EmbeddedConsumer(AsyncConsumer):
@@ -106,6 +107,17 @@ class EmbeddedConsumer(AsyncConsumer):
         """Records at once if any are there, else after waiting up to ``timeout``
         seconds (None: until some arrive) for an append by any process; [] if
         none came. Cancelling it loses no record. See ``Consumer.poll``."""
+        return await self._poll(self.consumer.poll, timeout, max_records)
+
+    async def poll_columns(self, timeout: float | None = 0.0,
+                           max_records: int | None = None) -> list[RecordColumns]:
+        """As :meth:`poll`, each partition's records as one
+        :class:`~mqlog.RecordColumns` (see ``Consumer.poll_columns``)."""
+        return await self._poll(self.consumer.poll_columns, timeout, max_records)
+
+    async def _poll(self, round_: Callable[[float, int | None], list[_Piece]],
+                    timeout: float | None, max_records: int | None) -> list[_Piece]:
+        """Rounds of ``round_(0, max_records)`` and waits for appends between them."""
         self._check_open()
         check_timeout(timeout)
         await self._join_if_needed()
@@ -115,10 +127,10 @@ class EmbeddedConsumer(AsyncConsumer):
         in_group = self.consumer.group is not None
         while True:
             seen = watch.counter()
-            records = await self._exclusive(in_group, self.consumer.poll, 0.0, max_records,
-                                            undo=self._give_back)
-            if records:
-                return records
+            pieces = await self._exclusive(in_group, round_, 0.0, max_records,
+                                           undo=self._give_back)
+            if pieces:
+                return pieces
             wait = self._step_s
             if deadline is not None:
                 remaining = deadline - loop.time()
@@ -128,11 +140,12 @@ class EmbeddedConsumer(AsyncConsumer):
             await watch.changed(seen, wait)
             self._check_open()
 
-    def _give_back(self, records: list[Message]) -> None:
-        """Move positions back to the first of ``records`` (their poll was cancelled)."""
+    def _give_back(self, pieces: list[Message] | list[RecordColumns]) -> None:
+        """Move positions back to the first of the records a cancelled poll read."""
         first: dict[TopicPartition, int] = {}
-        for record in records:
-            first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+        for piece in pieces:
+            offset = piece.offset if isinstance(piece, Message) else int(piece.offsets[0])
+            first.setdefault(TopicPartition(piece.topic, piece.partition), offset)
         for tp, offset in first.items():
             if tp in self.consumer.assignment():
                 self.consumer.seek(tp, offset)
@@ -180,6 +193,28 @@ class EmbeddedConsumer(AsyncConsumer):
     async def seek_to_end(self, *partitions: TopicPartition) -> None:
         """Next records: those appended from now on (all partitions if none named)."""
         await self._exclusive(False, self.consumer.seek_to_end, *partitions)
+
+    async def seek_to_time(self, ts_ms: int, *partitions: TopicPartition) -> None:
+        """Next records: the first with a timestamp >= ``ts_ms`` (all partitions
+        if none named)."""
+        await self._exclusive(False, self.consumer.seek_to_time, ts_ms, *partitions)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        """Fetch nothing from these partitions (all if none named) until resumed."""
+        self.consumer.pause(*partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        """Fetch from these paused partitions again (all if none named)."""
+        self.consumer.resume(*partitions)
+
+    def paused(self) -> set[TopicPartition]:
+        """The paused partitions."""
+        return self.consumer.paused()
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Records between each partition's position and its end offset (a group
+        member's in the shared executor: positions may come from commits)."""
+        return await self._exclusive(self.consumer.group is not None, self.consumer.lag)
 
     async def position(self, tp: TopicPartition) -> int:
         """The offset of the next record ``poll`` will return from ``tp`` (a group

@@ -243,3 +243,27 @@ def test_a_failed_join_is_reported_and_tried_again(log_dir: Path) -> None:
             assert [m.value for m in await consumer.poll(timeout=30)] == [b"a"]
 
     run(main())
+
+
+def test_columns_pause_resume_seek_to_time_and_lag(log_dir: Path, clock) -> None:  # noqa: ANN001
+    async def main() -> None:
+        async with mqlog.aio.open(log_dir, clock=clock) as log:
+            await log.create_topic("t", 2)
+            log.log.append("t", 0, [b"a", b"b"])
+            clock.advance(1000)
+            log.log.append("t", 0, [b"c"])
+            log.log.append("t", 1, [b"x"])
+            consumer = log.consumer("g", "t", auto_offset_reset="earliest")
+            await consumer.poll()  # joined: owns both partitions
+            await consumer.seek_to_beginning()
+            consumer.pause(TopicPartition("t", 1))
+            assert consumer.paused() == {TopicPartition("t", 1)}
+            [columns] = await consumer.poll_columns()
+            assert (columns.partition, columns.values()) == (0, [b"a", b"b", b"c"])
+            assert await consumer.lag() == {TP: 0, TopicPartition("t", 1): 1}
+            consumer.resume()
+            assert [m.value for m in await consumer.poll()] == [b"x"]
+            await consumer.seek_to_time(clock.now_ms, TP)
+            assert [m.value for m in await consumer.poll()] == [b"c"]
+
+    run(main())
