@@ -18,10 +18,11 @@ the append path far more than the append itself (40 % of a busy server's time
 in a profile); reading a memory-mapped word a thousand times a second while
 someone waits costs well under 1 % of a core.
 
-Invariants: a watch is used only from its loop's thread; a waiter is in
-``_waiters`` exactly while its ``changed`` call is suspended (a cancelled or
-timed-out wait removes it), and the poll timer runs only while there are
-waiters.
+Invariants: a watch is used only from its loop's thread (the engine may close
+from another: then the next read of the counter wakes every waiter, and
+``counter`` raises LogClosedError); a waiter is in ``_waiters`` exactly while
+its ``changed`` call is suspended (a cancelled or timed-out wait removes it),
+and the poll timer runs only while there are waiters.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import weakref
 from typing import TYPE_CHECKING
+
+from mqlog.errors import LogClosedError
 
 if TYPE_CHECKING:
     from mqlog.logstore.engine import Engine
@@ -51,8 +54,13 @@ class AppendWatch:
         self._poller: asyncio.TimerHandle | None = None
 
     def counter(self) -> int:
-        """The append counter now; pass it to :meth:`changed`."""
-        return self._engine.append_counter()
+        """The append counter now; pass it to :meth:`changed`. LogClosedError once
+        the engine is closed."""
+        try:
+            return self._engine.append_counter()
+        except ValueError:  # the counter's map is gone: the engine closed
+            self._engine.check_open()
+            raise
 
     def waiting(self) -> int:
         """How many coroutines wait now."""
@@ -66,7 +74,7 @@ class AppendWatch:
     async def changed(self, seen: int, timeout_s: float) -> None:
         """Return once the counter differs from ``seen``, someone pokes, or
         ``timeout_s`` passed."""
-        if timeout_s <= 0 or self._engine.append_counter() != seen:
+        if timeout_s <= 0 or self.counter() != seen:
             return
         waiter = self._loop.create_future()
         self._waiters.add(waiter)
@@ -83,7 +91,11 @@ class AppendWatch:
 
     def _poll(self) -> None:
         self._poller = None
-        now = self._engine.append_counter()
+        try:
+            now = self.counter()
+        except LogClosedError:  # nothing will move any more: let the waiters see it
+            self._wake()
+            return
         if now != self._last:
             self._last = now
             self._wake()

@@ -11,7 +11,7 @@ import mqlog
 import mqlog.aio
 from mqlog.logstore import append_watch
 
-from . import run
+from . import run, started
 
 
 def test_open_is_awaitable_and_an_async_context_manager(log_dir: Path) -> None:
@@ -95,3 +95,28 @@ def test_sync_next_due_ms(log_dir: Path, clock) -> None:  # noqa: ANN001 - fixtu
         assert worker.next_due_ms() in (clock.now_ms + 5000, clock.now_ms + 5001)  # lock ends
         message.nack(delay_s=2)
         assert worker.next_due_ms() in (clock.now_ms + 2000, clock.now_ms + 2001)
+
+
+def test_closing_the_log_ends_waiting_polls_and_receives(log_dir: Path) -> None:
+    async def main() -> None:
+        problems: list[dict] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, c: problems.append(c))
+        log = await mqlog.aio.open(log_dir)
+        await log.create_topic("t")
+        reader = log.consumer()
+        reader.assign([mqlog.TopicPartition("t", 0)])
+        member = log.consumer("g", "t")
+        await member.poll()
+        worker = log.queue("q", "t")
+        waiting = [asyncio.create_task(reader.poll(timeout=None)),
+                   asyncio.create_task(member.poll(timeout=None)),
+                   asyncio.create_task(worker.receive(timeout=None))]
+        await started(*waiting)
+        await log.close()
+        async with asyncio.timeout(60):
+            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        assert [type(outcome) for outcome in outcomes] == [mqlog.LogClosedError] * 3
+        await asyncio.sleep(0.05)  # a poll timer left behind would have fired by now
+        assert problems == []
+
+    run(main())
