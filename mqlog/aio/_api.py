@@ -212,6 +212,13 @@ class AsyncQueueConsumer(abc.ABC):
         """``await message.extend(seconds)``: hold it ``seconds`` longer from now."""
 
     @abc.abstractmethod
+    async def claim(self, min_idle_s: float, max_messages: int = 100, *,
+                    topic: str | None = None, partition: int | None = None,
+                    offsets: Iterable[int] | None = None) -> list[AsyncQueueMessage]:
+        """Take over pending messages idle at least ``min_idle_s`` seconds from
+        the workers holding them (Redis' XAUTOCLAIM; see ``QueueConsumer.claim``)."""
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Leave: messages still held become available to the others at once."""
 

@@ -128,6 +128,17 @@ class EmbeddedQueueConsumer(AsyncQueueConsumer):
         """Still working: hold it ``seconds`` longer from now."""
         await self._settle(self._held(message).extend, seconds)
 
+    async def claim(self, min_idle_s: float, max_messages: int = 100, *,
+                    topic: str | None = None, partition: int | None = None,
+                    offsets: Iterable[int] | None = None) -> list[AsyncQueueMessage]:
+        """Take over pending messages idle at least ``min_idle_s`` seconds from the
+        workers holding them (see ``QueueConsumer.claim``); each counts as a
+        delivery and is held by this worker from now on."""
+        self._check_open()
+        claimed = await self._settle(self.queue.claim, min_idle_s, max_messages, topic=topic,
+                                     partition=partition, offsets=offsets)
+        return [self._wrap(message) for message in claimed]
+
     def _held(self, message: AsyncQueueMessage) -> QueueMessage:
         if not isinstance(message, AsyncQueueMessage) or getattr(
                 message, "_receiver", None) is not self:
@@ -135,11 +146,11 @@ class EmbeddedQueueConsumer(AsyncQueueConsumer):
         handle: QueueMessage = message._handle
         return handle
 
-    async def _settle(self, fn: Callable[..., _T], *args: object) -> _T:
+    async def _settle(self, fn: Callable[..., _T], *args: object, **kwargs: object) -> _T:
         self._check_open()
         if self.blocking:
-            return await run_blocking(fn, *args)
-        return fn(*args)
+            return await run_blocking(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

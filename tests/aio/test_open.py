@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,27 @@ def test_closing_the_log_ends_waiting_polls_and_receives(log_dir: Path) -> None:
         assert problems == []
 
     run(main())
+
+
+def test_a_forked_child_gets_an_executor_of_its_own(log_dir: Path) -> None:
+    """The shared executor's threads stay in the parent: a child after fork starts
+    its own pool (else its blocking calls would wait forever)."""
+    async def in_parent() -> None:
+        async with mqlog.aio.open(log_dir):  # the parent's pool has threads now
+            pass
+
+    run(in_parent())
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            async def in_child() -> None:
+                async with mqlog.aio.open(log_dir) as log:
+                    await log.create_topic("forked")
+
+            asyncio.run(asyncio.wait_for(in_child(), 60))
+            code = 0
+        finally:
+            os._exit(code)
+    _pid, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -206,3 +206,22 @@ def test_a_receive_cancelled_while_taking_releases_what_it_took(log_dir: Path) -
             assert [p.member_id for p in log.log.pending("q")] == [other.queue.member_id]
 
     run(main())
+
+
+def test_claim_takes_over_idle_messages(log_dir: Path, clock: FakeClock) -> None:
+    async def main() -> None:
+        async with mqlog.aio.open(log_dir, clock=clock) as log:
+            await log.create_topic("t")
+            log.log.append("t", 0, [b"a"])
+            worker, other = log.queue("q", "t"), log.queue("q", "t")
+            [held] = await worker.receive()
+            assert await other.claim(min_idle_s=5) == []
+            clock.advance(6000)
+            [claimed] = await other.claim(min_idle_s=5)
+            assert (claimed.offset, claimed.delivery_count) == (held.offset, 2)
+            with pytest.raises(mqlog.DeliveryLostError):
+                await held.ack()
+            await claimed.ack()
+            assert log.log.pending("q") == []
+
+    run(main())
