@@ -9,6 +9,7 @@ seam (``fsync_file``, ``fsync_directory``, ``sync_map``: every sync of mqlog
 goes through them) and block reservation (``reserve``, ``storage_failed``).
 """
 
+from mqlog.logstore._append_watch import AppendWatch, append_watch
 from mqlog.logstore._columns import RecordColumns
 from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file, sync_map
 from mqlog.logstore._partition import Partition
@@ -29,6 +30,7 @@ from mqlog.logstore.engine import (
 __all__ = [
     "EPOCH_MAX",
     "SEQUENCE_MAX",
+    "AppendWatch",
     "EndFloor",
     "Engine",
     "Message",
@@ -40,6 +42,7 @@ __all__ = [
     "RecordColumns",
     "TopicConfig",
     "TopicDescription",
+    "append_watch",
     "atomic_write",
     "check_new_topic",
     "checked_timestamp",
