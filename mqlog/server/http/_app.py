@@ -13,7 +13,13 @@ from fastapi import Depends, FastAPI
 
 import mqlog
 from mqlog.log import Log
-from mqlog.server.http import _log_api
+from mqlog.server.http import (
+    _dead_letters_api,
+    _groups_api,
+    _log_api,
+    _produce_api,
+    _read_api,
+)
 from mqlog.server.http._auth import check_token
 from mqlog.server.http._body_limit import BodyLimit
 from mqlog.server.http._errors import ERROR_RESPONSES, install_error_handlers
@@ -34,5 +40,9 @@ def build_app(log: Log, *, token: str | None = None,
     install_error_handlers(app)
     secured = [Depends(check_token)]
     app.include_router(_log_api.router, dependencies=secured)
+    app.include_router(_produce_api.router, dependencies=secured)
+    app.include_router(_read_api.router, dependencies=secured)
+    app.include_router(_groups_api.router, dependencies=secured)
+    app.include_router(_dead_letters_api.router, dependencies=secured)
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     return app
