@@ -21,6 +21,12 @@ import mqlog.errors as errors
 
 _log = logging.getLogger("mqlog.server.http")
 
+
+class LimitExceededError(errors.MqlogError):
+    """A request asks for more than a bound of :class:`HttpLimits` allows (more
+    records than ``max_batch``, a ``wait`` over ``max_wait_s``)."""
+
+
 #: mqlog error class -> (HTTP status, code). Subclasses not listed take their
 #: nearest listed base class's entry.
 ERROR_CODES: dict[type[BaseException], tuple[int, str]] = {
@@ -31,9 +37,12 @@ ERROR_CODES: dict[type[BaseException], tuple[int, str]] = {
     errors.GroupNotEmptyError: (409, "group_not_empty"),
     errors.DeliveryLostError: (409, "receipt_stale"),
     errors.OffsetOutOfRangeError: (416, "offset_out_of_range"),
+    errors.CorruptRecordError: (500, "corrupt_record"),
+    errors.StorageFailedError: (500, "storage_failed"),
     errors.RecordTooLargeError: (413, "record_too_large"),
     errors.InvalidTopicError: (400, "invalid_topic"),
     errors.ConfigError: (400, "invalid_argument"),
+    LimitExceededError: (400, "limit_exceeded"),
     errors.ReadOnlyError: (403, "read_only"),
     errors.DiskFullError: (507, "disk_full"),
     errors.LogClosedError: (503, "unavailable"),
