@@ -14,7 +14,6 @@ when its client goes away (Starlette cancels it).
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import AsyncIterator
 
@@ -25,6 +24,7 @@ from mqlog.log import Log
 from mqlog.logstore import Record
 from mqlog.monitor import TopicSample
 from mqlog.server.http._console_snapshot import take_snapshot
+from mqlog.server.http._payloads import PayloadOut, payload_out
 
 _log = logging.getLogger("mqlog.server.http")
 
@@ -39,8 +39,8 @@ TAIL_BACKLOG = 20
 #: Records read per partition and per look; a tail further behind than this skips
 #: ahead to the newest (it is for eyes, not for consuming).
 TAIL_BATCH = 200
-#: Characters (bytes, for binary records) of a key, a value or a header value sent
-#: to the page; longer ones are cut, and the record says so.
+#: Bytes of a key, a value or a header value sent to the page; longer ones are cut,
+#: and the record says so.
 TAIL_FIELD_SHOWN_MAX = 4096
 #: Longest silence on a stream: a comment line keeps idle connections alive.
 KEEPALIVE_S = 15.0
@@ -74,6 +74,16 @@ class SnapshotHub:
         self._task: asyncio.Task[None] | None = None
         #: Resolved with the next event (an ``sse`` string), or None when sampling ends.
         self._next: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def watchers(self) -> int:
+        """The streams watching now."""
+        return self._watchers
+
+    @property
+    def sampling(self) -> bool:
+        """Whether the sampling task runs (only while someone watches)."""
+        return self._task is not None and not self._task.done()
 
     async def events(self) -> AsyncIterator[str]:
         """Snapshot events (and error events) until the app stops."""
@@ -123,18 +133,14 @@ class _Failure(pydantic.BaseModel):
     message: str
 
 
-class TailRecord(pydantic.BaseModel):
-    """A record as the tail sends it: ``encoding`` "utf-8" when key, value and
-    every header value are UTF-8 text, else "base64" for all of them."""
+class TailRecord(PayloadOut):
+    """A record as the tail sends it (key, value and headers as the log API sends
+    them, see ``_payloads``), each cut to TAIL_FIELD_SHOWN_MAX bytes."""
 
     partition: int
     offset: int
     timestamp: int | None
-    key: str | None
-    value: str
-    headers: dict[str, str]
-    encoding: str
-    #: Whether the key, the value or a header value was cut to TAIL_FIELD_SHOWN_MAX.
+    #: Whether the key, the value or a header value was cut.
     truncated: bool
 
 
@@ -149,31 +155,24 @@ class TailBatch(pydantic.BaseModel):
 def tail_record(partition: int, record: Record) -> TailRecord:
     """``record`` (read from the log) as the page shows it."""
     assert record.offset is not None  # read from the log
-    headers = dict(record.headers or {})
+    headers = record.headers or {}
     fields = [record.key, record.value, *headers.values()]
-    try:
-        for field in fields:
-            if field is not None:
-                bytes(field).decode()
-        encoding = "utf-8"
-    except UnicodeDecodeError:
-        encoding = "base64"
-    truncated = False
+    return TailRecord(
+        partition=partition, offset=record.offset, timestamp=record.timestamp,
+        truncated=any(f is not None and len(f) > TAIL_FIELD_SHOWN_MAX for f in fields),
+        **payload_out(None if record.key is None else _cut(record.key), _cut(record.value),
+                      {name: _cut(value) for name, value in headers.items()}))
 
-    def shown(field: bytes) -> str:
-        nonlocal truncated
-        if encoding == "utf-8":
-            text = bytes(field).decode()
-            truncated = truncated or len(text) > TAIL_FIELD_SHOWN_MAX
-            return text[:TAIL_FIELD_SHOWN_MAX]
-        truncated = truncated or len(field) > TAIL_FIELD_SHOWN_MAX
-        return base64.b64encode(bytes(field[:TAIL_FIELD_SHOWN_MAX])).decode()
 
-    key = None if record.key is None else shown(record.key)
-    return TailRecord(partition=partition, offset=record.offset, timestamp=record.timestamp,
-                      key=key, value=shown(record.value),
-                      headers={name: shown(value) for name, value in headers.items()},
-                      encoding=encoding, truncated=truncated)
+def _cut(data: bytes) -> bytes:
+    """The first TAIL_FIELD_SHOWN_MAX bytes of ``data``, less the start of a UTF-8
+    character cut in two (so that text stays text)."""
+    if len(data) <= TAIL_FIELD_SHOWN_MAX:
+        return data
+    end = TAIL_FIELD_SHOWN_MAX
+    while end > TAIL_FIELD_SHOWN_MAX - 3 and data[end] & 0xC0 == 0x80:  # a continuation byte
+        end -= 1
+    return bytes(data[:end])
 
 
 async def tail_records(log: Log, topic: str, stopping: asyncio.Event) -> AsyncIterator[str]:
