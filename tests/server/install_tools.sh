@@ -17,6 +17,8 @@ packages=""
 command -v kcat >/dev/null 2>&1 || packages="$packages kcat"
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
+# Chromium, for the web console's browser tests (driven by Playwright).
+command -v chromium >/dev/null 2>&1 || packages="$packages chromium"
 if [ -n "$packages" ]; then
     if command -v apt-get >/dev/null 2>&1; then
         sudo=""
@@ -38,7 +40,7 @@ if [ ! -f "$here/node/node_modules/kafkajs/package.json" ] && command -v npm >/d
 fi
 
 missing=""
-for program in kcat node; do
+for program in kcat node chromium; do
     command -v "$program" >/dev/null 2>&1 || missing="$missing $program"
 done
 [ -f "$here/node/node_modules/kafkajs/package.json" ] || missing="$missing kafkajs"
