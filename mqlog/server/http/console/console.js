@@ -376,31 +376,38 @@ function drawChart(chart, legend, points, keys) {
 
 // -- dead letters ------------------------------------------------------------------------
 
+// Make `select` offer `names` (after `placeholder`, unless null), keeping the choice.
 function setOptions(select, names, placeholder) {
-  const wanted = [placeholder, ...names];
+  const wanted = placeholder === null ? names : [placeholder, ...names];
   const current = [...select.options].map((option) => option.value);
   if (wanted.join("\n") === current.join("\n")) return;
   const chosen = select.value;
   select.replaceChildren(...wanted.map((name) =>
     h("option", { value: name }, name || "(choose a topic)")));
-  select.value = wanted.includes(chosen) ? chosen : "";
+  if (wanted.includes(chosen)) select.value = chosen;
 }
 
+const endOf = (topic) => topic.partitions.reduce((sum, p) => sum + p.end_offset, 0);
+
+// The dead-letter topics: the one shown stays (its letters reloaded when it grows),
+// else the first is shown.
 function renderDeadLetterTopics(topics) {
   const holders = topics.filter((topic) => topic.dead_letters);
-  setOptions($("#dlq-topic"), holders.map((topic) => topic.name), "");
-  if (!state.dlq && holders.length) {
-    $("#dlq-topic").value = holders[0].name;
-    chooseDeadLetterTopic(holders[0].name);
+  setOptions($("#dlq-topic"), holders.map((topic) => topic.name), null);
+  const shown = holders.find((topic) => topic.name === state.dlq);
+  if (shown) {
+    if (endOf(shown) !== state.dlqEnd) loadLetters();
     return;
   }
-  const shown = holders.find((topic) => topic.name === state.dlq);
-  const end = shown ? shown.partitions.reduce((sum, p) => sum + p.end_offset, 0) : null;
-  if (shown && end !== state.dlqEnd) loadLetters();
+  const first = holders.length ? holders[0].name : null;
+  if (first !== state.dlq) {
+    if (first) $("#dlq-topic").value = first;
+    chooseDeadLetterTopic(first);
+  }
 }
 
 function chooseDeadLetterTopic(name) {
-  state.dlq = name || null;
+  state.dlq = name;
   state.letter = null;
   $("#letter-detail").hidden = true;
   loadLetters();
@@ -409,11 +416,11 @@ function chooseDeadLetterTopic(name) {
 async function loadLetters() {
   const dlq = state.dlq;
   if (!dlq) {
-    replaceRows("#letters-table", [], "Choose a dead-letter topic.", 6);
+    replaceRows("#letters-table", [], "No dead-letter topics.", 6);
     return;
   }
   const topic = state.snapshot && state.snapshot.topics.find((t) => t.name === dlq);
-  state.dlqEnd = topic ? topic.partitions.reduce((sum, p) => sum + p.end_offset, 0) : null;
+  state.dlqEnd = topic ? endOf(topic) : null;
   try {
     const { dead_letters: letters } = await api(`/dead-letters/${encodeURIComponent(dlq)}`);
     if (state.dlq !== dlq) return;
@@ -541,6 +548,8 @@ function addTailRecords(batch) {
 
 // -- start -------------------------------------------------------------------------------
 
+// Nothing works without the token: Escape does not close its dialog.
+$("#token-dialog").addEventListener("cancel", (event) => event.preventDefault());
 $("#dlq-topic").addEventListener("change", (event) => chooseDeadLetterTopic(event.target.value));
 $("#redrive").addEventListener("click", redriveShown);
 $("#tail-topic").addEventListener("change", (event) => startTail(event.target.value));
