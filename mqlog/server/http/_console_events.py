@@ -74,6 +74,8 @@ class SnapshotHub:
         self._task: asyncio.Task[None] | None = None
         #: Resolved with the next event (an ``sse`` string), or None when sampling ends.
         self._next: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        #: The last event, for a stream that joins while others watch (None when idle).
+        self._latest: str | None = None
 
     @property
     def watchers(self) -> int:
@@ -86,11 +88,14 @@ class SnapshotHub:
         return self._task is not None and not self._task.done()
 
     async def events(self) -> AsyncIterator[str]:
-        """Snapshot events (and error events) until the app stops."""
+        """Snapshot events (and error events) until the app stops: the latest at
+        once if others watch already, then each new one."""
         self._watchers += 1
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._sample())
         try:
+            if self._latest is not None:
+                yield self._latest
             while not self._stopping.is_set():
                 event = await asyncio.shield(self._next)
                 if event is None:
@@ -101,6 +106,7 @@ class SnapshotHub:
             if self._watchers == 0 and self._task is not None:
                 self._task.cancel()
                 self._task = None
+                self._latest = None
 
     async def _sample(self) -> None:
         """Sample until cancelled (nobody watches) or the app stops (then the
@@ -122,6 +128,7 @@ class SnapshotHub:
 
     def _publish(self, event: str | None) -> None:
         current, self._next = self._next, asyncio.get_running_loop().create_future()
+        self._latest = event
         current.set_result(event)
 
 
