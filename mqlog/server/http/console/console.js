@@ -25,7 +25,6 @@ const state = {
   dlq: null,             // the dead-letter topic shown
   dlqEnd: null,          // its summed end offsets when its letters were loaded
   letter: null,          // {partition, offset} shown in #letter-detail
-  tailTopic: "",
   tailAbort: null,
 };
 
@@ -496,7 +495,6 @@ function renderTopicChoices(topics) {
 
 function startTail(topic) {
   if (state.tailAbort) state.tailAbort.abort();
-  state.tailTopic = topic;
   replaceRows("#tail-table", [], topic ? "Waiting for records…" : "Choose a topic.", 5);
   $("#tail-status").textContent = "";
   if (!topic) return;
