@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 import mqlog
 from tests.http_api import _console_scene as scene
 from tests.http_api._browser import PAGE_TIMEOUT_MS, WatchedPage, chromium, open_page
-from tests.server._serve import RunningServer, serving
+from tests.server._serve import RunningServer, serving, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +220,23 @@ def test_token_asked_for_once_and_kept_for_the_tab(browser: Browser, tmp_path: P
         expect(page.locator("#status")).to_have_attribute("data-state", "live")
         expect(dialog).not_to_have_attribute("open", "")
         assert watched.errors == []
+
+
+def test_server_stops_cleanly_under_an_open_console(browser: Browser, tmp_path: Path) -> None:
+    """SIGTERM with a page streaming snapshots and a tail: the server exits 0 (its
+    streams end on shutdown, tests/http_api/test_console_streams.py checks how
+    soon), and the page says it is disconnected."""
+    scene.fill(tmp_path / "log")
+    server = start_server(tmp_path / "log", "--http", "127.0.0.1:0")
+    try:
+        with open_page(browser, server.http_url + "/") as watched:
+            page = watched.page
+            page.locator("#tail-topic").select_option(scene.TOPIC)
+            expect(page.locator("#tail-table tr.record").first).to_be_visible()
+            expect(page.locator("#status")).to_have_attribute("data-state", "live")
+            code, stderr = stop_server(server)
+            assert (code, stderr) == (0, "")
+            expect(page.locator("#status")).to_have_attribute("data-state", "disconnected")
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
