@@ -201,9 +201,9 @@ def _record(**fields: object) -> dict:
     ("small", _record(partition=-1), 400, "invalid_request"),
     ("small", _record(timestamp=-5), 400, "invalid_request"),
     ("small", _record(encoding="latin-1"), 400, "invalid_request"),
-    ("small", _record(value="not base64!", encoding="base64"), 400, "invalid_request"),
-    ("small", _record(key="é", encoding="base64"), 400, "invalid_request"),
-    ("small", _record(headers={"h": "?"}, encoding="base64"), 400, "invalid_request"),
+    ("small", _record(value="not base64!", encoding="base64"), 400, "invalid_base64"),
+    ("small", _record(key="é", encoding="base64"), 400, "invalid_base64"),
+    ("small", _record(headers={"h": "?"}, encoding="base64"), 400, "invalid_base64"),
     ("small", _record(headers={"h": 1}), 400, "invalid_request"),
     ("__internal", _record(), 400, "invalid_topic"),
 ])

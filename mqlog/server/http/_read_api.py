@@ -26,7 +26,7 @@ from fastapi import APIRouter, Path, Query, Request
 from mqlog.errors import ConfigError
 from mqlog.logstore import Record
 from mqlog.server.http._append_watch import append_watch
-from mqlog.server.http._errors import LimitExceededError
+from mqlog.server.http._errors import ApiError
 from mqlog.server.http._limits import HttpLimits
 from mqlog.server.http._log_api import log_of
 from mqlog.server.http._payloads import EncodingQuery, PayloadOut, payload_out
@@ -73,9 +73,11 @@ async def read_records(
     if (offset is None) == (time is None):
         raise ConfigError("give exactly one of offset and time")
     if limit > limits.max_batch:
-        raise LimitExceededError(f"limit={limit} is over max_batch={limits.max_batch}")
+        raise ApiError(400, "limit_exceeded",
+                       f"limit={limit} is over max_batch={limits.max_batch}")
     if wait > limits.max_wait_s:
-        raise LimitExceededError(f"wait={wait} is over max_wait_s={limits.max_wait_s}")
+        raise ApiError(400, "limit_exceeded",
+                       f"wait={wait} is over max_wait_s={limits.max_wait_s}")
     log = log_of(request)
     start = offset if offset is not None else log.offset_for_time(topic, partition, time or 0)
     records = await _read_waiting(request, topic, partition, start, limit, wait)
