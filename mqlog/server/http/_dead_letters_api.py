@@ -25,7 +25,7 @@ import pydantic
 from fastapi import APIRouter, Path, Query, Request
 
 from mqlog.consumer import DeadLetter, dead_letter_at
-from mqlog.server.http._errors import ApiError
+from mqlog.server.http._errors import ApiError, ErrorBody
 from mqlog.server.http._limits import HttpLimits
 from mqlog.server.http._log_api import log_of, refuse_internal
 from mqlog.server.http._payloads import EncodingQuery, PayloadOut, payload_out
@@ -112,7 +112,9 @@ async def list_dead_letters(
 
 
 @router.get("/dead-letters/{dlq_topic}/{partition}/{offset}", response_model=DeadLetterOut,
-            summary="Show one dead letter")
+            summary="Show one dead letter",
+            responses={416: {"model": ErrorBody,
+                             "description": "offset_out_of_range: no letter there"}})
 async def show_dead_letter(
         request: Request, dlq_topic: str, partition: Annotated[int, Path(ge=0)],
         offset: Annotated[int, Path(ge=0)], encoding: EncodingQuery = "utf-8",

@@ -33,7 +33,7 @@ from mqlog.errors import RecordTooLargeError, UnknownPartitionError
 from mqlog.logstore import Record
 from mqlog.producer import key_partition
 from mqlog.server.http._append_watch import wake_readers
-from mqlog.server.http._errors import ApiError
+from mqlog.server.http._errors import ApiError, ErrorBody
 from mqlog.server.http._limits import HttpLimits
 from mqlog.server.http._log_api import log_of, refuse_internal
 from mqlog.server.http._payloads import Encoding, text_bytes
@@ -86,7 +86,10 @@ class ProduceResponse(pydantic.BaseModel):
 
 
 @router.post("/topics/{topic}/records", response_model=ProduceResponse,
-             summary="Append records to a topic")
+             summary="Append records to a topic",
+             responses={500: {"model": ErrorBody, "description": "storage_failed: a write "
+                                                                "or flush failed"},
+                        507: {"model": ErrorBody, "description": "disk_full"}})
 async def produce(request: Request, topic: str, body: ProduceRequest) -> ProduceResponse:
     """Append ``records`` (at most ``max_batch``) and answer their offsets once the
     topic's durability is met."""

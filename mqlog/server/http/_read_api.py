@@ -26,7 +26,7 @@ from fastapi import APIRouter, Path, Query, Request
 from mqlog.errors import ConfigError
 from mqlog.logstore import Record
 from mqlog.server.http._append_watch import append_watch
-from mqlog.server.http._errors import ApiError
+from mqlog.server.http._errors import ApiError, ErrorBody
 from mqlog.server.http._limits import HttpLimits
 from mqlog.server.http._log_api import log_of
 from mqlog.server.http._payloads import EncodingQuery, PayloadOut, payload_out
@@ -55,7 +55,11 @@ class RecordsRead(pydantic.BaseModel):
 
 
 @router.get("/topics/{topic}/partitions/{partition}/records", response_model=RecordsRead,
-            summary="Read a partition from an offset or a time")
+            summary="Read a partition from an offset or a time",
+            responses={416: {"model": ErrorBody,
+                             "description": "offset_out_of_range: outside the partition"},
+                       500: {"model": ErrorBody,
+                             "description": "corrupt_record: damaged on disk"}})
 async def read_records(
         request: Request, topic: str, partition: Annotated[int, Path(ge=0)],
         offset: Annotated[int | None, Query(ge=0, description="Read from this offset.")] = None,
