@@ -83,8 +83,10 @@ async def read_records(
         raise ApiError(400, "limit_exceeded",
                        f"wait={wait} is over max_wait_s={limits.max_wait_s}")
     log = log_of(request)
-    start = offset if offset is not None else log.offset_for_time(topic, partition, time or 0)
-    records = await _read_waiting(request, topic, partition, start, limit, wait)
+    if offset is None:
+        assert time is not None  # exactly one of them, checked above
+        offset = log.offset_for_time(topic, partition, time)
+    records = await _read_waiting(request, topic, partition, offset, limit, wait)
     force_base64 = encoding == "base64"
     out = []
     for record in records:
@@ -92,7 +94,7 @@ async def read_records(
         out.append(RecordOut(offset=record.offset, timestamp=record.timestamp,
                              **payload_out(record.key, record.value, record.headers,
                                            force_base64)))
-    next_offset = out[-1].offset + 1 if out else start
+    next_offset = out[-1].offset + 1 if out else offset
     return RecordsRead(records=out, next_offset=next_offset,
                        end_offset=log.end_offset(topic, partition))
 
