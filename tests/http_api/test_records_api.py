@@ -173,9 +173,9 @@ def test_a_long_poll_is_woken_by_an_append_from_another_process(
                 f"\n    log.append({unique_name!r}, 0, [b'woken'])")
         subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
         body = polling.result().json()
-        elapsed_s = time.monotonic() - started
+        answered_s = time.monotonic() - started
     assert [r["value"] for r in body["records"]] == ["woken"]
-    assert elapsed_s < wait_s / 2  # woken by the append, not by the end of the wait
+    assert answered_s < wait_s  # woken by the append: a poll that ran out answers after wait_s
 
 
 def test_a_long_poll_with_nothing_to_read_answers_nothing(
