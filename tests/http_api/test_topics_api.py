@@ -84,3 +84,9 @@ def test_internal_topics_are_described_but_never_deleted(
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_topic"
     with mqlog.open(shared_http_server.directory) as log:
         assert "__internal" in log.topics()
+
+
+def test_a_method_a_route_does_not_take_is_405(shared_http: httpx.Client) -> None:
+    refused = shared_http.put("/topics")
+    assert refused.status_code == 405
+    assert refused.json()["error"]["code"] == "method_not_allowed"

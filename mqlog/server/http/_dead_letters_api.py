@@ -25,7 +25,7 @@ import pydantic
 from fastapi import APIRouter, Path, Query, Request
 
 from mqlog.consumer import DeadLetter, dead_letter_at
-from mqlog.server.http._errors import LimitExceededError
+from mqlog.server.http._errors import ApiError, ErrorBody
 from mqlog.server.http._limits import HttpLimits
 from mqlog.server.http._log_api import log_of, refuse_internal
 from mqlog.server.http._payloads import EncodingQuery, PayloadOut, payload_out
@@ -99,7 +99,8 @@ async def list_dead_letters(
     """The letters, in (partition, offset) order, with their states."""
     limits: HttpLimits = request.app.state.limits
     if limit is not None and limit > limits.max_batch:
-        raise LimitExceededError(f"limit={limit} is over max_batch={limits.max_batch}")
+        raise ApiError(400, "limit_exceeded",
+                       f"limit={limit} is over max_batch={limits.max_batch}")
     wanted = limit or limits.max_batch
     log = log_of(request)
     letters = await asyncio.to_thread(log.dead_letters, dlq_topic, partition=partition,
@@ -111,7 +112,9 @@ async def list_dead_letters(
 
 
 @router.get("/dead-letters/{dlq_topic}/{partition}/{offset}", response_model=DeadLetterOut,
-            summary="Show one dead letter")
+            summary="Show one dead letter",
+            responses={416: {"model": ErrorBody,
+                             "description": "offset_out_of_range: no letter there"}})
 async def show_dead_letter(
         request: Request, dlq_topic: str, partition: Annotated[int, Path(ge=0)],
         offset: Annotated[int, Path(ge=0)], encoding: EncodingQuery = "utf-8",
@@ -128,8 +131,8 @@ async def redrive(request: Request, dlq_topic: str, body: RedriveRequest) -> Red
     mark them redriven; a letter is redriven at most once."""
     limits: HttpLimits = request.app.state.limits
     if body.offsets is not None and len(body.offsets) > limits.max_batch:
-        raise LimitExceededError(f"{len(body.offsets)} offsets in one request, over "
-                                 f"max_batch={limits.max_batch}")
+        raise ApiError(400, "limit_exceeded", f"{len(body.offsets)} offsets in one request, "
+                                              f"over max_batch={limits.max_batch}")
     if body.to is not None:
         refuse_internal(body.to, "written")
     moved = await asyncio.to_thread(log_of(request).redrive, dlq_topic, body.offsets,

@@ -21,12 +21,6 @@ import mqlog.errors as errors
 
 _log = logging.getLogger("mqlog.server.http")
 
-
-class LimitExceededError(errors.MqlogError):
-    """A request asks for more than a bound of :class:`HttpLimits` allows (more
-    records than ``max_batch``, a ``wait`` over ``max_wait_s``)."""
-
-
 #: mqlog error class -> (HTTP status, code). Subclasses not listed take their
 #: nearest listed base class's entry.
 ERROR_CODES: dict[type[BaseException], tuple[int, str]] = {
@@ -42,12 +36,21 @@ ERROR_CODES: dict[type[BaseException], tuple[int, str]] = {
     errors.RecordTooLargeError: (413, "record_too_large"),
     errors.InvalidTopicError: (400, "invalid_topic"),
     errors.ConfigError: (400, "invalid_argument"),
-    LimitExceededError: (400, "limit_exceeded"),
     errors.ReadOnlyError: (403, "read_only"),
     errors.DiskFullError: (507, "disk_full"),
     errors.LogClosedError: (503, "unavailable"),
     errors.MqlogError: (400, "bad_request"),
 }
+
+
+class ApiError(Exception):
+    """A refusal no mqlog error names (a request over a limit, a malformed
+    receipt handle): answered with its own status and stable code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 class ErrorDetail(pydantic.BaseModel):
@@ -85,6 +88,10 @@ def install_error_handlers(app: FastAPI) -> None:
         status, code = status_and_code(exc)
         return error_response(status, code, str(exc))
 
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, str(exc))
+
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         where = "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
@@ -105,6 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", "internal error (logged by the server)")
 
     app.add_exception_handler(errors.MqlogError, mqlog_error)
+    app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)

@@ -90,7 +90,7 @@ async def create_topic(request: Request, response: Response, body: NewTopic) -> 
     log = log_of(request)
     refuse_internal(body.name, "created")
     config = checked_settings(body.config)
-    existed = body.exist_ok and body.name in log.topics()
+    existed = body.exist_ok and log.engine.has_topic(body.name)
     description = await asyncio.to_thread(log.create_topic, body.name, body.partitions,
                                           exist_ok=body.exist_ok, **config)
     if existed:

@@ -23,6 +23,8 @@ from typing import Annotated, Literal, TypedDict
 import pydantic
 from fastapi import Query
 
+from mqlog.server.http._errors import ApiError
+
 Encoding = Literal["utf-8", "base64"]
 
 #: The ``encoding`` query parameter of the routes that send records.
@@ -72,14 +74,16 @@ def _b64(data: bytes) -> str:
 
 
 def text_bytes(text: str, encoding: Encoding, what: str) -> bytes:
-    """The bytes ``text`` stands for under ``encoding``; ValueError naming ``what``
-    when it is not valid base64, or not encodable as UTF-8 (a lone surrogate)."""
+    """The bytes ``text`` stands for under ``encoding``: 400 ``invalid_base64``
+    naming ``what`` when it is not valid base64, 400 ``invalid_request`` when it
+    cannot be UTF-8 (a lone surrogate, which JSON's ``\\uD800`` escapes allow)."""
     if encoding == "base64":
         try:
             return base64.b64decode(text.encode("ascii"), validate=True)
         except (UnicodeEncodeError, binascii.Error):
-            raise ValueError(f"{what} is not valid base64") from None
+            raise ApiError(400, "invalid_base64", f"{what} is not valid base64") from None
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"{what} is not valid UTF-8 text (a lone surrogate?)") from None
+        raise ApiError(400, "invalid_request",
+                       f"{what} is not valid UTF-8 text (a lone surrogate)") from None

@@ -33,7 +33,7 @@ from mqlog.errors import RecordTooLargeError, UnknownPartitionError
 from mqlog.logstore import Record
 from mqlog.producer import key_partition
 from mqlog.server.http._append_watch import wake_readers
-from mqlog.server.http._errors import LimitExceededError
+from mqlog.server.http._errors import ApiError, ErrorBody
 from mqlog.server.http._limits import HttpLimits
 from mqlog.server.http._log_api import log_of, refuse_internal
 from mqlog.server.http._payloads import Encoding, text_bytes
@@ -57,22 +57,15 @@ class RecordIn(pydantic.BaseModel):
     timestamp: int | None = pydantic.Field(default=None, ge=0, le=TIMESTAMP_MAX)
     encoding: Encoding = "utf-8"
 
-    _record: Record = pydantic.PrivateAttr()
-
-    @pydantic.model_validator(mode="after")
-    def _decode(self) -> RecordIn:
-        """Decode the payload now: bad base64 or text is a 400 naming the field."""
-        headers = {name: text_bytes(text, self.encoding, f"header {name!r}")
+    def record(self, index: int) -> Record:
+        """The record to append, its bytes decoded (400 ``invalid_base64`` naming the
+        field of record ``index`` that is not)."""
+        where = f"records[{index}]"
+        headers = {name: text_bytes(text, self.encoding, f"{where}.headers[{name!r}]")
                    for name, text in (self.headers or {}).items()}
-        key = None if self.key is None else text_bytes(self.key, self.encoding, "key")
-        self._record = Record(text_bytes(self.value, self.encoding, "value"), key,
-                              headers or None, self.timestamp)
-        return self
-
-    @property
-    def record(self) -> Record:
-        """The record to append (bytes decoded)."""
-        return self._record
+        key = None if self.key is None else text_bytes(self.key, self.encoding, f"{where}.key")
+        return Record(text_bytes(self.value, self.encoding, f"{where}.value"), key,
+                      headers or None, self.timestamp)
 
 
 class ProduceRequest(pydantic.BaseModel):
@@ -93,21 +86,24 @@ class ProduceResponse(pydantic.BaseModel):
 
 
 @router.post("/topics/{topic}/records", response_model=ProduceResponse,
-             summary="Append records to a topic")
+             summary="Append records to a topic",
+             responses={500: {"model": ErrorBody, "description": "storage_failed: a write "
+                                                                "or flush failed"},
+                        507: {"model": ErrorBody, "description": "disk_full"}})
 async def produce(request: Request, topic: str, body: ProduceRequest) -> ProduceResponse:
     """Append ``records`` (at most ``max_batch``) and answer their offsets once the
     topic's durability is met."""
     limits: HttpLimits = request.app.state.limits
     if len(body.records) > limits.max_batch:
-        raise LimitExceededError(f"{len(body.records)} records in one request, over "
-                                 f"max_batch={limits.max_batch}")
+        raise ApiError(400, "limit_exceeded", f"{len(body.records)} records in one request, "
+                                              f"over max_batch={limits.max_batch}")
     refuse_internal(topic, "written")
     engine = log_of(request).engine
     engine.check_writable(f"append to {topic!r}")
     count = engine.partition_count(topic)
     config = engine.topic_config(topic)
-    records = [item.record for item in body.records]
-    targets = _partitions(request, topic, body.records, count)
+    records = [item.record(index) for index, item in enumerate(body.records)]
+    targets = _partitions(request, topic, body.records, records, count)
     for index, record in enumerate(records):
         size = _record_size(record)
         if size > config.max_record_bytes:
@@ -135,19 +131,20 @@ async def produce(request: Request, topic: str, body: ProduceRequest) -> Produce
                                     for p, o in zip(targets, offsets)])
 
 
-def _partitions(request: Request, topic: str, records: list[RecordIn], count: int) -> list[int]:
+def _partitions(request: Request, topic: str, items: list[RecordIn], records: list[Record],
+                count: int) -> list[int]:
     """The partition of each record (see the module docstring); UnknownPartitionError
     for a partition the topic does not have."""
     keyless: int | None = None
     chosen = []
-    for index, item in enumerate(records):
+    for index, (item, record) in enumerate(zip(items, records)):
         if item.partition is not None:
             if item.partition >= count:
                 raise UnknownPartitionError(f"record {index}: topic {topic!r} has no partition "
                                             f"{item.partition} (it has 0..{count - 1})")
             chosen.append(item.partition)
-        elif item.record.key is not None:
-            chosen.append(key_partition(item.record.key, count))
+        elif record.key is not None:
+            chosen.append(key_partition(record.key, count))
         else:
             if keyless is None:
                 keyless = _next_keyless_partition(request, topic, count)

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Path, Query, Request
 from mqlog.errors import ConfigError
 from mqlog.logstore import Record
 from mqlog.server.http._append_watch import append_watch
-from mqlog.server.http._errors import LimitExceededError
+from mqlog.server.http._errors import ApiError, ErrorBody
 from mqlog.server.http._limits import HttpLimits
 from mqlog.server.http._log_api import log_of
 from mqlog.server.http._payloads import EncodingQuery, PayloadOut, payload_out
@@ -55,7 +55,11 @@ class RecordsRead(pydantic.BaseModel):
 
 
 @router.get("/topics/{topic}/partitions/{partition}/records", response_model=RecordsRead,
-            summary="Read a partition from an offset or a time")
+            summary="Read a partition from an offset or a time",
+            responses={416: {"model": ErrorBody,
+                             "description": "offset_out_of_range: outside the partition"},
+                       500: {"model": ErrorBody,
+                             "description": "corrupt_record: damaged on disk"}})
 async def read_records(
         request: Request, topic: str, partition: Annotated[int, Path(ge=0)],
         offset: Annotated[int | None, Query(ge=0, description="Read from this offset.")] = None,
@@ -73,12 +77,16 @@ async def read_records(
     if (offset is None) == (time is None):
         raise ConfigError("give exactly one of offset and time")
     if limit > limits.max_batch:
-        raise LimitExceededError(f"limit={limit} is over max_batch={limits.max_batch}")
+        raise ApiError(400, "limit_exceeded",
+                       f"limit={limit} is over max_batch={limits.max_batch}")
     if wait > limits.max_wait_s:
-        raise LimitExceededError(f"wait={wait} is over max_wait_s={limits.max_wait_s}")
+        raise ApiError(400, "limit_exceeded",
+                       f"wait={wait} is over max_wait_s={limits.max_wait_s}")
     log = log_of(request)
-    start = offset if offset is not None else log.offset_for_time(topic, partition, time or 0)
-    records = await _read_waiting(request, topic, partition, start, limit, wait)
+    if offset is None:
+        assert time is not None  # exactly one of them, checked above
+        offset = log.offset_for_time(topic, partition, time)
+    records = await _read_waiting(request, topic, partition, offset, limit, wait)
     force_base64 = encoding == "base64"
     out = []
     for record in records:
@@ -86,7 +94,7 @@ async def read_records(
         out.append(RecordOut(offset=record.offset, timestamp=record.timestamp,
                              **payload_out(record.key, record.value, record.headers,
                                            force_base64)))
-    next_offset = out[-1].offset + 1 if out else start
+    next_offset = out[-1].offset + 1 if out else offset
     return RecordsRead(records=out, next_offset=next_offset,
                        end_offset=log.end_offset(topic, partition))
 
