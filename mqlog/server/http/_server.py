@@ -4,8 +4,9 @@
 print before anyone connects) and runs :class:`uvicorn.Server` as a task of
 the running loop, beside the Kafka listener; signals stay with the caller
 (``run_server``), which stops both listeners together. ``close`` stops
-accepting, lets requests in flight finish (long polls are cut short by the
-shutdown, see ``shutdown_timeout_s``) and returns.
+accepting, sets the app's ``stopping`` event (streams end on it), lets
+requests in flight finish (long polls are cut short by the shutdown, see
+``shutdown_timeout_s``) and returns.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class HttpServer:
     async def close(self) -> None:
         """Stop accepting, finish requests in flight, close the socket."""
         if self._server is not None and self._task is not None:
+            self.app.state.stopping.set()
             self._server.should_exit = True
             await self._task
         if self._socket is not None:
