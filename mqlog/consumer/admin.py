@@ -24,6 +24,7 @@ import shutil
 from collections.abc import Iterable, Mapping
 
 from mqlog.consumer._config import TopicPartition
+from mqlog.consumer._dead_letters import MARKS_GROUP
 from mqlog.consumer._group import (
     GROUPS_DIR,
     QUEUES_DIR,
@@ -101,7 +102,7 @@ class GroupDescription:
 
 def list_groups(log: Engine) -> list[str]:
     """Consumer groups that have members' files or committed offsets, and queue
-    groups."""
+    groups; not the dead letters' marks kept beside the queue groups."""
     names = set()
     if log.has_topic(OFFSETS_TOPIC):  # never create it here
         names.update(offset_store(log).groups())
@@ -109,6 +110,7 @@ def list_groups(log: Engine) -> list[str]:
         root = os.path.join(log.path, kind_dir)
         if os.path.isdir(root):
             names.update(os.listdir(root))
+    names.discard(MARKS_GROUP)
     return sorted(names)
 
 
