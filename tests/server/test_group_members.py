@@ -210,7 +210,7 @@ def share_then_hand_over(log: mqlog.Log, start: Callable[[str, str, str], Member
 
 @pytest.mark.parametrize(("client", "assignor"), [
     ("kcat", "range"), ("kcat", "roundrobin"), ("kcat", "cooperative-sticky"),
-    ("kafka-python", "roundrobin"), ("kafka-python", "sticky"),
+    ("kafka-python", "range"), ("kafka-python", "roundrobin"), ("kafka-python", "sticky"),
     ("kafka-python", "cooperative-sticky"),
     ("kafkajs", "roundrobin"),
 ])

@@ -53,6 +53,7 @@ def test_kafkajs_admin_produce_group_consume_and_offsets(kafka_server):
         (f"key-{i}", f"value-{i}", str(i)) for i in range(30))
     offsets = kafkajs.run(kafka_server.address, "admin", "offsets", "js")[0]
     ends = {p["partition"]: int(p["high"]) for p in offsets["partitions"]}
+    assert [p["low"] for p in offsets["partitions"]] == [0, 0]
     assert sum(ends.values()) == 30
     with mqlog.open(kafka_server.directory) as log:
         group = log.describe_group("js-group")
@@ -105,8 +106,26 @@ def test_kcat_group_commits_and_resumes_from_its_commits(kafka_server):
             (0, 6, "second-0"), (0, 7, "second-2"), (1, 6, "second-1"), (1, 7, "second-3")]
 
 
+def test_kcat_starts_at_the_offset_asked(kafka_server):
+    with mqlog.open(kafka_server.directory) as log:
+        log.create_topic("kc-seek", partitions=1)
+        log.append("kc-seek", 0, [Record(b"v%d" % n, timestamp=BASE_TS + n * 1000)
+                                  for n in range(10)])
+    for offset, expected in [("7", [7, 8, 9]), ("-2", [8, 9]),
+                             (f"s@{BASE_TS + 4500}", [5, 6, 7, 8, 9])]:
+        records = kcat.consume(kafka_server.address, "kc-seek", len(expected), partition=0,
+                               offset=offset)
+        assert [(r.offset, r.value) for r in records] == [(n, f"v{n}") for n in expected], (
+            offset)
+
+
 def test_kafkajs_admin_grows_describes_reads_lag_and_deletes(kafka_server):
     kafkajs.run(kafka_server.address, "admin", "create", "js-admin", "2")
+    (listed,) = kafkajs.run(kafka_server.address, "admin", "topics")
+    assert "js-admin" in listed["topics"]
+    (metadata,) = kafkajs.run(kafka_server.address, "admin", "metadata", "js-admin")
+    assert metadata["topics"] == [{"name": "js-admin", "partitions": [
+        {"partition": 0, "leader": 0}, {"partition": 1, "leader": 0}]}]
     grown = kafkajs.run(kafka_server.address, "admin", "partitions", "js-admin", "3")
     assert grown == [{"op": "partitions", "topic": "js-admin", "count": 3}]
     (described,) = kafkajs.run(kafka_server.address, "admin", "configs", "js-admin")
