@@ -1,11 +1,13 @@
 """Consumer group members, each in a process of its own, against a real server
-process: kcat, kafkajs, kafka-python and aiokafka share a topic's partitions
-with each assignor they offer, and a member that leaves (SIGTERM: it closes
-its consumer) or is killed (``kill -9``: it just vanishes) hands its
-partitions over to the other member, which then reads every record.
+process: kcat, kafkajs and kafka-python share a topic's partitions with each
+assignor they offer, and a member that leaves (SIGTERM: it closes its
+consumer) or is killed (``kill -9``: it just vanishes; kcat, kafkajs,
+aiokafka) hands its partitions over to the other member, which then reads
+every record.
 
-Each test follows the same steps: two members join; once mqlog's view of the
-group shows both with a share of the four partitions, records are produced
+Each test follows the same steps: two members join; once the group is Stable
+with both holding a share of the four partitions (DescribeGroups: what the
+leader assigned, which must also be mqlog's plan), records are produced
 (embedded) to every partition, and each member must read exactly the records
 of its own share (so no partition was read by two members at once); then one
 member goes, the other must own every partition and read every record
@@ -23,6 +25,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from confluent_kafka import ConsumerGroupState
@@ -64,7 +67,7 @@ class Member:
 
     name: str
     process: MemberProcess
-    convert: Callable[[object], Read]
+    convert: Callable[[Any], Read]
 
     def reads(self) -> list[Read]:
         return [self.convert(line) for line in self.process.seen()]
@@ -79,7 +82,7 @@ def _kcat(address: str, name: str, assignor: str) -> Member:
               "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
               "auto.commit.interval.ms": "200"}
     return Member(name, kcat.group_member(address, GROUP, [TOPIC], name, config=config),
-                  lambda r: Read(r.partition, r.offset, r.value))  # type: ignore[attr-defined]
+                  lambda r: Read(r.partition, r.offset, r.value))
 
 
 def _kafkajs(address: str, name: str, assignor: str) -> Member:
@@ -88,21 +91,24 @@ def _kafkajs(address: str, name: str, assignor: str) -> Member:
                                    "--session-timeout-ms", SESSION_TIMEOUT_MS,
                                    "--heartbeat-ms", HEARTBEAT_INTERVAL_MS,
                                    "--max-wait-ms", "500")
-    return Member(name, process, lambda r: Read(r["partition"], r["offset"], r["value"]))  # type: ignore[index]
+    return Member(name, process, _from_json)
 
 
 def _python(client: str) -> Callable[[str, str, str], Member]:
     def start(address: str, name: str, assignor: str) -> Member:
         command = [sys.executable, "-m", "tests.server._python_member", client, address,
                    GROUP, TOPIC, name, assignor]
-        process: MemberProcess[dict] = MemberProcess(command, _json_line)
-        return Member(name, process,
-                      lambda r: Read(r["partition"], r["offset"], r["value"]))  # type: ignore[index]
+        return Member(name, MemberProcess(command, _json_line), _from_json)
     return start
 
 
 def _json_line(line: str) -> dict | None:
     return json.loads(line) if line.strip() else None
+
+
+def _from_json(line: dict) -> Read:
+    """A record line of kafkajs_client.js or _python_member.py."""
+    return Read(line["partition"], line["offset"], line["value"])
 
 
 STARTERS: dict[str, Callable[[str, str, str], Member]] = {
