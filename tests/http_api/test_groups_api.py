@@ -4,6 +4,7 @@ depth are the library's (``Log.describe_group``, ``Log.describe_queue``)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import httpx
 
@@ -19,8 +20,9 @@ def test_a_consumer_group_s_lag_is_describe_group_s(
         log.append(topic, 0, [b"a", b"b", b"c"])
         log.append(topic, 1, [b"d"])
         consumer = log.consumer(group, topic, auto_offset_reset="earliest")
-        while len(consumer.poll(1)) == 0:
-            pass
+        deadline = time.monotonic() + 30
+        while not consumer.poll(1):
+            assert time.monotonic() < deadline, "the consumer got no records"
         consumer.commit()
         log.append(topic, 0, [b"e", b"f"])
         body = shared_http.get(f"/groups/{group}").json()
