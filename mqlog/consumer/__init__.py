@@ -39,7 +39,13 @@ from mqlog.consumer._queue_views import (
     dead_letter_origin,
     describe_queue,
 )
-from mqlog.consumer._receipts import ReceivedMessage, ack_receipts, receive_with_receipts
+from mqlog.consumer._receipts import (
+    ReceivedMessage,
+    ack_receipts,
+    extend_receipt,
+    nack_receipt,
+    receive_with_receipts,
+)
 from mqlog.consumer.admin import (
     GroupDescription,
     GroupPartitionDescription,
@@ -77,7 +83,9 @@ __all__ = [
     "dead_letter_origin",
     "dead_letters",
     "describe_queue",
+    "extend_receipt",
     "is_queue_group",
+    "nack_receipt",
     "offset_store",
     "pending",
     "pending_summary",
