@@ -38,6 +38,7 @@ from mqlog.consumer._queue_views import (
     check_dead_letter_topic,
     dead_letter_origin,
     describe_queue,
+    next_ready_ms,
 )
 from mqlog.consumer._receipts import (
     ReceivedMessage,
@@ -86,6 +87,7 @@ __all__ = [
     "extend_receipt",
     "is_queue_group",
     "nack_receipt",
+    "next_ready_ms",
     "offset_store",
     "pending",
     "pending_summary",

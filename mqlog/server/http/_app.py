@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI
 
 import mqlog
 from mqlog.log import Log
-from mqlog.server.http import _log_api
+from mqlog.server.http import _log_api, _queue_api
 from mqlog.server.http._auth import check_token
 from mqlog.server.http._body_limit import BodyLimit
 from mqlog.server.http._errors import ERROR_RESPONSES, install_error_handlers
@@ -34,5 +34,6 @@ def build_app(log: Log, *, token: str | None = None,
     install_error_handlers(app)
     secured = [Depends(check_token)]
     app.include_router(_log_api.router, dependencies=secured)
+    app.include_router(_queue_api.router, dependencies=secured)
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     return app

@@ -41,6 +41,16 @@ ERROR_CODES: dict[type[BaseException], tuple[int, str]] = {
 }
 
 
+class ApiError(Exception):
+    """A refusal no mqlog error names (a request over a limit, a malformed
+    receipt handle): answered with its own status and stable code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
 class ErrorDetail(pydantic.BaseModel):
     code: str
     message: str
@@ -76,6 +86,10 @@ def install_error_handlers(app: FastAPI) -> None:
         status, code = status_and_code(exc)
         return error_response(status, code, str(exc))
 
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, str(exc))
+
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         where = "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
@@ -96,6 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", "internal error (logged by the server)")
 
     app.add_exception_handler(errors.MqlogError, mqlog_error)
+    app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
