@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the clients outside Python that the server tests drive, when missing:
-# kcat (Debian package, with apt-get; Node.js and npm the same way if absent)
+# kcat (Debian package, with apt-get; Node.js and npm the same way if absent;
+# curl and jq for the HTTP examples of docs/http.md)
 # and kafkajs (npm, the version pinned in tests/server/node/package-lock.json,
 # into tests/server/node/node_modules, which git ignores).
 #
@@ -15,6 +16,8 @@ stamp=${1:-}
 
 packages=""
 command -v kcat >/dev/null 2>&1 || packages="$packages kcat"
+command -v curl >/dev/null 2>&1 || packages="$packages curl"  # docs/http.md's examples
+command -v jq >/dev/null 2>&1 || packages="$packages jq"
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
 if [ -n "$packages" ]; then
@@ -38,7 +41,7 @@ if [ ! -f "$here/node/node_modules/kafkajs/package.json" ] && command -v npm >/d
 fi
 
 missing=""
-for program in kcat node; do
+for program in kcat node curl jq; do
     command -v "$program" >/dev/null 2>&1 || missing="$missing $program"
 done
 [ -f "$here/node/node_modules/kafkajs/package.json" ] || missing="$missing kafkajs"
