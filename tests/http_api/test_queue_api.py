@@ -233,6 +233,8 @@ def test_a_durable_topic_works_the_same(http_server: RunningServer,
 
 @pytest.mark.parametrize(("method", "path", "body", "expected"), [
     ("POST", "/queues/nope/messages", {"message": "x"}, (404, "unknown_topic")),
+    ("POST", "/queues/__consumer_offsets/messages", {"message": "x"}, (400, "invalid_topic")),
+    ("GET", "/queues/__consumer_offsets/messages?group=g", None, (400, "invalid_topic")),
     ("POST", MESSAGES, {"message": "x", "priority": 10}, (400, "invalid_request")),
     ("POST", MESSAGES, {"message": "x", "delay": -1}, (400, "invalid_request")),
     ("POST", MESSAGES, {"message": "x", "ttl": 0}, (400, "invalid_request")),

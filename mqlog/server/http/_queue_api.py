@@ -50,6 +50,7 @@ from mqlog.headers import DELIVER_AT, EXPIRES_AT
 from mqlog.lanes import PRIORITY_MAX, lane_topic
 from mqlog.log import Log
 from mqlog.logstore import Engine, Record
+from mqlog.names import validate_name
 from mqlog.producer import SECONDS_MAX, key_partition
 from mqlog.server.http._bodies import Encoding, encoding_for, to_bytes, to_text
 from mqlog.server.http._errors import ApiError
@@ -163,6 +164,7 @@ async def send_messages(request: Request, topic: str,
                         body: SendBody) -> Response:
     """Append one message or a batch; answered once they are as durable as the
     topic's durability says."""
+    validate_name("topic", topic)  # not mqlog's internal topics
     items = [body] if isinstance(body, OutgoingMessage) else body.messages
     limits: HttpLimits = request.app.state.limits
     if len(items) > limits.max_batch:
@@ -215,6 +217,7 @@ async def receive_messages(
 ) -> ReceivedMessages:
     """Up to ``batch_size`` messages, each held ``visibility`` seconds by its
     receipt handle; with none ready, waits up to ``wait`` seconds for one."""
+    validate_name("topic", topic)  # not mqlog's internal topics
     limits: HttpLimits = request.app.state.limits
     _check_limit("batch_size", batch_size, limits.max_batch, "max_batch")
     _check_limit("wait", wait, limits.max_wait_s, "max_wait_s")
