@@ -10,6 +10,7 @@ import base64
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,6 +214,16 @@ def test_long_poll_woken_by_a_post(orders: Path, http_server: RunningServer,
         send(other, {"message": "posted"})
     poll.join(timeout=60)
     assert [[m["body"] for m in got] for got in results] == [["posted"]]
+
+
+def test_a_long_poll_whose_client_left_takes_nothing(orders: Path, http_server: RunningServer,
+                                                     http: httpx.Client) -> None:
+    with httpx.Client(base_url=http_server.http_url, timeout=1) as leaving, \
+            pytest.raises(httpx.ReadTimeout):
+        receive(leaving, wait=20)  # gives up after 1 s and closes its connection
+    time.sleep(0.5)  # the server sees the connection closed
+    send(http, {"message": "for someone still here"})
+    assert [m["body"] for m in receive(http)] == ["for someone still here"]
 
 
 def test_a_durable_topic_works_the_same(http_server: RunningServer,

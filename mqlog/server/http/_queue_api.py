@@ -14,7 +14,8 @@ Routes:
 - ``GET /queues/{topic}/messages?group=G&batch_size=N&wait=S&visibility=S``:
   ``Log.receive_with_receipts``; with nothing ready it waits for an append
   (the app's append watch) or for the next delayed message or running-out
-  lock to come due (``next_ready_ms``), up to ``wait`` seconds.
+  lock to come due (``next_ready_ms``), up to ``wait`` seconds; a client that
+  hung up meanwhile is given nothing (no message is held for nobody).
 - ``DELETE /queues/{topic}/messages/{receipt_handle}``: ``Log.ack_receipts``.
 - ``POST .../{receipt_handle}/release``: ``Log.nack_receipt``.
 - ``POST .../{receipt_handle}/visibility``: ``Log.extend_receipt``.
@@ -239,6 +240,8 @@ async def receive_messages(
         if due is not None:
             remaining = min(remaining, max(due - engine.now_ms(), 1) / 1000)
         await watch.changed(seen, remaining)
+        if await request.is_disconnected():
+            return ReceivedMessages(messages=[])  # take nothing for a client that left
     priorities = {lane_topic(topic, p): p for p in range(PRIORITY_MAX + 1)}
     out = []
     for received in got:
