@@ -110,3 +110,19 @@ def test_bad_input_is_refused_before_anything_changes(log):
     [pending] = log.pending("g")
     assert pending.delivery_count == 1
     log.ack_receipts("g", [first.receipt])
+
+
+def test_next_ready_ms_names_the_next_delay_or_lock_to_run_out(log, clock):
+    from mqlog.consumer import next_ready_ms
+
+    assert next_ready_ms(log.engine, "g", "t") is None  # no state yet
+    first = receive_one(log)  # held 10 s
+    now = log.now_ms()
+    assert next_ready_ms(log.engine, "g", "t") == now + 10_000 + 1
+    second = receive_one(log)
+    log.nack_receipt("g", second.receipt, delay_s=3)
+    assert next_ready_ms(log.engine, "g", "t") == now + 3_000 + 1
+    log.ack_receipts("g", [first.receipt])
+    clock.advance(3_000)
+    assert next_ready_ms(log.engine, "g", "t") is None  # b is ready now: nothing to wait for
+    assert next_ready_ms(log.engine, "other", "t") is None
