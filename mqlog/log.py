@@ -32,6 +32,8 @@ from mqlog.consumer import (
     committed_end_floor,
     dead_letters,
     describe_queue,
+    extend_receipt,
+    nack_receipt,
     pending,
     pending_summary,
     purge_dead_letters,
@@ -360,6 +362,20 @@ class Log:
         """Ack messages by receipt handle; DeliveryLostError names stale handles."""
         self.engine.check_writable(f"ack messages of queue group {group!r}")
         ack_receipts(self.engine, group, receipts)
+
+    def nack_receipt(self, group: str, receipt: str, *, delay_s: float | None = None,
+                     reason: str | None = None) -> None:
+        """Release a message by receipt handle: deliverable again after ``delay_s``
+        (None: the default back-off), ``reason`` kept for its dead letter;
+        DeliveryLostError for a stale handle. See :func:`mqlog.consumer.nack_receipt`."""
+        self.engine.check_writable(f"nack a message of queue group {group!r}")
+        nack_receipt(self.engine, group, receipt, delay_s=delay_s, reason=reason)
+
+    def extend_receipt(self, group: str, receipt: str, visibility_s: float) -> None:
+        """Hold a message by receipt handle ``visibility_s`` seconds from now;
+        DeliveryLostError for a stale handle. See :func:`mqlog.consumer.extend_receipt`."""
+        self.engine.check_writable(f"extend a message of queue group {group!r}")
+        extend_receipt(self.engine, group, receipt, visibility_s)
 
     def redrive(self, dlq_topic: str, offsets: Iterable[int] | None = None,
                 where: Callable[[Record], bool] | None = None, *, to: str | None = None,

@@ -42,6 +42,8 @@ EXPECTED_METRICS = {
                     for name in ("p50", "p99", "p999")],
     "rebalance": ["takeover_seconds", "ownership_seconds"],
     "describe_group": ["warm_ms", "cold_ms"],
+    "http_bench": ["post_one_requests_per_s", "post_batch_messages_per_s",
+                   "get_delete_messages_per_s"],
     "queue_throughput": ["one_worker_messages_per_s", "four_processes_messages_per_s",
                          "redelivery_p50_ms", "redelivery_p99_ms"],
     "aio_bench": ["sync_send_records_per_s", "aio_send_records_per_s",
@@ -165,3 +167,14 @@ def test_describe_group_checks_a_group_with_half_its_partitions_lagging() -> Non
         assert (figure["lagging_partitions"], figure["total_lag"]) == (50, 1275)
     assert (warm["target_max"], warm["calls"], cold["calls"]) == (20, 5, 1)
     assert "target_max" not in cold
+
+
+def test_http_bench_figures_carry_the_server_cpu_and_the_load() -> None:
+    post_one, post_batch, get_delete = quick_figures("http_bench")
+    assert (post_one["target_min"], post_batch["target_min"], get_delete["target_min"]) == (
+        5_000, 150_000, 3_000)
+    assert post_batch["batch"] == 100 and get_delete["batch_size"] == 10
+    assert get_delete["records"] == 600  # every message appended was received and deleted
+    for figure in (post_one, post_batch, get_delete):
+        assert figure["clients"] == 4 and figure["load_1m"] >= 0
+    assert post_one["server_cpu_us_per_request"] > 0

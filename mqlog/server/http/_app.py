@@ -23,6 +23,7 @@ from mqlog.server.http import (
     _groups_api,
     _log_api,
     _produce_api,
+    _queue_api,
     _read_api,
 )
 from mqlog.server.http._auth import check_token
@@ -50,6 +51,7 @@ def build_app(log: Log, *, token: str | None = None,
     app.include_router(_read_api.router, dependencies=secured)
     app.include_router(_groups_api.router, dependencies=secured)
     app.include_router(_dead_letters_api.router, dependencies=secured)
+    app.include_router(_queue_api.router, dependencies=secured)
     app.include_router(_console.router)  # its streams check the token themselves
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     return app

@@ -9,8 +9,10 @@ import hmac
 from fastapi import HTTPException, Request
 
 
-def check_token(request: Request) -> None:
-    """The dependency every route has: 401 unless the request carries the token."""
+async def check_token(request: Request) -> None:
+    """The dependency every route has: 401 unless the request carries the token.
+    ``async`` so that it runs in the loop: FastAPI runs a plain ``def``
+    dependency in a worker thread, a thread handoff per request."""
     expected: str | None = request.app.state.token
     if expected is None:
         return

@@ -16,12 +16,18 @@ class HttpLimits:
     - ``max_batch``: the most messages or records one request may send or ask
       for (``batch_size``, ``limit``, a batch body).
     - ``max_wait_s``: the longest long poll (``wait``).
+    - ``max_visibility_s``: the longest a received queue message may be held
+      (``visibility``, on receive and when changed), as SQS's 12 hours.
+
+    A request over one of them is refused (400, code ``limit_exceeded``).
     """
 
     max_request_bytes: int = 1 << 20
     max_batch: int = 1000
     max_wait_s: float = 20.0
+    max_visibility_s: float = 43_200.0
 
     def __post_init__(self) -> None:
-        if self.max_request_bytes < 1 or self.max_batch < 1 or self.max_wait_s < 0:
+        if self.max_request_bytes < 1 or self.max_batch < 1 or self.max_wait_s < 0 or (
+                self.max_visibility_s <= 0):
             raise ConfigError(f"HTTP limits must be positive: {self}")

@@ -16,8 +16,8 @@ answered and the earlier partition keeps its records.)
 
 The appends run on the event loop without a flush; for a topic with
 ``durability="always"`` the response waits, without blocking the loop, until
-the records are on stable storage (``Engine.make_durable`` in a worker
-thread; concurrent requests share a flush by the engine's group commit).
+the records are on stable storage (``_waiting.durable``: one flush at a time
+per partition in a worker thread, shared by the requests waiting for it).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from fastapi import APIRouter, Request
 from mqlog.errors import RecordTooLargeError, UnknownPartitionError
 from mqlog.logstore import Record
 from mqlog.producer import key_partition
-from mqlog.server.http._append_watch import wake_readers
 from mqlog.server.http._errors import ApiError, ErrorBody
 from mqlog.server.http._limits import HttpLimits
 from mqlog.server.http._log_api import log_of, refuse_internal
 from mqlog.server.http._payloads import Encoding, text_bytes
+from mqlog.server.http._waiting import appended, durable
 
 router = APIRouter(tags=["log"])
 
@@ -123,9 +123,9 @@ async def produce(request: Request, topic: str, body: ProduceRequest) -> Produce
             ends[partition] = first + len(indexes)
     finally:
         if ends:
-            wake_readers(request.app)
+            appended(request.app)
     if config.durability == "always":
-        await asyncio.gather(*(asyncio.to_thread(engine.make_durable, topic, partition, end)
+        await asyncio.gather(*(durable(request.app, topic, partition, end)
                                for partition, end in ends.items()))
     return ProduceResponse(offsets=[RecordOffset(partition=p, offset=o)
                                     for p, o in zip(targets, offsets)])

@@ -25,11 +25,11 @@ from fastapi import APIRouter, Path, Query, Request
 
 from mqlog.errors import ConfigError
 from mqlog.logstore import Record
-from mqlog.server.http._append_watch import append_watch
 from mqlog.server.http._errors import ApiError, ErrorBody
 from mqlog.server.http._limits import HttpLimits
 from mqlog.server.http._log_api import log_of
 from mqlog.server.http._payloads import EncodingQuery, PayloadOut, payload_out
+from mqlog.server.http._waiting import append_watch
 
 router = APIRouter(tags=["log"])
 

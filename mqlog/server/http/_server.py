@@ -55,7 +55,10 @@ class HttpServer:
     async def start(self) -> None:
         """Bind and start serving; returns once connections are accepted."""
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections of a
+        # socket that says it is TCP, and without it a keep-alive response's body
+        # waits ~40 ms behind its head (Nagle against the client's delayed ACK).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self._host, self._port))
