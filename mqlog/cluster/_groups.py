@@ -28,7 +28,13 @@ from mqlog.consumer import (
     MemberDescription,
     TopicPartition,
 )
-from mqlog.errors import ConfigError, GroupNotEmptyError, OffsetOutOfRangeError, UnknownGroupError
+from mqlog.errors import (
+    ConfigError,
+    GroupNotEmptyError,
+    OffsetOutOfRangeError,
+    UnknownGroupError,
+    UnknownMemberError,
+)
 from mqlog.monitor import partition_lag
 from mqlog.names import validate_name
 
@@ -69,10 +75,9 @@ class ClusterGroups:
         with translated(f"describe group {group!r}"):
             found = self._admin.describe_consumer_groups(
                 [group], request_timeout=ADMIN_TIMEOUT_S)[group].result(ADMIN_TIMEOUT_S)
-        committed = self.committed_offsets(group)
-        if found.state in (ConsumerGroupState.DEAD, ConsumerGroupState.UNKNOWN) and (
-                not found.members and not committed):
+        if found.state == ConsumerGroupState.DEAD or group not in self.list_groups():
             raise UnknownGroupError(f"unknown group {group!r}")
+        committed = self.committed_offsets(group)
         members = [MemberDescription(m.member_id, m.client_id or "", m.host or "", 0,
                                      sorted(TopicPartition(p.topic, p.partition)
                                             for p in m.assignment.topic_partitions))
@@ -169,15 +174,19 @@ class ClusterGroups:
         self._refuse_if_active(group, "reset offsets of")
         if not offsets:
             return
-        with translated(f"reset offsets of group {group!r}"):
-            done = self._admin.alter_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group, [
-                    KafkaPartition(tp.topic, tp.partition, offset)
-                    for tp, offset in sorted(offsets.items())])],
-                request_timeout=ADMIN_TIMEOUT_S)[group].result(ADMIN_TIMEOUT_S)
-        for entry in done.topic_partitions or ():
-            if entry.error is not None:
-                raise as_mqlog_error(entry.error, f"reset offsets of group {group!r}")
+        try:
+            with translated(f"reset offsets of group {group!r}"):
+                done = self._admin.alter_consumer_group_offsets(
+                    [ConsumerGroupTopicPartitions(group, [
+                        KafkaPartition(tp.topic, tp.partition, offset)
+                        for tp, offset in sorted(offsets.items())])],
+                    request_timeout=ADMIN_TIMEOUT_S)[group].result(ADMIN_TIMEOUT_S)
+            for entry in done.topic_partitions or ():
+                if entry.error is not None:
+                    raise as_mqlog_error(entry.error, f"reset offsets of group {group!r}")
+        except UnknownMemberError:  # Kafka's answer to an admin commit while members live
+            raise GroupNotEmptyError(f"cannot reset offsets of group {group!r} while it has "
+                                     f"live members") from None
 
     def delete_group(self, group: str) -> None:
         """Forget a group and its committed offsets (refused while it has members)."""
