@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from mqlog.cli._app import app, check_not_a_file, settings
+from mqlog.cli._app import app, local_directory, settings
 
 #: Where ``--kafka`` listens by default: loopback, Kafka's port.
 DEFAULT_KAFKA = "127.0.0.1:9092"
@@ -75,8 +75,8 @@ def serve(
     # no other command should pay.
     from mqlog.server import KafkaSettings, run_server
 
+    local_directory(ctx, "serve")
     options = settings(ctx)
-    check_not_a_file(options.directory)
     logging.basicConfig(level=logging.DEBUG if options.debug else logging.WARNING,
                         format="mqlog serve: %(levelname)s: %(message)s", stream=sys.stderr)
 

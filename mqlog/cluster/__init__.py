@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from mqlog.cluster._url import is_cluster_url
 from mqlog.errors import ConfigError
 
 if TYPE_CHECKING:
     from mqlog.cluster._log import ClusterLog
 
-__all__ = ["INSTALL_HINT", "open_cluster"]
+__all__ = ["INSTALL_HINT", "is_cluster_url", "open_cluster"]
 
 #: How to get the Kafka client a cluster log needs.
 INSTALL_HINT = "pip install 'mqlog[kafka]'"
