@@ -1,8 +1,10 @@
 """The producer of a cluster log: ``Producer``'s API over librdkafka's producer.
 
 Owns a librdkafka producer and a poller thread that serves its delivery
-reports (so that deliveries complete, and ``on_delivery`` callbacks run,
-without the caller polling, as with a log directory's sender thread), and a
+reports every POLLER_INTERVAL_S (so that deliveries complete, and
+``on_delivery`` callbacks run, without the caller polling, as with a log
+directory's sender thread); a thread waiting for a result, and a thread
+sending many records, serve them too, as a raw librdkafka program would. And a
 cache of partition counts per topic, re-read every TOPIC_RECHECK_S, so that a
 send to a missing topic or partition fails at once, as on a log directory,
 rather than when librdkafka gives up on it.
@@ -24,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from mqlog.cluster._errors import as_mqlog_error, translated
 from mqlog.errors import (
@@ -44,48 +46,56 @@ from mqlog.producer import (
 )
 
 Callback = Callable[[RecordMetadata | None, BaseException | None], None]
-#: How long the poller waits for delivery reports in one call.
-POLL_STEP_S = 0.1
+#: How long a wait for a delivery serves delivery reports in one call.
+POLL_STEP_S = 0.05
+#: How often the poller thread serves the delivery reports that came meanwhile:
+#: in batches, so that it rarely takes the interpreter from a sending thread.
+POLLER_INTERVAL_S = 0.01
+#: A sending thread serves the delivery reports itself every this many sends.
+SENDS_PER_POLL = 1024
 #: librdkafka's "no partition chosen: let the partitioner pick".
 _ANY_PARTITION = -1
 
 
 class _Sent(Delivery):
-    """The delivery of one record: filled in by its delivery report."""
+    """The delivery of one record: done once its delivery report came (the message
+    is kept as librdkafka reports it; its RecordMetadata is made when asked for,
+    so that a report costs two stores on the poller thread)."""
 
-    __slots__ = ("_producer", "_callback", "_metadata", "_error", "_done")
+    __slots__ = ("_producer", "_callback", "_message", "_error")
 
     def __init__(self, producer: ClusterProducer, callback: Callback | None) -> None:
         self._producer = producer
         self._callback = callback
-        self._metadata: RecordMetadata | None = None
+        self._message: Any = None
         self._error: BaseException | None = None
-        self._done = False
 
     def report(self, error: KafkaError | None, message: Any) -> None:
         """librdkafka's delivery report (on the poller thread; ``message`` is a
         ``confluent_kafka.Message``, complete once delivered)."""
-        if error is None:
-            self._metadata = RecordMetadata(message.topic(), message.partition(),
-                                            message.offset(), message.timestamp()[1])
-        else:
+        if error is not None:
             self._error = as_mqlog_error(error, f"send to {message.topic()}")
-        self._done = True
+        self._message = message
         if self._callback is not None:
-            self._callback(self._metadata, self._error)
+            self._callback(None if error is not None else self._metadata(), self._error)
+
+    def _metadata(self) -> RecordMetadata:
+        message = self._message
+        return RecordMetadata(message.topic(), message.partition(), message.offset(),
+                              message.timestamp()[1])
 
     def done(self) -> bool:
-        return self._done
+        return self._message is not None
 
     def result(self, timeout: float | None = None) -> RecordMetadata:
         """Wait until the record is written; raise what writing it raised, or
         TimeoutError after ``timeout`` seconds."""
-        if not self._producer.wait(lambda: self._done, timeout):
+        if self._message is None and not self._producer.wait(
+                lambda: self._message is not None, timeout):
             raise TimeoutError(f"record not written within {timeout} s")
         if self._error is not None:
             raise self._error
-        assert self._metadata is not None  # done without an error
-        return self._metadata
+        return self._metadata()
 
 
 class _SentMany(BatchDelivery):
@@ -144,7 +154,7 @@ class ClusterProducer(Producer):
             self._kafka = confluent_kafka.Producer(settings)
         self._partition_count = partition_count
         self._counts: dict[str, tuple[int, float]] = {}
-        self._changed = threading.Condition()
+        self._sends = 0
         self._closed = False
         self._poller = threading.Thread(target=self._poll, name="mqlog-cluster-producer",
                                         daemon=True)
@@ -166,18 +176,35 @@ class ClusterProducer(Producer):
                                    "have (see docs/cluster.md)")
         if on_delivery is not None and not callable(on_delivery):
             raise TypeError("on_delivery must be callable(metadata, error)")
-        if headers is not None and not isinstance(headers, Mapping):
-            raise TypeError("headers must be a mapping of str to bytes")
-        if timestamp is not None and (not isinstance(timestamp, int)
-                                      or isinstance(timestamp, bool) or timestamp < 0):
+        if type(value) is not bytes:
+            value = _as_bytes(value, "value")
+        if key is not None and type(key) is not bytes:
+            key = _as_bytes(key, "key")
+        listed = None
+        if headers is not None:
+            if not isinstance(headers, Mapping):
+                raise TypeError("headers must be a mapping of str to bytes")
+            listed = list(headers.items())
+        if timestamp is not None and (type(timestamp) is not int or timestamp < 0):
             raise TypeError(f"timestamp must be an int of ms >= 0, not {timestamp!r}")
-        value = _as_bytes(value, "value")
-        key = None if key is None else _as_bytes(key, "key")
-        count = self._count(topic)
-        partition = self._partition(topic, partition, key, count)
+        cached = self._counts.get(topic)
+        if cached is None or time.monotonic() >= cached[1]:
+            cached = self._recount(topic)
+        if partition is not None or self.config.partitioner is not None:
+            chosen = self._partition(topic, partition, key, cached[0])
+        else:
+            chosen = _ANY_PARTITION
+        if self._closed:
+            raise LogClosedError("producer is closed")
         sent = _Sent(self, on_delivery)
-        self._produce(topic, value, key, partition, timestamp,
-                      None if headers is None else list(headers.items()), sent.report)
+        try:
+            self._kafka.produce(topic, value, key, chosen, on_delivery=sent.report,
+                                timestamp=timestamp or 0, headers=listed)
+        except (BufferError, KafkaException):  # queue full, or refused: the slow path
+            self._produce(topic, value, key, chosen, timestamp, listed, sent.report)
+        self._sends += 1
+        if not self._sends % SENDS_PER_POLL:
+            self._kafka.poll(0)
         return sent
 
     def send_many(self, topic: str, values: Sequence[bytes | str],
@@ -224,11 +251,14 @@ class ClusterProducer(Producer):
         """The topic's partition count, re-read every TOPIC_RECHECK_S
         (UnknownTopicError if there is no such topic)."""
         cached = self._counts.get(topic)
-        now = time.monotonic()
-        if cached is None or now >= cached[1]:
-            cached = (self._partition_count(topic), now + TOPIC_RECHECK_S)
-            self._counts[topic] = cached
+        if cached is None or time.monotonic() >= cached[1]:
+            cached = self._recount(topic)
         return cached[0]
+
+    def _recount(self, topic: str) -> tuple[int, float]:
+        cached = (self._partition_count(topic), time.monotonic() + TOPIC_RECHECK_S)
+        self._counts[topic] = cached
+        return cached
 
     def _partition(self, topic: str, partition: int | None, key: bytes | None,
                    count: int) -> int:
@@ -248,20 +278,22 @@ class ClusterProducer(Producer):
     # -- delivery reports ---------------------------------------------------------------
 
     def _poll(self) -> None:
-        """Serve delivery reports until closed, waking the waiters after each batch."""
-        while not self._closed or len(self._kafka):
-            if self._kafka.poll(POLL_STEP_S):
-                with self._changed:
-                    self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
+        """Serve the delivery reports every POLLER_INTERVAL_S until closed."""
+        kafka = self._kafka
+        while not self._closed:
+            kafka.poll(0)
+            time.sleep(POLLER_INTERVAL_S)
 
     def wait(self, finished: Callable[[], bool], timeout: float | None) -> bool:
-        """Wait until ``finished()`` (a delivery completed), at most ``timeout`` s."""
-        if finished():
-            return True
-        with self._changed:
-            return self._changed.wait_for(finished, timeout)
+        """Wait until ``finished()`` (a delivery completed), at most ``timeout`` s,
+        serving delivery reports meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not finished():
+            remaining = POLL_STEP_S if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._kafka.poll(min(remaining, POLL_STEP_S))
+        return True
 
     # -- lifecycle ----------------------------------------------------------------------
 
