@@ -27,10 +27,11 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from mqlog.cluster._consumer import ClusterConsumer
-from mqlog.cluster._errors import translated
+from mqlog.cluster._errors import as_mqlog_error, translated
 from mqlog.cluster._groups import ClusterGroups
 from mqlog.cluster._producer import ClusterProducer
 from mqlog.cluster._reader import Reader
@@ -50,6 +51,7 @@ from mqlog.errors import (
     ConfigError,
     CorruptRecordError,
     LogClosedError,
+    MqlogError,
     ReadOnlyError,
     TopicExistsError,
     UnknownPartitionError,
@@ -75,6 +77,11 @@ _log = logging.getLogger("mqlog.cluster")
 
 #: Longest an admin request (topics, configs) waits for the cluster.
 ADMIN_TIMEOUT_S = 30.0
+#: A metadata request is retried this often within ADMIN_TIMEOUT_S, looking
+#: between tries for a refused login.
+METADATA_STEP_S = 2.0
+_LOGIN_FAILURES = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
+                   KafkaError._SSL}
 #: How long a created topic may take to show in the cluster's metadata.
 TOPIC_VISIBLE_S = 30.0
 #: How long ``wait_for_append`` sleeps at most: a cluster tells no one of appends,
@@ -96,8 +103,11 @@ class ClusterLog(Log):
         self._read_only = read_only
         self._topic_defaults = TopicConfig.from_options(**topic_defaults)
         self._defaults_given = dict(topic_defaults)
+        #: The last error librdkafka reported outside a call (a failed login...).
+        self._broker_error: KafkaError | None = None
         with translated("connect to the cluster"):
-            self._admin = AdminClient(address.config())
+            settings: dict[str, Any] = {**address.config(), "error_cb": self._on_error}
+            self._admin = AdminClient(settings)
         self._reader = Reader(address.config("consumer"))
         self._groups = ClusterGroups(self._admin, self._reader, self._partition_count)
         self._counts: dict[str, tuple[int, float]] = {}
@@ -146,11 +156,27 @@ class ClusterLog(Log):
 
     # -- topics ----------------------------------------------------------------------
 
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback (served by ``AdminClient.poll``)."""
+        self._broker_error = error
+
     def _metadata(self) -> dict[str, int]:
-        """Topic name -> partition count, as the cluster's metadata says now."""
+        """Topic name -> partition count, as the cluster's metadata says now. A
+        login the cluster refuses fails at once rather than at the timeout."""
         self._check_open()
-        with translated("list topics"):
-            metadata = self._admin.list_topics(timeout=ADMIN_TIMEOUT_S)
+        deadline = time.monotonic() + ADMIN_TIMEOUT_S
+        while True:
+            try:
+                with translated("list topics"):
+                    metadata = self._admin.list_topics(timeout=METADATA_STEP_S)
+                break
+            except MqlogError:
+                self._admin.poll(0)
+                error = self._broker_error
+                if error is not None and error.code() in _LOGIN_FAILURES:
+                    raise as_mqlog_error(error, "connect to the cluster") from None
+                if time.monotonic() >= deadline:
+                    raise
         counts = {name: len(topic.partitions) for name, topic in metadata.topics.items()
                   if topic.error is None or topic.partitions}
         deadline = time.monotonic() + TOPIC_RECHECK_S

@@ -180,7 +180,7 @@ class ClusterProducer(Producer):
             value = _as_bytes(value, "value")
         if key is not None and type(key) is not bytes:
             key = _as_bytes(key, "key")
-        listed = None
+        listed: list[tuple[str, str | bytes | None]] | None = None
         if headers is not None:
             if not isinstance(headers, Mapping):
                 raise TypeError("headers must be a mapping of str to bytes")
@@ -227,7 +227,7 @@ class ClusterProducer(Producer):
         return many
 
     def _produce(self, topic: str, value: bytes, key: bytes | None, partition: int,
-                 timestamp: int | None, headers: list | None,
+                 timestamp: int | None, headers: list[tuple[str, str | bytes | None]] | None,
                  report: Callable[[KafkaError | None, confluent_kafka.Message], None]) -> None:
         """Hand one record to librdkafka, waiting up to SEND_BLOCK_S while its queue
         is full."""
