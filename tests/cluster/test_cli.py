@@ -21,7 +21,7 @@ import mqlog
 from mqlog.cli import app
 from mqlog.consumer import TopicPartition
 
-from .conftest import GROUP_OPTIONS, Broker, unique
+from .conftest import GROUP_OPTIONS, Broker, skip_on_tansu, unique
 from .test_consumers import poll_until
 
 #: Longest a real mqlog process may take to print what a test waits for.
@@ -223,3 +223,17 @@ def test_commands_a_cluster_cannot_run_exit_2(broker: Broker, args: list[str],
     result = run(broker, *args)
     assert result.exit_code == 2, result.output
     assert operation in result.output and "not supported" in result.output
+
+
+def test_produce_and_consume(broker: Broker, log: mqlog.Log) -> None:
+    name = unique("cli-produce")
+    log.create_topic(name, 1)
+    produced = CliRunner().invoke(app, ["--dir", broker.url, "produce", name], input="a\nb\n")
+    assert produced.exit_code == 0, produced.output
+    assert [r.value for r in log.read(name, 0, 0)] == [b"a", b"b"]
+    skip_on_tansu(broker, "a group member gets its first assignment only after the rebalance "
+                          "timeout, which mqlog consume leaves at Kafka's 5 minutes")
+    consumed = run(broker, "consume", name, "--group", unique("cli-consume"),
+                   "--from-beginning", "--max-records", "2", "--format", "raw")
+    assert consumed.exit_code == 0, consumed.output
+    assert consumed.stdout.split() == ["a", "b"]
