@@ -83,6 +83,8 @@ class ClusterConsumer(Consumer):
             self._kafka = confluent_kafka.Consumer(settings)
         self._manual = False
         self._subscribed = False
+        #: Kafka's cooperative protocol: assignments come and go incrementally.
+        self._cooperative = cfg.assignor == "sticky"
         self._paused: set[TopicPartition] = set()
         #: Seeks of partitions not fetched yet, which librdkafka's positions do not
         #: show until the first fetch from there.
@@ -125,6 +127,11 @@ class ClusterConsumer(Consumer):
         self._subscribed = True
 
     def _assign_callback(self, _consumer: object, partitions: list[KafkaPartition]) -> None:
+        """Take the partitions, then tell the user's callback (which may seek them)."""
+        if self._cooperative:
+            self._kafka.incremental_assign(partitions)
+        else:
+            self._kafka.assign(partitions)
         if self._on_assigned is not None:
             self._on_assigned(_names(partitions))
 
@@ -206,14 +213,20 @@ class ClusterConsumer(Consumer):
             try:
                 self._kafka.seek(KafkaPartition(tp.topic, tp.partition, offset))
             except confluent_kafka.KafkaException as error:
-                if error.args[0].code() != KafkaError._STATE or self._subscribed:
+                if error.args[0].code() != KafkaError._STATE:
                     raise
-                self._reassign_at({tp: offset})  # not fetched yet: start it there
+                # Not fetched yet (just assigned, in on_assigned say): start it there.
+                if self._subscribed and self._cooperative:
+                    self._kafka.incremental_unassign([KafkaPartition(tp.topic, tp.partition)])
+                    self._kafka.incremental_assign([KafkaPartition(tp.topic, tp.partition,
+                                                                   offset)])
+                else:
+                    self._reassign_at({tp: offset})
                 self._pending_seeks[tp] = offset
 
     def _reassign_at(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Assign the same partitions again, ``offsets`` where given (an assign-only
-        consumer whose partition is not fetched yet cannot seek)."""
+        """Assign the same partitions again, ``offsets`` where given (a partition
+        not fetched yet cannot seek)."""
         current = self._positions(self.assignment())
         self._kafka.assign([KafkaPartition(tp.topic, tp.partition,
                                            offsets.get(tp, self._pending_seeks.get(tp, offset)))

@@ -73,6 +73,15 @@ def test_group_poll_commit_committed_and_callbacks(broker: Broker, log: mqlog.Lo
         assert sorted((m.partition, m.offset) for m in poll_until(again, 2)) == [(1, 3), (1, 4)]
 
 
+@pytest.mark.parametrize("assignor", ["sticky", "range"])
+def test_on_assigned_may_seek_the_partitions_it_is_given(broker: Broker, log: mqlog.Log,
+                                                         assignor: str) -> None:
+    name = filled(log, 1, 5)
+    with log.consumer(unique("seeking"), assignor=assignor, **GROUP_OPTIONS) as consumer:
+        consumer.subscribe(name, on_assigned=lambda tps: [consumer.seek(tp, 3) for tp in tps])
+        assert [m.offset for m in poll_until(consumer, 2)] == [3, 4]
+
+
 def test_iteration_stops_after_consumer_timeout(broker: Broker, log: mqlog.Log) -> None:
     name = filled(log, 1, 3)
     with log.consumer(unique("iterating"), name, consumer_timeout_ms=8000,
