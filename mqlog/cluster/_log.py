@@ -533,6 +533,13 @@ class ClusterLog(Log):
     def ack_receipts(self, group: str, receipts: Iterable[str]) -> None:
         raise UnsupportedError("ack_receipts", _QUEUES)
 
+    def nack_receipt(self, group: str, receipt: str, *, delay_s: float | None = None,
+                     reason: str | None = None) -> None:
+        raise UnsupportedError("nack_receipt", _QUEUES)
+
+    def extend_receipt(self, group: str, receipt: str, visibility_s: float) -> None:
+        raise UnsupportedError("extend_receipt", _QUEUES)
+
     def redrive(self, dlq_topic: str, offsets: Iterable[int] | None = None,
                 where: Callable[[Record], bool] | None = None, *, to: str | None = None,
                 partition: int | None = None, reason: str | None = None,

@@ -101,13 +101,16 @@ class _Sent(Delivery):
 class _SentMany(BatchDelivery):
     """The delivery of one ``send_many``: the offsets each partition got."""
 
-    __slots__ = ("_producer", "_pending", "_offsets", "_error")
+    __slots__ = ("_producer", "_pending", "_offsets", "_error", "_on_delivery")
 
-    def __init__(self, producer: ClusterProducer, count: int) -> None:
+    def __init__(self, producer: ClusterProducer, count: int,
+                 on_delivery: Callable[[dict[int, range] | None, BaseException | None], None]
+                 | None = None) -> None:
         self._producer = producer
         self._pending = count
         self._offsets: dict[int, list[int]] = {}
         self._error: BaseException | None = None
+        self._on_delivery = on_delivery
 
     def report(self, error: KafkaError | None, message: Any) -> None:
         offset = message.offset()
@@ -118,6 +121,12 @@ class _SentMany(BatchDelivery):
         elif error is not None and self._error is None:
             self._error = as_mqlog_error(error, f"send to {message.topic()}")
         self._pending -= 1
+        if self._pending == 0 and self._on_delivery is not None:
+            self._on_delivery(None if self._error is not None else self._ranges(), self._error)
+
+    def _ranges(self) -> dict[int, range]:
+        return {partition: range(first, last + 1)
+                for partition, (first, last) in sorted(self._offsets.items())}
 
     def done(self) -> bool:
         return self._pending == 0
@@ -130,8 +139,7 @@ class _SentMany(BatchDelivery):
             raise TimeoutError(f"records not written within {timeout} s")
         if self._error is not None:
             raise self._error
-        return {partition: range(first, last + 1)
-                for partition, (first, last) in sorted(self._offsets.items())}
+        return self._ranges()
 
 
 class ClusterProducer(Producer):
@@ -208,9 +216,15 @@ class ClusterProducer(Producer):
         return sent
 
     def send_many(self, topic: str, values: Sequence[bytes | str],
-                  keys: Sequence[bytes | str | None] | None = None) -> BatchDelivery:
+                  keys: Sequence[bytes | str | None] | None = None, *,
+                  on_delivery: Callable[[dict[int, range] | None, BaseException | None], None]
+                  | None = None) -> BatchDelivery:
         """Queue many records at once; keyless ones go where the partitioner puts
-        them (one partition per batch), keyed ones by their key."""
+        them (one partition per batch), keyed ones by their key. ``on_delivery(ranges,
+        error)`` is called once every record is written or one failed, on the thread
+        that polls the client."""
+        if on_delivery is not None and not callable(on_delivery):
+            raise TypeError("on_delivery must be callable(ranges, error)")
         if isinstance(values, (str, bytes, bytearray, memoryview, Mapping)):
             raise TypeError(f"values must be a list of bytes or str, not {type(values).__name__}")
         blobs = [_as_bytes(value, "value") for value in values]
@@ -219,7 +233,9 @@ class ClusterProducer(Producer):
         byte_keys = [None if key is None else _as_bytes(key, "key")
                      for key in (keys if keys is not None else [None] * len(blobs))]
         count = self._count(topic)
-        many = _SentMany(self, len(blobs))
+        many = _SentMany(self, len(blobs), on_delivery)
+        if not blobs and on_delivery is not None:
+            on_delivery({}, None)
         report = many.report
         for value, key in zip(blobs, byte_keys):
             self._produce(topic, value, key, self._partition(topic, None, key, count), None,
