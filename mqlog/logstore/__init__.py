@@ -10,6 +10,7 @@ goes through them) and block reservation (``reserve``, ``storage_failed``).
 """
 
 from mqlog.logstore._columns import RecordColumns
+from mqlog.logstore._counters import FLUSH_BUCKETS_S, CountersSnapshot, EngineCounters
 from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file, sync_map
 from mqlog.logstore._partition import Partition
 from mqlog.logstore._producers import EPOCH_MAX, SEQUENCE_MAX, ProducerBatch
@@ -28,9 +29,12 @@ from mqlog.logstore.engine import (
 
 __all__ = [
     "EPOCH_MAX",
+    "FLUSH_BUCKETS_S",
     "SEQUENCE_MAX",
+    "CountersSnapshot",
     "EndFloor",
     "Engine",
+    "EngineCounters",
     "Message",
     "Partition",
     "PartitionDescription",

@@ -1,8 +1,9 @@
 #!/bin/sh
-# Install the clients outside Python that the server tests drive, when missing:
-# kcat (Debian package, with apt-get; Node.js and npm the same way if absent)
-# and kafkajs (npm, the version pinned in tests/server/node/package-lock.json,
-# into tests/server/node/node_modules, which git ignores).
+# Install the programs outside Python that the tests drive, when missing: kcat
+# (Debian package, with apt-get; Node.js and npm the same way if absent),
+# kafkajs (npm, the version pinned in tests/server/node/package-lock.json, into
+# tests/server/node/node_modules, which git ignores) and promtool (Debian
+# package prometheus: tests/metrics checks docs/alerts.yml with it).
 #
 # Usage: install_tools.sh [STAMP]. Never fails the caller: without network or
 # without apt-get/npm it says what is missing and exits 0; the tests that need
@@ -17,6 +18,7 @@ packages=""
 command -v kcat >/dev/null 2>&1 || packages="$packages kcat"
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
+command -v promtool >/dev/null 2>&1 || packages="$packages prometheus"
 if [ -n "$packages" ]; then
     if command -v apt-get >/dev/null 2>&1; then
         sudo=""
@@ -38,7 +40,7 @@ if [ ! -f "$here/node/node_modules/kafkajs/package.json" ] && command -v npm >/d
 fi
 
 missing=""
-for program in kcat node; do
+for program in kcat node promtool; do
     command -v "$program" >/dev/null 2>&1 || missing="$missing $program"
 done
 [ -f "$here/node/node_modules/kafkajs/package.json" ] || missing="$missing kafkajs"
