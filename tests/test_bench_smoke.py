@@ -44,6 +44,8 @@ EXPECTED_METRICS = {
     "describe_group": ["warm_ms", "cold_ms"],
     "queue_throughput": ["one_worker_messages_per_s", "four_processes_messages_per_s",
                          "redelivery_p50_ms", "redelivery_p99_ms"],
+    "metrics_scrape": ["scrape_p50_ms", "scrape_p99_ms", "scrape_cpu_p50_ms", "scrape_cold_ms",
+                       "page_bytes", "page_series"],
 }
 
 
@@ -160,3 +162,15 @@ def test_describe_group_checks_a_group_with_half_its_partitions_lagging() -> Non
         assert (figure["lagging_partitions"], figure["total_lag"]) == (50, 1275)
     assert (warm["target_max"], warm["calls"], cold["calls"]) == (20, 5, 1)
     assert "target_max" not in cold
+
+
+def test_metrics_scrape_checks_the_page_of_a_wide_log() -> None:
+    figures = {figure["metric"]: figure for figure in quick_figures("metrics_scrape")}
+    for figure in figures.values():
+        assert (figure["topics"], figure["partitions"], figure["groups"],
+                figure["queue_groups"], figure["rounds"]) == (10, 80, 5, 1, 5)
+    assert figures["scrape_p50_ms"]["target_max"] == figures["scrape_p99_ms"]["target_max"] == 100
+    assert figures["scrape_p99_ms"]["value"] >= figures["scrape_p50_ms"]["value"]
+    # 5 families per partition alone: the page holds every partition.
+    assert figures["page_series"]["value"] > 5 * 80
+
