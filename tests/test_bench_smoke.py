@@ -44,8 +44,8 @@ EXPECTED_METRICS = {
     "describe_group": ["warm_ms", "cold_ms"],
     "queue_throughput": ["one_worker_messages_per_s", "four_processes_messages_per_s",
                          "redelivery_p50_ms", "redelivery_p99_ms"],
-    "metrics_scrape": ["scrape_p50_ms", "scrape_p99_ms", "scrape_cpu_p50_ms", "scrape_cold_ms",
-                       "page_bytes", "page_series"],
+    "metrics_scrape": ["scrape_p50_ms", "scrape_p99_ms", "scrape_cpu_p50_ms", "scrape_cpu_p99_ms",
+                       "scrape_cold_ms", "page_bytes", "page_series"],
 }
 
 
