@@ -185,7 +185,7 @@ class LogCollector:
         yield from topics
         groups = _GroupFamilies()
         for name in self.groups if self.groups is not None else sorted(log.list_groups()):
-            # A queue group over a topic deleted meanwhile fails with UnknownTopicError.
+            # Describing a group whose topic is being deleted may raise UnknownTopicError.
             group = _described(f"group {name!r}", log.describe_group, name)
             if group is not None:
                 groups.add(group_lag(group))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 import mqlog
 from mqlog.metrics import ServerMetrics, exposition
 from mqlog.server import KafkaServer
-from mqlog.server.kafka._codec import part
+from mqlog.server.kafka import _api_versions
+from mqlog.server.kafka._apis import ApiTable
+from mqlog.server.kafka._codec import Entity, Request, part
+from mqlog.server.kafka._context import ServerState
 from tests.metrics._scrape import Scrape
 from tests.server._serve import decode_response, encode_request, read_frame
 
@@ -31,14 +35,16 @@ RECORDS = 20
 
 
 @contextmanager
-def serving(log: mqlog.Log, metrics: ServerMetrics) -> Iterator[tuple[str, int]]:
-    """A KafkaServer over ``log`` counting in ``metrics``, on a free loopback port
-    in a thread; yields (host, port) and stops it afterwards."""
+def serving(log: mqlog.Log, metrics: ServerMetrics, table: ApiTable | None = None
+            ) -> Iterator[tuple[str, int]]:
+    """A KafkaServer over ``log`` counting in ``metrics`` (serving the APIs of
+    ``table``, default all), on a free loopback port in a thread; yields (host,
+    port) and stops it afterwards."""
     started = threading.Event()
     state: dict[str, object] = {}
 
     async def main() -> None:
-        server = KafkaServer(log.engine, "127.0.0.1", 0, metrics=metrics)
+        server = KafkaServer(log.engine, "127.0.0.1", 0, metrics=metrics, table=table)
         await server.start()
         stop = asyncio.Event()
         state.update(address=server.address, stop=stop, loop=asyncio.get_running_loop())
@@ -83,8 +89,6 @@ def produce_and_consume(address: str) -> list:
 def raw_requests_with_errors(host: str, port: int) -> None:
     """A Metadata request for a topic that does not exist, and a Produce without
     records to a partition: both answered with an error code."""
-    import socket
-
     from kio.index import load_request_schema
 
     metadata = load_request_schema(3, 4)
@@ -134,3 +138,28 @@ def test_the_server_counts_in_its_own_metrics_by_default(log_dir: Path) -> None:
         assert isinstance(server.state.metrics, ServerMetrics)
         page = Scrape(exposition(log, server.state.metrics))
         assert page.value("mqlog_records_appended_total") == 0  # over the server's engine
+
+
+def test_a_failing_handler_counts_as_a_server_error(log_dir: Path) -> None:
+    async def fail(server: ServerState, request: Request) -> Entity:
+        raise RuntimeError("a bug in a handler")
+
+    table = ApiTable()
+    table.register(_api_versions.API_KEY, _api_versions.MIN_VERSION, _api_versions.MAX_VERSION,
+                   _api_versions.handle, concurrent=True)
+    table.register(32, 1, 4, fail)  # DescribeConfigs
+    with mqlog.open(log_dir) as log:
+        metrics = ServerMetrics(log.engine)
+        with serving(log, metrics, table) as (host, port), socket.create_connection(
+                (host, port), timeout=10) as sock:
+            sock.sendall(encode_request(18, 0, 1))
+            assert decode_response(18, 0, read_frame(sock))[0] == 1
+            sock.sendall(encode_request(32, 4, 2, resources=(), include_synonyms=False,
+                                        include_documentation=False))
+            assert sock.recv(1) == b""  # the connection closes, unanswered
+        scrape = Scrape(exposition(log, metrics))
+    assert scrape.value("mqlog_kafka_requests_total", api="ApiVersions") == 1
+    assert scrape.value("mqlog_kafka_requests_total", api="DescribeConfigs") == 1
+    assert scrape.series("mqlog_kafka_request_errors_total") == [
+        {"api": "DescribeConfigs", "error": "UNKNOWN_SERVER_ERROR"}]
+
