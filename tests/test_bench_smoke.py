@@ -44,6 +44,11 @@ EXPECTED_METRICS = {
     "describe_group": ["warm_ms", "cold_ms"],
     "queue_throughput": ["one_worker_messages_per_s", "four_processes_messages_per_s",
                          "redelivery_p50_ms", "redelivery_p99_ms"],
+    "aio_bench": ["sync_send_records_per_s", "aio_send_records_per_s",
+                  "sync_consume_records_per_s", "aio_consume_records_per_s",
+                  *(f"{api}_{placement}_{name}_ms"
+                    for placement in ("same_process", "other_process")
+                    for api in ("sync", "aio") for name in ("p50", "p99"))],
     "metrics_scrape": ["scrape_p50_ms", "scrape_p99_ms", "scrape_cpu_p50_ms", "scrape_cpu_p99_ms",
                        "scrape_cold_ms", "page_bytes", "page_series"],
 }

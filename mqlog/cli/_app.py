@@ -41,8 +41,8 @@ try:
     from typer._click import Context
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # typer before it vendored click (mypy checks against a newer one)
-    from click import Context  # type: ignore[import-not-found,no-redef,unused-ignore]
-    from click.exceptions import (  # type: ignore[import-not-found,no-redef,unused-ignore]
+    from click import Context  # type: ignore[import-not-found,no-redef,assignment,unused-ignore]
+    from click.exceptions import (  # type: ignore[import-not-found,no-redef,assignment,unused-ignore]
         NoArgsIsHelpError,
         UsageError,
     )

@@ -9,6 +9,7 @@ seam (``fsync_file``, ``fsync_directory``, ``sync_map``: every sync of mqlog
 goes through them) and block reservation (``reserve``, ``storage_failed``).
 """
 
+from mqlog.logstore._append_watch import AppendWatch, append_watch
 from mqlog.logstore._columns import RecordColumns
 from mqlog.logstore._counters import FLUSH_BUCKETS_S, CountersSnapshot, EngineCounters
 from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file, sync_map
@@ -31,6 +32,7 @@ __all__ = [
     "EPOCH_MAX",
     "FLUSH_BUCKETS_S",
     "SEQUENCE_MAX",
+    "AppendWatch",
     "CountersSnapshot",
     "EndFloor",
     "Engine",
@@ -44,6 +46,7 @@ __all__ = [
     "RecordColumns",
     "TopicConfig",
     "TopicDescription",
+    "append_watch",
     "atomic_write",
     "check_new_topic",
     "checked_timestamp",

@@ -4,7 +4,7 @@ A fetch reads every partition asked (:meth:`Engine.read_kafka_batches`:
 stored Kafka batches whole, so a fetch from an offset inside a batch returns
 that batch, and native batches encoded from the offset). When the response
 holds fewer than ``min_bytes`` it waits for an append -- by any process --
-until ``max_wait`` has passed, then reads again (``_append_watch``).
+until ``max_wait`` has passed, then reads again (``mqlog.logstore.append_watch``).
 
 Bytes: a partition gets at most its ``partition_max_bytes``, the response at
 most ``max_bytes``, except that the first partition with data returns at
@@ -24,7 +24,7 @@ import uuid
 from kio.schema.errors import ErrorCode
 
 from mqlog.errors import MqlogError
-from mqlog.server.kafka._append_watch import append_watch
+from mqlog.logstore import append_watch
 from mqlog.server.kafka._codec import (
     Entity,
     Request,
@@ -50,7 +50,7 @@ MAX_WAIT_CAP_MS = 30_000
 async def handle(server: ServerState, request: Request) -> bytes:
     """Read what the request asks, waiting up to ``max_wait`` for ``min_bytes``."""
     body = request.body
-    watch = append_watch(server)
+    watch = append_watch(server.engine)
     wait_ms = max(0, min(int(_milliseconds(body.max_wait)), MAX_WAIT_CAP_MS))
     deadline = time.monotonic() + wait_ms / 1000
     by_id = has_field(type(body.topics[0]) if body.topics else type(body), "topic_id")

@@ -28,7 +28,7 @@ import logging
 from kio.schema.errors import ErrorCode
 
 from mqlog.errors import MqlogError
-from mqlog.server.kafka._append_watch import append_watch
+from mqlog.logstore import append_watch
 from mqlog.server.kafka._codec import Request
 from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
@@ -63,7 +63,7 @@ async def handle(server: ServerState, request: Request) -> bytes | Later:
     transactional = getattr(body, "transactional_id", None) is not None
     results = [_append(server, topic.name, data.index, data.records, transactional)
                for topic in body.topic_data for data in topic.partition_data]
-    append_watch(server).poke()  # fetches waiting here see the records now
+    append_watch(server.engine).poke()  # fetches waiting here see the records now
     if all(result.sync_to is None for result in results):
         return _response(request, results)
 
