@@ -5,7 +5,8 @@ counters (a one-shot process appended and read nothing worth counting): the
 topics' offsets and sizes, the groups' lag and oldest unconsumed age, the
 queue groups' depth. ``--output FILE`` replaces FILE atomically, as the node
 exporter's textfile collector needs (a ``*.prom`` file in its directory,
-rewritten from cron).
+rewritten from cron). prometheus_client is imported when the command runs:
+no other command pays for it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import typer
 from mqlog.cli._app import EXIT_NOT_FOUND, CliError, app, open_log
 from mqlog.cli._groups import require_group
 from mqlog.logstore import atomic_write
-from mqlog.metrics import exposition
 
 
 @app.command()
@@ -45,6 +45,8 @@ def metrics(
     dead-lettered (docs/metrics.md). For the node exporter's textfile
     collector: `mqlog metrics --output DIR/mqlog.prom`.
     """
+    from mqlog.metrics import exposition
+
     with open_log(ctx, reading=True) as log:
         if topics:
             known = set(log.topics())
