@@ -51,6 +51,8 @@ EXPECTED_METRICS = {
                   *(f"{api}_{placement}_{name}_ms"
                     for placement in ("same_process", "other_process")
                     for api in ("sync", "aio") for name in ("p50", "p99"))],
+    "metrics_scrape": ["scrape_p50_ms", "scrape_p99_ms", "scrape_cpu_p50_ms", "scrape_cpu_p99_ms",
+                       "scrape_cold_ms", "page_bytes", "page_series"],
 }
 
 
@@ -178,3 +180,15 @@ def test_http_bench_figures_carry_the_server_cpu_and_the_load() -> None:
     for figure in (post_one, post_batch, get_delete):
         assert figure["clients"] == 4 and figure["load_1m"] >= 0
     assert post_one["server_cpu_us_per_request"] > 0
+
+
+def test_metrics_scrape_checks_the_page_of_a_wide_log() -> None:
+    figures = {figure["metric"]: figure for figure in quick_figures("metrics_scrape")}
+    for figure in figures.values():
+        assert (figure["topics"], figure["partitions"], figure["groups"],
+                figure["queue_groups"], figure["rounds"]) == (10, 80, 5, 1, 5)
+    assert figures["scrape_p50_ms"]["target_max"] == figures["scrape_p99_ms"]["target_max"] == 100
+    assert figures["scrape_p99_ms"]["value"] >= figures["scrape_p50_ms"]["value"]
+    # 5 families per partition alone: the page holds every partition.
+    assert figures["page_series"]["value"] > 5 * 80
+

@@ -130,14 +130,14 @@ def describe_group(log: Engine, group: str) -> GroupDescription:
     validate_name("group", group)
     if is_queue_group(log, group):
         return _describe_queue_group(log, group)
-    if group not in list_groups(log):
-        raise UnknownGroupError(f"unknown group {group!r}")
     directory = group_directory(log, group)
+    committed = offset_store(log).group_offsets(group) if log.has_topic(OFFSETS_TOPIC) else {}
+    if not committed and not os.path.isdir(directory):  # what list_groups would not list
+        raise UnknownGroupError(f"unknown group {group!r}")
     plan = read_plan(directory)  # generation 0, nothing assigned, when there is none
     members = _members(log, group)
     owners = {TopicPartition(*tp): member for member, tps in plan["assignment"].items()
               for tp in tps if member in members}
-    committed = offset_store(log).group_offsets(group)
     partitions = []
     now = log.now_ms()
     for tp in sorted(set(committed) | set(owners)):

@@ -17,7 +17,8 @@ before its body is read), ``idle_timeout_s`` without a request and nothing
 in flight closes it.
 
 A handler returns its response as a kio entity, or as the whole response
-frame (``bytes``: see ``_hot_responses``). It may also return
+frame (``bytes``: see ``_hot_responses``); each request is counted in the
+server's metrics as its handler answers (``_request_metrics``). It may also return
 :class:`~mqlog.server.kafka._context.Later`: its
 request counts as finished for the ordering above (the requests behind it
 start), and its response is written, still in order, once the Later's
@@ -57,6 +58,7 @@ from mqlog.server.kafka._codec import (
 )
 from mqlog.server.kafka._context import CLIENT_ADDRESS, Later, ServerState
 from mqlog.server.kafka._limits import KafkaLimits
+from mqlog.server.kafka._request_metrics import counted
 from mqlog.server.kafka._sasl import SESSION, SaslSession, allowed_before_auth
 
 _log = logging.getLogger("mqlog.server.kafka")
@@ -261,7 +263,7 @@ class Connection:
             await asyncio.wait(pending)
         api = self.table.get(request.api_key)
         assert api is not None
-        body = await api.handler(self.server, request)
+        body = await counted(api.handler, self.server, request)
         if isinstance(body, Later):
             return asyncio.ensure_future(self._encode_later(request, body))
         return _encode(request, body)

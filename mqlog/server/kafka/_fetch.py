@@ -33,6 +33,7 @@ from mqlog.server.kafka._codec import (
 from mqlog.server.kafka._context import ServerState
 from mqlog.server.kafka._errors import error_code
 from mqlog.server.kafka._hot_responses import FetchedPartition, fetch_response
+from mqlog.server.kafka._request_metrics import note_frame_errors
 from mqlog.server.kafka._topic_ids import topic_for_id
 
 API_KEY = 1
@@ -60,6 +61,7 @@ async def handle(server: ServerState, request: Request) -> bytes:
         if size >= body.min_bytes or remaining <= 0 or not topics:
             break
         await watch.changed(seen, remaining)
+    note_frame_errors(p.error_code for _name, _id, partitions in topics for p in partitions)
     return fetch_response(request.api_version, request.correlation_id, topics)
 
 

@@ -34,6 +34,7 @@ from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
 from mqlog.server.kafka._flushes import flushes
 from mqlog.server.kafka._hot_responses import ProducedPartition, produce_response
+from mqlog.server.kafka._request_metrics import note_frame_errors
 
 API_KEY = 0
 MIN_VERSION = 3
@@ -110,6 +111,7 @@ def _failed(result: _Result, error: MqlogError) -> None:
 
 
 def _response(request: Request, results: list[_Result]) -> bytes:
+    note_frame_errors(result.code.value for result in results)
     by_topic: dict[str, list[ProducedPartition]] = {}
     for result in results:
         by_topic.setdefault(result.topic, []).append(ProducedPartition(

@@ -25,6 +25,7 @@ import socket
 
 from mqlog.errors import ConfigError
 from mqlog.logstore import Engine
+from mqlog.metrics import ServerMetrics
 from mqlog.server._address import format_address, is_loopback
 from mqlog.server.auth import ServerSecurity
 from mqlog.server.kafka._apis import EXTENSION as APIS
@@ -71,13 +72,17 @@ class KafkaServer:
     none). ``insecure``: allow a non-loopback ``host`` without
     authentication. ``table``: the APIs to serve (default: every API
     implemented, ``_handlers.default_table``; the SASL APIs are added to it
-    when ``security`` has users). The server does not close the engine."""
+    when ``security`` has users). ``metrics``: where requests are counted
+    (default: new :class:`~mqlog.metrics.ServerMetrics` over ``engine``; pass
+    the HTTP door's to count both in one ``/metrics``), then
+    ``self.state.metrics``. The server does not close the engine."""
 
     def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
                  advertised: tuple[str, int] | None = None, insecure: bool = False,
                  limits: KafkaLimits | None = None, settings: KafkaSettings | None = None,
                  table: ApiTable | None = None,
-                 security: ServerSecurity | None = None) -> None:
+                 security: ServerSecurity | None = None,
+                 metrics: ServerMetrics | None = None) -> None:
         check_bind(host, insecure, security)
         self.engine = engine
         self.host = host
@@ -89,6 +94,8 @@ class KafkaServer:
         if self.security.users is not None:
             register_sasl(self.table)
         self.state = ServerState(engine, "", 0, cluster_id_for(engine.path))
+        if metrics is not None:
+            self.state.metrics = metrics
         self.state.extensions[APIS] = self.table
         install_settings(self.state, settings or KafkaSettings())
         install_limits(self.state, self.limits)
