@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import mqlog
 from mqlog.errors import ConfigError
+from mqlog.metrics import ServerMetrics
 from mqlog.server._address import check_http_bind, format_address, parse_address
 
 if TYPE_CHECKING:
@@ -70,17 +71,18 @@ def run_server(directory: str | os.PathLike[str], kafka: str | None = "127.0.0.1
 
         check_bind(kafka_address[0], insecure, security)
     with mqlog.open(directory) as log:
+        metrics = ServerMetrics(log.engine)  # both doors count into one /metrics page
         listeners: list[tuple[str, _Listener]] = []
         if kafka_address is not None:
             from mqlog.server.kafka import KafkaServer
 
             listeners.append(("kafka", KafkaServer(
                 log.engine, *kafka_address, advertised=told, insecure=insecure,
-                limits=limits, settings=settings, security=security)))
+                limits=limits, settings=settings, security=security, metrics=metrics)))
         if http_address is not None:
             from mqlog.server.http import HttpServer, build_app
 
-            app = build_app(log, token=http_token, limits=http_limits)
+            app = build_app(log, token=http_token, limits=http_limits, metrics=metrics)
             listeners.append(("http", HttpServer(app, *http_address)))
         asyncio.run(_serve(listeners, ready, stop))
 

@@ -17,11 +17,13 @@ from fastapi import Depends, FastAPI
 
 import mqlog
 from mqlog.log import Log
+from mqlog.metrics import ServerMetrics
 from mqlog.server.http import (
     _console,
     _dead_letters_api,
     _groups_api,
     _log_api,
+    _metrics_api,
     _produce_api,
     _queue_api,
     _read_api,
@@ -30,12 +32,16 @@ from mqlog.server.http._auth import check_token
 from mqlog.server.http._body_limit import BodyLimit
 from mqlog.server.http._errors import ERROR_RESPONSES, install_error_handlers
 from mqlog.server.http._limits import HttpLimits
+from mqlog.server.http._request_metrics import RequestMetrics
 
 
-def build_app(log: Log, *, token: str | None = None,
-              limits: HttpLimits | None = None) -> FastAPI:
+def build_app(log: Log, *, token: str | None = None, limits: HttpLimits | None = None,
+              metrics: ServerMetrics | None = None) -> FastAPI:
     """The HTTP API over ``log`` (open for the app's lifetime; the caller closes
-    it). With ``token`` every route but the OpenAPI document needs it."""
+    it). With ``token`` every route but the OpenAPI document needs it.
+    ``metrics``: where requests are counted and what ``/metrics`` adds to the
+    log's state (default: new :class:`~mqlog.metrics.ServerMetrics` over the
+    log's engine; pass the Kafka listener's to show both doors in one page)."""
     app = FastAPI(title="mqlog", version=mqlog.__version__,
                   summary="Queues, topics and groups of an mqlog log directory.",
                   docs_url="/docs", redoc_url=None,
@@ -43,6 +49,7 @@ def build_app(log: Log, *, token: str | None = None,
     app.state.log = log
     app.state.limits = limits = limits or HttpLimits()
     app.state.token = token
+    app.state.metrics = metrics = metrics or ServerMetrics(log.engine)
     app.state.stopping = asyncio.Event()
     install_error_handlers(app)
     secured = [Depends(check_token)]
@@ -52,6 +59,8 @@ def build_app(log: Log, *, token: str | None = None,
     app.include_router(_groups_api.router, dependencies=secured)
     app.include_router(_dead_letters_api.router, dependencies=secured)
     app.include_router(_queue_api.router, dependencies=secured)
+    app.include_router(_metrics_api.router, dependencies=secured)
     app.include_router(_console.router)  # its streams check the token themselves
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts refusals too
     return app
