@@ -7,10 +7,13 @@ for an append by any process, at most ``group_check_interval_ms`` for a group
 member (so it heartbeats and follows rebalances while it waits, as the
 synchronous poll does) or 1 s otherwise. Waiting uses no thread.
 
-Where a round runs: a consumer without a group only reads, microseconds, on
-the loop's thread; a group member's rounds may take the group's coordinator
-lock, sync a plan or auto-commit (an fdatasync), so they run in the shared
-executor (``_blocking``), as do joins, commits and ``close``.
+Where a round runs: a round that only reads the log (microseconds) runs on
+the loop's thread: every round of a consumer without a group, and a group
+member's round when ``Consumer.round_is_quick`` says so. A group member's
+other rounds -- a look at the group (every ``group_check_interval_ms``), which
+may take the group's coordinator lock, a plan to sync, partitions to take, a
+committed offset to read, an auto-commit due (an fdatasync) -- run in the
+shared executor (``_blocking``), as do joins, commits and ``close``.
 
 Invariants: the synchronous consumer is used by one call at a time
 (``_lock``, held from the start of a call to its end in the executor, even if
@@ -128,7 +131,8 @@ class EmbeddedConsumer(AsyncConsumer):
         while True:
             seen = watch.counter()
             pieces = await self._exclusive(in_group, round_, 0.0, max_records,
-                                           undo=self._give_back)
+                                           undo=self._give_back,
+                                           quick=self.consumer.round_is_quick)
             if pieces:
                 return pieces
             wait = self._step_s
@@ -242,12 +246,14 @@ class EmbeddedConsumer(AsyncConsumer):
             raise LogClosedError("consumer is closed")
 
     async def _exclusive(self, blocking: bool, fn: Callable[..., _T], *args: object,
-                         undo: Callable[[_T], None] | None = None) -> _T:
+                         undo: Callable[[_T], None] | None = None,
+                         quick: Callable[[], bool] | None = None) -> _T:
         """``fn(*args)`` with the synchronous consumer to itself: on the loop's
-        thread, or (``blocking``) in the shared executor. Cancelled while it runs
-        there, it still holds the consumer until it ends, then ``undo(result)``."""
+        thread, or (``blocking``, unless ``quick()`` says otherwise once the
+        consumer is ours) in the shared executor. Cancelled while it runs there,
+        it still holds the consumer until it ends, then ``undo(result)``."""
         await self._lock.acquire()
-        if not blocking:
+        if not blocking or (quick is not None and quick()):
             try:
                 return fn(*args)
             finally:

@@ -310,6 +310,23 @@ class Consumer:
             self._log.wait_for_append(seen, wait if remaining is None else min(remaining, wait))
             self._check_open()
 
+    def round_is_quick(self) -> bool:
+        """True if a ``poll(0)`` now only reads the log (microseconds): no join,
+        no heartbeat that looks at the group or syncs a plan or takes partitions
+        (see ``GroupMembership.heartbeat_is_quick``), no committed offset to
+        read for a partition without a position, no auto-commit due. False: it
+        may wait for the group's files and locks or sync to disk. ``mqlog.aio``
+        runs the quick rounds of a group member on the event loop's thread."""
+        member = self._member
+        if member is not None and not member.heartbeat_is_quick(self._member_id,
+                                                                self._generation):
+            return False
+        if self.group is not None and self.config.enable_auto_commit and (
+                time.monotonic() - self._last_auto_commit
+                >= self.config.auto_commit_interval_ms / 1000):
+            return False
+        return all(assigned.position is not None for assigned in self._order)
+
     def _fetch(self, limit: int, read: _Read[_Piece]) -> list[_Piece]:
         """One piece (a list of messages, or columns) per partition that had records,
         ``limit`` records and ``fetch_max_bytes`` in all."""

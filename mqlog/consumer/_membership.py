@@ -281,6 +281,23 @@ class GroupMembership:
             return HeartbeatResult(self._latest, generation != self._latest or (
                 self._synced_by != self._latest_by))
 
+    def heartbeat_is_quick(self, member_id: str, generation: int) -> bool:
+        """True if ``heartbeat(member_id, generation)`` now would only note the
+        time: the member is one, synced the newest plan seen (``generation``),
+        wants no partition it does not hold, no look at the group is due, and its
+        session is far from its deadline (so the watchdog is not removing it and
+        will not hold the lock for longer than a look at the clock). Such a
+        heartbeat touches no file and takes no lock of the group. Read without
+        the lock: only the member's own calls change what it reads, the watchdog
+        only when the session is over."""
+        now = self._clock()
+        return (bool(member_id) and member_id == self._member_id and not self._closed
+                and now - self._last_check < self._check_s
+                and now - self._last_heartbeat < self._session_s / 2
+                and self._behind_since is None
+                and self._wanted.issubset(self._owned)
+                and generation == self._latest and self._synced_by == self._latest_by)
+
     def leave(self, member_id: str) -> None:
         """Revoke every partition, leave the group at once, and end this membership
         (the locks go even if the listener fails)."""

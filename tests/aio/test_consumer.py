@@ -4,6 +4,7 @@ other processes; cancellation; no thread per waiting poll."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 import threading
@@ -191,15 +192,53 @@ def test_a_poll_cancelled_while_fetching_gives_its_records_back(log_dir: Path) -
     async def main() -> None:
         async with mqlog.aio.open(log_dir) as log:
             await log.create_topic("t")
-            consumer = log.consumer("g", "t", auto_offset_reset="earliest")
+            consumer = log.consumer("g", "t", auto_offset_reset="earliest",
+                                    enable_auto_commit=True, auto_commit_interval_ms=1)
             await consumer.poll()  # joined; nothing there yet
             log.log.append("t", 0, [b"a", b"b"])
+            await asyncio.sleep(0.01)  # an auto-commit is due: the round is not quick
             fetching = asyncio.create_task(consumer.poll())
             await asyncio.sleep(0)  # its round runs in the executor now
             fetching.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await fetching
             assert [m.value for m in await consumer.poll(timeout=30)] == [b"a", b"b"]
+
+    run(main())
+
+
+def test_a_member_reads_on_the_loop_and_does_group_work_in_the_executor(
+        log_dir: Path) -> None:
+    async def main() -> None:
+        async with mqlog.aio.open(log_dir) as log:
+            await log.create_topic("t")
+            consumer = log.consumer("g", "t", auto_offset_reset="earliest",
+                                    enable_auto_commit=True, auto_commit_interval_ms=60_000,
+                                    group_check_interval_ms=60_000)
+            await consumer.poll()  # joined; nothing there yet
+            sync_consumer = consumer.consumer
+            poll = sync_consumer.poll
+            threads: list[str] = []
+
+            def recorded(timeout: float, max_records: int | None) -> list[mqlog.Message]:
+                threads.append(threading.current_thread().name)
+                return poll(timeout, max_records)
+
+            sync_consumer.poll = recorded  # type: ignore[method-assign]
+            log.log.append("t", 0, [b"a"])
+            assert sync_consumer.round_is_quick()
+            assert [m.value for m in await consumer.poll(timeout=30)] == [b"a"]
+            assert threads == [threading.current_thread().name]
+
+            sync_consumer.seek(TopicPartition("t", 0), 0)
+            await consumer.commit()  # the executor; ends with nothing due
+            sync_consumer.config = dataclasses.replace(sync_consumer.config,
+                                                       auto_commit_interval_ms=1)
+            await asyncio.sleep(0.01)  # an auto-commit is due now
+            assert not sync_consumer.round_is_quick()
+            assert [m.value for m in await consumer.poll(timeout=30)] == [b"a"]
+            assert threads[1].startswith("mqlog-aio")
+            assert await consumer.committed(TopicPartition("t", 0)) == 1
 
     run(main())
 
