@@ -8,7 +8,9 @@ import dataclasses
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -217,27 +219,32 @@ def test_a_member_reads_on_the_loop_and_does_group_work_in_the_executor(
                                     group_check_interval_ms=60_000)
             await consumer.poll()  # joined; nothing there yet
             sync_consumer = consumer.consumer
-            poll = sync_consumer.poll
-            threads: list[str] = []
+            calls: list[tuple[str, str, bool]] = []  # (call, thread, returned records)
 
-            def recorded(timeout: float, max_records: int | None) -> list[mqlog.Message]:
-                threads.append(threading.current_thread().name)
-                return poll(timeout, max_records)
+            def recording(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+                def recorded(*args: Any, **kwargs: Any) -> Any:
+                    result = call(*args, **kwargs)
+                    calls.append((name, threading.current_thread().name, bool(result)))
+                    return result
+                return recorded
 
-            sync_consumer.poll = recorded  # type: ignore[method-assign]
+            sync_consumer.poll = recording("poll", sync_consumer.poll)  # type: ignore
+            sync_consumer.poll_quick = recording(  # type: ignore
+                "poll_quick", sync_consumer.poll_quick)
             log.log.append("t", 0, [b"a"])
-            assert sync_consumer.round_is_quick()
             assert [m.value for m in await consumer.poll(timeout=30)] == [b"a"]
-            assert threads == [threading.current_thread().name]
+            assert calls == [("poll_quick", threading.current_thread().name, True)]
 
             sync_consumer.seek(TopicPartition("t", 0), 0)
             await consumer.commit()  # the executor; ends with nothing due
             sync_consumer.config = dataclasses.replace(sync_consumer.config,
                                                        auto_commit_interval_ms=1)
             await asyncio.sleep(0.01)  # an auto-commit is due now
-            assert not sync_consumer.round_is_quick()
+            calls.clear()
             assert [m.value for m in await consumer.poll(timeout=30)] == [b"a"]
-            assert threads[1].startswith("mqlog-aio")
+            [(quick, _, quick_read), (full, thread, full_read)] = calls
+            assert (quick, quick_read, full, full_read) == ("poll_quick", False, "poll", True)
+            assert thread.startswith("mqlog-aio")
             assert await consumer.committed(TopicPartition("t", 0)) == 1
 
     run(main())

@@ -164,6 +164,17 @@ def test_a_heartbeat_is_quick_only_when_it_would_only_note_the_time(log, clock):
     assert not b.membership.heartbeat_is_quick(b.member_id, b.generation)
 
 
+def test_a_heartbeat_that_does_not_look_leaves_what_is_due_to_the_next(log, clock):
+    a = join(log, clock, "a")
+    b = join(log, clock, "b")  # a has partitions to give up, once it looks
+    clock.advance(STEP_S)
+    beat = a.membership.heartbeat(a.member_id, a.generation, look=False)
+    assert not beat.rebalance
+    assert not b.membership.heartbeat(b.member_id, b.generation, look=False).rebalance
+    assert owned(a) == ALL4 and owned(b) == set()
+    assert a.membership.heartbeat(a.member_id, a.generation).rebalance
+
+
 def test_a_heartbeat_near_the_session_deadline_is_not_quick(log, clock):
     a = join(log, clock, "a", session_ms=100)
     a.membership.heartbeat(a.member_id, a.generation)
