@@ -34,8 +34,7 @@ from typing import Any
 from mqlog.aio._api import AsyncProducer
 from mqlog.aio._blocking import run_blocking
 from mqlog.logstore import AppendWatch
-from mqlog.producer import Producer, RecordMetadata
-from mqlog.producer._batches import Batch
+from mqlog.producer import Batch, Producer, RecordMetadata
 
 _Report = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
