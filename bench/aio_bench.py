@@ -8,6 +8,13 @@ topic of one partition (durability="none"), 100-byte values:
   AsyncProducer.send`` for each, ``WINDOW`` sends in flight at a time
   (``asyncio.gather`` over windows), so that the sender thread batches as it
   does for the synchronous producer.
+- send one by one: a tenth as many records (``ONE_BY_ONE_SHARE``), each
+  waited for before the next is sent, so each is appended on its own. Sync:
+  ``Producer.send(...).result()``; aio: ``await AsyncProducer.send(...)``.
+- asyncio alone: ``WINDOW`` plain futures made with ``loop.create_future``,
+  each completed with a ``RecordMetadata`` in one loop callback, gathered --
+  repeated for ``--records`` futures. What the aio send figure cannot go
+  below: asyncio's own cost of a gathered future, with no record sent.
 - consume: the same number of records appended beforehand, read by a member of
   a new group (``auto_offset_reset="earliest"``, ``max_poll_records=500``)
   until all came. Sync: ``Consumer.poll``; aio: ``await AsyncConsumer.poll``
@@ -23,9 +30,10 @@ topic of one partition (durability="none"), 100-byte values:
   script with ``--child`` in a process of its own (with the same API).
 
 Figures, per API (``sync_`` / ``aio_``): ``send_records_per_s``,
-``consume_records_per_s`` (each with ``cpu_us_per_record``: the process's
-CPU time per record, steadier than wall time on a shared machine) and
-``<placement>_p50_ms`` / ``<placement>_p99_ms``.
+``send_one_by_one_records_per_s``, ``consume_records_per_s`` (each with
+``cpu_us_per_record``: the process's CPU time per record, steadier than wall
+time on a shared machine) and ``<placement>_p50_ms`` / ``<placement>_p99_ms``;
+and ``asyncio_gather_cpu_us_per_future`` (asyncio alone, above).
 """
 
 from __future__ import annotations
@@ -50,6 +58,9 @@ APIS = ("sync", "aio")
 PLACEMENTS = ("same_process", "other_process")
 #: aio sends in flight at once in the send figure.
 WINDOW = 1000
+#: The one-by-one send figure sends this fraction of ``--records`` (each
+#: record is one append: tens of µs).
+ONE_BY_ONE_SHARE = 10
 MAX_POLL_RECORDS = 500
 RATE = 2000
 GROUP = "bench"
@@ -77,6 +88,37 @@ async def aio_send(path: str, values: list[bytes]) -> None:
         for start in range(0, len(values), WINDOW):
             await asyncio.gather(*(producer.send(_common.TOPIC, value)
                                    for value in values[start:start + WINDOW]))
+
+
+def sync_send_one_by_one(path: str, values: list[bytes]) -> None:
+    with mqlog.open(path) as log:
+        log.create_topic(_common.TOPIC, durability="none")
+        with log.producer() as producer:
+            for value in values:
+                producer.send(_common.TOPIC, value).result()
+
+
+async def aio_send_one_by_one(path: str, values: list[bytes]) -> None:
+    async with mqlog.aio.open(path) as log:
+        await log.create_topic(_common.TOPIC, durability="none")
+        producer = log.producer()
+        for value in values:
+            await producer.send(_common.TOPIC, value)
+
+
+async def gathered_futures(count: int) -> None:
+    """``count`` futures, ``WINDOW`` at a time: made, completed in one callback
+    with a RecordMetadata each, gathered (asyncio alone, nothing sent)."""
+    loop = asyncio.get_running_loop()
+
+    def complete(futures: list[asyncio.Future[mqlog.RecordMetadata]]) -> None:
+        for offset, future in enumerate(futures):
+            future.set_result(mqlog.RecordMetadata(_common.TOPIC, 0, offset, 0))
+
+    for start in range(0, count, WINDOW):
+        futures = [loop.create_future() for _ in range(min(WINDOW, count - start))]
+        loop.call_soon(complete, futures)
+        await asyncio.gather(*futures)
 
 
 def filled(path: str, values: list[bytes]) -> None:
@@ -122,6 +164,18 @@ def throughput(records: int) -> None:
         _common.emit(BENCH, f"{api}_send_records_per_s", rate, "records/s", records=records,
                      cpu_us_per_record=round(cpu, 2), value_bytes=_common.VALUE_BYTES,
                      in_flight=WINDOW if api == "aio" else None)
+    one_by_one = values[:max(records // ONE_BY_ONE_SHARE, 1)]
+    for api in APIS:
+        with _common.temporary_log_dir(f"{BENCH}-send-one") as path:
+            run = ((lambda: sync_send_one_by_one(path, one_by_one)) if api == "sync"
+                   else (lambda: asyncio.run(aio_send_one_by_one(path, one_by_one))))
+            rate, cpu = measured(run, len(one_by_one))
+        _common.emit(BENCH, f"{api}_send_one_by_one_records_per_s", rate, "records/s",
+                     records=len(one_by_one), cpu_us_per_record=round(cpu, 2),
+                     value_bytes=_common.VALUE_BYTES, in_flight=1)
+    _, cpu = measured(lambda: asyncio.run(gathered_futures(records)), records)
+    _common.emit(BENCH, "asyncio_gather_cpu_us_per_future", cpu, "µs", records=records,
+                 in_flight=WINDOW)
     for api in APIS:
         with _common.temporary_log_dir(f"{BENCH}-consume") as path:
             filled(path, values)

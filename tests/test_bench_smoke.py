@@ -47,6 +47,8 @@ EXPECTED_METRICS = {
     "queue_throughput": ["one_worker_messages_per_s", "four_processes_messages_per_s",
                          "redelivery_p50_ms", "redelivery_p99_ms"],
     "aio_bench": ["sync_send_records_per_s", "aio_send_records_per_s",
+                  "sync_send_one_by_one_records_per_s", "aio_send_one_by_one_records_per_s",
+                  "asyncio_gather_cpu_us_per_future",
                   "sync_consume_records_per_s", "aio_consume_records_per_s",
                   *(f"{api}_{placement}_{name}_ms"
                     for placement in ("same_process", "other_process")

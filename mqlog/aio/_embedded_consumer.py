@@ -7,10 +7,13 @@ for an append by any process, at most ``group_check_interval_ms`` for a group
 member (so it heartbeats and follows rebalances while it waits, as the
 synchronous poll does) or 1 s otherwise. Waiting uses no thread.
 
-Where a round runs: a consumer without a group only reads, microseconds, on
-the loop's thread; a group member's rounds may take the group's coordinator
-lock, sync a plan or auto-commit (an fdatasync), so they run in the shared
-executor (``_blocking``), as do joins, commits and ``close``.
+Where a round runs: a round that only reads the log (microseconds) runs on
+the loop's thread: every round of a consumer without a group, and a group
+member's round when ``Consumer.round_is_quick`` says so. A group member's
+other rounds -- a look at the group (every ``group_check_interval_ms``), which
+may take the group's coordinator lock, a plan to sync, partitions to take, a
+committed offset to read, an auto-commit due (an fdatasync) -- run in the
+shared executor (``_blocking``), as do joins, commits and ``close``.
 
 Invariants: the synchronous consumer is used by one call at a time
 (``_lock``, held from the start of a call to its end in the executor, even if
@@ -26,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from mqlog.aio._api import AsyncConsumer, Listener
 from mqlog.aio._blocking import start_blocking
@@ -107,17 +110,18 @@ class EmbeddedConsumer(AsyncConsumer):
         """Records at once if any are there, else after waiting up to ``timeout``
         seconds (None: until some arrive) for an append by any process; [] if
         none came. Cancelling it loses no record. See ``Consumer.poll``."""
-        return await self._poll(self.consumer.poll, timeout, max_records)
+        return await self._poll(self.consumer.poll, False, timeout, max_records)
 
     async def poll_columns(self, timeout: float | None = 0.0,
                            max_records: int | None = None) -> list[RecordColumns]:
         """As :meth:`poll`, each partition's records as one
         :class:`~mqlog.RecordColumns` (see ``Consumer.poll_columns``)."""
-        return await self._poll(self.consumer.poll_columns, timeout, max_records)
+        return await self._poll(self.consumer.poll_columns, True, timeout, max_records)
 
-    async def _poll(self, round_: Callable[[float, int | None], list[_Piece]],
+    async def _poll(self, round_: Callable[[float, int | None], list[_Piece]], columns: bool,
                     timeout: float | None, max_records: int | None) -> list[_Piece]:
-        """Rounds of ``round_(0, max_records)`` and waits for appends between them."""
+        """Rounds of ``round_(0, max_records)`` (``Consumer.poll_quick`` with
+        ``columns`` when it is quick) and waits for appends between them."""
         self._check_open()
         check_timeout(timeout)
         await self._join_if_needed()
@@ -125,10 +129,15 @@ class EmbeddedConsumer(AsyncConsumer):
         watch = append_watch(self._engine)
         deadline = None if timeout is None else loop.time() + timeout
         in_group = self.consumer.group is not None
+
+        def quick() -> list[_Piece] | None:
+            return cast("list[_Piece] | None",
+                        self.consumer.poll_quick(max_records, columns=columns))
+
         while True:
             seen = watch.counter()
             pieces = await self._exclusive(in_group, round_, 0.0, max_records,
-                                           undo=self._give_back)
+                                           undo=self._give_back, quick=quick)
             if pieces:
                 return pieces
             wait = self._step_s
@@ -242,16 +251,28 @@ class EmbeddedConsumer(AsyncConsumer):
             raise LogClosedError("consumer is closed")
 
     async def _exclusive(self, blocking: bool, fn: Callable[..., _T], *args: object,
-                         undo: Callable[[_T], None] | None = None) -> _T:
+                         undo: Callable[[_T], None] | None = None,
+                         quick: Callable[[], _T | None] | None = None) -> _T:
         """``fn(*args)`` with the synchronous consumer to itself: on the loop's
-        thread, or (``blocking``) in the shared executor. Cancelled while it runs
-        there, it still holds the consumer until it ends, then ``undo(result)``."""
+        thread, or (``blocking``) in the shared executor -- unless ``quick()``,
+        tried first on the loop's thread, does the work without blocking (None:
+        it could not, and did nothing). Cancelled while it runs in the executor,
+        it still holds the consumer until it ends, then ``undo(result)``."""
         await self._lock.acquire()
         if not blocking:
             try:
                 return fn(*args)
             finally:
                 self._lock.release()
+        if quick is not None:
+            try:
+                result = quick()
+            except BaseException:
+                self._lock.release()
+                raise
+            if result is not None:
+                self._lock.release()
+                return result
         future = start_blocking(fn, *args)
         cancelled = False
 

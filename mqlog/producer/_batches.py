@@ -56,26 +56,30 @@ class Batch:
 
 
 class Delivery:
-    """The outcome of one ``send``: wait for it with :meth:`result`."""
+    """The outcome of one ``send``: wait for it with :meth:`result`.
 
-    __slots__ = ("_batch", "_index")
+    ``batch`` and ``index`` say where the record is queued: code that settles
+    many sends at once (``mqlog.aio``) groups them by batch and reads each
+    outcome with ``batch.metadata(index)`` once the batch is done."""
+
+    __slots__ = ("batch", "index")
 
     def __init__(self, batch: Batch, index: int) -> None:
-        self._batch = batch
-        self._index = index
+        self.batch = batch
+        self.index = index
 
     def done(self) -> bool:
-        return self._batch.done.is_set()
+        return self.batch.done.is_set()
 
     def result(self, timeout: float | None = None) -> RecordMetadata:
         """Wait until the record is written; raise what writing it raised, or
         TimeoutError after ``timeout`` seconds."""
-        batch = self._batch
+        batch = self.batch
         if not batch.done.wait(timeout):
             raise TimeoutError(f"record not written within {timeout} s")
         if batch.error is not None:
             raise batch.error
-        return batch.metadata(self._index)
+        return batch.metadata(self.index)
 
 
 class BatchDelivery:

@@ -4,10 +4,13 @@ other processes; cancellation; no thread per waiting poll."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -191,15 +194,58 @@ def test_a_poll_cancelled_while_fetching_gives_its_records_back(log_dir: Path) -
     async def main() -> None:
         async with mqlog.aio.open(log_dir) as log:
             await log.create_topic("t")
-            consumer = log.consumer("g", "t", auto_offset_reset="earliest")
+            consumer = log.consumer("g", "t", auto_offset_reset="earliest",
+                                    enable_auto_commit=True, auto_commit_interval_ms=1)
             await consumer.poll()  # joined; nothing there yet
             log.log.append("t", 0, [b"a", b"b"])
+            await asyncio.sleep(0.01)  # an auto-commit is due: the round is not quick
             fetching = asyncio.create_task(consumer.poll())
             await asyncio.sleep(0)  # its round runs in the executor now
             fetching.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await fetching
             assert [m.value for m in await consumer.poll(timeout=30)] == [b"a", b"b"]
+
+    run(main())
+
+
+def test_a_member_reads_on_the_loop_and_does_group_work_in_the_executor(
+        log_dir: Path) -> None:
+    async def main() -> None:
+        async with mqlog.aio.open(log_dir) as log:
+            await log.create_topic("t")
+            consumer = log.consumer("g", "t", auto_offset_reset="earliest",
+                                    enable_auto_commit=True, auto_commit_interval_ms=60_000,
+                                    group_check_interval_ms=60_000)
+            await consumer.poll()  # joined; nothing there yet
+            sync_consumer = consumer.consumer
+            calls: list[tuple[str, str, bool]] = []  # (call, thread, returned records)
+
+            def recording(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+                def recorded(*args: Any, **kwargs: Any) -> Any:
+                    result = call(*args, **kwargs)
+                    calls.append((name, threading.current_thread().name, bool(result)))
+                    return result
+                return recorded
+
+            sync_consumer.poll = recording("poll", sync_consumer.poll)  # type: ignore
+            sync_consumer.poll_quick = recording(  # type: ignore
+                "poll_quick", sync_consumer.poll_quick)
+            log.log.append("t", 0, [b"a"])
+            assert [m.value for m in await consumer.poll(timeout=30)] == [b"a"]
+            assert calls == [("poll_quick", threading.current_thread().name, True)]
+
+            sync_consumer.seek(TopicPartition("t", 0), 0)
+            await consumer.commit()  # the executor; ends with nothing due
+            sync_consumer.config = dataclasses.replace(sync_consumer.config,
+                                                       auto_commit_interval_ms=1)
+            await asyncio.sleep(0.01)  # an auto-commit is due now
+            calls.clear()
+            assert [m.value for m in await consumer.poll(timeout=30)] == [b"a"]
+            [(quick, _, quick_read), (full, thread, full_read)] = calls
+            assert (quick, quick_read, full, full_read) == ("poll_quick", False, "poll", True)
+            assert thread.startswith("mqlog-aio")
+            assert await consumer.committed(TopicPartition("t", 0)) == 1
 
     run(main())
 

@@ -104,3 +104,45 @@ def test_a_cancelled_send_still_writes_its_record(log_dir: Path) -> None:
             assert [r.value for r in log.log.read("t", 0, 0)] == [b"a", b"b"]
 
     run(main())
+
+
+def test_sends_spread_over_batches_each_get_their_own_record(log_dir: Path) -> None:
+    async def main() -> None:
+        async with mqlog.aio.open(log_dir) as log:
+            await log.create_topic("t", 3)
+            producer = log.producer(linger_ms=50)
+            sync_producer = producer.producer
+            sends = []
+            for i in range(300):
+                if i % 7 == 0:  # records of the synchronous producer in the same batches
+                    sync_producer.send("t", b"sync", partition=i % 3)
+                sends.append(producer.send("t", b"%d" % i, partition=i % 3,
+                                           timestamp=i if i % 5 == 0 else None))
+            results = await asyncio.gather(*sends)
+            for i, result in enumerate(results):
+                assert result.partition == i % 3
+                [record] = log.log.read("t", result.partition, result.offset, max_records=1)
+                assert record.value == b"%d" % i
+                assert record.timestamp == result.timestamp
+                if i % 5 == 0:
+                    assert result.timestamp == i
+
+    run(main())
+
+
+def test_a_failed_append_raises_at_every_await_of_its_batch(log_dir: Path) -> None:
+    async def main() -> None:
+        async with mqlog.aio.open(log_dir) as log:
+            await log.create_topic("t", 2)
+            await log.create_topic("u")
+            producer = log.producer(linger_ms=60_000)
+            doomed = [producer.send("t", b"x", partition=0) for _ in range(3)]
+            kept = producer.send("u", b"y")
+            log.log.delete_topic("t")
+            await producer.flush()
+            for send in doomed:
+                with pytest.raises(mqlog.MqlogError):
+                    await send
+            assert (await kept).offset == 0
+
+    run(main())
