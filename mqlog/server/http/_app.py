@@ -7,6 +7,9 @@ when it starts to shut down: a route that streams or waits ends on it, so the
 graceful shutdown is prompt). Routes are ``async def`` and call the log in the
 event loop (appends and reads take microseconds); what may wait (long polls,
 fsyncs) awaits instead of blocking the loop. OpenAPI at ``/openapi.json``.
+The queue API's plain hot requests (send, receive without waiting, delete)
+are answered by :class:`QueueFastLane` before FastAPI's routing, as the
+routes would answer them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mqlog.server.http._auth import check_token
 from mqlog.server.http._body_limit import BodyLimit
 from mqlog.server.http._errors import ERROR_RESPONSES, install_error_handlers
 from mqlog.server.http._limits import HttpLimits
+from mqlog.server.http._queue_fast_lane import QueueFastLane
 from mqlog.server.http._request_metrics import RequestMetrics
 
 
@@ -61,6 +65,7 @@ def build_app(log: Log, *, token: str | None = None, limits: HttpLimits | None =
     app.include_router(_queue_api.router, dependencies=secured)
     app.include_router(_metrics_api.router, dependencies=secured)
     app.include_router(_console.router)  # its streams check the token themselves
+    app.add_middleware(QueueFastLane, api=app)  # innermost: after the limit and the count
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts refusals too
     return app

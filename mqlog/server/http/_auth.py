@@ -13,11 +13,16 @@ async def check_token(request: Request) -> None:
     """The dependency every route has: 401 unless the request carries the token.
     ``async`` so that it runs in the loop: FastAPI runs a plain ``def``
     dependency in a worker thread, a thread handoff per request."""
-    expected: str | None = request.app.state.token
-    if expected is None:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                             expected.encode()):
+    if not authorized(request.headers.get("authorization", ""), request.app.state.token):
         raise HTTPException(401, "a bearer token is required (Authorization: Bearer TOKEN)",
                             headers={"WWW-Authenticate": "Bearer"})
+
+
+def authorized(authorization: str, expected: str | None) -> bool:
+    """Whether an ``Authorization`` header's value carries the token ``expected``
+    (None: no token is needed)."""
+    if expected is None:
+        return True
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                             expected.encode())

@@ -38,12 +38,12 @@ import asyncio
 import dataclasses
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, TypeVar
 
 import msgpack
 import pydantic
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 
 from mqlog.consumer import next_ready_ms
 from mqlog.errors import RecordTooLargeError, TopicExistsError
@@ -165,42 +165,8 @@ async def send_messages(request: Request, topic: str,
                         body: SendBody) -> Response:
     """Append one message or a batch; answered once they are as durable as the
     topic's durability says."""
-    validate_name("topic", topic)  # not mqlog's internal topics
     items = [body] if isinstance(body, OutgoingMessage) else body.messages
-    limits: HttpLimits = request.app.state.limits
-    if len(items) > limits.max_batch:
-        raise ApiError(400, "limit_exceeded",
-                       f"{len(items)} messages, over max_batch={limits.max_batch}")
-    engine = _log(request).engine
-    config = engine.topic_config(topic)
-    count = engine.partition_count(topic)
-    keyless = _next_partition(request, topic, count)
-    now = engine.now_ms()
-    groups: dict[tuple[str, int], list[tuple[int, Record | bytes]]] = {}
-    for index, item in enumerate(items):
-        record = _record(item, index, now, config.max_record_bytes)
-        key = record.key if isinstance(record, Record) else None
-        partition = keyless if key is None else key_partition(key, count)
-        groups.setdefault((lane_topic(topic, item.priority), partition), []).append(
-            (index, record))
-    for lane in {lane for lane, _ in groups} - {topic}:
-        _create_lane(engine, topic, lane)
-    sent: list[dict[str, object]] = [{}] * len(items)
-    ends = []
-    for (lane, partition), entries in groups.items():
-        first = engine.append(lane, partition, [record for _, record in entries], flush=False)
-        for position, (index, _) in enumerate(entries):
-            offset = first + position
-            sent[index] = {"id": f"{lane}:{partition}:{offset}", "topic": lane,
-                           "partition": partition, "offset": offset}
-        ends.append((lane, partition, first + len(entries)))
-    appended(request.app)
-    if config.durability == "always":
-        await asyncio.gather(*(durable(request.app, *end) for end in ends))
-    # SentMessages, serialized here: building and checking a model per message
-    # cost more than the appends of a batch.
-    return Response(json.dumps({"messages": sent}, separators=(",", ":")), 201,
-                    media_type="application/json")
+    return json_response(await send(request.app, topic, items), 201)
 
 
 @router.get("/queues/{topic}/messages", response_model=ReceivedMessages,
@@ -215,47 +181,11 @@ async def receive_messages(
         visibility: Annotated[float, Query(gt=0, allow_inf_nan=False,
                                            description="Seconds each is held for the "
                                                        "receiver.")] = 30.0,
-) -> ReceivedMessages:
+) -> Response:
     """Up to ``batch_size`` messages, each held ``visibility`` seconds by its
     receipt handle; with none ready, waits up to ``wait`` seconds for one."""
-    validate_name("topic", topic)  # not mqlog's internal topics
-    limits: HttpLimits = request.app.state.limits
-    _check_limit("batch_size", batch_size, limits.max_batch, "max_batch")
-    _check_limit("wait", wait, limits.max_wait_s, "max_wait_s")
-    _check_limit("visibility", visibility, limits.max_visibility_s, "max_visibility_s")
-    log = _log(request)
-    engine = log.engine
-    in_thread = engine.topic_config(topic).durability == "always"
-    watch = append_watch(request.app)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        seen = watch.counter()
-        got = await _call(in_thread, lambda: log.receive_with_receipts(
-            group, topic, max_messages=batch_size, visibility_s=visibility))
-        remaining = deadline - loop.time()
-        if got or remaining <= 0:
-            break
-        due = next_ready_ms(engine, group, topic)
-        if due is not None:
-            remaining = min(remaining, max(due - engine.now_ms(), 1) / 1000)
-        await watch.changed(seen, remaining)
-        if await request.is_disconnected():
-            return ReceivedMessages(messages=[])  # take nothing for a client that left
-    priorities = {lane_topic(topic, p): p for p in range(PRIORITY_MAX + 1)}
-    out = []
-    for received in got:
-        message = received.message
-        payload = payload_out(message.key, message.value, message.headers)
-        out.append(ReceivedMessage(
-            id=f"{message.topic}:{message.partition}:{message.offset}",
-            body=payload["value"], encoding=payload["encoding"], key=payload["key"],
-            headers=payload["headers"],
-            receipt_handle=f"{group}:{received.receipt}",
-            delivery_count=received.delivery_count, priority=priorities[message.topic],
-            topic=message.topic, partition=message.partition, offset=message.offset,
-            timestamp=message.timestamp))
-    return ReceivedMessages(messages=out)
+    return json_response(await receive(request.app, topic, group, batch_size, wait,
+                                       visibility, request.is_disconnected))
 
 
 @router.delete("/queues/{topic}/messages/{receipt_handle}", status_code=204,
@@ -263,9 +193,7 @@ async def receive_messages(
 async def delete_message(request: Request, topic: str, receipt_handle: str) -> Response:
     """Done with it: never received again. 409 ``receipt_stale`` if the handle is
     not the message's current one."""
-    group, receipt, in_thread = _handle(request, topic, receipt_handle)
-    log = _log(request)
-    await _call(in_thread, lambda: log.ack_receipts(group, [receipt]))
+    await delete(request.app, topic, receipt_handle)
     return Response(status_code=204)
 
 
@@ -277,8 +205,8 @@ async def release_message(request: Request, topic: str, receipt_handle: str,
     deliveries the next receive moves it to the dead-letter topic
     ``<topic>.dlq`` with ``reason``. 409 ``receipt_stale`` for a stale handle."""
     release = body or Release()
-    group, receipt, in_thread = _handle(request, topic, receipt_handle)
-    log = _log(request)
+    group, receipt, in_thread = _handle(request.app, topic, receipt_handle)
+    log = _log(request.app)
     await _call(in_thread, lambda: log.nack_receipt(group, receipt, delay_s=release.delay,
                                                     reason=release.reason))
     return Response(status_code=204)
@@ -292,26 +220,131 @@ async def change_visibility(request: Request, topic: str, receipt_handle: str,
     current). 409 ``receipt_stale`` for a stale handle."""
     limits: HttpLimits = request.app.state.limits
     _check_limit("visibility", body.visibility, limits.max_visibility_s, "max_visibility_s")
-    group, receipt, in_thread = _handle(request, topic, receipt_handle)
-    log = _log(request)
+    group, receipt, in_thread = _handle(request.app, topic, receipt_handle)
+    log = _log(request.app)
     await _call(in_thread, lambda: log.extend_receipt(group, receipt, body.visibility))
     return Response(status_code=204)
 
 
+# -- what the routes do (also called by the fast lane, _queue_fast_lane) -------------------
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    """A response of JSON serialized already (the route's model is documented
+    by ``response_model``; building and checking a model per message cost more
+    than the appends of a batch)."""
+    return Response(body, status, media_type="application/json")
+
+
+async def send(app: FastAPI, topic: str, items: Sequence[OutgoingMessage | str]) -> bytes:
+    """Append ``items`` (a bare ``str``: a UTF-8 message with every option at its
+    default) to ``topic`` and its lanes; the JSON of :class:`SentMessages`, once
+    they are as durable as the topic's durability says."""
+    validate_name("topic", topic)  # not mqlog's internal topics
+    limits: HttpLimits = app.state.limits
+    if len(items) > limits.max_batch:
+        raise ApiError(400, "limit_exceeded",
+                       f"{len(items)} messages, over max_batch={limits.max_batch}")
+    engine = _log(app).engine
+    config = engine.topic_config(topic)
+    count = engine.partition_count(topic)
+    keyless = _next_partition(app, topic, count)
+    now = engine.now_ms()
+    groups: dict[tuple[str, int], list[tuple[int, Record | bytes]]] = {}
+    for index, item in enumerate(items):
+        record = _record(item, index, now, config.max_record_bytes)
+        key = record.key if isinstance(record, Record) else None
+        partition = keyless if key is None else key_partition(key, count)
+        priority = 0 if isinstance(item, str) else item.priority
+        groups.setdefault((lane_topic(topic, priority), partition), []).append(
+            (index, record))
+    for lane in {lane for lane, _ in groups} - {topic}:
+        _create_lane(engine, topic, lane)
+    sent: list[dict[str, object]] = [{}] * len(items)
+    ends = []
+    for (lane, partition), entries in groups.items():
+        first = engine.append(lane, partition, [record for _, record in entries], flush=False)
+        for position, (index, _) in enumerate(entries):
+            offset = first + position
+            sent[index] = {"id": f"{lane}:{partition}:{offset}", "topic": lane,
+                           "partition": partition, "offset": offset}
+        ends.append((lane, partition, first + len(entries)))
+    appended(app)
+    if config.durability == "always":
+        await asyncio.gather(*(durable(app, *end) for end in ends))
+    return _json({"messages": sent})
+
+
+async def receive(app: FastAPI, topic: str, group: str, batch_size: int, wait: float,
+                  visibility: float, disconnected: Callable[[], Awaitable[bool]]) -> bytes:
+    """The JSON of :class:`ReceivedMessages`: up to ``batch_size`` messages of
+    ``topic`` for queue group ``group``, waiting up to ``wait`` seconds for one
+    (nothing, if ``disconnected()`` says the client left meanwhile)."""
+    validate_name("topic", topic)  # not mqlog's internal topics
+    limits: HttpLimits = app.state.limits
+    _check_limit("batch_size", batch_size, limits.max_batch, "max_batch")
+    _check_limit("wait", wait, limits.max_wait_s, "max_wait_s")
+    _check_limit("visibility", visibility, limits.max_visibility_s, "max_visibility_s")
+    log = _log(app)
+    engine = log.engine
+    in_thread = engine.topic_config(topic).durability == "always"
+    watch = append_watch(app)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        seen = watch.counter()
+        got = await _call(in_thread, lambda: log.receive_with_receipts(
+            group, topic, max_messages=batch_size, visibility_s=visibility))
+        remaining = deadline - loop.time()
+        if got or remaining <= 0:
+            break
+        due = next_ready_ms(engine, group, topic)
+        if due is not None:
+            remaining = min(remaining, max(due - engine.now_ms(), 1) / 1000)
+        await watch.changed(seen, remaining)
+        if await disconnected():
+            return _json({"messages": []})  # take nothing for a client that left
+    priorities = {lane_topic(topic, p): p for p in range(PRIORITY_MAX + 1)}
+    out = []
+    for received in got:
+        message = received.message
+        payload = payload_out(message.key, message.value, message.headers)
+        out.append({
+            "id": f"{message.topic}:{message.partition}:{message.offset}",
+            "body": payload["value"], "encoding": payload["encoding"], "key": payload["key"],
+            "headers": payload["headers"], "receipt_handle": f"{group}:{received.receipt}",
+            "delivery_count": received.delivery_count, "priority": priorities[message.topic],
+            "topic": message.topic, "partition": message.partition, "offset": message.offset,
+            "timestamp": message.timestamp})
+    return _json({"messages": out})
+
+
+async def delete(app: FastAPI, topic: str, receipt_handle: str) -> None:
+    """Ack the message of ``receipt_handle`` (a handle of ``topic``)."""
+    group, receipt, in_thread = _handle(app, topic, receipt_handle)
+    log = _log(app)
+    await _call(in_thread, lambda: log.ack_receipts(group, [receipt]))
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
-def _log(request: Request) -> Log:
-    log: Log = request.app.state.log
+def _log(app: FastAPI) -> Log:
+    log: Log = app.state.log
     return log
 
 
-def _record(item: OutgoingMessage, index: int, now_ms: int, max_record_bytes: int
+def _json(body: object) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _record(item: OutgoingMessage | str, index: int, now_ms: int, max_record_bytes: int
             ) -> Record | bytes:
     """The record of one message, checked as the engine will check it: its bare
     value when it has no key and no headers (the engine's fast path)."""
-    if (item.encoding == "utf-8" and item.key is None and not item.headers
-            and item.delay is None and item.ttl is None):
-        value = item.message.encode()  # the common case, checked alone
+    if isinstance(item, str) or (item.encoding == "utf-8" and item.key is None
+                                 and not item.headers and item.delay is None
+                                 and item.ttl is None):
+        text = item if isinstance(item, str) else item.message
+        value = text.encode()  # the common case, checked alone
         if len(value) > max_record_bytes:
             raise RecordTooLargeError(f"messages[{index}] is {len(value)} bytes, over "
                                       f"max_record_bytes={max_record_bytes}")
@@ -335,11 +368,11 @@ def _record(item: OutgoingMessage, index: int, now_ms: int, max_record_bytes: in
     return Record(value, key, headers or None)
 
 
-def _next_partition(request: Request, topic: str, count: int) -> int:
+def _next_partition(app: FastAPI, topic: str, count: int) -> int:
     """The partition of this request's keyless messages: each topic's in turn."""
-    turns: dict[str, int] | None = getattr(request.app.state, "queue_turns", None)
+    turns: dict[str, int] | None = getattr(app.state, "queue_turns", None)
     if turns is None:
-        turns = request.app.state.queue_turns = {}
+        turns = app.state.queue_turns = {}
     turn = turns.get(topic, -1) + 1
     turns[topic] = turn
     return turn % count
@@ -356,7 +389,7 @@ def _create_lane(engine: Engine, topic: str, lane: str) -> None:
         pass
 
 
-def _handle(request: Request, topic: str, handle: str) -> tuple[str, str, bool]:
+def _handle(app: FastAPI, topic: str, handle: str) -> tuple[str, str, bool]:
     """(group, library receipt handle, whether to call the log in a thread) of a
     handle of ``topic``; 400 ``invalid_receipt`` for anything else."""
     found = _HANDLE.match(handle)
@@ -364,7 +397,7 @@ def _handle(request: Request, topic: str, handle: str) -> tuple[str, str, bool]:
     if found is None or found[2] not in lanes:
         raise ApiError(400, "invalid_receipt",
                        f"{handle!r} is not a receipt handle of a message of {topic!r}")
-    engine = _log(request).engine
+    engine = _log(app).engine
     in_thread = engine.topic_config(found[2]).durability == "always"
     return found[1], handle[len(found[1]) + 1:], in_thread
 
