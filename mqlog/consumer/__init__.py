@@ -25,6 +25,7 @@ from mqlog.consumer._membership_messages import (
     SyncResult,
 )
 from mqlog.consumer._offsets import OFFSETS_TOPIC, committed_end_floor, offset_store
+from mqlog.consumer._open_share_states import OpenShareStates
 from mqlog.consumer._pending import (
     PendingMessage,
     PendingPartition,
@@ -66,6 +67,7 @@ __all__ = [
     "MemberDescription",
     "MemberSubscription",
     "MembershipListener",
+    "OpenShareStates",
     "PendingMessage",
     "PendingPartition",
     "PendingSummary",

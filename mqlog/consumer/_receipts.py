@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, TypedDict
 from mqlog.consumer._config import TopicPartition
 from mqlog.consumer._dead_lettering import write_reason
 from mqlog.consumer._group import queue_directory
+from mqlog.consumer._open_share_states import OpenShareStates
 from mqlog.consumer._queue import QueueConsumer, default_backoff, milliseconds
 from mqlog.consumer._queue_files import WINDOW_RECORDS, share_state_path
 from mqlog.consumer._share_state import (
@@ -134,10 +135,13 @@ def receive_with_receipts(log: Engine, group: str, topics: Iterable[str] | str, 
         worker.close()  # holds nothing now: every message is detached
 
 
-def ack_receipts(log: Engine, group: str, receipts: Iterable[str]) -> None:
+def ack_receipts(log: Engine, group: str, receipts: Iterable[str], *,
+                 states: OpenShareStates | None = None) -> None:
     """Ack the messages of receipt handles (see the module). Every handle is
     parsed first (ConfigError, nothing acked, for one that is not a handle); the
-    current hand-outs are acked, then DeliveryLostError names the stale ones."""
+    current hand-outs are acked, then DeliveryLostError names the stale ones.
+    ``states``: share states kept open between calls (else each is opened and
+    closed here)."""
     parsed = [Receipt.parse(text) for text in receipts]
     directory = _group_directory(log, group)
     by_partition: dict[TopicPartition, list[Receipt]] = {}
@@ -147,6 +151,10 @@ def ack_receipts(log: Engine, group: str, receipts: Iterable[str]) -> None:
     stale = []
     for tp, held in by_partition.items():
         path = share_state_path(directory, tp)
+        if states is not None:
+            kept = states.get(path, tp.topic)
+            stale += held if kept is None else _ack(kept, held)
+            continue
         if not os.path.exists(path):
             stale += held
             continue

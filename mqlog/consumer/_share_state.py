@@ -193,6 +193,11 @@ class ShareState:
                 self._failure = storage_failed("msync", self.path, error)
             raise self._failure from error
 
+    @property
+    def failed(self) -> bool:
+        """Whether a flush failed: every operation raises StorageFailedError."""
+        return self._failure is not None
+
     def _check_failure(self) -> None:
         if self._failure is not None:
             raise StorageFailedError(f"queue state {self.path} refuses writes since a "

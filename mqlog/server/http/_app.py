@@ -2,7 +2,9 @@
 
 What every route shares lives on ``app.state``: ``log`` (the open
 :class:`mqlog.Log`), ``limits`` (:class:`HttpLimits`), ``token`` (the bearer
-token, or None) and ``stopping`` (an :class:`asyncio.Event` the listener sets
+token, or None), ``share_states`` (the queue groups' share states kept open
+between deletes, :class:`~mqlog.consumer.OpenShareStates`; used in the loop
+only) and ``stopping`` (an :class:`asyncio.Event` the listener sets
 when it starts to shut down: a route that streams or waits ends on it, so the
 graceful shutdown is prompt). Routes are ``async def`` and call the log in the
 event loop (appends and reads take microseconds); what may wait (long polls,
@@ -19,6 +21,7 @@ import asyncio
 from fastapi import Depends, FastAPI
 
 import mqlog
+from mqlog.consumer import OpenShareStates
 from mqlog.log import Log
 from mqlog.metrics import ServerMetrics
 from mqlog.server.http import (
@@ -55,6 +58,7 @@ def build_app(log: Log, *, token: str | None = None, limits: HttpLimits | None =
     app.state.token = token
     app.state.metrics = metrics = metrics or ServerMetrics(log.engine)
     app.state.stopping = asyncio.Event()
+    app.state.share_states = OpenShareStates(log.engine)
     install_error_handlers(app)
     secured = [Depends(check_token)]
     app.include_router(_log_api.router, dependencies=secured)

@@ -104,6 +104,7 @@ async def delete_topic(request: Request, topic: str) -> None:
     """Delete the topic and all its records (204)."""
     refuse_internal(topic, "deleted")
     await asyncio.to_thread(log_of(request).delete_topic, topic)
+    request.app.state.share_states.close()  # let go of its queues' files (reopened on use)
 
 
 def refuse_internal(topic: str, action: str) -> None:

@@ -45,7 +45,7 @@ import msgpack
 import pydantic
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
-from mqlog.consumer import next_ready_ms
+from mqlog.consumer import ack_receipts, next_ready_ms
 from mqlog.errors import RecordTooLargeError, TopicExistsError
 from mqlog.headers import DELIVER_AT, EXPIRES_AT
 from mqlog.lanes import PRIORITY_MAX, lane_topic
@@ -319,10 +319,16 @@ async def receive(app: FastAPI, topic: str, group: str, batch_size: int, wait: f
 
 
 async def delete(app: FastAPI, topic: str, receipt_handle: str) -> None:
-    """Ack the message of ``receipt_handle`` (a handle of ``topic``)."""
+    """Ack the message of ``receipt_handle`` (a handle of ``topic``). In the loop,
+    with the share states the app keeps open (``app.state.share_states``, one
+    user: the loop); in a worker thread, opening them as the library does."""
     group, receipt, in_thread = _handle(app, topic, receipt_handle)
     log = _log(app)
-    await _call(in_thread, lambda: log.ack_receipts(group, [receipt]))
+    if in_thread:
+        await asyncio.to_thread(log.ack_receipts, group, [receipt])
+        return
+    log.engine.check_writable(f"ack messages of queue group {group!r}")
+    ack_receipts(log.engine, group, [receipt], states=app.state.share_states)
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ the running loop, beside the Kafka listener; signals stay with the caller
 (``run_server``), which stops both listeners together. ``close`` stops
 accepting, sets the app's ``stopping`` event (streams end on it), lets
 requests in flight finish (long polls are cut short by the shutdown, see
-``shutdown_timeout_s``) and returns.
+``shutdown_timeout_s``), closes the share states the app kept open and
+returns.
 """
 
 from __future__ import annotations
@@ -86,5 +87,6 @@ class HttpServer:
             self.app.state.stopping.set()
             self._server.should_exit = True
             await self._task
+            self.app.state.share_states.close()
         if self._socket is not None:
             self._socket.close()
