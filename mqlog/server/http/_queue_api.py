@@ -29,7 +29,12 @@ Everything runs in the event loop (microseconds) except what waits: long
 polls await the watch, and on a topic with ``durability="always"`` appends
 await the shared flushes (``_waiting``) while the receive, delete, release
 and visibility calls (which flush the group's state file) run in a worker
-thread.
+thread. Deletes in the loop ack through the share states the app keeps open
+(``app.state.share_states``).
+
+The routes declare the models (for the OpenAPI document) and call ``send``,
+``receive`` and ``delete``, which return the JSON already serialized; the
+fast lane (``_queue_fast_lane``) calls the same for the plain hot requests.
 """
 
 from __future__ import annotations
