@@ -56,7 +56,7 @@ class _Result:
     sync_to: int | None = None
 
 
-async def handle(server: ServerState, request: Request) -> bytes | Later:
+def handle(server: ServerState, request: Request) -> bytes | Later:
     """Append every partition's batches now; answer once the durable ones are flushed."""
     body = request.body
     transactional = getattr(body, "transactional_id", None) is not None
