@@ -16,7 +16,7 @@ import mqlog
 from mqlog.server import KafkaLimits, KafkaServer
 from mqlog.server.kafka._apis import ApiTable
 from mqlog.server.kafka._codec import Entity, Request, build, response_type
-from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._handlers import default_table
 from mqlog.server.kafka._lifecycle import on_shutdown, stopping
 from tests.server._serve import decode_response, encode_request
@@ -200,6 +200,40 @@ def test_in_flight_requests_per_connection_are_bounded(log_dir: Path) -> None:
 
     _serve(log_dir, _only(DESCRIBE_CONFIGS, describe), body, max_in_flight_per_connection=2)
     assert most == 2
+
+
+def test_answers_waiting_for_a_flush_are_bounded_apart(log_dir: Path) -> None:
+    """Requests whose handler answered Later(waiting=True) do not count as in
+    flight: with one request in flight at most, three waiting ones are read
+    and handled; the fourth is read once the oldest is answered."""
+    futures: list[asyncio.Future[Entity]] = []
+    handled_before_answers: list[int] = []
+
+    def describe(server: ServerState, request: Request) -> Later:
+        future: asyncio.Future[Entity] = asyncio.get_running_loop().create_future()
+        futures.append(future)
+        return Later(future, waiting=True)
+
+    async def body(server: KafkaServer) -> None:
+        client = await Client.open(server)
+        await client.send(*(_describe(n) for n in range(6)))
+        while len(futures) < 3:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # a fourth would have been read by now
+        handled_before_answers.append(len(futures))
+        answered = []
+        while len(answered) < 6:
+            for future in futures:
+                if not future.done():
+                    future.set_result(build(response_type(DESCRIBE_CONFIGS, 4), results=(),
+                                            throttle_time=datetime.timedelta(0)))
+            answered.append(await client.correlation(DESCRIBE_CONFIGS, 4))
+        assert answered == list(range(6))
+        client.close()
+
+    _serve(log_dir, _only(DESCRIBE_CONFIGS, describe), body, max_in_flight_per_connection=1,
+           max_waiting_per_connection=3)
+    assert handled_before_answers == [3]
 
 
 def _only(key: int, handler: Callable) -> ApiTable:

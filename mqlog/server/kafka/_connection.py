@@ -16,7 +16,11 @@ per-connection guarantee) however the handlers interleave. Produce with
 a request whose handler returns None.
 
 Bounds (``KafkaLimits``): at most ``max_in_flight_per_connection`` requests
-read and not answered (the reader waits for the oldest answer first), and
+read and not answered, and at most ``max_waiting_per_connection`` answers
+waiting on a ``Later(..., waiting=True)`` (a Produce waiting only for its
+flush: it holds its per-partition results, not its request), so that a
+producer keeps appending while a flush runs and the next flush covers all
+it sent meanwhile (the reader waits while either count is at its bound);
 no request is read while the socket's write buffer is over its high-water
 mark (a client that does not read its answers stops being read); a frame of
 at most ``max_request_bytes`` (a bigger size closes the connection before
@@ -79,13 +83,16 @@ class BadRequest(Exception):
 class _Waiting:
     """An answer that was not ready when its request was read: ``future``
     resolves to the handler's response (or to a :class:`Later`, whose future
-    then takes its place)."""
+    then takes its place). ``waiting``: it counts against
+    ``max_waiting_per_connection``, and ``request`` is its header only."""
 
-    __slots__ = ("request", "future")
+    __slots__ = ("request", "future", "silent", "waiting")
 
     def __init__(self, request: Request, future: asyncio.Future[object]) -> None:
         self.request = request
         self.future = future
+        self.silent = _silent(request)
+        self.waiting = False
 
 
 #: An answer in the queue: the response frame, None (no response is due), or
@@ -108,7 +115,9 @@ class Connection:
         self.writer = writer
         self.peer = _peer_name(writer)
         self._answers: collections.deque[Answer] = collections.deque()  # in request order
-        self._slots = asyncio.Semaphore(limits.max_in_flight_per_connection)
+        self._in_flight = 0  # requests read and not answered, but the waiting ones
+        self._waiting = 0  # answers of Later(..., waiting=True) not written yet
+        self._room: asyncio.Future[None] | None = None  # the reader waits on it for room
         self._barrier: asyncio.Task[object] | None = None  # the last non-concurrent task
         self._since_barrier: list[asyncio.Task[object]] = []  # concurrent tasks after it
         self._reading: asyncio.Task[None] | None = None
@@ -181,7 +190,11 @@ class Connection:
             frame = await self._read_frame()
             if frame is None:
                 return
-            await self._slots.acquire()
+            while (self._in_flight >= self.limits.max_in_flight_per_connection
+                   or self._waiting >= self.limits.max_waiting_per_connection):
+                self._room = self._loop.create_future()
+                await self._room
+            self._in_flight += 1
             self._start(frame)
 
     def _check_idle(self) -> None:
@@ -268,10 +281,13 @@ class Connection:
             self._queue(_Waiting(request, failed))
             return
         if isinstance(body, Later):
-            self._queue(_Waiting(request, body.future))
+            answer = _Waiting(request, body.future)
+            if body.waiting:
+                self._now_waiting(answer)
+            self._queue(answer)
             return
         try:
-            self._queue(_encode(request, body))
+            self._queue(_encode(request, body, _silent(request)))
         except Exception as error:
             failed = self._loop.create_future()
             failed.set_exception(error)
@@ -347,11 +363,11 @@ class Connection:
 
     def _write_ready(self) -> None:
         """Write the answers at the head of the queue that are ready, in one
-        write; release their in-flight slots."""
+        write; the reader may go on if it waited for room."""
         self._write_due = False
         answers = self._answers
         frames: list[bytes] = []
-        answered = 0
+        answered = False
         while answers:
             answer = answers[0]
             if isinstance(answer, _Waiting):
@@ -362,9 +378,12 @@ class Connection:
                     body = future.result()
                     if isinstance(body, Later):
                         answer.future = body.future
+                        if body.waiting:
+                            self._now_waiting(answer)
                         body.future.add_done_callback(self._schedule_write)
                         continue
-                    answer = _encode(answer.request, body)
+                    frame = _encode(answer.request, body, answer.silent)
+                    waiting = answer.waiting
                 except (Exception, asyncio.CancelledError) as error:
                     if isinstance(error, asyncio.CancelledError):
                         _log.warning("closing connection from %s: an answer was cancelled",
@@ -376,15 +395,31 @@ class Connection:
                     self.stop_reading()
                     self._abandon()
                     return
+            else:
+                frame, waiting = answer, False
             answers.popleft()
-            answered += 1
-            if answer is not None:
-                frames.append(answer)
+            if waiting:
+                self._waiting -= 1
+            else:
+                self._in_flight -= 1
+            answered = True
+            if frame is not None:
+                frames.append(frame)
         self._write(frames)
-        for _ in range(answered):
-            self._slots.release()
+        if answered and self._room is not None and not self._room.done():
+            self._room.set_result(None)
         if not answers and self._reading_ended and not self._finished.done():
             self._finished.set_result(None)
+
+    def _now_waiting(self, answer: _Waiting) -> None:
+        """``answer``'s request is handled and waits on a ``Later(waiting=True)``:
+        count it as waiting, not in flight, and keep only its header."""
+        answer.waiting = True
+        answer.request = answer.request._replace(body=None)
+        self._in_flight -= 1
+        self._waiting += 1
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
 
     def _write(self, frames: list[bytes]) -> None:
         if not frames:
@@ -410,10 +445,16 @@ class Connection:
             self._finished.set_result(None)
 
 
-def _encode(request: Request, body: object) -> bytes | None:
+def _silent(request: Request) -> bool:
+    """Whether ``request`` gets no response whatever its handler returns
+    (Produce with ``acks=0``)."""
+    return request.api_key == PRODUCE and request.body.acks == 0
+
+
+def _encode(request: Request, body: object, silent: bool) -> bytes | None:
     """The response frame of ``body`` (None: no response is due; bytes: the
     frame, written by the handler itself)."""
-    if body is None or (request.api_key == PRODUCE and request.body.acks == 0):
+    if body is None or silent:
         return None
     if isinstance(body, bytes):
         return body

@@ -57,12 +57,20 @@ class Later:
     the requests behind it and writes ``future``'s response (still in request
     order) once it resolves. Produce returns one while its appends, already
     made, are being flushed, so that pipelined produces share flushes; Fetch
-    while it waits for records."""
+    while it waits for records.
 
-    __slots__ = ("future",)
+    ``waiting``: while the future runs, the request holds nothing but small
+    state (a Produce's per-partition offsets) and its response is as small,
+    so the connection counts it against ``max_waiting_per_connection``
+    instead of ``max_in_flight_per_connection`` and forgets its request body
+    (``KafkaLimits``). A Fetch's Later is not waiting: its response may be
+    large."""
 
-    def __init__(self, future: asyncio.Future[Entity]) -> None:
+    __slots__ = ("future", "waiting")
+
+    def __init__(self, future: asyncio.Future[Entity], *, waiting: bool = False) -> None:
         self.future = future
+        self.waiting = waiting
 
 
 #: A handler: ``async def`` (its response awaited), or a plain function.

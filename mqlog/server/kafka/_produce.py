@@ -1,17 +1,19 @@
 """Produce (API key 0): Kafka record batches appended as sent.
 
-Each partition's records go to :meth:`Engine.append_kafka_batches` on the
-event loop, without a flush: an append is a header parse, a CRC check and one
-``pwritev``, and appending before the first ``await`` keeps pipelined
-produces of a connection in request order. Partitions of topics with
-``durability="always"`` are then flushed in a worker thread
+The handler is a plain function, run by the connection as soon as the
+requests before it are done: each partition's records go to
+:meth:`Engine.append_kafka_batches` on the event loop, without a flush (an
+append is a header parse, a CRC check and one ``pwritev``), so pipelined
+produces of a connection append in request order. Partitions of topics
+with ``durability="always"`` are then flushed in a worker thread
 (``_flushes``: one flush at a time per partition, shared by every request
-it covers) while the handler answers :class:`Later`: the connection reads
-and appends the requests behind it meanwhile, so a producer with several
-requests in flight pays about one flush per group of them, not one each.
-The response (in request order) goes out once the flush is done; a failed
-flush answers
-KAFKA_STORAGE_ERROR for the partitions it covered.
+it covers) while the handler answers ``Later(..., waiting=True)``: the
+connection reads and appends the requests behind it meanwhile (up to
+``max_waiting_per_connection`` of them wait, holding only their results),
+so a producer with many requests in flight pays about one flush per group
+of them, not one each. The response (in request order) goes out once the
+flush is done; a failed flush answers KAFKA_STORAGE_ERROR for the
+partitions it covered.
 
 ``acks`` does not change durability: a topic's durability class decides when
 an append is on disk (acks=all on a single broker means "appended"). With
@@ -63,10 +65,11 @@ def handle(server: ServerState, request: Request) -> bytes | Later:
     results = [_append(server, topic.name, data.index, data.records, transactional)
                for topic in body.topic_data for data in topic.partition_data]
     append_watch(server).poke()  # fetches waiting here see the records now
+    version, correlation_id = request.api_version, request.correlation_id
     if all(result.sync_to is None for result in results):
-        return _response(request, results)
+        return _response(version, correlation_id, results)
 
-    async def after_flush() -> bytes:
+    async def after_flush() -> bytes:  # holds the results, not the request
         for result in results:
             if result.sync_to is not None and result.code == ErrorCode.none:
                 try:
@@ -74,9 +77,9 @@ def handle(server: ServerState, request: Request) -> bytes | Later:
                                                   result.sync_to)
                 except MqlogError as error:
                     _failed(result, error)
-        return _response(request, results)
+        return _response(version, correlation_id, results)
 
-    return Later(asyncio.ensure_future(after_flush()))
+    return Later(asyncio.ensure_future(after_flush()), waiting=True)
 
 
 def _append(server: ServerState, topic: str, partition: int, records: bytes | None,
@@ -109,10 +112,10 @@ def _failed(result: _Result, error: MqlogError) -> None:
         log.warning("produce to %s/%d failed: %s", result.topic, result.partition, error)
 
 
-def _response(request: Request, results: list[_Result]) -> bytes:
+def _response(version: int, correlation_id: int, results: list[_Result]) -> bytes:
     by_topic: dict[str, list[ProducedPartition]] = {}
     for result in results:
         by_topic.setdefault(result.topic, []).append(ProducedPartition(
             result.partition, result.code.value, result.base_offset, result.log_start_offset,
             result.message))
-    return produce_response(request.api_version, request.correlation_id, list(by_topic.items()))
+    return produce_response(version, correlation_id, list(by_topic.items()))
