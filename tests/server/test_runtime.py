@@ -236,6 +236,51 @@ def test_answers_waiting_for_a_flush_are_bounded_apart(log_dir: Path) -> None:
     assert handled_before_answers == [3]
 
 
+def test_pipelined_produces_to_an_always_topic_share_flushes_and_wait_for_them(
+        log_dir: Path) -> None:
+    """50 one-record produces sent at once to a durability="always" topic, with
+    at most 4 requests in flight: each is answered, in order, only once a
+    flush covered its offset, and the flushes were shared (waiting produces
+    do not hold in-flight slots, so fewer than 50 / 4 flushes)."""
+    from kio.index import load_request_schema
+
+    from mqlog.logstore._kafka_batch import encode_records
+    from mqlog.server.kafka._codec import part
+
+    with mqlog.open(log_dir) as log:
+        log.create_topic("sure", partitions=1, durability="always")
+    schema = load_request_schema(PRODUCE, 9)
+    batch = encode_records([mqlog.Record(b"v", timestamp=1)], 0)
+    data = part(schema, "TopicProduceData")(name="sure", partition_data=(
+        part(schema, "PartitionProduceData")(index=0, records=batch),))
+    durable_below: list[int] = []
+
+    async def body(server: KafkaServer) -> None:
+        engine = server.engine
+        make_durable = engine.make_durable
+
+        def recording(topic: str, partition: int, offset: int) -> None:
+            make_durable(topic, partition, offset)
+            durable_below.append(offset)
+
+        engine.make_durable = recording  # type: ignore[method-assign]
+        client = await Client.open(server)
+        await client.send(*(encode_request(PRODUCE, 9, n, transactional_id=None, acks=-1,
+                                           timeout=datetime.timedelta(seconds=30),
+                                           topic_data=(data,)) for n in range(50)))
+        for n in range(50):
+            (size,) = struct.unpack(">i", await client.reader.readexactly(4))
+            correlation, answer = decode_response(
+                PRODUCE, 9, await client.reader.readexactly(size))
+            written = answer.responses[0].partition_responses[0]
+            assert (correlation, written.error_code, written.base_offset) == (n, 0, n)
+            assert durable_below and max(durable_below) > n
+        client.close()
+
+    _serve(log_dir, default_table(), body, max_in_flight_per_connection=4)
+    assert len(durable_below) < 50 / 4
+
+
 def _only(key: int, handler: Callable) -> ApiTable:
     table = ApiTable()
     table.register(key, 1, 4, handler, concurrent=True)
