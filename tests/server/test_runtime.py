@@ -281,6 +281,46 @@ def test_pipelined_produces_to_an_always_topic_share_flushes_and_wait_for_them(
     assert len(durable_below) < 50 / 4
 
 
+def test_a_failed_flush_answers_kafka_storage_error_for_what_it_covered(
+        log_dir: Path) -> None:
+    """The flush of an always topic fails: the produces it covered are answered
+    KAFKA_STORAGE_ERROR (56), not success, and the connection goes on."""
+    from kio.index import load_request_schema
+
+    from mqlog.errors import StorageFailedError
+    from mqlog.logstore._kafka_batch import encode_records
+    from mqlog.server.kafka._codec import part
+
+    with mqlog.open(log_dir) as log:
+        log.create_topic("sure", partitions=1, durability="always")
+    schema = load_request_schema(PRODUCE, 9)
+    data = part(schema, "TopicProduceData")(name="sure", partition_data=(
+        part(schema, "PartitionProduceData")(
+            index=0, records=encode_records([mqlog.Record(b"v", timestamp=1)], 0)),))
+
+    async def body(server: KafkaServer) -> None:
+        def failing(topic: str, partition: int, offset: int) -> None:
+            raise StorageFailedError("the disk is gone", original=OSError(5, "EIO"))
+
+        server.engine.make_durable = failing  # type: ignore[method-assign]
+        client = await Client.open(server)
+        await client.send(*(encode_request(PRODUCE, 9, n, transactional_id=None, acks=-1,
+                                           timeout=datetime.timedelta(seconds=30),
+                                           topic_data=(data,)) for n in range(3)),
+                          encode_request(18, 0, 3))
+        for n in range(3):
+            (size,) = struct.unpack(">i", await client.reader.readexactly(4))
+            correlation, answer = decode_response(
+                PRODUCE, 9, await client.reader.readexactly(size))
+            written = answer.responses[0].partition_responses[0]
+            assert (correlation, written.error_code.value, written.base_offset) == (n, 56, -1)
+            assert "the disk is gone" in written.error_message
+        assert await client.correlation(18, 0) == 3
+        client.close()
+
+    _serve(log_dir, default_table(), body)
+
+
 def _only(key: int, handler: Callable) -> ApiTable:
     table = ApiTable()
     table.register(key, 1, 4, handler, concurrent=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 
 from kio.schema.errors import ErrorCode
@@ -66,20 +67,51 @@ def handle(server: ServerState, request: Request) -> bytes | Later:
                for topic in body.topic_data for data in topic.partition_data]
     append_watch(server).poke()  # fetches waiting here see the records now
     version, correlation_id = request.api_version, request.correlation_id
-    if all(result.sync_to is None for result in results):
+    durable = [result for result in results
+               if result.sync_to is not None and result.code == ErrorCode.none]
+    if not durable:
         return _response(version, correlation_id, results)
+    answer = _AfterFlushes(version, correlation_id, results)
+    for result in durable:
+        assert result.sync_to is not None
+        answer.wait_for(flushes(server).durable(result.topic, result.partition,
+                                                result.sync_to), result)
+    return Later(answer.future, waiting=True)
 
-    async def after_flush() -> bytes:  # holds the results, not the request
-        for result in results:
-            if result.sync_to is not None and result.code == ErrorCode.none:
-                try:
-                    await flushes(server).durable(result.topic, result.partition,
-                                                  result.sync_to)
-                except MqlogError as error:
-                    _failed(result, error)
-        return _response(version, correlation_id, results)
 
-    return Later(asyncio.ensure_future(after_flush()), waiting=True)
+class _AfterFlushes:
+    """The response of a produce once the flushes of its durable partitions
+    ended, in ``future``; a flush that failed (an MqlogError) answers its
+    partition's error, any other exception fails the answer. Holds the
+    results, not the request."""
+
+    def __init__(self, version: int, correlation_id: int, results: list[_Result]) -> None:
+        self.future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._version = version
+        self._correlation_id = correlation_id
+        self._results = results
+        self._pending = 0
+
+    def wait_for(self, flush: asyncio.Future[None], result: _Result) -> None:
+        self._pending += 1
+        flush.add_done_callback(functools.partial(self._flushed, result))
+
+    def _flushed(self, result: _Result, flush: asyncio.Future[None]) -> None:
+        if flush.cancelled():
+            self.future.cancel()
+            return
+        error = flush.exception()  # retrieved even when the answer is no longer wanted
+        if self.future.done():
+            return  # cancelled, or failed by another flush: its connection is closing
+        if isinstance(error, MqlogError):
+            _failed(result, error)
+        elif error is not None:
+            self.future.set_exception(error)
+            return
+        self._pending -= 1
+        if not self._pending:
+            self.future.set_result(_response(self._version, self._correlation_id,
+                                             self._results))
 
 
 def _append(server: ServerState, topic: str, partition: int, records: bytes | None,
