@@ -22,7 +22,9 @@ flush: it holds its per-partition results, not its request), so that a
 producer keeps appending while a flush runs and the next flush covers all
 it sent meanwhile (the reader waits while either count is at its bound);
 no request is read while the socket's write buffer is over its high-water
-mark (a client that does not read its answers stops being read); a frame of
+mark (a client that does not read its answers stops being read), and the
+reader lets the event loop run after every ``READS_PER_TURN`` requests, so
+one busy connection does not hold up the others; a frame of
 at most ``max_request_bytes`` (a bigger size closes the connection before
 its body is read), ``idle_timeout_s`` without a request and nothing in
 flight closes it.
@@ -74,6 +76,12 @@ from mqlog.server.kafka._sasl import SESSION, SaslSession, allowed_before_auth
 _log = logging.getLogger("mqlog.server.kafka")
 _SIZE = struct.Struct(">i")
 PRODUCE = 0
+#: Requests the reader starts before it lets the event loop run once: frames
+#: already buffered are read without a pause, and up to
+#: ``max_waiting_per_connection`` produces may be read in a row, so without
+#: it one busy producer would hold up every other connection (1,024 appends
+#: are about 50 ms).
+READS_PER_TURN = 32
 
 
 class BadRequest(Exception):
@@ -184,6 +192,7 @@ class Connection:
         """Read and start requests until the peer closes (returns) or sends
         something bad (raises BadRequest)."""
         transport = self.writer.transport
+        started = 0
         while True:
             if transport.get_write_buffer_size():
                 await self.writer.drain()  # returns at once below the high-water mark
@@ -196,6 +205,9 @@ class Connection:
                 await self._room
             self._in_flight += 1
             self._start(frame)
+            started += 1
+            if started % READS_PER_TURN == 0:
+                await asyncio.sleep(0)  # let the other connections and the writes run
 
     def _check_idle(self) -> None:
         """The idle timer: stop reading once nothing came for ``idle_timeout_s``
