@@ -36,6 +36,9 @@ PRODUCE_VERSION = 10
 FETCH_VERSION = 16
 METADATA_VERSION = 12
 SOCKET_TIMEOUT_S = 10.0
+#: A run that takes longer gives up: a broker that answers a waiting Fetch only
+#: at its max_wait (500 ms here), not at the append, would take hours.
+RUN_TIMEOUT_S = 120.0
 _SIZE = struct.Struct(">i")
 
 
@@ -108,7 +111,10 @@ def measure(pid: int, bootstrap: str, topic: str, records: int, size: int,
             produce_module.PartitionProduceData(index=0, records=batch),))
         per_record: list[float] = []
         started = cpu_seconds(pid)
+        deadline = time.monotonic() + RUN_TIMEOUT_S
         for offset in range(records):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{offset} of {records} records after {RUN_TIMEOUT_S:.0f} s")
             fetch_topic = fetch_module.FetchTopic(topic_id=topic_id, partitions=(
                 fetch_module.FetchPartition(partition=0, fetch_offset=offset,
                                             partition_max_bytes=1 << 20),))
