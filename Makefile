@@ -11,8 +11,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# kcat and kafkajs for the server tests (tests/server/install_tools.sh); the stamp
-# is only written once every tool is present, so an offline run tries again later.
+# kcat and kafkajs for the server tests, promtool for docs/alerts.yml
+# (tests/server/install_tools.sh); the stamp is only written once every tool is
+# present, so an offline run tries again later.
 TOOLS_STAMP := tests/server/.tools-installed
 $(TOOLS_STAMP): tests/server/install_tools.sh tests/server/node/package-lock.json
 	sh tests/server/install_tools.sh $(TOOLS_STAMP)

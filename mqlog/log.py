@@ -32,6 +32,8 @@ from mqlog.consumer import (
     committed_end_floor,
     dead_letters,
     describe_queue,
+    extend_receipt,
+    nack_receipt,
     pending,
     pending_summary,
     purge_dead_letters,
@@ -361,6 +363,20 @@ class Log:
         self.engine.check_writable(f"ack messages of queue group {group!r}")
         ack_receipts(self.engine, group, receipts)
 
+    def nack_receipt(self, group: str, receipt: str, *, delay_s: float | None = None,
+                     reason: str | None = None) -> None:
+        """Release a message by receipt handle: deliverable again after ``delay_s``
+        (None: the default back-off), ``reason`` kept for its dead letter;
+        DeliveryLostError for a stale handle. See :func:`mqlog.consumer.nack_receipt`."""
+        self.engine.check_writable(f"nack a message of queue group {group!r}")
+        nack_receipt(self.engine, group, receipt, delay_s=delay_s, reason=reason)
+
+    def extend_receipt(self, group: str, receipt: str, visibility_s: float) -> None:
+        """Hold a message by receipt handle ``visibility_s`` seconds from now;
+        DeliveryLostError for a stale handle. See :func:`mqlog.consumer.extend_receipt`."""
+        self.engine.check_writable(f"extend a message of queue group {group!r}")
+        extend_receipt(self.engine, group, receipt, visibility_s)
+
     def redrive(self, dlq_topic: str, offsets: Iterable[int] | None = None,
                 where: Callable[[Record], bool] | None = None, *, to: str | None = None,
                 partition: int | None = None, reason: str | None = None,
@@ -430,5 +446,13 @@ def open(path: str | os.PathLike[str], **config: Any) -> Log:  # noqa: A001 - mi
     memory), no retention; every call that would write raises ReadOnlyError.
     ``apply_retention=False`` leaves retention to other processes (and to an
     explicit ``enforce_retention()``): opening a partition deletes nothing.
+
+    A ``kafka://host:port[,host:port...][?option=value...]`` URL opens a Kafka
+    cluster instead: the same API through confluent-kafka (``mqlog[kafka]``);
+    see :func:`mqlog.cluster.open_cluster` and docs/cluster.md.
     """
+    if isinstance(path, str) and path.lower().startswith("kafka://"):
+        from mqlog.cluster import open_cluster
+
+        return open_cluster(path, **config)
     return Log(path, **config)

@@ -42,8 +42,19 @@ EXPECTED_METRICS = {
                     for name in ("p50", "p99", "p999")],
     "rebalance": ["takeover_seconds", "ownership_seconds"],
     "describe_group": ["warm_ms", "cold_ms"],
+    "http_bench": ["post_one_requests_per_s", "post_batch_messages_per_s",
+                   "get_delete_messages_per_s"],
     "queue_throughput": ["one_worker_messages_per_s", "four_processes_messages_per_s",
                          "redelivery_p50_ms", "redelivery_p99_ms"],
+    "aio_bench": ["sync_send_records_per_s", "aio_send_records_per_s",
+                  "sync_send_one_by_one_records_per_s", "aio_send_one_by_one_records_per_s",
+                  "asyncio_gather_cpu_us_per_future",
+                  "sync_consume_records_per_s", "aio_consume_records_per_s",
+                  *(f"{api}_{placement}_{name}_ms"
+                    for placement in ("same_process", "other_process")
+                    for api in ("sync", "aio") for name in ("p50", "p99"))],
+    "metrics_scrape": ["scrape_p50_ms", "scrape_p99_ms", "scrape_cpu_p50_ms", "scrape_cpu_p99_ms",
+                       "scrape_cold_ms", "page_bytes", "page_series"],
 }
 
 
@@ -160,3 +171,26 @@ def test_describe_group_checks_a_group_with_half_its_partitions_lagging() -> Non
         assert (figure["lagging_partitions"], figure["total_lag"]) == (50, 1275)
     assert (warm["target_max"], warm["calls"], cold["calls"]) == (20, 5, 1)
     assert "target_max" not in cold
+
+
+def test_http_bench_figures_carry_the_server_cpu_and_the_load() -> None:
+    post_one, post_batch, get_delete = quick_figures("http_bench")
+    assert (post_one["target_min"], post_batch["target_min"], get_delete["target_min"]) == (
+        5_000, 150_000, 3_000)
+    assert post_batch["batch"] == 100 and get_delete["batch_size"] == 10
+    assert get_delete["records"] == 600  # every message appended was received and deleted
+    for figure in (post_one, post_batch, get_delete):
+        assert figure["clients"] == 4 and figure["load_1m"] >= 0
+    assert post_one["server_cpu_us_per_request"] > 0
+
+
+def test_metrics_scrape_checks_the_page_of_a_wide_log() -> None:
+    figures = {figure["metric"]: figure for figure in quick_figures("metrics_scrape")}
+    for figure in figures.values():
+        assert (figure["topics"], figure["partitions"], figure["groups"],
+                figure["queue_groups"], figure["rounds"]) == (10, 80, 5, 1, 5)
+    assert figures["scrape_p50_ms"]["target_max"] == figures["scrape_p99_ms"]["target_max"] == 100
+    assert figures["scrape_p99_ms"]["value"] >= figures["scrape_p50_ms"]["value"]
+    # 5 families per partition alone: the page holds every partition.
+    assert figures["page_series"]["value"] > 5 * 80
+

@@ -7,10 +7,11 @@ Every import of every module counts -- at the top, inside functions, and under
     storage   mqlog.logstore.*                          imports base
     clients   mqlog.consumer.*, mqlog.producer.*, ...    imports storage, base
     session   mqlog (package), mqlog.log                imports clients, storage, base
+    metrics   mqlog.metrics.*                           imports session and below
     servers   mqlog.server.*                            imports anything but the cli
     cli       mqlog.cli.*                               imports anything (``mqlog serve``)
 
-And no module outside the storage, a clients or the servers package imports a
+And no module outside the storage, a clients, the metrics or the servers package imports a
 ``_``-prefixed module or name of it: each package's public names are its API.
 """
 
@@ -36,6 +37,7 @@ LAYERS = {
     "mqlog.monitor": "clients",
     "mqlog": "session",
     "mqlog.log": "session",
+    "mqlog.metrics": "metrics",
     "mqlog.cli": "cli",
     "mqlog.server": "servers",
 }
@@ -45,11 +47,13 @@ ALLOWED = {
     "storage": {"base", "storage"},
     "clients": {"base", "storage", "clients"},
     "session": {"base", "storage", "clients", "session"},
-    "cli": {"base", "storage", "clients", "session", "servers", "cli"},
-    "servers": {"base", "storage", "clients", "session", "servers"},
+    "metrics": {"base", "storage", "clients", "session", "metrics"},
+    "cli": {"base", "storage", "clients", "session", "metrics", "servers", "cli"},
+    "servers": {"base", "storage", "clients", "session", "metrics", "servers"},
 }
 #: Packages whose ``_`` names are private to them.
-SEALED = ("mqlog.logstore", "mqlog.consumer", "mqlog.producer", "mqlog.server")
+SEALED = ("mqlog.logstore", "mqlog.consumer", "mqlog.producer", "mqlog.metrics",
+          "mqlog.server")
 
 
 def layer_of(module: str) -> str:

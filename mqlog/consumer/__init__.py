@@ -38,8 +38,15 @@ from mqlog.consumer._queue_views import (
     check_dead_letter_topic,
     dead_letter_origin,
     describe_queue,
+    next_ready_ms,
 )
-from mqlog.consumer._receipts import ReceivedMessage, ack_receipts, receive_with_receipts
+from mqlog.consumer._receipts import (
+    ReceivedMessage,
+    ack_receipts,
+    extend_receipt,
+    nack_receipt,
+    receive_with_receipts,
+)
 from mqlog.consumer.admin import (
     GroupDescription,
     GroupPartitionDescription,
@@ -77,7 +84,10 @@ __all__ = [
     "dead_letter_origin",
     "dead_letters",
     "describe_queue",
+    "extend_receipt",
     "is_queue_group",
+    "nack_receipt",
+    "next_ready_ms",
     "offset_store",
     "pending",
     "pending_summary",

@@ -150,16 +150,19 @@ class Consumer:
             pass  # a newer plan, or a removal (the watchdog), came meanwhile: the next poll
             # syncs that plan, or joins again
 
-    def _heartbeat(self, member: GroupMembership) -> None:
-        """Called by every poll: rejoin if removed, heartbeat, sync a new generation."""
+    def _heartbeat(self, member: GroupMembership, quick: bool) -> None:
+        """Called by every poll: rejoin if removed, heartbeat, sync a new generation.
+        ``quick``: only the heartbeat that notes the time, nothing else (the
+        next round does what is due)."""
         if not member.member_id:  # removed after a long pause: join again
-            self._join(member)
+            if not quick:
+                self._join(member)
             return
         try:
-            beat = member.heartbeat(self._member_id, self._generation)
+            beat = member.heartbeat(self._member_id, self._generation, look=not quick)
         except UnknownMemberError:
             return  # removed just now (watchdog): the next poll joins again
-        if beat.rebalance:
+        if beat.rebalance and not quick:
             self._sync(member, beat.generation)
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
@@ -272,8 +275,7 @@ class Consumer:
         Partitions are served in turn, so one busy partition does not starve the
         others. Positions move past what is returned.
         """
-        pieces = self._poll(timeout, max_records, self._read_messages)
-        return pieces[0] if len(pieces) == 1 else list(itertools.chain.from_iterable(pieces))
+        return _flat(self._poll(timeout, max_records, self._read_messages))
 
     def poll_columns(self, timeout: float | None = 0.0,
                      max_records: int | None = None) -> list[RecordColumns]:
@@ -283,9 +285,23 @@ class Consumer:
         consumers. Positions, commits and limits work as with ``poll``."""
         return self._poll(timeout, max_records, self._read_columns)
 
+    def poll_quick(self, max_records: int | None = None, *, columns: bool = False
+                   ) -> list[Message] | list[RecordColumns] | None:
+        """``poll(0)`` (``poll_columns(0)`` with ``columns``) if its round is
+        quick (:meth:`round_is_quick`), else None with nothing done. The round
+        does no group work even if some falls due meanwhile (its heartbeat only
+        notes the time, no auto-commit): the next round does it. Never waits for
+        a file or lock of the group, never syncs to disk."""
+        if not self.round_is_quick():
+            return None
+        if columns:
+            return self._poll(0.0, max_records, self._read_columns, quick=True)
+        return _flat(self._poll(0.0, max_records, self._read_messages, quick=True))
+
     def _poll(self, timeout: float | None, max_records: int | None,
-              read: _Read[_Piece]) -> list[_Piece]:
-        """One piece per partition read (see :meth:`_fetch`); [] if none came in time."""
+              read: _Read[_Piece], quick: bool = False) -> list[_Piece]:
+        """One piece per partition read (see :meth:`_fetch`); [] if none came in
+        time. ``quick`` (timeout 0 only): a round without group work."""
         self._check_open()
         limit = self.config.max_poll_records if max_records is None else max_records
         if not isinstance(limit, int) or isinstance(limit, bool):
@@ -296,10 +312,10 @@ class Consumer:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._member is not None:
-                self._heartbeat(self._member)
+                self._heartbeat(self._member, quick)
             seen = self._log.append_counter()
             pieces = self._fetch(limit, read)
-            if self.config.enable_auto_commit:
+            if self.config.enable_auto_commit and not quick:
                 self._maybe_auto_commit()
             if pieces:
                 return pieces
@@ -309,6 +325,24 @@ class Consumer:
             wait = self.config.group_check_interval_ms / 1000 if self._member else 1.0
             self._log.wait_for_append(seen, wait if remaining is None else min(remaining, wait))
             self._check_open()
+
+    def round_is_quick(self) -> bool:
+        """True if a ``poll(0)`` now only reads the log (microseconds): no join,
+        no heartbeat that looks at the group or syncs a plan or takes partitions
+        (see ``GroupMembership.heartbeat_is_quick``), no committed offset to
+        read for a partition without a position, no auto-commit due. False: it
+        may wait for the group's files and locks or sync to disk. ``mqlog.aio``
+        runs the quick rounds of a group member on the event loop's thread
+        (:meth:`poll_quick`)."""
+        member = self._member
+        if member is not None and not member.heartbeat_is_quick(self._member_id,
+                                                                self._generation):
+            return False
+        if self.group is not None and self.config.enable_auto_commit and (
+                time.monotonic() - self._last_auto_commit
+                >= self.config.auto_commit_interval_ms / 1000):
+            return False
+        return all(assigned.position is not None for assigned in self._order)
 
     def _fetch(self, limit: int, read: _Read[_Piece]) -> list[_Piece]:
         """One piece (a list of messages, or columns) per partition that had records,
@@ -497,3 +531,8 @@ class _GroupListener:
     def partitions_lost(self, partitions: set[TopicPartition]) -> None:
         consumer = self._consumer
         consumer._set_assignment(set(consumer._assigned) - partitions)
+
+
+def _flat(pieces: list[list[Message]]) -> list[Message]:
+    """The messages of ``_poll``'s pieces (one list per partition) as one list."""
+    return pieces[0] if len(pieces) == 1 else list(itertools.chain.from_iterable(pieces))

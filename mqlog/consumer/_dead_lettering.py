@@ -52,12 +52,19 @@ def remember_reason(worker: QueueConsumer, tp: TopicPartition, offset: int,
     """Keep ``reason`` as the last nack reason of the record at ``offset``."""
     state = worker.share_state(tp)
     with state.locked():
-        start = state.bounds()[0]
-        reasons = {k: v for k, v in load_reasons(worker.directory, tp).items() if k >= start}
-        reasons[offset] = str(reason)
-        path = reasons_path(worker.directory, tp)
-        document = json.dumps({str(k): v for k, v in reasons.items()}).encode()
-        atomic_write(path, document, durable=state.durable)  # as durable as the state
+        write_reason(worker.directory, tp, state, offset, reason)
+
+
+def write_reason(directory: str, tp: TopicPartition, state: ShareState, offset: int,
+                 reason: str) -> None:
+    """Keep ``reason`` as the last nack reason of the record at ``offset`` of the
+    queue group at ``directory``; the caller holds ``state``'s lock."""
+    start = state.bounds()[0]
+    reasons = {k: v for k, v in load_reasons(directory, tp).items() if k >= start}
+    reasons[offset] = str(reason)
+    document = json.dumps({str(k): v for k, v in reasons.items()}).encode()
+    # As durable as the state.
+    atomic_write(reasons_path(directory, tp), document, durable=state.durable)
 
 
 def load_reasons(directory: str, tp: TopicPartition) -> dict[int, str]:

@@ -262,24 +262,44 @@ class GroupMembership:
             return SyncResult(self._generation, frozenset(self._owned),
                               frozenset(self._wanted - set(self._owned)))
 
-    def heartbeat(self, member_id: str, generation: int) -> HeartbeatResult:
+    def heartbeat(self, member_id: str, generation: int, *, look: bool = True
+                  ) -> HeartbeatResult:
         """Keep the member alive; at most every ``check_interval_ms`` look for
         changes and rebalance (this membership is the coordinator then); take
         pending partitions whose locks came free. ``rebalance`` in the result:
-        ``generation`` is not the newest, the member must sync."""
+        ``generation`` is not the newest, the member must sync. ``look=False``:
+        only note the time -- no look, no take, whatever is due (the next
+        heartbeat does them); it touches no file and no lock of the group."""
         with self._lock:
             self._check_member(member_id)
             now = self._clock()
             self._last_heartbeat = now
-            if now - self._last_check >= self._check_s:
+            if look and now - self._last_check >= self._check_s:
                 self._last_check = now
                 if plan_is_stale(self._log, self.directory, self._member_id):
                     rebalance(self._log, self.directory, self._member_id, self._assignor)
                 self._note_latest(self._current_plan())
-            if self._wanted - set(self._owned):
+            if look and self._wanted - set(self._owned):
                 self._take(self._wanted - set(self._owned))
             return HeartbeatResult(self._latest, generation != self._latest or (
                 self._synced_by != self._latest_by))
+
+    def heartbeat_is_quick(self, member_id: str, generation: int) -> bool:
+        """True if ``heartbeat(member_id, generation)`` now would only note the
+        time: the member is one, synced the newest plan seen (``generation``),
+        wants no partition it does not hold, no look at the group is due, and its
+        session is far from its deadline (so the watchdog is not removing it and
+        will not hold the lock for longer than a look at the clock). A look may
+        fall due a moment later: a caller that must not wait heartbeats with
+        ``look=False``. Read without the lock: only the member's own calls
+        change what it reads, the watchdog only when the session is over."""
+        now = self._clock()
+        return (bool(member_id) and member_id == self._member_id and not self._closed
+                and now - self._last_check < self._check_s
+                and now - self._last_heartbeat < self._session_s / 2
+                and self._behind_since is None
+                and self._wanted.issubset(self._owned)
+                and generation == self._latest and self._synced_by == self._latest_by)
 
     def leave(self, member_id: str) -> None:
         """Revoke every partition, leave the group at once, and end this membership

@@ -215,6 +215,12 @@ class QueueConsumer:
     def _release_dead(self, state: ShareState) -> None:
         state.release_owners({owner for owner in state.owners() if not self._alive(owner)})
 
+    def next_due_ms(self) -> int | None:
+        """When (ms since the epoch) the next record of this worker's partitions
+        comes due without an append -- a delayed or nacked one, or one whose lock
+        runs out -- or None: how long a waiting receive may sleep at most."""
+        return self._next_due()
+
     def _next_due(self) -> int | None:
         now = self.engine.now_ms()
         times = [t for t in (s.next_due(now) for s in self._states.values()) if t is not None]

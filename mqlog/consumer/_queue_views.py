@@ -1,7 +1,8 @@
 """Read-only views of queue groups and dead letters: a queue group's depth per
 partition (``describe_queue``), where a dead letter came from
-(``dead_letter_origin``) and whether a topic holds only dead letters
-(``check_dead_letter_topic``).
+(``dead_letter_origin``), whether a topic holds only dead letters
+(``check_dead_letter_topic``) and when the next message of a queue becomes
+ready without an append (``next_ready_ms``).
 
 Owns no state. Every function here only reads: it takes no share-state lock,
 writes no file (share states are opened read-only when the log is), so the
@@ -18,6 +19,7 @@ from mqlog.consumer._queue_files import WINDOW_RECORDS
 from mqlog.consumer._share_state import ShareState
 from mqlog.errors import ConfigError, UnknownGroupError, UnknownPartitionError, UnknownTopicError
 from mqlog.headers import DEAD_LETTER_PARTITION, DEAD_LETTER_TOPIC
+from mqlog.lanes import PRIORITY_MAX, lane_topic
 from mqlog.logstore import Engine, Record
 from mqlog.names import validate_name
 
@@ -97,6 +99,31 @@ def describe_queue(log: Engine, group: str) -> list[QueuePartitionDescription]:
                 corrupt=counters["corrupt"],
             ))
     return rows
+
+
+def next_ready_ms(log: Engine, group: str, topic: str) -> int | None:
+    """When the next message of queue group ``group`` on ``topic`` (and its
+    priority lanes) becomes ready without an append: a delay or a nack's back-off
+    ending, or a lock running out (ms since the epoch); None if none will, or the
+    group has no state for them yet. For a waiting receive that must not poll."""
+    root = queue_directory(log, group)
+    now = log.now_ms()
+    due: int | None = None
+    for priority in range(PRIORITY_MAX + 1):
+        directory = os.path.join(root, lane_topic(topic, priority))
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            if not name.isdigit():
+                continue
+            state = ShareState(os.path.join(directory, name), 0, 0, read_only=True)
+            try:
+                when = state.next_due(now)
+            finally:
+                state.close()
+            if when is not None and (due is None or when < due):
+                due = when
+    return due
 
 
 def dead_letter_origin(record: Record) -> tuple[str, int] | None:

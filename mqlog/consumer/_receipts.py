@@ -13,6 +13,14 @@ out and the message was handed out again, the handle is stale and the ack
 raises DeliveryLostError, never a silent success. Acking the same handle twice
 is allowed (the second does nothing) as long as its entry is still in the
 share state's window.
+
+A current handle may also release its message (``nack_receipt``: deliverable
+again after a delay, with a reason kept for the dead-letter headers; the next
+receive past ``max_deliveries`` dead-letters it, as after a worker's nack) or
+change its visibility (``extend_receipt``: held that long from now; the handle
+stays current). A stale handle raises DeliveryLostError for these too, and
+changes nothing. After a release the handle is stale: the message is no
+longer held by it.
 """
 
 from __future__ import annotations
@@ -23,12 +31,14 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypedDict
 
 from mqlog.consumer._config import TopicPartition
+from mqlog.consumer._dead_lettering import write_reason
 from mqlog.consumer._group import queue_directory
-from mqlog.consumer._queue import QueueConsumer
+from mqlog.consumer._queue import QueueConsumer, default_backoff, milliseconds
 from mqlog.consumer._queue_files import WINDOW_RECORDS, share_state_path
 from mqlog.consumer._share_state import (
     ACKED,
     ACQUIRED,
+    AVAILABLE,
     DETACHED,
     ShareState,
 )
@@ -129,9 +139,7 @@ def ack_receipts(log: Engine, group: str, receipts: Iterable[str]) -> None:
     parsed first (ConfigError, nothing acked, for one that is not a handle); the
     current hand-outs are acked, then DeliveryLostError names the stale ones."""
     parsed = [Receipt.parse(text) for text in receipts]
-    directory = queue_directory(log, group)
-    if not os.path.isdir(directory):
-        raise UnknownGroupError(f"unknown queue group {group!r}")
+    directory = _group_directory(log, group)
     by_partition: dict[TopicPartition, list[Receipt]] = {}
     for receipt in parsed:
         by_partition.setdefault(TopicPartition(receipt.topic, receipt.partition),
@@ -142,8 +150,7 @@ def ack_receipts(log: Engine, group: str, receipts: Iterable[str]) -> None:
         if not os.path.exists(path):
             stale += held
             continue
-        durable = log.describe_topic(tp.topic).config.durability == "always"
-        state = ShareState(path, WINDOW_RECORDS, 0, durable)
+        state = _open_state(log, path, tp.topic)
         try:
             stale += _ack(state, held)
         finally:
@@ -163,11 +170,90 @@ def _ack(state: ShareState, receipts: list[Receipt]) -> list[Receipt]:
         for receipt in receipts:
             slot = receipt.offset % state.capacity
             entry = state.entries[slot].copy()  # not a view: the map closes later
-            current = (end - state.capacity <= receipt.offset < end
-                       and int(entry["deliveries"]) == receipt.delivery_count
-                       and int(entry["last_ms"]) == receipt.delivered_ms)
+            current = _is_this_hand_out(state, end, receipt)
             if current and entry["state"] == ACQUIRED and entry["owner"] == DETACHED:
                 state.entries["state"][slot] = ACKED
             elif not (current and entry["state"] == ACKED):
                 stale.append(receipt)
     return stale
+
+
+def nack_receipt(log: Engine, group: str, receipt: str, *, delay_s: float | None = None,
+                 reason: str | None = None) -> None:
+    """Release the message of a current receipt handle (see the module): any worker
+    may take it again after ``delay_s`` seconds (None: the queues' default
+    back-off for its delivery count), and ``reason`` is kept as its last nack
+    reason. ConfigError / TypeError for a bad handle or delay, DeliveryLostError
+    for a stale handle; either way nothing changes."""
+    parsed = Receipt.parse(receipt)
+    delay_ms = milliseconds("delay_s", default_backoff(parsed.delivery_count)
+                            if delay_s is None else delay_s)
+    if reason is not None and not isinstance(reason, str):
+        raise TypeError(f"reason must be a str, not {type(reason).__name__}")
+    directory = _group_directory(log, group)
+    tp = TopicPartition(parsed.topic, parsed.partition)
+
+    def release(state: ShareState, slot: int) -> None:
+        if reason is not None:
+            write_reason(directory, tp, state, parsed.offset, reason)
+        state.entries["state"][slot] = AVAILABLE
+        state.entries["time"][slot] = log.now_ms() + delay_ms
+
+    _change_current(log, directory, parsed, "release", release)
+
+
+def extend_receipt(log: Engine, group: str, receipt: str, visibility_s: float) -> None:
+    """Hold the message of a current receipt handle ``visibility_s`` seconds from
+    now (0: any worker may take it at once); the handle stays current.
+    ConfigError / TypeError for a bad handle or time, DeliveryLostError for a
+    stale handle; either way nothing changes."""
+    parsed = Receipt.parse(receipt)
+    visibility_ms = milliseconds("visibility_s", visibility_s)
+
+    def extend(state: ShareState, slot: int) -> None:
+        state.entries["time"][slot] = log.now_ms() + visibility_ms
+
+    _change_current(log, _group_directory(log, group), parsed, "extend", extend)
+
+
+def _change_current(log: Engine, directory: str, receipt: Receipt, action: str,
+                    change: Callable[[ShareState, int], None]) -> None:
+    """Run ``change(state, slot)`` under the share state's lock if ``receipt`` is
+    the current hand-out of a message held by its handle; else DeliveryLostError."""
+    path = share_state_path(directory, TopicPartition(receipt.topic, receipt.partition))
+    if os.path.exists(path):
+        state = _open_state(log, path, receipt.topic)
+        try:
+            with state.locked():
+                slot = receipt.offset % state.capacity
+                if (_is_this_hand_out(state, state.bounds()[1], receipt)
+                        and state.entries["state"][slot] == ACQUIRED
+                        and state.entries["owner"][slot] == DETACHED):
+                    change(state, slot)
+                    return
+        finally:
+            state.close()
+    raise DeliveryLostError(
+        f"cannot {action} {receipt}: stale receipt handle (the lock ran out and the message "
+        f"was handed out again, or it was acked or released)")
+
+
+def _is_this_hand_out(state: ShareState, end: int, receipt: Receipt) -> bool:
+    """Whether the entry of ``receipt``'s offset is still of that hand-out (lock held)."""
+    slot = receipt.offset % state.capacity
+    return (end - state.capacity <= receipt.offset < end
+            and int(state.entries["deliveries"][slot]) == receipt.delivery_count
+            and int(state.entries["last_ms"][slot]) == receipt.delivered_ms)
+
+
+def _group_directory(log: Engine, group: str) -> str:
+    """The queue group's directory; UnknownGroupError if it has none."""
+    directory = queue_directory(log, group)
+    if not os.path.isdir(directory):
+        raise UnknownGroupError(f"unknown queue group {group!r}")
+    return directory
+
+
+def _open_state(log: Engine, path: str, topic: str) -> ShareState:
+    """An existing share state, as durable as ``topic``'s records."""
+    return ShareState(path, WINDOW_RECORDS, 0, log.topic_config(topic).durability == "always")

@@ -24,6 +24,7 @@ import shutil
 from collections.abc import Iterable, Mapping
 
 from mqlog.consumer._config import TopicPartition
+from mqlog.consumer._dead_letters import MARKS_GROUP
 from mqlog.consumer._group import (
     GROUPS_DIR,
     QUEUES_DIR,
@@ -101,7 +102,7 @@ class GroupDescription:
 
 def list_groups(log: Engine) -> list[str]:
     """Consumer groups that have members' files or committed offsets, and queue
-    groups."""
+    groups; not the dead letters' marks kept beside the queue groups."""
     names = set()
     if log.has_topic(OFFSETS_TOPIC):  # never create it here
         names.update(offset_store(log).groups())
@@ -109,6 +110,7 @@ def list_groups(log: Engine) -> list[str]:
         root = os.path.join(log.path, kind_dir)
         if os.path.isdir(root):
             names.update(os.listdir(root))
+    names.discard(MARKS_GROUP)
     return sorted(names)
 
 
@@ -128,14 +130,14 @@ def describe_group(log: Engine, group: str) -> GroupDescription:
     validate_name("group", group)
     if is_queue_group(log, group):
         return _describe_queue_group(log, group)
-    if group not in list_groups(log):
-        raise UnknownGroupError(f"unknown group {group!r}")
     directory = group_directory(log, group)
+    committed = offset_store(log).group_offsets(group) if log.has_topic(OFFSETS_TOPIC) else {}
+    if not committed and not os.path.isdir(directory):  # what list_groups would not list
+        raise UnknownGroupError(f"unknown group {group!r}")
     plan = read_plan(directory)  # generation 0, nothing assigned, when there is none
     members = _members(log, group)
     owners = {TopicPartition(*tp): member for member, tps in plan["assignment"].items()
               for tp in tps if member in members}
-    committed = offset_store(log).group_offsets(group)
     partitions = []
     now = log.now_ms()
     for tp in sorted(set(committed) | set(owners)):

@@ -9,7 +9,9 @@ seam (``fsync_file``, ``fsync_directory``, ``sync_map``: every sync of mqlog
 goes through them) and block reservation (``reserve``, ``storage_failed``).
 """
 
-from mqlog.logstore._columns import RecordColumns
+from mqlog.logstore._append_watch import AppendWatch, append_watch
+from mqlog.logstore._columns import RecordColumns, columns_of_records
+from mqlog.logstore._counters import FLUSH_BUCKETS_S, CountersSnapshot, EngineCounters
 from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file, sync_map
 from mqlog.logstore._partition import Partition
 from mqlog.logstore._producers import EPOCH_MAX, SEQUENCE_MAX, ProducerBatch
@@ -28,9 +30,13 @@ from mqlog.logstore.engine import (
 
 __all__ = [
     "EPOCH_MAX",
+    "FLUSH_BUCKETS_S",
     "SEQUENCE_MAX",
+    "AppendWatch",
+    "CountersSnapshot",
     "EndFloor",
     "Engine",
+    "EngineCounters",
     "Message",
     "Partition",
     "PartitionDescription",
@@ -40,9 +46,11 @@ __all__ = [
     "RecordColumns",
     "TopicConfig",
     "TopicDescription",
+    "append_watch",
     "atomic_write",
     "check_new_topic",
     "checked_timestamp",
+    "columns_of_records",
     "fsync_directory",
     "fsync_file",
     "reserve",

@@ -43,6 +43,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -55,6 +56,7 @@ from mqlog.errors import (
 )
 from mqlog.logstore import _batch, _group_commit, _reads, _recovery, _retention, _views
 from mqlog.logstore import _format as fmt
+from mqlog.logstore._counters import EngineCounters
 from mqlog.logstore._files import fsync_directory
 from mqlog.logstore._group_commit import GroupCommit
 from mqlog.logstore._producers import Admission, AppendMetadata, ProducerBatch, ProducerTable
@@ -102,10 +104,13 @@ class Partition:
 
     def __init__(self, directory: str, topic: str, number: int, config: ConfigSource,
                  clock: Clock, on_append: Callable[[], None] = lambda: None, *,
-                 read_only: bool = False, apply_retention: bool = True) -> None:
+                 read_only: bool = False, apply_retention: bool = True,
+                 counters: EngineCounters | None = None) -> None:
         """Open (and recover) the partition in ``directory``. ``read_only``: write
         nothing at all (every write raises ReadOnlyError); ``apply_retention=False``:
-        only an explicit :meth:`enforce_retention` deletes segments."""
+        only an explicit :meth:`enforce_retention` deletes segments; ``counters``:
+        the engine's, where appends, reads and flushes are counted (default: a
+        fresh one, for a partition opened outside an engine)."""
         self.directory = directory
         self.topic = topic
         self.number = number
@@ -123,6 +128,8 @@ class Partition:
         self._producer_table: ProducerTable | None = None
         #: Called after every append (wakes readers waiting in any process).
         self.on_append = on_append
+        #: Where appends, reads and flushes through this partition are counted.
+        self.counters = counters if counters is not None else EngineCounters()
         self.group_commit = GroupCommit(self)
         #: Set when this process appended since the last interval flush.
         self.dirty = False
@@ -336,7 +343,7 @@ class Partition:
         except BaseException:
             _invalidate(segment, first_position)
             raise
-        return self._publish(
+        published = self._publish(
             state.replace(
                 end_offset=offset,
                 active_position=position,
@@ -348,6 +355,8 @@ class Partition:
             ),
             state,
         )
+        self.counters.appended(offset - first_offset, position - first_position)
+        return published
 
     @staticmethod
     def _index_append_start(state: PartitionState, segment: Segment, position: int,
@@ -376,7 +385,9 @@ class Partition:
         state published (storage-internal: appends and repair; lock held)."""
         old = self.refresh_view(state).segments[state.active_base_offset]
         if config.durability != "none":
+            started = time.perf_counter()
             old.flush()
+            self.counters.flushed(time.perf_counter() - started)
         time_count = state.time_index_count
         if old.time_index.write(time_count, fmt.time_entry(state.active_max_timestamp,
                                                            state.end_offset - old.base_offset)):

@@ -35,10 +35,13 @@ PROBE_SLOTS + 1)``; a new producer takes a free one, else the one whose newest
 append is the oldest (that producer is forgotten). Each record has its own
 checksum: a torn or damaged record reads as free, which forgets one producer.
 The file is not rebuilt from the log (batches do not carry producer ids); the
-partition flushes it before a durable (``always``) idempotent append returns.
-A power loss can still forget the producer of an append in flight (its record
-torn, or not written back while the append's data was): a retry of that
-append is then written again.
+partition flushes it before a durable (``always``) idempotent append returns,
+and ``make_durable`` flushes it with the records it makes durable. A record
+never straddles a disk sector, so a power loss leaves each either as last
+written or as last flushed, never torn: what was flushed with acknowledged
+appends survives later unflushed rewrites. A power loss can still forget the
+appends in flight (not written back while their data was): a retry of one is
+then written again.
 """
 
 from __future__ import annotations
@@ -64,16 +67,21 @@ BATCHES_RETAINED = 5
 SEQUENCE_MAX = 2**31 - 1
 #: Epochs are Kafka's int16.
 EPOCH_MAX = 2**15 - 1
-#: Producers remembered per partition: 256 records of 192 bytes is 48 KiB per
+#: Producers remembered per partition: 256 records of 256 bytes is 64 KiB per
 #: partition that has seen an idempotent append.
 SLOTS = 256
 #: Slots a producer's record may take, from its home slot on.
 PROBE_SLOTS = 16
-RECORD_VERSION = 1
+#: 2: records of 256 bytes, so that none straddles a 512-byte sector (version 1
+#: had 192-byte records; its records read as free, forgetting their producers).
+RECORD_VERSION = 2
 
 _HEAD = struct.Struct("<QBBHIq")  # checksum, version, batch count, epoch, 0, producer id
 _BATCH = struct.Struct("<IIqqQ")  # first/last sequence, first/end offset, checksum
-RECORD_SIZE = 192
+#: A record is rewritten in place: at 256 bytes, aligned, it lies within one
+#: disk sector (512 bytes or more), which a drive writes whole or not at all on
+#: power loss, so a torn write never destroys a record made durable before.
+RECORD_SIZE = 256
 FILE_SIZE = SLOTS * RECORD_SIZE
 #: A whole record but its checksum, by the number of appends it holds: the head's
 #: other fields, the appends, zeros.
@@ -179,16 +187,19 @@ def admit(entry: ProducerEntry | None, batch: ProducerBatch, count: int,
         # (5 appends never span the 2**31 sequence numbers).
         return None, entry
     last = batch.last_sequence(count)
-    for position, append in enumerate(appends):
+    # The newest appends not in the log were never published (their process
+    # died first) or were cut by recovery after a crash or power loss (the
+    # table's page went to disk, their records did not): as if never written.
+    # Recovery cuts a suffix of the log, so these are a suffix of the appends.
+    while appends and not landed(appends[-1]):
+        appends = appends[:-1]
+    for append in appends:
         if append.first_sequence == batch.base_sequence and append.last_sequence == last:
             if landed(append):
                 return append.first_offset, entry
-            if position != len(appends) - 1:
-                raise ProducerSequenceError(
-                    f"producer {pid} retried sequences {batch.base_sequence}..{last}, which "
-                    f"were not written, after later ones were")
-            appends = appends[:-1]  # its process died before publishing it
-            break
+            raise ProducerSequenceError(
+                f"producer {pid} retried sequences {batch.base_sequence}..{last}, which "
+                f"are no longer in the log, after later ones were written")
     if appends:
         expected = (appends[-1].last_sequence + 1) % (SEQUENCE_MAX + 1)
         if batch.base_sequence != expected:

@@ -164,16 +164,20 @@ def read_pieces(partition: Partition, offset: int, max_records: int, max_bytes: 
                 decode: Callable, at_least_one: bool,
                 kafka: bool = False) -> tuple[list, int, int]:
     """Run :func:`read_batches` on a consistent snapshot, starting over when the
-    partition changed under a read that met bytes it could not decode."""
+    partition changed under a read that met bytes it could not decode; count
+    the read in the engine's counters."""
     while True:
         state, view = snapshot(partition)
         check_offset(partition, offset, state)
         try:
-            return read_batches(partition, view, state, offset, max_records, max_bytes,
-                                decode, at_least_one, kafka)
+            found = read_batches(partition, view, state, offset, max_records, max_bytes,
+                                 decode, at_least_one, kafka)
         except CorruptRecordError:
             if partition.state().epoch == state.epoch:
                 raise
+            continue
+        partition.counters.read(found[1], found[2])
+        return found
 
 
 def read_batches(partition: Partition, view: View, state: PartitionState, offset: int,

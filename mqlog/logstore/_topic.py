@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from mqlog.errors import CorruptMetadataError, UnknownPartitionError, UnknownTopicError
 from mqlog.logstore._compaction import settle_leftovers
+from mqlog.logstore._counters import EngineCounters
 from mqlog.logstore._files import atomic_write, remove_stale_temporaries
 from mqlog.logstore._partition import Clock, Partition
 from mqlog.logstore.config import TopicConfig
@@ -60,13 +61,14 @@ class Topic:
                  on_append: Callable[[], None],
                  on_open: Callable[[Partition], None] = lambda partition: None,
                  on_roll: Callable[[Partition], None] = lambda partition: None, *,
-                 read_only: bool = False, apply_retention: bool = True) -> None:
+                 read_only: bool = False, apply_retention: bool = True,
+                 counters: EngineCounters | None = None) -> None:
         """``on_append`` runs after every append to one of its partitions,
         ``on_open(partition)`` once a partition is opened (and recovered) in this
         process, ``on_roll(partition)`` after an append that rolled a segment of a
         ``compact`` topic (the log's background compactor takes it from there);
-        ``read_only`` / ``apply_retention``: how partitions are opened (see
-        :class:`Partition`)."""
+        ``read_only`` / ``apply_retention`` / ``counters``: how partitions are
+        opened (see :class:`Partition`)."""
         self.directory = directory
         self.name = name
         self.read_only = read_only
@@ -76,6 +78,7 @@ class Topic:
         #: Called with each partition once opened (and recovered) in this process.
         self._on_open = on_open
         self._on_roll = on_roll
+        self._counters = counters
         self._lock = threading.Lock()
         self._partitions: dict[int, Partition] = {}
         self._metadata_path = os.path.join(directory, TOPIC_METADATA_FILE)
@@ -139,7 +142,8 @@ class Topic:
                 settle_leftovers(path, names)
             partition = Partition(path, self.name, number, self.config, self._clock,
                                   self._on_append, read_only=self.read_only,
-                                  apply_retention=self.apply_retention)
+                                  apply_retention=self.apply_retention,
+                                  counters=self._counters)
         except FileNotFoundError:
             raise UnknownTopicError(f"topic {self.name!r} was deleted") from None
         partition.on_roll = self._on_roll

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 
 from mqlog.errors import MqlogError, UnknownTopicError
+from mqlog.logstore._counters import EngineCounters
 from mqlog.logstore._partition import Clock, Partition
 from mqlog.logstore._topic import Topic
 from mqlog.names import validate_name
@@ -33,7 +34,7 @@ class TopicTable:
 
     def __init__(self, topics_dir: str, clock: Clock, on_append: Callable[[], None],
                  on_roll: Callable[[Partition], None], check_open: Callable[[], None], *,
-                 read_only: bool, apply_retention: bool) -> None:
+                 read_only: bool, apply_retention: bool, counters: EngineCounters) -> None:
         self.topics_dir = topics_dir
         #: See ``Engine.set_end_floor``.
         self.end_floor: EndFloor | None = None
@@ -43,6 +44,7 @@ class TopicTable:
         self._check_open = check_open
         self._read_only = read_only
         self._apply_retention = apply_retention
+        self._counters = counters
         self._lock = threading.Lock()
         self._topics: dict[str, Topic] = {}
 
@@ -61,7 +63,8 @@ class TopicTable:
                     topic = Topic(os.path.join(self.topics_dir, name), name, self._clock,
                                   self._on_append, on_open=self._apply_end_floor,
                                   on_roll=self._on_roll, read_only=self._read_only,
-                                  apply_retention=self._apply_retention)
+                                  apply_retention=self._apply_retention,
+                                  counters=self._counters)
                 except FileNotFoundError:
                     raise UnknownTopicError(f"unknown topic {name!r}") from None
                 self._topics[name] = topic

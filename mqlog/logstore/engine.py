@@ -6,7 +6,9 @@ the CLI and servers): topics (create, alter, delete, internal ones too),
 appends with a producer identity and a flush choice, reads as records or
 columns, offsets and time lookup, waiting for appends, retention and
 compaction. It knows nothing of consumer groups or queues; what those layers
-need from it is named here (``set_end_floor``, ``attachment``).
+need from it is named here (``set_end_floor``, ``attachment``). It counts what
+it does in this process (``counters``: records and bytes appended and read,
+flushes), for metrics.
 
 The directory's files are ``_directory``'s (layout, locks, leftovers of dead
 processes) and ``_topic_files``' (building, removing topics); the last engine
@@ -45,6 +47,7 @@ from mqlog.logstore._arguments import (
 )
 from mqlog.logstore._columns import RecordColumns
 from mqlog.logstore._compactor import BackgroundCompactor
+from mqlog.logstore._counters import EngineCounters
 from mqlog.logstore._flusher import IntervalFlusher
 from mqlog.logstore._iteration import check_on_corrupt, iterate
 from mqlog.logstore._kafka_batch import parse_produced
@@ -101,10 +104,14 @@ class Engine:
         self._flusher = IntervalFlusher(self._interval_partitions)
         self._compactor = BackgroundCompactor()
         self._notifier = Notifier(self.path, read_only=self.read_only)
+        #: What this engine did in this process: records and bytes appended and
+        #: read, flushes and their durations (see :class:`EngineCounters`).
+        self.counters = EngineCounters()
         self._table = TopicTable(os.path.join(self.path, TOPICS_DIR), self.clock,
                                  self._notifier.notify, self._compactor.request,
                                  self.check_open,
-                                 read_only=self.read_only, apply_retention=self.apply_retention)
+                                 read_only=self.read_only, apply_retention=self.apply_retention,
+                                 counters=self.counters)
         self._attachments: dict[object, object] = {}
 
     # -- topics ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 
@@ -55,26 +56,30 @@ class Batch:
 
 
 class Delivery:
-    """The outcome of one ``send``: wait for it with :meth:`result`."""
+    """The outcome of one ``send``: wait for it with :meth:`result`.
 
-    __slots__ = ("_batch", "_index")
+    ``batch`` and ``index`` say where the record is queued: code that settles
+    many sends at once (``mqlog.aio``) groups them by batch and reads each
+    outcome with ``batch.metadata(index)`` once the batch is done."""
+
+    __slots__ = ("batch", "index")
 
     def __init__(self, batch: Batch, index: int) -> None:
-        self._batch = batch
-        self._index = index
+        self.batch = batch
+        self.index = index
 
     def done(self) -> bool:
-        return self._batch.done.is_set()
+        return self.batch.done.is_set()
 
     def result(self, timeout: float | None = None) -> RecordMetadata:
         """Wait until the record is written; raise what writing it raised, or
         TimeoutError after ``timeout`` seconds."""
-        batch = self._batch
+        batch = self.batch
         if not batch.done.wait(timeout):
             raise TimeoutError(f"record not written within {timeout} s")
         if batch.error is not None:
             raise batch.error
-        return batch.metadata(self._index)
+        return batch.metadata(self.index)
 
 
 class BatchDelivery:
@@ -84,6 +89,34 @@ class BatchDelivery:
 
     def __init__(self, batches: list[Batch]) -> None:
         self._batches = batches
+
+    def when_done(self, callback: Callable[[dict[int, range] | None, BaseException | None],
+                                           None]) -> None:
+        """Have ``callback(ranges, error)`` called once every batch is written, or
+        with the first batch's error. Only before the sender may take the batches
+        (under the producer's lock): a batch appended already would never call it."""
+        waiting = [batch for batch in self._batches if batch.items]
+        if not waiting:  # nothing to write: the sender completes empty batches silently
+            callback({batch.partition: range(0, 0) for batch in self._batches}, None)
+            return
+        left = [len(waiting)]
+        guard = threading.Lock()
+
+        def one_done(_metadata: RecordMetadata | None, error: BaseException | None) -> None:
+            with guard:
+                if not left[0]:
+                    return  # an earlier batch failed: reported already
+                left[0] = 0 if error is not None else left[0] - 1
+                last = not left[0]
+            if error is not None:
+                callback(None, error)
+            elif last:
+                callback({batch.partition: range(batch.base_offset,
+                                                 batch.base_offset + len(batch.items))
+                          for batch in self._batches}, None)
+
+        for batch in waiting:
+            batch.callbacks.append((0, one_done))
 
     def done(self) -> bool:
         return all(batch.done.is_set() for batch in self._batches)

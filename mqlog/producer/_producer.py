@@ -157,9 +157,17 @@ class Producer(Sender):
         return Delivery(batch, index)
 
     def send_many(self, topic: str, values: Sequence[bytes | str],
-                  keys: Sequence[bytes | str | None] | None = None) -> BatchDelivery:
+                  keys: Sequence[bytes | str | None] | None = None, *,
+                  on_delivery: Callable[[dict[int, range] | None, BaseException | None], None]
+                  | None = None) -> BatchDelivery:
         """Queue many records at once: the fast path. Keyless records all go to one
-        partition (chosen as ``send`` would); keyed ones by their key."""
+        partition (chosen as ``send`` would); keyed ones by their key.
+
+        ``on_delivery(ranges, error)`` is called once, on the sender thread, when
+        every record is written (``ranges``: what ``BatchDelivery.result`` returns)
+        or with the first error."""
+        if on_delivery is not None and not callable(on_delivery):
+            raise TypeError("on_delivery must be callable(ranges, error)")
         limit, count = self._topic_limits(topic)
         if isinstance(values, (str, bytes, bytearray, memoryview, Mapping)):
             raise TypeError(f"values must be a list of bytes or str, not {type(values).__name__}")
@@ -207,8 +215,11 @@ class Producer(Sender):
                     self._in_flight.append(previous)
                 self._in_flight.append(batch)
                 batches.append(batch)
+            delivery = BatchDelivery(batches)
+            if on_delivery is not None:  # before the sender can take the batches
+                delivery.when_done(on_delivery)
         self._wake.set()
-        return BatchDelivery(batches)
+        return delivery
 
     def _topic_limits(self, topic: str) -> tuple[int, int]:
         """(max_record_bytes, partition count) of a topic, re-read once a second."""

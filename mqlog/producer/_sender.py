@@ -18,6 +18,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 
 from mqlog.logstore import EPOCH_MAX, SEQUENCE_MAX, Engine, Partition, ProducerBatch
 from mqlog.producer._batches import Batch
@@ -39,6 +40,12 @@ class Sender:
     _queued_bytes: int
     _wake: threading.Event
     _closed: bool
+
+    #: Called on the sender thread with every batch once it is done (outcome
+    #: filled in, ``done`` set, its callbacks called), before the next one is
+    #: appended: how ``mqlog.aio`` settles its sends once per batch rather than
+    #: once per record. None: nobody listens. It must not raise or block.
+    batch_listener: Callable[[Batch], None] | None = None
 
     def _start_sender(self) -> None:
         """Take an idempotence identity and start the thread (last of __init__)."""
@@ -114,6 +121,12 @@ class Sender:
                     callback(None, batch.error)
             except Exception:
                 log.exception("on_delivery callback failed")
+        listener = self.batch_listener
+        if listener is not None:
+            try:
+                listener(batch)
+            except Exception:
+                log.exception("batch listener failed")
 
     def _append_to(self, target: Partition, batch: Batch) -> int:
         """Append a batch; an idempotent producer retries an OSError with the same

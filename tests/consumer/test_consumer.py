@@ -613,3 +613,24 @@ def test_poll_columns_keeps_the_fetch_byte_budget_and_waits(log):
     threading.Timer(0.05, lambda: log.append("t", 0, [b"late"])).start()
     [late] = consumer.poll_columns(timeout=PROMPT_S * 2)
     assert (late.offsets.tolist(), late.values()) == ([5], [b"late"])
+
+
+def test_poll_quick_reads_only_when_the_round_does_no_group_work(log):
+    consumer = log.consumer("g", auto_offset_reset="earliest", group_check_interval_ms=60_000)
+    consumer.subscribe(["t"])
+    assert not consumer.round_is_quick()  # its first heartbeat looks at the group
+    assert consumer.poll() == []  # looked; every partition has a position now
+    assert consumer.round_is_quick()
+    assert consumer.poll_quick() == []
+    fill(log, "t", 1, 2)
+    assert described(consumer.poll_quick()) == [(1, 0, value_of(1, 0)), (1, 1, value_of(1, 1))]
+    fill(log, "t", 1, 1)
+    assert [c.partition for c in consumer.poll_quick(columns=True)] == [1]
+    consumer.close()
+
+    waiting = log.consumer("w", auto_offset_reset="earliest", group_check_interval_ms=60_000)
+    waiting.subscribe(["t"])
+    assert waiting.poll_quick() is None  # a look at the group is due: nothing done
+    assert len(waiting.poll()) == 3  # what poll_quick did not take
+    assert waiting.round_is_quick()
+    waiting.close()

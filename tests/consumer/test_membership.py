@@ -138,6 +138,51 @@ def test_a_join_increments_the_generation_and_moves_partitions_cooperatively(log
     assert b.events.calls == [("assigned", tps("t", 2, 3))]
 
 
+def test_a_heartbeat_is_quick_only_when_it_would_only_note_the_time(log, clock):
+    a = join(log, clock, "a")
+    a.membership.heartbeat(a.member_id, a.generation)  # looked at the group just now
+    assert a.membership.heartbeat_is_quick(a.member_id, a.generation)
+    assert not a.membership.heartbeat_is_quick("another", a.generation)
+    assert not a.membership.heartbeat_is_quick(a.member_id, a.generation - 1)
+    clock.advance(STEP_S)  # a look at the group is due
+    assert not a.membership.heartbeat_is_quick(a.member_id, a.generation)
+    a.membership.heartbeat(a.member_id, a.generation)
+    assert a.membership.heartbeat_is_quick(a.member_id, a.generation)
+
+    b = join(log, clock, "b")
+    clock.advance(STEP_S)
+    beat = a.membership.heartbeat(a.member_id, a.generation)
+    assert beat.rebalance  # a has a plan to sync
+    assert not a.membership.heartbeat_is_quick(a.member_id, a.generation)
+    a.generation = a.membership.sync(a.member_id, beat.generation).generation
+    assert a.membership.heartbeat_is_quick(a.member_id, a.generation)
+    assert not b.membership.heartbeat_is_quick(b.member_id, b.generation)  # 2, 3 to take
+    b.membership.heartbeat(b.member_id, b.generation)
+    assert owned(b) == tps("t", 2, 3)
+    assert b.membership.heartbeat_is_quick(b.member_id, b.generation)
+    b.membership.leave(b.member_id)
+    assert not b.membership.heartbeat_is_quick(b.member_id, b.generation)
+
+
+def test_a_heartbeat_that_does_not_look_leaves_what_is_due_to_the_next(log, clock):
+    a = join(log, clock, "a")
+    b = join(log, clock, "b")  # a has partitions to give up, once it looks
+    clock.advance(STEP_S)
+    beat = a.membership.heartbeat(a.member_id, a.generation, look=False)
+    assert not beat.rebalance
+    assert not b.membership.heartbeat(b.member_id, b.generation, look=False).rebalance
+    assert owned(a) == ALL4 and owned(b) == set()
+    assert a.membership.heartbeat(a.member_id, a.generation).rebalance
+
+
+def test_a_heartbeat_near_the_session_deadline_is_not_quick(log, clock):
+    a = join(log, clock, "a", session_ms=100)
+    a.membership.heartbeat(a.member_id, a.generation)
+    assert a.membership.heartbeat_is_quick(a.member_id, a.generation)
+    clock.advance(0.06)  # no look at the group due yet (100 ms), but half the session gone
+    assert not a.membership.heartbeat_is_quick(a.member_id, a.generation)
+
+
 def test_a_leaving_member_revokes_everything_and_the_others_take_it(log, clock):
     a = join(log, clock, "a")
     b = join(log, clock, "b")

@@ -11,7 +11,8 @@ never taken for the file that had it before.
 
 * a power loss (``keep_page_cache=False``): each file is its last synced
   content plus an arbitrary, seeded-random subset of the pages written since,
-  one of them possibly torn at any byte, and either its synced or its current
+  one of them possibly torn at any byte (at a sector boundary with
+  ``torn_unit``), and either its synced or its current
   size; each directory entry created, renamed or unlinked since the
   directory's last fsync may revert (a created file or directory may vanish,
   an unlinked one may come back with its synced content, a rename may revert
@@ -88,8 +89,13 @@ class CrashStats:
 class SimDisk:
     """The durable state of the files under ``root`` as the sync seam reports it."""
 
-    def __init__(self, root: str, rng: random.Random, faults: FaultPlan | None = None) -> None:
+    def __init__(self, root: str, rng: random.Random, faults: FaultPlan | None = None,
+                 torn_unit: int = 1) -> None:
         self.root = os.path.abspath(root)
+        #: A torn page keeps its new content up to a multiple of this many bytes:
+        #: 1 (any byte, the default) or a sector size (a drive that writes
+        #: sectors whole on power loss, as drives promise).
+        self.torn_unit = torn_unit
         #: Seeds every choice of a crash image: per file, from its path, so that
         #: what the image keeps does not depend on the order of random names.
         self.seed = rng.randrange(2**64)
@@ -358,8 +364,8 @@ class SimDisk:
         else:
             with open(source, "rb") as handle:
                 current = handle.read()
-            content = current if keep else self._mix(durable, current, self._rng_for(target),
-                                                     stats)
+            content = current if keep else self._mix(
+                durable, current, self._rng_for(target), self.torn_unit, stats)
         with open(target, "wb") as handle:
             handle.write(content)
 
@@ -368,9 +374,11 @@ class SimDisk:
         return random.Random(f"{self.seed}:{self.crashes}:{name}")
 
     @staticmethod
-    def _mix(durable: bytes, current: bytes, rng: random.Random, stats: CrashStats) -> bytes:
+    def _mix(durable: bytes, current: bytes, rng: random.Random, torn_unit: int,
+             stats: CrashStats) -> bytes:
         """``durable`` plus a random subset of the pages in which ``current``
-        differs, one of them possibly torn; the size is either one's."""
+        differs, one of them possibly torn (at a multiple of ``torn_unit``
+        bytes); the size is either one's."""
         size = len(current) if rng.random() < 0.5 else len(durable)
         pages = -(-max(len(durable), len(current)) // PAGE_BYTES)
         old = np.zeros(pages * PAGE_BYTES, dtype=np.uint8)
@@ -384,7 +392,7 @@ class SimDisk:
         for page in differing.tolist():
             span = slice(page * PAGE_BYTES, (page + 1) * PAGE_BYTES)
             if page == torn:
-                cut = page * PAGE_BYTES + rng.randrange(PAGE_BYTES)
+                cut = page * PAGE_BYTES + rng.randrange(PAGE_BYTES // torn_unit) * torn_unit
                 out[page * PAGE_BYTES: cut] = new[page * PAGE_BYTES: cut]
                 stats.pages_torn += 1
             elif rng.random() < 0.5:

@@ -54,6 +54,11 @@ def test_redrive_marks_letters_redriven_and_moves_them_once(log):
     assert log.redrive("t.dlq") == 0
 
 
+def test_the_marks_of_redrives_are_not_listed_as_a_group(log):
+    log.redrive("t.dlq")
+    assert log.list_groups() == ["w"]
+
+
 def test_redrive_to_another_topic(log):
     log.create_topic("retry")
     assert log.redrive("t.dlq", to="retry") == 4

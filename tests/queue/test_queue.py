@@ -161,7 +161,8 @@ def test_one_worker_shared_by_threads_leaves_no_file_open_after_close(log_dir):
         log.create_topic("t", partitions=8)
         for partition in range(8):
             fill(log, "t", partition, 50)
-        drain(log.queue("warm-up", "t"))  # the log's own files are open from here on
+        with log.queue("warm-up", "t") as warm_up:  # closed now, not when collected
+            drain(warm_up)  # the log's own files are open from here on
         leaked = []
         for round_ in range(30):
             before = open_fds()

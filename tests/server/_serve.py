@@ -1,7 +1,8 @@
-"""A real ``mqlog serve --kafka`` process for tests, and raw-socket Kafka calls.
+"""A real ``mqlog serve`` process for tests, and raw-socket Kafka calls.
 
 :func:`start_server` runs ``python -m mqlog.cli --dir D serve --kafka
-127.0.0.1:0 ...`` and waits for its ``listening on kafka://HOST:PORT`` line;
+127.0.0.1:0 ...`` and waits for its ``listening on kafka://HOST:PORT`` line
+(and ``listening on http://HOST:PORT`` with ``--http``);
 :func:`stop_server` sends SIGTERM and returns the exit code and stderr;
 :func:`serving` does both around a block, for a server with extra ``serve``
 options (``--users``, ``--tls-cert``...) shared by a module's tests, and
@@ -35,25 +36,38 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 #: How long a graceful shutdown may take.
 STOP_TIMEOUT_S = 30.0
-_LISTENING = re.compile(r"^listening on kafka://(?P<host>.+):(?P<port>\d+)$")
+_LISTENING = re.compile(r"^listening on (?P<scheme>kafka|http)://(?P<host>.+):(?P<port>\d+)$")
 
 
 @dataclasses.dataclass
 class RunningServer:
-    """A server process the test started: ``address`` is ``HOST:PORT``. Its
+    """A server process the test started: ``address`` is the Kafka listener's
+    ``HOST:PORT``, ``http_url`` the HTTP listener's ``http://HOST:PORT``. Its
     stderr goes to an unnamed temporary file (a pipe nobody reads until the
     end could fill and stall a server that logs much); :func:`stop_server`
     returns it."""
 
     process: subprocess.Popen
     directory: Path
-    host: str
-    port: int
+    listeners: dict[str, tuple[str, int]]
     stderr: IO[str]
+
+    @property
+    def host(self) -> str:
+        return self.listeners["kafka"][0]
+
+    @property
+    def port(self) -> int:
+        return self.listeners["kafka"][1]
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        host, port = self.listeners["http"]
+        return f"http://{host}:{port}"
 
 
 def server_command(directory: Path, *args: str) -> list[str]:
@@ -62,10 +76,12 @@ def server_command(directory: Path, *args: str) -> list[str]:
 
 
 def start_server(directory: Path, *args: str) -> RunningServer:
-    """Start a server on a free loopback port (unless ``args`` has ``--kafka``)
-    and wait until it listens."""
-    if "--kafka" not in args:
+    """Start a server on a free loopback port (unless ``args`` has ``--kafka`` or
+    ``--http``) and wait until each of its listeners listens."""
+    if "--kafka" not in args and "--http" not in args:
         args = ("--kafka", "127.0.0.1:0", *args)
+    expected = {scheme for scheme in ("kafka", "http") if f"--{scheme}" in args}
+    listeners: dict[str, tuple[str, int]] = {}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.fspath(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop_server
@@ -74,13 +90,17 @@ def start_server(directory: Path, *args: str) -> RunningServer:
     assert process.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.2)
+        # The listening lines come together: once one is in, the others may be
+        # in the file object's buffer already, out of select's sight.
+        ready, _, _ = ([process.stdout], [], []) if listeners else select.select(
+            [process.stdout], [], [], 0.2)
         if ready:
             line = process.stdout.readline()
             found = _LISTENING.match(line.strip())
             if found:
-                return RunningServer(process, directory, found["host"], int(found["port"]),
-                                     stderr)
+                listeners[found["scheme"]] = (found["host"], int(found["port"]))
+                if set(listeners) == expected:
+                    return RunningServer(process, directory, listeners, stderr)
             if not line:
                 break
     process.kill()

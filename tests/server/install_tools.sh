@@ -1,8 +1,11 @@
 #!/bin/sh
-# Install the clients outside Python that the server tests drive, when missing:
-# kcat (Debian package, with apt-get; Node.js and npm the same way if absent)
-# and kafkajs (npm, the version pinned in tests/server/node/package-lock.json,
-# into tests/server/node/node_modules, which git ignores).
+# Install the programs outside Python that the tests drive, when missing: kcat
+# (Debian package, with apt-get; Node.js and npm the same way if absent), curl
+# and jq (the HTTP examples of docs/http.md), Chromium (the web console's
+# browser tests, driven by Playwright), promtool (Debian package prometheus:
+# tests/metrics checks docs/alerts.yml with it) and kafkajs (npm, the version
+# pinned in tests/server/node/package-lock.json, into tests/server/node/node_modules,
+# which git ignores).
 #
 # Usage: install_tools.sh [STAMP]. Never fails the caller: without network or
 # without apt-get/npm it says what is missing and exits 0; the tests that need
@@ -15,8 +18,13 @@ stamp=${1:-}
 
 packages=""
 command -v kcat >/dev/null 2>&1 || packages="$packages kcat"
+command -v curl >/dev/null 2>&1 || packages="$packages curl"  # docs/http.md's examples
+command -v jq >/dev/null 2>&1 || packages="$packages jq"
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
+# Chromium, for the web console's browser tests (driven by Playwright).
+command -v chromium >/dev/null 2>&1 || packages="$packages chromium"
+command -v promtool >/dev/null 2>&1 || packages="$packages prometheus"
 if [ -n "$packages" ]; then
     if command -v apt-get >/dev/null 2>&1; then
         sudo=""
@@ -38,7 +46,7 @@ if [ ! -f "$here/node/node_modules/kafkajs/package.json" ] && command -v npm >/d
 fi
 
 missing=""
-for program in kcat node; do
+for program in kcat node curl jq chromium promtool; do
     command -v "$program" >/dev/null 2>&1 || missing="$missing $program"
 done
 [ -f "$here/node/node_modules/kafkajs/package.json" ] || missing="$missing kafkajs"

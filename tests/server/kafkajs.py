@@ -1,6 +1,7 @@
 """kafkajs (Node.js) as a client in the server tests: runs
 ``node/kafkajs_client.js`` (see its header for the commands and the JSON lines
-it prints) and returns those lines as dicts.
+it prints) and returns those lines as dicts; :func:`group_member` keeps one
+consumer running until the test stops or kills it.
 
 kafkajs must be installed (``make test`` does it: tests/server/install_tools.sh);
 without it or without node the calling test fails, see tests/server/_tools.py.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+from ._members import MemberProcess
 from ._tools import kafkajs_command
 
 TIMEOUT_S = 60.0
@@ -39,3 +41,25 @@ def run(broker: str, *words: str, timeout_s: float = TIMEOUT_S) -> list[dict]:
         raise KafkajsError(f"kafkajs {' '.join(words)} exited with {done.returncode}: "
                            f"{lines} {done.stderr[-2000:]}", lines)
     return lines
+
+
+#: How long a :func:`group_member` keeps consuming unless stopped (longer than any test).
+MEMBER_LIFETIME_MS = 600_000
+
+
+def group_member(broker: str, topic: str, group: str, client_id: str,
+                 *options: str) -> MemberProcess[dict]:
+    """``kafkajs_client.js consume`` as a member of ``group`` that keeps
+    reading ``topic`` (from the beginning, committing each record) until it is
+    stopped; its ``record`` lines. ``client_id`` starts its member id in
+    mqlog's view of the group; ``options`` are more of the driver's flags."""
+    command = [*kafkajs_command(), broker, "consume", topic, group, "1000000000",
+               "--timeout-ms", str(MEMBER_LIFETIME_MS), "--client-id", client_id, *options]
+    return MemberProcess(command, _record_line)
+
+
+def _record_line(line: str) -> dict | None:
+    if not line.strip():
+        return None
+    parsed = json.loads(line)
+    return parsed if parsed.get("op") == "record" else None

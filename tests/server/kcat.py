@@ -1,6 +1,8 @@
 """kcat (Debian package ``kcat``, librdkafka inside) as a client in the server
 tests: produce (``-P``), consume (``-C``, or a group with ``-G``) and metadata
-(``-L``), each one kcat process with its output parsed.
+(``-L``), each one kcat process with its output parsed; offsets by time
+(``-Q``); and a group member that keeps consuming until the test stops or
+kills it (:func:`group_member`).
 
 Records go in as ``(key, value)`` text pairs, one per line on kcat's stdin
 (``-K`` splits key from value at ``KEY_DELIMITER``; a line without the
@@ -17,6 +19,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ._members import MemberProcess
 from ._tools import require_program
 
 KEY_DELIMITER = "\t"
@@ -128,6 +131,31 @@ def consume_group(broker: str, group: str, topics: Sequence[str], count: int, *,
     arguments = ["-J", "-b", broker, "-c", str(count), *_settings(settings), "-G", group,
                  *topics]
     return parse_records(run(arguments, timeout_s=timeout_s))
+
+
+def group_member(broker: str, group: str, topics: Sequence[str], client_id: str, *,
+                 config: Mapping[str, str] | None = None) -> MemberProcess[KcatRecord]:
+    """A ``kcat -G`` process that stays in ``group`` and prints every record it
+    reads (unbuffered) until it is stopped; from the earliest offset when the
+    group has none committed. ``client_id`` starts its member id in mqlog's
+    view of the group (``<client.id>-<hex>``)."""
+    settings = {"auto.offset.reset": "earliest", "client.id": client_id, **(config or {})}
+    command = [require_program("kcat"), "-u", "-J", "-b", broker, *_settings(settings),
+               "-G", group, *topics]
+    return MemberProcess(command, _record_line)
+
+
+def _record_line(line: str) -> KcatRecord | None:
+    records = parse_records(line)
+    return records[0] if records else None
+
+
+def offset_for_time(broker: str, topic: str, partition: int, timestamp_ms: int) -> int:
+    """``kcat -Q``: the offset of the first record of ``topic``/``partition``
+    at or after ``timestamp_ms`` (ListOffsets by time; ``-1``: none that late)."""
+    answer = json.loads(run(["-Q", "-J", "-b", broker, "-t",
+                             f"{topic}:{partition}:{timestamp_ms}"]))
+    return int(answer[topic][str(partition)]["offset"])
 
 
 def metadata(broker: str, topic: str | None = None, timeout_s: float = 10.0) -> dict:

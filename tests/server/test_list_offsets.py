@@ -88,3 +88,34 @@ def test_unknown_topics_and_partitions_are_answered(timed: RunningServer) -> Non
     codes = [[p.error_code for p in t.partitions] for t in body.topics]
     assert codes == [[ErrorCode.unknown_topic_or_partition, ErrorCode.unsupported_version],
                      [ErrorCode.unknown_topic_or_partition]]
+
+
+def test_kcat_queries_offsets_by_time(timed: RunningServer) -> None:
+    from tests.server import kcat
+
+    asked = [
+        (0, T0 + 4500, 5),  # between the 5th and 6th record: the 6th
+        (0, T0 + 3000, 3),  # exactly the 4th
+        (0, T0, 2),  # before the start: the start
+        (0, T0 + 60_000, -1),  # after every record: none (librdkafka's OFFSET_END)
+        (1, T0, -1),  # empty
+        (0, -2, 2),  # earliest
+        (0, -1, 10),  # latest
+    ]
+    for partition, timestamp, expected in asked:
+        assert kcat.offset_for_time(timed.address, "times", partition, timestamp) == expected, (
+            partition, timestamp)
+
+
+def test_kafkajs_fetches_offsets_by_timestamp(timed: RunningServer) -> None:
+    from tests.server import kafkajs
+
+    def by_time(timestamp: int) -> dict[int, int]:
+        (answer,) = kafkajs.run(timed.address, "admin", "offsets-by-time", "times",
+                                str(timestamp))
+        return {p["partition"]: p["offset"] for p in answer["partitions"]}
+
+    assert by_time(T0 + 4500) == {0: 5, 1: 0}
+    assert by_time(T0) == {0: 2, 1: 0}
+    # After every record, kafkajs answers the end offset (the server says -1).
+    assert by_time(T0 + 60_000) == {0: 10, 1: 0}

@@ -8,8 +8,8 @@ from kio.schema.errors import ErrorCode
 from mqlog import errors
 from mqlog.errors import ConfigError
 from mqlog.logstore import TopicConfig
+from mqlog.server._address import is_loopback, parse_address
 from mqlog.server.kafka._errors import error_code
-from mqlog.server.kafka._server import is_loopback, parse_address
 from mqlog.server.kafka._topic_configs import checked_config, kafka_values, topic_options
 
 

@@ -30,7 +30,8 @@ its body is read), ``idle_timeout_s`` without a request and nothing in
 flight closes it.
 
 A handler returns its response as a kio entity, or as the whole response
-frame (``bytes``: see ``_hot_responses``). It may also return
+frame (``bytes``: see ``_hot_responses``); each request is counted in the
+server's metrics as its handler answers (``_request_metrics``). It may also return
 :class:`~mqlog.server.kafka._context.Later`: its
 request counts as finished for the ordering above (the requests behind it
 start), and its response is written, still in order, once the Later's
@@ -71,6 +72,7 @@ from mqlog.server.kafka._codec import (
 )
 from mqlog.server.kafka._context import CLIENT_ADDRESS, Later, ServerState
 from mqlog.server.kafka._limits import KafkaLimits
+from mqlog.server.kafka._request_metrics import counted, run_counted
 from mqlog.server.kafka._sasl import SESSION, SaslSession, allowed_before_auth
 
 _log = logging.getLogger("mqlog.server.kafka")
@@ -286,7 +288,7 @@ class Connection:
     def _run_now(self, api: Api, request: Request) -> None:
         """Run a plain-function handler whose turn has come, in the reader."""
         try:
-            body = api.handler(self.server, request)
+            body = run_counted(api.handler, self.server, request)
         except Exception as error:  # a server bug: answered as a failed answer, in order
             failed = self._loop.create_future()
             failed.set_exception(error)
@@ -352,8 +354,9 @@ class Connection:
         pending = [task for task in after if not task.done()]
         if pending:
             await asyncio.wait(pending)
-        body = api.handler(self.server, request)
-        return await body if not api.immediate else body
+        if api.immediate:
+            return run_counted(api.handler, self.server, request)
+        return await counted(api.handler, self.server, request)
 
     # -- answering --------------------------------------------------------------------
 

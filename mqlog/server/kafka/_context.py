@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mqlog.logstore import Engine
+from mqlog.metrics import ServerMetrics
 from mqlog.server.kafka._codec import Entity, Request
 
 #: The broker id this server reports: one broker, the leader of every partition
@@ -41,6 +42,8 @@ class ServerState:
     (Metadata, FindCoordinator). ``cluster_id``: stable for a log directory.
     ``extensions``: per-feature state owned by the modules that create it
     (the group coordinator keeps its groups there under ``"groups"``).
+    ``metrics``: the server's request counters and its engine's counters
+    (``/metrics``); each request answered is counted there (``_request_metrics``).
     """
 
     engine: Engine
@@ -49,6 +52,10 @@ class ServerState:
     cluster_id: str
     node_id: int = NODE_ID
     extensions: dict[str, Any] = dataclasses.field(default_factory=dict)
+    metrics: ServerMetrics = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = ServerMetrics(self.engine)
 
 
 class Later:

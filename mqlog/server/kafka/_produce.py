@@ -31,12 +31,13 @@ import logging
 from kio.schema.errors import ErrorCode
 
 from mqlog.errors import MqlogError
-from mqlog.server.kafka._append_watch import append_watch
+from mqlog.logstore import append_watch
 from mqlog.server.kafka._codec import Request
 from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
 from mqlog.server.kafka._flushes import flushes
 from mqlog.server.kafka._hot_responses import ProducedPartition, produce_response
+from mqlog.server.kafka._request_metrics import note_frame_errors
 
 API_KEY = 0
 MIN_VERSION = 3
@@ -65,7 +66,7 @@ def handle(server: ServerState, request: Request) -> bytes | Later:
     transactional = getattr(body, "transactional_id", None) is not None
     results = [_append(server, topic.name, data.index, data.records, transactional)
                for topic in body.topic_data for data in topic.partition_data]
-    append_watch(server).poke()  # fetches waiting here see the records now
+    append_watch(server.engine).poke()  # fetches waiting here see the records now
     version, correlation_id = request.api_version, request.correlation_id
     durable = [result for result in results
                if result.sync_to is not None and result.code == ErrorCode.none]
@@ -145,6 +146,7 @@ def _failed(result: _Result, error: MqlogError) -> None:
 
 
 def _response(version: int, correlation_id: int, results: list[_Result]) -> bytes:
+    note_frame_errors(result.code.value for result in results)
     by_topic: dict[str, list[ProducedPartition]] = {}
     for result in results:
         by_topic.setdefault(result.topic, []).append(ProducedPartition(

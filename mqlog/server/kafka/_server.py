@@ -20,12 +20,13 @@ log directory must not be opened to a network by accident.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 
 from mqlog.errors import ConfigError
 from mqlog.logstore import Engine
+from mqlog.metrics import ServerMetrics
+from mqlog.server._address import format_address, is_loopback
 from mqlog.server.auth import ServerSecurity
 from mqlog.server.kafka._apis import EXTENSION as APIS
 from mqlog.server.kafka._apis import ApiTable
@@ -43,32 +44,6 @@ _log = logging.getLogger("mqlog.server.kafka")
 
 #: Kafka's port, the default of ``--kafka``.
 DEFAULT_PORT = 9092
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[IPV6]:PORT`` for IPv6) as (host, port); ConfigError if
-    it is not one."""
-    host, colon, port_text = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not colon or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(f"address {text!r} is not HOST:PORT (PORT 0 to 65535)")
-    return host, int(port_text)
-
-
-def format_address(host: str, port: int) -> str:
-    """``HOST:PORT``, with an IPv6 host in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and the loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, insecure: bool, security: ServerSecurity | None = None) -> None:
@@ -97,13 +72,17 @@ class KafkaServer:
     none). ``insecure``: allow a non-loopback ``host`` without
     authentication. ``table``: the APIs to serve (default: every API
     implemented, ``_handlers.default_table``; the SASL APIs are added to it
-    when ``security`` has users). The server does not close the engine."""
+    when ``security`` has users). ``metrics``: where requests are counted
+    (default: new :class:`~mqlog.metrics.ServerMetrics` over ``engine``; pass
+    the HTTP door's to count both in one ``/metrics``), then
+    ``self.state.metrics``. The server does not close the engine."""
 
     def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
                  advertised: tuple[str, int] | None = None, insecure: bool = False,
                  limits: KafkaLimits | None = None, settings: KafkaSettings | None = None,
                  table: ApiTable | None = None,
-                 security: ServerSecurity | None = None) -> None:
+                 security: ServerSecurity | None = None,
+                 metrics: ServerMetrics | None = None) -> None:
         check_bind(host, insecure, security)
         self.engine = engine
         self.host = host
@@ -115,6 +94,8 @@ class KafkaServer:
         if self.security.users is not None:
             register_sasl(self.table)
         self.state = ServerState(engine, "", 0, cluster_id_for(engine.path))
+        if metrics is not None:
+            self.state.metrics = metrics
         self.state.extensions[APIS] = self.table
         install_settings(self.state, settings or KafkaSettings())
         install_limits(self.state, self.limits)

@@ -6,14 +6,26 @@
 //   node kafkajs_client.js BROKER consume TOPIC GROUP N [--timeout-ms MS]
 //                                 [--from-latest] [--no-commit] [--session-timeout-ms MS]
 //                                 [--rebalance-timeout-ms MS] [--heartbeat-ms MS]
+//                                 [--max-wait-ms MS] [--seek PARTITION:OFFSET]
 //   node kafkajs_client.js BROKER admin create TOPIC PARTITIONS
 //   node kafkajs_client.js BROKER admin delete TOPIC
+//   node kafkajs_client.js BROKER admin partitions TOPIC COUNT
+//   node kafkajs_client.js BROKER admin configs TOPIC
 //   node kafkajs_client.js BROKER admin topics
 //   node kafkajs_client.js BROKER admin metadata TOPIC
 //   node kafkajs_client.js BROKER admin offsets TOPIC
+//   node kafkajs_client.js BROKER admin offsets-by-time TOPIC TIMESTAMP_MS
 //   node kafkajs_client.js BROKER admin group-offsets GROUP TOPIC
+//   node kafkajs_client.js BROKER admin lag GROUP TOPIC
+//
+// kafkajs heartbeats only between fetches: with --session-timeout-ms, give a
+// --max-wait-ms (how long a fetch waits for records; kafkajs' default 5000)
+// well below it, or the member misses its session while a fetch waits.
+// consume --seek moves the consumer to OFFSET of PARTITION once it runs
+// (consumer.seek), before it reads that partition.
 //
 // Any command also takes the connection options
+//   [--client-id ID] the Kafka client id (default "mqlog-tests-kafkajs");
 //   [--ssl-ca PEM]  TLS, the server's certificate checked against PEM;
 //   [--sasl-mechanism plain|scram-sha-256 --sasl-username U --sasl-password P]
 //                   a SASL login.
@@ -25,19 +37,24 @@
 //   consume: {"op":"record","topic","partition","offset","key","value","headers",
 //            "timestamp"} per record (strings: UTF-8; null key stays null), then
 //            {"op":"done","count"} after N records (offsets committed unless
-//            --no-commit), or {"op":"timeout","count"} and exit status 1;
-//   admin:   {"op":"created"|"deleted"|"topics"|"metadata"|"offsets"|"group_offsets",...}.
+//            --no-commit), or {"op":"timeout","count"} and exit status 1; on
+//            SIGTERM it stops, leaves the group and prints {"op":"stopped","count"};
+//   admin:   {"op":"created"|"deleted"|"partitions"|"configs"|"topics"|"metadata"|
+//            "offsets"|"offsets_by_time"|"group_offsets"|"lag",...}; lag is the
+//            group's committed offset (fetchOffsets) and the end offset
+//            (fetchTopicOffsets) of each partition, and their difference.
 // Any failure prints {"op":"error","message"} and exits with status 1. kafkajs'
 // own log goes to stderr.
 "use strict";
 
 const fs = require("fs");
-const { Kafka, CompressionTypes, logLevel } = require("kafkajs");
+const { Kafka, CompressionTypes, ConfigResourceTypes, logLevel } = require("kafkajs");
 
 function usage() {
   process.stderr.write(
     "usage: kafkajs_client.js BROKER produce TOPIC N [options] | " +
-      "consume TOPIC GROUP N [options] | admin create|delete|topics|metadata|offsets|group-offsets ...\n",
+      "consume TOPIC GROUP N [options] | admin create|delete|partitions|configs|topics|" +
+      "metadata|offsets|offsets-by-time|group-offsets|lag ...\n",
   );
   process.exit(2);
 }
@@ -117,7 +134,8 @@ async function consume(kafka, topic, group, n, flags) {
   const settings = { groupId: group, allowAutoTopicCreation: false };
   for (const [flag, name] of [["--session-timeout-ms", "sessionTimeout"],
                               ["--rebalance-timeout-ms", "rebalanceTimeout"],
-                              ["--heartbeat-ms", "heartbeatInterval"]]) {
+                              ["--heartbeat-ms", "heartbeatInterval"],
+                              ["--max-wait-ms", "maxWaitTimeInMs"]]) {
     if (flags[flag] !== undefined) settings[name] = count(flags[flag]);
   }
   const consumer = kafka.consumer(settings);
@@ -125,35 +143,46 @@ async function consume(kafka, topic, group, n, flags) {
   let seen = 0;
   try {
     await consumer.subscribe({ topics: [topic], fromBeginning: !flags["--from-latest"] });
+    let timer;
+    let finish;
     const finished = new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
-      consumer.run({
-        autoCommit: false,
-        eachMessage: async ({ topic: from, partition, message }) => {
-          if (seen >= n) return;
-          const headers = {};
-          for (const [name, value] of Object.entries(message.headers || {})) {
-            headers[name] = Array.isArray(value) ? value.map(text) : text(value);
-          }
-          emit({ op: "record", topic: from, partition, offset: Number(message.offset),
-                 key: text(message.key), value: text(message.value), headers,
-                 timestamp: Number(message.timestamp) });
-          if (commit) {
-            await consumer.commitOffsets([
-              { topic: from, partition, offset: String(Number(message.offset) + 1) },
-            ]);
-          }
-          seen += 1;
-          if (seen >= n) {
-            clearTimeout(timer);
-            resolve(true);
-          }
-        },
-      });
+      finish = resolve;
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
     });
-    const complete = await finished;
-    emit({ op: complete ? "done" : "timeout", count: seen });
-    return complete;
+    process.once("SIGTERM", () => {
+      clearTimeout(timer);
+      finish("stopped");
+    });
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ topic: from, partition, message }) => {
+        if (seen >= n) return;
+        const headers = {};
+        for (const [name, value] of Object.entries(message.headers || {})) {
+          headers[name] = Array.isArray(value) ? value.map(text) : text(value);
+        }
+        emit({ op: "record", topic: from, partition, offset: Number(message.offset),
+               key: text(message.key), value: text(message.value), headers,
+               timestamp: Number(message.timestamp) });
+        if (commit) {
+          await consumer.commitOffsets([
+            { topic: from, partition, offset: String(Number(message.offset) + 1) },
+          ]);
+        }
+        seen += 1;
+        if (seen >= n) {
+          clearTimeout(timer);
+          finish("done");
+        }
+      },
+    });
+    if (flags["--seek"] !== undefined) {
+      const [partition, offset] = flags["--seek"].split(":");
+      consumer.seek({ topic, partition: count(partition), offset: String(count(offset)) });
+    }
+    const outcome = await finished;
+    emit({ op: outcome, count: seen });
+    return outcome !== "timeout";
   } finally {
     await consumer.disconnect();
   }
@@ -173,6 +202,17 @@ async function admin(kafka, words) {
     } else if (action === "delete" && rest.length === 1) {
       await client.deleteTopics({ topics: [rest[0]] });
       emit({ op: "deleted", topic: rest[0] });
+    } else if (action === "partitions" && rest.length === 2) {
+      await client.createPartitions({ topicPartitions: [{ topic: rest[0], count: count(rest[1]) }] });
+      emit({ op: "partitions", topic: rest[0], count: count(rest[1]) });
+    } else if (action === "configs" && rest.length === 1) {
+      const { resources } = await client.describeConfigs({
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: rest[0] }],
+        includeSynonyms: false,
+      });
+      const configs = {};
+      for (const entry of resources[0].configEntries) configs[entry.configName] = entry.configValue;
+      emit({ op: "configs", topic: rest[0], error_code: resources[0].errorCode, configs });
     } else if (action === "topics" && rest.length === 0) {
       emit({ op: "topics", topics: (await client.listTopics()).sort() });
     } else if (action === "metadata" && rest.length === 1) {
@@ -187,6 +227,20 @@ async function admin(kafka, words) {
       emit({ op: "offsets", topic: rest[0], partitions: offsets.map((o) => ({
         partition: o.partition, low: Number(o.low), high: Number(o.high),
       })).sort((a, b) => a.partition - b.partition) });
+    } else if (action === "offsets-by-time" && rest.length === 2) {
+      const offsets = await client.fetchTopicOffsetsByTimestamp(rest[0], count(rest[1]));
+      emit({ op: "offsets_by_time", topic: rest[0], timestamp: count(rest[1]),
+             partitions: offsets.map((o) => ({ partition: o.partition, offset: Number(o.offset) }))
+               .sort((a, b) => a.partition - b.partition) });
+    } else if (action === "lag" && rest.length === 2) {
+      const [entry] = await client.fetchOffsets({ groupId: rest[0], topics: [rest[1]] });
+      const ends = {};
+      for (const o of await client.fetchTopicOffsets(rest[1])) ends[o.partition] = Number(o.high);
+      emit({ op: "lag", group: rest[0], topic: rest[1],
+             partitions: entry.partitions.map((p) => ({
+               partition: p.partition, committed: Number(p.offset), end: ends[p.partition],
+               lag: ends[p.partition] - Math.max(Number(p.offset), 0),
+             })).sort((a, b) => a.partition - b.partition) });
     } else if (action === "group-offsets" && rest.length === 2) {
       const [entry] = await client.fetchOffsets({ groupId: rest[0], topics: [rest[1]] });
       emit({ op: "group_offsets", group: rest[0], topic: rest[1],
@@ -219,7 +273,7 @@ async function main() {
   if (words.length < 2) usage();
   const [broker, command, ...rest] = words;
   const kafka = new Kafka({
-    clientId: "mqlog-tests-kafkajs",
+    clientId: flags["--client-id"] || "mqlog-tests-kafkajs",
     brokers: [broker],
     connectionTimeout: 3000,
     requestTimeout: 10000,
