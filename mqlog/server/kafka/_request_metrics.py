@@ -1,7 +1,8 @@
 """Counting the Kafka requests a server answers, per API and error, in its metrics.
 
 :func:`counted` (an ``async def`` handler) and :func:`run_counted` (a plain
-function) run a request's handler for the connection and count the request in ``ServerState.metrics`` once its response is known: the API's name
+function) run a request's handler for the connection and count the request
+in ``ServerState.metrics`` once its response is known: the API's name
 (``Produce``, ``ApiVersions``... as Kafka names them) and each error code the
 response carries, at its top level or for any topic or partition, as Kafka's
 own name (``UNKNOWN_TOPIC_OR_PARTITION``), once per response.
