@@ -19,8 +19,9 @@ Calls that talk to the cluster -- joining (``subscribe``), ``commit``,
 ``committed``, ``position``, ``lag``, ``seek_to_*`` (watermark and time
 lookups) and ``close`` -- run in the shared executor; ``seek``, ``pause``,
 ``resume``, ``paused`` and ``assignment`` are local and run on the loop's
-thread, as does ``assign`` (which checks partition counts against the log's
-cached metadata, re-read every ``TOPIC_RECHECK_S``).
+thread, as does ``assign`` (not a coroutine in the API: it checks partition
+counts against the log's cached metadata, and re-reads that on the loop's
+thread when it is older than ``TOPIC_RECHECK_S``).
 
 Invariants: the synchronous consumer is used by one call at a time (``_lock``,
 see ``_exclusive``); a round whose poll was cancelled while it waited in the

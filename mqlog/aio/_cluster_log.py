@@ -9,7 +9,7 @@ where each call runs differs (see ``_cluster_producer`` and
 
 Closing closes the asyncio consumers first (each after its wait in flight, so
 that no librdkafka consumer is closed while a pool thread polls it), then the
-synchronous log, which flushes and closes the producers.
+producers, then the synchronous log.
 """
 
 from __future__ import annotations
@@ -36,10 +36,13 @@ class ClusterLog(AsyncLog):
         #: The synchronous cluster log underneath: topics, groups, reads by offset.
         self.log = log
         self._consumers: weakref.WeakSet[ClusterConsumer] = weakref.WeakSet()
+        self._producers: weakref.WeakSet[ClusterProducer] = weakref.WeakSet()
 
     def producer(self, **config: Any) -> ClusterProducer:
         """A new producer (settings: ``ProducerConfig``); call it in a coroutine."""
-        return ClusterProducer(self.log.producer(**config))
+        producer = ClusterProducer(self.log.producer(**config))
+        self._producers.add(producer)
+        return producer
 
     def consumer(self, group: str | None = None,
                  topics: Iterable[str] | str | re.Pattern[str] = (),
@@ -67,11 +70,14 @@ class ClusterLog(AsyncLog):
                                   **topic_config)
 
     async def close(self) -> None:
-        """Close the consumers made by this log (leaving their groups), then the
-        log, which flushes and closes its producers; consumers and workers
-        waiting meanwhile raise LogClosedError. Idempotent."""
+        """Close the consumers made by this log (leaving their groups), its
+        producers (flushing them; sends still waiting for a partition count
+        raise LogClosedError), then the log; polls waiting meanwhile raise
+        LogClosedError. Idempotent."""
         for consumer in list(self._consumers):
             await consumer.close()
+        for producer in list(self._producers):
+            await producer.close()
         await run_blocking(self.log.close)
 
     def __repr__(self) -> str:

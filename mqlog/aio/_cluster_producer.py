@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -82,17 +83,24 @@ class ClusterProducer(AsyncProducer):
         does not take the record back (but for a deferred send not handed over
         yet). While librdkafka's queue is full (``buffer_bytes``), the call waits
         for room, as the synchronous send."""
+        if not self._deferred and not self._closed and self.producer.knows_partitions(topic):
+            return self._send_now(topic, value, key, headers, partition, timestamp, delay_s,
+                                  deliver_at, ttl_s, priority)
+        return self._start_or_defer(topic, functools.partial(
+            self._send_now, topic, value, key, headers, partition, timestamp, delay_s,
+            deliver_at, ttl_s, priority))
 
-        def start() -> asyncio.Future[RecordMetadata]:
-            future: asyncio.Future[RecordMetadata] = self._loop.create_future()
-            self.producer.send(topic, value, key=key, headers=headers, partition=partition,
-                               timestamp=timestamp, delay_s=delay_s, deliver_at=deliver_at,
-                               ttl_s=ttl_s, priority=priority,
-                               on_delivery=lambda metadata, error: self._report(
-                                   future, metadata, error))
-            return future
-
-        return self._start_or_defer(topic, start)
+    def _send_now(self, topic: str, value: bytes | str, key: bytes | str | None,
+                  headers: Mapping[str, bytes] | None, partition: int | None,
+                  timestamp: int | None, delay_s: float | None, deliver_at: int | None,
+                  ttl_s: float | None, priority: int) -> asyncio.Future[RecordMetadata]:
+        """Hand the record to librdkafka; the future its delivery report settles."""
+        future: asyncio.Future[RecordMetadata] = self._loop.create_future()
+        self.producer.send(topic, value, key=key, headers=headers, partition=partition,
+                           timestamp=timestamp, delay_s=delay_s, deliver_at=deliver_at,
+                           ttl_s=ttl_s, priority=priority,
+                           on_delivery=functools.partial(self._report, future))
+        return future
 
     def send_many(self, topic: str, values: Sequence[bytes | str],
                   keys: Sequence[bytes | str | None] | None = None
@@ -103,8 +111,7 @@ class ClusterProducer(AsyncProducer):
         def start() -> asyncio.Future[dict[int, range]]:
             future: asyncio.Future[dict[int, range]] = self._loop.create_future()
             self.producer.send_many(topic, values, keys,
-                                    on_delivery=lambda ranges, error: self._report(
-                                        future, ranges, error))
+                                    on_delivery=functools.partial(self._report, future))
             return future
 
         return self._start_or_defer(topic, start)
@@ -115,15 +122,14 @@ class ClusterProducer(AsyncProducer):
         return await run_blocking(self.producer.flush, timeout)
 
     async def close(self) -> None:
-        """Flush, then stop (in the shared executor); further sends raise
-        LogClosedError, and deferred sends not started yet raise it too.
+        """Start the deferred sends (once their lookups end), flush, then stop
+        (in the shared executor); further sends raise LogClosedError.
         Idempotent."""
         self._closed = True
+        while self._deferred and self._lookups:
+            # The lookup's own callback (registered first) starts the sends.
+            await asyncio.wait(list(self._lookups.values()))
         await run_blocking(self.producer.close)
-        while self._deferred:
-            deferred = self._deferred.popleft()
-            if not deferred.future.done():
-                deferred.future.set_exception(LogClosedError("producer is closed"))
 
     # -- sends waiting for a partition count ----------------------------------------------
 
@@ -139,14 +145,17 @@ class ClusterProducer(AsyncProducer):
         self._start_deferred()
         return future
 
-    def _start_deferred(self) -> None:
+    def _start_deferred(self, looked_up: str | None = None) -> None:
         """Start the deferred sends from the head of the queue while their topic's
-        count is known (or its lookup failed); look up the first one's otherwise."""
+        count is known (or its lookup failed); look up the first one's otherwise.
+        ``looked_up``: a topic whose lookup just ended, which counts as known even
+        if the loop ran that late (so that sends always make progress)."""
         deferred = self._deferred
         while deferred:
             head = deferred[0]
             failed = self._failed.get(head.topic)
-            if failed is None and not self.producer.knows_partitions(head.topic):
+            if failed is None and head.topic != looked_up and not (
+                    self.producer.knows_partitions(head.topic)):
                 self._look_up(head.topic)
                 return
             deferred.popleft()
@@ -175,7 +184,7 @@ class ClusterProducer(AsyncProducer):
                      else done.exception())
             if error is not None:
                 self._failed[topic] = error
-            self._start_deferred()
+            self._start_deferred(topic)
 
         lookup.add_done_callback(looked_up)
 

@@ -79,6 +79,13 @@ def test_send_send_many_flush_and_close(broker: Broker) -> None:
             await producer.close()
             with pytest.raises(mqlog.LogClosedError):
                 await producer.send(name, b"late")
+            # Sends waiting for their topic's lookup when the producer closes are sent.
+            other = unique("topic")
+            await log.create_topic(other)
+            closing = log.producer()
+            waiting = [closing.send(other, b"%d" % n, partition=0) for n in range(3)]
+            await closing.close()
+            assert [(await sent).offset for sent in waiting] == [0, 1, 2]
 
     run(main())
 
