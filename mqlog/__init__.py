@@ -52,6 +52,7 @@ from mqlog.errors import (
     UnknownMemberError,
     UnknownPartitionError,
     UnknownTopicError,
+    UnsupportedError,
 )
 from mqlog.log import Log, open
 from mqlog.logstore import (
@@ -123,5 +124,6 @@ __all__ = [
     "UnknownMemberError",
     "UnknownPartitionError",
     "UnknownTopicError",
+    "UnsupportedError",
     "open",
 ]

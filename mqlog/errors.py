@@ -27,7 +27,8 @@ Every error mqlog raises on purpose is a subclass of :class:`MqlogError`::
     ├── ProducerSequenceError        an idempotent producer's batch out of sequence
     │   └── InvalidProducerEpochError    ... sent with an epoch older than the producer's
     ├── DiskFullError (OSError)      no space for a write (errno ENOSPC); retriable
-    └── StorageFailedError           a flush failed: the partition refuses writes until reopened
+    ├── StorageFailedError           a flush failed: the partition refuses writes until reopened
+    └── UnsupportedError             an operation a Kafka cluster (``kafka://``) cannot do
 
 Errors caused by bad input are raised before anything is written: a rejected
 call leaves the log directory unchanged. Each error carries a message that says
@@ -282,3 +283,19 @@ class StorageFailedError(MqlogError):
 
 def _rebuild_storage_failed(message: str, original: BaseException) -> StorageFailedError:
     return StorageFailedError(message, original=original)
+
+
+class UnsupportedError(MqlogError):
+    """An operation the log cannot do where it runs: on a Kafka cluster opened with
+    ``mqlog.open("kafka://...")``, queue groups, durability classes, local
+    retention and compaction calls, and what the cluster does not offer (say,
+    DeleteRecords). ``operation`` names it; the message says why. Nothing was
+    changed."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        super().__init__(f"{operation} is not supported here: {reason}")
+        self.operation = operation
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[_Callable[..., UnsupportedError], tuple[object, ...]]:
+        return UnsupportedError, (self.operation, self.reason)

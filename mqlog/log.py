@@ -430,5 +430,13 @@ def open(path: str | os.PathLike[str], **config: Any) -> Log:  # noqa: A001 - mi
     memory), no retention; every call that would write raises ReadOnlyError.
     ``apply_retention=False`` leaves retention to other processes (and to an
     explicit ``enforce_retention()``): opening a partition deletes nothing.
+
+    A ``kafka://host:port[,host:port...][?option=value...]`` URL opens a Kafka
+    cluster instead: the same API through confluent-kafka (``mqlog[kafka]``);
+    see :func:`mqlog.cluster.open_cluster` and docs/cluster.md.
     """
+    if isinstance(path, str) and path.lower().startswith("kafka://"):
+        from mqlog.cluster import open_cluster
+
+        return open_cluster(path, **config)
     return Log(path, **config)

@@ -27,6 +27,7 @@ from typer.core import TyperGroup
 import mqlog
 from mqlog.cli._options import hide_flag_types
 from mqlog.cli._output import err_console, one_line
+from mqlog.cluster import is_cluster_url
 from mqlog.errors import (
     ConfigError,
     InvalidTopicError,
@@ -35,6 +36,7 @@ from mqlog.errors import (
     UnknownGroupError,
     UnknownPartitionError,
     UnknownTopicError,
+    UnsupportedError,
 )
 
 try:
@@ -79,7 +81,7 @@ def exit_code_for(error: BaseException) -> int:
     """The documented exit code of an expected failure."""
     if isinstance(error, CliError):
         return error.exit_code
-    if isinstance(error, (ConfigError, InvalidTopicError)):
+    if isinstance(error, (ConfigError, InvalidTopicError, UnsupportedError)):
         return EXIT_USAGE
     if isinstance(error, (FileNotFoundError, NotADirectoryError, UnknownTopicError,
                           UnknownGroupError,
@@ -90,10 +92,12 @@ def exit_code_for(error: BaseException) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The global options, kept on the typer context for the commands."""
+    """The global options, kept on the typer context for the commands.
+    ``cluster_url`` is --dir when it names a Kafka cluster (``kafka://``), else None."""
 
     directory: Path
     debug: bool = False
+    cluster_url: str | None = None
 
 
 class _Group(TyperGroup):
@@ -151,16 +155,18 @@ app = typer.Typer(
 @app.callback()
 def _root(
     ctx: typer.Context,
-    directory: Annotated[Path, typer.Option(
-        "--dir", "-d", envvar="MQLOG_DIR", show_envvar=True,
-        help="The log directory.",
-    )] = Path(DEFAULT_DIR),
+    directory: Annotated[str, typer.Option(
+        "--dir", "-d", envvar="MQLOG_DIR", show_envvar=True, metavar="PATH",
+        help="The log directory, or a Kafka cluster: kafka://HOST:PORT[,...][?OPTION=VALUE...] "
+             "(docs/cluster.md).",
+    )] = DEFAULT_DIR,
     debug: Annotated[bool, typer.Option(
         "--debug", help="Show the traceback of an error too.",
     )] = False,
 ) -> None:
     """mqlog: a Kafka-style partitioned log, embedded and multi-process."""
-    ctx.obj = Settings(directory, debug)
+    ctx.obj = Settings(Path(directory), debug,
+                       directory if is_cluster_url(directory) else None)
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -168,6 +174,18 @@ def settings(ctx: typer.Context) -> Settings:
     found = ctx.find_object(Settings)
     assert found is not None, "the app callback did not run"
     return found
+
+
+def local_directory(ctx: typer.Context, command: str) -> Path:
+    """The --dir log directory of a command that works on its files (verify,
+    repair, serve): UnsupportedError (exit 2) when --dir is a Kafka cluster, and
+    a file is bad input too (see :func:`check_not_a_file`)."""
+    options = settings(ctx)
+    if options.cluster_url is not None:
+        raise UnsupportedError(f"mqlog {command}", "it works on a log directory's files, and "
+                                                   "--dir is a Kafka cluster")
+    check_not_a_file(options.directory)
+    return options.directory
 
 
 def check_not_a_file(directory: Path) -> None:
@@ -187,7 +205,13 @@ def open_log(ctx: typer.Context, create: bool = False,
     """Open the --dir log for one command; a missing directory is "not found"
     (exit 3) unless ``create``. A ``reading`` command never applies retention,
     and reads a log it may not write (read-only media, another user's) through
-    a read-only open, which writes nothing at all."""
+    a read-only open, which writes nothing at all. A Kafka cluster (--dir
+    kafka://...) is opened as such, read-only for a ``reading`` command."""
+    url = settings(ctx).cluster_url
+    if url is not None:
+        with mqlog.open(url, read_only=reading) as cluster:
+            yield cluster
+        return
     directory = settings(ctx).directory
     check_not_a_file(directory)
     if not create and not directory.is_dir():

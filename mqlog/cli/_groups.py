@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 
 import mqlog
-from mqlog.cli._app import EXIT_FAILED, EXIT_NOT_FOUND, CliError, app, open_log
+from mqlog.cli._app import EXIT_FAILED, EXIT_NOT_FOUND, CliError, app, open_log, settings
 from mqlog.cli._options import JSON_OPTION
 from mqlog.cli._output import console, emit_json, format_age
 from mqlog.consumer import GroupDescription, is_queue_group
@@ -34,8 +34,9 @@ def list_groups(ctx: typer.Context, json_output: Annotated[bool, JSON_OPTION] = 
     queue groups), one per line; --json adds each group's kind."""
     with open_log(ctx, reading=True) as log:
         names = log.list_groups()
-        kinds = {name: "queue" if is_queue_group(log.engine, name) else "consumer"
-                 for name in names}
+        on_cluster = settings(ctx).cluster_url is not None  # a cluster has no queue groups
+        kinds = {name: "queue" if not on_cluster and is_queue_group(log.engine, name)
+                 else "consumer" for name in names}
     for name in names:
         if json_output:
             emit_json({"name": name, "kind": kinds[name]})

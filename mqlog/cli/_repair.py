@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mqlog.cli._app import EXIT_FAILED, app, check_not_a_file, settings
+from mqlog.cli._app import EXIT_FAILED, app, local_directory
 from mqlog.cli._output import console, emit_json
 from mqlog.logstore.repair import RepairReport, describe, repair_log
 
@@ -29,8 +29,7 @@ def repair(
     exits 1 when there is damage to repair; --execute repairs each damaged
     partition under its append lock.
     """
-    check_not_a_file(settings(ctx).directory)
-    report = repair_log(settings(ctx).directory, execute=execute, topic=topic)
+    report = repair_log(local_directory(ctx, "repair"), execute=execute, topic=topic)
     if json_output:
         _print_json(report)
     else:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mqlog.cli._app import app, check_not_a_file, settings
+from mqlog.cli._app import app, local_directory, settings
 
 if TYPE_CHECKING:
     from mqlog.server import KafkaSettings
@@ -97,8 +97,8 @@ def serve(
     # no other command should pay.
     from mqlog.server import run_server
 
+    local_directory(ctx, "serve")
     options = settings(ctx)
-    check_not_a_file(options.directory)
     logging.basicConfig(level=logging.DEBUG if options.debug else logging.WARNING,
                         format="mqlog serve: %(levelname)s: %(message)s", stream=sys.stderr)
 

@@ -130,7 +130,12 @@ def compact(
 @contextmanager
 def _open_log(ctx: typer.Context) -> Iterator[mqlog.Log]:
     """The --dir log, writable, without retention applied by opening partitions
-    (so that what a command reports is what it did)."""
+    (so that what a command reports is what it did); a Kafka cluster as such."""
+    url = settings(ctx).cluster_url
+    if url is not None:
+        with mqlog.open(url) as cluster:
+            yield cluster
+        return
     directory = settings(ctx).directory
     if not directory.is_dir():
         raise FileNotFoundError(errno.ENOENT, "log directory does not exist",

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mqlog.cli._app import EXIT_FAILED, app, check_not_a_file, settings
+from mqlog.cli._app import EXIT_FAILED, app, local_directory
 from mqlog.cli._output import console, emit_json, format_ms
 from mqlog.logstore.verify import (
     PartitionReport,
@@ -36,8 +36,7 @@ def verify(
     a crash leaves behind, which the next open tidies up) do not fail. Also
     lists the recovery journal: what earlier opens cut, skipped or rebuilt.
     """
-    check_not_a_file(settings(ctx).directory)
-    report = verify_log(settings(ctx).directory)
+    report = verify_log(local_directory(ctx, "verify"))
     if json_output:
         _print_json(report)
     else:

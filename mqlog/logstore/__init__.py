@@ -10,7 +10,7 @@ goes through them) and block reservation (``reserve``, ``storage_failed``).
 """
 
 from mqlog.logstore._append_watch import AppendWatch, append_watch
-from mqlog.logstore._columns import RecordColumns
+from mqlog.logstore._columns import RecordColumns, columns_of_records
 from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file, sync_map
 from mqlog.logstore._partition import Partition
 from mqlog.logstore._producers import EPOCH_MAX, SEQUENCE_MAX, ProducerBatch
@@ -46,6 +46,7 @@ __all__ = [
     "atomic_write",
     "check_new_topic",
     "checked_timestamp",
+    "columns_of_records",
     "fsync_directory",
     "fsync_file",
     "reserve",

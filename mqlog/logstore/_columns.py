@@ -136,3 +136,43 @@ class RecordColumns:
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
+
+
+def columns_of_records(topic: str, partition: int, records: list[Record]) -> RecordColumns:
+    """Records read elsewhere (a Kafka cluster's fetch), in offset order, as
+    :class:`RecordColumns`: one chunk per run of consecutive offsets (a compacted
+    topic has gaps), each record's payload laid out as a batch lays it out."""
+    chunks: list[ColumnChunk] = []
+    run: list[Record] = []
+    previous = -2
+    for record in records:
+        assert record.offset is not None and record.timestamp is not None  # read records
+        if run and record.offset != previous + 1:
+            chunks.append(_chunk(run))
+            run = []
+        run.append(record)
+        previous = record.offset
+    if run:
+        chunks.append(_chunk(run))
+    return RecordColumns(topic, partition, chunks)
+
+
+def _chunk(run: list[Record]) -> ColumnChunk:
+    """One chunk of records with consecutive offsets."""
+    parts: list[bytes] = []
+    key_lengths, headers_lengths, ends = [], [], []
+    size = 0
+    for record in run:
+        key = b"" if record.key is None else bytes(record.key)
+        headers = msgpack.packb(dict(record.headers)) if record.headers else b""
+        value = bytes(record.value)
+        parts += (key, headers, value)
+        size += len(key) + len(headers) + len(value)
+        key_lengths.append(-1 if record.key is None else len(key))
+        headers_lengths.append(len(headers))
+        ends.append(size)
+    first = run[0].offset
+    assert first is not None  # read records
+    return ColumnChunk(first, np.array([r.timestamp for r in run], np.int64),
+                       np.array(key_lengths, np.int64), np.array(headers_lengths, np.int64),
+                       np.array(ends, np.int64), b"".join(parts))

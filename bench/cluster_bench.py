@@ -1,0 +1,185 @@
+"""The cost of mqlog's cluster wrapper: ``mqlog.open("kafka://...")`` against raw
+confluent-kafka on the same broker, in the same run; JSON lines on stdout.
+
+Brokers: ``mqlog serve`` (durability none) and Tansu 0.6.0 (memory storage),
+both started and stopped by the harness (kafka_bench.brokers). On each, for
+``--records`` records of 100 B (default 200,000), alternating the two clients
+``--repeat`` times (default 3; the median is reported), each run on a topic of
+its own with one partition:
+
+* ``send``: raw ``Producer.produce`` (a delivery callback per record, as
+  ``send`` registers one; ``poll(0)`` every 1,000) against the cluster log's
+  ``Producer.send``, then ``flush``, until every record is acknowledged; both
+  with the same librdkafka settings (``linger.ms=5``, 1 MiB batches,
+  ``murmur2_random``);
+* ``poll``: the same records read back from offset 0 with ``assign``: raw
+  ``Consumer.consume(500, 1.0)`` against the cluster log's
+  ``Consumer.poll(1.0, max_records=500)`` (mqlog Messages).
+
+Figures: records/s (wall clock) and CPU microseconds per record of this process
+(librdkafka's threads included), for each client; ``overhead_pct`` compares
+the wrapper's records/s with raw's (the requirement: at most 15 % slower).
+Every line carries the 1-minute load average when it started: this machine
+is shared, so the rates are noisy; CPU per record is steadier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from kafka_bench import brokers
+from kafka_bench.brokers import TopicSpec
+
+import mqlog
+
+BENCH = "cluster_wrapper"
+VALUE = b"x" * 100
+PRODUCER_SETTINGS = {"linger.ms": 5, "batch.size": 1024 * 1024,
+                     "queue.buffering.max.kbytes": 32 * 1024, "partitioner": "murmur2_random"}
+#: The wrapper's equivalent of PRODUCER_SETTINGS.
+WRAPPER_PRODUCER = {"linger_ms": 5, "batch_bytes": 1024 * 1024, "buffer_bytes": 32 * 1024 * 1024}
+POLL_EVERY = 1000
+MAX_RECORDS = 500
+
+
+def raw_send(bootstrap: str, topic: str, records: int) -> tuple[float, float]:
+    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_SETTINGS})
+    delivered = [0]
+
+    def report(error: object, _message: object) -> None:
+        if error is None:
+            delivered[0] += 1
+
+    def work() -> None:
+        for n in range(records):
+            while True:
+                try:
+                    producer.produce(topic, VALUE, on_delivery=report)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            if n % POLL_EVERY == 0:
+                producer.poll(0)
+        producer.flush()
+
+    figures = timed(work, records)
+    assert delivered[0] == records, delivered
+    return figures
+
+
+def wrapper_send(url: str, topic: str, records: int) -> tuple[float, float]:
+    with mqlog.open(url) as log, log.producer(**WRAPPER_PRODUCER) as producer:
+        producer.send(topic, VALUE).result(60)  # the topic's metadata, as raw's first produce
+
+        def work() -> None:
+            send = producer.send
+            for _ in range(records - 1):  # the deliveries dropped, as raw's
+                send(topic, VALUE)
+            producer.flush()
+
+        figures = timed(work, records)
+        assert producer.send(topic, VALUE).result(60).offset == records
+    return figures
+
+
+def raw_poll(bootstrap: str, topic: str, records: int) -> tuple[float, float]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    first = consumer.consume(1, 30.0)  # connected and fetching, as the wrapper's
+
+    def work() -> None:
+        got = len(first)
+        while got < records:
+            got += sum(1 for message in consumer.consume(MAX_RECORDS, 1.0)
+                       if not message.error())
+
+    figures = timed(work, records)
+    consumer.close()
+    return figures
+
+
+def wrapper_poll(url: str, topic: str, records: int) -> tuple[float, float]:
+    with mqlog.open(url) as log, log.consumer(auto_offset_reset="earliest") as consumer:
+        consumer.assign([mqlog.TopicPartition(topic, 0)])
+        first = consumer.poll(30.0, max_records=1)  # connected and fetching, as raw's
+
+        def work() -> None:
+            got = len(first)
+            while got < records:
+                got += len(consumer.poll(1.0, max_records=MAX_RECORDS))
+
+        return timed(work, records)
+
+
+def timed(work: Callable[[], None], records: int) -> tuple[float, float]:
+    """(records/s, CPU µs per record of this process) of ``work`` (clients made and
+    connected before, closed after: only sending or reading is timed)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return records / wall, cpu / records * 1e6
+
+
+def measure(broker: brokers.Broker, records: int, repeat: int) -> list[dict]:
+    url = f"kafka://{broker.bootstrap}"
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for attempt in range(repeat):
+        for client in (("raw", "wrapper") if attempt % 2 == 0 else ("wrapper", "raw")):
+            topic = f"{client}-{attempt}"
+            if client == "raw":
+                sent = raw_send(broker.bootstrap, topic, records)
+                read = raw_poll(broker.bootstrap, topic, records)
+            else:
+                sent = wrapper_send(url, topic, records)
+                read = wrapper_poll(url, topic, records)
+            runs.setdefault(("send", client), []).append(sent)
+            runs.setdefault(("poll", client), []).append(read)
+            print(f"{broker.target} attempt {attempt} {client} done", file=sys.stderr)
+    lines = []
+    for workload in ("send", "poll"):
+        figures = {}
+        for client in ("raw", "wrapper"):
+            rates, cpus = zip(*runs[(workload, client)])
+            figures[client] = (statistics.median(rates), statistics.median(cpus))
+        raw_rate, wrapper_rate = figures["raw"][0], figures["wrapper"][0]
+        lines.append({
+            "bench": BENCH, "workload": workload, "target": broker.target,
+            "records": records, "repeat": repeat, "value_bytes": len(VALUE),
+            "raw_records_per_s": round(raw_rate), "wrapper_records_per_s": round(wrapper_rate),
+            "raw_cpu_us_per_record": round(figures["raw"][1], 2),
+            "wrapper_cpu_us_per_record": round(figures["wrapper"][1], 2),
+            "overhead_pct": round((raw_rate - wrapper_rate) / raw_rate * 100, 1),
+            "load_1m": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+            "machine": platform.machine()})
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--targets", nargs="+", default=["mqlog-none", "tansu"],
+                        choices=["mqlog-none", "tansu"])
+    args = parser.parse_args()
+    topics = [TopicSpec(f"{client}-{attempt}", 1) for attempt in range(args.repeat)
+              for client in ("raw", "wrapper")]
+    for target in args.targets:
+        load = round(os.getloadavg()[0], 2)
+        with brokers.started(target, topics) as broker:
+            for line in measure(broker, args.records, args.repeat):
+                print(json.dumps({**line, "load_1m_start": load}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
