@@ -12,6 +12,7 @@ from mqlog.cli import (  # noqa: F401  (register commands)
     _dump,
     _groups,
     _lag,
+    _mirror,
     _produce,
     _queues,
     _repair,
