@@ -77,18 +77,17 @@ def mirror(
                      on_copied=copied)
         names = job.start()
         for (topic, number), found in sorted(job.found_again.items()):
-            err_console.print(f"{topic}/{number}: {found:,} records copied before the last "
-                              f"stop found in the destination", markup=False)
+            _warn(f"{topic}/{number}: {found:,} records copied before the last stop found in "
+                  f"the destination")
         for topic, left in sorted(job.remaining().items()):
             tasks[topic] = bar.add_task(topic, total=left)
         count = job.copy(stop, follow=follow, groups=groups)
         bar.stop()
-        console.print(f"mirrored {count:,} records of {len(names)} "
-                      f"topic{'' if len(names) == 1 else 's'} from {source} to {destination}",
-                      markup=False)
+        plural = "" if len(names) == 1 else "s"
+        _say(f"mirrored {count:,} records of {len(names)} topic{plural} from {source} to "
+             f"{destination}")
         if stop.is_set() and not follow:
-            err_console.print("stopped: the progress is recorded; the same command goes on "
-                              "from there", markup=False)
+            _warn("stopped: the progress is recorded; the same command goes on from there")
             raise typer.Exit(EXIT_INTERRUPTED)
         if groups:
             _print_groups(job.sync_groups())
@@ -137,15 +136,24 @@ def _bar() -> Iterator[Progress]:
         yield bar
 
 
+def _say(text: str) -> None:
+    """A line on stdout, as it is (no markup, no wrapping)."""
+    console.print(text, markup=False, soft_wrap=True)
+
+
+def _warn(text: str) -> None:
+    """A line on stderr, as it is."""
+    err_console.print(text, markup=False, soft_wrap=True)
+
+
 def _print_groups(results: list[GroupSync]) -> None:
     for result in results:
         if result.skipped is not None:
-            console.print(f"group {result.group}: not translated: {result.skipped}",
-                          markup=False)
+            _say(f"group {result.group}: not translated: {result.skipped}")
             continue
         moved = ", ".join(f"{tp.topic}/{tp.partition} -> {offset}"
                           for tp, offset in sorted(result.committed.items()))
-        console.print(f"group {result.group}: {moved or 'already up to date'}", markup=False)
+        _say(f"group {result.group}: {moved or 'already up to date'}")
 
 
 def _print_checks(checks: list[PartitionCheck]) -> None:
@@ -153,16 +161,14 @@ def _print_checks(checks: list[PartitionCheck]) -> None:
     for check in checks:
         where = f"{check.topic}/{check.partition}"
         if check.ok:
-            console.print(f"{where}: {check.source.records:,} records, xxh3 "
-                          f"{check.source.xxh3}: equal", markup=False)
+            _say(f"{where}: {check.source.records:,} records, xxh3 {check.source.xxh3}: equal")
         else:
-            console.print(f"{where}: DIFFERENT: source {check.source.records:,} records xxh3 "
-                          f"{check.source.xxh3}, destination {check.destination.records:,} "
-                          f"records xxh3 {check.destination.xxh3 or '-'}"
-                          + (f" ({check.problem})" if check.problem else ""), markup=False)
+            problem = f" ({check.problem})" if check.problem else ""
+            _say(f"{where}: DIFFERENT: source {check.source.records:,} records xxh3 "
+                 f"{check.source.xxh3}, destination {check.destination.records:,} records xxh3 "
+                 f"{check.destination.xxh3 or '-'}{problem}")
     if different:
-        err_console.print(f"mqlog: verification failed: {len(different)} of {len(checks)} "
-                          f"partitions differ between source and destination", markup=False)
+        _warn(f"mqlog: verification failed: {len(different)} of {len(checks)} partitions "
+              f"differ between source and destination")
         raise typer.Exit(EXIT_FAILED)
-    console.print(f"verified {len(checks)} partitions: record counts and checksums equal",
-                  markup=False)
+    _say(f"verified {len(checks)} partitions: record counts and checksums equal")
