@@ -28,7 +28,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
 from confluent_kafka import KafkaError
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka import TopicPartition as KafkaPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
 
 from mqlog.cluster._consumer import ClusterConsumer
 from mqlog.cluster._errors import as_mqlog_error, translated
@@ -286,8 +294,6 @@ class ClusterLog(Log):
                 raise ConfigError(f"topic {name!r} has {len(current.partitions)} partitions: "
                                   f"a partition count never goes down")
         if configs:
-            from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
-
             resource = ConfigResource("topic", name, incremental_configs=[
                 ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
                 for key, value in configs.items()])
@@ -413,8 +419,6 @@ class ClusterLog(Log):
         DeleteRecords); returns the start offset now."""
         self._check_writable(f"delete records of {topic!r}")
         self._check_partition(topic, partition)
-        from confluent_kafka import TopicPartition as KafkaPartition
-
         with translated(f"delete records of {topic}/{partition}"):
             futures = self._admin.delete_records(
                 [KafkaPartition(topic, partition, before_offset)],

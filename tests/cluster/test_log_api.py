@@ -58,6 +58,11 @@ def test_topics_create_describe_alter_delete(broker: Broker, log: mqlog.Log) -> 
         assert len(log.describe_topic(name).partitions) == 3
     with pytest.raises(mqlog.ConfigError, match="never goes down"):
         log.alter_topic(name, partitions=1)
+    if broker.kind == "serve":  # mqlog serve does not offer IncrementalAlterConfigs
+        with pytest.raises(mqlog.UnsupportedError, match="alter topic"):
+            log.alter_topic(name, retention_ms=120_000)
+    else:
+        assert log.alter_topic(name, retention_ms=120_000).retention_ms == 120_000
     log.delete_topic(name)
     assert name not in log.topics()
     with pytest.raises(mqlog.UnknownTopicError):
