@@ -69,20 +69,28 @@ def mirror(
         stack.enter_context(_stopping_on_signals(stop))
         bar = stack.enter_context(_bar())
         tasks: dict[str, TaskID] = {}
+        totals: dict[str, int] = {}
+        done: dict[str, int] = {}
 
         def copied(topic: str, count: int) -> None:
-            bar.advance(tasks[topic], count)
+            if topic not in tasks:  # created in the source while following
+                tasks[topic] = bar.add_task(topic, total=0)
+            done[topic] = done.get(topic, 0) + count
+            totals[topic] = max(totals.get(topic, 0), done[topic])  # following: new records
+            bar.update(tasks[topic], completed=done[topic], total=totals[topic])
 
         job = Mirror(source_log, destination_log, topics=topics, source_name=source,
                      on_copied=copied)
-        names = job.start()
+        job.start()
         for (topic, number), found in sorted(job.found_again.items()):
             _warn(f"{topic}/{number}: {found:,} records copied before the last stop found in "
                   f"the destination")
         for topic, left in sorted(job.remaining().items()):
             tasks[topic] = bar.add_task(topic, total=left)
+            totals[topic] = left
         count = job.copy(stop, follow=follow, groups=groups)
         bar.stop()
+        names = job.topics
         plural = "" if len(names) == 1 else "s"
         _say(f"mirrored {count:,} records of {len(names)} topic{plural} from {source} to "
              f"{destination}")

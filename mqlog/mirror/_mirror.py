@@ -34,8 +34,8 @@ CHECKPOINT_INTERVAL_S = 1.0
 IDLE_WAIT_S = 0.5
 #: How often a following mirror with groups translates committed offsets.
 GROUP_SYNC_INTERVAL_S = 2.0
-#: How often a following mirror re-reads the source's end offsets (progress totals).
-TOTALS_INTERVAL_S = 1.0
+#: How often a following mirror looks for new source topics to mirror.
+DISCOVER_INTERVAL_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +97,25 @@ class Mirror:
     def start(self) -> list[str]:
         """Create the destination topics, load the progress and confirm the records
         written past each partition's last checkpoint; returns the topics mirrored."""
-        topics = selected_topics(self.source, self._pattern)
         recorded = self._store.load()
+        self._add_topics(selected_topics(self.source, self._pattern), recorded)
+        return self.topics
+
+    @property
+    def topics(self) -> list[str]:
+        """The topics mirrored, sorted."""
+        return sorted({topic for topic, _number in self.maps})
+
+    def discover(self) -> list[str]:
+        """Start mirroring the source's topics created since :meth:`start` that the
+        pattern selects; returns their names."""
+        known = set(self.topics)
+        new = [name for name in selected_topics(self.source, self._pattern)
+               if name not in known]
+        self._add_topics(new, {})
+        return new
+
+    def _add_topics(self, topics: list[str], recorded: dict[Partition, OffsetMap]) -> None:
         existing = set(self.destination.topics())
         fresh: list[tuple[Partition, OffsetMap]] = []
         for topic in topics:
@@ -117,7 +134,6 @@ class Mirror:
                         fresh.append((key, offset_map))
                 self.maps[key] = offset_map
         self._store.checkpoint(fresh)
-        return topics
 
     def _confirm_uncheckpointed(self, key: Partition, offset_map: OffsetMap) -> int:
         """Map the destination's records after the partition's last checkpoint to the
@@ -164,8 +180,9 @@ class Mirror:
         """Copy records until the end offsets the source had when called (with
         ``follow``: until ``stop`` is set, copying new records as they come, and
         translating group offsets every GROUP_SYNC_INTERVAL_S with ``groups``).
-        A set ``stop`` ends the copy after the round under way, with its progress
-        recorded. Returns the records copied."""
+        A following mirror also takes up topics created in the source meanwhile
+        (every DISCOVER_INTERVAL_S). A set ``stop`` ends the copy after the round
+        under way, with its progress recorded. Returns the records copied."""
         stop = stop or threading.Event()
         targets = None if follow else {
             key: self.source.end_offset(*key) for key in self.maps}
@@ -173,7 +190,7 @@ class Mirror:
         copied = 0
         unrecorded = 0
         recorded_at = time.monotonic()
-        synced_at = time.monotonic()
+        synced_at = discovered_at = time.monotonic()
         try:
             while True:
                 seen = self.source.append_counter()
@@ -198,6 +215,9 @@ class Mirror:
                 if follow and groups and now - synced_at >= GROUP_SYNC_INTERVAL_S:
                     self.sync_groups()
                     synced_at = now
+                if follow and now - discovered_at >= DISCOVER_INTERVAL_S:
+                    self.discover()
+                    discovered_at = now
                 if stop.is_set() or (not follow and not done):
                     break
                 if not done:

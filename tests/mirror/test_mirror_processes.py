@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import pty
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import mqlog
 from mqlog import Record, TopicPartition
 from mqlog.errors import UnknownGroupError
-from tests.cli._cli import finish, start
+from tests.cli._cli import MQLOG, finish, start
 
 from ._helpers import assert_mirrored, make_source, sample_records
 
@@ -94,14 +96,19 @@ def test_follow_copies_new_records_and_offsets_until_sigterm(tmp_path: Path) -> 
         wait_for(lambda: copied_orders(destination) == 75, "copy of the new records")
         wait_for(lambda: committed(destination, "billing") == {("orders", 2): 4},
                  "translated offsets")
+        with mqlog.open(source) as src:  # a topic created while the mirror follows
+            src.create_topic("refunds", 1)
+            src.append("refunds", 0, sample_records(0, 3))
+        wait_for(lambda: copied_topic(destination, "refunds", 1) == 3, "copy of a new topic")
     finally:
         process.send_signal(signal.SIGTERM)
         code, out, err = finish(process, timeout=PATIENCE_S)
     assert code == 0, err
-    assert "mirrored 75 records of 1 topic" in out
-    assert "verified 3 partitions: record counts and checksums equal" in out
+    assert "mirrored 78 records of 2 topics" in out
+    assert "verified 4 partitions: record counts and checksums equal" in out
     with mqlog.open(source) as src, mqlog.open(destination) as dst:
         assert_mirrored(src, dst, "orders")
+        assert_mirrored(src, dst, "refunds")
     code, out, err = finish(start("mirror", source, destination))
     assert code == 0 and "mirrored 0 records" in out, err
 
@@ -125,12 +132,16 @@ def test_ctrl_c_stops_a_copy_with_its_progress_recorded(tmp_path: Path) -> None:
 
 
 def copied_orders(destination: Path) -> int:
-    if not (destination / "topics" / "orders").exists():
+    return copied_topic(destination, "orders", 3)
+
+
+def copied_topic(destination: Path, topic: str, partitions: int) -> int:
+    if not (destination / "topics" / topic).exists():
         return 0
     with mqlog.open(destination, apply_retention=False) as log:
-        if "orders" not in log.topics():
+        if topic not in log.topics():
             return 0
-        return sum(log.end_offset("orders", p) for p in range(3))
+        return sum(log.end_offset(topic, p) for p in range(partitions))
 
 
 def committed(destination: Path, group: str) -> dict[tuple[str, int], int | None]:
@@ -140,3 +151,26 @@ def committed(destination: Path, group: str) -> dict[tuple[str, int], int | None
                     for p in log.describe_group(group).partitions}
         except UnknownGroupError:
             return {}
+
+
+def test_a_terminal_shows_a_progress_bar_per_topic(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "src")
+    controller, terminal = pty.openpty()
+    with open(terminal, "wb", closefd=True) as stderr:
+        process = subprocess.Popen([MQLOG, "mirror", source, tmp_path / "dst"],
+                                   stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                   env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    out, _ = process.communicate(timeout=PATIENCE_S)
+    assert process.returncode == 0, shown
+    assert b"orders" in shown and b"65/65" in shown
+    assert "verified 3 partitions" in out
