@@ -248,8 +248,8 @@ class Mirror:
         """Wait for the destination to acknowledge what a round sent, and map it."""
         done = 0
         for (topic, _number), offset_map, deliveries in sent:
-            for source_offset, delivery in deliveries:
-                offset_map.add(source_offset, delivery.result().offset)
+            offset_map.add_all([(source_offset, delivery.result().offset)
+                                for source_offset, delivery in deliveries])
             done += len(deliveries)
             if self._on_copied is not None:
                 self._on_copied(topic, len(deliveries))

@@ -46,6 +46,22 @@ class OffsetMap:
         """One more record mirrored: ``source_offset`` is now ``destination_offset``."""
         self.add_run(source_offset, destination_offset, 1)
 
+    def add_all(self, pairs: list[tuple[int, int]]) -> None:
+        """More records mirrored, in order: ``(source_offset, destination_offset)``
+        each; one :meth:`add_run` per stretch dense on both sides."""
+        if not pairs:
+            return
+        source_start, destination_start = pairs[0]
+        length = 1
+        for source_offset, destination_offset in pairs[1:]:
+            if (source_offset == source_start + length
+                    and destination_offset == destination_start + length):
+                length += 1
+                continue
+            self.add_run(source_start, destination_start, length)
+            source_start, destination_start, length = source_offset, destination_offset, 1
+        self.add_run(source_start, destination_start, length)
+
     def add_run(self, source_start: int, destination_start: int, length: int) -> None:
         """``length`` more records mirrored, dense on both sides; extends the last run
         when it continues it on both sides."""

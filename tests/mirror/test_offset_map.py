@@ -60,6 +60,9 @@ def test_translation_matches_the_first_mirrored_record_at_or_after(
         destination += destination_step
         offset_map.add(source, destination)
         copied.append((source, destination))
+    in_one_call = OffsetMap(source_start, destination_start)
+    in_one_call.add_all(copied)
+    assert in_one_call.runs == offset_map.runs
     rebuilt = OffsetMap(source_start, destination_start)  # as a reload from checkpoints
     for run in offset_map.runs:
         rebuilt.add_run(*run)
