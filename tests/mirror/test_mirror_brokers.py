@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import mqlog
 from mqlog import Record, TopicPartition
 from tests.cli._cli import finish, run, start
+from tests.server._serve import serving
 
 from ._helpers import assert_mirrored, contents, fill, sample_records
 from .conftest import Broker, skip_on_tansu, unique
@@ -115,3 +116,21 @@ def copied(cluster: mqlog.Log, topic: str) -> int:
     if topic not in cluster.topics():
         return 0
     return sum(cluster.end_offset(topic, partition) for partition in range(2))
+
+
+def test_broker_to_broker(runner: CliRunner, tmp_path: Path) -> None:
+    """kafka:// on both sides: two mqlog serve processes."""
+    topic, group = unique("orders"), unique("billing")
+    with serving(tmp_path / "one") as first, serving(tmp_path / "two") as second:
+        source, destination = f"kafka://{first.address}", f"kafka://{second.address}"
+        with mqlog.open(source) as cluster:
+            cluster.create_topic(topic, 2)
+            for partition, count in ((0, 30), (1, 8)):
+                cluster.append(topic, partition, sample_records(partition, count))
+            cluster.alter_offsets(group, {TopicPartition(topic, 0): 12})
+        result = run(runner, "mirror", source, destination, "--groups")
+        assert result.exit_code == 0, result.output
+        assert f"group {group}: {topic}/0 -> 12" in result.output
+        assert "verified 2 partitions: record counts and checksums equal" in result.output
+        with mqlog.open(source) as one, mqlog.open(destination) as two:
+            assert_mirrored(one, two, topic)
