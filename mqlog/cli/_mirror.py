@@ -90,6 +90,9 @@ def mirror(
             totals[topic] = left
         count = job.copy(stop, follow=follow, groups=groups)
         bar.stop()
+        for (topic, number), passed in sorted(job.skipped.items()):
+            _warn(f"{topic}/{number}: {passed:,} offsets were deleted from the source "
+                  f"(retention) before they could be copied")
         names = job.topics
         plural = "" if len(names) == 1 else "s"
         _say(f"mirrored {count:,} records of {len(names)} topic{plural} from {source} to "

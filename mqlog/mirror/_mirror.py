@@ -90,6 +90,9 @@ class Mirror:
         #: Records found in the destination past the last checkpoint on start (a
         #: mirror killed between its copy and its checkpoint), per partition.
         self.found_again: dict[Partition, int] = {}
+        #: Source offsets passed over because retention (or a deletion) removed their
+        #: records before they were copied, per partition.
+        self.skipped: dict[Partition, int] = {}
         self._flushes = True
 
     # -- start -------------------------------------------------------------------------
@@ -141,7 +144,7 @@ class Mirror:
         copying them and recording it); MirrorError if any is not such a copy.
         Returns how many were found."""
         topic, number = key
-        offset_map.skip_to(self.source.start_offset(topic, number))
+        self._skip(key, offset_map, self.source.start_offset(topic, number))
         try:
             written = self.destination.iter(topic, number, offset_map.destination_next)
             originals = self.source.iter(topic, number, offset_map.source_next)
@@ -232,16 +235,24 @@ class Mirror:
         """The next records of a source partition (up to ``end``), moving past
         records retention deleted before they were copied."""
         topic, number = key
-        wanted = BATCH_RECORDS if end is None else min(BATCH_RECORDS, end - offset_map.source_next)
-        if wanted <= 0:
-            return []
-        try:
-            return self.source.read(topic, number, offset_map.source_next, wanted)
-        except OffsetOutOfRangeError as error:
-            if error.start_offset <= offset_map.source_next:
-                raise
-            offset_map.skip_to(error.start_offset)
-            return []
+        for _attempt in range(2):
+            wanted = BATCH_RECORDS if end is None else min(BATCH_RECORDS,
+                                                           end - offset_map.source_next)
+            if wanted <= 0:
+                return []
+            try:
+                return self.source.read(topic, number, offset_map.source_next, wanted)
+            except OffsetOutOfRangeError as error:
+                if error.start_offset <= offset_map.source_next:
+                    raise
+                self._skip(key, offset_map, error.start_offset)
+        return []  # retention moved the start again meanwhile: the next round goes on
+
+    def _skip(self, key: Partition, offset_map: OffsetMap, start: int) -> None:
+        """Go on from the source's log ``start``, counting the offsets passed over."""
+        if start > offset_map.source_next:
+            self.skipped[key] = self.skipped.get(key, 0) + start - offset_map.source_next
+            offset_map.skip_to(start)
 
     def _acknowledged(self, sent: list[tuple[Partition, OffsetMap,
                                              list[tuple[int, Delivery]]]]) -> int:

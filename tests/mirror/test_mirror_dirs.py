@@ -212,3 +212,20 @@ def test_a_record_the_mirror_did_not_write_stops_the_resume(runner: CliRunner,
         " ".join(result.output.split()))
     with mqlog.open(tmp_path / "dst") as dst:
         assert dst.end_offset("orders", 1) == 26
+
+
+def test_records_deleted_from_the_source_before_their_copy_are_passed_over(
+        runner: CliRunner, tmp_path: Path) -> None:
+    source = make_source(tmp_path / "src")
+    assert run(runner, "mirror", source, tmp_path / "dst").exit_code == 0
+    with mqlog.open(source) as src:
+        src.append("orders", 0, sample_records(0, 10, first_timestamp=7))
+        src.delete_records("orders", 0, 45)  # retention, while the mirror was away
+    result = run(runner, "mirror", source, tmp_path / "dst")
+    assert result.exit_code == 0, result.output
+    assert "orders/0: 5 offsets were deleted from the source (retention) before they could " \
+           "be copied" in " ".join(result.output.split())
+    assert "mirrored 5 records" in result.output
+    assert "orders/0: 5 records" in result.output  # verified: what the source still has
+    with mqlog.open(source) as src, mqlog.open(tmp_path / "dst") as dst:
+        assert contents(dst, "orders", 0, 40) == contents(src, "orders", 0)
