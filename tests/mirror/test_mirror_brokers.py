@@ -134,3 +134,30 @@ def test_broker_to_broker(runner: CliRunner, tmp_path: Path) -> None:
         assert "verified 2 partitions: record counts and checksums equal" in result.output
         with mqlog.open(source) as one, mqlog.open(destination) as two:
             assert_mirrored(one, two, topic)
+
+
+def test_follow_to_the_broker_until_sigterm(tmp_path: Path, broker: Broker) -> None:
+    skip_on_tansu(broker, TANSU_END_OFFSETS + ": the test waits for the broker's end offsets")
+    topic = unique("orders")
+    with mqlog.open(tmp_path / "src") as src:
+        fill(src, topic, [5, 5])
+    process = start("mirror", tmp_path / "src", broker.url, "--topics", topic, "--follow")
+    try:
+        with mqlog.open(broker.url) as cluster:
+            wait_until(lambda: copied(cluster, topic) == 10)
+            with mqlog.open(tmp_path / "src") as src:
+                src.append(topic, 1, sample_records(1, 7))
+            wait_until(lambda: copied(cluster, topic) == 17)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code, out, err = finish(process, timeout=120)
+    assert code == 0, err
+    assert "mirrored 17 records of 1 topic" in out
+    assert "verified 2 partitions: record counts and checksums equal" in out
+
+
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, "the mirror made no progress"
+        time.sleep(0.05)
