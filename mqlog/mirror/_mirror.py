@@ -115,7 +115,8 @@ class Mirror:
         known = set(self.topics)
         new = [name for name in selected_topics(self.source, self._pattern)
                if name not in known]
-        self._add_topics(new, {})
+        if new:  # mirrored before, maybe, by an earlier run: its progress counts
+            self._add_topics(new, self._store.load())
         return new
 
     def _add_topics(self, topics: list[str], recorded: dict[Partition, OffsetMap]) -> None:
