@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -99,7 +100,11 @@ class Mirror:
 
     def start(self) -> list[str]:
         """Create the destination topics, load the progress and confirm the records
-        written past each partition's last checkpoint; returns the topics mirrored."""
+        written past each partition's last checkpoint; returns the topics mirrored.
+        MirrorError if the source and the destination are the same log."""
+        if os.path.realpath(self.source.path) == os.path.realpath(self.destination.path):
+            raise MirrorError(f"the source and the destination are the same log "
+                              f"({self.source.path}): a mirror needs two")
         recorded = self._store.load()
         self._add_topics(selected_topics(self.source, self._pattern), recorded)
         return self.topics

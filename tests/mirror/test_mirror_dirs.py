@@ -79,6 +79,15 @@ def test_destination_with_fewer_partitions_is_refused(runner: CliRunner, tmp_pat
         assert [dst.end_offset("orders", p) for p in range(2)] == [0, 0]
 
 
+def test_a_log_is_not_mirrored_into_itself(runner: CliRunner, tmp_path: Path) -> None:
+    source = make_source(tmp_path / "src")
+    result = run(runner, "mirror", source, tmp_path / "." / "src")
+    assert result.exit_code == 4
+    assert "the source and the destination are the same log" in result.output
+    with mqlog.open(source) as log:
+        assert log.topics() == ["orders"]
+
+
 def test_missing_source_is_not_found(runner: CliRunner, tmp_path: Path) -> None:
     result = run(runner, "mirror", tmp_path / "nothing", tmp_path / "dst")
     assert result.exit_code == 3
