@@ -1,7 +1,7 @@
 """The request decoder and dispatch under random and mutated frames.
 
 Random bytes, and valid requests of every served API with bytes replaced,
-inserted, removed or cut off: decoding raises nothing but
+inserted, removed, cut off or overwritten by an absurd length: decoding raises nothing but
 MalformedRequestError, and a request that decodes is answered by its
 handler with a response that encodes (handlers answer bad input with error
 codes, never an exception), within a bound. CreateTopics and
@@ -17,6 +17,8 @@ import dataclasses
 import datetime
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,7 @@ from mqlog.server.kafka._codec import (
 )
 from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._handlers import default_table
-from tests.server._serve import encode_request
+from tests.server._serve import REPO_ROOT, encode_request
 
 SOAK = os.environ.get("MQLOG_SOAK", "") not in ("", "0")
 EXAMPLES = 10_000 if SOAK else 1000
@@ -90,8 +92,11 @@ def mutated(draw: st.DrawFn) -> bytes:
     frame = bytearray(draw(st.sampled_from(SEEDS)))
     for _ in range(draw(st.integers(1, 4))):
         where = draw(st.integers(0, max(len(frame) - 1, 0)))
-        kind = draw(st.sampled_from(["replace", "insert", "remove", "cut"]))
-        if kind == "replace" and frame:
+        kind = draw(st.sampled_from(["replace", "insert", "remove", "cut", "absurd"]))
+        if kind == "absurd":
+            length = draw(st.sampled_from(ABSURD_LENGTHS))
+            frame[where:where + len(length)] = length
+        elif kind == "replace" and frame:
             frame[where] = draw(st.integers(0, 255))
         elif kind == "insert":
             frame[where:where] = draw(st.binary(min_size=1, max_size=4))
@@ -123,6 +128,36 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     yield state, loop
     loop.close()
     log.close()
+
+
+#: Array lengths no frame can hold: the largest 5-byte varint and int32.
+ABSURD_LENGTHS = (b"\xff\xff\xff\xff\x0f", b"\x7f\xff\xff\xff")
+
+_ABSURD_CHECK = """
+import sys
+from mqlog.server.kafka._codec import MalformedRequestError, decode_request
+from tests.server.test_fuzz import ABSURD_LENGTHS, SEEDS
+for seed in SEEDS:
+    for where in range(8, len(seed)):
+        for length in ABSURD_LENGTHS:
+            frame = seed[:where] + length + seed[where + len(length):]
+            try:
+                decode_request(frame)
+            except MalformedRequestError:
+                pass
+print("ok")
+"""
+
+
+def test_absurd_lengths_anywhere_are_refused_not_fatal() -> None:
+    """Every seed with an absurd length written at each position after its header
+    prefix decodes or is refused. In a child process: the failure this guards
+    against (kio's native reader reserving room for billions of elements) aborts
+    the process rather than raising."""
+    result = subprocess.run([sys.executable, "-c", _ABSURD_CHECK], capture_output=True,
+                            text=True, timeout=300, cwd=REPO_ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
 @settings(max_examples=EXAMPLES, deadline=None,
