@@ -271,6 +271,17 @@ class ClusterProducer(Producer):
             cached = self._recount(topic)
         return cached[0]
 
+    def knows_partitions(self, topic: str) -> bool:
+        """Whether a send to ``topic`` now uses the cached partition count, so that
+        it makes no metadata request (asyncio callers look it up first)."""
+        cached = self._counts.get(topic)
+        return cached is not None and time.monotonic() < cached[1]
+
+    def look_up_partitions(self, topic: str) -> int:
+        """Re-read ``topic``'s partition count now (UnknownTopicError); sends use
+        it for the next TOPIC_RECHECK_S."""
+        return self._recount(topic)[0]
+
     def _recount(self, topic: str) -> tuple[int, float]:
         cached = (self._partition_count(topic), time.monotonic() + TOPIC_RECHECK_S)
         self._counts[topic] = cached

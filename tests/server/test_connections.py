@@ -41,7 +41,11 @@ def _api_versions(sock: socket.socket, correlation_id: int) -> None:
     struct.pack(">i", 3) + b"\x00\x12\x00",  # shorter than a header
     struct.pack(">i", 200 * 1024 * 1024),  # over max_request_bytes
     struct.pack(">i", -5),
-], ids=["malformed", "short", "oversized", "negative"])
+    # Metadata v12 whose topics array claims 4,294,967,279 elements (a 5-byte
+    # varint): kio's native reader would reserve room for them and abort
+    struct.pack(">i", 16) + b"\x00\x03\x00\x0c\x00\x00\x00\x01\x00\x00\x00"
+    + b"\xf0\xff\xff\xff\x0f",
+], ids=["malformed", "short", "oversized", "negative", "absurd-array"])
 def test_a_bad_frame_closes_only_its_connection(kafka_server: RunningServer,
                                                 bad: bytes) -> None:
     with connect(kafka_server) as other, connect(kafka_server) as sock:

@@ -32,6 +32,7 @@ from kio.index import KioIndexError, load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
 
 from mqlog.errors import MqlogError
+from mqlog.server.kafka._array_bounds import check_array_lengths
 from mqlog.server.kafka._nulls import check_nulls
 
 _PREFIX = struct.Struct(">hhi")
@@ -82,9 +83,11 @@ def peek_prefix(frame: bytes | memoryview) -> tuple[int, int, int]:
 
 
 @cache
-def _request_codec(api_key: int, api_version: int) -> tuple[Callable, Callable]:
+def _request_codec(api_key: int, api_version: int) -> tuple[type, Callable, type, Callable]:
+    """(header type, its reader, body type, its reader) of a request."""
     schema = load_request_schema(api_key, api_version)
-    return entity_reader(schema.__header_schema__), entity_reader(schema)
+    header = schema.__header_schema__
+    return header, entity_reader(header), schema, entity_reader(schema)
 
 
 @cache
@@ -98,13 +101,15 @@ def decode_request(frame: bytes | memoryview) -> Request:
     """Decode a whole request frame (without its size prefix)."""
     api_key, api_version, correlation = peek_prefix(frame)
     try:
-        read_header, read_body = _request_codec(api_key, api_version)
+        header_type, read_header, body_type, read_body = _request_codec(api_key, api_version)
     except KioIndexError as error:  # an unknown API key, or a version with no schema
         raise UnsupportedVersionError(
             f"no schema for API key {api_key} version {api_version}", api_key,
             correlation) from error
     data = bytes(frame)
     try:
+        # kio's reader aborts the process on an absurd array length: see _array_bounds.
+        check_array_lengths(body_type, data, check_array_lengths(header_type, data, 0))
         header, used = read_header(data, 0)
         body, _ = read_body(data, used)
         check_nulls(body)
