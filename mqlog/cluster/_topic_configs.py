@@ -17,21 +17,8 @@ from typing import Any
 
 from mqlog.errors import UnsupportedError
 from mqlog.logstore import TopicConfig
-from mqlog.logstore.config import TopicSetting, topic_settings
+from mqlog.logstore.config import KAFKA_TOPIC_CONFIGS, TopicSetting, topic_settings
 
-#: TopicConfig field -> the Kafka topic config of the same meaning.
-KAFKA_NAMES = {
-    "segment_bytes": "segment.bytes",
-    "segment_ms": "segment.ms",
-    "index_interval_bytes": "index.interval.bytes",
-    "retention_ms": "retention.ms",
-    "retention_bytes": "retention.bytes",
-    "max_record_bytes": "max.message.bytes",
-    "flush_ms": "flush.ms",
-    "cleanup_policy": "cleanup.policy",
-    "min_cleanable_dirty_ratio": "min.cleanable.dirty.ratio",
-    "delete_retention_ms": "delete.retention.ms",
-}
 _SETTINGS = {setting.name: setting for setting in topic_settings()}
 _DEFAULTS = TopicConfig()
 
@@ -42,7 +29,7 @@ def kafka_configs(operation: str, options: Mapping[str, Any]) -> dict[str, str]:
     default."""
     configs = {}
     for name, value in options.items():
-        kafka_name = KAFKA_NAMES.get(name)
+        kafka_name = KAFKA_TOPIC_CONFIGS.get(name)
         if kafka_name is None:
             if value != getattr(_DEFAULTS, name):
                 raise UnsupportedError(
@@ -67,7 +54,7 @@ def topic_config(described: Mapping[str, str | None]) -> TopicConfig:
     cluster does not report, or reports in a form mqlog does not take, keep
     their defaults)."""
     options: dict[str, Any] = {}
-    for name, kafka_name in KAFKA_NAMES.items():
+    for name, kafka_name in KAFKA_TOPIC_CONFIGS.items():
         text = described.get(kafka_name)
         if text is None:
             continue

@@ -152,6 +152,23 @@ class TopicSetting:
     none: str | None
 
 
+#: TopicConfig field -> the Kafka topic config of the same meaning, where Kafka
+#: has one (the others are mqlog's own: ``durability``...). What ``mqlog serve``
+#: shows Kafka clients and what a log on a Kafka cluster sets.
+KAFKA_TOPIC_CONFIGS = {
+    "segment_bytes": "segment.bytes",
+    "segment_ms": "segment.ms",
+    "index_interval_bytes": "index.interval.bytes",
+    "retention_ms": "retention.ms",
+    "retention_bytes": "retention.bytes",
+    "max_record_bytes": "max.message.bytes",
+    "flush_ms": "flush.ms",
+    "cleanup_policy": "cleanup.policy",
+    "min_cleanable_dirty_ratio": "min.cleanable.dirty.ratio",
+    "delete_retention_ms": "delete.retention.ms",
+}
+
+
 def topic_settings() -> tuple[TopicSetting, ...]:
     """Every :class:`TopicConfig` field as a :class:`TopicSetting`, in declaration
     order: adding a field to TopicConfig adds it here (and to the CLI)."""

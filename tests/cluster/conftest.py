@@ -1,61 +1,12 @@
-"""Fixtures for the cluster tests: the brokers a ``kafka://`` log runs on.
-
-``broker`` is module-scoped and parametrized over the two Kafka-protocol
-brokers the tests start themselves on loopback: ``mqlog serve`` (a real
-server process over a fresh directory) and Tansu 0.6.0 (a Kafka-compatible
-broker written by others, memory storage; tests/server/_tansu.py). Each test
-names its topics and groups uniquely, so one broker serves a whole module.
-
-Tansu 0.6.0 has bugs that block some cases; a test that meets one calls
-:func:`skip_on_tansu` with the reason, and runs against ``mqlog serve`` only.
-"""
+"""Fixtures for the cluster tests: the brokers a ``kafka://`` log runs on
+(``broker``, ``skip_on_tansu``, ``unique``: see tests/server/_brokers.py)."""
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-from collections.abc import Iterator
+from tests.server._brokers import Broker, broker, skip_on_tansu, unique
 
-import pytest
-
-from tests.server._serve import serving
-from tests.server._tansu import running_tansu
+__all__ = ["Broker", "broker", "skip_on_tansu", "unique"]
 
 #: Tansu hands a group member its first assignment only after the rebalance
 #: timeout (librdkafka's max.poll.interval.ms): groups in tests keep it short.
 GROUP_OPTIONS = {"max_poll_interval_ms": 6000, "auto_offset_reset": "earliest"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Broker:
-    """A running broker: ``kind`` is ``serve`` or ``tansu``; ``url`` its kafka:// URL."""
-
-    kind: str
-    address: str
-
-    @property
-    def url(self) -> str:
-        return f"kafka://{self.address}"
-
-
-@pytest.fixture(scope="module", params=["serve", "tansu"])
-def broker(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    work = tmp_path_factory.mktemp(request.param)
-    if request.param == "serve":
-        with serving(work / "log") as server:
-            yield Broker("serve", server.address)
-    else:
-        with running_tansu(work) as address:
-            yield Broker("tansu", address)
-
-
-def skip_on_tansu(broker: Broker, reason: str) -> None:
-    """Skip this case on Tansu, whose bug ``reason`` blocks it (it runs on mqlog serve)."""
-    if broker.kind == "tansu":
-        pytest.skip(f"Tansu 0.6.0 bug: {reason}")
-
-
-def unique(prefix: str) -> str:
-    """A topic or group name no other test of the module uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"

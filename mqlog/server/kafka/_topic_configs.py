@@ -20,21 +20,7 @@ from typing import Any
 
 from mqlog.errors import ConfigError
 from mqlog.logstore import TopicConfig
-from mqlog.logstore.config import TopicSetting, topic_settings
-
-#: mqlog's field -> Kafka's name, where Kafka has the same setting.
-_KAFKA_NAMES = {
-    "segment_bytes": "segment.bytes",
-    "segment_ms": "segment.ms",
-    "index_interval_bytes": "index.interval.bytes",
-    "retention_ms": "retention.ms",
-    "retention_bytes": "retention.bytes",
-    "max_record_bytes": "max.message.bytes",
-    "flush_ms": "flush.ms",
-    "cleanup_policy": "cleanup.policy",
-    "min_cleanable_dirty_ratio": "min.cleanable.dirty.ratio",
-    "delete_retention_ms": "delete.retention.ms",
-}
+from mqlog.logstore.config import KAFKA_TOPIC_CONFIGS, TopicSetting, topic_settings
 
 #: What a value of each type must be, for error messages.
 _EXPECTED = {bool: "true or false", int: "an integer", float: "a number"}
@@ -45,7 +31,7 @@ _CONFIG_TYPES = {bool: 1, str: 2, int: 5, float: 6}
 
 def kafka_name(setting: TopicSetting) -> str:
     """The name clients use for ``setting``."""
-    return _KAFKA_NAMES.get(setting.name) or "mqlog." + setting.name.replace("_", ".")
+    return KAFKA_TOPIC_CONFIGS.get(setting.name) or "mqlog." + setting.name.replace("_", ".")
 
 
 _BY_KAFKA_NAME = {kafka_name(setting): setting for setting in topic_settings()}
