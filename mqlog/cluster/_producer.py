@@ -76,7 +76,7 @@ class _Sent(Delivery):
     (None, or what failed) last: done once ``_error`` is not ``_PENDING``."""
 
     __slots__ = ("_producer", "_topic", "_partition", "_offset", "_timestamp", "_error")
-    __init__ = object.__init__  # type: ignore[assignment]  # _Sent() calls no Python
+    __init__ = object.__init__  # _Sent() calls no Python
 
     _producer: ClusterProducer
     _topic: str
@@ -243,8 +243,9 @@ class ClusterProducer(Producer):
         if on_delivery is None:
             sent = _Sent()
         elif callable(on_delivery):
-            sent = _SentNotifying()
-            sent._callback = on_delivery
+            notifying = _SentNotifying()
+            notifying._callback = on_delivery
+            sent = notifying
         else:
             raise TypeError("on_delivery must be callable(metadata, error)")
         sent._producer = self

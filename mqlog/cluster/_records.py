@@ -30,7 +30,7 @@ class FetchedMessage(Message):
     :func:`as_messages` stores the slots)."""
 
     __slots__ = ()
-    __init__ = object.__init__  # type: ignore[assignment]  # FetchedMessage() calls no Python
+    __init__ = object.__init__  # FetchedMessage() calls no Python
 
 
 def as_messages(fetched: list[Any],
@@ -41,7 +41,7 @@ def as_messages(fetched: list[Any],
     dict (a name repeated in Kafka keeps its last value). ``fail(error, message)`` raises for
     the first message that carries an error (librdkafka's accessors are typed
     optional: a fetched message without an error has every field)."""
-    out = []
+    out: list[Message] = []
     append = out.append
     fetched.reverse()
     take = fetched.pop
