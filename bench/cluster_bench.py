@@ -5,17 +5,19 @@ Brokers: ``mqlog serve`` (durability none) and Tansu 0.6.0 (memory storage),
 both started and stopped by the harness (kafka_bench.brokers). On each, for
 ``--records`` records of 100 B (default 200,000), alternating the two clients
 ``--repeat`` times (default 3; the median is reported), each run on a topic of
-its own with one partition:
-
-Both sides deliver the same information, as a real program needs it:
+its own with one partition. Both sides deliver the same information, as a
+real program needs it:
 
 * ``send``: raw ``Producer.produce(topic, value, on_delivery=report)`` whose
-  callback keeps each record's ``(partition, offset)`` in a list (``poll(0)``
-  every 1,000 sends, ``BufferError`` retried after ``poll``), against the
-  cluster log's ``Producer.send``, each ``Delivery`` kept in a list (its
-  partition and offset are read from it only when asked); then ``flush``, until
+  callback reads each record's partition and offset (``poll(0)`` every 1,000
+  sends, ``BufferError`` retried after ``poll``), against the cluster log's
+  ``Producer.send``, whose ``Delivery`` reads them from the same report (the
+  loop drops it, as raw's callback drops its figures); then ``flush``, until
   every record is acknowledged; both with the same librdkafka settings
   (``linger.ms=5``, 1 MiB batches, ``murmur2_random``);
+* ``send_kept``: the same, each outcome kept until the end, as a program that
+  looks at them later: raw's callback appends ``(partition, offset)`` to a
+  list, the wrapper's loop appends each ``Delivery``;
 * ``poll``: the same records read back from offset 0 with ``assign``: raw
   ``Consumer.consume(500, 1.0)``, each message checked for an error and turned
   into a tuple ``(key, value, headers, timestamp, offset)`` in a list, against
@@ -59,24 +61,33 @@ POLL_EVERY = 1000
 MAX_RECORDS = 500
 
 
-def raw_send(bootstrap: str, topic: str, records: int) -> tuple[float, float]:
+def raw_send(bootstrap: str, topic: str, records: int, keep: bool) -> tuple[float, float]:
     producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_SETTINGS})
     placed: list[tuple[int, int]] = []
+    last = [(-1, -1)]
     failed: list[object] = []
-    keep = placed.append
+    add = placed.append
 
     def report(error: object, message: Any) -> None:
         if error is None:
-            keep((message.partition(), message.offset()))
+            add((message.partition(), message.offset()))
         else:
             failed.append(error)
+
+    def report_last(error: object, message: Any) -> None:
+        if error is None:
+            last[0] = (message.partition(), message.offset())
+        else:
+            failed.append(error)
+
+    callback = report if keep else report_last
 
     def work() -> None:
         produce = producer.produce
         for n in range(records):
             while True:
                 try:
-                    produce(topic, VALUE, on_delivery=report)
+                    produce(topic, VALUE, on_delivery=callback)
                     break
                 except BufferError:
                     producer.poll(0.05)
@@ -85,25 +96,36 @@ def raw_send(bootstrap: str, topic: str, records: int) -> tuple[float, float]:
         producer.flush()
 
     figures = timed(work, records)
-    assert not failed and len(placed) == records, (failed[:1], len(placed))
-    assert placed[-1] == (0, records - 1), placed[-1]
+    assert not failed, failed[:1]
+    if keep:
+        assert len(placed) == records and placed[-1] == (0, records - 1), placed[-1:]
+    else:
+        assert last[0] == (0, records - 1), last[0]
     return figures
 
 
-def wrapper_send(url: str, topic: str, records: int) -> tuple[float, float]:
+def wrapper_send(url: str, topic: str, records: int, keep: bool) -> tuple[float, float]:
     with mqlog.open(url) as log, log.producer(**WRAPPER_PRODUCER) as producer:
         producer.send(topic, VALUE).result(60)  # the topic's metadata, as raw's first produce
         deliveries: list[mqlog.Delivery] = []
 
         def work() -> None:
-            send, keep = producer.send, deliveries.append
-            for _ in range(records):
-                keep(send(topic, VALUE))
+            send = producer.send
+            if keep:
+                add = deliveries.append
+                for _ in range(records):
+                    add(send(topic, VALUE))
+            else:
+                for _ in range(records):
+                    send(topic, VALUE)
             producer.flush()
 
         figures = timed(work, records)
-        assert all(delivery.done() for delivery in deliveries)
-        assert deliveries[-1].result(0).offset == records, deliveries[-1].result(0)
+        if keep:
+            assert all(delivery.done() for delivery in deliveries)
+            assert deliveries[-1].result(0).offset == records, deliveries[-1].result(0)
+        else:
+            assert producer.send(topic, VALUE).result(60).offset == records + 1
     return figures
 
 
@@ -158,16 +180,19 @@ def measure(broker: brokers.Broker, records: int, repeat: int) -> list[dict]:
         for client in (("raw", "wrapper") if attempt % 2 == 0 else ("wrapper", "raw")):
             topic = f"{client}-{attempt}"
             if client == "raw":
-                sent = raw_send(broker.bootstrap, topic, records)
+                sent = raw_send(broker.bootstrap, topic, records, keep=False)
                 read = raw_poll(broker.bootstrap, topic, records)
+                kept = raw_send(broker.bootstrap, f"{topic}-kept", records, keep=True)
             else:
-                sent = wrapper_send(url, topic, records)
+                sent = wrapper_send(url, topic, records, keep=False)
                 read = wrapper_poll(url, topic, records)
+                kept = wrapper_send(url, f"{topic}-kept", records, keep=True)
             runs.setdefault(("send", client), []).append(sent)
             runs.setdefault(("poll", client), []).append(read)
+            runs.setdefault(("send_kept", client), []).append(kept)
             print(f"{broker.target} attempt {attempt} {client} done", file=sys.stderr)
     lines = []
-    for workload in ("send", "poll"):
+    for workload in ("send", "send_kept", "poll"):
         figures = {}
         for client in ("raw", "wrapper"):
             rates, cpus = zip(*runs[(workload, client)])
@@ -194,8 +219,8 @@ def main() -> int:
     parser.add_argument("--targets", nargs="+", default=["mqlog-none", "tansu"],
                         choices=["mqlog-none", "tansu"])
     args = parser.parse_args()
-    topics = [TopicSpec(f"{client}-{attempt}", 1) for attempt in range(args.repeat)
-              for client in ("raw", "wrapper")]
+    topics = [TopicSpec(f"{client}-{attempt}{kept}", 1) for attempt in range(args.repeat)
+              for client in ("raw", "wrapper") for kept in ("", "-kept")]
     for target in args.targets:
         load = round(os.getloadavg()[0], 2)
         with brokers.started(target, topics) as broker:
