@@ -102,8 +102,9 @@ def test_poll_returns_messages_with_every_field(broker: Broker, log: mqlog.Log) 
     assert got == [mqlog.Message(b"v", b"k", {"h": b"x"}, 1_700_000_000_000, 0, name, 0),
                    mqlog.Message(b"w", None, {}, 1_700_000_000_010, 1, name, 0)]
     assert all(isinstance(m, mqlog.Message) for m in got)
-    assert repr(got[0]) == ("Message(topic=%r, partition=0, offset=0, timestamp=1700000000000, "
-                            "key=b'k', value=b'v', headers={'h': b'x'})" % name)
+    assert repr(got[0]) == (f"Message(topic={name!r}, partition=0, offset=0, "
+                            f"timestamp=1700000000000, key=b'k', value=b'v', "
+                            f"headers={{'h': b'x'}})")
     with pytest.raises(TypeError):
         got[1].headers["h"] = b"y"  # type: ignore[index]  # no headers: the shared read-only map
 
