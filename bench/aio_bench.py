@@ -34,11 +34,23 @@ Figures, per API (``sync_`` / ``aio_``): ``send_records_per_s``,
 ``cpu_us_per_record``: the process's CPU time per record, steadier than wall
 time on a shared machine) and ``<placement>_p50_ms`` / ``<placement>_p99_ms``;
 and ``asyncio_gather_cpu_us_per_future`` (asyncio alone, above).
+
+``--kafka``: the same comparison over a ``kafka://`` URL instead (metrics
+prefixed ``kafka_``, broker ``mqlog serve`` over a fresh directory, topics of
+one partition made with durability="none" before it starts; both APIs are
+the confluent-kafka clients of ``mqlog.cluster``): send (aio: ``WINDOW`` sends
+in flight; sync: ``send`` each, then ``flush``), consume (an assigned consumer
+from offset 0, ``max_poll_records=500``, until all came) and end-to-end latency
+in one process at ``--rate`` (sync: a sending thread and a polling thread;
+aio: a sending task, which does not await each send -- a delivery report
+comes only every ``POLLER_INTERVAL_S`` -- and a polling task). Every Kafka
+figure carries the 1-minute load average when its run started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import struct
 import subprocess
@@ -352,7 +364,158 @@ def latency(rate: int, records: int) -> None:
                              value_bytes=_common.VALUE_BYTES, durability="none")
 
 
+# -- over a kafka:// URL ------------------------------------------------------------------------
+
+KAFKA_BENCH = "aio_kafka_bench"
+#: Topics made on the broker before it starts (durability "none"), one per run.
+KAFKA_TOPICS = [f"{api}-{run}" for api in APIS for run in ("send", "consume", "latency")]
+
+
+def kafka_sync_send(url: str, topic: str, values: list[bytes]) -> None:
+    with mqlog.open(url) as log, log.producer() as producer:
+        for value in values:
+            producer.send(topic, value)
+        producer.flush()
+
+
+async def kafka_aio_send(url: str, topic: str, values: list[bytes]) -> None:
+    async with mqlog.aio.open(url) as log:
+        producer = log.producer()
+        for start in range(0, len(values), WINDOW):
+            await asyncio.gather(*(producer.send(topic, value)
+                                   for value in values[start:start + WINDOW]))
+
+
+def kafka_filled(url: str, topic: str, values: list[bytes]) -> None:
+    with mqlog.open(url) as log, log.producer() as producer:
+        producer.send_many(topic, values).result(TIMEOUT_S)
+
+
+def kafka_sync_consume(url: str, topic: str, records: int) -> None:
+    with mqlog.open(url) as log:
+        consumer = log.consumer(auto_offset_reset="earliest", max_poll_records=MAX_POLL_RECORDS)
+        consumer.assign([mqlog.TopicPartition(topic, 0)])
+        seen = 0
+        while seen < records:
+            seen += len(consumer.poll(timeout=TIMEOUT_S))
+
+
+async def kafka_aio_consume(url: str, topic: str, records: int) -> None:
+    async with mqlog.aio.open(url) as log:
+        consumer = log.consumer(auto_offset_reset="earliest", max_poll_records=MAX_POLL_RECORDS)
+        consumer.assign([mqlog.TopicPartition(topic, 0)])
+        seen = 0
+        while seen < records:
+            seen += len(await consumer.poll(timeout=TIMEOUT_S))
+
+
+def kafka_sync_latencies(url: str, topic: str, rate: int, records: int) -> np.ndarray:
+    padding = os.urandom(_common.VALUE_BYTES - _STAMP.size)
+    with mqlog.open(url) as log, log.producer() as producer:
+        consumer = log.consumer(auto_offset_reset="earliest")
+        consumer.assign([mqlog.TopicPartition(topic, 0)])
+        consumer.poll()
+        latencies = np.empty(records, dtype=np.int64)
+
+        def receive() -> None:
+            seen = 0
+            while seen < records:
+                messages = consumer.poll(timeout=0.1)
+                now = time.monotonic_ns()
+                for message in messages:
+                    latencies[seen] = now - _STAMP.unpack_from(message.value)[0]
+                    seen += 1
+
+        receiver = threading.Thread(target=receive)
+        receiver.start()
+        _common.paced(lambda: producer.send(topic, stamped(padding)), rate, records)
+        receiver.join(TIMEOUT_S)
+        if receiver.is_alive():
+            raise RuntimeError("the consumer thread did not get every record")
+        consumer.close()
+        return latencies
+
+
+async def kafka_aio_latencies(url: str, topic: str, rate: int, records: int) -> np.ndarray:
+    padding = os.urandom(_common.VALUE_BYTES - _STAMP.size)
+    async with mqlog.aio.open(url) as log:
+        producer = log.producer()
+        consumer = log.consumer(auto_offset_reset="earliest")
+        consumer.assign([mqlog.TopicPartition(topic, 0)])
+        await consumer.poll()
+        await producer.send(topic, b"\0" * _common.VALUE_BYTES)  # looks the topic up
+        latencies = np.empty(records, dtype=np.int64)
+
+        async def receive() -> None:
+            seen = -1  # the look-up record first
+            while seen < records:
+                messages = await consumer.poll(timeout=0.1)
+                now = time.monotonic_ns()
+                for message in messages:
+                    if seen >= 0:
+                        latencies[seen] = now - _STAMP.unpack_from(message.value)[0]
+                    seen += 1
+
+        receiving = asyncio.create_task(receive())
+        sent: list[asyncio.Future[mqlog.RecordMetadata]] = []
+
+        async def send() -> None:
+            sent.append(producer.send(topic, stamped(padding)))
+
+        await aio_paced(send, rate, records)
+        async with asyncio.timeout(TIMEOUT_S):
+            await asyncio.gather(*sent)
+            await receiving
+        return latencies
+
+
+def kafka(records: int, rate: int, latency_records: int) -> None:
+    """Every figure over a kafka:// URL on ``mqlog serve`` (see the module)."""
+    from kafka_bench import brokers
+    from kafka_bench.brokers import TopicSpec
+
+    values = _common.payloads(records)
+    topics = [TopicSpec(name, 1) for name in KAFKA_TOPICS]
+    with brokers.started("mqlog-none", topics) as broker:
+        url = f"kafka://{broker.bootstrap}"
+        for api in APIS:
+            load = round(os.getloadavg()[0], 2)
+            topic = f"{api}-send"
+            run = (functools.partial(kafka_sync_send, url, topic, values) if api == "sync"
+                   else functools.partial(asyncio.run, kafka_aio_send(url, topic, values)))
+            rate_, cpu = measured(run, records)
+            _common.emit(KAFKA_BENCH, f"kafka_{api}_send_records_per_s", rate_, "records/s",
+                         records=records, cpu_us_per_record=round(cpu, 2),
+                         value_bytes=_common.VALUE_BYTES,
+                         in_flight=WINDOW if api == "aio" else None, load_1m_start=load)
+        for api in APIS:
+            topic = f"{api}-consume"
+            kafka_filled(url, topic, values)
+            load = round(os.getloadavg()[0], 2)
+            run = (functools.partial(kafka_sync_consume, url, topic, records) if api == "sync"
+                   else functools.partial(asyncio.run, kafka_aio_consume(url, topic, records)))
+            rate_, cpu = measured(run, records)
+            _common.emit(KAFKA_BENCH, f"kafka_{api}_consume_records_per_s", rate_, "records/s",
+                         records=records, cpu_us_per_record=round(cpu, 2),
+                         max_poll_records=MAX_POLL_RECORDS, load_1m_start=load)
+        warmup = rate // 5
+        for api in APIS:
+            _common.progress(f"{KAFKA_BENCH}: {api}, {latency_records} records at {rate}/s")
+            load = round(os.getloadavg()[0], 2)
+            topic = f"{api}-latency"
+            total = warmup + latency_records
+            latencies = (kafka_sync_latencies(url, topic, rate, total) if api == "sync"
+                         else asyncio.run(kafka_aio_latencies(url, topic, rate, total)))[warmup:]
+            for name, percent in (("p50", 50.0), ("p99", 99.0)):
+                _common.emit(KAFKA_BENCH, f"kafka_{api}_same_process_{name}_ms",
+                             _common.percentile_us(latencies, percent) / 1000, "ms",
+                             records=len(latencies), rate=rate,
+                             value_bytes=_common.VALUE_BYTES, load_1m_start=load)
+
+
 def options(parser: object) -> None:
+    parser.add_argument("--kafka", action="store_true",  # type: ignore[attr-defined]
+                        help="compare the APIs over a kafka:// URL on mqlog serve instead")
     parser.add_argument("--rate", type=int, default=RATE,  # type: ignore[attr-defined]
                         help=f"records sent per second in the latency runs (default {RATE:,})")
     parser.add_argument("--latency-records", type=int,  # type: ignore[attr-defined]
@@ -365,6 +528,10 @@ def main() -> None:
         return
     args = _common.arguments(__doc__, records=[100_000], quick=[10_000], extra=options)
     latency_records = args.latency_records or (2_000 if args.quick else 10_000)
+    if args.kafka:
+        _common.progress(f"{KAFKA_BENCH}: {args.records} records")
+        kafka(args.records, args.rate, latency_records)
+        return
     _common.progress(f"{BENCH}: throughput, {args.records} records")
     throughput(args.records)
     latency(args.rate, latency_records)

@@ -48,6 +48,11 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` has used so far."""
+    return _cpu_ticks(pid) / _TICKS_PER_S
+
+
 def _rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as handle:
         for line in handle:

@@ -22,6 +22,12 @@ count (``--partitions``, default 1 and 8), each on a topic of its own:
   producer's ``linger.ms=0`` (the broker's own latency) and once with 5 (the
   setting of the throughput runs);
 
+* ``cpu``: the broker's CPU time per record on the Produce/Fetch path, one
+  record per request, a Produce and a long-poll Fetch in lock step,
+  ``--cpu-records`` of them (default 20,000) on one partition
+  (kafka_bench.cpu); not on Tansu, which answers a waiting Fetch only at
+  its ``max_wait``;
+
 and once per target, ``connections``: 1,000 idle connections, then 100 active
 producers, with the broker's memory and CPU (kafka_bench.connections).
 
@@ -48,11 +54,15 @@ from types import ModuleType
 import _common
 import numpy as np
 
-from kafka_bench import brokers, clients, connections, embedded, latency
+from kafka_bench import brokers, clients, connections, cpu, embedded, latency
 from kafka_bench.brokers import TopicSpec
 
 BENCH = "kafka_serve"
-MEASUREMENTS = ("produce", "consume", "first_record", "latency", "connections")
+MEASUREMENTS = ("produce", "consume", "first_record", "latency", "cpu", "connections")
+CPU_WINDOW = 2_000
+#: Targets ``cpu`` skips: Tansu answers a waiting Fetch at its max_wait, not when
+#: the record comes, so lock step would take 500 ms per record.
+CPU_SKIPPED = ("tansu",)
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                               "results", "kafka_serve.jsonl")
 FIRST_RECORD_FILL = 1_000
@@ -80,6 +90,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="latency: measured records (25,000: 5 s at the default rate)")
     parser.add_argument("--latency-linger-ms", type=int, nargs="+", default=[0, 5],
                         help="latency: the producer's linger.ms, one run each (0 5)")
+    parser.add_argument("--cpu-records", type=int,
+                        help=f"cpu: Produce/Fetch pairs, in windows of {CPU_WINDOW:,} (20,000)")
     parser.add_argument("--first-record-timeout", type=float, default=60.0,
                         help="first_record: give up after this many seconds (60)")
     parser.add_argument("--idle", type=int, help="connections: idle ones (1,000)")
@@ -95,6 +107,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     quick = args.quick
     args.records = args.records or (20_000 if quick else 300_000)
     args.latency_records = args.latency_records or (2_000 if quick else 25_000)
+    args.cpu_records = args.cpu_records or (4_000 if quick else 20_000)
     args.idle = 200 if quick and args.idle is None else args.idle or 1_000
     args.active = 10 if quick and args.active is None else args.active or 100
     args.window = args.window or (1.0 if quick else 5.0)
@@ -182,6 +195,7 @@ def topics_of(args: argparse.Namespace) -> list[TopicSpec]:
               for p in args.partitions for kind in ("data", "first")]
     topics += [TopicSpec(topic_name("latency", size, p, linger_ms), p) for size in args.sizes
                for p in args.partitions for linger_ms in args.latency_linger_ms]
+    topics += [TopicSpec(topic_name("cpu", size, 1), 1) for size in args.sizes]
     return [*topics, TopicSpec(topic_name("connections", 100, 1), 1)]
 
 
@@ -216,8 +230,17 @@ def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: in
                              seconds=seconds, timed_out=seconds is None, wait_s=wait_s)
             if "latency" in chosen:
                 for linger_ms in args.latency_linger_ms:
-                    measure_latency(run, args, target, where,
+                    measure_latency(run, args, target, where, pid,
                                     topic_name("latency", size, p, linger_ms), size, p, linger_ms)
+    if "cpu" in chosen and target not in CPU_SKIPPED and not local:
+        for size in args.sizes:
+            with run.measuring("cpu", target, size, 1, args.cpu_records) as load:
+                if pid is None:
+                    raise RuntimeError("no broker process id (--broker-pid)")
+                figures = cpu.measure(pid, where, topic_name("cpu", size, 1), args.cpu_records,
+                                      size, CPU_WINDOW)
+                run.emit("cpu", target, size, 1, args.cpu_records, load,
+                         window_records=CPU_WINDOW, **figures)
     if "connections" in chosen and not local:
         with run.measuring("connections", target, 100, 1, None) as load:
             if pid is None:
@@ -229,19 +252,27 @@ def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: in
                      window_s=args.window, **figures)
 
 
-def measure_latency(run: Run, args: argparse.Namespace, target: str, where: str, topic: str,
-                    size: int, partitions: int, linger_ms: int) -> None:
+def measure_latency(run: Run, args: argparse.Namespace, target: str, where: str,
+                    pid: int | None, topic: str, size: int, partitions: int,
+                    linger_ms: int) -> None:
     """One latency run (one second of warm-up at the rate, then the measured
-    records) on ``topic``, a fresh one for each run."""
+    records) on ``topic``, a fresh one for each run. With the broker's process
+    id, also its CPU time (user + system) per record over the whole run, warm-up
+    included: far less sensitive to the machine's load than the latencies."""
     with run.measuring("latency", target, size, partitions, args.latency_records,
                        linger_ms=linger_ms) as load:
         warmup = args.rate
+        cpu_s = connections.cpu_seconds(pid) if pid is not None else None
         samples = latency.measure("embedded" if target == "embedded" else "kafka", where,
                                   topic, partitions, size, args.rate, warmup,
                                   args.latency_records, linger_ms)
+        extra: dict[str, float] = {}
+        if pid is not None and cpu_s is not None:
+            used_s = connections.cpu_seconds(pid) - cpu_s
+            extra["broker_cpu_us_per_record"] = used_s * 1e6 / (warmup + args.latency_records)
         run.emit("latency", target, size, partitions, args.latency_records, load,
                  rate=args.rate, linger_ms=linger_ms, warmup_records=warmup,
-                 **_percentiles(samples))
+                 **_percentiles(samples), **extra)
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """What every ``mqlog.aio`` backend provides: the asyncio verbs of mqlog.
 
 These abstract classes are the public types of ``mqlog.aio``; a backend (the
-embedded log, ``_embedded_*``; later a Kafka cluster) subclasses them. The
+embedded log, ``_embedded_*``; a Kafka cluster, ``_cluster_*``) subclasses them. The
 verbs, their arguments and their errors are those of the synchronous API
 (``mqlog.Log``, ``Producer``, ``Consumer``, ``QueueConsumer``); only waiting
 differs: whatever the synchronous call would block on is awaited.

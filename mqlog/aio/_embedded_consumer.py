@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TypeVar, cast
 
 from mqlog.aio._api import AsyncConsumer, Listener
-from mqlog.aio._blocking import start_blocking
+from mqlog.aio._exclusive import exclusive
 from mqlog.consumer import Consumer, TopicPartition, check_timeout
 from mqlog.errors import IllegalStateError, LogClosedError
 from mqlog.logstore import Engine, Message, RecordColumns, append_watch
@@ -253,43 +253,8 @@ class EmbeddedConsumer(AsyncConsumer):
     async def _exclusive(self, blocking: bool, fn: Callable[..., _T], *args: object,
                          undo: Callable[[_T], None] | None = None,
                          quick: Callable[[], _T | None] | None = None) -> _T:
-        """``fn(*args)`` with the synchronous consumer to itself: on the loop's
-        thread, or (``blocking``) in the shared executor -- unless ``quick()``,
-        tried first on the loop's thread, does the work without blocking (None:
-        it could not, and did nothing). Cancelled while it runs in the executor,
-        it still holds the consumer until it ends, then ``undo(result)``."""
-        await self._lock.acquire()
-        if not blocking:
-            try:
-                return fn(*args)
-            finally:
-                self._lock.release()
-        if quick is not None:
-            try:
-                result = quick()
-            except BaseException:
-                self._lock.release()
-                raise
-            if result is not None:
-                self._lock.release()
-                return result
-        future = start_blocking(fn, *args)
-        cancelled = False
-
-        def finished(done: asyncio.Future[_T]) -> None:
-            try:
-                if cancelled and undo is not None and not done.cancelled() and (
-                        done.exception() is None):
-                    undo(done.result())
-            finally:
-                self._lock.release()
-
-        future.add_done_callback(finished)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
+        """``fn(*args)`` with the synchronous consumer to itself (see ``exclusive``)."""
+        return await exclusive(self._lock, blocking, fn, *args, undo=undo, quick=quick)
 
 
 def _retrieve(task: asyncio.Future[None]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mqlog.aio._api import AsyncLog
@@ -74,37 +74,14 @@ class EmbeddedLog(AsyncLog):
         return f"<mqlog.aio.EmbeddedLog {self.log.path!r}>"
 
 
-def _open_log(path: str | os.PathLike[str], config: dict[str, Any]) -> Log:
+def open_embedded(path: str | os.PathLike[str], config: dict[str, Any]) -> EmbeddedLog:
     """Open the log and its committed-offsets store (which creates its topic on
-    first use), so that making a group consumer on the loop later syncs nothing."""
+    first use), so that making a group consumer on the loop later syncs nothing.
+    Blocking: run it in the shared executor."""
     log = Log(path, **config)
     try:
         offset_store(log.engine)
     except BaseException:
         log.close()
         raise
-    return log
-
-
-class Opening:
-    """What :func:`mqlog.aio.open` returns: await it for the log, or use it as an
-    async context manager that closes the log on the way out."""
-
-    def __init__(self, path: str | os.PathLike[str], config: dict[str, Any]) -> None:
-        self._path = path
-        self._config = config
-        self._log: EmbeddedLog | None = None
-
-    async def _open(self) -> EmbeddedLog:
-        return EmbeddedLog(await run_blocking(_open_log, self._path, self._config))
-
-    def __await__(self) -> Generator[Any, None, EmbeddedLog]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> EmbeddedLog:
-        self._log = await self._open()
-        return self._log
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._log is not None:
-            await self._log.close()
+    return EmbeddedLog(log)

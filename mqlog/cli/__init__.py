@@ -13,6 +13,7 @@ from mqlog.cli import (  # noqa: F401  (register commands)
     _groups,
     _lag,
     _metrics,
+    _mirror,
     _produce,
     _queues,
     _repair,

@@ -137,12 +137,18 @@ class ClusterConsumer(Consumer):
 
     def _revoke_callback(self, _consumer: object, partitions: list[KafkaPartition]) -> None:
         gone = _names(partitions)
-        self._paused -= gone
+        self._forget(gone)
         if self._on_revoked is not None:
             self._on_revoked(gone)
 
     def _lost_callback(self, _consumer: object, partitions: list[KafkaPartition]) -> None:
-        self._paused -= _names(partitions)
+        self._forget(_names(partitions))
+
+    def _forget(self, gone: set[TopicPartition]) -> None:
+        """Partitions given up: no longer paused, their seeks void."""
+        self._paused -= gone
+        for tp in gone:
+            self._pending_seeks.pop(tp, None)
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Read exactly these partitions (no group membership); positions of the
@@ -222,7 +228,8 @@ class ClusterConsumer(Consumer):
                                                                    offset)])
                 else:
                     self._reassign_at({tp: offset})
-                self._pending_seeks[tp] = offset
+        # librdkafka shows no position after a seek until it fetched from there.
+        self._pending_seeks[tp] = offset
 
     def _reassign_at(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Assign the same partitions again, ``offsets`` where given (a partition

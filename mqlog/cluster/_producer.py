@@ -314,6 +314,16 @@ class ClusterProducer(Producer):
         count = self._counts.get(topic)
         return self._recount(topic) if count is None else count
 
+    def knows_partitions(self, topic: str) -> bool:
+        """Whether a send to ``topic`` now uses the cached partition count, so that
+        it makes no metadata request (asyncio callers look it up first)."""
+        return topic in self._counts
+
+    def look_up_partitions(self, topic: str) -> int:
+        """Re-read ``topic``'s partition count now (UnknownTopicError); sends use
+        it for the next TOPIC_RECHECK_S."""
+        return self._recount(topic)
+
     def _recount(self, topic: str) -> int:
         count = self._partition_count(topic)
         self._count_expiries[topic] = time.monotonic() + TOPIC_RECHECK_S

@@ -35,7 +35,7 @@ def test_open_is_awaitable_and_an_async_context_manager(log_dir: Path) -> None:
 
 def test_bad_targets_are_refused(tmp_path: Path) -> None:
     with pytest.raises(mqlog.ConfigError, match="kafka://"):
-        mqlog.aio.open("kafka://localhost:9092")
+        mqlog.aio.open("http://localhost:9092")
 
     async def main() -> None:
         with pytest.raises(mqlog.MqlogError, match="does not exist"):

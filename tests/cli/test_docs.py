@@ -35,8 +35,8 @@ def test_every_command_has_a_section_naming_each_option() -> None:
     registered = commands(typer.main.get_command(app))
     assert sorted(registered) == [
         "consume", "demo", "dlq list", "dlq purge", "dlq redrive", "dlq show", "dump",
-        "groups delete", "groups describe", "groups list", "lag", "metrics", "produce",
-        "queues ack",
+        "groups delete", "groups describe", "groups list", "lag", "metrics", "mirror",
+        "produce", "queues ack",
         "queues claim", "queues describe", "queues pending", "queues receive", "repair", "replay",
         "seek", "serve", "stats", "tail", "topics alter", "topics compact", "topics create",
         "topics delete", "topics describe", "topics list", "topics retention",

@@ -122,6 +122,10 @@ def test_assign_seek_position_pause_resume(broker: Broker, log: mqlog.Log) -> No
         got = poll_until(consumer, 2)
         assert [(m.partition, m.offset) for m in got] == [(0, 4), (0, 5)]
         assert consumer.position(tp0) == 6
+        consumer.seek(tp0, 2)  # fetched from: the position is the seek's until the next fetch
+        assert consumer.position(tp0) == 2
+        assert consumer.lag()[tp0] == 4
+        consumer.seek(tp0, 6)
         consumer.resume(tp1)
         assert consumer.paused() == set()
         assert [(m.partition, m.offset) for m in poll_until(consumer, 6)] == [

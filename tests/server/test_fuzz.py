@@ -26,9 +26,10 @@ from kio.index import load_request_schema
 from kio.serial import entity_reader
 
 import mqlog
-from mqlog.server.kafka._apis import EXTENSION
+from mqlog.server.kafka._apis import EXTENSION, Api
 from mqlog.server.kafka._codec import (
     MalformedRequestError,
+    Request,
     decode_request,
     encode_response,
     part,
@@ -139,13 +140,22 @@ def test_any_frame_is_refused_or_answered(served, frame: bytes) -> None:
     if request.api_key in VALIDATE_ONLY:
         request = request._replace(body=dataclasses.replace(request.body, validate_only=True))
     response = loop.run_until_complete(
-        asyncio.wait_for(api.handler(state, request), HANDLER_BOUND_S))
-    if isinstance(response, Later):
-        response = loop.run_until_complete(asyncio.wait_for(response.future, HANDLER_BOUND_S))
+        asyncio.wait_for(_answer(api, state, request), HANDLER_BOUND_S))
     if isinstance(response, bytes):  # written by hand (_hot_responses): kio reads it back
         check_frame(request, response)
     else:
         encode_response(request.api_key, request.api_version, request.correlation_id, response)
+
+
+async def _answer(api: Api, state: ServerState, request: Request) -> object:
+    """The response of ``api``'s handler, a plain function or ``async def``, to
+    ``request``, once a :class:`Later` it returned resolved."""
+    response = api.handler(state, request)
+    if not api.immediate:
+        response = await response
+    if isinstance(response, Later):
+        response = await response.future
+    return response
 
 
 def check_frame(request, frame: bytes) -> None:
@@ -166,8 +176,6 @@ def test_the_seeds_are_answered_without_error(served) -> None:
         request = decode_request(frame)
         api = default_table().get(request.api_key)
         assert api is not None and api.supports(request.api_version)
-        response = loop.run_until_complete(api.handler(state, request))
-        if isinstance(response, Later):
-            response = loop.run_until_complete(response.future)
+        response = loop.run_until_complete(_answer(api, state, request))
         if isinstance(response, bytes):
             check_frame(request, response)

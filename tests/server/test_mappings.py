@@ -82,7 +82,7 @@ def test_loopback_addresses() -> None:
 
 @pytest.mark.parametrize("bad", [
     {"max_request_bytes": 0}, {"max_connections": -1}, {"max_in_flight_per_connection": True},
-    {"idle_timeout_s": 0}, {"shutdown_timeout_s": "1"},
+    {"max_waiting_per_connection": 0}, {"idle_timeout_s": 0}, {"shutdown_timeout_s": "1"},
 ])
 def test_limits_are_checked(bad: dict) -> None:
     from mqlog.server import KafkaLimits

@@ -16,7 +16,7 @@ import mqlog
 from mqlog.server import KafkaLimits, KafkaServer
 from mqlog.server.kafka._apis import ApiTable
 from mqlog.server.kafka._codec import Entity, Request, build, response_type
-from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._handlers import default_table
 from mqlog.server.kafka._lifecycle import on_shutdown, stopping
 from tests.server._serve import decode_response, encode_request
@@ -200,6 +200,125 @@ def test_in_flight_requests_per_connection_are_bounded(log_dir: Path) -> None:
 
     _serve(log_dir, _only(DESCRIBE_CONFIGS, describe), body, max_in_flight_per_connection=2)
     assert most == 2
+
+
+def test_answers_waiting_for_a_flush_are_bounded_apart(log_dir: Path) -> None:
+    """Requests whose handler answered Later(waiting=True) do not count as in
+    flight: with one request in flight at most, three waiting ones are read
+    and handled; the fourth is read once the oldest is answered."""
+    futures: list[asyncio.Future[Entity]] = []
+    handled_before_answers: list[int] = []
+
+    def describe(server: ServerState, request: Request) -> Later:
+        future: asyncio.Future[Entity] = asyncio.get_running_loop().create_future()
+        futures.append(future)
+        return Later(future, waiting=True)
+
+    async def body(server: KafkaServer) -> None:
+        client = await Client.open(server)
+        await client.send(*(_describe(n) for n in range(6)))
+        while len(futures) < 3:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # a fourth would have been read by now
+        handled_before_answers.append(len(futures))
+        answered = []
+        while len(answered) < 6:
+            for future in futures:
+                if not future.done():
+                    future.set_result(build(response_type(DESCRIBE_CONFIGS, 4), results=(),
+                                            throttle_time=datetime.timedelta(0)))
+            answered.append(await client.correlation(DESCRIBE_CONFIGS, 4))
+        assert answered == list(range(6))
+        client.close()
+
+    _serve(log_dir, _only(DESCRIBE_CONFIGS, describe), body, max_in_flight_per_connection=1,
+           max_waiting_per_connection=3)
+    assert handled_before_answers == [3]
+
+
+def test_pipelined_produces_to_an_always_topic_share_flushes_and_wait_for_them(
+        log_dir: Path) -> None:
+    """50 one-record produces sent at once to a durability="always" topic, with
+    at most 4 requests in flight: each is answered, in order, only once a
+    flush covered its offset, and the flushes were shared (waiting produces
+    do not hold in-flight slots, so fewer than 50 / 4 flushes)."""
+    from kio.index import load_request_schema
+
+    from mqlog.logstore._kafka_batch import encode_records
+    from mqlog.server.kafka._codec import part
+
+    with mqlog.open(log_dir) as log:
+        log.create_topic("sure", partitions=1, durability="always")
+    schema = load_request_schema(PRODUCE, 9)
+    batch = encode_records([mqlog.Record(b"v", timestamp=1)], 0)
+    data = part(schema, "TopicProduceData")(name="sure", partition_data=(
+        part(schema, "PartitionProduceData")(index=0, records=batch),))
+    durable_below: list[int] = []
+
+    async def body(server: KafkaServer) -> None:
+        engine = server.engine
+        make_durable = engine.make_durable
+
+        def recording(topic: str, partition: int, offset: int) -> None:
+            make_durable(topic, partition, offset)
+            durable_below.append(offset)
+
+        engine.make_durable = recording  # type: ignore[method-assign]
+        client = await Client.open(server)
+        await client.send(*(encode_request(PRODUCE, 9, n, transactional_id=None, acks=-1,
+                                           timeout=datetime.timedelta(seconds=30),
+                                           topic_data=(data,)) for n in range(50)))
+        for n in range(50):
+            (size,) = struct.unpack(">i", await client.reader.readexactly(4))
+            correlation, answer = decode_response(
+                PRODUCE, 9, await client.reader.readexactly(size))
+            written = answer.responses[0].partition_responses[0]
+            assert (correlation, written.error_code, written.base_offset) == (n, 0, n)
+            assert durable_below and max(durable_below) > n
+        client.close()
+
+    _serve(log_dir, default_table(), body, max_in_flight_per_connection=4)
+    assert len(durable_below) < 50 / 4
+
+
+def test_a_failed_flush_answers_kafka_storage_error_for_what_it_covered(
+        log_dir: Path) -> None:
+    """The flush of an always topic fails: the produces it covered are answered
+    KAFKA_STORAGE_ERROR (56), not success, and the connection goes on."""
+    from kio.index import load_request_schema
+
+    from mqlog.errors import StorageFailedError
+    from mqlog.logstore._kafka_batch import encode_records
+    from mqlog.server.kafka._codec import part
+
+    with mqlog.open(log_dir) as log:
+        log.create_topic("sure", partitions=1, durability="always")
+    schema = load_request_schema(PRODUCE, 9)
+    data = part(schema, "TopicProduceData")(name="sure", partition_data=(
+        part(schema, "PartitionProduceData")(
+            index=0, records=encode_records([mqlog.Record(b"v", timestamp=1)], 0)),))
+
+    async def body(server: KafkaServer) -> None:
+        def failing(topic: str, partition: int, offset: int) -> None:
+            raise StorageFailedError("the disk is gone", original=OSError(5, "EIO"))
+
+        server.engine.make_durable = failing  # type: ignore[method-assign]
+        client = await Client.open(server)
+        await client.send(*(encode_request(PRODUCE, 9, n, transactional_id=None, acks=-1,
+                                           timeout=datetime.timedelta(seconds=30),
+                                           topic_data=(data,)) for n in range(3)),
+                          encode_request(18, 0, 3))
+        for n in range(3):
+            (size,) = struct.unpack(">i", await client.reader.readexactly(4))
+            correlation, answer = decode_response(
+                PRODUCE, 9, await client.reader.readexactly(size))
+            written = answer.responses[0].partition_responses[0]
+            assert (correlation, written.error_code.value, written.base_offset) == (n, 56, -1)
+            assert "the disk is gone" in written.error_message
+        assert await client.correlation(18, 0) == 3
+        client.close()
+
+    _serve(log_dir, default_table(), body)
 
 
 def _only(key: int, handler: Callable) -> ApiTable:

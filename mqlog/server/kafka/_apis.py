@@ -20,6 +20,7 @@ itself).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Iterator
 
 from kio.index import UnknownEntity, load_request_schema, load_response_schema
@@ -32,13 +33,19 @@ EXTENSION = "apis"
 
 @dataclasses.dataclass(frozen=True)
 class Api:
-    """One registered API: versions ``min_version``..``max_version`` (inclusive)."""
+    """One registered API: versions ``min_version``..``max_version`` (inclusive).
+    ``immediate``: the handler is a plain function, not ``async def`` (see
+    ``_context``)."""
 
     api_key: int
     min_version: int
     max_version: int
     handler: Handler
     concurrent: bool = False
+    immediate: bool = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "immediate", not inspect.iscoroutinefunction(self.handler))
 
     def supports(self, version: int) -> bool:
         """True when ``version`` is in the registered range."""

@@ -4,9 +4,13 @@ A handler is ``async def handle(server: ServerState, request: Request) ->
 response``, where ``request.body`` is the decoded kio request entity and the
 response is an instance of ``response_type(request.api_key,
 request.api_version)`` (build it with :func:`~mqlog.server.kafka._codec.build`,
-which drops the fields a version does not have). Handlers run on the
-server's event loop: anything that may block for long (a flush under
-``durability="always"``, waiting for appends) goes through
+which drops the fields a version does not have). A handler may also be a
+plain ``def`` of the same signature: the connection then calls it in its
+reader, without a task, as soon as its turn comes, which saves a task and
+two event loop turns per request on the hot path (Produce, Fetch); such a
+handler never waits: what must wait it returns as a :class:`Later`.
+Handlers run on the server's event loop: anything that may block for long
+(a flush under ``durability="always"``, waiting for appends) goes through
 ``asyncio.to_thread`` or an awaitable; short file operations run inline.
 A handler answers every error a client can cause with a Kafka error code in
 its response; an exception escaping a handler is a server bug, logged, and
@@ -59,15 +63,25 @@ class Later:
     request that must happen in request order is done: the connection starts
     the requests behind it and writes ``future``'s response (still in request
     order) once it resolves. Produce returns one while its appends, already
-    made, are being flushed, so that pipelined produces share flushes."""
+    made, are being flushed, so that pipelined produces share flushes; Fetch
+    while it waits for records.
 
-    __slots__ = ("future",)
+    ``waiting``: while the future runs, the request holds nothing but small
+    state (a Produce's per-partition offsets) and its response is as small,
+    so the connection counts it against ``max_waiting_per_connection``
+    instead of ``max_in_flight_per_connection`` and forgets its request body
+    (``KafkaLimits``). A Fetch's Later is not waiting: its response may be
+    large."""
 
-    def __init__(self, future: asyncio.Future[Entity]) -> None:
+    __slots__ = ("future", "waiting")
+
+    def __init__(self, future: asyncio.Future[Entity], *, waiting: bool = False) -> None:
         self.future = future
+        self.waiting = waiting
 
 
-Handler = Callable[[ServerState, Request], Awaitable[Entity]]
+#: A handler: ``async def`` (its response awaited), or a plain function.
+Handler = Callable[[ServerState, Request], "Awaitable[Entity] | Entity"]
 
 #: The address (host) of the client whose connection is being served: each
 #: connection sets it in its own context, so a handler sees its request's client.

@@ -4,7 +4,10 @@ A fetch reads every partition asked (:meth:`Engine.read_kafka_batches`:
 stored Kafka batches whole, so a fetch from an offset inside a batch returns
 that batch, and native batches encoded from the offset). When the response
 holds fewer than ``min_bytes`` it waits for an append -- by any process --
-until ``max_wait`` has passed, then reads again (``mqlog.logstore.append_watch``).
+until ``max_wait`` has passed, then reads again
+(``mqlog.logstore.append_watch``). The first read runs at once in the
+connection's reader; the wait is a :class:`Later`, so the requests behind a
+waiting fetch on its connection start (their responses still follow its own).
 
 Bytes: a partition gets at most its ``partition_max_bytes``, the response at
 most ``max_bytes``, except that the first partition with data returns at
@@ -18,6 +21,7 @@ are no transactions, so the last stable offset is the high watermark.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -30,7 +34,7 @@ from mqlog.server.kafka._codec import (
     Request,
     has_field,
 )
-from mqlog.server.kafka._context import ServerState
+from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
 from mqlog.server.kafka._hot_responses import FetchedPartition, fetch_response
 from mqlog.server.kafka._request_metrics import note_frame_errors
@@ -47,20 +51,37 @@ _TOPIC_NAMES = "fetch_topic_names"
 MAX_WAIT_CAP_MS = 30_000
 
 
-async def handle(server: ServerState, request: Request) -> bytes:
-    """Read what the request asks, waiting up to ``max_wait`` for ``min_bytes``."""
+def handle(server: ServerState, request: Request) -> bytes | Later:
+    """Read what the request asks; when that is less than ``min_bytes``, a
+    :class:`Later` that waits up to ``max_wait`` for more."""
     body = request.body
-    watch = append_watch(server.engine)
     wait_ms = max(0, min(int(_milliseconds(body.max_wait)), MAX_WAIT_CAP_MS))
     deadline = time.monotonic() + wait_ms / 1000
     by_id = has_field(type(body.topics[0]) if body.topics else type(body), "topic_id")
+    seen = append_watch(server.engine).counter()
+    topics, size = _read_all(server, body, by_id)
+    if size >= body.min_bytes or deadline <= time.monotonic() or not topics:
+        return _answer(request, topics)
+    return Later(asyncio.ensure_future(_long_poll(server, request, by_id, deadline, seen)))
+
+
+async def _long_poll(server: ServerState, request: Request, by_id: bool, deadline: float,
+                     seen: int) -> bytes:
+    """The response once ``min_bytes`` are there or ``deadline`` passed; ``seen``:
+    the append counter before the last read found too little."""
+    body = request.body
+    watch = append_watch(server.engine)
     while True:
+        await watch.changed(seen, deadline - time.monotonic())
         seen = watch.counter()
         topics, size = _read_all(server, body, by_id)
-        remaining = deadline - time.monotonic()
-        if size >= body.min_bytes or remaining <= 0 or not topics:
-            break
-        await watch.changed(seen, remaining)
+        if size >= body.min_bytes or deadline <= time.monotonic():
+            return _answer(request, topics)
+
+
+def _answer(request: Request,
+            topics: list[tuple[str, uuid.UUID | None, list[FetchedPartition]]]) -> bytes:
+    """The response frame, its partitions' error codes noted for the metrics."""
     note_frame_errors(p.error_code for _name, _id, partitions in topics for p in partitions)
     return fetch_response(request.api_version, request.correlation_id, topics)
 

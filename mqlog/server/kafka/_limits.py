@@ -27,8 +27,17 @@ class KafkaLimits:
     task and buffers, so the default is a round 1,000 the server is measured
     at). ``max_in_flight_per_connection``: requests read from one connection
     and not yet answered; past it the server stops reading that connection
-    until the oldest is answered (Kafka reads one at a time; clients send at
-    most 5 by default, ``max.in.flight.requests.per.connection``).
+    until the oldest is answered (Kafka reads one at a time; Java clients send
+    at most 5 by default, ``max.in.flight.requests.per.connection``).
+    ``max_waiting_per_connection``: requests of one connection that are
+    handled and wait only for a flush (a Produce to a ``durability="always"``
+    topic); each holds a few hundred bytes (its per-partition offsets, not
+    its records), and past it the server stops reading that connection until
+    the oldest is answered. librdkafka keeps up to 1,000,000 requests in
+    flight, one per record with ``linger.ms=0``: 1,024 of them let a
+    producer append several fdatasyncs' worth of records while a flush runs,
+    so the next flush covers them all (group commit) instead of queueing
+    them 32 at a time.
     ``idle_timeout_s``: a connection with no request for this long and nothing
     in flight is closed, as Kafka's ``connections.max.idle.ms`` (10 minutes).
     ``shutdown_timeout_s``: how long a graceful shutdown waits for in-flight
@@ -40,11 +49,13 @@ class KafkaLimits:
     max_request_bytes: int = 100 * MiB
     max_connections: int = 1000
     max_in_flight_per_connection: int = 32
+    max_waiting_per_connection: int = 1024
     idle_timeout_s: float = 600.0
     shutdown_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("max_request_bytes", "max_connections", "max_in_flight_per_connection"):
+        for name in ("max_request_bytes", "max_connections", "max_in_flight_per_connection",
+                     "max_waiting_per_connection"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be an int >= 1, not {value!r}")

@@ -1,7 +1,8 @@
 """Counting the Kafka requests a server answers, per API and error, in its metrics.
 
-:func:`counted` runs a request's handler for the connection and counts the
-request in ``ServerState.metrics`` once its response is known: the API's name
+:func:`counted` (an ``async def`` handler) and :func:`run_counted` (a plain
+function) run a request's handler for the connection and count the request
+in ``ServerState.metrics`` once its response is known: the API's name
 (``Produce``, ``ApiVersions``... as Kafka names them) and each error code the
 response carries, at its top level or for any topic or partition, as Kafka's
 own name (``UNKNOWN_TOPIC_OR_PARTITION``), once per response.
@@ -39,8 +40,9 @@ _UNKNOWN_SERVER_ERROR = ErrorCode.unknown_server_error.value
 
 async def counted(handler: Callable[[ServerState, Request], Awaitable[Entity]],
                   server: ServerState, request: Request) -> Entity:
-    """``await handler(server, request)``, counting the request once its response
-    is known (a :class:`Later`'s when its future resolves)."""
+    """``await handler(server, request)`` (an ``async def`` handler, in the
+    request's own task), counting the request once its response is known (a
+    :class:`Later`'s when its future resolves)."""
     frame_errors: set[int] = set()
     _FRAME_ERRORS.set(frame_errors)  # this request's task only: each runs in its own
     try:
@@ -48,12 +50,37 @@ async def counted(handler: Callable[[ServerState, Request], Awaitable[Entity]],
     except Exception:
         _count(server, request, {_UNKNOWN_SERVER_ERROR})
         raise
+    _count_when_answered(server, request, body, frame_errors)
+    return body
+
+
+def run_counted(handler: Callable[[ServerState, Request], Entity | Later],
+                server: ServerState, request: Request) -> Entity | Later:
+    """``handler(server, request)`` (a plain-function handler, called in the
+    connection's reader), counted as :func:`counted` does. The frame errors of
+    this request are set only during the call: what the handler schedules for
+    later (a task, a future's callback) copies the context then, so its notes
+    still reach this request's count."""
+    frame_errors: set[int] = set()
+    token = _FRAME_ERRORS.set(frame_errors)
+    try:
+        body = handler(server, request)
+    except Exception:
+        _count(server, request, {_UNKNOWN_SERVER_ERROR})
+        raise
+    finally:
+        _FRAME_ERRORS.reset(token)
+    _count_when_answered(server, request, body, frame_errors)
+    return body
+
+
+def _count_when_answered(server: ServerState, request: Request, body: Entity | Later,
+                         frame_errors: set[int]) -> None:
     if isinstance(body, Later):
         body.future.add_done_callback(lambda future: _count(
             server, request, _later_errors(future, frame_errors)))
     else:
         _count(server, request, _errors(body, frame_errors))
-    return body
 
 
 def note_frame_errors(codes: Iterable[int]) -> None:
