@@ -5,20 +5,29 @@ Brokers: ``mqlog serve`` (durability none) and Tansu 0.6.0 (memory storage),
 both started and stopped by the harness (kafka_bench.brokers). On each, for
 ``--records`` records of 100 B (default 200,000), alternating the two clients
 ``--repeat`` times (default 3; the median is reported), each run on a topic of
-its own with one partition:
+its own with one partition. Both sides deliver the same information, as a
+real program needs it:
 
-* ``send``: raw ``Producer.produce`` (a delivery callback per record, as
-  ``send`` registers one; ``poll(0)`` every 1,000) against the cluster log's
-  ``Producer.send``, then ``flush``, until every record is acknowledged; both
-  with the same librdkafka settings (``linger.ms=5``, 1 MiB batches,
-  ``murmur2_random``);
+* ``send``: raw ``Producer.produce(topic, value, on_delivery=report)`` whose
+  callback reads each record's partition and offset (``poll(0)`` every 1,000
+  sends, ``BufferError`` retried after ``poll``), against the cluster log's
+  ``Producer.send``, whose ``Delivery`` reads them from the same report (the
+  loop drops it, as raw's callback drops its figures); then ``flush``, until
+  every record is acknowledged; both with the same librdkafka settings
+  (``linger.ms=5``, 1 MiB batches, ``murmur2_random``);
+* ``send_kept``: the same, each outcome kept until the end, as a program that
+  looks at them later: raw's callback appends ``(partition, offset)`` to a
+  list, the wrapper's loop appends each ``Delivery``;
 * ``poll``: the same records read back from offset 0 with ``assign``: raw
-  ``Consumer.consume(500, 1.0)`` against the cluster log's
-  ``Consumer.poll(1.0, max_records=500)`` (mqlog Messages).
+  ``Consumer.consume(500, 1.0)``, each message checked for an error and turned
+  into a tuple ``(key, value, headers, timestamp, offset)`` in a list, against
+  the cluster log's ``Consumer.poll(1.0, max_records=500)``, a list of mqlog
+  ``Message`` (which carry ``topic`` and ``partition`` too).
 
 Figures: records/s (wall clock) and CPU microseconds per record of this process
 (librdkafka's threads included), for each client; ``overhead_pct`` compares
-the wrapper's records/s with raw's (the requirement: at most 15 % slower).
+the wrapper's records/s with raw's (the requirement: at most 15 % slower),
+``cpu_overhead_pct`` its CPU per record with raw's.
 Every line carries the 1-minute load average when it started: this machine
 is shared, so the rates are noisy; CPU per record is steadier.
 """
@@ -34,6 +43,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from kafka_bench import brokers
@@ -51,19 +61,33 @@ POLL_EVERY = 1000
 MAX_RECORDS = 500
 
 
-def raw_send(bootstrap: str, topic: str, records: int) -> tuple[float, float]:
+def raw_send(bootstrap: str, topic: str, records: int, keep: bool) -> tuple[float, float]:
     producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_SETTINGS})
-    delivered = [0]
+    placed: list[tuple[int, int]] = []
+    last = [(-1, -1)]
+    failed: list[object] = []
+    add = placed.append
 
-    def report(error: object, _message: object) -> None:
+    def report(error: object, message: Any) -> None:
         if error is None:
-            delivered[0] += 1
+            add((message.partition(), message.offset()))
+        else:
+            failed.append(error)
+
+    def report_last(error: object, message: Any) -> None:
+        if error is None:
+            last[0] = (message.partition(), message.offset())
+        else:
+            failed.append(error)
+
+    callback = report if keep else report_last
 
     def work() -> None:
+        produce = producer.produce
         for n in range(records):
             while True:
                 try:
-                    producer.produce(topic, VALUE, on_delivery=report)
+                    produce(topic, VALUE, on_delivery=callback)
                     break
                 except BufferError:
                     producer.poll(0.05)
@@ -72,22 +96,36 @@ def raw_send(bootstrap: str, topic: str, records: int) -> tuple[float, float]:
         producer.flush()
 
     figures = timed(work, records)
-    assert delivered[0] == records, delivered
+    assert not failed, failed[:1]
+    if keep:
+        assert len(placed) == records and placed[-1] == (0, records - 1), placed[-1:]
+    else:
+        assert last[0] == (0, records - 1), last[0]
     return figures
 
 
-def wrapper_send(url: str, topic: str, records: int) -> tuple[float, float]:
+def wrapper_send(url: str, topic: str, records: int, keep: bool) -> tuple[float, float]:
     with mqlog.open(url) as log, log.producer(**WRAPPER_PRODUCER) as producer:
         producer.send(topic, VALUE).result(60)  # the topic's metadata, as raw's first produce
+        deliveries: list[mqlog.Delivery] = []
 
         def work() -> None:
             send = producer.send
-            for _ in range(records - 1):  # the deliveries dropped, as raw's
-                send(topic, VALUE)
+            if keep:
+                add = deliveries.append
+                for _ in range(records):
+                    add(send(topic, VALUE))
+            else:
+                for _ in range(records):
+                    send(topic, VALUE)
             producer.flush()
 
         figures = timed(work, records)
-        assert producer.send(topic, VALUE).result(60).offset == records
+        if keep:
+            assert all(delivery.done() for delivery in deliveries)
+            assert deliveries[-1].result(0).offset == records, deliveries[-1].result(0)
+        else:
+            assert producer.send(topic, VALUE).result(60).offset == records + 1
     return figures
 
 
@@ -100,8 +138,13 @@ def raw_poll(bootstrap: str, topic: str, records: int) -> tuple[float, float]:
     def work() -> None:
         got = len(first)
         while got < records:
-            got += sum(1 for message in consumer.consume(MAX_RECORDS, 1.0)
-                       if not message.error())
+            batch = []
+            for message in consumer.consume(MAX_RECORDS, 1.0):
+                if message.error() is not None:
+                    raise RuntimeError(message.error())
+                batch.append((message.key(), message.value(), message.headers(),
+                              message.timestamp()[1], message.offset()))
+            got += len(batch)
 
     figures = timed(work, records)
     consumer.close()
@@ -137,16 +180,19 @@ def measure(broker: brokers.Broker, records: int, repeat: int) -> list[dict]:
         for client in (("raw", "wrapper") if attempt % 2 == 0 else ("wrapper", "raw")):
             topic = f"{client}-{attempt}"
             if client == "raw":
-                sent = raw_send(broker.bootstrap, topic, records)
+                sent = raw_send(broker.bootstrap, topic, records, keep=False)
                 read = raw_poll(broker.bootstrap, topic, records)
+                kept = raw_send(broker.bootstrap, f"{topic}-kept", records, keep=True)
             else:
-                sent = wrapper_send(url, topic, records)
+                sent = wrapper_send(url, topic, records, keep=False)
                 read = wrapper_poll(url, topic, records)
+                kept = wrapper_send(url, f"{topic}-kept", records, keep=True)
             runs.setdefault(("send", client), []).append(sent)
             runs.setdefault(("poll", client), []).append(read)
+            runs.setdefault(("send_kept", client), []).append(kept)
             print(f"{broker.target} attempt {attempt} {client} done", file=sys.stderr)
     lines = []
-    for workload in ("send", "poll"):
+    for workload in ("send", "send_kept", "poll"):
         figures = {}
         for client in ("raw", "wrapper"):
             rates, cpus = zip(*runs[(workload, client)])
@@ -159,6 +205,8 @@ def measure(broker: brokers.Broker, records: int, repeat: int) -> list[dict]:
             "raw_cpu_us_per_record": round(figures["raw"][1], 2),
             "wrapper_cpu_us_per_record": round(figures["wrapper"][1], 2),
             "overhead_pct": round((raw_rate - wrapper_rate) / raw_rate * 100, 1),
+            "cpu_overhead_pct": round((figures["wrapper"][1] - figures["raw"][1])
+                                      / figures["raw"][1] * 100, 1),
             "load_1m": round(os.getloadavg()[0], 2), "python": platform.python_version(),
             "machine": platform.machine()})
     return lines
@@ -171,8 +219,8 @@ def main() -> int:
     parser.add_argument("--targets", nargs="+", default=["mqlog-none", "tansu"],
                         choices=["mqlog-none", "tansu"])
     args = parser.parse_args()
-    topics = [TopicSpec(f"{client}-{attempt}", 1) for attempt in range(args.repeat)
-              for client in ("raw", "wrapper")]
+    topics = [TopicSpec(f"{client}-{attempt}{kept}", 1) for attempt in range(args.repeat)
+              for client in ("raw", "wrapper") for kept in ("", "-kept")]
     for target in args.targets:
         load = round(os.getloadavg()[0], 2)
         with brokers.started(target, topics) as broker:

@@ -22,7 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import confluent_kafka
 from confluent_kafka import KafkaError
@@ -30,7 +30,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from mqlog.cluster._errors import as_mqlog_error, translated
 from mqlog.cluster._reader import Reader
-from mqlog.cluster._records import as_message
+from mqlog.cluster._records import as_messages
 from mqlog.consumer import Consumer, ConsumerConfig, TopicPartition, check_timeout
 from mqlog.errors import (
     ConfigError,
@@ -315,18 +315,13 @@ class ClusterConsumer(Consumer):
                 self._check_open()
                 if first is not None:
                     fetched = [first, *(kafka.consume(limit - 1, 0) if limit > 1 else ())]
-        out = []
-        for message in fetched:
-            error = message.error()
-            if error is not None:
-                self._raise(error, message)
-            out.append(as_message(message))
+        out = as_messages(fetched, self._raise)
         if self._pending_seeks:  # fetched from: librdkafka's positions hold again
             for record in out:
                 self._pending_seeks.pop(TopicPartition(record.topic, record.partition), None)
         return out
 
-    def _raise(self, error: KafkaError, message: confluent_kafka.Message) -> None:
+    def _raise(self, error: KafkaError, message: confluent_kafka.Message) -> NoReturn:
         if error.code() in (KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET):
             topic, number = message.topic(), message.partition()
             if topic is not None and number is not None and number >= 0:

@@ -7,7 +7,8 @@ directory's sender thread); a thread waiting for a result, and a thread
 sending many records, serve them too, as a raw librdkafka program would. And a
 cache of partition counts per topic, re-read every TOPIC_RECHECK_S, so that a
 send to a missing topic or partition fails at once, as on a log directory,
-rather than when librdkafka gives up on it.
+rather than when librdkafka gives up on it (the poller thread drops the counts
+that expired, so that a send reads no clock).
 
 Partitioning is librdkafka's ``murmur2_random`` (as the Java client: a key
 lands in the partition any Kafka client picks for it; keyless records stick
@@ -57,45 +58,76 @@ SENDS_PER_POLL = 1024
 _ANY_PARTITION = -1
 
 
+#: ``_Sent._error`` until the delivery report came.
+_PENDING = object()
+
+
 class _Sent(Delivery):
-    """The delivery of one record: done once its delivery report came (the message
-    is kept as librdkafka reports it; its RecordMetadata is made when asked for,
-    so that a report costs two stores on the poller thread)."""
+    """The delivery of one record, and librdkafka's delivery report callback for it:
+    ``send`` hands the object itself to ``produce``, so that a send makes one
+    object and no bound method. The report (on a thread serving reports) keeps
+    the record's partition, offset and timestamp, not librdkafka's message
+    (which holds a copy of the record), so that deliveries kept by the caller
+    stay small.
 
-    __slots__ = ("_producer", "_callback", "_message", "_error")
+    ``send`` makes it with no argument (no ``__init__`` frame per send) and sets
+    ``_producer``, ``_topic`` and ``_error`` (``_PENDING``). The report sets
+    ``_partition``, ``_offset`` and ``_timestamp`` on success, then ``_error``
+    (None, or what failed) last: done once ``_error`` is not ``_PENDING``."""
 
-    def __init__(self, producer: ClusterProducer, callback: Callback | None) -> None:
-        self._producer = producer
-        self._callback = callback
-        self._message: Any = None
-        self._error: BaseException | None = None
+    __slots__ = ("_producer", "_topic", "_partition", "_offset", "_timestamp", "_error")
+    __init__ = object.__init__  # _Sent() calls no Python
 
-    def report(self, error: KafkaError | None, message: Any) -> None:
-        """librdkafka's delivery report (on the poller thread; ``message`` is a
-        ``confluent_kafka.Message``, complete once delivered)."""
-        if error is not None:
-            self._error = as_mqlog_error(error, f"send to {message.topic()}")
-        self._message = message
-        if self._callback is not None:
-            self._callback(None if error is not None else self._metadata(), self._error)
+    _producer: ClusterProducer
+    _topic: str
+    _partition: int
+    _offset: int
+    _timestamp: int
+    _error: object
+
+    def __call__(self, error: KafkaError | None, message: Any) -> None:
+        """librdkafka's delivery report: ``message`` is a ``confluent_kafka.Message``,
+        complete once delivered."""
+        if error is None:
+            self._partition = message.partition()
+            self._offset = message.offset()
+            self._timestamp = message.timestamp()[1]
+            self._error = None
+        else:
+            self._error = as_mqlog_error(error, f"send to {self._topic}")
 
     def _metadata(self) -> RecordMetadata:
-        message = self._message
-        return RecordMetadata(message.topic(), message.partition(), message.offset(),
-                              message.timestamp()[1])
+        return RecordMetadata(self._topic, self._partition, self._offset, self._timestamp)
 
     def done(self) -> bool:
-        return self._message is not None
+        return self._error is not _PENDING
 
     def result(self, timeout: float | None = None) -> RecordMetadata:
         """Wait until the record is written; raise what writing it raised, or
         TimeoutError after ``timeout`` seconds."""
-        if self._message is None and not self._producer.wait(
-                lambda: self._message is not None, timeout):
+        if self._error is _PENDING and not self._producer.wait(self.done, timeout):
             raise TimeoutError(f"record not written within {timeout} s")
-        if self._error is not None:
-            raise self._error
+        error = self._error
+        if isinstance(error, BaseException):
+            raise error
         return self._metadata()
+
+
+class _SentNotifying(_Sent):
+    """A :class:`_Sent` whose report then calls the sender's ``on_delivery(metadata,
+    error)`` (``_callback``, set by ``send``)."""
+
+    __slots__ = ("_callback",)
+
+    _callback: Callback
+
+    def __call__(self, error: KafkaError | None, message: Any) -> None:
+        _Sent.__call__(self, error, message)
+        failure = self._error
+        if isinstance(failure, BaseException):
+            self._callback(None, failure)
+        else:
+            self._callback(self._metadata(), None)
 
 
 class _SentMany(BatchDelivery):
@@ -160,8 +192,13 @@ class ClusterProducer(Producer):
         }
         with translated("create a producer"):
             self._kafka = confluent_kafka.Producer(settings)
+        #: ``produce(topic, value, key, partition, on_delivery, None, timestamp, headers)``.
+        self._produce_now = self._kafka.produce
         self._partition_count = partition_count
-        self._counts: dict[str, tuple[int, float]] = {}
+        self._partitioner = self.config.partitioner
+        #: Partition count per topic; the poller thread drops each at its expiry.
+        self._counts: dict[str, int] = {}
+        self._count_expiries: dict[str, float] = {}
         self._sends = 0
         self._closed = False
         self._poller = threading.Thread(target=self._poll, name="mqlog-cluster-producer",
@@ -182,8 +219,6 @@ class ClusterProducer(Producer):
             raise UnsupportedError("send with delay_s, deliver_at, ttl_s or priority",
                                    "they serve queue groups, which a Kafka cluster does not "
                                    "have (see docs/cluster.md)")
-        if on_delivery is not None and not callable(on_delivery):
-            raise TypeError("on_delivery must be callable(metadata, error)")
         if type(value) is not bytes:
             value = _as_bytes(value, "value")
         if key is not None and type(key) is not bytes:
@@ -195,21 +230,31 @@ class ClusterProducer(Producer):
             listed = list(headers.items())
         if timestamp is not None and (type(timestamp) is not int or timestamp < 0):
             raise TypeError(f"timestamp must be an int of ms >= 0, not {timestamp!r}")
-        cached = self._counts.get(topic)
-        if cached is None or time.monotonic() >= cached[1]:
-            cached = self._recount(topic)
-        if partition is not None or self.config.partitioner is not None:
-            chosen = self._partition(topic, partition, key, cached[0])
+        count = self._counts.get(topic)
+        if count is None:
+            count = self._recount(topic)
+        if partition is not None or self._partitioner is not None:
+            chosen = self._partition(topic, partition, key, count)
         else:
             chosen = _ANY_PARTITION
         if self._closed:
             raise LogClosedError("producer is closed")
-        sent = _Sent(self, on_delivery)
-        try:
-            self._kafka.produce(topic, value, key, chosen, on_delivery=sent.report,
-                                timestamp=timestamp or 0, headers=listed)
+        sent: _Sent
+        if on_delivery is None:
+            sent = _Sent()
+        elif callable(on_delivery):
+            notifying = _SentNotifying()
+            notifying._callback = on_delivery
+            sent = notifying
+        else:
+            raise TypeError("on_delivery must be callable(metadata, error)")
+        sent._producer = self
+        sent._topic = topic
+        sent._error = _PENDING
+        try:  # positional arguments: no keyword dict per call
+            self._produce_now(topic, value, key, chosen, sent, None, timestamp or 0, listed)
         except (BufferError, KafkaException):  # queue full, or refused: the slow path
-            self._produce(topic, value, key, chosen, timestamp, listed, sent.report)
+            self._produce(topic, value, key, chosen, timestamp, listed, sent)
         self._sends += 1
         if not self._sends % SENDS_PER_POLL:
             self._kafka.poll(0)
@@ -266,33 +311,39 @@ class ClusterProducer(Producer):
     def _count(self, topic: str) -> int:
         """The topic's partition count, re-read every TOPIC_RECHECK_S
         (UnknownTopicError if there is no such topic)."""
-        cached = self._counts.get(topic)
-        if cached is None or time.monotonic() >= cached[1]:
-            cached = self._recount(topic)
-        return cached[0]
+        count = self._counts.get(topic)
+        return self._recount(topic) if count is None else count
 
     def knows_partitions(self, topic: str) -> bool:
         """Whether a send to ``topic`` now uses the cached partition count, so that
         it makes no metadata request (asyncio callers look it up first)."""
-        cached = self._counts.get(topic)
-        return cached is not None and time.monotonic() < cached[1]
+        return topic in self._counts
 
     def look_up_partitions(self, topic: str) -> int:
         """Re-read ``topic``'s partition count now (UnknownTopicError); sends use
         it for the next TOPIC_RECHECK_S."""
-        return self._recount(topic)[0]
+        return self._recount(topic)
 
-    def _recount(self, topic: str) -> tuple[int, float]:
-        cached = (self._partition_count(topic), time.monotonic() + TOPIC_RECHECK_S)
-        self._counts[topic] = cached
-        return cached
+    def _recount(self, topic: str) -> int:
+        count = self._partition_count(topic)
+        self._count_expiries[topic] = time.monotonic() + TOPIC_RECHECK_S
+        self._counts[topic] = count
+        return count
+
+    def _expire_counts(self) -> None:
+        """Drop the partition counts read TOPIC_RECHECK_S ago or more (on the poller
+        thread; a send that races with it reads the count again)."""
+        now = time.monotonic()
+        for topic, expiry in list(self._count_expiries.items()):
+            if now >= expiry:
+                self._counts.pop(topic, None)
 
     def _partition(self, topic: str, partition: int | None, key: bytes | None,
                    count: int) -> int:
         """The partition asked for (checked), the custom partitioner's choice, or
         librdkafka's to make."""
-        if partition is None and self.config.partitioner is not None:
-            partition = self.config.partitioner(key, count)
+        if partition is None and self._partitioner is not None:
+            partition = self._partitioner(key, count)
         if partition is None:
             return _ANY_PARTITION
         if not isinstance(partition, int) or isinstance(partition, bool):
@@ -305,10 +356,12 @@ class ClusterProducer(Producer):
     # -- delivery reports ---------------------------------------------------------------
 
     def _poll(self) -> None:
-        """Serve the delivery reports every POLLER_INTERVAL_S until closed."""
+        """Serve the delivery reports, and expire partition counts, every
+        POLLER_INTERVAL_S until closed."""
         kafka = self._kafka
         while not self._closed:
             kafka.poll(0)
+            self._expire_counts()
             time.sleep(POLLER_INTERVAL_S)
 
     def wait(self, finished: Callable[[], bool], timeout: float | None) -> bool:

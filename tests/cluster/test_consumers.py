@@ -89,6 +89,26 @@ def test_iteration_stops_after_consumer_timeout(broker: Broker, log: mqlog.Log) 
         assert [m.value for m in consumer] == [b"0-0", b"0-1", b"0-2"]
 
 
+def test_poll_returns_messages_with_every_field(broker: Broker, log: mqlog.Log) -> None:
+    name = unique("fields")
+    log.create_topic(name, 1)
+    with log.producer() as producer:
+        producer.send(name, b"v", key=b"k", headers={"h": b"x"},
+                      timestamp=1_700_000_000_000).result(30)
+        producer.send(name, "w", timestamp=1_700_000_000_010).result(30)
+    with log.consumer(auto_offset_reset="earliest") as consumer:
+        consumer.assign([TopicPartition(name, 0)])
+        got = poll_until(consumer, 2)
+    assert got == [mqlog.Message(b"v", b"k", {"h": b"x"}, 1_700_000_000_000, 0, name, 0),
+                   mqlog.Message(b"w", None, {}, 1_700_000_000_010, 1, name, 0)]
+    assert all(isinstance(m, mqlog.Message) for m in got)
+    assert repr(got[0]) == (f"Message(topic={name!r}, partition=0, offset=0, "
+                            f"timestamp=1700000000000, key=b'k', value=b'v', "
+                            f"headers={{'h': b'x'}})")
+    with pytest.raises(TypeError):
+        got[1].headers["h"] = b"y"  # type: ignore[index]  # no headers: the shared read-only map
+
+
 def test_assign_seek_position_pause_resume(broker: Broker, log: mqlog.Log) -> None:
     name = filled(log, 2, 6)
     tp0, tp1 = TopicPartition(name, 0), TopicPartition(name, 1)

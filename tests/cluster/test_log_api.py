@@ -4,12 +4,15 @@ serve`` and Tansu: topics, the producer, reads by offset, offsets, time lookups.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import mqlog
 from mqlog.consumer import TopicPartition
+from tests.server._serve import serving
 
 from .conftest import Broker, skip_on_tansu, unique
 
@@ -99,6 +102,37 @@ def test_producer_results_keys_headers_timestamps(broker: Broker, log: mqlog.Log
                                        1_700_000_000_000 + n) for n in range(3)]
     with pytest.raises(mqlog.LogClosedError):
         producer.send(name, b"late")
+
+
+def test_a_delivery_that_fails_reports_its_error(tmp_path: Path) -> None:
+    """The broker stops: records it never took fail after librdkafka's message
+    timeout, through result(), done() and on_delivery."""
+    called: list[tuple[mqlog.RecordMetadata | None, BaseException | None]] = []
+    both_called = threading.Event()
+
+    def record(meta: mqlog.RecordMetadata | None, error: BaseException | None) -> None:
+        called.append((meta, error))
+        if len(called) == 2:
+            both_called.set()
+
+    with serving(tmp_path / "log") as server:
+        log = mqlog.open(f"kafka://{server.address}?producer.message.timeout.ms=1000")
+        log.create_topic("lost", 1)
+        producer = log.producer()
+        first = producer.send("lost", b"kept").result(30)
+        assert (first.topic, first.partition, first.offset) == ("lost", 0, 0)
+    try:
+        deliveries = [producer.send("lost", b"%d" % n, on_delivery=record) for n in range(2)]
+        for delivery in deliveries:
+            with pytest.raises(mqlog.MqlogError, match="send to lost"):
+                delivery.result(30)
+            assert delivery.done()
+        assert both_called.wait(30)
+        assert [meta for meta, _error in called] == [None, None]
+        assert all(isinstance(error, mqlog.MqlogError) for _meta, error in called)
+    finally:
+        producer.close(5)
+        log.close()
 
 
 def test_read_iter_and_offsets(broker: Broker, log: mqlog.Log) -> None:
