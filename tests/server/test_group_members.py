@@ -226,7 +226,7 @@ def test_members_share_by_assignor_and_one_leaves(kafka_server: RunningServer,
     share_then_hand_over(log, STARTERS[client], kafka_server.address, assignor, kill=False)
 
 
-@pytest.mark.parametrize("client", ["kcat", "kafkajs", "aiokafka"])
+@pytest.mark.parametrize("client", ["kcat", "kafkajs", "aiokafka", "kafka-python"])
 def test_a_killed_member_hands_its_partitions_over(kafka_server: RunningServer,
                                                    log: mqlog.Log, client: str) -> None:
     assignor = "roundrobin" if client == "kafkajs" else "range"
