@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 #: The scripts, in the order the figures are numbered.
 SCRIPTS = ("append_batch", "read_sequential", "append_always_threads", "recovery_open", "seek",
            "producer_send", "consumer_poll", "latency_e2e", "rebalance", "describe_group",
-           "queue_throughput", "metrics_scrape", "aio_bench")
+           "queue_throughput", "metrics_scrape", "aio_bench", "flush_partitions")
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "latest.jsonl")
 
 

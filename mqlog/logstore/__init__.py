@@ -13,6 +13,7 @@ from mqlog.logstore._append_watch import AppendWatch, append_watch
 from mqlog.logstore._columns import RecordColumns, columns_of_records
 from mqlog.logstore._counters import FLUSH_BUCKETS_S, CountersSnapshot, EngineCounters
 from mqlog.logstore._files import atomic_write, fsync_directory, fsync_file, sync_map
+from mqlog.logstore._flush_cycles import FlushCycles, flush_cycles
 from mqlog.logstore._partition import Partition
 from mqlog.logstore._producers import EPOCH_MAX, SEQUENCE_MAX, ProducerBatch
 from mqlog.logstore._record import Message, Record
@@ -37,6 +38,7 @@ __all__ = [
     "EndFloor",
     "Engine",
     "EngineCounters",
+    "FlushCycles",
     "Message",
     "Partition",
     "PartitionDescription",
@@ -51,6 +53,7 @@ __all__ = [
     "check_new_topic",
     "checked_timestamp",
     "columns_of_records",
+    "flush_cycles",
     "fsync_directory",
     "fsync_file",
     "reserve",

@@ -298,6 +298,11 @@ class Partition:
                 raise
         self.group_commit.make_durable(offset)
 
+    def unsynced_producer_table(self) -> ProducerTable | None:
+        """The producer table if this process wrote to it since its last sync."""
+        table = self._producer_table
+        return table if table is not None and table.unsynced else None
+
     def _already_written(self, producer: ProducerBatch, count: int,
                          state: PartitionState) -> Admission:
         """The producer table's verdict on an idempotent append of ``count``

@@ -293,6 +293,13 @@ class ProducerTable:
         except OSError as error:
             raise storage_failed("fdatasync", self.path, error) from error
 
+    def begin_sync(self) -> int:
+        """Clear ``unsynced`` and return the file descriptor for a sync made by
+        the caller (``sync_file_system``); a caller whose sync fails sets
+        ``unsynced`` again."""
+        self.unsynced = False
+        return self._fd
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -56,13 +56,15 @@ PAGE_BYTES = 4096
 _RANDOM_NAME_PART = re.compile(r"[0-9a-f]{32}")
 #: Seam functions of ``mqlog.logstore._files`` the simulator replaces, in every
 #: ``mqlog`` module that holds them by name.
-SYNC_SEAMS = ("fsync_file", "fdatasync_file", "sync_map", "fsync_directory")
+SYNC_SEAMS = ("fsync_file", "fdatasync_file", "sync_map", "fsync_directory",
+              "sync_file_system")
 
 
 @dataclasses.dataclass
 class FaultPlan:
     """Errors to inject: ``decide(kind, path)`` is asked at each sync or write of a
-    file under the root (kind "fsync", "fdatasync", "msync" or "write": any of
+    file under the root (kind "fsync", "fdatasync", "msync", "syncfs" (asked for
+    each file a syncfs covers) or "write": any of
     ``os.pwritev``, ``os.pwrite``, ``os.write``) and returns an errno to raise
     instead of doing it, or None; ``injected`` counts what was raised, by kind."""
 
@@ -110,11 +112,15 @@ class SimDisk:
         #: uid -> the content a failed sync should have written: those pages
         #: never reach the disk unless written again.
         self._dropped: dict[int, bytes] = {}
+        #: uid -> errno of a failed syncfs that hit the file: Linux reports it
+        #: again to the next fsync or fdatasync of any open file of it.
+        self._unreported: dict[int, int] = {}
         #: uid of a directory -> {name: uid} as last made durable.
         self._listing: dict[int, dict[str, int]] = {}
         self._is_dir: dict[int, bool] = {}
         self.syncs = 0
         self._patches: list[tuple[object, str, object]] = []
+        self._real_sync_file_system: Callable = _files.sync_file_system
         self.boot_id = _state.current_boot_id()
         self.enabled = True
 
@@ -131,8 +137,10 @@ class SimDisk:
         replacements = {
             "fsync_file": self._fsync_file, "fdatasync_file": self._fdatasync_file,
             "sync_map": self._sync_map, "fsync_directory": self._fsync_directory,
+            "sync_file_system": self._sync_file_system,
         }
         originals = {name: getattr(_files, name) for name in SYNC_SEAMS}
+        self._real_sync_file_system = originals["sync_file_system"]
         boot_id = _state.current_boot_id
         for module in [m for name, m in sys.modules.items()
                        if name == "mqlog" or name.startswith("mqlog.")]:
@@ -231,6 +239,31 @@ class SimDisk:
         finally:
             os.close(fd)
 
+    def _sync_file_system(self, fds) -> None:
+        """One syncfs for ``fds``: every file under the root among them becomes
+        durable, or, where the plan injects an error, loses its unsynced pages
+        and keeps the error for its next fsync (what Linux's errseq does); the
+        others then stay as they were (not known to be written)."""
+        real = self._real_sync_file_system
+        with self._lock:
+            if not self.enabled:
+                return real(fds)
+            inside = [fd for fd in fds if _fd_path(fd).startswith(self.root)]
+            failed: OSError | None = None
+            for fd in inside:
+                try:
+                    self.faults.check("syncfs", _fd_path(fd))
+                except OSError as error:
+                    failed = failed or error
+                    self._drop_unsynced(fd)
+                    self._unreported[self._uid(os.fstat(fd))] = error.errno
+            if failed is not None:
+                raise failed
+            real(fds)
+            for fd in inside:
+                self.syncs += 1
+                self._record(fd)
+
     def _sync(self, fd: int, kind: str, real: Callable[[int], None]) -> None:
         with self._lock:
             if not self.enabled:
@@ -240,6 +273,9 @@ class SimDisk:
             try:
                 if inside:
                     self.faults.check(kind, path)
+                    code = self._unreported.pop(self._uid(os.fstat(fd)), None)
+                    if code is not None:
+                        raise OSError(code, f"{os.strerror(code)} (a failed syncfs)", path)
                 real(fd)
             except OSError:
                 if inside:
@@ -280,6 +316,7 @@ class SimDisk:
         it all back: time passed, or the directory was just made from an image)."""
         with self._lock:
             self._dropped.clear()
+            self._unreported.clear()
             for directory, _dirs, files in os.walk(self.root):
                 fd = os.open(directory, os.O_RDONLY)
                 try:

@@ -15,6 +15,12 @@ may be lost or, their producer entry lost with the power, written twice:
 at-least-once for what was never acknowledged. The disk tears pages at sector
 boundaries only (``torn_unit``): drives write a sector whole or not at all,
 which is what keeps a rewritten producer record from being torn.
+
+``together``: the topic has a second partition that gets a plain record
+before each acknowledgement, and both are made durable with one
+``make_durable_together`` (one syncfs covering the segments and the producer
+table), as ``mqlog serve`` does when requests wait on several partitions;
+the second partition's acknowledged records must survive too.
 """
 
 from __future__ import annotations
@@ -51,11 +57,14 @@ def _batch(producer_id: int, sequence: int, count: int) -> bytes:
 class _Run:
     """One log on a simulated disk and the producer's view of it."""
 
-    def __init__(self, root: Path, seed: int) -> None:
+    def __init__(self, root: Path, seed: int, together: bool) -> None:
         self.rng = random.Random(seed)
+        self.together = together
+        #: Records of partition 1 acknowledged (``together`` only).
+        self.side_acked = 0
         self.path = str(root / f"log{seed}")
         with Engine(self.path) as engine:
-            engine.create_topic("t", partitions=1, durability="always", segment_bytes=8192)
+            engine.create_topic("t", partitions=2, durability="always", segment_bytes=8192)
         self.disk = SimDisk(self.path, random.Random(self.rng.randrange(2**32)),
                             torn_unit=SECTOR_BYTES)
         self.engine = Engine(self.path)
@@ -75,7 +84,12 @@ class _Run:
 
     def acknowledge(self) -> None:
         end = self.engine.end_offset("t", 0)
-        self.engine.make_durable("t", 0, end)
+        if self.together:
+            side = self.engine.append("t", 1, [b"side"], flush=False) + 1
+            assert self.engine.make_durable_together([("t", 0, end), ("t", 1, side)]) == {}
+            self.side_acked = side
+        else:
+            self.engine.make_durable("t", 0, end)
         for sequence, count in self.unacked:
             self.acked.append((sequence, count, self._offset_of(sequence)))
         self.unacked.clear()
@@ -95,6 +109,7 @@ class _Run:
             for delta in range(count):
                 assert values.get(first + delta) == b"seq %d" % (sequence + delta), (
                     f"acknowledged sequence {sequence + delta} lost from offset {first + delta}")
+        assert self.engine.end_offset("t", 1) >= self.side_acked, "partition 1 lost records"
         if self.acked:  # its response was lost: the retry must be a duplicate
             sequence, count, first = self.acked[-1]
             end = self.engine.end_offset("t", 0)
@@ -107,12 +122,13 @@ class _Run:
         self.acknowledge()
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["alone", "together"])
 @pytest.mark.parametrize("run", range(RUNS))
 def test_acknowledged_idempotent_appends_survive_power_loss_and_stay_deduplicated(
-        tmp_path: Path, run: int) -> None:
+        tmp_path: Path, run: int, together: bool) -> None:
     seed = int(os.environ.get("MQLOG_KAFKA_POWER_SEED")
                or random.SystemRandom().randrange(2**32))
-    state = _Run(tmp_path, seed)
+    state = _Run(tmp_path, seed, together)
     state.disk.install()
     state.disk.settle()
     try:

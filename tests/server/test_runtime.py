@@ -257,13 +257,15 @@ def test_pipelined_produces_to_an_always_topic_share_flushes_and_wait_for_them(
 
     async def body(server: KafkaServer) -> None:
         engine = server.engine
-        make_durable = engine.make_durable
+        make_durable_together = engine.make_durable_together
 
-        def recording(topic: str, partition: int, offset: int) -> None:
-            make_durable(topic, partition, offset)
+        def recording(wanted: list[tuple[str, int, int]]) -> dict:
+            failures = make_durable_together(wanted)
+            ((_topic, _partition, offset),) = wanted
             durable_below.append(offset)
+            return failures
 
-        engine.make_durable = recording  # type: ignore[method-assign]
+        engine.make_durable_together = recording  # type: ignore[method-assign]
         client = await Client.open(server)
         await client.send(*(encode_request(PRODUCE, 9, n, transactional_id=None, acks=-1,
                                            timeout=datetime.timedelta(seconds=30),
@@ -299,10 +301,11 @@ def test_a_failed_flush_answers_kafka_storage_error_for_what_it_covered(
             index=0, records=encode_records([mqlog.Record(b"v", timestamp=1)], 0)),))
 
     async def body(server: KafkaServer) -> None:
-        def failing(topic: str, partition: int, offset: int) -> None:
-            raise StorageFailedError("the disk is gone", original=OSError(5, "EIO"))
+        def failing(wanted: list[tuple[str, int, int]]) -> dict:
+            error = StorageFailedError("the disk is gone", original=OSError(5, "EIO"))
+            return {(topic, partition): error for topic, partition, _ in wanted}
 
-        server.engine.make_durable = failing  # type: ignore[method-assign]
+        server.engine.make_durable_together = failing  # type: ignore[method-assign]
         client = await Client.open(server)
         await client.send(*(encode_request(PRODUCE, 9, n, transactional_id=None, acks=-1,
                                            timeout=datetime.timedelta(seconds=30),

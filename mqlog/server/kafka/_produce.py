@@ -6,10 +6,11 @@ requests before it are done: each partition's records go to
 append is a header parse, a CRC check and one ``pwritev``), so pipelined
 produces of a connection append in request order. Partitions of topics
 with ``durability="always"`` are then flushed in a worker thread
-(``_flushes``: one flush at a time per partition, shared by every request
-it covers) while the handler answers ``Later(..., waiting=True)``: the
-connection reads and appends the requests behind it meanwhile (up to
-``max_waiting_per_connection`` of them wait, holding only their results),
+(``mqlog.logstore.flush_cycles``: one flush cycle at a time for every
+partition waited on, shared by every request it covers) while the handler
+answers ``Later(..., waiting=True)``: the connection reads and appends the
+requests behind it meanwhile (up to ``max_waiting_per_connection`` of them
+wait, holding only their results),
 so a producer with many requests in flight pays about one flush per group
 of them, not one each. The response (in request order) goes out once the
 flush is done; a failed flush answers KAFKA_STORAGE_ERROR for the
@@ -31,11 +32,10 @@ import logging
 from kio.schema.errors import ErrorCode
 
 from mqlog.errors import MqlogError
-from mqlog.logstore import append_watch
+from mqlog.logstore import append_watch, flush_cycles
 from mqlog.server.kafka._codec import Request
 from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
-from mqlog.server.kafka._flushes import flushes
 from mqlog.server.kafka._hot_responses import ProducedPartition, produce_response
 from mqlog.server.kafka._request_metrics import note_frame_errors
 
@@ -73,10 +73,10 @@ def handle(server: ServerState, request: Request) -> bytes | Later:
     if not durable:
         return _response(version, correlation_id, results)
     answer = _AfterFlushes(version, correlation_id, results)
+    cycles = flush_cycles(server.engine)
     for result in durable:
         assert result.sync_to is not None
-        answer.wait_for(flushes(server).durable(result.topic, result.partition,
-                                                result.sync_to), result)
+        answer.wait_for(cycles.durable(result.topic, result.partition, result.sync_to), result)
     return Later(answer.future, waiting=True)
 
 
