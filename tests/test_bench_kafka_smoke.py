@@ -77,6 +77,16 @@ def test_tansu_run_reads_the_broker_process(tmp_path: Path) -> None:
     assert connections["with_active"]["sockets"] >= connections["with_idle"]["sockets"] + 2
 
 
+def test_several_client_processes_share_the_produce_and_each_read_every_record(
+        tmp_path: Path) -> None:
+    figures = run(tmp_path, "--target", "mqlog-none", "--only", "consume", "--records", "3001",
+                  "--sizes", "100", "--partitions", "2", "--clients", "3")
+    produce, consume = figures
+    assert (produce["measurement"], produce["records"], produce["clients"]) == ("produce", 3001, 3)
+    assert (consume["measurement"], consume["records"], consume["clients"]) == ("consume", 9003, 3)
+    assert produce["msgs_per_s"] > 0 and consume["msgs_per_s"] > 0
+
+
 def test_a_target_that_cannot_start_is_an_error_line_and_exit_status_1(tmp_path: Path) -> None:
     output = tmp_path / "figures.jsonl"
     done = subprocess.run([sys.executable, "kafka_serve.py", "--broker", "127.0.0.1:1",

@@ -14,6 +14,10 @@ count (``--partitions``, default 1 and 8), each on a topic of its own:
   (``linger.ms=5``), until every delivery report arrived (kafka_bench.clients);
 * ``consume``: the same records read back with ``assign()`` from the beginning
   (``--only consume`` therefore runs ``produce`` too);
+* with ``--clients N``: produce and consume from N client processes at once
+  (kafka_bench.parallel: the producers share the records, each consumer reads
+  them all, and ``records`` is what was delivered), so that the broker, not
+  one client process, sets the pace;
 * ``first_record``: a new group member's wait from ``subscribe()`` to its first
   record on a topic holding 1,000 records, capped at ``--first-record-timeout``
   (default 60 s; a timeout is reported as such);
@@ -54,7 +58,7 @@ from types import ModuleType
 import _common
 import numpy as np
 
-from kafka_bench import brokers, clients, connections, cpu, embedded, latency
+from kafka_bench import brokers, clients, connections, cpu, embedded, latency, parallel
 from kafka_bench.brokers import TopicSpec
 
 BENCH = "kafka_serve"
@@ -102,8 +106,13 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--consumer-config", action="append", default=[], metavar="KEY=VALUE",
                         help="consume: a librdkafka setting for the consumer (repeatable), "
                              "e.g. fetch.queue.backoff.ms=0")
+    parser.add_argument("--clients", type=int, default=1,
+                        help="produce/consume: client processes at once (1; "
+                             "kafka_bench.parallel); not for the embedded target")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="where to write the JSON lines")
     args = parser.parse_args(argv)
+    if args.clients < 1:
+        parser.error("--clients takes a positive number")
     quick = args.quick
     args.records = args.records or (20_000 if quick else 300_000)
     args.latency_records = args.latency_records or (2_000 if quick else 25_000)
@@ -209,18 +218,21 @@ def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: in
     for size in args.sizes:
         for p in args.partitions:
             data, first = topic_name("data", size, p), topic_name("first", size, p)
+            together = {"clients": args.clients} if args.clients > 1 and not local else {}
             if {"produce", "consume"} & chosen:
                 with run.measuring("produce", target, size, p, args.records) as load:
-                    timed = side.produce(where, data, p, args.records, size)
+                    timed = (parallel.produce(where, data, p, args.records, size, args.clients)
+                             if together else side.produce(where, data, p, args.records, size))
                     run.emit("produce", target, size, p, args.records, load,
-                             **_throughput(timed, size))
+                             **_throughput(timed, size), **together)
             if "consume" in chosen:
                 with run.measuring("consume", target, size, p, args.records) as load:
-                    timed = side.consume(where, data, p, args.records)
+                    timed = (parallel.consume(where, data, p, args.records, args.clients)
+                             if together else side.consume(where, data, p, args.records))
                     extra = {"consumer_config": clients.CONSUMER_CONFIG} if (
                         clients.CONSUMER_CONFIG and not local) else {}
-                    run.emit("consume", target, size, p, args.records, load,
-                             **_throughput(timed, size), **extra)
+                    run.emit("consume", target, size, p, timed.records, load,
+                             **_throughput(timed, size), **extra, **together)
             if "first_record" in chosen:
                 with run.measuring("first_record", target, size, p, FIRST_RECORD_FILL) as load:
                     side.produce(where, first, p, FIRST_RECORD_FILL, size)
