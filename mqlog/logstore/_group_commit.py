@@ -173,10 +173,12 @@ def make_durable_together(wanted: Sequence[tuple[Partition, int]]
                           ) -> dict[Partition, StorageFailedError]:
     """Make every offset below each ``(partition, offset)`` durable, with one
     ``syncfs`` for all of them where the system has it (``sync_file_system``):
-    a server flushing eight partitions at once pays for one sync, not eight
-    fdatasyncs that the file system's journal puts in a row. Return the
-    partitions whose flush failed, with their error (each latched failed);
-    the others are durable.
+    a server flushing eight partitions at once makes one call from one
+    thread, where eight fdatasyncs would need eight threads to overlap (on
+    ext4 here both take about the same time: docs/benchmarks.md). Return
+    the partitions whose flush failed, with their error (each latched
+    failed); the others are durable. Each partition's flush is counted with
+    the syncfs's duration.
 
     Invariants: as :meth:`GroupCommit.make_durable` for each partition (its
     producer table first, then its segments). A failed syncfs proves nothing
@@ -198,7 +200,7 @@ def make_durable_together(wanted: Sequence[tuple[Partition, int]]
             continue
         due.append((partition, offset, None if isinstance(plan, int) else plan))
     if sum(found is not None for _, _, found in due) < 2 or not CAN_SYNC_FILE_SYSTEM:
-        for partition, offset, _ in due:  # one sync each: no cheaper than syncfs
+        for partition, offset, _ in due:  # one fdatasync is cheaper than a syncfs
             _make_durable_alone(partition, offset, failures)
         return failures
     opened: list[int] = []
