@@ -85,6 +85,7 @@ def test_several_client_processes_share_the_produce_and_each_read_every_record(
     assert (produce["measurement"], produce["records"], produce["clients"]) == ("produce", 3001, 3)
     assert (consume["measurement"], consume["records"], consume["clients"]) == ("consume", 9003, 3)
     assert produce["msgs_per_s"] > 0 and consume["msgs_per_s"] > 0
+    assert produce["broker_cpu_us_per_record"] >= 0 <= consume["broker_cpu_us_per_record"]
 
 
 def test_a_target_that_cannot_start_is_an_error_line_and_exit_status_1(tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ count (``--partitions``, default 1 and 8), each on a topic of its own:
   (``linger.ms=5``), until every delivery report arrived (kafka_bench.clients);
 * ``consume``: the same records read back with ``assign()`` from the beginning
   (``--only consume`` therefore runs ``produce`` too);
+* produce and consume also give the broker's CPU time per record moved
+  (``broker_cpu_us_per_record``) when its process id is known;
 * with ``--clients N``: produce and consume from N client processes at once
   (kafka_bench.parallel: the producers share the records, each consumer reads
   them all, and ``records`` is what was delivered), so that the broker, not
@@ -51,7 +53,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
@@ -182,6 +184,22 @@ def _rounded(value: object) -> object:
     return value
 
 
+@contextmanager
+def _broker_cpu(pid: int | None) -> Iterator[Callable[[clients.Timed], dict[str, float]]]:
+    """Yields a function giving the broker's CPU time (user + system) per record
+    moved since the block began, as ``broker_cpu_us_per_record`` (nothing without
+    a process id): what serving the records cost the broker, whoever set the pace."""
+    started = connections.cpu_seconds(pid) if pid is not None else None
+
+    def used(timed: clients.Timed) -> dict[str, float]:
+        if pid is None or started is None:
+            return {}
+        seconds = connections.cpu_seconds(pid) - started
+        return {"broker_cpu_us_per_record": seconds * 1e6 / timed.records}
+
+    yield used
+
+
 def _throughput(timed: clients.Timed, size: int) -> dict[str, float]:
     return {"msgs_per_s": timed.records / timed.seconds,
             "mb_per_s": timed.records * size / 1e6 / timed.seconds, "seconds": timed.seconds}
@@ -220,19 +238,22 @@ def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: in
             data, first = topic_name("data", size, p), topic_name("first", size, p)
             together = {"clients": args.clients} if args.clients > 1 and not local else {}
             if {"produce", "consume"} & chosen:
-                with run.measuring("produce", target, size, p, args.records) as load:
+                with run.measuring("produce", target, size, p, args.records) as load, \
+                        _broker_cpu(pid) as cpu_used:
                     timed = (parallel.produce(where, data, p, args.records, size, args.clients)
                              if together else side.produce(where, data, p, args.records, size))
                     run.emit("produce", target, size, p, args.records, load,
-                             **_throughput(timed, size), **together)
+                             **_throughput(timed, size), **together, **cpu_used(timed))
             if "consume" in chosen:
-                with run.measuring("consume", target, size, p, args.records) as load:
+                with run.measuring("consume", target, size, p, args.records) as load, \
+                        _broker_cpu(pid) as cpu_used:
                     timed = (parallel.consume(where, data, p, args.records, args.clients)
                              if together else side.consume(where, data, p, args.records))
                     extra = {"consumer_config": clients.CONSUMER_CONFIG} if (
                         clients.CONSUMER_CONFIG and not local) else {}
                     run.emit("consume", target, size, p, timed.records, load,
-                             **_throughput(timed, size), **extra, **together)
+                             **_throughput(timed, size), **extra, **together,
+                             **cpu_used(timed))
             if "first_record" in chosen:
                 with run.measuring("first_record", target, size, p, FIRST_RECORD_FILL) as load:
                     side.produce(where, first, p, FIRST_RECORD_FILL, size)
