@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -31,6 +31,7 @@ from rich.progress import (
 import mqlog
 from mqlog.cli._app import EXIT_FAILED, EXIT_INTERRUPTED, app, check_not_a_file
 from mqlog.cli._output import console, err_console
+from mqlog.cli._signals import stopping_on
 from mqlog.cluster import is_cluster_url
 from mqlog.mirror import GroupSync, Mirror, PartitionCheck
 
@@ -66,7 +67,7 @@ def mirror(
     with ExitStack() as stack:
         source_log = stack.enter_context(_opened(source, reading=True))
         destination_log = stack.enter_context(_opened(destination, reading=False))
-        stack.enter_context(_stopping_on_signals(stop))
+        stack.enter_context(stopping_on(stop, (signal.SIGTERM, signal.SIGINT)))
         bar = stack.enter_context(_bar())
         tasks: dict[str, TaskID] = {}
         totals: dict[str, int] = {}
@@ -119,22 +120,6 @@ def _opened(target: str, reading: bool) -> Iterator[mqlog.Log]:
         raise FileNotFoundError(errno.ENOENT, "log directory does not exist", target)
     with mqlog.open(directory, create=not reading, apply_retention=False) as log:
         yield log
-
-
-@contextmanager
-def _stopping_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set ``stop`` (the copy ends after its round, recorded)."""
-
-    def handler(_number: int, _frame: Any) -> None:
-        stop.set()
-
-    previous = {number: signal.signal(number, handler)
-                for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
 
 
 @contextmanager

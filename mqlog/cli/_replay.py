@@ -14,7 +14,9 @@ import dataclasses
 import datetime
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -51,6 +53,7 @@ from mqlog.cli._records import (
     partitions_of,
     record_json,
 )
+from mqlog.cli._signals import stopping_on
 from mqlog.errors import UnknownTopicError
 from mqlog.headers import REPLAY_ORIGIN, REPLAY_TIMESTAMP
 from mqlog.producer import key_partition
@@ -291,21 +294,22 @@ def _copy(stack: ExitStack, log: mqlog.Log, topic: str, to_topic: str, to_dir: P
 def _run(log: mqlog.Log, chosen: Range, sink: _Copy | _Exec,
          rate: float | None) -> tuple[int, bool]:
     """Send the range to ``sink`` at most ``rate`` records/s; return (records sent,
-    whether Ctrl-C stopped it)."""
+    whether Ctrl-C stopped it). Ctrl-C stops it between two records (never inside
+    a send or an append), so the count is exactly what the sink got."""
     sent = 0
     began = time.monotonic()
-    with _progress(chosen.size) as advance:
-        try:
-            for number, record in merged(log, chosen.topic, chosen.starts, chosen.ends):
-                if rate is not None:
-                    _throttle(sink, began, sent, rate)
-                sink.send(chosen.topic, number, record)
-                sent += 1
-                if sent % PROGRESS_STEP == 0:
-                    advance(sent)
-            interrupted = False
-        except KeyboardInterrupt:
-            interrupted = True
+    stop = threading.Event()
+    with _progress(chosen.size) as advance, stopping_on(stop, (signal.SIGINT,)):
+        for number, record in merged(log, chosen.topic, chosen.starts, chosen.ends):
+            if rate is not None:
+                _throttle(sink, began, sent, rate, stop)
+            if stop.is_set():
+                break
+            sink.send(chosen.topic, number, record)
+            sent += 1
+            if sent % PROGRESS_STEP == 0:
+                advance(sent)
+        interrupted = stop.is_set()
         try:
             sink.close()
         except CliError:
@@ -316,12 +320,14 @@ def _run(log: mqlog.Log, chosen: Range, sink: _Copy | _Exec,
     return sent, interrupted
 
 
-def _throttle(sink: _Copy | _Exec, began: float, sent: int, rate: float) -> None:
-    """Sleep until record number ``sent`` is due (after handing over what is buffered)."""
+def _throttle(sink: _Copy | _Exec, began: float, sent: int, rate: float,
+              stop: threading.Event) -> None:
+    """Wait until record number ``sent`` is due (after handing over what is
+    buffered), or ``stop`` is set."""
     ahead = began + sent / rate - time.monotonic()
     if ahead > 0:
         sink.flush()
-        time.sleep(ahead)
+        stop.wait(ahead)
 
 
 @contextmanager
