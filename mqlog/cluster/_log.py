@@ -191,10 +191,11 @@ class ClusterLog(Log):
         self._counts = {name: (count, deadline) for name, count in counts.items()}
         return counts
 
-    def _partition_count(self, topic: str) -> int:
-        """A topic's partition count, re-read every TOPIC_RECHECK_S (UnknownTopicError)."""
+    def _partition_count(self, topic: str, fresh: bool = False) -> int:
+        """A topic's partition count, re-read every TOPIC_RECHECK_S, or now with
+        ``fresh`` (UnknownTopicError)."""
         cached = self._counts.get(topic)
-        if cached is None or time.monotonic() >= cached[1]:
+        if fresh or cached is None or time.monotonic() >= cached[1]:
             count = self._metadata().get(topic)
             if count is None:
                 raise UnknownTopicError(f"unknown topic {topic!r}")
@@ -205,6 +206,8 @@ class ClusterLog(Log):
         if not isinstance(partition, int) or isinstance(partition, bool):
             raise TypeError(f"partition must be an int, not {type(partition).__name__}")
         count = self._partition_count(topic)
+        if partition >= count:  # partitions added since the count was read?
+            count = self._partition_count(topic, True)
         if not 0 <= partition < count:
             raise UnknownPartitionError(
                 f"topic {topic!r} has partitions 0 to {count - 1}, not {partition}")

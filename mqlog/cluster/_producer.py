@@ -56,6 +56,14 @@ POLLER_INTERVAL_S = 0.01
 SENDS_PER_POLL = 1024
 #: librdkafka's "no partition chosen: let the partitioner pick".
 _ANY_PARTITION = -1
+#: Longest a send waits for the topic's metadata read again.
+METADATA_TIMEOUT_S = 10.0
+
+
+def _unknown_partition(error: KafkaException) -> bool:
+    """Whether librdkafka refused a record for a partition its metadata lacks."""
+    reason = error.args[0] if error.args else None
+    return isinstance(reason, KafkaError) and reason.code() == KafkaError._UNKNOWN_PARTITION
 
 
 #: ``_Sent._error`` until the delivery report came.
@@ -178,7 +186,7 @@ class ClusterProducer(Producer):
     """Sends records to a cluster's topics. Thread-safe; create with
     ``log.producer()`` (see the module)."""
 
-    def __init__(self, config: Mapping[str, str], partition_count: Callable[[str], int],
+    def __init__(self, config: Mapping[str, str], partition_count: Callable[[str, bool], int],
                  **options: Any) -> None:
         self.config = ProducerConfig(**options)
         settings: dict[str, Any] = {
@@ -291,15 +299,25 @@ class ClusterProducer(Producer):
                  timestamp: int | None, headers: list[tuple[str, str | bytes | None]] | None,
                  report: Callable[[KafkaError | None, confluent_kafka.Message], None]) -> None:
         """Hand one record to librdkafka, waiting up to SEND_BLOCK_S while its queue
-        is full."""
+        is full. A partition librdkafka does not know yet, though the count
+        checked says it exists (added since librdkafka read the topic's
+        metadata), makes it read the metadata again, once."""
         if self._closed:
             raise LogClosedError("producer is closed")
         deadline = None
+        refreshed = False
         while True:
             try:
                 with translated(f"send to {topic}"):
-                    self._kafka.produce(topic, value, key, partition, on_delivery=report,
-                                        timestamp=timestamp or 0, headers=headers)
+                    try:
+                        self._kafka.produce(topic, value, key, partition, on_delivery=report,
+                                            timestamp=timestamp or 0, headers=headers)
+                    except KafkaException as error:
+                        if refreshed or not _unknown_partition(error):
+                            raise
+                        self._kafka.list_topics(topic, timeout=METADATA_TIMEOUT_S)
+                        refreshed = True
+                        continue
                 return
             except BufferError:
                 now = time.monotonic()
@@ -324,8 +342,10 @@ class ClusterProducer(Producer):
         it for the next TOPIC_RECHECK_S."""
         return self._recount(topic)
 
-    def _recount(self, topic: str) -> int:
-        count = self._partition_count(topic)
+    def _recount(self, topic: str, fresh: bool = False) -> int:
+        """The topic's partition count from the log (read from the cluster now
+        with ``fresh``), cached for TOPIC_RECHECK_S."""
+        count = self._partition_count(topic, fresh)
         self._count_expiries[topic] = time.monotonic() + TOPIC_RECHECK_S
         self._counts[topic] = count
         return count
@@ -340,7 +360,8 @@ class ClusterProducer(Producer):
 
     def _partition(self, topic: str, partition: int | None, key: bytes | None,
                    count: int) -> int:
-        """The partition asked for (checked), the custom partitioner's choice, or
+        """The partition asked for (checked, against the count read again when it
+        is beyond the cached one), the custom partitioner's choice, or
         librdkafka's to make."""
         if partition is None and self._partitioner is not None:
             partition = self._partitioner(key, count)
@@ -348,6 +369,8 @@ class ClusterProducer(Producer):
             return _ANY_PARTITION
         if not isinstance(partition, int) or isinstance(partition, bool):
             raise TypeError(f"partition must be an int, not {type(partition).__name__}")
+        if partition >= count:  # partitions added since the count was read?
+            count = self._recount(topic, True)
         if not 0 <= partition < count:
             raise UnknownPartitionError(
                 f"topic {topic!r} has partitions 0 to {count - 1}, not {partition}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import threading
@@ -13,6 +14,7 @@ from mqlog.errors import (
     GroupNotEmptyError,
     OffsetOutOfRangeError,
     UnknownGroupError,
+    UnknownTopicError,
     UnsupportedError,
 )
 from mqlog.log import Log
@@ -35,7 +37,7 @@ CHECKPOINT_INTERVAL_S = 1.0
 IDLE_WAIT_S = 0.5
 #: How often a following mirror with groups translates committed offsets.
 GROUP_SYNC_INTERVAL_S = 2.0
-#: How often a following mirror looks for new source topics to mirror.
+#: How often a following mirror looks for new source topics and partitions.
 DISCOVER_INTERVAL_S = 5.0
 
 
@@ -115,22 +117,39 @@ class Mirror:
         return sorted({topic for topic, _number in self.maps})
 
     def discover(self) -> list[str]:
-        """Start mirroring the source's topics created since :meth:`start` that the
-        pattern selects; returns their names."""
-        known = set(self.topics)
-        new = [name for name in selected_topics(self.source, self._pattern)
-               if name not in known]
-        if new:  # mirrored before, maybe, by an earlier run: its progress counts
-            self._add_topics(new, self._store.load())
-        return new
+        """Start mirroring what the source gained since :meth:`start`: topics
+        created that the pattern selects, and partitions added to the topics
+        mirrored (the destination topic grows to match). Returns the names of the
+        topics taken up or grown."""
+        mirrored = collections.Counter(topic for topic, _number in self.maps)
+        changed = [name for name in selected_topics(self.source, self._pattern)
+                   if name not in mirrored
+                   or self._source_partition_count(name) > mirrored[name]]
+        if changed:  # mirrored before, maybe, by an earlier run: its progress counts
+            self._add_topics(changed, self._store.load())
+        return changed
+
+    def _source_partition_count(self, topic: str) -> int:
+        """The source topic's partitions now (0 if it was deleted meanwhile)."""
+        try:
+            return len(self.source.describe_topic(topic).partitions)
+        except UnknownTopicError:
+            return 0
 
     def _add_topics(self, topics: list[str], recorded: dict[Partition, OffsetMap]) -> None:
+        """Mirror the partitions of ``topics`` not mirrored yet. A destination topic
+        this mirror wrote to before (in this run or, by its checkpoints, an
+        earlier one) grows to the source's partition count; any other with fewer
+        partitions is refused (MirrorError)."""
         existing = set(self.destination.topics())
+        ours = {topic for topic, _number in (*self.maps, *recorded)}
         fresh: list[tuple[Partition, OffsetMap]] = []
         for topic in topics:
             for number in range(prepare_topic(self.source, self.destination, topic,
-                                              existing)):
+                                              existing, grow=topic in ours)):
                 key = (topic, number)
+                if key in self.maps:
+                    continue
                 offset_map = recorded.get(key)
                 if offset_map is None:
                     offset_map = OffsetMap(self.source.start_offset(topic, number),

@@ -4,7 +4,8 @@ A destination topic is created with the source topic's partition count and
 the settings that mean the same on a log directory and on a Kafka cluster
 (``PORTABLE_SETTINGS``); mqlog's own storage settings (durability, segment
 sizes) are the destination's business. One that exists already must have at
-least as many partitions, since each record keeps its partition number.
+least as many partitions, since each record keeps its partition number; one
+the mirror wrote to before grows to the source's count.
 """
 
 from __future__ import annotations
@@ -39,15 +40,19 @@ def selected_topics(source: Log, pattern: str | None) -> list[str]:
             and (matcher is None or matcher.fullmatch(name))]
 
 
-def prepare_topic(source: Log, destination: Log, topic: str, existing: set[str]) -> int:
+def prepare_topic(source: Log, destination: Log, topic: str, existing: set[str], *,
+                  grow: bool = False) -> int:
     """Create ``topic`` in the destination like the source's (unless it is in
     ``existing``, the destination's topics); return its source partition count.
-    MirrorError if the destination's has fewer partitions."""
+    A destination topic with fewer partitions is grown to it with ``grow`` (the
+    mirror wrote to it before), else refused with MirrorError."""
     described = source.describe_topic(topic)
     count = len(described.partitions)
     if topic in existing:
         have = len(destination.describe_topic(topic).partitions)
-        if have < count:
+        if have < count and grow:
+            destination.alter_topic(topic, partitions=count)
+        elif have < count:
             raise MirrorError(
                 f"destination topic {topic!r} has {have} partitions and the source's has "
                 f"{count}: records keep their partition numbers, so the destination needs at "

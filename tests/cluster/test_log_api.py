@@ -104,6 +104,21 @@ def test_producer_results_keys_headers_timestamps(broker: Broker, log: mqlog.Log
         producer.send(name, b"late")
 
 
+def test_a_producer_sends_to_partitions_added_after_its_first_send(broker: Broker,
+                                                                   log: mqlog.Log) -> None:
+    skip_on_tansu(broker, "Tansu 0.6.0 does not offer CreatePartitions")
+    name = unique("grown")
+    log.create_topic(name, 1)
+    with log.producer() as producer:
+        assert producer.send(name, b"a", partition=0).result(30).offset == 0
+        with mqlog.open(broker.url) as other:  # as another process would
+            other.alter_topic(name, partitions=2)
+        assert producer.send(name, b"b", partition=1).result(30).offset == 0
+        with pytest.raises(mqlog.UnknownPartitionError):
+            producer.send(name, b"c", partition=2)
+    assert [record.value for record in log.read(name, 1, 0)] == [b"b"]
+
+
 def test_a_delivery_that_fails_reports_its_error(tmp_path: Path) -> None:
     """The broker stops: records it never took fail after librdkafka's message
     timeout, through result(), done() and on_delivery."""

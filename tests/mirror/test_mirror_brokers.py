@@ -115,7 +115,8 @@ def test_kill_9_then_resume_to_the_broker(tmp_path: Path, broker: Broker) -> Non
 def copied(cluster: mqlog.Log, topic: str) -> int:
     if topic not in cluster.topics():
         return 0
-    return sum(cluster.end_offset(topic, partition) for partition in range(2))
+    partitions = len(cluster.describe_topic(topic).partitions)
+    return sum(cluster.end_offset(topic, partition) for partition in range(partitions))
 
 
 def test_broker_to_broker(runner: CliRunner, tmp_path: Path) -> None:
@@ -148,12 +149,16 @@ def test_follow_to_the_broker_until_sigterm(tmp_path: Path, broker: Broker) -> N
             with mqlog.open(tmp_path / "src") as src:
                 src.append(topic, 1, sample_records(1, 7))
             wait_until(lambda: copied(cluster, topic) == 17)
+            with mqlog.open(tmp_path / "src") as src:  # a partition added meanwhile
+                src.alter_topic(topic, partitions=3)
+                src.append(topic, 2, sample_records(2, 4))
+            wait_until(lambda: copied(cluster, topic) == 21)
     finally:
         process.send_signal(signal.SIGTERM)
         code, out, err = finish(process, timeout=120)
     assert code == 0, err
-    assert "mirrored 17 records of 1 topic" in out
-    assert "verified 2 partitions: record counts and checksums equal" in out
+    assert "mirrored 21 records of 1 topic" in out
+    assert "verified 3 partitions: record counts and checksums equal" in out
 
 
 def wait_until(condition) -> None:

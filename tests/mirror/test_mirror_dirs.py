@@ -43,6 +43,39 @@ def test_a_second_run_copies_only_what_is_new(runner: CliRunner, tmp_path: Path)
         assert_mirrored(src, dst, "orders")
 
 
+def test_partitions_added_to_the_source_are_added_to_the_copy(runner: CliRunner,
+                                                              tmp_path: Path) -> None:
+    source = make_source(tmp_path / "src")
+    assert run(runner, "mirror", source, tmp_path / "dst").exit_code == 0
+    with mqlog.open(source) as log:
+        log.alter_topic("orders", partitions=5)
+        log.append("orders", 4, sample_records(4, 3))
+    result = run(runner, "mirror", source, tmp_path / "dst")
+    assert result.exit_code == 0, result.output
+    assert "mirrored 3 records of 1 topic" in result.output
+    assert "verified 5 partitions: record counts and checksums equal" in result.output
+    with mqlog.open(source) as src, mqlog.open(tmp_path / "dst") as dst:
+        assert_mirrored(src, dst, "orders")
+
+
+def test_a_following_mirror_takes_up_partitions_added_meanwhile(tmp_path: Path) -> None:
+    from mqlog.mirror import Mirror
+    source = make_source(tmp_path / "src")
+    with mqlog.open(source) as src, mqlog.open(tmp_path / "dst") as dst:
+        mirror = Mirror(src, dst)
+        mirror.start()
+        assert mirror.copy() == 65
+        assert mirror.discover() == []
+        src.alter_topic("orders", partitions=4)
+        src.append("orders", 3, sample_records(3, 2))
+        assert mirror.discover() == ["orders"]
+        assert mirror.discover() == []
+        assert mirror.copy() == 2
+        assert len(dst.describe_topic("orders").partitions) == 4
+        assert all(check.ok for check in mirror.verify())
+        assert_mirrored(src, dst, "orders")
+
+
 def test_mirroring_back_leaves_the_progress_topic_behind(runner: CliRunner,
                                                          tmp_path: Path) -> None:
     source = make_source(tmp_path / "src")
