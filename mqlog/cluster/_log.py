@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import (
     AdminClient,
@@ -60,6 +60,7 @@ from mqlog.errors import (
     CorruptRecordError,
     LogClosedError,
     MqlogError,
+    OffsetOutOfRangeError,
     ReadOnlyError,
     TopicExistsError,
     UnknownPartitionError,
@@ -422,12 +423,22 @@ class ClusterLog(Log):
         DeleteRecords); returns the start offset now."""
         self._check_writable(f"delete records of {topic!r}")
         self._check_partition(topic, partition)
-        with translated(f"delete records of {topic}/{partition}"):
-            futures = self._admin.delete_records(
-                [KafkaPartition(topic, partition, before_offset)],
-                request_timeout=ADMIN_TIMEOUT_S)
-            for future in futures.values():
-                future.result(ADMIN_TIMEOUT_S)
+        operation = f"delete records of {topic}/{partition}"
+        try:
+            with translated(operation):
+                futures = self._admin.delete_records(
+                    [KafkaPartition(topic, partition, before_offset)],
+                    request_timeout=ADMIN_TIMEOUT_S)
+                for future in futures.values():
+                    future.result(ADMIN_TIMEOUT_S)
+        except MqlogError as error:
+            if not isinstance(error.__cause__, KafkaException) or (
+                    error.__cause__.args[0].code() != KafkaError.OFFSET_OUT_OF_RANGE):
+                raise
+            start, end = self.start_offset(topic, partition), self.end_offset(topic, partition)
+            raise OffsetOutOfRangeError(
+                f"{operation}: offset {before_offset} is beyond the end offset {end}",
+                offset=before_offset, start_offset=start, end_offset=end) from None
         return self.start_offset(topic, partition)
 
     def enforce_retention(self, topic: str | None = None) -> int:

@@ -96,6 +96,11 @@ class Reader:
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
                         return out
+                    if self._stale(topic, partition, position, error) and (
+                            time.monotonic() < deadline):
+                        with translated(f"read {topic}/{partition}"):
+                            consumer.assign([KafkaPartition(topic, partition, position)])
+                        break  # the records after it are fetched again from there
                     self._fail(topic, partition, offset, error)
                 record = as_message(message)
                 size = len(record.value) + len(record.key or b"")
@@ -106,6 +111,14 @@ class Reader:
                 position = record.offset + 1
         self._continues = (topic, partition, position)
         return out
+
+    def _stale(self, topic: str, partition: int, position: int, error: KafkaError) -> bool:
+        """Whether ``error`` is an out-of-range report left queued by an earlier
+        read (``position``, where this read stands, is in the partition's range)."""
+        if error.code() not in (KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET):
+            return False
+        start, end = self.watermarks(topic, partition)
+        return start <= position <= end
 
     def _fail(self, topic: str, partition: int, offset: int, error: KafkaError) -> None:
         """Raise a fetch error: out of range with the partition's range, else as is."""

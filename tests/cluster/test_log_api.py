@@ -61,11 +61,7 @@ def test_topics_create_describe_alter_delete(broker: Broker, log: mqlog.Log) -> 
         assert len(log.describe_topic(name).partitions) == 3
     with pytest.raises(mqlog.ConfigError, match="never goes down"):
         log.alter_topic(name, partitions=1)
-    if broker.kind == "serve":  # mqlog serve does not offer IncrementalAlterConfigs
-        with pytest.raises(mqlog.UnsupportedError, match="alter topic"):
-            log.alter_topic(name, retention_ms=120_000)
-    else:
-        assert log.alter_topic(name, retention_ms=120_000).retention_ms == 120_000
+    assert log.alter_topic(name, retention_ms=120_000).retention_ms == 120_000
     log.delete_topic(name)
     assert name not in log.topics()
     with pytest.raises(mqlog.UnknownTopicError):
@@ -224,11 +220,28 @@ def test_what_a_cluster_cannot_do_raises_unsupported(broker: Broker, log: mqlog.
     # The default of an mqlog-only setting is accepted (copies of a topic's config carry it).
     config = dataclasses.asdict(log.describe_topic(name).config)
     assert log.create_topic(unique("copy"), 1, **config).config.durability == "interval"
-    # A broker without DeleteRecords (neither offers it) says so as UnsupportedError;
-    # Tansu 0.6.0 closes the connection instead of answering UNSUPPORTED_VERSION.
-    with pytest.raises(mqlog.UnsupportedError if broker.kind == "serve" else mqlog.MqlogError,
-                       match="delete records"):
-        log.delete_records(name, 0, 0)
+    if broker.kind == "tansu":  # it lacks DeleteRecords, and closes the connection
+        with pytest.raises(mqlog.MqlogError, match="delete records"):  # when asked
+            log.delete_records(name, 0, 0)
+
+
+def test_delete_records(broker: Broker, log: mqlog.Log) -> None:
+    skip_on_tansu(broker, "Tansu 0.6.0 does not offer DeleteRecords")
+    name = unique("trimmed")
+    log.create_topic(name, 2)
+    log.append(name, 0, [b"%d" % n for n in range(10)])
+    assert log.delete_records(name, 0, 4) == 4
+    assert log.delete_records(name, 0, 2) == 4  # at or below the start: nothing changes
+    assert (log.start_offset(name, 0), log.end_offset(name, 0)) == (4, 10)
+    assert [record.value for record in log.read(name, 0, 4, max_records=2)] == [b"4", b"5"]
+    with pytest.raises(mqlog.OffsetOutOfRangeError):
+        log.read(name, 0, 3)
+    with pytest.raises(mqlog.OffsetOutOfRangeError):
+        log.delete_records(name, 0, 11)
+    with pytest.raises(mqlog.UnknownPartitionError):
+        log.delete_records(name, 2, 0)
+    assert log.delete_records(name, 0, 10) == 10
+    assert log.read(name, 0, 10) == []
 
 
 def test_closed_log_refuses_calls(broker: Broker) -> None:

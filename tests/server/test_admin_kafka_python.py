@@ -74,3 +74,25 @@ def test_topics_made_embedded_are_listed(kafka_server: RunningServer, admin) -> 
     admin.create_topics([NewTopic("remote", 2, 1)])
     with mqlog.open(kafka_server.directory) as log:
         assert log.topics() == ["embedded", "remote"]
+
+
+def test_alter_and_reset_configs(kafka_server: RunningServer, admin) -> None:
+    admin.create_topics([NewTopic("tuned", 1, 1, topic_configs={"retention.bytes": "4096000"})])
+
+    def config() -> mqlog.TopicConfig:
+        with mqlog.open(kafka_server.directory) as log:
+            return log.describe_topic("tuned").config
+
+    resource = ConfigResource(ConfigResourceType.TOPIC, "tuned", {"retention.ms": "120000"})
+    admin.alter_configs([resource])  # IncrementalAlterConfigs: a SET
+    assert (config().retention_ms, config().retention_bytes) == (120000, 4096000)
+    admin.reset_configs([ConfigResource(ConfigResourceType.TOPIC, "tuned",
+                                        ["retention.bytes"])])  # a DELETE
+    assert (config().retention_ms, config().retention_bytes) == (120000, None)
+    legacy = ConfigResource(ConfigResourceType.TOPIC, "tuned", {"retention.ms": "60000"})
+    admin.alter_configs([legacy], incremental=False)  # AlterConfigs, every key named
+    assert (config().retention_ms, config().retention_bytes) == (60000, None)
+    bad = ConfigResource(ConfigResourceType.TOPIC, "tuned", {"retention.ms": "soon"})
+    refused = admin.alter_configs([bad])["topic"]["tuned"]
+    assert "InvalidConfigurationError: retention.ms='soon': not an integer" in str(refused)
+    assert config().retention_ms == 60000

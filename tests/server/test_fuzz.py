@@ -45,7 +45,7 @@ SOAK = os.environ.get("MQLOG_SOAK", "") not in ("", "0")
 EXAMPLES = 10_000 if SOAK else 1000
 #: Longest a handler may take on one request here (a hang guard, not a timing test).
 HANDLER_BOUND_S = 10
-VALIDATE_ONLY = (19, 37)  # CreateTopics, CreatePartitions
+VALIDATE_ONLY = (19, 37, 44, 33)  # CreateTopics, CreatePartitions, (Incremental)AlterConfigs
 
 
 def _seeds() -> list[bytes]:
@@ -59,6 +59,9 @@ def _seeds() -> list[bytes]:
     describe = load_request_schema(32, 4)
     grow = load_request_schema(37, 3)
     delete = load_request_schema(20, 6)
+    alter = load_request_schema(44, 1)
+    replace = load_request_schema(33, 2)
+    trim = load_request_schema(21, 2)
     seconds = datetime.timedelta(seconds=1)
     return [
         body(18, 3, client_software_name="fuzz", client_software_version="1"),
@@ -80,6 +83,16 @@ def _seeds() -> list[bytes]:
             name="t", count=3, assignments=None),), timeout=seconds, validate_only=True),
         body(20, 6, topics=(part(delete, "DeleteTopicState")(name="gone", topic_id=None),),
              timeout=seconds),
+        body(44, 1, resources=(part(alter, "AlterConfigsResource")(
+            resource_type=2, resource_name="t", configs=(part(alter, "AlterableConfig")(
+                name="cleanup.policy", config_operation=2, value="compact"),)),),
+            validate_only=True),
+        body(33, 2, resources=(part(replace, "AlterConfigsResource")(
+            resource_type=2, resource_name="t", configs=(part(replace, "AlterableConfig")(
+                name="retention.ms", value="60000"),)),), validate_only=True),
+        body(21, 2, topics=(part(trim, "DeleteRecordsTopic")(
+            name="t", partitions=(part(trim, "DeleteRecordsPartition")(
+                partition_index=1, offset=0),)),), timeout=seconds),
     ]
 
 

@@ -55,7 +55,7 @@ def kio_fetch(version: int, correlation: int, topics) -> bytes:
                                   last_stable_offset=p.high_watermark,
                                   log_start_offset=p.log_start_offset, aborted_transactions=None,
                                   preferred_read_replica=-1,
-                                  records=None if p.records is None else b"".join(p.records))
+                                  records=b"".join(p.records or ()))  # errors: empty
                                   for p in partitions))
                         for name, identifier, partitions in topics)))
 

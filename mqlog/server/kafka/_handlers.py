@@ -7,9 +7,11 @@ A new API is a module with ``API_KEY``, ``MIN_VERSION``, ``MAX_VERSION`` and
 from __future__ import annotations
 
 from mqlog.server.kafka import (
+    _alter_configs,
     _api_versions,
     _create_partitions,
     _create_topics,
+    _delete_records,
     _delete_topics,
     _describe_configs,
     _fetch,
@@ -39,6 +41,7 @@ def default_table() -> ApiTable:
         (_create_topics, False),
         (_delete_topics, False),
         (_create_partitions, False),
+        (_delete_records, False),
     ):
         table.register(module.API_KEY, module.MIN_VERSION, module.MAX_VERSION, module.handle,
                        concurrent=concurrent)
@@ -54,4 +57,9 @@ def default_table() -> ApiTable:
     table.register(15, 0, 5, _group_admin.describe_groups, concurrent=True)
     table.register(16, 0, 5, _group_admin.list_groups, concurrent=True)
     table.register(42, 0, 2, _group_admin.delete_groups)
+    # Topic settings (key, versions, handler).
+    table.register(_alter_configs.INCREMENTAL_API_KEY, *_alter_configs.INCREMENTAL_VERSIONS,
+                   _alter_configs.incremental_alter_configs)
+    table.register(_alter_configs.LEGACY_API_KEY, *_alter_configs.LEGACY_VERSIONS,
+                   _alter_configs.alter_configs)
     return table

@@ -120,7 +120,9 @@ def fetch_response(version: int, correlation_id: int,
     """The framed FetchResponse (v4 and later) of ``topics``: (name, id,
     partitions); topics are named by id from v13 on. No session (id 0), no
     aborted transactions, no preferred replica; the last stable offset is the
-    high watermark (no transactions)."""
+    high watermark (no transactions). A partition with an error gets an empty
+    record set, as Kafka sends: librdkafka takes a null one for a broken
+    response and drops the connection."""
     flexible = version >= FETCH_FLEXIBLE
     parts = [b"", _I32.pack(correlation_id)]
     if flexible:
@@ -144,12 +146,9 @@ def fetch_response(version: int, correlation_id: int,
             parts.append(b"\0" if flexible else b"\xff\xff\xff\xff")  # no aborted list
             if version >= 11:
                 parts.append(b"\xff\xff\xff\xff")  # preferred read replica -1
-            records = partition.records
-            if records is None:
-                parts.append(b"\0" if flexible else b"\xff\xff\xff\xff")
-            else:
-                parts.append(_count(sum(map(len, records)), flexible))
-                parts.extend(records)
+            records = partition.records or ()  # an error: empty, never null (see above)
+            parts.append(_count(sum(map(len, records)), flexible))
+            parts.extend(records)
             if flexible:
                 parts.append(_NO_TAGS)
         if flexible:

@@ -42,15 +42,21 @@ def config_type(setting: TopicSetting) -> int:
     return _CONFIG_TYPES[setting.type]
 
 
+def setting_named(name: str) -> TopicSetting:
+    """The setting clients call ``name``; ConfigError if there is none."""
+    setting = _BY_KAFKA_NAME.get(name)
+    if setting is None:
+        raise ConfigError(f"unknown topic config {name!r}; known: "
+                          f"{', '.join(sorted(_BY_KAFKA_NAME))}")
+    return setting
+
+
 def topic_options(configs: Iterable[tuple[str, str | None]]) -> dict[str, Any]:
     """``TopicConfig`` options from (Kafka name, value) pairs; a None value
     keeps the default. ConfigError for an unknown name or a bad value."""
     options: dict[str, Any] = {}
     for name, text in configs:
-        setting = _BY_KAFKA_NAME.get(name)
-        if setting is None:
-            raise ConfigError(f"unknown topic config {name!r}; known: "
-                              f"{', '.join(sorted(_BY_KAFKA_NAME))}")
+        setting = setting_named(name)
         if text is not None:
             options[setting.name] = _parse(setting, name, text)
     return options
