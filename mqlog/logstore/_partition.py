@@ -160,6 +160,7 @@ class Partition:
     read_kafka = _reads.read_kafka
     timestamp_at = _reads.timestamp_at
     offset_for_time = _reads.offset_for_time
+    newest_record = _reads.newest_record
     flush = _group_commit.flush
     enforce_retention = _retention.enforce_retention
     delete_records = _retention.delete_records

@@ -2,7 +2,7 @@
 
 Functions here take the :class:`~mqlog.logstore._partition.Partition` they
 read; the partition binds the public ones as its methods (``read``,
-``read_columns``, ``timestamp_at``, ``offset_for_time`` ...).
+``read_columns``, ``timestamp_at``, ``offset_for_time``, ``newest_record`` ...).
 
 State owned here: ``partition._cursor``, (segment base, batch position) of the
 last batch read, where the next read of a reader that goes on usually starts
@@ -358,6 +358,60 @@ def offset_for_time(partition: Partition, timestamp: int) -> int:
         if found is not None:
             return found
     return state.end_offset
+
+
+def newest_record(partition: Partition) -> tuple[int, int] | None:
+    """(offset, timestamp) of the first record holding the partition's largest
+    timestamp (Kafka's ListOffsets MAX_TIMESTAMP); None when no record is left.
+    Each segment's newest timestamp is at hand (its final time-index entry, or
+    the published state for the active one), except in the segment holding the
+    log start offset, whose records below it no longer count: that one is
+    scanned from the start offset. Damaged records have no known time."""
+    state, view = snapshot(partition)
+    bases = view.bases.tolist()
+    start = state.log_start_offset
+    if not bases or start >= state.end_offset:
+        return None
+    newest = [*view.closed_max_timestamps().tolist(), state.active_max_timestamp]
+    first = max(int(np.searchsorted(view.bases, start, side="right")) - 1, 0)
+    best = max(newest[first + 1:], default=fmt.NO_TIMESTAMP)
+    if start == bases[first]:
+        best = max(best, newest[first])
+    else:
+        segment, limit, index_count, end = segment_for(start, state, view)
+        best = max(best, _newest_from(segment, start, end, limit, index_count))
+    if best == fmt.NO_TIMESTAMP:
+        return None
+    offset = offset_for_time(partition, best)
+    return (offset, best) if offset < state.end_offset else None
+
+
+def _newest_from(segment: Segment, offset: int, end: int, limit: int,
+                 index_count: int) -> int:
+    """The largest timestamp of ``segment``'s records from ``offset`` on
+    (NO_TIMESTAMP if none can be read)."""
+    newest = fmt.NO_TIMESTAMP
+    hint = -1
+    while offset < end:
+        try:
+            position, header = segment.locate(offset, limit, index_count, hint, end)
+        except DamagedRangeError as error:
+            offset, hint = error.damage.next_offset, error.damage.next_position or -1
+            continue
+        if header is None:
+            break
+        if not fmt.is_gap(header) and header.max_timestamp > newest:
+            first = max(offset - header.base_offset, 0)
+            if first == 0:
+                newest = header.max_timestamp
+            else:  # the batch holding the start: only its records from there count
+                buffer, at, _header = as_native(segment.buffer(limit), position, header)
+                table = fmt.record_table(buffer, at, header.record_count)
+                stamps = table["timestamp"][first:]
+                if len(stamps):
+                    newest = max(newest, int(stamps.max()))
+        offset, hint = header.next_offset, position
+    return newest
 
 
 def scan_for_time(segment: Segment, offset: int, end: int, limit: int,

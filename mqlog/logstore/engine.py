@@ -447,6 +447,12 @@ class Engine:
         TypeError unless ``ts_ms`` is an integer."""
         return self.partition(topic, partition).offset_for_time(checked_timestamp(ts_ms))
 
+    def newest_record(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record holding the partition's largest
+        timestamp, as Kafka's ListOffsets MAX_TIMESTAMP answers; None when the
+        partition holds no record."""
+        return self.partition(topic, partition).newest_record()
+
     def start_offset(self, topic: str, partition: int) -> int:
         """The first offset still in the log (retention moves it forward)."""
         return self.partition(topic, partition).state().log_start_offset

@@ -14,6 +14,7 @@ from mqlog.errors import (
     GroupNotEmptyError,
     OffsetOutOfRangeError,
     UnknownGroupError,
+    UnknownPartitionError,
     UnknownTopicError,
     UnsupportedError,
 )
@@ -123,18 +124,20 @@ class Mirror:
         topics taken up or grown."""
         mirrored = collections.Counter(topic for topic, _number in self.maps)
         changed = [name for name in selected_topics(self.source, self._pattern)
-                   if name not in mirrored
-                   or self._source_partition_count(name) > mirrored[name]]
+                   if name not in mirrored or self._source_has(name, mirrored[name])]
         if changed:  # mirrored before, maybe, by an earlier run: its progress counts
             self._add_topics(changed, self._store.load())
         return changed
 
-    def _source_partition_count(self, topic: str) -> int:
-        """The source topic's partitions now (0 if it was deleted meanwhile)."""
+    def _source_has(self, topic: str, partition: int) -> bool:
+        """Whether the source topic has ``partition`` now: one offset lookup, not
+        a description of the whole topic (which costs a request per partition on
+        a cluster)."""
         try:
-            return len(self.source.describe_topic(topic).partitions)
-        except UnknownTopicError:
-            return 0
+            self.source.end_offset(topic, partition)
+        except (UnknownPartitionError, UnknownTopicError):
+            return False
+        return True
 
     def _add_topics(self, topics: list[str], recorded: dict[Partition, OffsetMap]) -> None:
         """Mirror the partitions of ``topics`` not mirrored yet. A destination topic

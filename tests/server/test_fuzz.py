@@ -75,7 +75,9 @@ def _seeds() -> list[bytes]:
             timeout=seconds, validate_only=True),
         body(2, 9, replica_id=-1, isolation_level=0, topics=(part(offsets, "ListOffsetsTopic")(
             name="t", partitions=(part(offsets, "ListOffsetsPartition")(
-                partition_index=0, current_leader_epoch=-1, timestamp=-1),)),)),
+                partition_index=0, current_leader_epoch=-1, timestamp=-1),
+                part(offsets, "ListOffsetsPartition")(
+                partition_index=0, current_leader_epoch=-1, timestamp=-3),)),)),
         body(32, 4, resources=(part(describe, "DescribeConfigsResource")(
             resource_type=2, resource_name="t", configuration_keys=None),),
             include_synonyms=False, include_documentation=True),

@@ -119,3 +119,25 @@ def test_kafkajs_fetches_offsets_by_timestamp(timed: RunningServer) -> None:
     assert by_time(T0) == {0: 2, 1: 0}
     # After every record, kafkajs answers the end offset (the server says -1).
     assert by_time(T0 + 60_000) == {0: 10, 1: 0}
+
+
+def test_admin_list_offsets_with_max_timestamp(timed: RunningServer) -> None:
+    """KIP-734's MAX_TIMESTAMP (-3) with the earliest and latest specs, through
+    confluent-kafka's AdminClient.list_offsets."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    with mqlog.open(timed.directory) as log:  # a late record, then an older one
+        log.append("times", 0, [mqlog.Record(b"late", timestamp=T0 + 90_000),
+                                mqlog.Record(b"old", timestamp=T0 + 500)])
+    admin = AdminClient({"bootstrap.servers": timed.address})
+    asked = {TopicPartition("times", 0): OffsetSpec.max_timestamp(),
+             TopicPartition("times", 1): OffsetSpec.max_timestamp()}
+    found = {tp.partition: future.result(10)
+             for tp, future in admin.list_offsets(asked, request_timeout=10).items()}
+    assert (found[0].offset, found[0].timestamp) == (10, T0 + 90_000)
+    assert found[1].offset == -1  # an empty partition has no newest record
+    ends = {tp.partition: future.result(10) for tp, future in admin.list_offsets(
+        {TopicPartition("times", 0): OffsetSpec.earliest(),
+         TopicPartition("times", 1): OffsetSpec.latest()}, request_timeout=10).items()}
+    assert (ends[0].offset, ends[1].offset) == (2, 0)

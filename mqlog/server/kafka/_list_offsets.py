@@ -6,9 +6,11 @@ EARLIEST_LOCAL: there is no tiered storage) -> the log start offset; -1
 records, so the isolation level changes nothing); a time in ms -> the first
 offset whose timestamp is at or after it (``Engine.offset_for_time``), with
 that record's timestamp, or offset -1 when every record is older (as
-Kafka). -3 (MAX_TIMESTAMP) and other negative values are answered
-UNSUPPORTED_VERSION: mqlog keeps no cheap index of each partition's newest
-timestamp. Unknown topics or partitions are UNKNOWN_TOPIC_OR_PARTITION.
+Kafka); -3 (MAX_TIMESTAMP, KIP-734) -> the first record holding the
+partition's largest timestamp, with it (``Engine.newest_record``), or offset
+-1 on an empty partition. Other negative values (-5, tiered storage's) are
+answered UNSUPPORTED_VERSION. Unknown topics or partitions are
+UNKNOWN_TOPIC_OR_PARTITION.
 Leader epochs are 0, as Metadata reports them.
 """
 
@@ -31,6 +33,7 @@ MAX_VERSION = 9
 
 LATEST = -1
 EARLIEST = -2
+MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
 NO_OFFSET = -1
 NO_TIMESTAMP = -1
@@ -70,6 +73,11 @@ def _look_up(engine: Engine, topic: str, partition: int,
             return ErrorCode.none, engine.start_offset(topic, partition), NO_TIMESTAMP
         if timestamp == LATEST:
             return ErrorCode.none, engine.end_offset(topic, partition), NO_TIMESTAMP
+        if timestamp == MAX_TIMESTAMP:
+            newest = engine.newest_record(topic, partition)
+            if newest is None:
+                return ErrorCode.none, NO_OFFSET, NO_TIMESTAMP
+            return ErrorCode.none, *newest
         if timestamp < 0:
             return ErrorCode.unsupported_version, NO_OFFSET, NO_TIMESTAMP
         offset = engine.offset_for_time(topic, partition, timestamp)
