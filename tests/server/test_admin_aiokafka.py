@@ -51,3 +51,28 @@ def test_aiokafka_admin_and_offsets(kafka_server: RunningServer) -> None:
             await admin.close()
 
     asyncio.run(main())
+
+
+def test_aiokafka_alters_configs_and_deletes_records(kafka_server: RunningServer) -> None:
+    from aiokafka.admin.records_to_delete import RecordsToDelete
+
+    with mqlog.open(kafka_server.directory) as log:
+        log.create_topic("ai-tuned", 1)
+        log.append("ai-tuned", 0, [b"%d" % n for n in range(6)])
+
+    async def main() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_server.address)
+        await admin.start()
+        try:
+            (altered,) = await admin.alter_configs([ConfigResource(
+                ConfigResourceType.TOPIC, "ai-tuned", {"retention.ms": "90000"})])
+            assert [resource[0] for resource in altered.resources] == [0]
+            tp = TopicPartition("ai-tuned", 0)
+            assert await admin.delete_records({tp: RecordsToDelete(before_offset=4)}) == {tp: 4}
+        finally:
+            await admin.close()
+
+    asyncio.run(main())
+    with mqlog.open(kafka_server.directory) as log:
+        assert log.describe_topic("ai-tuned").config.retention_ms == 90000
+        assert log.start_offset("ai-tuned", 0) == 4

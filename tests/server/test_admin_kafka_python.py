@@ -96,3 +96,15 @@ def test_alter_and_reset_configs(kafka_server: RunningServer, admin) -> None:
     refused = admin.alter_configs([bad])["topic"]["tuned"]
     assert "InvalidConfigurationError: retention.ms='soon': not an integer" in str(refused)
     assert config().retention_ms == 60000
+
+
+def test_delete_records(kafka_server: RunningServer, admin) -> None:
+    from kafka import TopicPartition
+    with mqlog.open(kafka_server.directory) as log:
+        log.create_topic("trimmed", 1)
+        log.append("trimmed", 0, [b"%d" % n for n in range(6)])
+    tp = TopicPartition("trimmed", 0)
+    deleted = admin.delete_records({tp: 3})
+    assert deleted[tp]["low_watermark"] == 3
+    with mqlog.open(kafka_server.directory) as log:
+        assert log.start_offset("trimmed", 0) == 3

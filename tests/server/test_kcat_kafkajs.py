@@ -147,6 +147,22 @@ def test_kafkajs_admin_grows_describes_reads_lag_and_deletes(kafka_server):
         assert "js-admin" not in log.topics()
 
 
+def test_kafkajs_alters_configs_and_deletes_records(kafka_server):
+    with mqlog.open(kafka_server.directory) as log:
+        log.create_topic("js-tuned", partitions=1, retention_bytes=4096000)
+        log.append("js-tuned", 0, [b"%d" % n for n in range(8)])
+        altered = kafkajs.run(kafka_server.address, "admin", "alter-configs", "js-tuned",
+                              "retention.ms=120000", "cleanup.policy=compact")
+        assert altered == [{"op": "altered", "topic": "js-tuned"}]
+        config = log.describe_topic("js-tuned").config
+        assert (config.retention_ms, config.cleanup_policy, config.retention_bytes) == (
+            120000, "compact", None)  # AlterConfigs: what it does not name is reset
+        deleted = kafkajs.run(kafka_server.address, "admin", "delete-records", "js-tuned",
+                              "0", "5")
+        assert deleted == [{"op": "records_deleted", "topic": "js-tuned", "partition": 0}]
+        assert (log.start_offset("js-tuned", 0), log.end_offset("js-tuned", 0)) == (5, 8)
+
+
 @pytest.mark.parametrize("acks", ["0", "1", "-1"])
 def test_kafkajs_produces_with_every_acks_setting(kafka_server, acks):
     topic = f"js-acks{acks}"

@@ -11,6 +11,8 @@
 //   node kafkajs_client.js BROKER admin delete TOPIC
 //   node kafkajs_client.js BROKER admin partitions TOPIC COUNT
 //   node kafkajs_client.js BROKER admin configs TOPIC
+//   node kafkajs_client.js BROKER admin alter-configs TOPIC NAME=VALUE...
+//   node kafkajs_client.js BROKER admin delete-records TOPIC PARTITION OFFSET
 //   node kafkajs_client.js BROKER admin topics
 //   node kafkajs_client.js BROKER admin metadata TOPIC
 //   node kafkajs_client.js BROKER admin offsets TOPIC
@@ -39,8 +41,10 @@
 //            {"op":"done","count"} after N records (offsets committed unless
 //            --no-commit), or {"op":"timeout","count"} and exit status 1; on
 //            SIGTERM it stops, leaves the group and prints {"op":"stopped","count"};
-//   admin:   {"op":"created"|"deleted"|"partitions"|"configs"|"topics"|"metadata"|
-//            "offsets"|"offsets_by_time"|"group_offsets"|"lag",...}; lag is the
+//   admin:   {"op":"created"|"deleted"|"partitions"|"configs"|"altered"|
+//            "records_deleted"|"topics"|"metadata"|"offsets"|"offsets_by_time"|
+//            "group_offsets"|"lag",...}; alter-configs uses AlterConfigs (kafkajs
+//            has no IncrementalAlterConfigs); lag is the
 //            group's committed offset (fetchOffsets) and the end offset
 //            (fetchTopicOffsets) of each partition, and their difference.
 // Any failure prints {"op":"error","message"} and exits with status 1. kafkajs'
@@ -53,7 +57,8 @@ const { Kafka, CompressionTypes, ConfigResourceTypes, logLevel } = require("kafk
 function usage() {
   process.stderr.write(
     "usage: kafkajs_client.js BROKER produce TOPIC N [options] | " +
-      "consume TOPIC GROUP N [options] | admin create|delete|partitions|configs|topics|" +
+      "consume TOPIC GROUP N [options] | admin create|delete|partitions|configs|" +
+      "alter-configs|delete-records|topics|" +
       "metadata|offsets|offsets-by-time|group-offsets|lag ...\n",
   );
   process.exit(2);
@@ -213,6 +218,23 @@ async function admin(kafka, words) {
       const configs = {};
       for (const entry of resources[0].configEntries) configs[entry.configName] = entry.configValue;
       emit({ op: "configs", topic: rest[0], error_code: resources[0].errorCode, configs });
+    } else if (action === "alter-configs" && rest.length >= 2) {
+      const configEntries = rest.slice(1).map((pair) => {
+        const at = pair.indexOf("=");
+        return { name: pair.slice(0, at), value: pair.slice(at + 1) };
+      });
+      await client.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: rest[0], configEntries }],
+      });
+      emit({ op: "altered", topic: rest[0] });
+    } else if (action === "delete-records" && rest.length === 3) {
+      // kafkajs looks the leader up in its cache only: load the topic's metadata first.
+      await client.fetchTopicMetadata({ topics: [rest[0]] });
+      await client.deleteTopicRecords({
+        topic: rest[0], partitions: [{ partition: count(rest[1]), offset: rest[2] }],
+      });
+      emit({ op: "records_deleted", topic: rest[0], partition: count(rest[1]) });
     } else if (action === "topics" && rest.length === 0) {
       emit({ op: "topics", topics: (await client.listTopics()).sort() });
     } else if (action === "metadata" && rest.length === 1) {
