@@ -80,14 +80,18 @@ def test_unknown_topics_and_partitions_are_answered(timed: RunningServer) -> Non
     partition = part(schema, "ListOffsetsPartition")
     topic = part(schema, "ListOffsetsTopic")
     topics = (topic(name="times", partitions=(partition(partition_index=7, timestamp=-1),
-                                              partition(partition_index=0, timestamp=-3))),
+                                              partition(partition_index=0, timestamp=-3),
+                                              partition(partition_index=0, timestamp=-5))),
               topic(name="nowhere", partitions=(partition(partition_index=0, timestamp=-2),)))
     with connect(timed) as sock:
         sock.sendall(encode_request(2, 7, 9, replica_id=-1, isolation_level=0, topics=topics))
         _, body = decode_response(2, 7, read_frame(sock))
     codes = [[p.error_code for p in t.partitions] for t in body.topics]
-    assert codes == [[ErrorCode.unknown_topic_or_partition, ErrorCode.unsupported_version],
+    assert codes == [[ErrorCode.unknown_topic_or_partition, ErrorCode.none,
+                      ErrorCode.unsupported_version],  # -5: tiered storage's, not here
                      [ErrorCode.unknown_topic_or_partition]]
+    newest = body.topics[0].partitions[1]  # MAX_TIMESTAMP: the last record, 9 s after T0
+    assert (newest.offset, newest.timestamp) == (RECORDS - 1, T0 + (RECORDS - 1) * 1000)
 
 
 def test_kcat_queries_offsets_by_time(timed: RunningServer) -> None:
