@@ -285,9 +285,73 @@ def test_protocols_in_common_are_required(server: ServerState, clock: Clock) -> 
     asyncio.run(scenario())
 
 
-def test_static_membership_is_refused_with_a_clear_code(server: ServerState) -> None:
-    answer = asyncio.run(call(server, JOIN, 5, **join_request("g", instance_id="i-1")))
-    assert answer.error_code == ErrorCode.unsupported_version
+def test_a_static_member_joining_again_fences_its_earlier_member_id(
+        server: ServerState, clock: Clock) -> None:
+    """KIP-345: the instance's new member id replaces the old one, whose every
+    request is then answered FENCED_INSTANCE_ID; LeaveGroup by instance id."""
+    async def scenario() -> None:
+        (first,) = await join_all(server, clock, [join_request("g", instance_id="i-1")])
+        assert first.error_code == ErrorCode.none
+        assert [(m.member_id, m.group_instance_id) for m in first.members] == [
+            (first.member_id, "i-1")]
+        await sync_all(server, "g", [first], {first.member_id: [("t", 0), ("t", 1)]})
+        (again,) = await join_all(server, clock, [join_request("g", instance_id="i-1")])
+        assert again.error_code == ErrorCode.none and again.member_id != first.member_id
+        old = dict(group_id="g", member_id=first.member_id, group_instance_id="i-1")
+        beat = await call(server, HEARTBEAT, 3, generation_id=first.generation_id, **old)
+        assert beat.error_code == ErrorCode.fenced_instance_id
+        synced = await call(server, SYNC, 3, generation_id=first.generation_id,
+                            assignments=(), **old)
+        assert synced.error_code == ErrorCode.fenced_instance_id
+        rejoined = await call(server, JOIN, 5, **join_request(
+            "g", member_id=first.member_id, instance_id="i-1"))
+        assert rejoined.error_code == ErrorCode.fenced_instance_id
+        committed = await call(server, COMMIT, 8, **{**_commit(
+            "g", first.member_id, first.generation_id, {("t", 0): 1}),
+            "group_instance_id": "i-1"})
+        assert {p.error_code for t in committed.topics for p in t.partitions} == {
+            ErrorCode.fenced_instance_id}
+        await sync_all(server, "g", [again], {again.member_id: [("t", 0)]})
+        (described,) = (await call(server, DESCRIBE, 5, groups=("g",),
+                                   include_authorized_operations=False)).groups
+        assert [(m.member_id, m.group_instance_id) for m in described.members] == [
+            (again.member_id, "i-1")]
+        left = await call(server, LEAVE, 3, group_id="g", members=(nested(
+            LEAVE, 3, "MemberIdentity", member_id="", group_instance_id="i-1"),))
+        assert [m.error_code for m in left.members] == [ErrorCode.none]
+        assert coordinator(server).find("g").members == {}
+        assert coordinator(server).find("g").instances == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_held_join_of_a_fenced_static_member_is_answered_fenced(
+        server: ServerState, clock: Clock) -> None:
+    """The replaced member's JoinGroup held in a rebalance is answered
+    FENCED_INSTANCE_ID (not UNKNOWN_MEMBER_ID, on which a client would join
+    again without a member id and fence the newcomer in turn)."""
+    async def scenario() -> None:
+        joined = await join_all(server, clock, [join_request("g", instance_id="i-1"),
+                                                join_request("g")])
+        static = next(j for j in joined if j.member_id == coordinator(server).find(
+            "g").instances["i-1"])
+        held = asyncio.create_task(call(server, JOIN, 5, **join_request(
+            "g", member_id=static.member_id, instance_id="i-1")))
+        await settle(lambda: coordinator(server).find("g").members[
+            static.member_id].joining(), "the static member's rejoin is held")
+        newcomer = asyncio.create_task(call(server, JOIN, 5, **join_request(
+            "g", instance_id="i-1")))
+        assert (await held).error_code == ErrorCode.fenced_instance_id
+        await settle(lambda: coordinator(server).find("g").instances.get("i-1") not in (
+            None, static.member_id), "the newcomer holds the instance")
+        newcomer.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_an_empty_instance_id_is_refused(server: ServerState) -> None:
+    answer = asyncio.run(call(server, JOIN, 5, **join_request("g", instance_id="")))
+    assert answer.error_code == ErrorCode.invalid_request
 
 
 def _commit(group: str, member_id: str, generation: int, offsets: dict[tuple[str, int], int]

@@ -101,6 +101,37 @@ def test_librdkafka_consumers_share_the_partitions_and_take_over_on_close(
     assert log.describe_group("g").state == "Empty"
 
 
+def test_a_static_member_started_again_takes_over_at_once_and_fences_the_old(
+        kafka_server: RunningServer, log: mqlog.Log) -> None:
+    """KIP-345 with librdkafka: a second process with the same group.instance.id
+    (a restarted pod whose predecessor hangs) takes the partitions well within
+    the 30 s session timeout, and the first is told it is fenced (fatal)."""
+    errors: list[object] = []
+
+    def poll_first() -> None:  # librdkafka reports the fencing as a fatal poll error
+        message = first.poll(0.05)
+        if message is not None and message.error() is not None:
+            errors.append(message.error())
+
+    static = {"group.instance.id": "worker-1", "session.timeout.ms": 30_000}
+    first = rdkafka_consumer(kafka_server, "static", **static)
+    first.subscribe(["t"])
+    wait_for(lambda: owned(first) == ALL, "the static member owns every partition",
+             lambda: first.poll(0.05))
+    second = rdkafka_consumer(kafka_server, "static", **static)
+    second.subscribe(["t"])
+    took = wait_for(lambda: owned(second) == ALL, "the new process takes over",
+                    lambda: (second.poll(0.05), poll_first()))
+    assert took < 15.0  # not the session timeout: the instance's old member is fenced
+    wait_for(lambda: any("fenced" in str(error).lower() for error in errors),
+             "the old process is told it is fenced", poll_first)
+    described = log.describe_group("static")
+    assert [sorted((tp.topic, tp.partition) for tp in m.assignment)
+            for m in described.members] == [sorted(ALL)]
+    for consumer in (first, second):
+        consumer.close()
+
+
 _CHILD = """
 import sys
 from confluent_kafka import Consumer

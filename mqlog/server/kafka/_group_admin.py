@@ -47,7 +47,8 @@ async def describe_groups(server: ServerState, request: Request) -> Entity:
             group_cls, error_code=error, error_message=None, group_id=name,
             group_state=snapshot.state, protocol_type=snapshot.protocol_type,
             protocol_data=snapshot.protocol, authorized_operations=-2147483648,
-            members=tuple(build(member_cls, member_id=m.member_id, group_instance_id=None,
+            members=tuple(build(member_cls, member_id=m.member_id,
+                                group_instance_id=m.instance_id,
                                 client_id=m.client_id, client_host=m.client_host,
                                 member_metadata=m.metadata, member_assignment=m.assignment)
                           for m in snapshot.members)))

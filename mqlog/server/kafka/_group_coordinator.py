@@ -25,6 +25,17 @@ runs Kafka's state machine (see ``_group_state``):
   grew) and starts a rebalance.
 - LeaveGroup and session expiry (:meth:`GroupCoordinator.tick`) remove the
   member (its locks and file go) and rebalance the rest.
+- Static members (KIP-345, ``group.instance.id``): the group maps each
+  instance id to the member id that holds it. A JoinGroup of a known instance
+  without a member id (the process restarted) removes the member that held it
+  and joins as a new one, so the old member id is fenced: any request naming
+  the instance with it (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+  OffsetCommit) is answered FENCED_INSTANCE_ID, which clients treat as fatal.
+  Unlike Kafka, the rejoin rebalances the group (mqlog's memberships are keyed
+  by member id): one rebalance, where a dynamic member that restarts causes
+  two (its join, then the old member's expiry). A static member that closes
+  sends no LeaveGroup: it is removed when its session times out, or when its
+  instance joins again. LeaveGroup may name a member by instance id alone.
 - OffsetCommit (``_offset_commit``) goes through the member's membership.
 
 Group-file operations (file I/O, flocks taken without blocking, fsyncs) run in
@@ -120,16 +131,14 @@ class GroupCoordinator:
         self._start_ticker()
         return await answer(self._join(
             self._group(group_id), member_id, client_id, client_host,
-            protocols, session_timeout_ms, max(rebalance_timeout_ms, session_timeout_ms)))
+            protocols, session_timeout_ms, max(rebalance_timeout_ms, session_timeout_ms),
+            instance_id))
 
     def _check_join(self, group_id: str, protocol_type: str,
                     protocols: tuple[tuple[str, bytes], ...], session_timeout_ms: int,
                     instance_id: str | None) -> ErrorCode | None:
-        if instance_id is not None:
-            log.warning("group %s: refused a join with group.instance.id %r: static "
-                        "membership is not supported (UNSUPPORTED_VERSION)", group_id,
-                        instance_id)
-            return ErrorCode.unsupported_version
+        if instance_id is not None and not instance_id:
+            return ErrorCode.invalid_request  # Kafka: an instance id is never empty
         try:
             validate_name("group", group_id)
         except ConfigError as error:
@@ -146,8 +155,16 @@ class GroupCoordinator:
 
     async def _join(self, group: Group, member_id: str, client_id: str, client_host: str,
                     protocols: tuple[tuple[str, bytes], ...], session_ms: int,
-                    rebalance_ms: int) -> asyncio.Future[JoinOutcome] | JoinOutcome:
+                    rebalance_ms: int, instance_id: str | None
+                    ) -> asyncio.Future[JoinOutcome] | JoinOutcome:
         async with group.lock:
+            if group.fenced(member_id, instance_id) and member_id:
+                return JoinOutcome(ErrorCode.fenced_instance_id, member_id)
+            holder = None if instance_id is None else group.instances.get(instance_id)
+            if not member_id and holder is not None and holder in group.members:
+                await self._remove(group, group.members[holder],
+                                   f"its instance {instance_id!r} joined again (fenced)",
+                                   ErrorCode.fenced_instance_id)
             member = group.members.get(member_id) if member_id else None
             if member_id and member is None:
                 return JoinOutcome(ErrorCode.unknown_member_id, member_id)
@@ -180,6 +197,9 @@ class GroupCoordinator:
             now = self._clock()
             new = member.member_id not in group.members
             group.members[member.member_id] = member
+            if instance_id is not None:
+                member.instance_id = instance_id
+                group.instances[instance_id] = member.member_id
             member.client_id, member.client_host, member.protocols = (
                 client_id, client_host, protocols)
             member.session_s, member.rebalance_s = session_ms / 1000, rebalance_ms / 1000
@@ -240,7 +260,8 @@ class GroupCoordinator:
         group.state, group.generation, group.leader = COMPLETING, beat.generation, leader.member_id
         group.protocol_type, group.protocol = CONSUMER_PROTOCOL_TYPE, protocol
         group.sync_deadline = now + max(m.rebalance_s for m in members)
-        everyone_metadata = tuple((m.member_id, m.metadata(protocol)) for m in members)
+        everyone_metadata = tuple((m.member_id, m.instance_id, m.metadata(protocol))
+                                  for m in members)
         log.info("group %s: generation %d, protocol %s, leader %s, members %s", group.name,
                  beat.generation, protocol, leader.member_id, [m.member_id for m in members])
         for member in members:
@@ -252,17 +273,22 @@ class GroupCoordinator:
                 protocol, leader.member_id, everyone_metadata if member is leader else ()))
 
     async def sync(self, group_id: str, member_id: str, generation: int,
-                   assignments: Mapping[str, bytes]) -> SyncOutcome:
+                   assignments: Mapping[str, bytes],
+                   instance_id: str | None = None) -> SyncOutcome:
         """SyncGroup: the leader's ``assignments`` are installed; a follower's sync
         is answered once they are."""
         group = self._groups.get(group_id)
         if group is None:
             return SyncOutcome(ErrorCode.unknown_member_id)
-        return await answer(self._sync(group, member_id, generation, assignments))
+        return await answer(self._sync(group, member_id, generation, assignments,
+                                       instance_id))
 
     async def _sync(self, group: Group, member_id: str, generation: int,
-                    assignments: Mapping[str, bytes]) -> asyncio.Future[SyncOutcome] | SyncOutcome:
+                    assignments: Mapping[str, bytes], instance_id: str | None
+                    ) -> asyncio.Future[SyncOutcome] | SyncOutcome:
         async with group.lock:
+            if group.fenced(member_id, instance_id):
+                return SyncOutcome(ErrorCode.fenced_instance_id)
             member = group.members.get(member_id)
             if member is None:
                 return SyncOutcome(ErrorCode.unknown_member_id)
@@ -322,15 +348,19 @@ class GroupCoordinator:
         return SyncOutcome(ErrorCode.none, group.protocol_type, group.protocol,
                            member.assignment)
 
-    async def heartbeat(self, group_id: str, member_id: str, generation: int) -> ErrorCode:
+    async def heartbeat(self, group_id: str, member_id: str, generation: int,
+                        instance_id: str | None = None) -> ErrorCode:
         """Heartbeat: keeps the session; tells of a rebalance."""
         group = self._groups.get(group_id)
         if group is None:
             return ErrorCode.unknown_member_id
-        return await asyncio.shield(self._heartbeat(group, member_id, generation))
+        return await asyncio.shield(self._heartbeat(group, member_id, generation, instance_id))
 
-    async def _heartbeat(self, group: Group, member_id: str, generation: int) -> ErrorCode:
+    async def _heartbeat(self, group: Group, member_id: str, generation: int,
+                         instance_id: str | None) -> ErrorCode:
         async with group.lock:
+            if group.fenced(member_id, instance_id):
+                return ErrorCode.fenced_instance_id
             member = group.members.get(member_id)
             if member is None:
                 return ErrorCode.unknown_member_id
@@ -347,17 +377,26 @@ class GroupCoordinator:
                 return ErrorCode.rebalance_in_progress
             return ErrorCode.none
 
-    async def leave(self, group_id: str, member_ids: list[str]) -> list[ErrorCode]:
-        """LeaveGroup: one error code per member id."""
+    async def leave(self, group_id: str, member_ids: list[str],
+                    instance_ids: list[str | None] | None = None) -> list[ErrorCode]:
+        """LeaveGroup: one error code per member id (``instance_ids``: each one's
+        group instance id, or None; a member may be named by it alone)."""
         group = self._groups.get(group_id)
         if group is None:
             return [ErrorCode.unknown_member_id] * len(member_ids)
-        return await asyncio.shield(self._leave(group, member_ids))
+        return await asyncio.shield(self._leave(
+            group, member_ids, instance_ids or [None] * len(member_ids)))
 
-    async def _leave(self, group: Group, member_ids: list[str]) -> list[ErrorCode]:
+    async def _leave(self, group: Group, member_ids: list[str],
+                     instance_ids: list[str | None]) -> list[ErrorCode]:
         async with group.lock:
             codes = []
-            for member_id in member_ids:
+            for member_id, instance_id in zip(member_ids, instance_ids, strict=True):
+                if instance_id is not None and not member_id:  # by instance id alone
+                    member_id = group.instances.get(instance_id, "")
+                if group.fenced(member_id, instance_id):
+                    codes.append(ErrorCode.fenced_instance_id)
+                    continue
                 member = group.members.get(member_id)
                 if member is None:
                     codes.append(ErrorCode.unknown_member_id)
@@ -367,14 +406,18 @@ class GroupCoordinator:
             await self._after_removal(group, "members left")
             return codes
 
-    async def _remove(self, group: Group, member: Member, why: str) -> None:
-        """Drop a member: its held requests are answered, its membership left (its
-        locks and member file go, the plan is recomputed)."""
+    async def _remove(self, group: Group, member: Member, why: str,
+                      code: ErrorCode = ErrorCode.unknown_member_id) -> None:
+        """Drop a member: its held requests are answered ``code``, its membership
+        left (its locks and member file go, the plan is recomputed)."""
         log.info("group %s: member %s (%s on %s) removed: %s", group.name, member.member_id,
                  member.client_id, member.client_host, why)
         del group.members[member.member_id]
-        for waiter, outcome in ((member.join_waiter, JoinOutcome(ErrorCode.unknown_member_id)),
-                                (member.sync_waiter, SyncOutcome(ErrorCode.unknown_member_id))):
+        if member.instance_id is not None and (
+                group.instances.get(member.instance_id) == member.member_id):
+            del group.instances[member.instance_id]
+        for waiter, outcome in ((member.join_waiter, JoinOutcome(code)),
+                                (member.sync_waiter, SyncOutcome(code))):
             if waiter is not None and not waiter.done():
                 waiter.set_result(outcome)  # type: ignore[arg-type]
         try:

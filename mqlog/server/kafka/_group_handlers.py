@@ -75,8 +75,9 @@ async def join_group(server: ServerState, request: Request) -> Entity:
         generation_id=outcome.generation, protocol_type=outcome.protocol_type,
         protocol_name=outcome.protocol or ("" if request.api_version < 7 else None),
         leader=outcome.leader, skip_assignment=False, member_id=outcome.member_id,
-        members=tuple(build(member, member_id=member_id, group_instance_id=None,
-                            metadata=metadata) for member_id, metadata in outcome.members))
+        members=tuple(build(member, member_id=member_id, group_instance_id=instance_id,
+                            metadata=metadata)
+                      for member_id, instance_id, metadata in outcome.members))
 
 
 async def sync_group(server: ServerState, request: Request) -> Entity:
@@ -84,7 +85,8 @@ async def sync_group(server: ServerState, request: Request) -> Entity:
     cls = response_type(request.api_key, request.api_version)
     outcome = await coordinator(server).sync(
         body.group_id, body.member_id, body.generation_id,
-        {a.member_id: bytes(a.assignment) for a in body.assignments})
+        {a.member_id: bytes(a.assignment) for a in body.assignments},
+        getattr(body, "group_instance_id", None))
     return build(cls, throttle_time=NO_THROTTLE, error_code=outcome.error,
                  protocol_type=outcome.protocol_type, protocol_name=outcome.protocol,
                  assignment=outcome.assignment)
@@ -93,7 +95,8 @@ async def sync_group(server: ServerState, request: Request) -> Entity:
 async def heartbeat(server: ServerState, request: Request) -> Entity:
     body = request.body
     error = await coordinator(server).heartbeat(body.group_id, body.member_id,
-                                                body.generation_id)
+                                                body.generation_id,
+                                                getattr(body, "group_instance_id", None))
     return build(response_type(request.api_key, request.api_version),
                  throttle_time=NO_THROTTLE, error_code=error)
 
@@ -105,7 +108,8 @@ async def leave_group(server: ServerState, request: Request) -> Entity:
         (error,) = await coordinator(server).leave(body.group_id, [body.member_id])
         return build(cls, throttle_time=NO_THROTTLE, error_code=error)
     ids = [m.member_id for m in body.members]
-    errors = await coordinator(server).leave(body.group_id, ids)
+    errors = await coordinator(server).leave(body.group_id, ids,
+                                             [m.group_instance_id for m in body.members])
     entry = part(cls, "MemberResponse")
     return build(cls, throttle_time=NO_THROTTLE, error_code=ErrorCode.none, members=tuple(
         build(entry, member_id=member_id, group_instance_id=m.group_instance_id,

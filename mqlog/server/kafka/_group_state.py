@@ -36,8 +36,8 @@ STABLE = "Stable"
 @dataclasses.dataclass(frozen=True)
 class JoinOutcome:
     """What a JoinGroup is answered: the generation, the protocol chosen, the
-    leader, the member's id; ``members`` (id, metadata in the chosen protocol)
-    for the leader only."""
+    leader, the member's id; ``members`` (id, group instance id of a static
+    member, metadata in the chosen protocol) for the leader only."""
 
     error: ErrorCode
     member_id: str = ""
@@ -45,7 +45,7 @@ class JoinOutcome:
     protocol_type: str | None = None
     protocol: str | None = None
     leader: str = ""
-    members: tuple[tuple[str, bytes], ...] = ()
+    members: tuple[tuple[str, str | None, bytes], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +66,7 @@ class MemberSnapshot:
     client_host: str
     metadata: bytes
     assignment: bytes
+    instance_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +99,8 @@ class Member:
     synced: int = -1
     assignment: bytes = b""
     wanted: frozenset[TopicPartition] = frozenset()
+    #: A static member's ``group.instance.id`` (KIP-345); None for a dynamic one.
+    instance_id: str | None = None
 
     @property
     def protocol_names(self) -> list[str]:
@@ -135,6 +138,17 @@ class Group:
     gather_limit: float = 0.0
     #: CompletingRebalance: when members that did not sync are removed.
     sync_deadline: float = 0.0
+    #: Static members: group instance id -> the member id it holds now. A request
+    #: naming the instance with another member id is fenced.
+    instances: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def fenced(self, member_id: str, instance_id: str | None) -> bool:
+        """Whether a request naming static instance ``instance_id`` comes from a
+        member id the instance no longer holds (another process joined as it)."""
+        if instance_id is None:
+            return False
+        holder = self.instances.get(instance_id)
+        return holder is not None and holder != member_id
 
     def due(self, now: float) -> bool:
         """Whether the coordinator's timer may have something to do for this group
@@ -147,7 +161,7 @@ class Group:
     def snapshot(self) -> GroupSnapshot:
         return GroupSnapshot(self.name, self.state, self.protocol_type, self.protocol, tuple(
             MemberSnapshot(m.member_id, m.client_id, m.client_host, m.metadata(self.protocol),
-                           m.assignment)
+                           m.assignment, m.instance_id)
             for m in sorted(self.members.values(), key=lambda m: m.member_id)))
 
 

@@ -56,7 +56,8 @@ async def offset_commit(server: ServerState, request: Request) -> Entity:
     for metadata, offsets in by_metadata.items():
         error = await commit(coordinator(server), server.engine, body.group_id,
                              body.member_id if hasattr(body, "member_id") else "",
-                             generation, offsets, metadata)
+                             generation, offsets, metadata,
+                             getattr(body, "group_instance_id", None))
         errors.update(dict.fromkeys(offsets, error))
     topic_cls, partition_cls = part(cls, "OffsetCommitResponseTopic"), part(
         cls, "OffsetCommitResponsePartition")
@@ -80,7 +81,7 @@ def _check(engine: Engine, tp: TopicPartition, offset: int) -> ErrorCode:
 
 async def commit(groups: GroupCoordinator, engine: Engine, group_id: str, member_id: str,
                  generation: int, offsets: Mapping[TopicPartition, int],
-                 metadata: str) -> ErrorCode:
+                 metadata: str, instance_id: str | None = None) -> ErrorCode:
     """Commit checked ``offsets`` for ``group_id`` (see the module)."""
     group = groups.find(group_id)
     if generation < 0 and not member_id:
@@ -95,12 +96,16 @@ async def commit(groups: GroupCoordinator, engine: Engine, group_id: str, member
         return ErrorCode.none
     if group is None:
         return ErrorCode.unknown_member_id
-    return await asyncio.shield(_commit(group, member_id, generation, offsets, metadata))
+    return await asyncio.shield(_commit(group, member_id, generation, offsets, metadata,
+                                        instance_id))
 
 
 async def _commit(group: Group, member_id: str, generation: int,
-                  offsets: Mapping[TopicPartition, int], metadata: str) -> ErrorCode:
+                  offsets: Mapping[TopicPartition, int], metadata: str,
+                  instance_id: str | None) -> ErrorCode:
     async with group.lock:
+        if group.fenced(member_id, instance_id):
+            return ErrorCode.fenced_instance_id
         member = group.members.get(member_id)
         if member is None:
             return ErrorCode.unknown_member_id
