@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 
 import mqlog
 from tests.server._serve import REPO_ROOT, RunningServer
-from tests.server.test_kafka_groups import ALL, in_mqlog, wait_for
+from tests.server.test_kafka_groups import ALL, WAIT_S, in_mqlog, wait_for
 
 
 @pytest.fixture
@@ -66,6 +67,50 @@ def test_a_killed_kafka_python_consumer_hands_its_partitions_over(kafka_server, 
         assert list(in_mqlog(log, "kp").values()) == [ALL]
     finally:
         survivor.close()
+        child.kill()
+        child.wait()
+
+
+_KP_STATIC_CHILD = """
+import sys
+from kafka import KafkaConsumer
+consumer = KafkaConsumer("t", bootstrap_servers=sys.argv[1], group_id="kp-static",
+                         group_instance_id="kp-1", enable_auto_commit=False,
+                         heartbeat_interval_ms=300, session_timeout_ms=30000)
+while True:
+    consumer.poll(timeout_ms=50)
+    if consumer.assignment():
+        print("assigned", flush=True)
+"""
+
+
+def test_a_restarted_static_kafka_python_member_takes_its_place_at_once(kafka_server, log):
+    """A static member (group_instance_id) killed and started again: the new
+    process replaces the dead member when it joins, well within the dead one's
+    30 s session timeout."""
+    from kafka import KafkaConsumer
+
+    child = subprocess.Popen([sys.executable, "-c", _KP_STATIC_CHILD, kafka_server.address],
+                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True)
+    try:
+        assert child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], WAIT_S)
+        assert ready and child.stdout.readline() == "assigned\n", "the first never joined"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        restarted = KafkaConsumer("t", bootstrap_servers=kafka_server.address,
+                                  group_id="kp-static", group_instance_id="kp-1",
+                                  enable_auto_commit=False, heartbeat_interval_ms=300,
+                                  session_timeout_ms=30000)
+        try:
+            took = wait_for(lambda: kp_owned(restarted) == ALL, "the restarted member owns all",
+                            lambda: restarted.poll(timeout_ms=50))
+            assert took < 15.0  # not the dead member's 30 s session timeout
+            assert list(in_mqlog(log, "kp-static").values()) == [ALL]
+        finally:
+            restarted.close()
+    finally:
         child.kill()
         child.wait()
 
