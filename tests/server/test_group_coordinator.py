@@ -349,6 +349,21 @@ def test_a_held_join_of_a_fenced_static_member_is_answered_fenced(
     asyncio.run(scenario())
 
 
+def test_a_refused_static_join_replaces_nothing(server: ServerState, clock: Clock) -> None:
+    async def scenario() -> None:
+        joined = await join_all(server, clock, [join_request("g", instance_id="i-1"),
+                                                join_request("g")])
+        holder = coordinator(server).find("g").instances["i-1"]
+        refused = await call(server, JOIN, 5, **join_request(
+            "g", instance_id="i-1", protocols=("roundrobin",)))  # the other member: range
+        assert refused.error_code == ErrorCode.inconsistent_group_protocol
+        group = coordinator(server).find("g")
+        assert group.instances == {"i-1": holder}
+        assert sorted(group.members) == sorted(j.member_id for j in joined)
+
+    asyncio.run(scenario())
+
+
 def test_an_empty_instance_id_is_refused(server: ServerState) -> None:
     answer = asyncio.run(call(server, JOIN, 5, **join_request("g", instance_id="")))
     assert answer.error_code == ErrorCode.invalid_request

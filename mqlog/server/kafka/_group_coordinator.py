@@ -160,16 +160,14 @@ class GroupCoordinator:
         async with group.lock:
             if group.fenced(member_id, instance_id) and member_id:
                 return JoinOutcome(ErrorCode.fenced_instance_id, member_id)
-            holder = None if instance_id is None else group.instances.get(instance_id)
-            if not member_id and holder is not None and holder in group.members:
-                await self._remove(group, group.members[holder],
-                                   f"its instance {instance_id!r} joined again (fenced)",
-                                   ErrorCode.fenced_instance_id)
+            holder_id = None if instance_id is None else group.instances.get(instance_id)
+            replaced = group.members.get(holder_id) if not member_id and holder_id else None
             member = group.members.get(member_id) if member_id else None
             if member_id and member is None:
                 return JoinOutcome(ErrorCode.unknown_member_id, member_id)
             names = [name for name, _data in protocols]
-            others = [m.protocol_names for m in group.members.values() if m is not member]
+            others = [m.protocol_names for m in group.members.values()
+                      if m is not member and m is not replaced]
             if choose_protocol([*others, names]) is None:
                 log.warning("group %s: refused member %s (%s): none of its protocols %s is "
                             "supported by every member", group.name, member_id or "(new)",
@@ -180,6 +178,10 @@ class GroupCoordinator:
             except ConsumerProtocolError as error:
                 log.warning("group %s: refused a join of %s: %s", group.name, client_id, error)
                 return JoinOutcome(ErrorCode.inconsistent_group_protocol, member_id)
+            if replaced is not None:  # checked first: a refused join replaces nothing
+                await self._remove(group, replaced,
+                                   f"its instance {instance_id!r} joined again (fenced)",
+                                   ErrorCode.fenced_instance_id)
             fields: dict[str, Any] = dict(client_id=file_safe(client_id), topics=topics,
                                           assignors=mqlog_assignors(names),
                                           session_timeout_ms=session_ms,
