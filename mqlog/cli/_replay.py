@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import json
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -62,6 +63,11 @@ from mqlog.producer import key_partition
 COPY_BATCH = 500
 #: Records between two progress bar updates.
 PROGRESS_STEP = 200
+#: Bytes of JSON lines gathered before they are written to an --exec command.
+EXEC_BUFFER_BYTES = 64 * 1024
+#: Longest one wait for an --exec command to read from a full pipe (the main
+#: thread handles signals between two).
+EXEC_WAIT_STEP_S = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,37 +130,64 @@ class _Copy:
 
 
 class _Exec:
-    """Pipes replayed records as JSON lines to a shell command's stdin."""
+    """Pipes replayed records as JSON lines to a shell command's stdin.
+
+    The lines are written by this class, not through a buffered file: the pipe
+    is non-blocking and a full pipe is waited on in steps of EXEC_WAIT_STEP_S,
+    so the main thread runs Python between them and a second Ctrl-C
+    (``stopping_on``) interrupts a command that stopped reading, even when
+    the signal reached another thread. Nothing is left buffered for the
+    interpreter's exit to flush into a pipe nobody reads."""
 
     def __init__(self, command: str) -> None:
         self.command = command
         self.process = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE)
         assert self.process.stdin is not None  # stdin=PIPE
         self.stdin = self.process.stdin
+        self.fd = self.stdin.fileno()
+        os.set_blocking(self.fd, False)
+        self.pending = bytearray()
         self.sent = 0
 
     def send(self, source: str, partition: int, record: Record) -> None:
         line = json.dumps(record_json(source, partition, record), separators=(",", ":"))
-        try:
-            self.stdin.write(line.encode() + b"\n")
-        except BrokenPipeError:
-            self._failed()
+        self.pending += line.encode()
+        self.pending += b"\n"
         self.sent += 1
+        if len(self.pending) >= EXEC_BUFFER_BYTES:
+            self.flush()
 
     def flush(self) -> None:
-        try:
-            self.stdin.flush()
-        except BrokenPipeError:
-            self._failed()
+        """Write every pending line, waiting while the pipe is full."""
+        while self.pending:
+            try:
+                written = os.write(self.fd, self.pending)
+            except BlockingIOError:
+                select.select([], [self.fd], [], EXEC_WAIT_STEP_S)
+                continue
+            except BrokenPipeError:
+                self._failed()
+            del self.pending[:written]
 
     def close(self) -> None:
-        """Close the command's stdin and wait for it; fail unless it exits with 0."""
-        try:
-            self.stdin.close()
-        except BrokenPipeError:
-            pass  # its exit code tells how it ended
+        """Write what is pending, close the command's stdin and wait for it; fail
+        unless it exits with 0."""
+        self.flush()
+        self.stdin.close()
         if self.process.wait() != 0:
             self._failed()
+
+    def stop_on_error(self, kind: type[BaseException] | None, _error: object,
+                      _trace: object) -> None:
+        """On an exception out of the replay (a second Ctrl-C while the command
+        does not read, or a failure): kill the command if it still runs, so that
+        nothing waits on it (an ExitStack exit callback)."""
+        if kind is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.stdin.close()
 
     def _failed(self) -> None:
         """The command exited or closed its stdin before the end: say how."""
@@ -222,6 +255,7 @@ def replay(
         sink: _Copy | _Exec
         if exec_command is not None:
             sink = _Exec(exec_command)
+            stack.push(sink.stop_on_error)
         else:
             assert to_topic is not None  # _check_choices: --to-topic or --exec
             sink = _copy(stack, log, topic, to_topic, to_dir, len(numbers))

@@ -1,8 +1,13 @@
-"""mqlog replay, mqlog stats and mqlog topics alter through CliRunner."""
+"""mqlog replay, mqlog stats and mqlog topics alter through CliRunner (and one replay
+as a real process, for its signals)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -245,3 +250,35 @@ def test_topics_alter_errors(runner: CliRunner, built: Path, args: list[str], co
                              message: str) -> None:
     result = run(runner, "-d", built, "topics", "alter", *args)
     assert (result.exit_code, result.stderr) == (code, f"mqlog: error: {message}\n")
+
+
+def test_a_second_ctrl_c_stops_a_replay_whose_command_stopped_reading(tmp_path: Path) -> None:
+    """The first Ctrl-C waits for the record being written (the command reads
+    nothing: the pipe is full); the second stops the replay and its command."""
+    directory = tmp_path / "log"
+    with mqlog.open(directory) as log:
+        log.create_topic("big")
+        log.append("big", 0, [b"x" * 2048 for _ in range(300)])  # more than a pipe holds
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mqlog.cli", "--dir", str(directory), "replay", "big",
+         "--from-offset", "0", "--exec", "exec sleep 120"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        deadline = time.monotonic() + 30
+        while not children.read_text().split():
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.05)
+        (command,) = (int(pid) for pid in children.read_text().split())
+        time.sleep(1.0)  # time to fill the pipe
+        process.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert process.poll() is None  # the first Ctrl-C waits for the command to read
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode in (130, -signal.SIGINT)
+    with pytest.raises(ProcessLookupError):
+        os.kill(command, 0)  # killed and reaped
