@@ -28,10 +28,10 @@ and the poll timer runs only while there are waiters.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import TYPE_CHECKING
 
 from mqlog.errors import LogClosedError
+from mqlog.logstore._per_loop import per_loop
 
 if TYPE_CHECKING:
     from mqlog.logstore.engine import Engine
@@ -120,10 +120,4 @@ def append_watch(engine: Engine) -> AppendWatch:
     """The append watch of ``engine`` for the running event loop, made on first
     use: one per loop per open engine (kept with ``Engine.attachment``, so it
     goes when the engine closes or the loop is collected)."""
-    loop = asyncio.get_running_loop()
-    watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AppendWatch] = (
-        engine.attachment(_ATTACHMENT, weakref.WeakKeyDictionary))
-    watch = watches.get(loop)
-    if watch is None:
-        watch = watches[loop] = AppendWatch(engine, loop)
-    return watch
+    return per_loop(engine, _ATTACHMENT, AppendWatch)

@@ -28,10 +28,10 @@ request cancelled) is skipped.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import TYPE_CHECKING
 
 from mqlog.errors import MqlogError
+from mqlog.logstore._per_loop import per_loop
 
 if TYPE_CHECKING:
     from mqlog.logstore.engine import Engine
@@ -110,10 +110,4 @@ class FlushCycles:
 def flush_cycles(engine: Engine) -> FlushCycles:
     """The flush cycles of ``engine`` for the running event loop, made on first
     use: one per loop per open engine (kept with ``Engine.attachment``)."""
-    loop = asyncio.get_running_loop()
-    cycles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FlushCycles] = (
-        engine.attachment(_ATTACHMENT, weakref.WeakKeyDictionary))
-    found = cycles.get(loop)
-    if found is None:
-        found = cycles[loop] = FlushCycles(engine, loop)
-    return found
+    return per_loop(engine, _ATTACHMENT, FlushCycles)
