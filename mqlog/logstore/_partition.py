@@ -439,14 +439,21 @@ class Partition:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def trim_active(self) -> None:
-        """Cut the active segment's preallocation (the last process is closing the log)."""
+        """Cut the active segment's preallocation (the last process is closing the
+        log). A partition whose topic another process deleted has nothing to cut:
+        its state file is unlinked, or its directory renamed away on the way to
+        removal (the index files are cut by path)."""
         if self._failure is not None:
             return  # no writes after a storage failure: recovery cuts it on the next open
         with self.locked() as state:
-            if state is None:
+            if state is None or os.fstat(self.state_file.fd).st_nlink == 0:
                 return
             segment = self.refresh_view(state).segments[state.active_base_offset]
-            segment.trim(state.active_position, state.offset_index_count, state.time_index_count)
+            try:
+                segment.trim(state.active_position, state.offset_index_count,
+                             state.time_index_count)
+            except FileNotFoundError:  # the topic is being deleted
+                return
 
     def close(self) -> None:
         with self._lock:

@@ -507,6 +507,32 @@ def test_appends_to_a_topic_deleted_elsewhere_fail_then_reach_its_successor(
         assert [r.value for r in admin.read(T, 0, 0)] == [b"d"]
 
 
+@pytest.mark.parametrize("removed", [True, False], ids=["removed", "being-removed"])
+def test_the_last_close_after_another_process_deleted_a_topic_it_read(
+        log_dir: Path, removed: bool) -> None:
+    """The last process to close trims its partitions' preallocation: a topic it
+    had open that another process deleted (or is deleting: its directory renamed
+    away, not yet removed) is skipped, not an error."""
+    from mqlog.logstore._topic_files import doom_topic, remove_doomed
+
+    reader = mqlog.open(log_dir)
+    reader.create_topic(T)
+    reader.create_topic("kept")
+    reader.append("kept", 0, [b"k"])
+    assert reader.read(T, 0, 0) == []  # opens the topic
+    with mqlog.open(log_dir) as admin:
+        if removed:
+            admin.delete_topic(T)
+        else:
+            doomed = doom_topic(str(log_dir / "topics"), T)
+    reader.close()
+    if not removed:
+        remove_doomed(doomed)
+    with mqlog.open(log_dir) as again:
+        assert again.topics() == ["kept"]
+        assert [r.value for r in again.read("kept", 0, 0)] == [b"k"]
+
+
 def test_no_append_succeeds_after_delete_topic_returned(log_dir: Path) -> None:
     with mqlog.open(log_dir) as writer, mqlog.open(log_dir) as admin:
         writer.create_topic(T, partitions=2)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import subprocess
+import time
 
 import pytest
 from kio.schema.errors import ErrorCode
@@ -127,3 +129,44 @@ def test_topic_ids_are_stable_and_found_by_id(kafka_server: RunningServer) -> No
     first = {t.name: t.topic_id for t in _metadata(kafka_server, 12, None).topics}
     second = {t.name: t.topic_id for t in _metadata(kafka_server, 12, None).topics}
     assert first == second and first["a"] != first["b"] and first["a"].int != 0
+
+
+def _fetch_by_id(server: RunningServer, topic_id) -> int:
+    """The error code of partition 0 in a Fetch v13 naming the topic by id."""
+    from kio.index import load_request_schema
+
+    from mqlog.server.kafka._codec import part
+
+    schema = load_request_schema(1, 13)
+    asked = part(schema, "FetchTopic")(topic_id=topic_id, partitions=(
+        part(schema, "FetchPartition")(partition=0, fetch_offset=0,
+                                       partition_max_bytes=1 << 20),))
+    with connect(server) as sock:
+        sock.sendall(encode_request(1, 13, 9, max_wait=datetime.timedelta(0), min_bytes=0,
+                                    topics=(asked,), forgotten_topics_data=(),
+                                    replica_id=-1))
+        (topic,) = decode_response(1, 13, read_frame(sock))[1].responses
+    (partition,) = topic.partitions
+    return partition.error_code
+
+
+def test_a_deleted_topic_is_unknown_by_id(kafka_server: RunningServer) -> None:
+    """A fetch by id remembers the topic's name; deleting the topic, through the
+    server or by another process, makes its id unknown again."""
+    from mqlog.server.kafka._fetch import TOPIC_RECHECK_S
+
+    with mqlog.open(kafka_server.directory) as log:
+        log.create_topic("here")
+        log.create_topic("elsewhere")
+    ids = {t.name: t.topic_id for t in _metadata(kafka_server, 12, None).topics}
+    assert _fetch_by_id(kafka_server, ids["here"]) == ErrorCode.none
+    assert _fetch_by_id(kafka_server, ids["elsewhere"]) == ErrorCode.none
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": kafka_server.address})
+    admin.delete_topics(["here"])["here"].result(10)
+    assert _fetch_by_id(kafka_server, ids["here"]) == ErrorCode.unknown_topic_id
+    with mqlog.open(kafka_server.directory) as log:  # another process deletes it
+        log.delete_topic("elsewhere")
+    time.sleep(TOPIC_RECHECK_S + 0.1)
+    assert _fetch_by_id(kafka_server, ids["elsewhere"]) == ErrorCode.unknown_topic_id

@@ -27,7 +27,7 @@ import uuid
 
 from kio.schema.errors import ErrorCode
 
-from mqlog.errors import MqlogError
+from mqlog.errors import MqlogError, UnknownTopicError
 from mqlog.logstore import append_watch
 from mqlog.server.kafka._codec import (
     Entity,
@@ -45,7 +45,11 @@ MIN_VERSION = 4
 MAX_VERSION = 16
 
 UNKNOWN_TOPIC_ID = ErrorCode.unknown_topic_id.value
+UNKNOWN_TOPIC_OR_PARTITION = ErrorCode.unknown_topic_or_partition.value
 _TOPIC_NAMES = "fetch_topic_names"
+
+#: How often a fetch by topic id checks that a remembered topic still exists (s).
+TOPIC_RECHECK_S = 1.0
 
 #: Longest a fetch waits, whatever it asks (Kafka clients ask 500 ms by default).
 MAX_WAIT_CAP_MS = 30_000
@@ -92,16 +96,33 @@ def _milliseconds(value: object) -> float:
 
 
 def _topic_named(server: ServerState, identifier: uuid.UUID) -> str | None:
-    """The topic whose id is ``identifier`` (remembered per server: deriving every
-    topic's id on each fetch would cost in proportion to the topic count)."""
-    names: dict[uuid.UUID, str] = server.extensions.setdefault(_TOPIC_NAMES, {})
-    name = names.get(identifier)
-    if name is not None and server.engine.has_topic(name):
-        return name
-    name = topic_for_id(server.engine, server.cluster_id, identifier)
-    if name is not None:
-        names[identifier] = name
-    return name
+    """The topic whose id is ``identifier``, remembered per server: deriving every
+    topic's id on each fetch would cost in proportion to the topic count. A
+    topic's id follows from its name alone, so a remembered name is right while
+    the topic exists; that is checked (a ``stat``) at most every
+    ``TOPIC_RECHECK_S`` per topic, not on every fetch, so a topic deleted by
+    another process answers UNKNOWN_TOPIC_ID within that time (one this server
+    deleted at once: the read raises UnknownTopicError, see :func:`_read_all`)."""
+    names: dict[uuid.UUID, tuple[str, float]] = server.extensions.setdefault(_TOPIC_NAMES, {})
+    now = time.monotonic()
+    found = names.get(identifier)
+    if found is not None:
+        name, checked = found
+        if now - checked < TOPIC_RECHECK_S:
+            return name
+        if server.engine.has_topic(name):
+            names[identifier] = (name, now)
+            return name
+        del names[identifier]
+    named = topic_for_id(server.engine, server.cluster_id, identifier)
+    if named is not None:
+        names[identifier] = (named, now)
+    return named
+
+
+def _forget_topic(server: ServerState, identifier: uuid.UUID) -> None:
+    """Forget the name remembered for ``identifier``: its topic is gone."""
+    server.extensions.get(_TOPIC_NAMES, {}).pop(identifier, None)
 
 
 def _read_all(server: ServerState, body: Entity, by_id: bool
@@ -131,6 +152,14 @@ def _read_all(server: ServerState, body: Entity, by_id: bool
                                                         wanted.fetch_offset, max(limit, 1))
                     end = engine.end_offset(name, wanted.partition)  # not below the records
                 start = engine.start_offset(name, wanted.partition)
+            except UnknownTopicError:
+                if identifier is not None:  # deleted since it was named: forget the name
+                    _forget_topic(server, identifier)
+                    code = UNKNOWN_TOPIC_ID
+                else:
+                    code = UNKNOWN_TOPIC_OR_PARTITION
+                partitions.append(FetchedPartition(wanted.partition, code, -1, -1, None))
+                continue
             except MqlogError as error:
                 partitions.append(FetchedPartition(wanted.partition, error_code(error).value,
                                                    -1, -1, None))
