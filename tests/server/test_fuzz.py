@@ -28,6 +28,8 @@ from kio.index import load_request_schema
 from kio.serial import entity_reader
 
 import mqlog
+from mqlog import Record
+from mqlog.logstore._kafka_batch import encode_records
 from mqlog.server.kafka._apis import EXTENSION, Api
 from mqlog.server.kafka._codec import (
     MalformedRequestError,
@@ -48,6 +50,10 @@ HANDLER_BOUND_S = 10
 VALIDATE_ONLY = (19, 37, 44, 33)  # CreateTopics, CreatePartitions, (Incremental)AlterConfigs
 
 
+#: One Kafka RecordBatch v2 of two records, for the Produce seeds.
+_KAFKA_BATCH = encode_records([Record(b"a", key=b"k", timestamp=1), Record(b"b", timestamp=2)], 0)
+
+
 def _seeds() -> list[bytes]:
     """Valid request frames (without the size prefix) of every served API."""
     def body(key: int, version: int, **fields: object) -> bytes:
@@ -62,8 +68,31 @@ def _seeds() -> list[bytes]:
     alter = load_request_schema(44, 1)
     replace = load_request_schema(33, 2)
     trim = load_request_schema(21, 2)
+    produce = load_request_schema(0, 9)
+    fetch = load_request_schema(1, 12)
+    fetch_old = load_request_schema(1, 7)
     seconds = datetime.timedelta(seconds=1)
     return [
+        body(0, 9, transactional_id=None, acks=1, timeout=seconds, topic_data=(
+            part(produce, "TopicProduceData")(name="t", partition_data=(
+                part(produce, "PartitionProduceData")(index=1, records=_KAFKA_BATCH),)),)),
+        body(0, 3, transactional_id=None, acks=-1, timeout=seconds, topic_data=(
+            part(load_request_schema(0, 3), "TopicProduceData")(name="t", partition_data=(
+                part(load_request_schema(0, 3), "PartitionProduceData")(
+                    index=0, records=_KAFKA_BATCH),)),)),
+        body(1, 12, replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=0,
+             session_id=0, session_epoch=-1, cluster_id="c", rack_id="r",
+             topics=(part(fetch, "FetchTopic")(topic="t", partitions=(
+                 part(fetch, "FetchPartition")(partition=0, fetch_offset=1,
+                                               partition_max_bytes=1 << 20),)),),
+             forgotten_topics_data=(part(fetch, "ForgottenTopic")(topic="x",
+                                                                  partitions=(1, 2)),)),
+        body(1, 7, replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=0,
+             max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1,
+             topics=(part(fetch_old, "FetchTopic")(topic="t", partitions=(
+                 part(fetch_old, "FetchPartition")(partition=1, fetch_offset=0,
+                                                   partition_max_bytes=100),)),),
+             forgotten_topics_data=()),
         body(18, 3, client_software_name="fuzz", client_software_version="1"),
         body(18, 0),
         body(3, 12, topics=(part(metadata, "MetadataRequestTopic")(name="t", topic_id=None),),

@@ -9,7 +9,9 @@ and kio knows it (``__header_schema__``).
 
 Invariants: :func:`decode_request` either returns a request or raises
 :class:`MalformedRequestError`; it never raises anything else on any input.
-A null where the schema allows none is malformed (``_nulls``).
+A null where the schema allows none is malformed (``_nulls``). Produce and
+Fetch, on every record's path, are decoded by hand (``_hot_requests``) into
+classes with the same fields as kio's entities.
 Bytes after the body are ignored, as Kafka's broker ignores them: librdkafka
 2.x sends three (its all-topics Metadata v9+ request keeps a 4-byte
 placeholder where the 1-byte null array goes). Response classes are looked
@@ -32,6 +34,7 @@ from kio.index import KioIndexError, load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
 
 from mqlog.errors import MqlogError
+from mqlog.server.kafka import _hot_requests
 from mqlog.server.kafka._array_bounds import check_array_lengths
 from mqlog.server.kafka._nulls import check_nulls
 
@@ -107,6 +110,13 @@ def decode_request(frame: bytes | memoryview) -> Request:
             f"no schema for API key {api_key} version {api_version}", api_key,
             correlation) from error
     data = bytes(frame)
+    if _hot_requests.decodes(api_key, api_version):  # Produce, Fetch: by hand, for speed
+        try:
+            client_id, body = _hot_requests.decode(api_key, api_version, data)
+        except Exception as error:
+            raise MalformedRequestError(
+                f"API key {api_key} v{api_version}: {type(error).__name__}: {error}") from error
+        return Request(api_key, api_version, correlation, client_id or "", body)
     try:
         # kio's reader aborts the process on an absurd array length: see _array_bounds.
         check_array_lengths(body_type, data, check_array_lengths(header_type, data, 0))

@@ -29,11 +29,7 @@ from kio.schema.errors import ErrorCode
 
 from mqlog.errors import MqlogError, UnknownTopicError
 from mqlog.logstore import append_watch
-from mqlog.server.kafka._codec import (
-    Entity,
-    Request,
-    has_field,
-)
+from mqlog.server.kafka._codec import Entity, Request
 from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
 from mqlog.server.kafka._hot_responses import FetchedPartition, fetch_response
@@ -61,7 +57,7 @@ def handle(server: ServerState, request: Request) -> bytes | Later:
     body = request.body
     wait_ms = max(0, min(int(_milliseconds(body.max_wait)), MAX_WAIT_CAP_MS))
     deadline = time.monotonic() + wait_ms / 1000
-    by_id = has_field(type(body.topics[0]) if body.topics else type(body), "topic_id")
+    by_id = request.api_version >= 13
     seen = append_watch(server.engine).counter()
     topics, size = _read_all(server, body, by_id)
     if size >= body.min_bytes or deadline <= time.monotonic() or not topics:
@@ -130,7 +126,7 @@ def _read_all(server: ServerState, body: Entity, by_id: bool
     """Every partition asked: its batches (within the byte limits) and offsets.
     The high watermark is read after the batches, so it is never below them."""
     engine = server.engine
-    budget = body.max_bytes if has_field(type(body), "max_bytes") else 2**31 - 1
+    budget = body.max_bytes
     size = 0
     topics = []
     for asked in body.topics:
