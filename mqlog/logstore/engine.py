@@ -427,6 +427,18 @@ class Engine:
         self._table.forget(target.topic, target)
         raise UnknownTopicError(f"topic {target.topic!r} was deleted")
 
+    def check_not_deleted(self, topic: str, partition: int) -> None:
+        """UnknownTopicError if another process deleted the topic since this one
+        opened it (one ``fstat``); the next call then opens the topic anew, as
+        after a read that found it deleted. For callers that skip the read when
+        the end offset says nothing is new: a handle of a deleted topic keeps
+        its last end offset, so a topic deleted and created again elsewhere
+        would otherwise look unchanged to them for good."""
+        target = self.partition(topic, partition)
+        if target.deleted():
+            self._table.forget(target.topic, target)
+            raise UnknownTopicError(f"topic {target.topic!r} was deleted")
+
     def iter(self, topic: str, partition: int, start: int = 0, end: int | None = None,
              on_corrupt: str | Callable[[CorruptRecordError], None] = "raise",
              ) -> Iterator[Record]:

@@ -533,6 +533,21 @@ def test_the_last_close_after_another_process_deleted_a_topic_it_read(
         assert [r.value for r in again.read("kept", 0, 0)] == [b"k"]
 
 
+def test_check_not_deleted_finds_a_topic_deleted_and_created_again_elsewhere(
+        log_dir: Path) -> None:
+    with mqlog.open(log_dir) as reader, mqlog.open(log_dir) as admin:
+        reader.create_topic(T)
+        reader.append(T, 0, [b"a"])
+        reader.engine.check_not_deleted(T, 0)  # there: nothing raised
+        admin.delete_topic(T)
+        admin.create_topic(T)
+        assert reader.end_offset(T, 0) == 1  # the handle still has the old end
+        with pytest.raises(UnknownTopicError, match="was deleted"):
+            reader.engine.check_not_deleted(T, 0)
+        assert reader.end_offset(T, 0) == 0  # the new topic
+        reader.engine.check_not_deleted(T, 0)
+
+
 def test_no_append_succeeds_after_delete_topic_returned(log_dir: Path) -> None:
     with mqlog.open(log_dir) as writer, mqlog.open(log_dir) as admin:
         writer.create_topic(T, partitions=2)

@@ -112,6 +112,40 @@ def test_a_waiting_consumer_is_woken_by_an_embedded_append(kafka_server):
             consumer.close()
 
 
+def test_a_consumer_reaches_a_topic_deleted_and_created_again_elsewhere(kafka_server):
+    """Another process deletes the topic a consumer reads at its end, creates it
+    again and appends: the server must not keep serving the deleted topic's end
+    (where the consumer would wait for good); the consumer is told, resets by
+    ``auto.offset.reset`` and reads the new topic's records."""
+    with mqlog.open(kafka_server.directory) as log:
+        log.create_topic("again")
+        log.append("again", 0, [b"old-1", b"old-2"])
+        consumer = CkConsumer({"bootstrap.servers": kafka_server.address, "group.id": "g",
+                               "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                               "topic.metadata.refresh.interval.ms": 1000})
+        consumer.assign([TopicPartition("again", 0, 0)])
+        try:
+            seen = []
+            deadline = time.monotonic() + 10
+            while len(seen) < 2 and time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is not None and not message.error():
+                    seen.append(message.value())
+            assert seen == [b"old-1", b"old-2"]
+            assert consumer.poll(0.5) is None  # at the end: its fetch waits
+            log.delete_topic("again")
+            log.create_topic("again")
+            log.append("again", 0, [b"new-1"])
+            deadline = time.monotonic() + 30
+            while b"new-1" not in seen and time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is not None and not message.error():
+                    seen.append(message.value())
+            assert seen[2:] == [b"new-1"]
+        finally:
+            consumer.close()
+
+
 def test_kafka_python_idempotent_producer_and_consumer(kafka_server):
     from kafka import KafkaConsumer, KafkaProducer
     from kafka import TopicPartition as KpTopicPartition

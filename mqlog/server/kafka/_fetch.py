@@ -141,9 +141,10 @@ def _read_all(server: ServerState, body: Entity, by_id: bool
             try:
                 end = engine.end_offset(name, wanted.partition)
                 limit = min(wanted.partition_max_bytes, budget - size)
-                if wanted.fetch_offset == end or (limit <= 0 and size):
-                    batches = []  # nothing new, or no room left: no read
-                else:
+                batches: list[bytes] = []  # nothing new, or no room left: no read
+                if wanted.fetch_offset == end:
+                    engine.check_not_deleted(name, wanted.partition)  # or stale for good
+                elif limit > 0 or not size:
                     batches = engine.read_kafka_batches(name, wanted.partition,
                                                         wanted.fetch_offset, max(limit, 1))
                     end = engine.end_offset(name, wanted.partition)  # not below the records
