@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence, Sized
+from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from typing import TypeVar
 
 from mqlog.errors import (
@@ -227,11 +227,26 @@ class Engine:
         """Change a topic's config and/or raise its partition count (never lower:
         keyed records would move). Validated before anything is written;
         unknown options raise TypeError."""
+        return self._alter(name, partitions, lambda _current: topic_config)
+
+    def change_topic_config(self, name: str,
+                            change: Callable[[TopicConfig], Mapping[str, object]]
+                            ) -> TopicConfig:
+        """Set the options ``change(current)`` returns, ``current`` being the
+        topic's config as read under the log's metadata lock: a read, modify and
+        write that no alter by another thread or process can slip into (what
+        Kafka's APPEND and SUBTRACT of a list setting need). ``change`` may
+        raise: then nothing is written."""
+        return self._alter(name, None, change)
+
+    def _alter(self, name: str, partitions: int | None,
+               change: Callable[[TopicConfig], Mapping[str, object]]) -> TopicConfig:
         self.check_writable(f"alter topic {name!r}")
         topic = self._table.topic(name)
         with _directory.metadata_lock(self.path):
             topic.reload_if_changed()
-            config = TopicConfig.from_options(topic.config(), **topic_config)
+            current = topic.config()
+            config = TopicConfig.from_options(current, **change(current))
             count = topic.partition_count
             if partitions is not None:
                 check_partition_count(partitions)

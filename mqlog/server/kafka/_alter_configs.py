@@ -92,16 +92,21 @@ async def _alter(server: ServerState, resource: Entity, incremental: bool,
             f"here; the broker's are set on mqlog serve's command line")
     if is_internal(topic):
         return ErrorCode.invalid_topic_exception, f"{topic!r} is an internal topic"
-    try:
-        current = server.engine.topic_config(topic)
+    def change(current: TopicConfig) -> dict[str, Any]:
+        """The options to set over ``current`` (ConfigError if invalid)."""
         if incremental:
             options = _incremental_options(current, resource.configs)
         else:
             options = {**_DEFAULTS, **topic_options(
                 (config.name, config.value) for config in resource.configs)}
         checked_config(current, options)
-        if not validate_only:
-            await asyncio.to_thread(server.engine.alter_topic, topic, None, **options)
+        return options
+
+    try:
+        if validate_only:
+            change(server.engine.topic_config(topic))
+        else:  # APPEND and SUBTRACT read the current policy under the engine's lock
+            await asyncio.to_thread(server.engine.change_topic_config, topic, change)
     except MqlogError as error:
         return error_code(error), error_message(error)
     return ErrorCode.none, None
