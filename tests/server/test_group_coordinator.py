@@ -297,6 +297,8 @@ def test_a_static_member_joining_again_fences_its_earlier_member_id(
         await sync_all(server, "g", [first], {first.member_id: [("t", 0), ("t", 1)]})
         (again,) = await join_all(server, clock, [join_request("g", instance_id="i-1")])
         assert again.error_code == ErrorCode.none and again.member_id != first.member_id
+        # in its place, as Kafka does: the same generation, it leads, no rebalance
+        assert (again.generation_id, again.leader) == (first.generation_id, again.member_id)
         old = dict(group_id="g", member_id=first.member_id, group_instance_id="i-1")
         beat = await call(server, HEARTBEAT, 3, generation_id=first.generation_id, **old)
         assert beat.error_code == ErrorCode.fenced_instance_id
@@ -311,7 +313,9 @@ def test_a_static_member_joining_again_fences_its_earlier_member_id(
             "group_instance_id": "i-1"})
         assert {p.error_code for t in committed.topics for p in t.partitions} == {
             ErrorCode.fenced_instance_id}
-        await sync_all(server, "g", [again], {again.member_id: [("t", 0)]})
+        synced = await call(server, SYNC, 3, group_id="g", generation_id=again.generation_id,
+                            member_id=again.member_id, assignments=())
+        assert synced.assignment == assignment([("t", 0), ("t", 1)])  # what it had
         (described,) = (await call(server, DESCRIBE, 5, groups=("g",),
                                    include_authorized_operations=False)).groups
         assert [(m.member_id, m.group_instance_id) for m in described.members] == [
@@ -321,6 +325,70 @@ def test_a_static_member_joining_again_fences_its_earlier_member_id(
         assert [m.error_code for m in left.members] == [ErrorCode.none]
         assert coordinator(server).find("g").members == {}
         assert coordinator(server).find("g").instances == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_static_member_restarting_in_a_stable_group_keeps_its_place(
+        server: ServerState, log: mqlog.Log, clock: Clock) -> None:
+    """KIP-345 without a rebalance: the restarted instance gets a new member id,
+    the assignment and owner locks of the old one (its mqlog membership stays),
+    and the other member goes on undisturbed; the old member id is fenced."""
+    async def scenario() -> None:
+        joined = await join_all(server, clock, [join_request("g", instance_id="i-1"),
+                                                join_request("g")])
+        group = coordinator(server).find("g")
+        static_id = group.instances["i-1"]
+        other_id = next(j.member_id for j in joined if j.member_id != static_id)
+        plan = {static_id: [("t", 0), ("t", 1)], other_id: [("t", 2), ("t", 3)]}
+        await sync_all(server, "g", sorted(joined, key=lambda j: j.member_id != j.leader),
+                       plan)
+        generation = joined[0].generation_id
+        (again,) = await join_all(server, clock, [join_request("g", instance_id="i-1")])
+        assert again.error_code == ErrorCode.none and again.generation_id == generation
+        assert again.member_id not in (static_id, other_id)
+        assert group.state == "Stable" and group.instances == {"i-1": again.member_id}
+        beat = await call(server, HEARTBEAT, 3, group_id="g", member_id=other_id,
+                          generation_id=generation, group_instance_id=None)
+        assert beat.error_code == ErrorCode.none  # no rebalance for the other member
+        synced = await call(server, SYNC, 3, group_id="g", generation_id=generation,
+                            member_id=again.member_id, assignments=())
+        assert synced.assignment == assignment(plan[static_id])
+        member = group.members[again.member_id]
+        assert member.mqlog_id == static_id  # the same mqlog member, locks and all
+        assert member.membership.owns(TopicPartition("t", 0))
+        assert {m.member_id: sorted(m.assignment) for m in log.describe_group("g").members} == {
+            static_id: [TopicPartition("t", 0), TopicPartition("t", 1)],
+            other_id: [TopicPartition("t", 2), TopicPartition("t", 3)]}
+        old = await call(server, HEARTBEAT, 3, group_id="g", member_id=static_id,
+                         generation_id=generation, group_instance_id="i-1")
+        assert old.error_code == ErrorCode.fenced_instance_id
+        committed = await call(server, COMMIT, 8, **{**_commit(
+            "g", again.member_id, generation, {("t", 0): 5}), "group_instance_id": "i-1"})
+        assert {p.error_code for t in committed.topics for p in t.partitions} == {
+            ErrorCode.none}
+
+    asyncio.run(scenario())
+
+
+def test_a_static_member_restarting_with_other_topics_rebalances(
+        server: ServerState, clock: Clock) -> None:
+    async def scenario() -> None:
+        joined = await join_all(server, clock, [join_request("g", instance_id="i-1"),
+                                                join_request("g")])
+        group = coordinator(server).find("g")
+        static_id = group.instances["i-1"]
+        other_id = next(j.member_id for j in joined if j.member_id != static_id)
+        await sync_all(server, "g", sorted(joined, key=lambda j: j.member_id != j.leader), {
+            static_id: [("t", 0), ("t", 1)], other_id: [("t", 2), ("t", 3)]})
+        rejoin = asyncio.create_task(call(server, JOIN, 5, **join_request(
+            "g", instance_id="i-1", topics=("t", "u"))))
+        await settle(lambda: group.state == "PreparingRebalance", "a rebalance")
+        beat = await call(server, HEARTBEAT, 3, group_id="g", member_id=other_id,
+                          generation_id=joined[0].generation_id, group_instance_id=None)
+        assert beat.error_code == ErrorCode.rebalance_in_progress
+        assert static_id not in group.members  # the old member went
+        rejoin.cancel()
 
     asyncio.run(scenario())
 

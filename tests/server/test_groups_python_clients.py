@@ -97,6 +97,7 @@ def test_a_restarted_static_kafka_python_member_takes_its_place_at_once(kafka_se
         assert child.stdout is not None
         ready, _, _ = select.select([child.stdout], [], [], WAIT_S)
         assert ready and child.stdout.readline() == "assigned\n", "the first never joined"
+        generation = log.describe_group("kp-static").generation
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         restarted = KafkaConsumer("t", bootstrap_servers=kafka_server.address,
@@ -108,6 +109,7 @@ def test_a_restarted_static_kafka_python_member_takes_its_place_at_once(kafka_se
                             lambda: restarted.poll(timeout_ms=50))
             assert took < 15.0  # not the dead member's 30 s session timeout
             assert list(in_mqlog(log, "kp-static").values()) == [ALL]
+            assert log.describe_group("kp-static").generation == generation  # no rebalance
         finally:
             restarted.close()
     finally:

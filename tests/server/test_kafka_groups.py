@@ -105,7 +105,8 @@ def test_a_static_member_started_again_takes_over_at_once_and_fences_the_old(
         kafka_server: RunningServer, log: mqlog.Log) -> None:
     """KIP-345 with librdkafka: a second process with the same group.instance.id
     (a restarted pod whose predecessor hangs) takes the partitions well within
-    the 30 s session timeout, and the first is told it is fenced (fatal)."""
+    the 30 s session timeout, without a rebalance, and the first is told it is
+    fenced (fatal)."""
     errors: list[object] = []
 
     def poll_first() -> None:  # librdkafka reports the fencing as a fatal poll error
@@ -118,6 +119,7 @@ def test_a_static_member_started_again_takes_over_at_once_and_fences_the_old(
     first.subscribe(["t"])
     wait_for(lambda: owned(first) == ALL, "the static member owns every partition",
              lambda: first.poll(0.05))
+    generation = log.describe_group("static").generation
     second = rdkafka_consumer(kafka_server, "static", **static)
     second.subscribe(["t"])
     took = wait_for(lambda: owned(second) == ALL, "the new process takes over",
@@ -128,6 +130,7 @@ def test_a_static_member_started_again_takes_over_at_once_and_fences_the_old(
     described = log.describe_group("static")
     assert [sorted((tp.topic, tp.partition) for tp in m.assignment)
             for m in described.members] == [sorted(ALL)]
+    assert described.generation == generation  # it took the member's place: no rebalance
     for consumer in (first, second):
         consumer.close()
 

@@ -27,15 +27,17 @@ runs Kafka's state machine (see ``_group_state``):
   member (its locks and file go) and rebalance the rest.
 - Static members (KIP-345, ``group.instance.id``): the group maps each
   instance id to the member id that holds it. A JoinGroup of a known instance
-  without a member id (the process restarted) removes the member that held it
-  and joins as a new one, so the old member id is fenced: any request naming
-  the instance with it (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-  OffsetCommit) is answered FENCED_INSTANCE_ID, which clients treat as fatal.
-  Unlike Kafka, the rejoin rebalances the group (mqlog's memberships are keyed
-  by member id): one rebalance, where a dynamic member that restarts causes
-  two (its join, then the old member's expiry). A static member that closes
-  sends no LeaveGroup: it is removed when its session times out, or when its
-  instance joins again. LeaveGroup may name a member by instance id alone.
+  without a member id (the process restarted) gets a new member id, so the
+  old one is fenced: any request naming the instance with it (JoinGroup,
+  SyncGroup, Heartbeat, LeaveGroup, OffsetCommit) is answered
+  FENCED_INSTANCE_ID, which clients treat as fatal. In a stable group, with
+  the same topics and protocol, the newcomer takes the member's place as
+  Kafka does: same assignment, same mqlog membership (``Member.mqlog_id``:
+  its member file and owner locks), no rebalance. Otherwise the member is
+  removed and the newcomer joins (one rebalance). A static member that
+  closes sends no LeaveGroup: it is removed when its session times out, or
+  when its instance joins again. LeaveGroup may name a member by instance id
+  alone.
 - OffsetCommit (``_offset_commit``) goes through the member's membership.
 
 Group-file operations (file I/O, flocks taken without blocking, fsyncs) run in
@@ -49,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -178,6 +181,9 @@ class GroupCoordinator:
             except ConsumerProtocolError as error:
                 log.warning("group %s: refused a join of %s: %s", group.name, client_id, error)
                 return JoinOutcome(ErrorCode.inconsistent_group_protocol, member_id)
+            if replaced is not None and self._same_place(group, replaced, protocols, topics):
+                return self._replace_static(group, replaced, client_id, client_host, protocols,
+                                            session_ms, rebalance_ms)
             if replaced is not None:  # checked first: a refused join replaces nothing
                 await self._remove(group, replaced,
                                    f"its instance {instance_id!r} joined again (fenced)",
@@ -191,8 +197,8 @@ class GroupCoordinator:
                 if member is None:
                     member = await asyncio.to_thread(self._new_member, group.name, fields)
                 else:
-                    await asyncio.to_thread(member.membership.join, member_id=member_id,
-                                            **fields)
+                    await asyncio.to_thread(member.membership.join,
+                                            member_id=member.mqlog_id, **fields)
             except ConfigError as error:  # the group holds embedded consumers, or is a queue
                 log.warning("group %s: refused a join of %s: %s", group.name, client_id, error)
                 return JoinOutcome(ErrorCode.inconsistent_group_protocol, member_id)
@@ -217,6 +223,58 @@ class GroupCoordinator:
                 group.gather_until = min(now + JOIN_GATHER_S, group.gather_limit)
             await self._complete_join_if_done(group)
             return waiter
+
+    @staticmethod
+    def _same_place(group: Group, replaced: Member, protocols: tuple[tuple[str, bytes], ...],
+                    topics: list[str]) -> bool:
+        """Whether a static member's instance joining again can take its place
+        as it is: the group is stable, the member's topics are the same and the
+        protocol chosen would be too (else the group rebalances, as in Kafka)."""
+        if group.state != STABLE:
+            return False
+        names = [name for name, _data in protocols]
+        others = [m.protocol_names for m in group.members.values() if m is not replaced]
+        if choose_protocol([*others, names]) != group.protocol:
+            return False
+        try:
+            return subscribed_topics(replaced.metadata(group.protocol)) == topics
+        except ConsumerProtocolError:
+            return False
+
+    def _replace_static(self, group: Group, member: Member, client_id: str, client_host: str,
+                        protocols: tuple[tuple[str, bytes], ...], session_ms: int,
+                        rebalance_ms: int) -> JoinOutcome:
+        """KIP-345, as Kafka does it: a static member's instance joined again (its
+        process restarted) into a stable group. The newcomer takes the member's
+        place under a new member id, with its assignment, partitions and owner
+        locks (the mqlog membership stays), and no rebalance; the old member id
+        is fenced. A leader is told the members, with ``skip_assignment``."""
+        assert member.instance_id is not None
+        old_id = member.member_id
+        for waiter, outcome in ((member.join_waiter, JoinOutcome(ErrorCode.fenced_instance_id)),
+                                (member.sync_waiter, SyncOutcome(ErrorCode.fenced_instance_id))):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(outcome)  # type: ignore[arg-type]
+        member.join_waiter = member.sync_waiter = None
+        del group.members[old_id]
+        member.member_id = f"{member.mqlog_id}-{secrets.token_hex(4)}"
+        group.members[member.member_id] = member
+        group.instances[member.instance_id] = member.member_id
+        if group.leader == old_id:
+            group.leader = member.member_id
+        member.client_id, member.client_host, member.protocols = (
+            client_id, client_host, protocols)
+        member.session_s, member.rebalance_s = session_ms / 1000, rebalance_ms / 1000
+        member.last_seen = self._clock()
+        log.info("group %s: member %s took the place of %s (instance %r joined again; "
+                 "fenced), generation %d, no rebalance", group.name, member.member_id, old_id,
+                 member.instance_id, group.generation)
+        leader = group.leader == member.member_id
+        everyone = tuple((m.member_id, m.instance_id, m.metadata(group.protocol))
+                         for m in sorted(group.members.values(), key=lambda m: m.mqlog_id))
+        return JoinOutcome(ErrorCode.none, member.member_id, group.generation,
+                           CONSUMER_PROTOCOL_TYPE, group.protocol, group.leader,
+                           everyone if leader else (), skip_assignment=leader)
 
     def _new_member(self, group: str, fields: dict[str, Any]) -> Member:
         membership = GroupMembership(self._engine, group, watchdog=False, clock=self._clock,
@@ -255,9 +313,9 @@ class GroupCoordinator:
         if not group.members:
             group.state = EMPTY
             return
-        members = sorted(group.members.values(), key=lambda m: m.member_id)
+        members = sorted(group.members.values(), key=lambda m: m.mqlog_id)
         leader = members[0]
-        beat = await asyncio.to_thread(leader.membership.heartbeat, leader.member_id, -1)
+        beat = await asyncio.to_thread(leader.membership.heartbeat, leader.mqlog_id, -1)
         protocol = choose_protocol([m.protocol_names for m in members]) or ""
         group.state, group.generation, group.leader = COMPLETING, beat.generation, leader.member_id
         group.protocol_type, group.protocol = CONSUMER_PROTOCOL_TYPE, protocol
@@ -316,8 +374,9 @@ class GroupCoordinator:
         try:
             wanted = {member_id: assigned_partitions(data)
                       for member_id, data in assignments.items() if member_id in group.members}
-            await asyncio.to_thread(leader.membership.sync, leader.member_id, group.generation,
-                                    wanted)
+            await asyncio.to_thread(leader.membership.sync, leader.mqlog_id, group.generation,
+                                    {group.members[member_id].mqlog_id: partitions
+                                     for member_id, partitions in wanted.items()})
         except IllegalGenerationError:  # the plan moved on (a topic grew) meanwhile
             self._prepare(group, "the plan changed during the sync")
             return ErrorCode.rebalance_in_progress
@@ -341,11 +400,11 @@ class GroupCoordinator:
         """Sync ``member``'s membership to the stable generation, then let every
         member take the partitions whose previous owner let go meanwhile."""
         if member.synced != group.generation:
-            await asyncio.to_thread(member.membership.sync, member.member_id, group.generation)
+            await asyncio.to_thread(member.membership.sync, member.mqlog_id, group.generation)
             member.synced = group.generation
         for other in group.members.values():
             if other.synced == group.generation and other.wanted - other.membership.assignment():
-                await asyncio.to_thread(other.membership.heartbeat, other.member_id,
+                await asyncio.to_thread(other.membership.heartbeat, other.mqlog_id,
                                         group.generation)
         return SyncOutcome(ErrorCode.none, group.protocol_type, group.protocol,
                            member.assignment)
@@ -373,7 +432,8 @@ class GroupCoordinator:
                 return ErrorCode.illegal_generation
             if group.state != STABLE or member.synced != group.generation:
                 return ErrorCode.none
-            beat = await asyncio.to_thread(member.membership.heartbeat, member_id, generation)
+            beat = await asyncio.to_thread(member.membership.heartbeat, member.mqlog_id,
+                                           generation)
             if beat.rebalance:
                 self._prepare(group, f"the plan changed (generation {beat.generation})")
                 return ErrorCode.rebalance_in_progress
@@ -423,7 +483,7 @@ class GroupCoordinator:
             if waiter is not None and not waiter.done():
                 waiter.set_result(outcome)  # type: ignore[arg-type]
         try:
-            await asyncio.to_thread(member.membership.leave, member.member_id)
+            await asyncio.to_thread(member.membership.leave, member.mqlog_id)
         except MqlogError as error:
             log.warning("group %s: leaving member %s: %s", group.name, member.member_id, error)
 

@@ -74,7 +74,8 @@ async def join_group(server: ServerState, request: Request) -> Entity:
         cls, throttle_time=NO_THROTTLE, error_code=outcome.error,
         generation_id=outcome.generation, protocol_type=outcome.protocol_type,
         protocol_name=outcome.protocol or ("" if request.api_version < 7 else None),
-        leader=outcome.leader, skip_assignment=False, member_id=outcome.member_id,
+        leader=outcome.leader, skip_assignment=outcome.skip_assignment,
+        member_id=outcome.member_id,
         members=tuple(build(member, member_id=member_id, group_instance_id=instance_id,
                             metadata=metadata)
                       for member_id, instance_id, metadata in outcome.members))

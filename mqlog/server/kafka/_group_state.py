@@ -46,6 +46,9 @@ class JoinOutcome:
     protocol: str | None = None
     leader: str = ""
     members: tuple[tuple[str, str | None, bytes], ...] = ()
+    #: KIP-814: the leader is told the members but must not assign (a static
+    #: leader that joined again into a stable group).
+    skip_assignment: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +85,12 @@ class GroupSnapshot:
 
 @dataclasses.dataclass(eq=False)
 class Member:
-    """One Kafka member: its mqlog membership and what Kafka's protocol needs."""
+    """One Kafka member: its mqlog membership and what Kafka's protocol needs.
+
+    ``member_id`` is the id Kafka clients know; ``mqlog_id`` the membership's
+    member id (its member file and owner locks). They are the same until a
+    static member's instance joins again: the process gets a new ``member_id``
+    (the old one is fenced) and keeps ``mqlog_id``, with its partitions."""
 
     member_id: str
     membership: GroupMembership
@@ -101,6 +109,10 @@ class Member:
     wanted: frozenset[TopicPartition] = frozenset()
     #: A static member's ``group.instance.id`` (KIP-345); None for a dynamic one.
     instance_id: str | None = None
+    mqlog_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.mqlog_id = self.mqlog_id or self.member_id
 
     @property
     def protocol_names(self) -> list[str]:

@@ -129,11 +129,11 @@ def _commit_as_owner(member: Member, generation: int, offsets: Mapping[TopicPart
     """Commit through the membership; a partition assigned but not taken yet (its
     previous owner let go only now) is taken by a heartbeat, then it commits."""
     try:
-        member.membership.commit(member.member_id, generation, offsets, metadata)
+        member.membership.commit(member.mqlog_id, generation, offsets, metadata)
     except (UnknownMemberError, IllegalGenerationError):
         raise
     except CommitFailedError:
         if not set(offsets) <= member.wanted:
             raise
-        member.membership.heartbeat(member.member_id, generation)
-        member.membership.commit(member.member_id, generation, offsets, metadata)
+        member.membership.heartbeat(member.mqlog_id, generation)
+        member.membership.commit(member.mqlog_id, generation, offsets, metadata)
