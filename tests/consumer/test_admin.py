@@ -253,3 +253,20 @@ def test_delete_group_forgets_offsets_and_files(log, log_dir):
     with mqlog.open(log_dir) as reopened:
         assert reopened.list_groups() == ["other"]
         assert committed(reopened, "other") == {TP0: 1}
+
+
+def test_lag_of_a_topic_another_process_deleted_and_created_again(log_dir) -> None:
+    """A long-running process (``mqlog lag --watch``) describes a group whose topic
+    another process deleted and created again: the lag is the new topic's."""
+    with mqlog.open(log_dir) as watcher, mqlog.open(log_dir) as other:
+        watcher.create_topic("t")
+        watcher.append("t", 0, [b"a", b"b", b"c"])
+        offset_store(watcher.engine).commit("g", {TopicPartition("t", 0): 1})
+        (row,) = watcher.describe_group("g").partitions
+        assert (row.end_offset, row.lag) == (3, 2)
+        other.delete_topic("t")
+        other.create_topic("t")
+        other.append("t", 0, [b"x"])
+        end = other.end_offset("t", 0)  # the new topic's (lifted to the commit's floor)
+        (row,) = watcher.describe_group("g").partitions
+        assert (row.end_offset, row.lag) == (end, end - 1)

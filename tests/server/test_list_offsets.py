@@ -145,3 +145,22 @@ def test_admin_list_offsets_with_max_timestamp(timed: RunningServer) -> None:
         {TopicPartition("times", 0): OffsetSpec.earliest(),
          TopicPartition("times", 1): OffsetSpec.latest()}, request_timeout=10).items()}
     assert (ends[0].offset, ends[1].offset) == (2, 0)
+
+
+def test_offsets_of_a_topic_another_process_deleted_and_created_again(
+        timed: RunningServer) -> None:
+    """The server had ``times`` open; another process deletes it and creates it
+    again with one record: the watermarks are the new topic's, not the old
+    handle's."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": timed.address, "group.id": "lister"})
+    try:
+        assert consumer.get_watermark_offsets(TopicPartition("times", 0), timeout=10) == (2, 10)
+        with mqlog.open(timed.directory) as log:
+            log.delete_topic("times")
+            log.create_topic("times", partitions=2)
+            log.append("times", 0, [b"new"])
+        assert consumer.get_watermark_offsets(TopicPartition("times", 0), timeout=10) == (0, 1)
+    finally:
+        consumer.close()
