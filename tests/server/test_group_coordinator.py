@@ -329,20 +329,27 @@ def test_a_static_member_joining_again_fences_its_earlier_member_id(
     asyncio.run(scenario())
 
 
+async def static_and_dynamic(server: ServerState, clock: Clock
+                             ) -> tuple[list[Any], str, str]:
+    """A stable group "g" of a static member (instance "i-1", taking t/0-1) and a
+    dynamic one (t/2-3): the join responses and the two member ids."""
+    joined = await join_all(server, clock, [join_request("g", instance_id="i-1"),
+                                            join_request("g")])
+    static_id = coordinator(server).find("g").instances["i-1"]
+    other_id = next(j.member_id for j in joined if j.member_id != static_id)
+    await sync_all(server, "g", sorted(joined, key=lambda j: j.member_id != j.leader), {
+        static_id: [("t", 0), ("t", 1)], other_id: [("t", 2), ("t", 3)]})
+    return joined, static_id, other_id
+
+
 def test_a_static_member_restarting_in_a_stable_group_keeps_its_place(
         server: ServerState, log: mqlog.Log, clock: Clock) -> None:
     """KIP-345 without a rebalance: the restarted instance gets a new member id,
     the assignment and owner locks of the old one (its mqlog membership stays),
     and the other member goes on undisturbed; the old member id is fenced."""
     async def scenario() -> None:
-        joined = await join_all(server, clock, [join_request("g", instance_id="i-1"),
-                                                join_request("g")])
+        joined, static_id, other_id = await static_and_dynamic(server, clock)
         group = coordinator(server).find("g")
-        static_id = group.instances["i-1"]
-        other_id = next(j.member_id for j in joined if j.member_id != static_id)
-        plan = {static_id: [("t", 0), ("t", 1)], other_id: [("t", 2), ("t", 3)]}
-        await sync_all(server, "g", sorted(joined, key=lambda j: j.member_id != j.leader),
-                       plan)
         generation = joined[0].generation_id
         (again,) = await join_all(server, clock, [join_request("g", instance_id="i-1")])
         assert again.error_code == ErrorCode.none and again.generation_id == generation
@@ -353,7 +360,7 @@ def test_a_static_member_restarting_in_a_stable_group_keeps_its_place(
         assert beat.error_code == ErrorCode.none  # no rebalance for the other member
         synced = await call(server, SYNC, 3, group_id="g", generation_id=generation,
                             member_id=again.member_id, assignments=())
-        assert synced.assignment == assignment(plan[static_id])
+        assert synced.assignment == assignment([("t", 0), ("t", 1)])
         member = group.members[again.member_id]
         assert member.mqlog_id == static_id  # the same mqlog member, locks and all
         assert member.membership.owns(TopicPartition("t", 0))
@@ -374,13 +381,8 @@ def test_a_static_member_restarting_in_a_stable_group_keeps_its_place(
 def test_a_static_member_restarting_with_other_topics_rebalances(
         server: ServerState, clock: Clock) -> None:
     async def scenario() -> None:
-        joined = await join_all(server, clock, [join_request("g", instance_id="i-1"),
-                                                join_request("g")])
+        joined, static_id, other_id = await static_and_dynamic(server, clock)
         group = coordinator(server).find("g")
-        static_id = group.instances["i-1"]
-        other_id = next(j.member_id for j in joined if j.member_id != static_id)
-        await sync_all(server, "g", sorted(joined, key=lambda j: j.member_id != j.leader), {
-            static_id: [("t", 0), ("t", 1)], other_id: [("t", 2), ("t", 3)]})
         rejoin = asyncio.create_task(call(server, JOIN, 5, **join_request(
             "g", instance_id="i-1", topics=("t", "u"))))
         await settle(lambda: group.state == "PreparingRebalance", "a rebalance")

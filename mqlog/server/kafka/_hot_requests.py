@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime
 import struct
 import uuid
+from typing import NamedTuple
 
 PRODUCE = 0
 FETCH = 1
@@ -41,28 +42,23 @@ _SESSION = struct.Struct(">ii")
 _ZERO_UUID = bytes(16)
 
 
-class ProduceRequest:
+class ProduceRequest(NamedTuple):
     """A Produce request's body (kio's ``ProduceRequest`` fields)."""
 
-    __slots__ = ("transactional_id", "acks", "timeout", "topic_data")
-
-    def __init__(self, transactional_id: str | None, acks: int, timeout: datetime.timedelta,
-                 topic_data: tuple[TopicProduceData, ...]) -> None:
-        self.transactional_id = transactional_id
-        self.acks = acks
-        self.timeout = timeout
-        self.topic_data = topic_data
+    transactional_id: str | None
+    acks: int
+    timeout: datetime.timedelta
+    topic_data: tuple[TopicProduceData, ...]
 
 
-class TopicProduceData:
-    __slots__ = ("name", "partition_data")
-
-    def __init__(self, name: str, partition_data: tuple[PartitionProduceData, ...]) -> None:
-        self.name = name
-        self.partition_data = partition_data
+class TopicProduceData(NamedTuple):
+    name: str
+    partition_data: tuple[PartitionProduceData, ...]
 
 
 class PartitionProduceData:
+    """Not a NamedTuple: Kafka's field ``index`` would shadow ``tuple.index``."""
+
     __slots__ = ("index", "records")
 
     def __init__(self, index: int, records: bytes | None) -> None:
@@ -70,63 +66,44 @@ class PartitionProduceData:
         self.records = records
 
 
-class FetchRequest:
+class FetchRequest(NamedTuple):
     """A Fetch request's body (kio's ``FetchRequest`` fields but ``replica_state``;
     ``replica_id`` is -1 from v15 on, where it moved into ``replica_state``)."""
 
-    __slots__ = ("cluster_id", "replica_id", "max_wait", "min_bytes", "max_bytes",
-                 "isolation_level", "session_id", "session_epoch", "topics",
-                 "forgotten_topics_data", "rack_id")
-
-    def __init__(self) -> None:
-        self.cluster_id: str | None = None
-        self.replica_id = -1
-        self.max_wait = datetime.timedelta(0)
-        self.min_bytes = 0
-        self.max_bytes = 2**31 - 1
-        self.isolation_level = 0
-        self.session_id = 0
-        self.session_epoch = -1
-        self.topics: tuple[FetchTopic, ...] = ()
-        self.forgotten_topics_data: tuple[ForgottenTopic, ...] = ()
-        self.rack_id = ""
+    cluster_id: str | None
+    replica_id: int
+    max_wait: datetime.timedelta
+    min_bytes: int
+    max_bytes: int
+    isolation_level: int
+    session_id: int
+    session_epoch: int
+    topics: tuple[FetchTopic, ...]
+    forgotten_topics_data: tuple[ForgottenTopic, ...]
+    rack_id: str
 
 
-class FetchTopic:
+class FetchTopic(NamedTuple):
     """``topic`` up to v12, ``topic_id`` from v13 (the other is None)."""
 
-    __slots__ = ("topic", "topic_id", "partitions")
-
-    def __init__(self, topic: str | None, topic_id: uuid.UUID | None,
-                 partitions: tuple[FetchPartition, ...]) -> None:
-        self.topic = topic
-        self.topic_id = topic_id
-        self.partitions = partitions
+    topic: str | None
+    topic_id: uuid.UUID | None
+    partitions: tuple[FetchPartition, ...]
 
 
-class FetchPartition:
-    __slots__ = ("partition", "current_leader_epoch", "fetch_offset", "last_fetched_epoch",
-                 "log_start_offset", "partition_max_bytes")
-
-    def __init__(self, partition: int, current_leader_epoch: int, fetch_offset: int,
-                 last_fetched_epoch: int, log_start_offset: int,
-                 partition_max_bytes: int) -> None:
-        self.partition = partition
-        self.current_leader_epoch = current_leader_epoch
-        self.fetch_offset = fetch_offset
-        self.last_fetched_epoch = last_fetched_epoch
-        self.log_start_offset = log_start_offset
-        self.partition_max_bytes = partition_max_bytes
+class FetchPartition(NamedTuple):
+    partition: int
+    current_leader_epoch: int
+    fetch_offset: int
+    last_fetched_epoch: int
+    log_start_offset: int
+    partition_max_bytes: int
 
 
-class ForgottenTopic:
-    __slots__ = ("topic", "topic_id", "partitions")
-
-    def __init__(self, topic: str | None, topic_id: uuid.UUID | None,
-                 partitions: tuple[int, ...]) -> None:
-        self.topic = topic
-        self.topic_id = topic_id
-        self.partitions = partitions
+class ForgottenTopic(NamedTuple):
+    topic: str | None
+    topic_id: uuid.UUID | None
+    partitions: tuple[int, ...]
 
 
 class HotRequestError(ValueError):
@@ -186,7 +163,7 @@ def decode_produce(data: bytes, version: int, position: int) -> ProduceRequest:
             partitions.append(PartitionProduceData(index, records))
         if flexible:
             position = _skip_tags(data, position)
-        topics.append(TopicProduceData(name, tuple(partitions)))  # type: ignore[arg-type]
+        topics.append(TopicProduceData(name or "", tuple(partitions)))
     if flexible:
         _skip_tags(data, position)
     return ProduceRequest(transactional_id, acks, datetime.timedelta(milliseconds=timeout_ms),
@@ -194,29 +171,25 @@ def decode_produce(data: bytes, version: int, position: int) -> ProduceRequest:
 
 
 def decode_fetch(data: bytes, version: int, position: int) -> FetchRequest:
-    """A Fetch request body of ``version`` at ``data[position:]``."""
+    """A Fetch request body of ``version`` at ``data[position:]``; fields the
+    version lacks take the schema's defaults."""
     flexible = version >= 12
     by_id = version >= 13
-    request = FetchRequest()
+    replica_id = -1
     if version <= 14:
-        (request.replica_id,) = _I32.unpack_from(data, position)
+        (replica_id,) = _I32.unpack_from(data, position)
         position += 4
-    max_wait_ms, request.min_bytes, request.max_bytes, request.isolation_level = (
-        _FETCH_LIMITS.unpack_from(data, position))
-    request.max_wait = datetime.timedelta(milliseconds=max_wait_ms)
+    max_wait_ms, min_bytes, max_bytes, isolation_level = _FETCH_LIMITS.unpack_from(
+        data, position)
     position += 13
+    session_id, session_epoch = 0, -1
     if version >= 7:
-        request.session_id, request.session_epoch = _SESSION.unpack_from(data, position)
+        session_id, session_epoch = _SESSION.unpack_from(data, position)
         position += 8
     count, position = _array_length(data, position, flexible)
     topics = []
     for _ in range(count):
-        topic: str | None = None
-        topic_id: uuid.UUID | None = None
-        if by_id:
-            topic_id, position = _uuid(data, position)
-        else:
-            topic, position = _string(data, position, flexible)
+        topic, topic_id, position = _topic_named(data, position, flexible, by_id)
         partition_count, position = _array_length(data, position, flexible)
         partitions = []
         for _ in range(partition_count):
@@ -225,14 +198,16 @@ def decode_fetch(data: bytes, version: int, position: int) -> FetchRequest:
         if flexible:
             position = _skip_tags(data, position)
         topics.append(FetchTopic(topic, topic_id, tuple(partitions)))
-    request.topics = tuple(topics)
+    forgotten: tuple[ForgottenTopic, ...] = ()
     if version >= 7:
-        request.forgotten_topics_data, position = _forgotten(data, position, flexible, by_id)
+        forgotten, position = _forgotten(data, position, flexible, by_id)
+    rack_id: str | None = ""
     if version >= 11:
-        request.rack_id, position = _string(data, position, flexible)  # type: ignore[assignment]
-    if flexible:
-        request.cluster_id = _fetch_tags(data, position)
-    return request
+        rack_id, position = _string(data, position, flexible)
+    cluster_id = _fetch_tags(data, position) if flexible else None
+    return FetchRequest(cluster_id, replica_id, datetime.timedelta(milliseconds=max_wait_ms),
+                        min_bytes, max_bytes, isolation_level, session_id, session_epoch,
+                        tuple(topics), forgotten, rack_id or "")
 
 
 def _fetch_partition(data: bytes, position: int, version: int) -> tuple[FetchPartition, int]:
@@ -258,17 +233,22 @@ def _fetch_partition(data: bytes, position: int, version: int) -> tuple[FetchPar
                           max_bytes), position
 
 
+def _topic_named(data: bytes, position: int, flexible: bool, by_id: bool
+                 ) -> tuple[str | None, uuid.UUID | None, int]:
+    """(name, id, position after): a Fetch names a topic by id from v13 on."""
+    if by_id:
+        topic_id, position = _uuid(data, position)
+        return None, topic_id, position
+    topic, position = _string(data, position, flexible)
+    return topic, None, position
+
+
 def _forgotten(data: bytes, position: int, flexible: bool, by_id: bool
                ) -> tuple[tuple[ForgottenTopic, ...], int]:
     count, position = _array_length(data, position, flexible)
     forgotten = []
     for _ in range(count):
-        topic: str | None = None
-        topic_id: uuid.UUID | None = None
-        if by_id:
-            topic_id, position = _uuid(data, position)
-        else:
-            topic, position = _string(data, position, flexible)
+        topic, topic_id, position = _topic_named(data, position, flexible, by_id)
         numbers, position = _array_length(data, position, flexible)
         if numbers * 4 > len(data) - position:
             raise HotRequestError("forgotten partitions run past the frame")
@@ -325,14 +305,19 @@ def _skip_tags(data: bytes, position: int) -> int:
     return position
 
 
+def _length(data: bytes, position: int, flexible: bool, fixed: struct.Struct
+            ) -> tuple[int, int]:
+    """A length prefix, -1 for null: compact (an unsigned varint of the length
+    + 1) in flexible versions, else the signed ``fixed``."""
+    if flexible:
+        size, position = _uvarint(data, position)
+        return size - 1, position
+    return fixed.unpack_from(data, position)[0], position + fixed.size
+
+
 def _array_length(data: bytes, position: int, flexible: bool) -> tuple[int, int]:
     """A non-null array's element count; no more than the bytes that remain."""
-    if flexible:
-        count, position = _uvarint(data, position)
-        count -= 1
-    else:
-        (count,) = _I32.unpack_from(data, position)
-        position += 4
+    count, position = _length(data, position, flexible, _I32)
     if count < 0:
         raise HotRequestError("null array where the schema allows none")
     if count > len(data) - position:
@@ -342,12 +327,7 @@ def _array_length(data: bytes, position: int, flexible: bool) -> tuple[int, int]
 
 def _string(data: bytes, position: int, flexible: bool, nullable: bool = False
             ) -> tuple[str | None, int]:
-    if flexible:
-        size, position = _uvarint(data, position)
-        size -= 1
-    else:
-        (size,) = _I16.unpack_from(data, position)
-        position += 2
+    size, position = _length(data, position, flexible, _I16)
     if size < 0:
         if size == -1 and nullable:
             return None, position
@@ -365,12 +345,7 @@ def _text(data: bytes, position: int, size: int) -> str:
 
 def _bytes(data: bytes, position: int, flexible: bool) -> tuple[bytes | None, int]:
     """Nullable bytes (the records of a partition)."""
-    if flexible:
-        size, position = _uvarint(data, position)
-        size -= 1
-    else:
-        (size,) = _I32.unpack_from(data, position)
-        position += 4
+    size, position = _length(data, position, flexible, _I32)
     if size < 0:
         if size == -1:
             return None, position
