@@ -43,9 +43,14 @@ MAX_VERSION = 16
 UNKNOWN_TOPIC_ID = ErrorCode.unknown_topic_id.value
 UNKNOWN_TOPIC_OR_PARTITION = ErrorCode.unknown_topic_or_partition.value
 _TOPIC_NAMES = "fetch_topic_names"
+_DELETE_CHECKS = "fetch_delete_checks"
 
-#: How often a fetch by topic id checks that a remembered topic still exists (s).
+#: How often a fetch checks that a remembered topic id's topic still exists, and
+#: that a partition it finds nothing new in was not deleted by another process (s).
 TOPIC_RECHECK_S = 1.0
+
+#: Partitions whose last such check is remembered (beyond: forgotten, checked again).
+MAX_DELETE_CHECKS = 10_000
 
 #: Longest a fetch waits, whatever it asks (Kafka clients ask 500 ms by default).
 MAX_WAIT_CAP_MS = 30_000
@@ -121,6 +126,21 @@ def _forget_topic(server: ServerState, identifier: uuid.UUID) -> None:
     server.extensions.get(_TOPIC_NAMES, {}).pop(identifier, None)
 
 
+def _check_not_deleted(server: ServerState, topic: str, partition: int) -> None:
+    """UnknownTopicError if another process deleted ``topic`` (then created it
+    again, perhaps): a fetch at the end offset reads nothing, so without this it
+    would keep the deleted topic's end, where nothing ever arrives. Asked of the
+    engine (an ``fstat``) at most every ``TOPIC_RECHECK_S`` per partition."""
+    checked: dict[tuple[str, int], float] = server.extensions.setdefault(_DELETE_CHECKS, {})
+    now = time.monotonic()
+    key = (topic, partition)
+    if now - checked.get(key, 0.0) >= TOPIC_RECHECK_S:
+        if len(checked) >= MAX_DELETE_CHECKS:  # topics come and go: keep it bounded
+            checked.clear()
+        checked[key] = now
+        server.engine.check_not_deleted(topic, partition)
+
+
 def _read_all(server: ServerState, body: Entity, by_id: bool
               ) -> tuple[list[tuple[str, uuid.UUID | None, list[FetchedPartition]]], int]:
     """Every partition asked: its batches (within the byte limits) and offsets.
@@ -143,7 +163,7 @@ def _read_all(server: ServerState, body: Entity, by_id: bool
                 limit = min(wanted.partition_max_bytes, budget - size)
                 batches: list[bytes] = []  # nothing new, or no room left: no read
                 if wanted.fetch_offset == end:
-                    engine.check_not_deleted(name, wanted.partition)  # or stale for good
+                    _check_not_deleted(server, name, wanted.partition)
                 elif limit > 0 or not size:
                     batches = engine.read_kafka_batches(name, wanted.partition,
                                                         wanted.fetch_offset, max(limit, 1))
