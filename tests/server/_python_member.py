@@ -25,6 +25,7 @@ import threading
 from typing import Any
 
 SESSION_TIMEOUT_MS = 3000
+STATIC_SESSION_TIMEOUT_MS = 60_000
 HEARTBEAT_INTERVAL_MS = 300
 ASSIGNORS = ("range", "roundrobin", "sticky", "cooperative-sticky")
 
@@ -37,7 +38,7 @@ def _print(partition: int, offset: int, value: bytes | None) -> None:
 
 
 def kafka_python_member(broker: str, group: str, topic: str, client_id: str,
-                        assignor: str) -> None:
+                        assignor: str, instance_id: str | None = None) -> None:
     from kafka import KafkaConsumer
     from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
     from kafka.coordinator.assignors.range import RangePartitionAssignor
@@ -50,8 +51,8 @@ def kafka_python_member(broker: str, group: str, topic: str, client_id: str,
                    "cooperative-sticky": CooperativeStickyAssignor}[assignor]
     consumer = KafkaConsumer(topic, bootstrap_servers=broker, group_id=group,
                              client_id=client_id, enable_auto_commit=False,
-                             auto_offset_reset="earliest",
-                             session_timeout_ms=SESSION_TIMEOUT_MS,
+                             auto_offset_reset="earliest", group_instance_id=instance_id,
+                             session_timeout_ms=session_timeout_ms(instance_id),
                              heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
                              partition_assignment_strategy=[chosen])
     stopping = threading.Event()
@@ -72,7 +73,7 @@ def kafka_python_member(broker: str, group: str, topic: str, client_id: str,
 
 
 async def aiokafka_member(broker: str, group: str, topic: str, client_id: str,
-                          assignor: str) -> None:
+                          assignor: str, instance_id: str | None = None) -> None:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.coordinator.assignors.range import RangePartitionAssignor
     from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
@@ -83,8 +84,8 @@ async def aiokafka_member(broker: str, group: str, topic: str, client_id: str,
                    "sticky": StickyPartitionAssignor}[assignor]
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, group_id=group,
                                 client_id=client_id, enable_auto_commit=False,
-                                auto_offset_reset="earliest",
-                                session_timeout_ms=SESSION_TIMEOUT_MS,
+                                auto_offset_reset="earliest", group_instance_id=instance_id,
+                                session_timeout_ms=session_timeout_ms(instance_id),
                                 heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
                                 partition_assignment_strategy=(chosen,))
     stopping = asyncio.Event()
@@ -105,12 +106,19 @@ async def aiokafka_member(broker: str, group: str, topic: str, client_id: str,
         await consumer.stop()
 
 
+def session_timeout_ms(instance_id: str | None) -> int:
+    """A static member's session outlasts a restart (its point); a dynamic one's
+    is short, so that a killed member is noticed quickly."""
+    return STATIC_SESSION_TIMEOUT_MS if instance_id else SESSION_TIMEOUT_MS
+
+
 def main(arguments: list[str]) -> None:
-    client, broker, group, topic, client_id, assignor = arguments
+    client, broker, group, topic, client_id, assignor, *static = arguments
+    instance_id = static[0] if static else None
     if client == "kafka-python":
-        kafka_python_member(broker, group, topic, client_id, assignor)
+        kafka_python_member(broker, group, topic, client_id, assignor, instance_id)
     elif client == "aiokafka":
-        asyncio.run(aiokafka_member(broker, group, topic, client_id, assignor))
+        asyncio.run(aiokafka_member(broker, group, topic, client_id, assignor, instance_id))
     else:
         raise SystemExit(f"unknown client {client!r}")
 

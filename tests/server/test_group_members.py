@@ -76,11 +76,13 @@ class Member:
         return {read.value for read in self.reads()}
 
 
-def _kcat(address: str, name: str, assignor: str) -> Member:
+def _kcat(address: str, name: str, assignor: str, instance_id: str | None = None) -> Member:
     config = {"partition.assignment.strategy": assignor,
-              "session.timeout.ms": SESSION_TIMEOUT_MS,
+              "session.timeout.ms": str(_python_member.session_timeout_ms(instance_id)),
               "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
               "auto.commit.interval.ms": "200"}
+    if instance_id is not None:
+        config["group.instance.id"] = instance_id
     return Member(name, kcat.group_member(address, GROUP, [TOPIC], name, config=config),
                   lambda r: Read(r.partition, r.offset, r.value))
 
@@ -94,10 +96,11 @@ def _kafkajs(address: str, name: str, assignor: str) -> Member:
     return Member(name, process, _from_json)
 
 
-def _python(client: str) -> Callable[[str, str, str], Member]:
-    def start(address: str, name: str, assignor: str) -> Member:
+def _python(client: str) -> Callable[..., Member]:
+    def start(address: str, name: str, assignor: str, instance_id: str | None = None
+              ) -> Member:
         command = [sys.executable, "-m", "tests.server._python_member", client, address,
-                   GROUP, TOPIC, name, assignor]
+                   GROUP, TOPIC, name, assignor, *([instance_id] if instance_id else [])]
         return Member(name, MemberProcess(command, _json_line), _from_json)
     return start
 
@@ -111,7 +114,7 @@ def _from_json(line: dict) -> Read:
     return Read(line["partition"], line["offset"], line["value"])
 
 
-STARTERS: dict[str, Callable[[str, str, str], Member]] = {
+STARTERS: dict[str, Callable[..., Member]] = {
     "kcat": _kcat, "kafkajs": _kafkajs,
     "kafka-python": _python("kafka-python"), "aiokafka": _python("aiokafka")}
 
@@ -168,6 +171,21 @@ def produce(log: mqlog.Log, prefix: str) -> set[str]:
     return set(values)
 
 
+def two_shares(address: str, members: list[Member]) -> dict[str, frozenset[int]]:
+    """member-a's and member-b's shares once the group is stable with both."""
+    admin = AdminClient({"bootstrap.servers": address, "log_level": 0})
+    owned: dict[str, frozenset[int]] = {}
+
+    def both_own_a_share() -> bool:
+        owned.clear()
+        owned.update(stable_shares(admin))
+        return set(owned) == {"member-a", "member-b"} and all(owned.values()) and \
+            owned["member-a"] | owned["member-b"] == ALL
+    wait_for(both_own_a_share, "both members own a share", members)
+    assert not owned["member-a"] & owned["member-b"]
+    return owned
+
+
 def share_then_hand_over(log: mqlog.Log, start: Callable[[str, str, str], Member],
                          address: str, assignor: str, kill: bool) -> None:
     """The steps of every test here (see the module's docstring): member-a
@@ -179,16 +197,7 @@ def share_then_hand_over(log: mqlog.Log, start: Callable[[str, str, str], Member
             stack.enter_context(member.process)
             members.append(member)
         going, staying = members
-        admin = AdminClient({"bootstrap.servers": address, "log_level": 0})
-        owned: dict[str, frozenset[int]] = {}
-
-        def both_own_a_share() -> bool:
-            owned.clear()
-            owned.update(stable_shares(admin))
-            return set(owned) == {"member-a", "member-b"} and all(owned.values()) and \
-                owned["member-a"] | owned["member-b"] == ALL
-        wait_for(both_own_a_share, "both members own a share", members)
-        assert not owned["member-a"] & owned["member-b"]
+        owned = two_shares(address, members)
         assert shares(log) == owned  # mqlog's plan is the leader's assignment
         if assignor in SHAPES:
             assert set(owned.values()) == SHAPES[assignor], owned
@@ -231,3 +240,28 @@ def test_a_killed_member_hands_its_partitions_over(kafka_server: RunningServer,
                                                    log: mqlog.Log, client: str) -> None:
     assignor = "roundrobin" if client == "kafkajs" else "range"
     share_then_hand_over(log, STARTERS[client], kafka_server.address, assignor, kill=True)
+
+
+@pytest.mark.parametrize("client", ["kcat", "aiokafka", "kafka-python"])
+def test_a_restarted_static_member_keeps_its_share_without_a_rebalance(
+        kafka_server: RunningServer, log: mqlog.Log, client: str) -> None:
+    """KIP-345: member-a is static (``group.instance.id``, a 60 s session); killed
+    (kill -9) and started again, the new process reads member-a's share at
+    once, in the same generation: member-b's share never moved."""
+    start = STARTERS[client]
+    with contextlib.ExitStack() as stack:
+        static = start(kafka_server.address, "member-a", "range", "static-a")
+        stack.enter_context(static.process)
+        dynamic = start(kafka_server.address, "member-b", "range")
+        stack.enter_context(dynamic.process)
+        owned = two_shares(kafka_server.address, [static, dynamic])
+        generation = log.describe_group(GROUP).generation
+        static.process.kill()
+        again = start(kafka_server.address, "member-a", "range", "static-a")
+        stack.enter_context(again.process)
+        records = produce(log, "after")
+        wait_for(lambda: again.values() | dynamic.values() >= records,
+                 "the restarted member and member-b read every new record", [again, dynamic])
+        assert {read.partition for read in again.reads()} <= owned["member-a"]
+        assert {read.partition for read in dynamic.reads()} <= owned["member-b"]
+        assert log.describe_group(GROUP).generation == generation  # no rebalance
