@@ -153,7 +153,7 @@ def _fetch_by_id(server: RunningServer, topic_id) -> int:
 def test_a_deleted_topic_is_unknown_by_id(kafka_server: RunningServer) -> None:
     """A fetch by id remembers the topic's name; deleting the topic, through the
     server or by another process, makes its id unknown again."""
-    from mqlog.server.kafka._fetch import TOPIC_RECHECK_S
+    from mqlog.server.kafka._fetch import DELETE_RECHECK_S
 
     with mqlog.open(kafka_server.directory) as log:
         log.create_topic("here")
@@ -168,5 +168,5 @@ def test_a_deleted_topic_is_unknown_by_id(kafka_server: RunningServer) -> None:
     assert _fetch_by_id(kafka_server, ids["here"]) == ErrorCode.unknown_topic_id
     with mqlog.open(kafka_server.directory) as log:  # another process deletes it
         log.delete_topic("elsewhere")
-    time.sleep(TOPIC_RECHECK_S + 0.1)
+    time.sleep(DELETE_RECHECK_S + 0.1)
     assert _fetch_by_id(kafka_server, ids["elsewhere"]) == ErrorCode.unknown_topic_id

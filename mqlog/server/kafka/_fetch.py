@@ -45,9 +45,9 @@ UNKNOWN_TOPIC_OR_PARTITION = ErrorCode.unknown_topic_or_partition.value
 _TOPIC_NAMES = "fetch_topic_names"
 _DELETE_CHECKS = "fetch_delete_checks"
 
-#: How often a fetch checks that a remembered topic id's topic still exists, and
-#: that a partition it finds nothing new in was not deleted by another process (s).
-TOPIC_RECHECK_S = 1.0
+#: How often a fetch asks whether a partition it finds nothing new in was
+#: deleted by another process (s).
+DELETE_RECHECK_S = 1.0
 
 #: Partitions whose last such check is remembered (beyond: forgotten, checked again).
 MAX_DELETE_CHECKS = 10_000
@@ -99,26 +99,17 @@ def _milliseconds(value: object) -> float:
 def _topic_named(server: ServerState, identifier: uuid.UUID) -> str | None:
     """The topic whose id is ``identifier``, remembered per server: deriving every
     topic's id on each fetch would cost in proportion to the topic count. A
-    topic's id follows from its name alone, so a remembered name is right while
-    the topic exists; that is checked (a ``stat``) at most every
-    ``TOPIC_RECHECK_S`` per topic, not on every fetch, so a topic deleted by
-    another process answers UNKNOWN_TOPIC_ID within that time (one this server
-    deleted at once: the read raises UnknownTopicError, see :func:`_read_all`)."""
-    names: dict[uuid.UUID, tuple[str, float]] = server.extensions.setdefault(_TOPIC_NAMES, {})
-    now = time.monotonic()
-    found = names.get(identifier)
-    if found is not None:
-        name, checked = found
-        if now - checked < TOPIC_RECHECK_S:
-            return name
-        if server.engine.has_topic(name):
-            names[identifier] = (name, now)
-            return name
-        del names[identifier]
-    named = topic_for_id(server.engine, server.cluster_id, identifier)
-    if named is not None:
-        names[identifier] = (named, now)
-    return named
+    topic's id follows from its name alone, so a remembered name is right until
+    the topic is deleted, which the read finds (by this server at once, by
+    another process within ``DELETE_RECHECK_S``): :func:`_read_all` then forgets
+    the name and answers UNKNOWN_TOPIC_ID."""
+    names: dict[uuid.UUID, str] = server.extensions.setdefault(_TOPIC_NAMES, {})
+    name = names.get(identifier)
+    if name is None:
+        name = topic_for_id(server.engine, server.cluster_id, identifier)
+        if name is not None:
+            names[identifier] = name
+    return name
 
 
 def _forget_topic(server: ServerState, identifier: uuid.UUID) -> None:
@@ -130,11 +121,11 @@ def _check_not_deleted(server: ServerState, topic: str, partition: int) -> None:
     """UnknownTopicError if another process deleted ``topic`` (then created it
     again, perhaps): a fetch at the end offset reads nothing, so without this it
     would keep the deleted topic's end, where nothing ever arrives. Asked of the
-    engine (an ``fstat``) at most every ``TOPIC_RECHECK_S`` per partition."""
+    engine (an ``fstat``) at most every ``DELETE_RECHECK_S`` per partition."""
     checked: dict[tuple[str, int], float] = server.extensions.setdefault(_DELETE_CHECKS, {})
     now = time.monotonic()
     key = (topic, partition)
-    if now - checked.get(key, 0.0) >= TOPIC_RECHECK_S:
+    if now - checked.get(key, 0.0) >= DELETE_RECHECK_S:
         if len(checked) >= MAX_DELETE_CHECKS:  # topics come and go: keep it bounded
             checked.clear()
         checked[key] = now

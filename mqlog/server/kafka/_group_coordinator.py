@@ -53,7 +53,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -171,7 +171,8 @@ class GroupCoordinator:
             names = [name for name, _data in protocols]
             others = [m.protocol_names for m in group.members.values()
                       if m is not member and m is not replaced]
-            if choose_protocol([*others, names]) is None:
+            chosen = choose_protocol([*others, names])
+            if chosen is None:
                 log.warning("group %s: refused member %s (%s): none of its protocols %s is "
                             "supported by every member", group.name, member_id or "(new)",
                             client_id, names)
@@ -181,7 +182,7 @@ class GroupCoordinator:
             except ConsumerProtocolError as error:
                 log.warning("group %s: refused a join of %s: %s", group.name, client_id, error)
                 return JoinOutcome(ErrorCode.inconsistent_group_protocol, member_id)
-            if replaced is not None and self._same_place(group, replaced, protocols, topics):
+            if replaced is not None and _same_place(group, replaced, chosen, topics):
                 return self._replace_static(group, replaced, client_id, client_host, protocols,
                                             session_ms, rebalance_ms)
             if replaced is not None:  # checked first: a refused join replaces nothing
@@ -208,10 +209,7 @@ class GroupCoordinator:
             if instance_id is not None:
                 member.instance_id = instance_id
                 group.instances[instance_id] = member.member_id
-            member.client_id, member.client_host, member.protocols = (
-                client_id, client_host, protocols)
-            member.session_s, member.rebalance_s = session_ms / 1000, rebalance_ms / 1000
-            member.last_seen = now
+            member.joined(client_id, client_host, protocols, session_ms, rebalance_ms, now)
             if member.join_waiter is not None and not member.join_waiter.done():
                 member.join_waiter.set_result(JoinOutcome(ErrorCode.rebalance_in_progress,
                                                           member.member_id))
@@ -224,23 +222,6 @@ class GroupCoordinator:
             await self._complete_join_if_done(group)
             return waiter
 
-    @staticmethod
-    def _same_place(group: Group, replaced: Member, protocols: tuple[tuple[str, bytes], ...],
-                    topics: list[str]) -> bool:
-        """Whether a static member's instance joining again can take its place
-        as it is: the group is stable, the member's topics are the same and the
-        protocol chosen would be too (else the group rebalances, as in Kafka)."""
-        if group.state != STABLE:
-            return False
-        names = [name for name, _data in protocols]
-        others = [m.protocol_names for m in group.members.values() if m is not replaced]
-        if choose_protocol([*others, names]) != group.protocol:
-            return False
-        try:
-            return subscribed_topics(replaced.metadata(group.protocol)) == topics
-        except ConsumerProtocolError:
-            return False
-
     def _replace_static(self, group: Group, member: Member, client_id: str, client_host: str,
                         protocols: tuple[tuple[str, bytes], ...], session_ms: int,
                         rebalance_ms: int) -> JoinOutcome:
@@ -251,30 +232,22 @@ class GroupCoordinator:
         is fenced. A leader is told the members, with ``skip_assignment``."""
         assert member.instance_id is not None
         old_id = member.member_id
-        for waiter, outcome in ((member.join_waiter, JoinOutcome(ErrorCode.fenced_instance_id)),
-                                (member.sync_waiter, SyncOutcome(ErrorCode.fenced_instance_id))):
-            if waiter is not None and not waiter.done():
-                waiter.set_result(outcome)  # type: ignore[arg-type]
-        member.join_waiter = member.sync_waiter = None
+        member.answer_held(ErrorCode.fenced_instance_id)
         del group.members[old_id]
         member.member_id = f"{member.mqlog_id}-{secrets.token_hex(4)}"
         group.members[member.member_id] = member
         group.instances[member.instance_id] = member.member_id
         if group.leader == old_id:
             group.leader = member.member_id
-        member.client_id, member.client_host, member.protocols = (
-            client_id, client_host, protocols)
-        member.session_s, member.rebalance_s = session_ms / 1000, rebalance_ms / 1000
-        member.last_seen = self._clock()
+        member.joined(client_id, client_host, protocols, session_ms, rebalance_ms, self._clock())
         log.info("group %s: member %s took the place of %s (instance %r joined again; "
                  "fenced), generation %d, no rebalance", group.name, member.member_id, old_id,
                  member.instance_id, group.generation)
         leader = group.leader == member.member_id
-        everyone = tuple((m.member_id, m.instance_id, m.metadata(group.protocol))
-                         for m in sorted(group.members.values(), key=lambda m: m.mqlog_id))
         return JoinOutcome(ErrorCode.none, member.member_id, group.generation,
                            CONSUMER_PROTOCOL_TYPE, group.protocol, group.leader,
-                           everyone if leader else (), skip_assignment=leader)
+                           _everyone(group.members.values(), group.protocol) if leader else (),
+                           skip_assignment=leader)
 
     def _new_member(self, group: str, fields: dict[str, Any]) -> Member:
         membership = GroupMembership(self._engine, group, watchdog=False, clock=self._clock,
@@ -313,15 +286,14 @@ class GroupCoordinator:
         if not group.members:
             group.state = EMPTY
             return
-        members = sorted(group.members.values(), key=lambda m: m.mqlog_id)
+        members = sorted(group.members.values(), key=lambda m: m.mqlog_id)  # mqlog's order
         leader = members[0]
         beat = await asyncio.to_thread(leader.membership.heartbeat, leader.mqlog_id, -1)
         protocol = choose_protocol([m.protocol_names for m in members]) or ""
         group.state, group.generation, group.leader = COMPLETING, beat.generation, leader.member_id
         group.protocol_type, group.protocol = CONSUMER_PROTOCOL_TYPE, protocol
         group.sync_deadline = now + max(m.rebalance_s for m in members)
-        everyone_metadata = tuple((m.member_id, m.instance_id, m.metadata(protocol))
-                                  for m in members)
+        everyone_metadata = _everyone(members, protocol)
         log.info("group %s: generation %d, protocol %s, leader %s, members %s", group.name,
                  beat.generation, protocol, leader.member_id, [m.member_id for m in members])
         for member in members:
@@ -478,10 +450,7 @@ class GroupCoordinator:
         if member.instance_id is not None and (
                 group.instances.get(member.instance_id) == member.member_id):
             del group.instances[member.instance_id]
-        for waiter, outcome in ((member.join_waiter, JoinOutcome(code)),
-                                (member.sync_waiter, SyncOutcome(code))):
-            if waiter is not None and not waiter.done():
-                waiter.set_result(outcome)  # type: ignore[arg-type]
+        member.answer_held(code)
         try:
             await asyncio.to_thread(member.membership.leave, member.mqlog_id)
         except MqlogError as error:
@@ -575,3 +544,24 @@ class GroupCoordinator:
         if group is None:
             group = self._groups[group_id] = Group(group_id)
         return group
+
+
+def _same_place(group: Group, replaced: Member, chosen: str, topics: list[str]) -> bool:
+    """Whether a static member's instance joining again (its protocols would make
+    the group choose ``chosen``, it subscribes to ``topics``) can take the place
+    of ``replaced`` as it is: the group is stable and neither the protocol nor
+    the topics change (else the group rebalances, as in Kafka)."""
+    if group.state != STABLE or chosen != group.protocol:
+        return False
+    try:
+        return subscribed_topics(replaced.metadata(group.protocol)) == topics
+    except ConsumerProtocolError:
+        return False
+
+
+def _everyone(members: Iterable[Member], protocol: str
+              ) -> tuple[tuple[str, str | None, bytes], ...]:
+    """What a JoinGroup tells the leader: each member's id, instance id and
+    metadata in ``protocol``, in mqlog's member order."""
+    return tuple((m.member_id, m.instance_id, m.metadata(protocol))
+                 for m in sorted(members, key=lambda m: m.mqlog_id))

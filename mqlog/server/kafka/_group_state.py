@@ -114,6 +114,22 @@ class Member:
     def __post_init__(self) -> None:
         self.mqlog_id = self.mqlog_id or self.member_id
 
+    def joined(self, client_id: str, client_host: str, protocols: tuple[tuple[str, bytes], ...],
+               session_ms: int, rebalance_ms: int, now: float) -> None:
+        """Take what a JoinGroup of this member says (its latest)."""
+        self.client_id, self.client_host, self.protocols = client_id, client_host, protocols
+        self.session_s, self.rebalance_s = session_ms / 1000, rebalance_ms / 1000
+        self.last_seen = now
+
+    def answer_held(self, code: ErrorCode) -> None:
+        """Answer this member's held JoinGroup and SyncGroup with ``code`` (it is
+        removed, or its instance joined again) and forget them."""
+        for waiter, outcome in ((self.join_waiter, JoinOutcome(code)),
+                                (self.sync_waiter, SyncOutcome(code))):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(outcome)  # type: ignore[arg-type]
+        self.join_waiter = self.sync_waiter = None
+
     @property
     def protocol_names(self) -> list[str]:
         return [name for name, _metadata in self.protocols]
