@@ -41,14 +41,16 @@ _Report = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
 class _Deferred:
-    """A send waiting for its topic's partition count: ``start()`` hands it to
-    librdkafka and returns the future it settles; ``future`` is the caller's."""
+    """A send of ``records`` records waiting for its topic's partition count:
+    ``start()`` hands it to librdkafka and returns the future it settles;
+    ``future`` is the caller's."""
 
-    __slots__ = ("topic", "start", "future")
+    __slots__ = ("topic", "records", "start", "future")
 
-    def __init__(self, topic: str, start: Callable[[], asyncio.Future[Any]],
+    def __init__(self, topic: str, records: int, start: Callable[[], asyncio.Future[Any]],
                  future: asyncio.Future[Any]) -> None:
         self.topic = topic
+        self.records = records
         self.start = start
         self.future = future
 
@@ -80,13 +82,13 @@ class ClusterProducer(AsyncProducer):
         Errors as ``ClusterProducer.send`` (UnsupportedError for the queue-group
         options), raised here -- or from the future when the topic's partition
         count had to be looked up first (see the module). Cancelling the future
-        does not take the record back (but for a deferred send not handed over
-        yet). While librdkafka's queue is full (``buffer_bytes``), the call waits
-        for room, as the synchronous send."""
+        does not take the record back, deferred or not: it is sent all the same.
+        While librdkafka's queue is full (``buffer_bytes``), the call waits for
+        room, as the synchronous send."""
         if not self._deferred and not self._closed and self.producer.knows_partitions(topic):
             return self._send_now(topic, value, key, headers, partition, timestamp, delay_s,
                                   deliver_at, ttl_s, priority)
-        return self._start_or_defer(topic, functools.partial(
+        return self._start_or_defer(topic, 1, functools.partial(
             self._send_now, topic, value, key, headers, partition, timestamp, delay_s,
             deliver_at, ttl_s, priority))
 
@@ -114,36 +116,53 @@ class ClusterProducer(AsyncProducer):
                                     on_delivery=functools.partial(self._report, future))
             return future
 
-        return self._start_or_defer(topic, start)
+        return self._start_or_defer(topic, len(values), start)
 
     async def flush(self, timeout: float | None = None) -> int:
-        """Send everything queued; how many records are still unacknowledged after
-        ``timeout`` seconds (0: all). Waits in the shared executor."""
-        return await run_blocking(self.producer.flush, timeout)
+        """Send everything queued, deferred sends included (their lookups end
+        first); how many records are still unacknowledged after ``timeout``
+        seconds (0: all). Waits in the shared executor."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        if not await self._start_all_deferred(deadline):
+            waiting = sum(deferred.records for deferred in self._deferred)
+            return waiting + await run_blocking(self.producer.flush, 0.0)
+        left = None if deadline is None else max(0.0, deadline - loop.time())
+        return await run_blocking(self.producer.flush, left)
 
     async def close(self) -> None:
         """Start the deferred sends (once their lookups end), flush, then stop
         (in the shared executor); further sends raise LogClosedError.
         Idempotent."""
         self._closed = True
-        while self._deferred and self._lookups:
-            # The lookup's own callback (registered first) starts the sends.
-            await asyncio.wait(list(self._lookups.values()))
+        await self._start_all_deferred(None)
         await run_blocking(self.producer.close)
 
     # -- sends waiting for a partition count ----------------------------------------------
 
-    def _start_or_defer(self, topic: str, start: Callable[[], asyncio.Future[Any]]
-                        ) -> asyncio.Future[Any]:
+    def _start_or_defer(self, topic: str, records: int,
+                        start: Callable[[], asyncio.Future[Any]]) -> asyncio.Future[Any]:
         """``start()`` now if nothing waits and the count is cached, else queue it."""
         if self._closed:
             raise LogClosedError("producer is closed")
         if not self._deferred and self.producer.knows_partitions(topic):
             return start()
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._deferred.append(_Deferred(topic, start, future))
+        self._deferred.append(_Deferred(topic, records, start, future))
         self._start_deferred()
         return future
+
+    async def _start_all_deferred(self, deadline: float | None) -> bool:
+        """Wait until every deferred send is handed to librdkafka (or failed);
+        False if the loop's clock passed ``deadline`` first."""
+        loop = asyncio.get_running_loop()
+        while self._deferred and self._lookups:
+            wait = None if deadline is None else deadline - loop.time()
+            if wait is not None and wait <= 0:
+                return False
+            # The lookup's own callback (registered first) starts the sends.
+            await asyncio.wait(list(self._lookups.values()), timeout=wait)
+        return True
 
     def _start_deferred(self, looked_up: str | None = None) -> None:
         """Start the deferred sends from the head of the queue while their topic's
@@ -159,15 +178,17 @@ class ClusterProducer(AsyncProducer):
                 self._look_up(head.topic)
                 return
             deferred.popleft()
-            if head.future.done():  # cancelled: the record was never handed over
-                continue
+            # A cancelled send is started all the same: cancelling never takes a
+            # record back, whether the count was cached at the call or not.
             if failed is not None:
-                head.future.set_exception(failed)
+                if not head.future.done():
+                    head.future.set_exception(failed)
                 continue
             try:
                 started = head.start()
             except Exception as error:
-                head.future.set_exception(error)
+                if not head.future.done():
+                    head.future.set_exception(error)
                 continue
             _chain(started, head.future)
         self._failed.clear()

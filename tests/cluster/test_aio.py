@@ -287,6 +287,30 @@ def test_cancelled_poll_loses_nothing(broker: Broker) -> None:
     run(main())
 
 
+def test_a_cancelled_send_waiting_for_its_partition_count_is_still_sent(
+        broker: Broker) -> None:
+    """The first sends to a topic wait for its partition count (deferred);
+    cancelling one does not take it back, and flush waits for them all."""
+
+    async def main() -> None:
+        async with mqlog.aio.open(broker.url) as log:
+            name = unique("topic")
+            await log.create_topic(name)
+            producer = log.producer()
+            assert not producer.producer.knows_partitions(name)  # type: ignore[attr-defined]
+            cancelled_send = producer.send(name, b"kept")
+            cancelled_send.cancel()
+            later = producer.send(name, b"later")
+            assert await producer.flush(timeout=0) == 2  # both still wait for the count
+            assert await producer.flush() == 0
+            assert (await later).offset == 1
+            consumer = log.consumer(auto_offset_reset="earliest")
+            consumer.assign([TopicPartition(name, 0)])
+            assert [m.value for m in await poll_until(consumer, 2)] == [b"kept", b"later"]
+
+    run(main())
+
+
 def test_closing_the_log_ends_waiting_consumers(broker: Broker) -> None:
     async def main() -> None:
         log = await mqlog.aio.open(broker.url)
