@@ -35,6 +35,8 @@ from mqlog.errors import (
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
     UnknownMemberError,
+    UnknownPartitionError,
+    UnknownTopicError,
 )
 from mqlog.logstore import Engine, Message, Partition, RecordColumns, checked_timestamp
 from mqlog.names import validate_name
@@ -55,15 +57,17 @@ _log = logging.getLogger("mqlog.consumer")
 
 
 class _Assigned:
-    """A partition this consumer reads: where it is and whether it is paused."""
+    """A partition this consumer reads: where it is, whether it is paused, and
+    whether its topic is missing (deleted, not created again yet)."""
 
-    __slots__ = ("tp", "partition", "position", "paused")
+    __slots__ = ("tp", "partition", "position", "paused", "missing")
 
     def __init__(self, tp: TopicPartition, partition: Partition) -> None:
         self.tp = tp
         self.partition = partition
         self.position: int | None = None  # unknown until committed offset / reset
         self.paused = False
+        self.missing = False
 
 
 class Consumer:
@@ -89,6 +93,7 @@ class Consumer:
         self._on_revoked: Listener | None = None
         self._closed = False
         self._last_auto_commit = time.monotonic()
+        self._topic_changes_seen = log.topic_changes()
         #: Records skipped because they were damaged on disk (``on_corrupt="skip"``).
         self.skipped_corrupt = 0
         #: The most recent damaged ranges skipped: (partition, first, last offset).
@@ -200,17 +205,18 @@ class Consumer:
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
         for assigned in self._targets(partitions):
-            assigned.position = assigned.partition.state().log_start_offset
+            assigned.position = self._handle(assigned).state().log_start_offset
 
     def seek_to_end(self, *partitions: TopicPartition) -> None:
         for assigned in self._targets(partitions):
-            assigned.position = assigned.partition.state().end_offset
+            assigned.position = self._handle(assigned).state().end_offset
 
     def seek_to_time(self, ts_ms: int, *partitions: TopicPartition) -> None:
         """Next records: the first with a timestamp >= ``ts_ms`` (all partitions
         when none are named)."""
         for assigned in self._targets(partitions):
-            assigned.position = assigned.partition.offset_for_time(checked_timestamp(ts_ms))
+            assigned.position = self._handle(assigned).offset_for_time(
+                checked_timestamp(ts_ms))
 
     def pause(self, *partitions: TopicPartition) -> None:
         for assigned in self._targets(partitions):
@@ -224,11 +230,16 @@ class Consumer:
         return {tp for tp, assigned in self._assigned.items() if assigned.paused}
 
     def lag(self) -> dict[TopicPartition, int]:
-        """Records between each partition's position and its end offset."""
+        """Records between each partition's position and its end offset (a
+        partition whose topic is missing -- deleted, not created again -- is left
+        out)."""
         out = {}
+        self._follow_topic_changes()
         for tp, assigned in self._assigned.items():
+            if assigned.missing:
+                continue
             position = self._ensure_position(assigned)
-            out[tp] = assigned.partition.state().end_offset - position
+            out[tp] = self._handle(assigned).state().end_offset - position
         return out
 
     def _targets(self, partitions: tuple[TopicPartition, ...]) -> list[_Assigned]:
@@ -241,6 +252,39 @@ class Consumer:
         if assigned is None:
             raise IllegalStateError(f"{tp} is not assigned to this consumer")
         return assigned
+
+    def _handle(self, assigned: _Assigned) -> Partition:
+        """The partition's handle, opened anew if its topic was deleted since;
+        UnknownTopicError while the topic is missing."""
+        self._follow_topic_changes()
+        if assigned.missing:
+            raise UnknownTopicError(f"topic {assigned.tp.topic!r} was deleted")
+        return assigned.partition
+
+    def _follow_topic_changes(self) -> None:
+        """Once any process created or deleted a topic (the log's topics counter
+        moved): open anew each partition whose topic was deleted since its
+        handle was opened. A topic created again under the name is read from
+        the same position (out of its range, ``auto_offset_reset`` applies);
+        while there is none, the partition is ``missing``: polls skip it."""
+        changes = self._log.topic_changes()
+        if changes == self._topic_changes_seen:
+            return
+        self._topic_changes_seen = changes  # before looking: a later change is seen
+        for assigned in self._order:
+            handle = assigned.partition
+            if not (assigned.missing or handle.closed or handle.deleted()):
+                continue
+            try:
+                assigned.partition = self._log.partition(assigned.tp.topic,
+                                                         assigned.tp.partition)
+            except (UnknownTopicError, UnknownPartitionError):
+                if not assigned.missing:
+                    _log.warning("%s/%d: its topic was deleted; polls skip it until a "
+                                 "topic of that name has it again", *assigned.tp)
+                assigned.missing = True
+            else:
+                assigned.missing = False
 
     def _ensure_position(self, assigned: _Assigned) -> int:
         """Give a partition without a position its committed offset, else reset;
@@ -261,7 +305,7 @@ class Consumer:
         policy = self.config.auto_offset_reset
         if policy == "error":
             raise error
-        state = assigned.partition.state()
+        state = self._handle(assigned).state()
         position = state.log_start_offset if policy == "earliest" else state.end_offset
         assigned.position = position
         return position
@@ -314,6 +358,7 @@ class Consumer:
             if self._member is not None:
                 self._heartbeat(self._member, quick)
             seen = self._log.append_counter()
+            self._follow_topic_changes()
             pieces = self._fetch(limit, read)
             if self.config.enable_auto_commit and not quick:
                 self._maybe_auto_commit()
@@ -354,12 +399,14 @@ class Consumer:
         budget = self.config.fetch_max_bytes
         for step in range(count):
             assigned = order[(self._next + step) % count]
-            if assigned.paused or (self._member is not None and not self._member.owns(
-                    assigned.tp)):
+            if assigned.paused or assigned.missing or (
+                    self._member is not None and not self._member.owns(assigned.tp)):
                 continue
-            piece, size, used, next_offset = self._read_at(
-                assigned, self._ensure_position(assigned), read, limit - taken, budget,
-                not taken)
+            got = self._read_at(assigned, self._ensure_position(assigned), read,
+                                limit - taken, budget, not taken)
+            if got is None:
+                continue
+            piece, size, used, next_offset = got
             if size:
                 out.append(piece)
                 taken += size
@@ -371,13 +418,25 @@ class Consumer:
         return out
 
     def _read_at(self, assigned: _Assigned, position: int, read: _Read[_Piece], count: int,
-                 budget: int, at_least_one: bool) -> tuple[_Piece, int, int, int]:
+                 budget: int, at_least_one: bool) -> tuple[_Piece, int, int, int] | None:
         """``read`` at the partition's position (``position``): an offset out of range
-        applies ``auto_offset_reset`` (once), damage applies ``on_corrupt``."""
+        applies ``auto_offset_reset`` (once), damage applies ``on_corrupt``. None:
+        the topic was found deleted, and is missing."""
         reset = False
         while True:
             try:
                 return read(assigned.partition, position, count, budget, at_least_one)
+            except LogClosedError:
+                # The log closed, or another thread closed the handle of a
+                # topic it found deleted (see TopicTable.drop_deleted).
+                self._log.check_open()
+                self._topic_changes_seen = -1
+                self._follow_topic_changes()
+                if assigned.missing:
+                    return None
+                if not assigned.partition.closed:
+                    continue
+                raise
             except OffsetOutOfRangeError as error:
                 if reset:
                     raise

@@ -43,9 +43,8 @@ from mqlog.errors import (
     MqlogError,
     OffsetOutOfRangeError,
     UnknownGroupError,
-    UnknownTopicError,
 )
-from mqlog.logstore import Engine, Partition, PartitionState
+from mqlog.logstore import Engine, PartitionState
 from mqlog.names import validate_name
 
 
@@ -143,7 +142,7 @@ def describe_group(log: Engine, group: str) -> GroupDescription:
     now = log.now_ms()
     for tp in sorted(set(committed) | set(owners)):
         try:
-            state = _reopened_if_deleted(log, tp).state()
+            state = log.partition(tp.topic, tp.partition).state()
         except MqlogError:
             continue  # topic deleted since
         offset = committed[tp].offset if tp in committed else None
@@ -469,13 +468,3 @@ def _epoch_ms(moment: datetime.datetime) -> int:
         raise ConfigError(f"cannot read {moment!r} as a time: {error}") from None
 
 
-def _reopened_if_deleted(log: Engine, tp: TopicPartition) -> Partition:
-    """The partition's handle, opened anew if another process deleted its topic
-    since this process opened it (a handle keeps the deleted topic's offsets: a
-    topic created again under the name would never show); UnknownTopicError if
-    there is none now."""
-    try:
-        log.check_not_deleted(tp.topic, tp.partition)
-    except UnknownTopicError:
-        pass  # forgotten: the next lookup opens what has the name now
-    return log.partition(tp.topic, tp.partition)

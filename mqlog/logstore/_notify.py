@@ -2,7 +2,11 @@
 
 Owner: the Log. ``<log>/notify`` is a 64-byte file every process maps. Its
 first u32 is a change counter that every append increments after publishing
-its batch; its second u32 is a "someone is waiting" flag. A reader that finds
+its batch; its second u32 is a "someone is waiting" flag; its third u32 is
+the topics counter, which every creation and deletion of a topic increments
+under the log's metadata lock (so no increment is lost) and which tells each
+process when to look again at the topics it holds open (see
+``TopicTable.topic``). A reader that finds
 nothing new sets the flag, re-checks, and sleeps in ``FUTEX_WAIT`` on the
 counter; an appender that finds the flag set clears it and calls
 ``FUTEX_WAKE``. Sleeping readers use no CPU and wake within microseconds of an
@@ -45,6 +49,8 @@ _FUTEX_WAIT = 0
 _FUTEX_WAKE = 1
 _SYS_FUTEX = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine())
 _WORD = struct.Struct("<I")
+#: Index of the topics counter among the file's u32 words.
+_TOPICS_WORD = 2
 
 
 class _Timespec(ctypes.Structure):
@@ -77,15 +83,17 @@ class Notifier:
         self._read_only = read_only
         if read_only:
             self._map_for_reading(path)
-            return
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            reserve(fd, FILE_SIZE, path)  # written through the map: never a SIGBUS
-            self._map = mmap.mmap(fd, FILE_SIZE)
-        finally:
-            os.close(fd)
-        self._counter = ctypes.c_uint32.from_buffer(self._map, 0)
-        self._address = ctypes.addressof(self._counter)
+        else:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                reserve(fd, FILE_SIZE, path)  # written through the map: never a SIGBUS
+                self._map = mmap.mmap(fd, FILE_SIZE)
+            finally:
+                os.close(fd)
+            self._counter = ctypes.c_uint32.from_buffer(self._map, 0)
+            self._address = ctypes.addressof(self._counter)
+        #: The file as u32 words (the topics counter is read on every lookup by name).
+        self._words = memoryview(self._map).cast("I")
 
     def _map_for_reading(self, path: str) -> None:
         """Map the counter read-only; a missing file (nothing was ever appended) is a
@@ -106,6 +114,18 @@ class Notifier:
     def value(self) -> int:
         """The counter now; pass it to :meth:`wait` after finding nothing new."""
         return _WORD.unpack_from(self._map, 0)[0]
+
+    def topic_changes(self) -> int:
+        """The topics counter now: it moves whenever any process creates or
+        deletes a topic."""
+        return self._words[_TOPICS_WORD]
+
+    def count_topic_change(self) -> None:
+        """Move the topics counter (the log's metadata lock held: no move is
+        lost), then wake sleepers as an append does."""
+        words = self._words
+        words[_TOPICS_WORD] = (words[_TOPICS_WORD] + 1) & 0xFFFFFFFF
+        self.notify()
 
     def notify(self) -> None:
         """Called after every append: move the counter, wake sleepers if any."""
@@ -137,8 +157,11 @@ class Notifier:
                  ctypes.byref(spec), None, 0)
 
     def close(self) -> None:
-        if self._read_only:
-            self._map.close()
-            return
-        del self._counter
+        """Unmap the file; the counters then read 0 (a closed log's callers get
+        LogClosedError from the log, not an error from the map)."""
+        if not self._read_only:
+            del self._counter
+        self._words.release()
         self._map.close()
+        self._map = _zeros()
+        self._words = memoryview(self._map).cast("I")

@@ -438,6 +438,12 @@ class Partition:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (the log closed, or it dropped the handle
+        of a topic found deleted)."""
+        return self._closed
+
     def trim_active(self) -> None:
         """Cut the active segment's preallocation (the last process is closing the
         log). A partition whose topic another process deleted has nothing to cut:

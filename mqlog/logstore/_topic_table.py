@@ -6,6 +6,12 @@ lock; a lookup of an open topic takes no lock. A topic another process
 deleted is dropped (and its handle closed) as soon as a call notices, so that
 the next lookup opens the topic anew: one created since under that name, or
 UnknownTopicError.
+
+Invariant: no lookup returns the handle of a topic deleted before the lookup
+began. Every creation and deletion of a topic moves the log's topics counter
+(``Notifier.count_topic_change``); a lookup that finds it moved since the
+table last looked first drops the handles of deleted topics (one ``fstat``
+and one ``stat`` per open topic: deletions are rare).
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ class TopicTable:
     engine is closed; the other arguments are passed to each ``Topic``."""
 
     def __init__(self, topics_dir: str, clock: Clock, on_append: Callable[[], None],
-                 on_roll: Callable[[Partition], None], check_open: Callable[[], None], *,
+                 on_roll: Callable[[Partition], None], check_open: Callable[[], None],
+                 topic_changes: Callable[[], int], *,
                  read_only: bool, apply_retention: bool, counters: EngineCounters) -> None:
+        """``topic_changes()``: the log's topics counter (see the module)."""
         self.topics_dir = topics_dir
         #: See ``Engine.set_end_floor``.
         self.end_floor: EndFloor | None = None
@@ -47,10 +55,14 @@ class TopicTable:
         self._counters = counters
         self._lock = threading.Lock()
         self._topics: dict[str, Topic] = {}
+        self._topic_changes = topic_changes
+        self._changes_seen = topic_changes()
 
     def topic(self, name: str) -> Topic:
         """The open handle of topic ``name``, opened now if need be;
         UnknownTopicError if there is no such topic."""
+        if self._topic_changes() != self._changes_seen:
+            self.drop_deleted()
         topic = self._topics.get(name)
         if topic is not None:
             return topic
@@ -105,6 +117,16 @@ class TopicTable:
                 return  # already forgotten
             del self._topics[name]
         topic.close()
+
+    def drop_deleted(self) -> None:
+        """Drop (and close) the handles of topics deleted since they were opened,
+        by any process; handles with no partition open are dropped too (opening
+        them again costs one read of their metadata)."""
+        self._changes_seen = self._topic_changes()  # before looking: misses nothing
+        for name, topic in list(self._topics.items()):
+            partitions = topic.open_partitions()
+            if not partitions or partitions[0].deleted():
+                self._drop(name, topic)
 
     def _drop(self, name: str, handle: Topic) -> None:
         with self._lock:

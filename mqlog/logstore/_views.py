@@ -140,10 +140,21 @@ def state_after_memory(partition: Partition,
 
 
 def deleted(partition: Partition) -> bool:
-    """True once this partition's topic was deleted, by any process."""
-    if partition.state_file.fd >= 0:
-        return os.fstat(partition.state_file.fd).st_nlink == 0
-    return not os.path.isdir(partition.directory)
+    """True once this partition's topic was deleted, by any process: its state
+    file unlinked, or no longer at its path (the topic's directory renamed away
+    on the way to removal, whatever was created under its name since). The
+    state file is written in place, never replaced."""
+    state_file = partition.state_file
+    if state_file.fd < 0:
+        return not os.path.isdir(partition.directory)
+    opened = os.fstat(state_file.fd)
+    if opened.st_nlink == 0:
+        return True
+    try:
+        here = os.stat(state_file.path)
+    except FileNotFoundError:
+        return True
+    return here.st_ino != opened.st_ino or here.st_dev != opened.st_dev
 
 
 # -- segment views ---------------------------------------------------------------------

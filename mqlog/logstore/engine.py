@@ -110,7 +110,7 @@ class Engine:
         self.counters = EngineCounters()
         self._table = TopicTable(os.path.join(self.path, TOPICS_DIR), self.clock,
                                  self._notifier.notify, self._compactor.request,
-                                 self.check_open,
+                                 self.check_open, self._notifier.topic_changes,
                                  read_only=self.read_only, apply_retention=self.apply_retention,
                                  counters=self.counters)
         self._attachments: dict[object, object] = {}
@@ -144,7 +144,10 @@ class Engine:
         with _directory.metadata_lock(self.path):
             if os.path.exists(os.path.join(self._table.topics_dir, name)):
                 raise TopicExistsError(f"topic {name!r} already exists")
-            return build_topic(self._table.topics_dir, name, partitions, config, self.clock)
+            description = build_topic(self._table.topics_dir, name, partitions, config,
+                                      self.clock)
+            self._notifier.count_topic_change()
+            return description
 
     def topics(self) -> list[str]:
         """Names of the topics, sorted (internal ``__`` topics included)."""
@@ -270,6 +273,7 @@ class Engine:
             if not os.path.isdir(directory):
                 raise UnknownTopicError(f"unknown topic {name!r}")
             doomed = doom_topic(self._table.topics_dir, name)
+            self._notifier.count_topic_change()
         self._table.close_topic(name)
         remove_doomed(doomed)
 
@@ -354,7 +358,9 @@ class Engine:
 
     def _write(self, target: Partition, append: Callable[[], int]) -> int:
         """Run ``append`` on ``target``: a failed background flush is raised here
-        first (once), a topic deleted meanwhile is forgotten (UnknownTopicError)."""
+        first (once), a topic deleted meanwhile is forgotten (UnknownTopicError).
+        A handle closed while the engine is open is one the engine dropped as
+        its topic was deleted (see ``TopicTable``): UnknownTopicError too."""
         if self._flusher.error is not None:
             error, self._flusher.error = self._flusher.error, None
             raise MqlogError(f"a background flush failed: {error}") from error
@@ -363,8 +369,12 @@ class Engine:
         except UnknownTopicError:  # deleted by another process: forget our copy
             self._table.forget(target.topic, target)
             raise
+        except LogClosedError:
+            self.check_open()
+            raise UnknownTopicError(f"topic {target.topic!r} was deleted "
+                                    f"(partition {target.number})") from None
         except FileNotFoundError:  # its directory was renamed away mid-append (a roll)
-            if os.path.isdir(target.directory):
+            if not target.deleted():
                 raise
             self._table.forget(target.topic, target)
             raise UnknownTopicError(f"topic {target.topic!r} was deleted "
@@ -377,6 +387,12 @@ class Engine:
         """A number that changes whenever any process appends to this log; pass it
         to :meth:`wait_for_append` after finding nothing new to read."""
         return self._notifier.value()
+
+    def topic_changes(self) -> int:
+        """A number that changes whenever any process creates or deletes a topic
+        (a creation or deletion also wakes :meth:`wait_for_append`): holders of
+        partition handles compare it to know when to check theirs."""
+        return self._notifier.topic_changes()
 
     def wait_for_append(self, seen: int, timeout_s: float) -> None:
         """Sleep until an append (by any thread or process) wakes this thread, or
@@ -441,18 +457,6 @@ class Engine:
             pass
         self._table.forget(target.topic, target)
         raise UnknownTopicError(f"topic {target.topic!r} was deleted")
-
-    def check_not_deleted(self, topic: str, partition: int) -> None:
-        """UnknownTopicError if another process deleted the topic since this one
-        opened it (one ``fstat``); the next call then opens the topic anew, as
-        after a read that found it deleted. For callers that skip the read when
-        the end offset says nothing is new: a handle of a deleted topic keeps
-        its last end offset, so a topic deleted and created again elsewhere
-        would otherwise look unchanged to them for good."""
-        target = self.partition(topic, partition)
-        if target.deleted():
-            self._table.forget(target.topic, target)
-            raise UnknownTopicError(f"topic {target.topic!r} was deleted")
 
     def iter(self, topic: str, partition: int, start: int = 0, end: int | None = None,
              on_corrupt: str | Callable[[CorruptRecordError], None] = "raise",

@@ -18,6 +18,7 @@ from mqlog.errors import (
     LogClosedError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
+    UnknownTopicError,
 )
 from mqlog.logstore._record import Message
 
@@ -634,3 +635,64 @@ def test_poll_quick_reads_only_when_the_round_does_no_group_work(log):
     assert len(waiting.poll()) == 3  # what poll_quick did not take
     assert waiting.round_is_quick()
     waiting.close()
+
+
+def test_a_waiting_poll_reads_a_topic_deleted_and_created_again_elsewhere(log, log_dir):
+    """A consumer at the end of a partition whose topic another process deletes
+    and creates again is woken, and reads the new topic (its position beyond
+    the new end: auto_offset_reset applies)."""
+    fill(log, "t", 0, 2)
+    consumer = log.consumer(auto_offset_reset="earliest")
+    consumer.assign([TP0])
+    assert len(consumer.poll(1.0)) == 2
+    got: list[Message] = []
+    waiting = threading.Thread(target=lambda: got.extend(consumer.poll(timeout=30.0)))
+    waiting.start()
+    time.sleep(0.1)
+    with mqlog.open(log_dir) as other:
+        other.delete_topic("t")
+        other.create_topic("t", partitions=3)
+        other.append("t", 0, [b"new"])
+    started = time.monotonic()
+    waiting.join(30.0)
+    assert [m.value for m in got] == [b"new"]
+    assert time.monotonic() - started < PROMPT_S
+
+
+def test_a_deleted_topic_is_skipped_until_created_again(log, log_dir, caplog):
+    """While an assigned partition's topic is missing, polls read the others
+    (one warning), lag leaves it out and seeks in it raise UnknownTopicError;
+    once a topic of that name has it again, polls read it."""
+    log.create_topic("u")
+    consumer = log.consumer(auto_offset_reset="earliest")
+    consumer.assign([TP0, TopicPartition("u", 0)])
+    with mqlog.open(log_dir) as other:
+        other.delete_topic("t")
+        other.append("u", 0, [b"u1"])
+        assert [m.value for m in consumer.poll(1.0)] == [b"u1"]
+        assert consumer.poll(0.1) == []
+        assert [r.message for r in caplog.records].count(
+            "t/0: its topic was deleted; polls skip it until a topic of that name has "
+            "it again") == 1
+        assert consumer.lag() == {TopicPartition("u", 0): 0}
+        with pytest.raises(UnknownTopicError, match="'t' was deleted"):
+            consumer.seek_to_end(TP0)
+        other.create_topic("t")
+        other.append("t", 0, [b"t1"])
+    assert [m.value for m in consumer.poll(1.0)] == [b"t1"]
+    assert consumer.lag() == {TP0: 0, TopicPartition("u", 0): 0}
+
+
+def test_a_group_member_keeps_reading_a_topic_deleted_and_created_again(log, log_dir):
+    fill(log, "t", 1, 1)
+    member = log.consumer(group="g", topics=["t"], auto_offset_reset="earliest")
+    got: list[Message] = []
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        got += member.poll(0.5)
+    assert len(got) == 1
+    with mqlog.open(log_dir) as other:
+        other.delete_topic("t")
+        other.create_topic("t", partitions=3)
+        other.append("t", 2, [b"again"])
+    assert [m.value for m in member.poll(PROMPT_S)] == [b"again"]

@@ -496,12 +496,17 @@ def test_appends_to_a_topic_deleted_elsewhere_fail_then_reach_its_successor(
     with mqlog.open(log_dir) as writer, mqlog.open(log_dir) as admin:
         writer.create_topic(T)
         assert writer.append(T, 0, [b"a", b"b"]) == 0
+        held = writer.engine.partition(T, 0)  # as a producer holds it
         admin.delete_topic(T)
-        assert [r.value for r in writer.read(T, 0, 0)] == [b"a", b"b"]  # what it had
         with pytest.raises(UnknownTopicError, match=f"topic '{T}' was deleted"):
-            writer.append(T, 0, [b"lost?"])
+            writer.engine.append_to(held, [b"lost?"])
+        with pytest.raises(UnknownTopicError, match=f"unknown topic '{T}'"):
+            writer.read(T, 0, 0)
         with pytest.raises(UnknownTopicError, match=f"unknown topic '{T}'"):
             writer.append(T, 0, [b"c"])
+        assert held.closed  # dropped by the lookups
+        with pytest.raises(UnknownTopicError, match=f"topic '{T}' was deleted"):
+            writer.engine.append_to(held, [b"still lost"])
         admin.create_topic(T)
         assert writer.append(T, 0, [b"d"]) == 0  # the new topic, from offset 0
         assert [r.value for r in admin.read(T, 0, 0)] == [b"d"]
@@ -533,19 +538,39 @@ def test_the_last_close_after_another_process_deleted_a_topic_it_read(
         assert [r.value for r in again.read("kept", 0, 0)] == [b"k"]
 
 
-def test_check_not_deleted_finds_a_topic_deleted_and_created_again_elsewhere(
-        log_dir: Path) -> None:
+def test_lookups_see_a_topic_deleted_and_created_again_elsewhere(log_dir: Path) -> None:
+    """Offsets asked by name never come from the handle of a deleted topic."""
     with mqlog.open(log_dir) as reader, mqlog.open(log_dir) as admin:
-        reader.create_topic(T)
-        reader.append(T, 0, [b"a"])
-        reader.engine.check_not_deleted(T, 0)  # there: nothing raised
+        reader.create_topic(T, partitions=2)
+        reader.append(T, 0, [b"a", b"b"])
+        held = reader.engine.partition(T, 0)
+        assert (reader.start_offset(T, 0), reader.end_offset(T, 0)) == (0, 2)
         admin.delete_topic(T)
+        with pytest.raises(UnknownTopicError):
+            reader.end_offset(T, 0)
+        assert held.closed  # the lookup dropped the deleted topic's handle
         admin.create_topic(T)
-        assert reader.end_offset(T, 0) == 1  # the handle still has the old end
-        with pytest.raises(UnknownTopicError, match="was deleted"):
-            reader.engine.check_not_deleted(T, 0)
-        assert reader.end_offset(T, 0) == 0  # the new topic
-        reader.engine.check_not_deleted(T, 0)
+        admin.append(T, 0, [b"new"])
+        assert (reader.start_offset(T, 0), reader.end_offset(T, 0)) == (0, 1)
+        assert reader.describe_topic(T).partitions[0].end_offset == 1
+        assert [r.value for r in reader.read(T, 0, 0)] == [b"new"]
+
+
+def test_a_topic_renamed_away_for_removal_counts_as_deleted(log_dir: Path) -> None:
+    """Between the rename of a deleted topic's directory and the removal of its
+    files, a handle already finds it deleted (whatever now has its name)."""
+    from mqlog.logstore._topic_files import doom_topic, remove_doomed
+
+    with mqlog.open(log_dir) as log:
+        log.create_topic(T)
+        held = log.engine.partition(T, 0)
+        assert not held.deleted()
+        doomed = doom_topic(str(log_dir / "topics"), T)
+        assert held.deleted()
+        log.create_topic(T)
+        assert held.deleted()
+        remove_doomed(doomed)
+        assert held.deleted()
 
 
 def test_no_append_succeeds_after_delete_topic_returned(log_dir: Path) -> None:

@@ -43,14 +43,6 @@ MAX_VERSION = 16
 UNKNOWN_TOPIC_ID = ErrorCode.unknown_topic_id.value
 UNKNOWN_TOPIC_OR_PARTITION = ErrorCode.unknown_topic_or_partition.value
 _TOPIC_NAMES = "fetch_topic_names"
-_DELETE_CHECKS = "fetch_delete_checks"
-
-#: How often a fetch asks whether a partition it finds nothing new in was
-#: deleted by another process (s).
-DELETE_RECHECK_S = 1.0
-
-#: Partitions whose last such check is remembered (beyond: forgotten, checked again).
-MAX_DELETE_CHECKS = 10_000
 
 #: Longest a fetch waits, whatever it asks (Kafka clients ask 500 ms by default).
 MAX_WAIT_CAP_MS = 30_000
@@ -100,9 +92,9 @@ def _topic_named(server: ServerState, identifier: uuid.UUID) -> str | None:
     """The topic whose id is ``identifier``, remembered per server: deriving every
     topic's id on each fetch would cost in proportion to the topic count. A
     topic's id follows from its name alone, so a remembered name is right until
-    the topic is deleted, which the read finds (by this server at once, by
-    another process within ``DELETE_RECHECK_S``): :func:`_read_all` then forgets
-    the name and answers UNKNOWN_TOPIC_ID."""
+    the topic is deleted, which the engine's lookups find (by any process, at
+    once: see ``TopicTable``): :func:`_read_all` then forgets the name and
+    answers UNKNOWN_TOPIC_ID."""
     names: dict[uuid.UUID, str] = server.extensions.setdefault(_TOPIC_NAMES, {})
     name = names.get(identifier)
     if name is None:
@@ -115,21 +107,6 @@ def _topic_named(server: ServerState, identifier: uuid.UUID) -> str | None:
 def _forget_topic(server: ServerState, identifier: uuid.UUID) -> None:
     """Forget the name remembered for ``identifier``: its topic is gone."""
     server.extensions.get(_TOPIC_NAMES, {}).pop(identifier, None)
-
-
-def _check_not_deleted(server: ServerState, topic: str, partition: int) -> None:
-    """UnknownTopicError if another process deleted ``topic`` (then created it
-    again, perhaps): a fetch at the end offset reads nothing, so without this it
-    would keep the deleted topic's end, where nothing ever arrives. Asked of the
-    engine (an ``fstat``) at most every ``DELETE_RECHECK_S`` per partition."""
-    checked: dict[tuple[str, int], float] = server.extensions.setdefault(_DELETE_CHECKS, {})
-    now = time.monotonic()
-    key = (topic, partition)
-    if now - checked.get(key, 0.0) >= DELETE_RECHECK_S:
-        if len(checked) >= MAX_DELETE_CHECKS:  # topics come and go: keep it bounded
-            checked.clear()
-        checked[key] = now
-        server.engine.check_not_deleted(topic, partition)
 
 
 def _read_all(server: ServerState, body: Entity, by_id: bool
@@ -153,9 +130,7 @@ def _read_all(server: ServerState, body: Entity, by_id: bool
                 end = engine.end_offset(name, wanted.partition)
                 limit = min(wanted.partition_max_bytes, budget - size)
                 batches: list[bytes] = []  # nothing new, or no room left: no read
-                if wanted.fetch_offset == end:
-                    _check_not_deleted(server, name, wanted.partition)
-                elif limit > 0 or not size:
+                if wanted.fetch_offset != end and (limit > 0 or not size):
                     batches = engine.read_kafka_batches(name, wanted.partition,
                                                         wanted.fetch_offset, max(limit, 1))
                     end = engine.end_offset(name, wanted.partition)  # not below the records

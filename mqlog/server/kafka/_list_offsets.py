@@ -21,7 +21,7 @@ import datetime
 
 from kio.schema.errors import ErrorCode
 
-from mqlog.errors import MqlogError, UnknownTopicError
+from mqlog.errors import MqlogError
 from mqlog.logstore import Engine
 from mqlog.server.kafka._codec import Entity, Request, build, part, response_type
 from mqlog.server.kafka._context import ServerState
@@ -69,10 +69,6 @@ def _look_up_all(engine: Engine, asked: list[tuple[str, list[int], list[int]]]
 def _look_up(engine: Engine, topic: str, partition: int,
              timestamp: int) -> tuple[ErrorCode, int, int]:
     try:
-        try:
-            engine.check_not_deleted(topic, partition)
-        except UnknownTopicError:  # deleted by another process: the lookup below opens
-            pass                   # a topic created again under the name, or raises
         if timestamp in (EARLIEST, EARLIEST_LOCAL):
             return ErrorCode.none, engine.start_offset(topic, partition), NO_TIMESTAMP
         if timestamp == LATEST:
