@@ -21,7 +21,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from mqlog.errors import CorruptMetadataError, UnknownPartitionError, UnknownTopicError
+from mqlog.errors import (
+    CorruptMetadataError,
+    LogClosedError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
 from mqlog.logstore._compaction import settle_leftovers
 from mqlog.logstore._counters import EngineCounters
 from mqlog.logstore._files import atomic_write, remove_stale_temporaries
@@ -79,7 +84,10 @@ class Topic:
         self._on_open = on_open
         self._on_roll = on_roll
         self._counters = counters
-        self._lock = threading.Lock()
+        #: Reentrant: opening a partition runs the table's open hook, whose lookups
+        #: may drop (close) this very handle on the same thread.
+        self._lock = threading.RLock()
+        self._closed = False
         self._partitions: dict[int, Partition] = {}
         self._metadata_path = os.path.join(directory, TOPIC_METADATA_FILE)
         if not read_only:
@@ -121,9 +129,14 @@ class Topic:
                     f"it has partitions 0..{self.partition_count - 1}"
                 )
         with self._lock:
+            if self._closed:  # dropped by the table meanwhile: nothing opens here now
+                raise LogClosedError(f"this handle of topic {self.name!r} is closed")
             partition = self._partitions.get(number)
             if partition is None:
                 partition = self._open_partition(number)
+                if self._closed:  # dropped while opening (the open hook looks topics up)
+                    partition.close()
+                    raise LogClosedError(f"this handle of topic {self.name!r} is closed")
                 self._partitions[number] = partition
         return partition
 
@@ -155,6 +168,7 @@ class Topic:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for partition in self._partitions.values():
                 partition.close()
             self._partitions.clear()

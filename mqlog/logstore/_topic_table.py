@@ -11,7 +11,9 @@ Invariant: no lookup returns the handle of a topic deleted before the lookup
 began. Every creation and deletion of a topic moves the log's topics counter
 (``Notifier.count_topic_change``); a lookup that finds it moved since the
 table last looked first drops the handles of deleted topics (one ``fstat``
-and one ``stat`` per open topic: deletions are rare).
+and one ``stat`` per topic with a partition open: deletions are rare). A
+handle with no partition open holds only its topic's metadata: it re-reads
+it if it changed (one ``stat``), and is dropped if that fails.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from mqlog.errors import MqlogError, UnknownTopicError
+from mqlog.errors import LogClosedError, MqlogError, UnknownTopicError
 from mqlog.logstore._counters import EngineCounters
 from mqlog.logstore._partition import Clock, Partition
 from mqlog.logstore._topic import Topic
@@ -101,12 +103,16 @@ class TopicTable:
     def partition(self, topic: str, number: int) -> Partition:
         """Partition ``number`` of ``topic``, opened on first use; a topic another
         process deleted is dropped (UnknownTopicError)."""
-        handle = self.topic(topic)
-        try:
-            return handle.partition(number)
-        except UnknownTopicError:  # deleted by another process: forget our copy
-            self._drop(topic, handle)
-            raise
+        while True:
+            handle = self.topic(topic)
+            try:
+                return handle.partition(number)
+            except UnknownTopicError:  # deleted by another process: forget our copy
+                self._drop(topic, handle)
+                raise
+            except LogClosedError:  # dropped by another thread meanwhile (see
+                self._check_open()  # drop_deleted), which took it out of the
+                # table first: the next lookup finds what has the name now
 
     def forget(self, name: str, deleted: Partition) -> None:
         """Close and drop this process's handle of a topic that another process
@@ -120,12 +126,17 @@ class TopicTable:
 
     def drop_deleted(self) -> None:
         """Drop (and close) the handles of topics deleted since they were opened,
-        by any process; handles with no partition open are dropped too (opening
-        them again costs one read of their metadata)."""
+        by any process (see the module)."""
         self._changes_seen = self._topic_changes()  # before looking: misses nothing
         for name, topic in list(self._topics.items()):
             partitions = topic.open_partitions()
-            if not partitions or partitions[0].deleted():
+            if partitions:
+                if partitions[0].deleted():
+                    self._drop(name, topic)
+                continue
+            try:
+                topic.reload_if_changed()  # created again: its metadata, not the old one's
+            except (MqlogError, OSError):
                 self._drop(name, topic)
 
     def _drop(self, name: str, handle: Topic) -> None:

@@ -220,9 +220,8 @@ class Engine:
         """Config and per-partition offsets, sizes and segment counts."""
         topic = self._table.topic(name)
         topic.reload_if_changed()
-        partitions = [
-            topic.partition(number).describe() for number in range(topic.partition_count)
-        ]
+        partitions = [self._table.partition(name, number).describe()
+                      for number in range(topic.partition_count)]
         return TopicDescription(name, topic.config(), partitions)
 
     def alter_topic(self, name: str, partitions: int | None = None,
@@ -512,7 +511,8 @@ class Engine:
             for number in range(handle.partition_count):
                 directory = os.path.join(handle.directory, str(number))
                 before = len(list_segment_bases(directory)) if os.path.isdir(directory) else 0
-                handle.partition(number).enforce_retention()  # opening it may apply it too
+                # opening it may apply it too
+                self._table.partition(name, number).enforce_retention()
                 deleted += before - len(list_segment_bases(directory))
         return deleted
 
@@ -528,7 +528,7 @@ class Engine:
             if handle.config().cleanup_policy != "compact":
                 continue
             for number in range(handle.partition_count):
-                result = handle.partition(number).compact(force=True)
+                result = self._table.partition(name, number).compact(force=True)
                 rewritten += result.segments_rewritten if result is not None else 0
         return rewritten
 
@@ -598,7 +598,10 @@ class Engine:
                 continue  # deleted meanwhile
             for number in range(topic.partition_count):
                 if os.path.exists(os.path.join(topic.directory, str(number), STATE_FILE)):
-                    topic.partition(number)
+                    try:
+                        self._table.partition(name, number)
+                    except MqlogError:
+                        break  # deleted meanwhile
 
     def __enter__(self) -> Engine:
         return self

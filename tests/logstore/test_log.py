@@ -556,6 +556,34 @@ def test_lookups_see_a_topic_deleted_and_created_again_elsewhere(log_dir: Path) 
         assert [r.value for r in reader.read(T, 0, 0)] == [b"new"]
 
 
+def test_a_topic_deleted_while_this_thread_opens_one_of_its_partitions(log_dir: Path) -> None:
+    """Opening a partition runs the end-floor hook, whose lookups may drop the
+    very topic being opened (deleted meanwhile): no deadlock, the half-opened
+    partition is closed, and the lookup opens the topic that has the name now."""
+    with mqlog.open(log_dir) as log, mqlog.open(log_dir) as other:
+        log.create_topic(T, partitions=2)
+        log.create_topic("kept")
+        old = log.engine.partition(T, 0)
+        deleted: list[bool] = []
+        real_floor = log.engine._table.end_floor
+
+        def floor(topic: str, number: int) -> int | None:
+            if topic == T and not deleted:
+                deleted.append(True)
+                other.delete_topic(T)
+                other.create_topic(T, partitions=2)
+                other.append(T, 1, [b"new"])
+                log.end_offset("kept", 0)  # any lookup: it drops T's handle
+            return real_floor(topic, number) if real_floor else None
+
+        log.engine.set_end_floor(floor)
+        partition = log.engine.partition(T, 1)
+        assert old.closed
+        assert not partition.closed and not partition.deleted()
+        assert log.end_offset(T, 1) == 1
+        assert log.engine.partition(T, 1) is partition
+
+
 def test_a_topic_renamed_away_for_removal_counts_as_deleted(log_dir: Path) -> None:
     """Between the rename of a deleted topic's directory and the removal of its
     files, a handle already finds it deleted (whatever now has its name)."""
