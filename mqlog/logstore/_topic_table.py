@@ -10,7 +10,10 @@ UnknownTopicError.
 Invariant: no lookup returns the handle of a topic deleted before the lookup
 began. Every creation and deletion of a topic moves the log's topics counter
 (``Notifier.count_topic_change``); a lookup that finds it moved since the
-table last looked first drops the handles of deleted topics (one ``fstat``
+table last looked first drops the handles of deleted topics, and marks
+their names: the first read or append by name after that (``take_deletion``)
+is told the topic was deleted, even if one was created again under the name,
+as a read through the old handle would have been (one ``fstat``
 and one ``stat`` per topic with a partition open: deletions are rare). A
 handle with no partition open holds only its topic's metadata: it re-reads
 it if it changed (one ``stat``), and is dropped if that fails.
@@ -59,6 +62,8 @@ class TopicTable:
         self._topics: dict[str, Topic] = {}
         self._topic_changes = topic_changes
         self._changes_seen = topic_changes()
+        #: Names of topics whose handles were dropped as deleted, not told yet.
+        self.deletions: set[str] = set()
 
     def topic(self, name: str) -> Topic:
         """The open handle of topic ``name``, opened now if need be;
@@ -116,7 +121,8 @@ class TopicTable:
 
     def forget(self, name: str, deleted: Partition) -> None:
         """Close and drop this process's handle of a topic that another process
-        deleted (``deleted`` is one of its partitions)."""
+        deleted (``deleted`` is one of its partitions); the caller tells of it."""
+        self.deletions.discard(name)
         with self._lock:
             topic = self._topics.get(name)
             if topic is None or deleted not in topic.open_partitions():
@@ -132,12 +138,22 @@ class TopicTable:
             partitions = topic.open_partitions()
             if partitions:
                 if partitions[0].deleted():
+                    self.deletions.add(name)
                     self._drop(name, topic)
                 continue
             try:
                 topic.reload_if_changed()  # created again: its metadata, not the old one's
             except (MqlogError, OSError):
                 self._drop(name, topic)
+
+    def take_deletion(self, name: str) -> bool:
+        """True once after the handle of ``name`` was dropped as deleted (see
+        the module); the caller raises UnknownTopicError."""
+        try:
+            self.deletions.remove(name)
+        except KeyError:
+            return False
+        return True
 
     def _drop(self, name: str, handle: Topic) -> None:
         with self._lock:

@@ -293,7 +293,7 @@ class Engine:
         :class:`ProducerBatch` writes nothing and returns the first try's offset.
         ``now_ms`` stamps records that carry no timestamp (default: the clock).
         """
-        return self.append_to(self.partition(topic, partition), records, producer=producer,
+        return self.append_to(self._io_partition(topic, partition), records, producer=producer,
                               flush=flush, now_ms=now_ms)
 
     def append_to(self, target: Partition, records: Sequence[bytes | Record], *,
@@ -417,7 +417,7 @@ class Engine:
         one raises CorruptRecordError, whose ``next_offset`` is where reading
         can go on (``damaged_start``..``damaged_end`` cannot be read)."""
         check_read_limits(max_records, max_bytes)
-        target = self.partition(topic, partition)
+        target = self._io_partition(topic, partition)
         return self._read_from(target, target.read, offset, max_records, max_bytes)
 
     def read_columns(self, topic: str, partition: int, offset: int,
@@ -427,7 +427,7 @@ class Engine:
         Python object per record (see :class:`~mqlog.RecordColumns`). For bulk
         work -- replays, exports, numpy -- several times faster than ``read``."""
         check_read_limits(max_records, max_bytes)
-        target = self.partition(topic, partition)
+        target = self._io_partition(topic, partition)
         return self._read_from(target, target.read_columns, offset, max_records, max_bytes)
 
     def read_kafka_batches(self, topic: str, partition: int, offset: int,
@@ -438,8 +438,22 @@ class Engine:
         skips the records before the offset it asked for), native batches encoded
         from ``offset``. Errors as :meth:`read`."""
         check_read_limits(1, max_bytes)
-        target = self.partition(topic, partition)
+        target = self._io_partition(topic, partition)
         return self._read_from(target, target.read_kafka, offset, max_bytes)
+
+    def _io_partition(self, topic: str, partition: int) -> Partition:
+        """:meth:`partition` for a read or an append by name: UnknownTopicError
+        ("was deleted") once after this process dropped the topic's handle as
+        deleted, so that a reader by name learns of a deletion even when a
+        topic was created again under the name before its next call."""
+        try:
+            target = self.partition(topic, partition)
+        except UnknownTopicError:
+            self._table.deletions.discard(topic)  # told now
+            raise
+        if self._table.deletions and self._table.take_deletion(topic):
+            raise UnknownTopicError(f"topic {topic!r} was deleted")
+        return target
 
     def _read_from(self, target: Partition, read: Callable[..., _Found],
                    *args: object) -> _Found:
@@ -468,7 +482,7 @@ class Engine:
         warning and goes on from the next readable offset; a callable is
         called with the error, then the damage is skipped."""
         check_on_corrupt(on_corrupt)
-        target = self.partition(topic, partition)
+        target = self._io_partition(topic, partition)
         target.check_offset(start, target.state())
         return iterate(target, start, end, on_corrupt)
 

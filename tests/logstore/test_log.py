@@ -553,6 +553,8 @@ def test_lookups_see_a_topic_deleted_and_created_again_elsewhere(log_dir: Path) 
         admin.append(T, 0, [b"new"])
         assert (reader.start_offset(T, 0), reader.end_offset(T, 0)) == (0, 1)
         assert reader.describe_topic(T).partitions[0].end_offset == 1
+        with pytest.raises(UnknownTopicError, match="was deleted"):
+            reader.read(T, 0, 2)  # the first read by name after the deletion is told
         assert [r.value for r in reader.read(T, 0, 0)] == [b"new"]
 
 

@@ -87,3 +87,20 @@ def test_a_reader_whose_view_is_older_than_a_deleted_topic_gets_unknown_topic(
         admin.delete_topic(T)
         with pytest.raises(UnknownTopicError):
             reader.read(T, 0, 1)
+
+
+def test_a_reader_by_name_is_told_of_a_deletion_it_did_not_see(log_dir: Path) -> None:
+    """Deleted and created again between two reads: offsets by name are the new
+    topic's at once, and the first read by name raises UnknownTopicError, once."""
+    with mqlog.open(log_dir) as admin, mqlog.open(log_dir) as reader:
+        admin.create_topic(T)
+        admin.append(T, 0, [b"first", b"second"])
+        assert [r.value for r in reader.read(T, 0, 0)] == [b"first", b"second"]
+        admin.delete_topic(T)
+        admin.create_topic(T)
+        admin.append(T, 0, [b"reborn"])
+        assert reader.end_offset(T, 0) == 1
+        with pytest.raises(UnknownTopicError, match="was deleted"):
+            reader.read(T, 0, 2)
+        assert [r.value for r in reader.read(T, 0, 0)] == [b"reborn"]
+        assert reader.append(T, 0, [b"more"]) == 1
