@@ -133,7 +133,9 @@ class TopicTable:
     def drop_deleted(self) -> None:
         """Drop (and close) the handles of topics deleted since they were opened,
         by any process (see the module)."""
-        self._changes_seen = self._topic_changes()  # before looking: misses nothing
+        # Marked seen only once done: a lookup on another thread meanwhile sweeps
+        # too rather than take a handle this sweep has not looked at yet.
+        changes = self._topic_changes()
         for name, topic in list(self._topics.items()):
             partitions = topic.open_partitions()
             if partitions:
@@ -145,6 +147,7 @@ class TopicTable:
                 topic.reload_if_changed()  # created again: its metadata, not the old one's
             except (MqlogError, OSError):
                 self._drop(name, topic)
+        self._changes_seen = changes
 
     def take_deletion(self, name: str) -> bool:
         """True once after the handle of ``name`` was dropped as deleted (see
