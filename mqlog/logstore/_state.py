@@ -248,3 +248,4 @@ class StateFile:
         if self._map is not None:
             self._map.close()
             os.close(self.fd)
+            self.fd = -1  # never fstat a number the process may have reused

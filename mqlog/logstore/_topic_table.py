@@ -139,7 +139,9 @@ class TopicTable:
         for name, topic in list(self._topics.items()):
             partitions = topic.open_partitions()
             if partitions:
-                if partitions[0].deleted():
+                first = partitions[0]
+                # Closed: another thread's sweep dropped it meanwhile.
+                if not first.closed and first.deleted():
                     self.deletions.add(name)
                     self._drop(name, topic)
                 continue

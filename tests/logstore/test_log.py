@@ -629,3 +629,35 @@ def test_no_append_succeeds_after_delete_topic_returned(log_dir: Path) -> None:
         stop.set()
         assert [type(e) for e in errors] == [UnknownTopicError]
         assert max(acknowledged) < deleted
+
+
+def test_a_lookup_during_a_sweep_never_takes_a_handle_the_sweep_has_not_reached(
+        log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lookup made while another sweep is under way (here: from inside it, as
+    another thread would between two of its steps) sweeps too, rather than
+    take the handle of a deleted topic the first sweep has not looked at yet;
+    the first sweep then passes over the handles the second one closed."""
+    from mqlog.logstore._partition import Partition
+
+    with mqlog.open(log_dir) as reader, mqlog.open(log_dir) as admin:
+        for name in ("a", "b"):
+            reader.create_topic(name)
+            reader.append(name, 0, [b"x", b"y"])
+            reader.engine.partition(name, 0)
+        admin.delete_topic("a")
+        admin.delete_topic("b")
+        admin.create_topic("b")
+        table = reader.engine._table
+        looked_up_mid_sweep: list[list[Partition]] = []
+        started: list[bool] = []
+        real_deleted = Partition.deleted
+
+        def deleted(partition: Partition) -> bool:
+            if not started:  # the sweep's first step
+                started.append(True)
+                looked_up_mid_sweep.append(table.topic("b").open_partitions())
+            return real_deleted(partition)
+
+        monkeypatch.setattr(Partition, "deleted", deleted)
+        assert reader.end_offset("b", 0) == 0
+        assert looked_up_mid_sweep == [[]]  # the new topic's handle, nothing open yet
