@@ -141,6 +141,10 @@ def _active_child(bootstrap: str, topic: str, producers: int, rate: int,
         client.flush(SOCKET_TIMEOUT_S)
 
 
+#: Below this share of the asked rate the active phase did not measure what it says.
+MIN_ACTIVE_SHARE = 0.9
+
+
 def measure(pid: int, bootstrap: str, topic: str, idle: int, active: int, rate: int,
             window_s: float) -> dict[str, object]:
     """The three samples, the connection counts and the achieved active rate."""
@@ -163,7 +167,14 @@ def measure(pid: int, bootstrap: str, topic: str, idle: int, active: int, rate: 
             figures["with_active"] = asdict(sample(pid, window_s))
             parent_end.send("count")
             delivered = parent_end.recv() - first
-            figures["active_records_per_s"] = delivered / (time.monotonic() - started)
+            achieved = delivered / (time.monotonic() - started)
+            figures["active_records_per_s"] = achieved
+            if achieved < active * rate * MIN_ACTIVE_SHARE:
+                raise RuntimeError(
+                    f"the {active} active producers delivered {achieved:,.0f} records/s of the "
+                    f"{active * rate:,} asked: the broker refused or could not keep up with them "
+                    f"(its connection limit?), so its figures are not those of {active} "
+                    f"producers")
             parent_end.send("stop")
             child.join(60.0)
         finally:

@@ -106,8 +106,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="connections: records/s of each active producer (50)")
     parser.add_argument("--window", type=float, help="connections: seconds per sample (5)")
     parser.add_argument("--consumer-config", action="append", default=[], metavar="KEY=VALUE",
-                        help="consume: a librdkafka setting for the consumer (repeatable), "
-                             "e.g. fetch.queue.backoff.ms=0")
+                        help="consume: a librdkafka setting for the consumer (repeatable; "
+                             "default fetch.queue.backoff.ms=10, see kafka_bench.clients), "
+                             "e.g. fetch.queue.backoff.ms=1000 for librdkafka's own default")
     parser.add_argument("--clients", type=int, default=1,
                         help="produce/consume: client processes at once (1; "
                              "kafka_bench.parallel); not for the embedded target")

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
+import resource
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -29,6 +31,12 @@ if TYPE_CHECKING:
     from mqlog.server.auth import ServerSecurity
     from mqlog.server.http import HttpLimits
     from mqlog.server.kafka import KafkaLimits, KafkaSettings
+
+_log = logging.getLogger("mqlog.server")
+
+#: Descriptors the server needs besides its connections: the log's segment,
+#: index and state files, the listeners, the flush cycle's.
+FILES_BESIDE_CONNECTIONS = 1024
 
 
 class _Listener(Protocol):
@@ -72,6 +80,10 @@ def run_server(directory: str | os.PathLike[str], kafka: str | None = "127.0.0.1
         from mqlog.server.kafka._server import check_bind
 
         check_bind(kafka_address[0], insecure, security)
+    if kafka_address is not None:
+        from mqlog.server.kafka import KafkaLimits
+
+        allow_open_files((limits or KafkaLimits()).max_connections + FILES_BESIDE_CONNECTIONS)
     with mqlog.open(directory) as log:
         metrics = ServerMetrics(log.engine)  # both doors count into one /metrics page
         listeners: list[tuple[str, _Listener]] = []
@@ -90,6 +102,23 @@ def run_server(directory: str | os.PathLike[str], kafka: str | None = "127.0.0.1
         # asyncio's Python (a third of an HTTP request's CPU was the loop's own).
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_serve(listeners, ready, stop))
+
+
+def allow_open_files(wanted: int) -> int:
+    """Raise this process's soft limit of open files towards ``wanted`` (never
+    above the hard limit, never down), as servers do: the common soft limit of
+    1,024 would refuse connections far below ``max_connections``, each
+    ``accept`` failing with EMFILE. Logs a warning when the hard limit is lower
+    than ``wanted``; returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+        soft = ceiling
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        _log.warning("open files are limited to %d (hard limit, ulimit -Hn): fewer "
+                     "connections than max_connections allows can be open at once", hard)
+    return soft
 
 
 async def _serve(listeners: Sequence[tuple[str, _Listener]],

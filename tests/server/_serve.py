@@ -75,9 +75,10 @@ def server_command(directory: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "mqlog.cli", "--dir", os.fspath(directory), "serve", *args]
 
 
-def start_server(directory: Path, *args: str) -> RunningServer:
+def start_server(directory: Path, *args: str, open_files: int | None = None) -> RunningServer:
     """Start a server on a free loopback port (unless ``args`` has ``--kafka`` or
-    ``--http``) and wait until each of its listeners listens."""
+    ``--http``) and wait until each of its listeners listens; ``open_files``: the
+    soft limit of open files it starts with (``ulimit -Sn``)."""
     if "--kafka" not in args and "--http" not in args:
         args = ("--kafka", "127.0.0.1:0", *args)
     expected = {scheme for scheme in ("kafka", "http") if f"--{scheme}" in args}
@@ -85,7 +86,10 @@ def start_server(directory: Path, *args: str) -> RunningServer:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.fspath(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop_server
-    process = subprocess.Popen(server_command(directory, *args), cwd=REPO_ROOT, env=env,
+    command = server_command(directory, *args)
+    if open_files is not None:
+        command = ["sh", "-c", f'ulimit -Sn {open_files} && exec "$@"', "sh", *command]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=stderr, text=True)
     assert process.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT_S
