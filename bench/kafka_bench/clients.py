@@ -7,7 +7,8 @@
   A delivery error fails the measurement.
 * consume: a consumer with ``assign()`` of every partition from the beginning
   (no group membership, no commits) until it has received ``count`` records;
-  timed from ``assign()``.
+  connected and the topic's metadata read first (as the producer), then timed
+  from ``assign()``.
 * first record: a member of a new group ``subscribe()``s to a topic that holds
   records (``auto.offset.reset=earliest``); the time from ``subscribe()`` until
   ``poll()`` first returns a record, or a timeout after ``wait_s``.
@@ -96,6 +97,7 @@ def consume(bootstrap: str, topic: str, partitions: int, count: int) -> Timed:
                        "enable.auto.commit": False, "enable.partition.eof": False,
                        **CONSUMER_CONFIG})
     try:
+        client.list_topics(topic, timeout=30)  # connect and learn the topic before timing
         start = time.perf_counter()
         client.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         seen = 0
