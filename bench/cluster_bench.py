@@ -50,6 +50,7 @@ from kafka_bench import brokers
 from kafka_bench.brokers import TopicSpec
 
 import mqlog
+from mqlog.cluster._reader import FETCH_QUEUE_BACKOFF_MS
 
 BENCH = "cluster_wrapper"
 VALUE = b"x" * 100
@@ -131,7 +132,10 @@ def wrapper_send(url: str, topic: str, records: int, keep: bool) -> tuple[float,
 
 def raw_poll(bootstrap: str, topic: str, records: int) -> tuple[float, float]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False,
+                         # the wrapper's setting (FETCH_QUEUE_BACKOFF_MS), so that
+                         # both sides fetch alike
+                         "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS})
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     first = consumer.consume(1, 30.0)  # connected and fetching, as the wrapper's
 

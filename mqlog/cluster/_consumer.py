@@ -29,7 +29,7 @@ from confluent_kafka import KafkaError
 from confluent_kafka import TopicPartition as KafkaPartition
 
 from mqlog.cluster._errors import as_mqlog_error, translated
-from mqlog.cluster._reader import Reader
+from mqlog.cluster._reader import FETCH_QUEUE_BACKOFF_MS, Reader
 from mqlog.cluster._records import as_messages
 from mqlog.consumer import Consumer, ConsumerConfig, TopicPartition, check_timeout
 from mqlog.errors import (
@@ -77,6 +77,7 @@ class ClusterConsumer(Consumer):
             "max.poll.interval.ms": cfg.max_poll_interval_ms,
             "session.timeout.ms": min(SESSION_TIMEOUT_MS, cfg.max_poll_interval_ms),
             "partition.assignment.strategy": ASSIGNORS[cfg.assignor],
+            "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
             **config,
         }
         with translated("create a consumer"):

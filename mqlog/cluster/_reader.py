@@ -35,13 +35,21 @@ CONSUME_CHUNK = 1000
 #: How long a read waits for the next fetched record before it asks the leader
 #: whether the partition has more.
 WAIT_STEP_S = 0.1
+#: librdkafka's ``fetch.queue.backoff.ms`` of every consumer of a cluster log (a
+#: URL option overrides it): librdkafka stops fetching a partition for that
+#: long whenever its local queue holds ``queued.min.messages`` (100,000), 1 s
+#: by default, so a consumer catching up on a backlog from a fast broker read
+#: for a moment and then idled the rest of each second. 10 ms is no longer
+#: than the program takes to drain a fraction of that queue.
+FETCH_QUEUE_BACKOFF_MS = 10
 
 
 class Reader:
     """Thread-safe reads and offset lookups (see the module)."""
 
     def __init__(self, config: Mapping[str, str]) -> None:
-        settings = {**config, "group.id": f"mqlog-reader-{uuid.uuid4().hex}",
+        settings = {"fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS, **config,
+                    "group.id": f"mqlog-reader-{uuid.uuid4().hex}",
                     "enable.auto.commit": False, "enable.auto.offset.store": False,
                     "enable.partition.eof": True, "auto.offset.reset": "error",
                     "fetch.wait.max.ms": 100}

@@ -92,3 +92,28 @@ def test_security_options_pass_through(secure_server: RunningServer) -> None:
     with mqlog.open(url, kafka_config={"sasl.password": "wrong"}) as log, pytest.raises(
             mqlog.MqlogError):
         log.topics()
+
+
+@pytest.mark.parametrize("options, expected", [
+    ("", 10), ("?consumer.fetch.queue.backoff.ms=500", "500")])
+def test_consumers_fetch_again_10_ms_after_their_queue_filled_unless_told(
+        monkeypatch: pytest.MonkeyPatch, options: str, expected: object) -> None:
+    """librdkafka's 1 s pause after its local queue filled idled a consumer catching
+    up on a backlog for most of each second (docs/cluster.md): every consumer the
+    log makes, the reader behind ``read`` and ``iter`` included, asks for 10 ms,
+    unless the URL sets it."""
+    import confluent_kafka
+
+    made: list[dict[str, object]] = []
+    real = confluent_kafka.Consumer
+
+    def recording(settings: dict[str, object]) -> object:
+        made.append(dict(settings))
+        return real(settings)
+
+    monkeypatch.setattr(confluent_kafka, "Consumer", recording)
+    with mqlog.open(f"kafka://127.0.0.1:9{options}") as log, \
+            log.consumer("some-group", ()), log.consumer(None, ()):
+        pass
+    assert len(made) >= 3  # the reader and the two consumers
+    assert [settings["fetch.queue.backoff.ms"] for settings in made] == [expected] * len(made)
