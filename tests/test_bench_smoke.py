@@ -54,7 +54,8 @@ EXPECTED_METRICS = {
                     for placement in ("same_process", "other_process")
                     for api in ("sync", "aio") for name in ("p50", "p99"))],
     "flush_partitions": [f"{way}_{name}" for way in ("threads", "one_by_one", "together")
-                         for name in ("rounds_per_s", "round_us")],
+                         for name in ("rounds_per_s", "round_us", "flush_p50_us",
+                                      "flush_p99_us")],
     "metrics_scrape": ["scrape_p50_ms", "scrape_p99_ms", "scrape_cpu_p50_ms", "scrape_cpu_p99_ms",
                        "scrape_cold_ms", "page_bytes", "page_series"],
 }
