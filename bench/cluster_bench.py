@@ -143,7 +143,9 @@ def raw_poll(bootstrap: str, topic: str, records: int) -> tuple[float, float]:
         got = len(first)
         while got < records:
             batch = []
-            for message in consumer.consume(MAX_RECORDS, 1.0):
+            # consume() waits until it has as many as asked (or the timeout):
+            # never ask for more than are left
+            for message in consumer.consume(min(MAX_RECORDS, records - got), 1.0):
                 if message.error() is not None:
                     raise RuntimeError(message.error())
                 batch.append((message.key(), message.value(), message.headers(),
