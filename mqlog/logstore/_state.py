@@ -170,6 +170,10 @@ class StateFile:
         #: more often than it changes, and equal bytes decode to an equal state.
         self._decoded: tuple[bytes, PartitionState | None] = (b"", None)
         self.fd = -1
+        #: (st_dev, st_ino) of the file open on ``fd``: while it is open its inode
+        #: cannot be freed, so the file at ``path`` is this one exactly when its
+        #: identity is this (``_views.deleted``).
+        self.identity: tuple[int, int] | None = None
         self._map: mmap.mmap | None = None
         if read_only:
             self._open_read_only()
@@ -177,9 +181,11 @@ class StateFile:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:  # blocks reserved: a publish through the map can never fault (SIGBUS)
             reserve(self.fd, FILE_SIZE, path)
+            opened = os.fstat(self.fd)
         except BaseException:
             os.close(self.fd)
             raise
+        self.identity = (opened.st_dev, opened.st_ino)
         self._map = mmap.mmap(self.fd, FILE_SIZE)
 
     def _open_read_only(self) -> None:
@@ -188,10 +194,12 @@ class StateFile:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return
-        if os.fstat(fd).st_size < FILE_SIZE:  # being created right now
+        opened = os.fstat(fd)
+        if opened.st_size < FILE_SIZE:  # being created right now
             os.close(fd)
             return
         self._map = mmap.mmap(fd, FILE_SIZE, access=mmap.ACCESS_READ)
+        self.identity = (opened.st_dev, opened.st_ino)
         self.fd = fd
 
     def read(self) -> PartitionState | None:
@@ -246,6 +254,8 @@ class StateFile:
 
     def close(self) -> None:
         if self._map is not None:
+            # -1 before the number is released: a thread reading ``fd`` meanwhile
+            # never gets a number the process may have reused.
+            fd, self.fd = self.fd, -1
             self._map.close()
-            os.close(self.fd)
-            self.fd = -1  # never fstat a number the process may have reused
+            os.close(fd)

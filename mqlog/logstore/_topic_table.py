@@ -10,8 +10,8 @@ UnknownTopicError.
 Invariant: no lookup returns the handle of a topic deleted before the lookup
 began. Every creation and deletion of a topic moves the log's topics counter
 (``Notifier.count_topic_change``); a lookup that finds it moved since the
-table last looked first drops the handles of deleted topics (one ``fstat``
-and one ``stat`` per topic with a partition open: deletions are rare), and
+table last looked first drops the handles of deleted topics (one ``stat``
+per topic with a partition open: deletions are rare), and
 marks their names: the first read or append by name after that
 (``take_deletion``) is told the topic was deleted, even if one was created
 again under the name, as a read through the old handle would have been. A

@@ -143,18 +143,22 @@ def deleted(partition: Partition) -> bool:
     """True once this partition's topic was deleted, by any process: its state
     file unlinked, or no longer at its path (the topic's directory renamed away
     on the way to removal, whatever was created under its name since). The
-    state file is written in place, never replaced."""
+    state file is written in place, never replaced.
+
+    Compares the file at the state file's path with the identity taken when
+    it was opened (one ``stat``), never ``fstat``s its descriptor: a sweep on
+    another thread may close that meanwhile, and the process reuse its
+    number for another file. While the descriptor is open the inode cannot be
+    freed, so no other file can have its identity."""
     state_file = partition.state_file
-    if state_file.fd < 0:
+    identity = state_file.identity
+    if state_file.fd < 0 or identity is None:
         return not os.path.isdir(partition.directory)
-    opened = os.fstat(state_file.fd)
-    if opened.st_nlink == 0:
-        return True
     try:
         here = os.stat(state_file.path)
     except FileNotFoundError:
         return True
-    return here.st_ino != opened.st_ino or here.st_dev != opened.st_dev
+    return (here.st_dev, here.st_ino) != identity
 
 
 # -- segment views ---------------------------------------------------------------------

@@ -603,6 +603,29 @@ def test_a_topic_renamed_away_for_removal_counts_as_deleted(log_dir: Path) -> No
         assert held.deleted()
 
 
+def test_whether_a_topic_was_deleted_never_trusts_a_descriptor_number(log_dir: Path) -> None:
+    """A sweep on another thread may close a handle's state file while this one
+    asks whether its topic was deleted, and the process may open another file
+    under the freed number at once: the answer must come from the file at the
+    path, compared with the file as opened, not from an ``fstat`` of that
+    number (which answered for whatever file had it: "deleted")."""
+    with mqlog.open(log_dir) as log, mqlog.open(log_dir) as admin:
+        log.create_topic(T)
+        held = log.engine.partition(T, 0)
+        number = held.state_file.fd
+        kept = os.dup(number)  # the state file stays open, under another number
+        os.close(number)
+        unrelated = os.open(log_dir / "unrelated", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            assert unrelated == number  # the lowest free number: the one freed
+            assert not held.deleted()
+            admin.delete_topic(T)
+            assert held.deleted()
+        finally:
+            os.dup2(kept, number)  # the state file back under its number
+            os.close(kept)
+
+
 def test_no_append_succeeds_after_delete_topic_returned(log_dir: Path) -> None:
     with mqlog.open(log_dir) as writer, mqlog.open(log_dir) as admin:
         writer.create_topic(T, partitions=2)
