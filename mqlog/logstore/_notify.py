@@ -75,6 +75,21 @@ def _zeros() -> mmap.mmap:
     return mmap.mmap(-1, FILE_SIZE)
 
 
+def _map_existing(path: str) -> mmap.mmap | None:
+    """The counters file at ``path`` mapped for reading; None while it is missing
+    or shorter than FILE_SIZE (being created)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        if os.fstat(fd).st_size < FILE_SIZE:
+            return None
+        return mmap.mmap(fd, FILE_SIZE, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+
+
 class Notifier:
     """The shared change counter of one log directory."""
 
@@ -96,20 +111,44 @@ class Notifier:
         self._words = memoryview(self._map).cast("I")
 
     def _map_for_reading(self, path: str) -> None:
-        """Map the counter read-only; a missing file (nothing was ever appended) is a
-        counter that stays 0."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            self._map = _zeros()
+        """Map the counters read-only. A missing or short file (no writer opened
+        the log yet) reads as counters at 0, and until a writer has created it
+        every ``value`` and ``topic_changes`` call looks for it again (one
+        ``open``), so that no topic change a writer counts once it exists goes
+        unseen."""
+        mapped = _map_existing(path)
+        if mapped is not None:
+            self._map = mapped
             return
-        try:
-            if os.fstat(fd).st_size < FILE_SIZE:
-                self._map = _zeros()
-            else:
-                self._map = mmap.mmap(fd, FILE_SIZE, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
+        self._map = _zeros()
+        self._missing_path: str | None = path
+        # Instance attributes, so that the usual case pays nothing for the look;
+        # callers that took the bound methods before the file appeared keep
+        # these, which then cost one test.
+        self.value = self._value_until_mapped  # type: ignore[method-assign]
+        self.topic_changes = self._topic_changes_until_mapped  # type: ignore[method-assign]
+
+    def _look_for_the_file(self) -> None:
+        """Map the counters file if a writer has created it since (read-only)."""
+        path = self.__dict__.get("_missing_path")
+        if path is None:
+            return
+        mapped = _map_existing(path)
+        if mapped is None:
+            return
+        self._map = mapped
+        self._words = memoryview(mapped).cast("I")
+        self._missing_path = None
+        self.__dict__.pop("value", None)
+        self.__dict__.pop("topic_changes", None)
+
+    def _value_until_mapped(self) -> int:
+        self._look_for_the_file()
+        return Notifier.value(self)
+
+    def _topic_changes_until_mapped(self) -> int:
+        self._look_for_the_file()
+        return Notifier.topic_changes(self)
 
     def value(self) -> int:
         """The counter now; pass it to :meth:`wait` after finding nothing new."""
@@ -161,6 +200,7 @@ class Notifier:
         LogClosedError from the log, not an error from the map)."""
         if not self._read_only:
             del self._counter
+        self._missing_path = None  # a closed log looks for no file
         self._words.release()
         self._map.close()
         self._map = _zeros()

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 import mqlog
-from mqlog import ReadOnlyError
+from mqlog import ReadOnlyError, UnknownTopicError
 from mqlog.logstore._state import FILE_SIZE, SLOT_SIZE, StateFile
-from mqlog.logstore.layout import STATE_FILE
+from mqlog.logstore.layout import NOTIFY_FILE, STATE_FILE
 from tests.conftest import FakeClock
 from tests.logstore._read_only_log import build, tree
 
@@ -259,6 +259,29 @@ def test_a_read_only_tail_sees_appends_of_another_process(log_dir: Path) -> None
         reader.wait_for_append(seen, 1.0)
         assert reader.append_counter() != seen
         assert [r.value for r in reader.read("t", 0, 3)] == [b"new"]
+
+
+def test_a_read_only_log_opened_before_any_writer_sees_the_counters_once_one_exists(
+        log_dir: Path) -> None:
+    """A log whose counters file no writer had created yet (here: removed, as a
+    directory written by no process since it was built would have it) reads
+    them as 0 until a writer creates it; from then on its topic changes are
+    seen: a read-only handle of a topic deleted and created again answers the
+    new topic, and a tail wakes on appends."""
+    _written(log_dir, 3)
+    (log_dir / NOTIFY_FILE).unlink()
+    with mqlog.open(log_dir, read_only=True) as reader:
+        assert reader.end_offset("t", 0) == 3  # the handle is open
+        seen = reader.append_counter()
+        with mqlog.open(log_dir) as writer:  # creates the counters file
+            writer.delete_topic("t")
+            writer.create_topic("t")
+            writer.append("t", 0, [b"new"])
+            assert reader.end_offset("t", 0) == 1
+            assert reader.append_counter() != seen
+            with pytest.raises(UnknownTopicError, match="was deleted"):  # told once
+                reader.read("t", 0, 0)
+            assert [r.value for r in reader.read("t", 0, 0)] == [b"new"]
 
 
 def test_a_state_file_being_created_reads_as_no_state(tmp_path: Path) -> None:
