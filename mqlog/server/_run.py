@@ -77,12 +77,10 @@ def run_server(directory: str | os.PathLike[str], kafka: str | None = "127.0.0.1
     if http_address is not None:
         check_http_bind(http_address[0], insecure, http_token)
     if kafka_address is not None:
+        from mqlog.server.kafka import KafkaLimits
         from mqlog.server.kafka._server import check_bind
 
         check_bind(kafka_address[0], insecure, security)
-    if kafka_address is not None:
-        from mqlog.server.kafka import KafkaLimits
-
         allow_open_files((limits or KafkaLimits()).max_connections + FILES_BESIDE_CONNECTIONS)
     with mqlog.open(directory) as log:
         metrics = ServerMetrics(log.engine)  # both doors count into one /metrics page
@@ -113,8 +111,12 @@ def allow_open_files(wanted: int) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < ceiling:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
-        soft = ceiling
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+            soft = ceiling
+        except (OSError, ValueError) as error:  # a sandbox may refuse any change
+            _log.warning("could not raise the open files limit from %d to %d: %s",
+                         soft, ceiling, error)
     if hard != resource.RLIM_INFINITY and hard < wanted:
         _log.warning("open files are limited to %d (hard limit, ulimit -Hn): fewer "
                      "connections than max_connections allows can be open at once", hard)
