@@ -29,7 +29,7 @@ from mqlog.consumer import (
     TopicPartition,
     ack_receipts,
     admin,
-    committed_end_floor,
+    consumed_end_floor,
     dead_letters,
     describe_queue,
     extend_receipt,
@@ -75,7 +75,7 @@ class Log:
         #: The storage engine of this log: what servers and other layers use.
         self.engine = Engine(path, create=create, read_only=read_only,
                              apply_retention=apply_retention, clock=clock, **topic_defaults)
-        self.engine.set_end_floor(committed_end_floor(self.engine))
+        self.engine.set_end_floor(consumed_end_floor(self.engine))
         #: Producers and consumers made by this Log: closed (flushed, groups left) with it.
         self._clients: weakref.WeakSet[_Client] = weakref.WeakSet()
 

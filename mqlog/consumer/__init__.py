@@ -15,6 +15,7 @@ from mqlog.consumer._dead_letters import (
     purge_dead_letters,
     redrive,
 )
+from mqlog.consumer._end_floor import consumed_end_floor
 from mqlog.consumer._group import is_queue_group
 from mqlog.consumer._membership import GroupMembership
 from mqlog.consumer._membership_messages import (
@@ -82,6 +83,7 @@ __all__ = [
     "check_dead_letter_topic",
     "check_timeout",
     "committed_end_floor",
+    "consumed_end_floor",
     "dead_letter_at",
     "dead_letter_origin",
     "dead_letters",

@@ -73,6 +73,26 @@ _COUNTERS = {"expired": 32, "dead_lettered": 40, "corrupt": 48}
 _ENTRY_HEAD = struct.Struct("<BBHIq")
 
 
+def window_end_of(path: str) -> int | None:
+    """The ``window_end`` in the header of the share state at ``path``: every
+    offset below it was taken into the queue's window. None when there is no
+    such file, or not a whole header of this version (being created)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        header = os.pread(fd, HEADER.size, 0)
+    finally:
+        os.close(fd)
+    if len(header) < HEADER.size:
+        return None
+    magic, version, _capacity, _start, window_end = HEADER.unpack(header)
+    if magic != MAGIC or version != VERSION:
+        return None
+    return window_end
+
+
 class Acquired(NamedTuple):
     """Records handed to a worker, in offset order: per record its offset, its
     delivery number (1 = first) and when it was first delivered; and how many

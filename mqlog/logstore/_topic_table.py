@@ -99,10 +99,10 @@ class TopicTable:
             end = partition.state().end_offset
             if floor is not None and floor > end:
                 partition.ensure_end_at_least(
-                    floor, f"the end floor (a committed offset {floor}) is beyond the "
-                    f"partition's end {end}")
+                    floor, f"the end floor (offset {floor}, which a group has consumed "
+                    f"up to) is beyond the partition's end {end}")
         except (MqlogError, OSError):  # offsets unreadable, disk full: still open it
-            _log.exception("could not lift %s/%d to its committed offsets", partition.topic,
+            _log.exception("could not lift %s/%d to its end floor", partition.topic,
                            partition.number)
 
     def partition(self, topic: str, number: int) -> Partition:

@@ -822,3 +822,29 @@ def test_ack_many_acks_per_partition_with_one_flush_each(log, clock, monkeypatch
         other.ack_many(received[1:2])
     worker.close()
     other.close()
+
+
+# -- topics deleted and created again --------------------------------------------------------------
+
+def test_a_queue_reads_a_topic_deleted_and_created_again_elsewhere_from_where_it_was(
+        log_dir, clock):
+    """Another process deletes a topic a queue group has taken records of and
+    creates it again: its new records get offsets from the queue's window end
+    on (the end floor), so the queue's workers -- the one that was running and
+    a new one -- receive them all, none skipped for an offset the group passed
+    in the deleted topic."""
+    with mqlog.open(log_dir, clock=clock) as log, mqlog.open(log_dir, clock=clock) as admin:
+        log.create_topic("t")
+        fill(log, "t", 0, 5)
+        worker = log.queue("g", "t", ack_timeout_s=LOCK_S)
+        assert [m.offset for m in drain(worker)] == [0, 1, 2, 3, 4]
+        admin.delete_topic("t")
+        admin.create_topic("t")
+        admin.append("t", 0, [b"new-%d" % n for n in range(3)])
+        assert admin.end_offset("t", 0) == 8  # offsets 0-4 stay spent
+        assert [(m.offset, m.value) for m in drain(worker)] == [
+            (5, b"new-0"), (6, b"new-1"), (7, b"new-2")]
+        admin.append("t", 0, [b"later"])
+        worker.close()
+        with log.queue("g", "t", ack_timeout_s=LOCK_S) as fresh:
+            assert [(m.offset, m.value) for m in drain(fresh)] == [(8, b"later")]

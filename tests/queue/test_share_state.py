@@ -18,6 +18,7 @@ from mqlog.consumer._share_state import (
     DELIVERIES_MAX,
     Acquired,
     ShareState,
+    window_end_of,
 )
 from tests.queue._children import ACQUIRED, AVAILABLE, read_share_file
 
@@ -90,6 +91,21 @@ def test_a_file_that_is_not_a_share_state_is_refused(tmp_path):
     path.write_bytes(b"NOTSHARE" + bytes(56 + 32 * CAPACITY))
     with pytest.raises(ValueError, match="is not a version 1 queue state file"):
         ShareState(str(path), CAPACITY, 0)
+
+
+def test_window_end_of_reads_the_header_and_nothing_else(state, tmp_path):
+    """What the end floor reads of every queue group's state: ``window_end``, or
+    None for no file, a file being created (short) or not a share state."""
+    take(state, A, 3, log_end=7)
+    assert window_end_of(state.path) == 7
+    assert window_end_of(str(tmp_path / "missing")) is None
+    assert window_end_of(str(tmp_path / "missing" / "0")) is None
+    short = tmp_path / "short"
+    short.write_bytes(b"MQLSHARE\x01")
+    assert window_end_of(str(short)) is None
+    bogus = tmp_path / "bogus"
+    bogus.write_bytes(b"NOTSHARE" + bytes(56))
+    assert window_end_of(str(bogus)) is None
 
 
 # -- acquire ---------------------------------------------------------------------------------------
