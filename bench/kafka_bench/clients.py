@@ -84,9 +84,9 @@ def produce(bootstrap: str, topic: str, partitions: int, count: int, size: int) 
 #: than the Python loop drains them fills that queue and is then left idle for a
 #: second, so with the default the figure measures that pause, not the broker
 #: (on one machine, 1,500,000 records of 100 B on one partition: 430,000
-#: records/s from mqlog serve against 1,350,000 from Tansu, whose slower
-#: answers never filled the queue; 1,370,000-1,490,000 and 1,300,000-1,470,000
-#: with 10 ms). 10 ms lets the queue drain no further than a round trip.
+#: records/s from mqlog serve against 1,350,000 from Tansu, whose answers
+#: never filled the queue; 1,370,000-1,490,000 and 1,300,000-1,470,000 with
+#: 10 ms). 10 ms is a fraction of the time the loop takes to drain the queue.
 DEFAULT_CONSUMER_CONFIG: dict[str, str] = {"fetch.queue.backoff.ms": "10"}
 CONSUMER_CONFIG: dict[str, str] = dict(DEFAULT_CONSUMER_CONFIG)
 
