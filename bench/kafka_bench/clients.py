@@ -87,8 +87,7 @@ def produce(bootstrap: str, topic: str, partitions: int, count: int, size: int) 
 #: records/s from mqlog serve against 1,350,000 from Tansu, whose answers
 #: never filled the queue; 1,370,000-1,490,000 and 1,300,000-1,470,000 with
 #: 10 ms). 10 ms is a fraction of the time the loop takes to drain the queue.
-DEFAULT_CONSUMER_CONFIG: dict[str, str] = {"fetch.queue.backoff.ms": "10"}
-CONSUMER_CONFIG: dict[str, str] = dict(DEFAULT_CONSUMER_CONFIG)
+CONSUMER_CONFIG: dict[str, str] = {"fetch.queue.backoff.ms": "10"}
 
 
 def consume(bootstrap: str, topic: str, partitions: int, count: int) -> Timed:

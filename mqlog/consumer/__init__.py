@@ -25,7 +25,7 @@ from mqlog.consumer._membership_messages import (
     MemberSubscription,
     SyncResult,
 )
-from mqlog.consumer._offsets import OFFSETS_TOPIC, committed_end_floor, offset_store
+from mqlog.consumer._offsets import OFFSETS_TOPIC, offset_store
 from mqlog.consumer._open_share_states import OpenShareStates
 from mqlog.consumer._pending import (
     PendingMessage,
@@ -82,7 +82,6 @@ __all__ = [
     "admin",
     "check_dead_letter_topic",
     "check_timeout",
-    "committed_end_floor",
     "consumed_end_floor",
     "dead_letter_at",
     "dead_letter_origin",

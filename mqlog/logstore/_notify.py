@@ -96,6 +96,8 @@ class Notifier:
     def __init__(self, directory: str, read_only: bool = False) -> None:
         path = os.path.join(directory, NOTIFY_FILE)
         self._read_only = read_only
+        #: Read-only, while no writer has created the file: its path, looked for again.
+        self._missing_path: str | None = None
         if read_only:
             self._map_for_reading(path)
         else:
@@ -121,7 +123,7 @@ class Notifier:
             self._map = mapped
             return
         self._map = _zeros()
-        self._missing_path: str | None = path
+        self._missing_path = path
         # Instance attributes, so that the usual case pays nothing for the look;
         # callers that took the bound methods before the file appeared keep
         # these, which then cost one test.
@@ -130,7 +132,7 @@ class Notifier:
 
     def _look_for_the_file(self) -> None:
         """Map the counters file if a writer has created it since (read-only)."""
-        path = self.__dict__.get("_missing_path")
+        path = self._missing_path
         if path is None:
             return
         mapped = _map_existing(path)
