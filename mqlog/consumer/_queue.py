@@ -207,10 +207,9 @@ class QueueConsumer:
         if now - self._last_dead_check < DEAD_CHECK_S:
             return
         self._last_dead_check = now
-        with self._lock:
-            states = list(self._states.values())
-        for state in states:
-            self._release_dead(state)
+        with self._lock:  # close() unmaps the states: it waits, as for a take
+            for state in self._states.values():
+                self._release_dead(state)
 
     def _release_dead(self, state: ShareState) -> None:
         state.release_owners({owner for owner in state.owners() if not self._alive(owner)})
@@ -223,7 +222,9 @@ class QueueConsumer:
 
     def _next_due(self) -> int | None:
         now = self.engine.now_ms()
-        times = [t for t in (s.next_due(now) for s in self._states.values()) if t is not None]
+        with self._lock:  # close() unmaps the states: not while one is read
+            times = [t for t in (s.next_due(now) for s in self._states.values())
+                     if t is not None]
         return min(times) if times else None
 
     def share_state(self, tp: TopicPartition) -> ShareState:
