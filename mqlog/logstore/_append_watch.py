@@ -81,12 +81,13 @@ class AppendWatch:
         if self._poller is None:
             self._last = seen
             self._poller = self._loop.call_later(POLL_S, self._poll)
+        # A timer that resolves the waiter, not asyncio.timeout: that costs a
+        # context manager, two running-loop lookups and a cancellation per wait.
+        timer = self._loop.call_later(timeout_s, _time_up, waiter)
         try:
-            async with asyncio.timeout(timeout_s):
-                await waiter
-        except TimeoutError:
-            pass
+            await waiter
         finally:
+            timer.cancel()
             self._waiters.discard(waiter)
 
     def _poll(self) -> None:
@@ -114,6 +115,11 @@ class AppendWatch:
             self._poller.cancel()
             self._poller = None
         self._wake()
+
+
+def _time_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def append_watch(engine: Engine) -> AppendWatch:
