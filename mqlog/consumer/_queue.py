@@ -73,6 +73,8 @@ from mqlog.names import validate_name
 
 #: How often a worker looks for dead workers whose records it can free.
 DEAD_CHECK_S = 0.1
+#: How often close() looks whether the acks other threads are making have ended.
+CLOSE_POLL_S = 0.0005
 #: Longest lock, nack delay or extension: times are whole ms in 64-bit fields, and
 #: ms counts up to 2**53 are exact in a float (about 285,000 years).
 SECONDS_MAX = 2**53 // 1000
@@ -112,10 +114,15 @@ class QueueMessage(Message):
     def ack(self) -> None:
         """Done: the message is never delivered to the group again."""
         queue = self._queue
-        queue.check_open()
-        if not self._state.ack_fast(queue.member_id, self.offset, queue.now_ms(),
-                                    queue.safe_margin_ms):
-            queue._finish(self, ACKED)
+        acting = queue._acting
+        acting.append(None)  # see QueueConsumer._begin_acting
+        try:
+            queue.check_open()
+            if not self._state.ack_fast(queue.member_id, self.offset, queue.now_ms(),
+                                        queue.safe_margin_ms):
+                queue._finish(self, ACKED)
+        finally:
+            acting.pop()
 
     def nack(self, delay_s: float | None = None, reason: str | None = None) -> None:
         """Not done: deliver it again after ``delay_s`` (default: the back-off)."""
@@ -167,6 +174,8 @@ class QueueConsumer:
         self._states: dict[TopicPartition, ShareState] = {}
         #: Held while taking messages and while closing (threads may share a worker).
         self._lock = threading.RLock()
+        #: One item per ack, nack, extend or claim running now (see _begin_acting).
+        self._acting: list[None] = []
         self._closed = False
         self._last_dead_check = 0.0
         #: The group's directory (see ``_queue_files``).
@@ -285,6 +294,21 @@ class QueueConsumer:
 
     # -- acknowledging ------------------------------------------------------------------------
 
+    def _begin_acting(self) -> None:
+        """Start an operation on share states outside the lock (an ack, nack,
+        extend or claim; they may flush, and acks are the hot path): LogClosedError
+        once closed; until :meth:`_end_acting`, close() waits for it rather than
+        unmap the states under it. No lock: ``list.append`` and ``pop`` are atomic,
+        and an operation is counted before it looks at ``_closed``, which close()
+        sets before it looks at the count."""
+        self._acting.append(None)
+        if self._closed:
+            self._acting.pop()
+            self.check_open()
+
+    def _end_acting(self) -> None:
+        self._acting.pop()
+
     def ack_many(self, messages: Iterable[QueueMessage]) -> None:
         """Ack messages of this worker at once: one lock, and on a
         ``durability="always"`` topic one flush, per partition rather than per
@@ -297,9 +321,14 @@ class QueueConsumer:
                 raise ConfigError(f"{message!r} was not received by this worker")
             by_state.setdefault(id(message._state), (message._state, []))[1].append(message)
         lost = []
-        for state, held in by_state.values():
-            gone = set(state.finish(self.member_id, [m.offset for m in held], ACKED))
-            lost += [f"{m.topic}/{m.partition}@{m.offset}" for m in held if m.offset in gone]
+        self._begin_acting()
+        try:
+            for state, held in by_state.values():
+                gone = set(state.finish(self.member_id, [m.offset for m in held], ACKED))
+                lost += [f"{m.topic}/{m.partition}@{m.offset}" for m in held
+                         if m.offset in gone]
+        finally:
+            self._end_acting()
         if lost:
             raise DeliveryLostError(
                 f"cannot ack {', '.join(lost)}: their locks ran out (ack_timeout_s="
@@ -314,17 +343,24 @@ class QueueConsumer:
         tp = TopicPartition(message.topic, message.partition)
         delay_ms = milliseconds("delay_s", self.backoff(message.delivery_count)
                                 if delay_s is None else delay_s)
-        if reason is not None:
-            remember_reason(self, tp, message.offset, reason)
-        lost = message._state.release(self.member_id, [message.offset],
-                                       self.engine.now_ms() + delay_ms)
+        self._begin_acting()
+        try:
+            if reason is not None:
+                remember_reason(self, tp, message.offset, reason)
+            lost = message._state.release(self.member_id, [message.offset],
+                                           self.engine.now_ms() + delay_ms)
+        finally:
+            self._end_acting()
         self._raise_if_lost(message, lost, "nack")
 
     def _extend(self, message: QueueMessage, seconds: float) -> None:
         self.check_open()
-        lost = message._state.extend(
-            self.member_id, [message.offset], self.engine.now_ms() + milliseconds("seconds",
-                                                                                  seconds))
+        deadline_ms = self.engine.now_ms() + milliseconds("seconds", seconds)
+        self._begin_acting()
+        try:
+            lost = message._state.extend(self.member_id, [message.offset], deadline_ms)
+        finally:
+            self._end_acting()
         self._raise_if_lost(message, lost, "extend")
 
     def _raise_if_lost(self, message: QueueMessage, lost: list[int], action: str) -> None:
@@ -343,8 +379,12 @@ class QueueConsumer:
         each counts as a delivery and is held by this worker from now on."""
         from mqlog.consumer._pending import claim
 
-        return claim(self, min_idle_s, max_messages, topic=topic, partition=partition,
-                     offsets=offsets)
+        self._begin_acting()
+        try:
+            return claim(self, min_idle_s, max_messages, topic=topic, partition=partition,
+                         offsets=offsets)
+        finally:
+            self._end_acting()
 
     def dead_letter_topic_for(self, topic: str) -> str:
         """Where this worker moves ``topic``'s records it gives up on: its
@@ -366,11 +406,16 @@ class QueueConsumer:
             raise LogClosedError("queue consumer is closed")
 
     def close(self) -> None:
-        """Leave: messages still held become available to the others at once."""
+        """Leave: messages still held become available to the others at once.
+        Waits for the acks, nacks, extends and claims other threads are making
+        (later ones raise LogClosedError)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        while self._acting:  # rare and short (an ack, or one flush); not under the
+            time.sleep(CLOSE_POLL_S)  # lock, which a claim may need to open a state
+        with self._lock:
             states, self._states = list(self._states.values()), {}
         for state in states:
             state.release_owners({self.member_id})

@@ -150,6 +150,57 @@ def test_closing_from_another_thread_ends_a_busy_iteration_cleanly(log_dir):
     assert errors == []
 
 
+@pytest.mark.parametrize("action", ["ack", "nack", "extend", "ack_many"])
+def test_close_waits_for_an_ack_another_thread_is_making(log_dir, monkeypatch, action):
+    """An ack, nack or extend in progress on one thread when another closes the
+    worker: close() waits for it (it does not unmap the share state under it),
+    the action completes, and later ones raise LogClosedError."""
+    with mqlog.open(log_dir, durability="none") as log:
+        log.create_topic("t")
+        fill(log, "t", 0, 3)
+        worker = log.queue("g", "t")
+        message, other, _ = worker.receive(3)
+        inside, go_on = threading.Event(), threading.Event()
+        for name in ("ack_fast", "finish", "release", "extend"):
+            original = getattr(_share_state.ShareState, name)
+
+            def paused(state, *args, _original=original, **kwargs):
+                inside.set()
+                assert go_on.wait(5)
+                return _original(state, *args, **kwargs)
+
+            monkeypatch.setattr(_share_state.ShareState, name, paused)
+        outcome: list[object] = []
+
+        def act() -> None:
+            try:
+                if action == "ack_many":
+                    worker.ack_many([message])
+                elif action == "extend":
+                    message.extend(10)
+                else:
+                    getattr(message, action)()
+                outcome.append("done")
+            except Exception as error:
+                outcome.append(error)
+
+        acting = threading.Thread(target=act)
+        acting.start()
+        assert inside.wait(5)
+        closing = threading.Thread(target=worker.close)
+        closing.start()
+        closing.join(0.2)
+        assert closing.is_alive()  # waiting for the action
+        go_on.set()
+        acting.join(5)
+        closing.join(5)
+        assert not closing.is_alive() and outcome == ["done"]
+        with pytest.raises(LogClosedError):
+            other.ack()
+        with pytest.raises(LogClosedError):
+            other.nack()
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
