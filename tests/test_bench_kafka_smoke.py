@@ -18,7 +18,8 @@ import pytest
 BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
 sys.path.append(str(BENCH_DIR))  # after everything installed: shadows nothing
 
-from kafka_bench import plot, report, results  # noqa: E402
+from kafka_bench import clients, plot, report, results  # noqa: E402
+from kafka_bench import run as bench_run  # noqa: E402
 
 COMMON_KEYS = {"bench", "measurement", "target", "value_bytes", "partitions", "records",
                "load_avg_1m", "python", "machine"}
@@ -54,6 +55,8 @@ def test_embedded_run_measures_each_workload_per_partition_count(embedded_run: l
         if figure["measurement"] in ("produce", "consume"):
             assert figure["records"] == 2000
             assert figure["msgs_per_s"] > 0
+            assert len(figure["runs_msgs_per_s"]) == 3  # the default --repeat
+            assert figure["msgs_per_s"] == sorted(figure["runs_msgs_per_s"])[1]
             assert figure["mb_per_s"] == pytest.approx(figure["msgs_per_s"] * 100 / 1e6,
                                                        rel=0.01)
         elif figure["measurement"] == "first_record":
@@ -141,3 +144,11 @@ def test_median_of_runs_takes_each_figure_and_counts_a_timeout_as_slowest() -> N
     produce, first = results.median_figures(runs)
     assert (produce["msgs_per_s"], produce["runs"], produce["value_bytes"]) == (200.0, 2, 100)
     assert (first["timed_out"], first["seconds"], first["runs"]) == (True, None, 3)
+
+
+def test_a_cell_run_several_times_gives_its_median_run_and_every_rate() -> None:
+    timings = iter([clients.Timed(100, 1.0), clients.Timed(100, 0.25), clients.Timed(100, 0.5)])
+    timed, figures = bench_run._median_run(3, None, 100, lambda: next(timings))
+    assert timed == clients.Timed(100, 0.5)
+    assert figures["msgs_per_s"] == 200.0 and figures["seconds"] == 0.5
+    assert figures["runs_msgs_per_s"] == [100.0, 400.0, 200.0]

@@ -106,7 +106,7 @@ def consume(bootstrap: str, topic: str, partitions: int, count: int) -> Timed:
         seen = 0
         last_progress = time.monotonic()
         while seen < count:
-            messages = client.consume(CONSUME_BATCH, timeout=0.5)
+            messages = client.consume(min(CONSUME_BATCH, count - seen), timeout=0.5)
             for message in messages:
                 if message.error() is not None:
                     raise WorkloadError(f"consume: {message.error()}")

@@ -44,7 +44,8 @@ def consume(directory: str, topic: str, partitions: int, count: int) -> Timed:
             consumer.seek_to_beginning()
             seen = 0
             while seen < count:
-                messages = consumer.poll(timeout=STALL_TIMEOUT_S, max_records=POLL_MAX_RECORDS)
+                messages = consumer.poll(timeout=STALL_TIMEOUT_S,
+                                         max_records=min(POLL_MAX_RECORDS, count - seen))
                 if not messages:
                     raise WorkloadError(f"embedded consume: stalled at {seen} of {count}")
                 seen += len(messages)

@@ -16,6 +16,11 @@ count (``--partitions``, default 1 and 8), each on a topic of its own:
   (``--only consume`` therefore runs ``produce`` too);
 * produce and consume also give the broker's CPU time per record moved
   (``broker_cpu_us_per_record``) when its process id is known;
+* each produce and consume runs ``--repeat`` times (default 3; the produces
+  append to the same topic, each consume reads the first ``--records`` from
+  the beginning with a new consumer): the line gives the run with the median
+  records/s, and every run's records/s as ``runs_msgs_per_s``, since a
+  single run of 0.2-0.3 s moves by up to 1.5x on a small machine;
 * with ``--clients N``: produce and consume from N client processes at once
   (kafka_bench.parallel: the producers share the records, each consumer reads
   them all, and ``records`` is what was delivered), so that the broker, not
@@ -47,6 +52,7 @@ average when it started, ``python``, ``machine``); a failed one prints its
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -109,6 +115,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="consume: a librdkafka setting for the consumer (repeatable; "
                              "default fetch.queue.backoff.ms=10, see kafka_bench.clients), "
                              "e.g. fetch.queue.backoff.ms=1000 for librdkafka's own default")
+    parser.add_argument("--repeat", type=int,
+                        help="produce/consume: runs per cell, the median reported (3; 1 "
+                             "with --quick)")
     parser.add_argument("--clients", type=int, default=1,
                         help="produce/consume: client processes at once (1; "
                              "kafka_bench.parallel); not for the embedded target")
@@ -117,6 +126,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     if args.clients < 1:
         parser.error("--clients takes a positive number")
     quick = args.quick
+    args.repeat = args.repeat or (1 if quick else 3)
+    if args.repeat < 1:
+        parser.error("--repeat takes a positive number")
     args.records = args.records or (20_000 if quick else 300_000)
     args.latency_records = args.latency_records or (2_000 if quick else 25_000)
     args.cpu_records = args.cpu_records or (4_000 if quick else 20_000)
@@ -182,6 +194,8 @@ def _rounded(value: object) -> object:
         return float(f"{value:.4g}")
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
     return value
 
 
@@ -204,6 +218,21 @@ def _broker_cpu(pid: int | None) -> Iterator[Callable[[clients.Timed], dict[str,
 def _throughput(timed: clients.Timed, size: int) -> dict[str, float]:
     return {"msgs_per_s": timed.records / timed.seconds,
             "mb_per_s": timed.records * size / 1e6 / timed.seconds, "seconds": timed.seconds}
+
+
+def _median_run(times: int, pid: int | None, size: int, work: Callable[[], clients.Timed]
+                ) -> tuple[clients.Timed, dict[str, object]]:
+    """Run ``work`` ``times`` times: the run with the median records/s, and its
+    figures (throughput, the broker's CPU per record) with every run's
+    records/s in the order they ran (``runs_msgs_per_s``)."""
+    runs = []
+    for _ in range(times):
+        with _broker_cpu(pid) as cpu_used:
+            timed = work()
+            runs.append((timed, cpu_used(timed)))
+    rates = [timed.records / timed.seconds for timed, _ in runs]
+    timed, cpu_figures = runs[sorted(range(times), key=rates.__getitem__)[times // 2]]
+    return timed, {**_throughput(timed, size), **cpu_figures, "runs_msgs_per_s": rates}
 
 
 def _percentiles(latencies_ns: np.ndarray) -> dict[str, float]:
@@ -239,22 +268,25 @@ def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: in
             data, first = topic_name("data", size, p), topic_name("first", size, p)
             together = {"clients": args.clients} if args.clients > 1 and not local else {}
             if {"produce", "consume"} & chosen:
-                with run.measuring("produce", target, size, p, args.records) as load, \
-                        _broker_cpu(pid) as cpu_used:
-                    timed = (parallel.produce(where, data, p, args.records, size, args.clients)
-                             if together else side.produce(where, data, p, args.records, size))
-                    run.emit("produce", target, size, p, args.records, load,
-                             **_throughput(timed, size), **together, **cpu_used(timed))
+                with run.measuring("produce", target, size, p, args.records) as load:
+                    timed, figures = _median_run(args.repeat, pid, size, (
+                        functools.partial(parallel.produce, where, data, p, args.records, size,
+                                          args.clients)
+                        if together else
+                        functools.partial(side.produce, where, data, p, args.records, size)))
+                    run.emit("produce", target, size, p, args.records, load, **figures,
+                             **together)
             if "consume" in chosen:
-                with run.measuring("consume", target, size, p, args.records) as load, \
-                        _broker_cpu(pid) as cpu_used:
-                    timed = (parallel.consume(where, data, p, args.records, args.clients)
-                             if together else side.consume(where, data, p, args.records))
+                with run.measuring("consume", target, size, p, args.records) as load:
+                    timed, figures = _median_run(args.repeat, pid, size, (
+                        functools.partial(parallel.consume, where, data, p, args.records,
+                                          args.clients)
+                        if together else
+                        functools.partial(side.consume, where, data, p, args.records)))
                     extra = {"consumer_config": clients.CONSUMER_CONFIG} if (
                         clients.CONSUMER_CONFIG and not local) else {}
-                    run.emit("consume", target, size, p, timed.records, load,
-                             **_throughput(timed, size), **extra, **together,
-                             **cpu_used(timed))
+                    run.emit("consume", target, size, p, timed.records, load, **figures,
+                             **extra, **together)
             if "first_record" in chosen:
                 with run.measuring("first_record", target, size, p, FIRST_RECORD_FILL) as load:
                     side.produce(where, first, p, FIRST_RECORD_FILL, size)
