@@ -7,8 +7,9 @@ directory: the reference row), or ``--broker HOST:PORT``: a broker already
 running (its process id with ``--broker-pid`` for the memory and CPU figures).
 The harness starts every broker it measures at once, measures cell by cell
 with the targets in turn (so that a slow minute of a shared machine falls on
-all of them alike, and no target's clean-up disturbs another's figures), and
-stops them all at the end.
+all of them alike, and no target's clean-up disturbs another's figures),
+writes back the page cache before each measurement (``settle``), and stops
+them all at the end.
 
 Per target, record size (``--sizes``, default 100 B and 1 KiB) and partition
 count (``--partitions``, default 1 and 8), each on a topic of its own:
@@ -180,7 +181,9 @@ class Run:
                   **parameters: object) -> Iterator[float]:
         """Report an exception of the block as this measurement's error line
         (with ``parameters``); yields the load average at the start. Says what
-        runs on stderr unless ``quiet`` (the caller said it)."""
+        runs on stderr unless ``quiet`` (the caller said it). Starts with
+        ``settle()``."""
+        settle()
         load = os.getloadavg()[0]
         if not quiet:
             shape = f" {size} B x {partitions} partitions" if size and partitions else ""
@@ -194,6 +197,15 @@ class Run:
 
     def close(self) -> None:
         self.output.close()
+
+
+def settle() -> None:
+    """Write back what earlier measurements left in the page cache (``sync``)
+    before the next one starts: the ``none`` target's records are written
+    back by the kernel whenever it chooses, and a ``syncfs`` of the ``always``
+    target waits for them too, so without this one target's writes land in
+    another target's figures."""
+    os.sync()
 
 
 def _rounded(value: object) -> object:
@@ -310,6 +322,7 @@ def measure_throughput(run: Run, args: argparse.Namespace, subjects: Sequence[Su
         for subject in subjects:
             if subject.target in failures:
                 continue
+            settle()
             loads.setdefault(subject.target, os.getloadavg()[0])
             _common.progress(f"{subject.target}: {measurement} {size} B x {partitions} "
                              f"partitions, run {round_ + 1} of {args.repeat}")
