@@ -330,7 +330,7 @@ def measure_throughput(run: Run, args: argparse.Namespace, subjects: Sequence[Su
                     runs[subject.target].append((timed, cpu_used(timed)))
             except Exception as error:  # one failed target must not end the others
                 failures[subject.target] = error
-    local_extra = {"clients": args.clients} if args.clients > 1 else {}
+    together = {"clients": args.clients} if args.clients > 1 else {}
     for subject in subjects:
         with run.measuring(measurement, subject.target, size, partitions, args.records,
                            quiet=True):
@@ -338,7 +338,7 @@ def measure_throughput(run: Run, args: argparse.Namespace, subjects: Sequence[Su
                 raise failures[subject.target]
             timed, figures = _median_of(runs[subject.target], size)
             local = subject.target == "embedded"
-            extra: dict[str, object] = {} if local else dict(local_extra)
+            extra: dict[str, object] = {} if local else dict(together)
             if measurement == "consume" and clients.CONSUMER_CONFIG and not local:
                 extra["consumer_config"] = clients.CONSUMER_CONFIG
             records = args.records if measurement == "produce" else timed.records
