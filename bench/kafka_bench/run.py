@@ -176,17 +176,15 @@ class Run:
 
     @contextmanager
     def measuring(self, measurement: str, target: str, size: int | None,
-                  partitions: int | None, records: int | None, quiet: bool = False,
+                  partitions: int | None, records: int | None,
                   **parameters: object) -> Iterator[float]:
         """Report an exception of the block as this measurement's error line
-        (with ``parameters``); yields the load average at the start. Says what
-        runs on stderr unless ``quiet`` (the caller said it). Starts with
-        ``settle()``."""
+        (with ``parameters``); yields the load average at the start. Starts
+        with ``settle()``."""
         settle()
         load = os.getloadavg()[0]
-        if not quiet:
-            shape = f" {size} B x {partitions} partitions" if size and partitions else ""
-            _common.progress(f"{target}: {measurement}{shape}")
+        shape = f" {size} B x {partitions} partitions" if size and partitions else ""
+        _common.progress(f"{target}: {measurement}{shape}")
         try:
             yield load
         except Exception as error:  # one failed measurement must not end the run
@@ -279,71 +277,52 @@ class Subject:
     pid: int | None
 
 
-def measure(run: Run, args: argparse.Namespace, subjects: Sequence[Subject]) -> None:
-    """Every chosen measurement on the targets given (running), cell by cell
-    (size, partitions), each measurement on every target in turn."""
+def measure(run: Run, args: argparse.Namespace, subject: Subject) -> None:
+    """Every chosen measurement on one running target, cell by cell (size,
+    partitions)."""
     chosen = set(args.only or MEASUREMENTS)
+    local = subject.target == "embedded"
     for size in args.sizes:
         for p in args.partitions:
             if {"produce", "consume"} & chosen:
-                measure_throughput(run, args, subjects, "produce", size, p)
+                measure_throughput(run, args, subject, "produce", size, p)
             if "consume" in chosen:
-                measure_throughput(run, args, subjects, "consume", size, p)
+                measure_throughput(run, args, subject, "consume", size, p)
             if "first_record" in chosen:
-                for subject in subjects:
-                    measure_first_record(run, args, subject, size, p)
+                measure_first_record(run, args, subject, size, p)
             if "latency" in chosen:
-                for subject in subjects:
-                    for linger_ms in args.latency_linger_ms:
-                        measure_latency(run, args, subject.target, subject.where, subject.pid,
-                                        topic_name("latency", size, p, linger_ms), size, p,
-                                        linger_ms)
-    for subject in subjects:
-        local = subject.target == "embedded"
-        if "cpu" in chosen and subject.target not in CPU_SKIPPED and not local:
-            for size in args.sizes:
-                measure_cpu(run, args, subject, size)
-        if "connections" in chosen and not local:
-            measure_connections(run, args, subject)
+                for linger_ms in args.latency_linger_ms:
+                    measure_latency(run, args, subject.target, subject.where, subject.pid,
+                                    topic_name("latency", size, p, linger_ms), size, p,
+                                    linger_ms)
+    if "cpu" in chosen and subject.target not in CPU_SKIPPED and not local:
+        for size in args.sizes:
+            measure_cpu(run, args, subject, size)
+    if "connections" in chosen and not local:
+        measure_connections(run, args, subject)
 
 
-def measure_throughput(run: Run, args: argparse.Namespace, subjects: Sequence[Subject],
+def measure_throughput(run: Run, args: argparse.Namespace, subject: Subject,
                        measurement: str, size: int, partitions: int) -> None:
-    """``produce`` or ``consume`` of one cell, ``--repeat`` rounds, every target in
-    turn within a round; one line per target: its median run (``_median_of``).
-    A target whose run fails gets an error line and no more rounds."""
-    runs: dict[str, list[tuple[clients.Timed, dict[str, float]]]] = {
-        subject.target: [] for subject in subjects}
-    loads: dict[str, float] = {}
-    failures: dict[str, Exception] = {}
-    for round_ in range(args.repeat):
-        for subject in subjects:
-            if subject.target in failures:
-                continue
-            settle()
-            loads.setdefault(subject.target, os.getloadavg()[0])
-            _common.progress(f"{subject.target}: {measurement} {size} B x {partitions} "
-                             f"partitions, run {round_ + 1} of {args.repeat}")
-            try:
-                with _broker_cpu(subject.pid) as cpu_used:
-                    timed = _workload(args, subject, measurement, size, partitions)()
-                    runs[subject.target].append((timed, cpu_used(timed)))
-            except Exception as error:  # one failed target must not end the others
-                failures[subject.target] = error
-    together = {"clients": args.clients} if args.clients > 1 else {}
-    for subject in subjects:
-        with run.measuring(measurement, subject.target, size, partitions, args.records,
-                           quiet=True):
-            if subject.target in failures:
-                raise failures[subject.target]
-            timed, figures = _median_of(runs[subject.target], size)
-            local = subject.target == "embedded"
-            extra: dict[str, object] = {} if local else dict(together)
-            if measurement == "consume" and clients.CONSUMER_CONFIG and not local:
-                extra["consumer_config"] = clients.CONSUMER_CONFIG
-            records = args.records if measurement == "produce" else timed.records
-            run.emit(measurement, subject.target, size, partitions, records,
-                     loads[subject.target], **figures, **extra)
+    """``produce`` or ``consume`` of one cell, ``--repeat`` runs (each after
+    ``settle()``); one line: the median run (``_median_of``)."""
+    with run.measuring(measurement, subject.target, size, partitions, args.records) as load:
+        runs = []
+        for index in range(args.repeat):
+            if index:
+                settle()  # ``measuring`` did before the first
+            with _broker_cpu(subject.pid) as cpu_used:
+                timed = _workload(args, subject, measurement, size, partitions)()
+                runs.append((timed, cpu_used(timed)))
+        timed, figures = _median_of(runs, size)
+        local = subject.target == "embedded"
+        extra: dict[str, object] = (
+            {"clients": args.clients} if args.clients > 1 and not local else {})
+        if measurement == "consume" and clients.CONSUMER_CONFIG and not local:
+            extra["consumer_config"] = clients.CONSUMER_CONFIG
+        records = args.records if measurement == "produce" else timed.records
+        run.emit(measurement, subject.target, size, partitions, records, load, **figures,
+                 **extra)
 
 
 def _workload(args: argparse.Namespace, subject: Subject, measurement: str, size: int,
@@ -443,15 +422,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.broker:
             with run.measuring("start", "external", None, None, None), \
                     brokers.external(args.broker, args.broker_pid, topics) as broker:
-                measure(run, args, [Subject(broker.target, broker.bootstrap, broker.pid)])
+                measure(run, args, Subject(broker.target, broker.bootstrap, broker.pid))
         for target in args.target or ():  # one at a time: each broker alone on the host
             with run.measuring("start", target, None, None, None):
                 if target == "embedded":
                     with embedded_log(topics) as directory:
-                        measure(run, args, [Subject(target, directory, None)])
+                        measure(run, args, Subject(target, directory, None))
                 else:
                     with brokers.started(target, topics) as broker:
-                        measure(run, args, [Subject(target, broker.bootstrap, broker.pid)])
+                        measure(run, args, Subject(target, broker.bootstrap, broker.pid))
     finally:
         run.close()
     return 1 if run.failed else 0

@@ -73,6 +73,18 @@ _COUNTERS = {"expired": 32, "dead_lettered": 40, "corrupt": 48}
 _ENTRY_HEAD = struct.Struct("<BBHIq")
 
 
+def _read_header(fd: int) -> tuple[int, int, int] | None:
+    """(capacity, start, window_end) from the header of the share state open at
+    ``fd``; None unless it holds a whole header of this version."""
+    header = os.pread(fd, HEADER.size, 0)
+    if len(header) < HEADER.size:
+        return None
+    magic, version, capacity, start, window_end = HEADER.unpack(header)
+    if magic != MAGIC or version != VERSION:
+        return None
+    return capacity, start, window_end
+
+
 def window_end_of(path: str) -> int | None:
     """The ``window_end`` in the header of the share state at ``path``: every
     offset below it was taken into the queue's window. None when there is no
@@ -82,15 +94,10 @@ def window_end_of(path: str) -> int | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        header = os.pread(fd, HEADER.size, 0)
+        header = _read_header(fd)
     finally:
         os.close(fd)
-    if len(header) < HEADER.size:
-        return None
-    magic, version, _capacity, _start, window_end = HEADER.unpack(header)
-    if magic != MAGIC or version != VERSION:
-        return None
-    return window_end
+    return None if header is None else header[2]
 
 
 class Acquired(NamedTuple):
@@ -143,18 +150,18 @@ class ShareState:
                 except DiskFullError:
                     os.ftruncate(self._fd, 0)  # still new: the next open creates it
                     raise
-                header = HEADER.pack(MAGIC, VERSION, capacity, initial_start, initial_start)
-                os.pwrite(self._fd, header, 0)
+                os.pwrite(self._fd, HEADER.pack(MAGIC, VERSION, capacity, initial_start,
+                                                initial_start), 0)
                 if durable:  # the file and the directories makedirs may have created
                     fsync_file(self._fd)
                     directory = os.path.dirname(path)
                     for _level in range(3):  # <topic>, <group> and queues/
                         fsync_directory(directory)
                         directory = os.path.dirname(directory)
-            magic, version, capacity, _start, _end = HEADER.unpack(os.pread(self._fd,
-                                                                            HEADER.size, 0))
-            if magic != MAGIC or version != VERSION:
+            header = _read_header(self._fd)
+            if header is None:
                 raise ValueError(f"{path} is not a version {VERSION} queue state file")
+            capacity = header[0]
             # Every write goes through the map: a page without blocks would fault
             # (SIGBUS) on a full disk. A no-op for files created as above.
             reserve(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize, path)
@@ -169,12 +176,11 @@ class ShareState:
         self.durable = False
         self._thread_lock = threading.Lock()
         self._fd = os.open(path, os.O_RDONLY)
-        magic, version, capacity, _start, _end = HEADER.unpack(os.pread(self._fd, HEADER.size, 0)
-                                                               .ljust(HEADER.size, b"\0"))
-        if magic != MAGIC or version != VERSION:
+        header = _read_header(self._fd)
+        if header is None:
             os.close(self._fd)
             raise ValueError(f"{path} is not a version {VERSION} queue state file")
-        self.capacity = capacity
+        capacity = self.capacity = header[0]
         self._map = mmap.mmap(self._fd, HEADER_SIZE + capacity * ENTRY_DTYPE.itemsize,
                               access=mmap.ACCESS_READ)
         self.entries = np.frombuffer(self._map, dtype=ENTRY_DTYPE, count=capacity,

@@ -47,8 +47,7 @@ class FlushCycles:
 
     def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
         self._engine = engine
-        #: The event loop whose requests wait here (futures are made on it).
-        self.loop = loop
+        self._loop = loop
         #: partition -> (offset, future) of the requests no finished cycle covered
         self._waiters: dict[_Key, list[tuple[int, asyncio.Future[None]]]] = {}
         #: A cycle is running or about to start: a new waiter joins the next one.
@@ -58,20 +57,20 @@ class FlushCycles:
         """A future that resolves once every offset of the partition below
         ``offset`` is on disk. (What is durable already is known to the engine,
         not here: a topic deleted and made again restarts its offsets.)"""
-        future: asyncio.Future[None] = self.loop.create_future()
+        future: asyncio.Future[None] = self._loop.create_future()
         self._waiters.setdefault((topic, partition), []).append((offset, future))
         if not self._running:  # start at the loop's next turn, so that the other
             # partitions of the same request (or of the requests read in this turn)
             # are in the cycle too
             self._running = True
-            self.loop.call_soon(self._start)
+            self._loop.call_soon(self._start)
         return future
 
     def _start(self) -> None:
         """Flush every partition waited on, up to its highest offset asked for."""
         targets = {key: max(offset for offset, _ in waiters)
                    for key, waiters in self._waiters.items()}
-        cycle = self.loop.run_in_executor(
+        cycle = self._loop.run_in_executor(
             None, self._engine.make_durable_together,
             [(topic, number, offset) for (topic, number), offset in targets.items()])
         cycle.add_done_callback(lambda done: self._finished(targets, done))

@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mqlog.logstore import AppendWatch, Engine, FlushCycles, append_watch, flush_cycles
+from mqlog.logstore import Engine
 from mqlog.metrics import ServerMetrics
 from mqlog.server.kafka._codec import Entity, Request
 
@@ -44,11 +44,6 @@ class ServerState:
     (the group coordinator keeps its groups there under ``"groups"``).
     ``metrics``: the server's request counters and its engine's counters
     (``/metrics``); each request answered is counted there (``_request_metrics``).
-
-    A server's state is used from one event loop: :meth:`append_watch` and
-    :meth:`flush_cycles` find that loop's helpers once and keep them, so that
-    the hot path (Produce, Fetch) does not look them up per request (each
-    lookup asks for the running loop, a ``getpid`` system call in CPython 3.11).
     """
 
     engine: Engine
@@ -58,25 +53,9 @@ class ServerState:
     node_id: int = NODE_ID
     extensions: dict[str, Any] = dataclasses.field(default_factory=dict)
     metrics: ServerMetrics = dataclasses.field(init=False)
-    _append_watch: AppendWatch | None = dataclasses.field(default=None, init=False, repr=False)
-    _flush_cycles: FlushCycles | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.metrics = ServerMetrics(self.engine)
-
-    def append_watch(self) -> AppendWatch:
-        """The engine's append watch of this server's event loop (call it there)."""
-        watch = self._append_watch
-        if watch is None:
-            watch = self._append_watch = append_watch(self.engine)
-        return watch
-
-    def flush_cycles(self) -> FlushCycles:
-        """The engine's flush cycles of this server's event loop (call it there)."""
-        cycles = self._flush_cycles
-        if cycles is None:
-            cycles = self._flush_cycles = flush_cycles(self.engine)
-        return cycles
 
 
 class Later:

@@ -28,6 +28,7 @@ import uuid
 from kio.schema.errors import ErrorCode
 
 from mqlog.errors import MqlogError, UnknownTopicError
+from mqlog.logstore import append_watch
 from mqlog.server.kafka._codec import Entity, Request
 from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
@@ -54,7 +55,7 @@ def handle(server: ServerState, request: Request) -> bytes | Later:
     wait_ms = max(0, min(int(_milliseconds(body.max_wait)), MAX_WAIT_CAP_MS))
     deadline = time.monotonic() + wait_ms / 1000
     by_id = request.api_version >= 13
-    seen = server.append_watch().counter()
+    seen = append_watch(server.engine).counter()
     topics, size = _read_all(server, body, by_id)
     if size >= body.min_bytes or deadline <= time.monotonic() or not topics:
         return _answer(request, topics)
@@ -66,7 +67,7 @@ async def _long_poll(server: ServerState, request: Request, by_id: bool, deadlin
     """The response once ``min_bytes`` are there or ``deadline`` passed; ``seen``:
     the append counter before the last read found too little."""
     body = request.body
-    watch = server.append_watch()
+    watch = append_watch(server.engine)
     while True:
         await watch.changed(seen, deadline - time.monotonic())
         seen = watch.counter()

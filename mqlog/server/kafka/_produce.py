@@ -32,6 +32,7 @@ import logging
 from kio.schema.errors import ErrorCode
 
 from mqlog.errors import MqlogError
+from mqlog.logstore import append_watch, flush_cycles
 from mqlog.server.kafka._codec import Request
 from mqlog.server.kafka._context import Later, ServerState
 from mqlog.server.kafka._errors import error_code
@@ -65,14 +66,14 @@ def handle(server: ServerState, request: Request) -> bytes | Later:
     transactional = getattr(body, "transactional_id", None) is not None
     results = [_append(server, topic.name, data.index, data.records, transactional)
                for topic in body.topic_data for data in topic.partition_data]
-    server.append_watch().poke()  # fetches waiting here see the records now
+    append_watch(server.engine).poke()  # fetches waiting here see the records now
     version, correlation_id = request.api_version, request.correlation_id
     durable = [result for result in results
                if result.sync_to is not None and result.code == ErrorCode.none]
     if not durable:
         return _response(version, correlation_id, results)
-    cycles = server.flush_cycles()
-    answer = _AfterFlushes(cycles.loop.create_future(), version, correlation_id, results)
+    answer = _AfterFlushes(version, correlation_id, results)
+    cycles = flush_cycles(server.engine)
     for result in durable:
         assert result.sync_to is not None
         answer.wait_for(cycles.durable(result.topic, result.partition, result.sync_to), result)
@@ -85,9 +86,8 @@ class _AfterFlushes:
     partition's error, any other exception fails the answer. Holds the
     results, not the request."""
 
-    def __init__(self, future: asyncio.Future[bytes], version: int, correlation_id: int,
-                 results: list[_Result]) -> None:
-        self.future = future
+    def __init__(self, version: int, correlation_id: int, results: list[_Result]) -> None:
+        self.future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._version = version
         self._correlation_id = correlation_id
         self._results = results
